@@ -1,0 +1,64 @@
+// WireGuard state shared by control (which creates it) and workers (which use it): keypairs
+// and the per-peer runtime block. Ownership rules are on each type.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common/replay_window.h"
+#include "common/wg_wire.h"
+
+namespace exitgw {
+
+// One session's transport keys. Control allocates it (cache-aligned, DPDK memory), fills the
+// immutable part, then publishes it in the keypair table under local_index (and, once usable
+// for sending, in PeerRuntime::send_keypair). Workers read the immutable part, take send
+// counters with an atomic fetch_add and update the replay window. Control unpublishes it,
+// waits an RCU grace period, zeroes the keys and frees it.
+struct alignas(64) Keypair {
+  uint8_t send_key[wg::kKeyLen];
+  uint8_t recv_key[wg::kKeyLen];
+  uint32_t local_index;   // our receiver index (what peers put in transport headers)
+  uint32_t remote_index;  // theirs (what we put in ours)
+  uint32_t peer_slot;
+  uint8_t is_initiator;
+  uint8_t pad_[3];
+  uint64_t created_tsc;
+  uint64_t reject_after_tsc;  // REJECT_AFTER_TIME after creation: unusable either way from then
+  uint64_t rekey_after_tsc;   // REKEY_AFTER_TIME: the initiator asks for a new handshake
+  // A responder's keypair is only used for sending once the initiator has used it (first
+  // authenticated data). The first worker to see that reports it once.
+  std::atomic<uint8_t> confirmed_reported{0};
+  std::atomic<uint8_t> rekey_reported{0};
+
+  alignas(64) std::atomic<uint64_t> send_counter{0};
+  ReplayWindow replay;
+};
+
+// Per-peer state workers touch, in an array indexed by peer slot. Control owns the slot's
+// lifetime (publishes keypairs, clears the slot on removal after a grace period); workers
+// write the atomics below with relaxed stores.
+struct alignas(64) PeerRuntime {
+  std::atomic<Keypair*> send_keypair{nullptr};  // current sending keypair, or none
+  // Endpoint: ip (network order) << 16 | port (network order) | kEndpointValid. Roaming:
+  // workers store the source of the newest authenticated packet.
+  std::atomic<uint64_t> endpoint{0};
+  std::atomic<uint64_t> last_rx_tsc{0};       // any authenticated packet, keepalives included
+  std::atomic<uint64_t> last_data_rx_tsc{0};  // authenticated packet with payload
+  std::atomic<uint64_t> last_tx_tsc{0};       // any packet sent to the peer
+  std::atomic<uint64_t> last_data_tx_tsc{0};
+  // Set by a worker that had to drop for lack of a keypair; control clears it when it starts
+  // a handshake, so a flood of packets costs one event.
+  std::atomic<uint8_t> handshake_wanted{0};
+  std::atomic<uint8_t> active{0};  // slot in use; workers drop for peers that are not
+  alignas(64) std::atomic<uint64_t> rx_bytes{0}, tx_bytes{0}, rx_packets{0}, tx_packets{0};
+};
+
+inline constexpr uint64_t kEndpointValid = 1ull << 63;
+inline constexpr uint64_t pack_endpoint(uint32_t ip_be, uint16_t port_be) {
+  return kEndpointValid | (uint64_t{ip_be} << 16) | port_be;
+}
+inline constexpr uint32_t endpoint_ip(uint64_t e) { return static_cast<uint32_t>(e >> 16); }
+inline constexpr uint16_t endpoint_port(uint64_t e) { return static_cast<uint16_t>(e); }
+
+}  // namespace exitgw

@@ -1,0 +1,60 @@
+// Process options. Every flag is documented here and in conf/exitgw.flags.
+#include "control/flags.h"
+
+DEFINE_string(tunnel_port, "0",
+              "DPDK port facing the WireGuard peers: a device name (PCI address such as "
+              "0000:3b:00.0 or a vdev name such as net_af_packet0) or a port number");
+DEFINE_string(internet_port, "",
+              "DPDK port facing the upstream router and owning the NAT pool; empty means the "
+              "same port as --tunnel_port");
+DEFINE_string(tunnel_addr, "10.77.0.1/24",
+              "IPv4 address/prefix of the gateway on the tunnel port (peers send WireGuard "
+              "UDP to it)");
+DEFINE_string(tunnel_gateway, "",
+              "next hop for peer endpoints outside the tunnel port's subnet; empty: only "
+              "on-link endpoints are reachable");
+DEFINE_string(internet_addr, "192.0.2.1/24",
+              "IPv4 address/prefix of the gateway on the internet port");
+DEFINE_string(internet_gateway, "192.0.2.2",
+              "upstream router on the internet port; the next hop for internet destinations");
+DEFINE_string(static_neighbors, "",
+              "comma-separated IP=MAC pairs installed as permanent neighbors (no ARP), "
+              "e.g. 192.0.2.2=02:00:00:00:00:02");
+DEFINE_uint32(wg_listen_port, 51820, "UDP port for WireGuard on the tunnel address");
+DEFINE_uint32(mbufs, 16383, "mbufs in the packet pool (best as 2^n - 1)");
+DEFINE_uint32(mbuf_cache, 256, "per-lcore mbuf cache size");
+DEFINE_uint32(rx_desc, 1024, "RX descriptors per queue");
+DEFINE_uint32(tx_desc, 1024, "TX descriptors per queue");
+DEFINE_string(poll_mode, "adaptive",
+              "worker idle behaviour: 'adaptive' (pause, then growing sleeps while RX is "
+              "empty; for shared CPUs) or 'busy' (pure polling; for dedicated cores)");
+DEFINE_uint32(idle_sleep_max_us, 200, "longest idle sleep of a worker in adaptive mode");
+DEFINE_uint32(icmp_rate, 1000, "ICMP messages per second each worker may originate");
+DEFINE_uint32(icmp_burst, 50, "ICMP messages a worker may originate back to back");
+DEFINE_uint32(neighbor_capacity, 4096, "entries in the neighbor (ARP) table");
+DEFINE_uint32(arp_retry_ms, 1000, "interval between ARP requests for an unresolved next hop");
+DEFINE_uint32(arp_retries, 3, "ARP requests sent before queued packets are dropped");
+DEFINE_uint32(arp_max_pending, 64, "packets queued per unresolved next hop");
+DEFINE_uint32(neighbor_reachable_s, 300,
+              "age after which a learned neighbor is refreshed with a unicast ARP request");
+DEFINE_string(metrics_listen, "127.0.0.1:9550",
+              "HOST:PORT for /metrics, /healthz and /readyz; empty disables the listener");
+DEFINE_string(region, "default", "value of the region label on every metric");
+DEFINE_string(node, "", "value of the node label on every metric; empty means the host name");
+DEFINE_bool(rss, true, "spread flows over the RX queues with RSS where the port supports it");
+DEFINE_string(private_key_file, "",
+              "the gateway's WireGuard private key: one base64 key as `wg genkey` writes it, in "
+              "a file only its owner may read (chmod 600)");
+DEFINE_string(peers_file, "",
+              "peers file (wg-style [Peer] sections plus User and Tags); watched and reloaded on "
+              "change; empty: no peers");
+DEFINE_uint32(max_peers, 4096, "capacity of the peer table (allowed-IP and keypair tables scale with it)");
+DEFINE_uint32(tunnel_mtu, 1420, "largest inner IPv4 packet sent to a peer (the clients' tunnel MTU)");
+DEFINE_uint32(wg_rekey_after_time, 120,
+              "REKEY_AFTER_TIME in seconds: the initiator rekeys a session this old (protocol "
+              "value 120; lower only for tests)");
+DEFINE_uint32(wg_reject_after_time, 180,
+              "REJECT_AFTER_TIME in seconds: a session this old is unusable (protocol value 180)");
+DEFINE_uint32(handshake_under_load, 128,
+              "handshake messages drained at once that put WireGuard 'under load' for a second: "
+              "cookies (MAC2) and per-source rate limits are enforced then");

@@ -1,0 +1,350 @@
+// Gateway: data plane construction, worker launch, the control loop and shutdown.
+#include "control/gateway.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "control/flags.h"
+#include "control/log.h"
+#include "control/net_parse.h"
+#include "control/ports.h"
+#include "dataplane/events.h"
+#include "dataplane/packet_meta.h"
+#include "dataplane/worker.h"
+
+namespace exitgw {
+
+namespace {
+
+uint64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& value,
+                const std::string& gateway_flag, const std::string& gateway) {
+  auto prefix = parse_ipv4_prefix(value);
+  if (!prefix) return make_error("--" + flag + ": " + prefix.error());
+  if (prefix->len == 0 || prefix->len > 31)
+    return make_error("--" + flag + "=" + value + ": the prefix length must be 1..31");
+  const uint32_t addr = rte_cpu_to_be_32(prefix->addr);
+  if (!info.owns(addr)) {
+    if (info.n_addrs == dp::kMaxPortAddrs) return make_error("too many addresses on one port");
+    info.netmasks[info.n_addrs] = rte_cpu_to_be_32(prefix->mask());
+    info.addrs[info.n_addrs++] = addr;
+  }
+  if (!gateway.empty()) {
+    auto gw = parse_ipv4(gateway);
+    if (!gw) return make_error("--" + gateway_flag + ": " + gw.error());
+    if (!info.on_link(rte_cpu_to_be_32(*gw)))
+      return make_error("--" + gateway_flag + "=" + gateway + " is not inside " + value);
+    info.gateway = rte_cpu_to_be_32(*gw);
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Gateway::Gateway() : ctx_(std::make_unique<dp::DataplaneContext>()) {}
+
+Gateway::~Gateway() { shutdown(); }
+
+Status Gateway::init() {
+  dp::DataplaneContext& ctx = *ctx_;
+  if (FLAGS_poll_mode == "adaptive")
+    ctx.poll_mode = dp::PollMode::kAdaptive;
+  else if (FLAGS_poll_mode == "busy")
+    ctx.poll_mode = dp::PollMode::kBusy;
+  else
+    return make_error("--poll_mode=" + FLAGS_poll_mode + ": use 'adaptive' or 'busy'");
+  if (FLAGS_wg_listen_port == 0 || FLAGS_wg_listen_port > 65535)
+    return make_error("--wg_listen_port must be 1..65535");
+  if (FLAGS_mbufs < 1024) return make_error("--mbufs must be at least 1024");
+  if (FLAGS_rx_desc == 0 || FLAGS_rx_desc > 16384 || FLAGS_tx_desc == 0 || FLAGS_tx_desc > 16384)
+    return make_error("--rx_desc and --tx_desc must be 1..16384");
+  ctx.idle_sleep_max_us = std::max(1u, FLAGS_idle_sleep_max_us);
+  ctx.icmp_rate_per_sec = FLAGS_icmp_rate;
+  ctx.icmp_burst = std::max(1u, FLAGS_icmp_burst);
+  ctx.wg_port_be = rte_cpu_to_be_16(static_cast<uint16_t>(FLAGS_wg_listen_port));
+  if (auto hp = parse_host_port(FLAGS_metrics_listen); !FLAGS_metrics_listen.empty() && !hp)
+    return make_error("--metrics_listen: " + hp.error());
+  auto statics = parse_static_neighbors(FLAGS_static_neighbors);
+  if (!statics) return make_error("--static_neighbors: " + statics.error());
+
+  std::string node = FLAGS_node;
+  if (node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    node = host;
+  }
+  constant_labels_ = {{"region", FLAGS_region}, {"node", node}};
+
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) { worker_lcores_.push_back(lcore); }
+  if (worker_lcores_.empty())
+    return make_error("no worker lcores: give the main lcore and at least one worker, e.g. "
+                      "-l 0-1, or --lcores=0@0,1@1,2@1 to share CPUs");
+  if (worker_lcores_.size() > dp::kMaxWorkers)
+    return make_error("at most " + std::to_string(dp::kMaxWorkers) + " worker lcores");
+  ctx.n_workers = static_cast<unsigned>(worker_lcores_.size());
+
+  const size_t rcu_size = rte_rcu_qsbr_get_memsize(ctx.n_workers);
+  ctx.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("exitgw_rcu", rcu_size, RTE_CACHE_LINE_SIZE));
+  if (ctx.rcu == nullptr || rte_rcu_qsbr_init(ctx.rcu, ctx.n_workers) != 0)
+    return make_error("cannot allocate the RCU state (out of DPDK memory? give -m or hugepages)");
+
+  pool_ = rte_pktmbuf_pool_create("exitgw_mbufs", FLAGS_mbufs, FLAGS_mbuf_cache,
+                                  sizeof(dp::PacketMeta), RTE_MBUF_DEFAULT_BUF_SIZE,
+                                  static_cast<int>(rte_socket_id()));
+  if (pool_ == nullptr)
+    return make_error("cannot allocate " + std::to_string(FLAGS_mbufs) + " mbufs: " +
+                      rte_strerror(rte_errno) +
+                      "; reserve more hugepages, lower --mbufs, or run with --no-huge -m 512");
+
+  if (Status s = init_ports(); !s) return s;
+
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    dp::WorkerShared& ws = ctx.workers[w];
+    ws.lcore_id = worker_lcores_[w];
+    ws.queue = static_cast<uint16_t>(w);
+    const std::string punt = "punt" + std::to_string(w), events = "events" + std::to_string(w);
+    ws.punt = rte_ring_create(punt.c_str(), 1024, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+    ws.events = rte_ring_create_elem(events.c_str(), sizeof(dp::Event), 4096, rte_socket_id(),
+                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (ws.punt == nullptr || ws.events == nullptr)
+      return make_error("cannot create worker rings: " + std::string(rte_strerror(rte_errno)));
+  }
+
+  NeighborOptions nopt{FLAGS_neighbor_capacity, FLAGS_arp_retry_ms, FLAGS_arp_retries,
+                       FLAGS_arp_max_pending, FLAGS_neighbor_reachable_s};
+  neighbors_ = std::make_unique<NeighborTable>(ctx, pool_, nopt);
+  if (Status s = neighbors_->create_table(); !s) return s;
+  for (const StaticNeighbor& n : *statics)
+    if (Status s = neighbors_->add_static(n.ip, n.mac); !s) return make_error("--static_neighbors: " + s.error());
+  WireGuardOptions wopt;
+  wopt.private_key_file = FLAGS_private_key_file;
+  wopt.peers_file = FLAGS_peers_file;
+  wopt.max_peers = FLAGS_max_peers;
+  if (FLAGS_tunnel_mtu < 576 || FLAGS_tunnel_mtu > 9000)
+    return make_error("--tunnel_mtu must be 576..9000");
+  wopt.tunnel_mtu = static_cast<uint16_t>(FLAGS_tunnel_mtu);
+  wopt.rekey_after_s = FLAGS_wg_rekey_after_time;
+  wopt.reject_after_s = FLAGS_wg_reject_after_time;
+  wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
+  wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
+  if (Status s = wg_->init(); !s) return s;
+  dp::set_worker_context(&ctx);
+  return Ok{};
+}
+
+Status Gateway::init_ports() {
+  dp::DataplaneContext& ctx = *ctx_;
+  auto tunnel = find_port(FLAGS_tunnel_port);
+  if (!tunnel) return make_error("--tunnel_port: " + tunnel.error());
+  uint16_t internet_id = *tunnel;
+  if (!FLAGS_internet_port.empty()) {
+    auto internet = find_port(FLAGS_internet_port);
+    if (!internet) return make_error("--internet_port: " + internet.error());
+    internet_id = *internet;
+  }
+  ctx.n_ports = internet_id == *tunnel ? 1 : 2;
+  ctx.role_port[static_cast<size_t>(dp::PortRole::kTunnel)] = 0;
+  ctx.role_port[static_cast<size_t>(dp::PortRole::kInternet)] = ctx.n_ports == 1 ? 0 : 1;
+  ctx.ports[0].port_id = *tunnel;
+  ctx.ports[1].port_id = internet_id;
+  dp::PortInfo& t = ctx.ports[0];
+  dp::PortInfo& i = ctx.ports[ctx.port_index(dp::PortRole::kInternet)];
+  if (Status s = set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway", FLAGS_tunnel_gateway); !s)
+    return s;
+  if (Status s = set_addr(i, "internet_addr", FLAGS_internet_addr, "internet_gateway",
+                          FLAGS_internet_gateway);
+      !s)
+    return s;
+  PortOptions opt;
+  opt.workers = ctx.n_workers;
+  opt.rx_desc = static_cast<uint16_t>(FLAGS_rx_desc);
+  opt.tx_desc = static_cast<uint16_t>(FLAGS_tx_desc);
+  opt.rss = FLAGS_rss;
+  for (unsigned p = 0; p < ctx.n_ports; ++p) {
+    dp::PortInfo& info = ctx.ports[p];
+    info.tx_queue_control = static_cast<uint16_t>(ctx.n_workers);
+    std::string notes;
+    auto rxq = start_port(info.port_id, opt, pool_, &notes);
+    if (!rxq) return make_error(rxq.error());
+    ports_started_ = true;
+    info.n_rx_queues = *rxq;
+    if (!notes.empty()) log_info(notes);
+    rte_eth_macaddr_get(info.port_id, &info.mac);
+    std::string role = ctx.n_ports == 1 ? "tunnel+internet" : (p == 0 ? "tunnel" : "internet");
+    port_labels_.push_back(role);
+    char mac[RTE_ETHER_ADDR_FMT_SIZE];
+    rte_ether_format_addr(mac, sizeof(mac), &info.mac);
+    log_info("port " + port_name(info.port_id) + " (" + role + ") mac " + mac + " address " +
+             format_ipv4(rte_be_to_cpu_32(info.addrs[0])) + ", " +
+             std::to_string(info.n_rx_queues) + " RX / " + std::to_string(ctx.n_workers + 1) +
+             " TX queues");
+  }
+  return Ok{};
+}
+
+void Gateway::drain_workers(uint64_t now, uint64_t ns) {
+  dp::DataplaneContext& ctx = *ctx_;
+  unsigned handshakes = 0;
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    dp::WorkerShared& ws = ctx.workers[w];
+    dp::Event events[64];
+    unsigned n;
+    while ((n = rte_ring_dequeue_burst_elem(ws.events, events, sizeof(dp::Event), 64, nullptr))) {
+      for (unsigned i = 0; i < n; ++i) {
+        const dp::Event& e = events[i];
+        if (e.type == dp::EventType::kNeighborSeen)
+          neighbors_->learn(e.port, e.ip, e.mac, now);
+        else if (wg_)
+          wg_->on_event(e, ns);
+      }
+    }
+    rte_mbuf* pkts[dp::kBurst];
+    while ((n = rte_ring_dequeue_burst(ws.punt, reinterpret_cast<void**>(pkts), dp::kBurst,
+                                       nullptr))) {
+      for (unsigned i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        switch (dp::meta(m)->punt) {
+          case dp::PuntReason::kNeedNeighbor:
+            neighbors_->resolve(m, now);
+            break;
+          case dp::PuntReason::kHandshake:
+            ++handshakes;
+            if (wg_) {
+              wg_->handle_punt(m, ns);
+              break;
+            }
+            [[fallthrough]];
+          default:
+            ctx.control_counters.drop(dp::meta(m)->in_port, dp::DropReason::kWgUnknownType);
+            rte_pktmbuf_free(m);
+        }
+      }
+    }
+  }
+  if (wg_) wg_->note_backlog(handshakes, ns);
+}
+
+void Gateway::sample_stats() {
+  dp::DataplaneContext& ctx = *ctx_;
+  // Per-peer series are for small fleets of peers; beyond that the totals must do.
+  constexpr size_t kMaxPeerSeries = 1024;
+  if (wg_ && wg_->stats().active_peers <= kMaxPeerSeries)
+    peer_status_.store(std::make_shared<const std::vector<PeerStatus>>(wg_->peer_status()));
+  else
+    peer_status_.store(nullptr);
+  stats_.neighbors = neighbors_->size();
+  stats_.neighbor_unresolved_drops = neighbors_->unresolved_drops();
+  stats_.arp_requests_sent = neighbors_->requests_sent();
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    const uint64_t busy = ctx.workers[w].counters.busy_cycles.get();
+    const uint64_t idle = ctx.workers[w].counters.idle_cycles.get();
+    const uint64_t db = busy - last_busy_[w], di = idle - last_idle_[w];
+    stats_.busy_ratio[w] = db + di ? double(db) / double(db + di) : 0.0;
+    last_busy_[w] = busy;
+    last_idle_[w] = idle;
+  }
+  for (unsigned p = 0; p < ctx.n_ports; ++p) {
+    rte_eth_link link{};
+    rte_eth_link_get_nowait(ctx.ports[p].port_id, &link);
+    const bool up = link.link_status == RTE_ETH_LINK_UP;
+    if (stats_.link_up[p].exchange(up) != up)
+      log_info("port " + port_name(ctx.ports[p].port_id) + " link " + (up ? "up" : "down"));
+  }
+}
+
+int Gateway::run(const std::atomic<bool>& stop) {
+  dp::DataplaneContext& ctx = *ctx_;
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    if (rte_eal_remote_launch(dp::worker_main, reinterpret_cast<void*>(uintptr_t{w}),
+                              ctx.workers[w].lcore_id) != 0) {
+      log_error("cannot launch worker on lcore " + std::to_string(ctx.workers[w].lcore_id));
+      ctx.stop = true;
+      rte_eal_mp_wait_lcore();
+      return 1;
+    }
+  }
+  workers_launched_ = true;
+  sample_stats();
+  if (!FLAGS_metrics_listen.empty()) {
+    Status s = metrics_.start(
+        FLAGS_metrics_listen, [this] { return render_metrics(); }, [this] { return readiness(); });
+    if (!s) {
+      log_error(s.error());
+      shutdown();
+      return 1;
+    }
+    log_info("metrics on http://" + FLAGS_metrics_listen + "/metrics");
+  }
+  log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
+  uint64_t last_tick = now_ns();
+  while (!stop.load(std::memory_order_relaxed)) {
+    const uint64_t ns = now_ns();
+    const uint64_t ms = ns / 1000000;
+    drain_workers(ms, ns);
+    if (ns - last_tick >= 100'000'000) {
+      neighbors_->tick(ms);
+      wg_->tick(ns);
+      sample_stats();
+      last_tick = ns;
+    }
+    // Control is not on the fast path: a short sleep keeps it off a shared CPU.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  log_info("stopping");
+  shutdown();
+  return 0;
+}
+
+void Gateway::shutdown() {
+  dp::DataplaneContext& ctx = *ctx_;
+  metrics_.stop();
+  if (workers_launched_) {
+    ctx.stop.store(true);
+    rte_eal_mp_wait_lcore();  // each worker flushes its TX buffers before it returns
+    workers_launched_ = false;
+    drain_workers(now_ns() / 1000000, now_ns());
+  }
+  wg_.reset();
+  neighbors_.reset();
+  if (ports_started_) {
+    for (unsigned p = 0; p < ctx.n_ports; ++p) {
+      rte_eth_dev_stop(ctx.ports[p].port_id);
+      rte_eth_dev_close(ctx.ports[p].port_id);
+    }
+    ports_started_ = false;
+  }
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    rte_mbuf* m;
+    while (ctx.workers[w].punt && rte_ring_dequeue(ctx.workers[w].punt, reinterpret_cast<void**>(&m)) == 0)
+      rte_pktmbuf_free(m);
+    rte_ring_free(ctx.workers[w].punt);
+    rte_ring_free(ctx.workers[w].events);
+    ctx.workers[w].punt = ctx.workers[w].events = nullptr;
+  }
+  if (ctx.neighbors) {
+    rte_hash_free(ctx.neighbors);
+    ctx.neighbors = nullptr;
+  }
+  if (pool_) {
+    rte_mempool_free(pool_);
+    pool_ = nullptr;
+  }
+  rte_free(ctx.rcu);
+  ctx.rcu = nullptr;
+}
+
+}  // namespace exitgw

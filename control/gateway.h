@@ -1,0 +1,62 @@
+// The gateway process on the main lcore: builds the data plane, launches the workers, runs
+// the control loop (punts, events, timers) and serves metrics until asked to stop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_mempool.h>
+
+#include "common/result.h"
+#include "control/metrics.h"
+#include "control/neighbor.h"
+#include "control/wireguard.h"
+#include "dataplane/context.h"
+
+namespace exitgw {
+
+// Values the control loop publishes for the metrics thread (which must not touch
+// control-owned containers).
+struct ControlStats {
+  std::atomic<uint64_t> neighbors{0}, neighbor_unresolved_drops{0}, arp_requests_sent{0};
+  std::atomic<double> busy_ratio[dp::kMaxWorkers] = {};
+  std::atomic<bool> link_up[dp::kMaxPorts] = {};
+};
+
+class Gateway {
+ public:
+  Gateway();
+  ~Gateway();
+  // Reads the flags, sets up pool, ports, tables and rings. Nothing runs yet.
+  Status init();
+  // Launches workers and the metrics listener, then runs the control loop until `stop`.
+  int run(const std::atomic<bool>& stop);
+
+ private:
+  Status init_ports();
+  void drain_workers(uint64_t now_ms, uint64_t now_ns);
+  void sample_stats();
+  std::string render_metrics();
+  void render_wireguard_metrics(MetricFamilies& mf);
+  Readiness readiness();
+  void shutdown();
+
+  std::unique_ptr<dp::DataplaneContext> ctx_;
+  rte_mempool* pool_ = nullptr;
+  std::unique_ptr<NeighborTable> neighbors_;
+  std::unique_ptr<WireGuard> wg_;
+  MetricsServer metrics_;
+  ControlStats stats_;
+  std::vector<std::string> port_labels_;
+  std::vector<unsigned> worker_lcores_;
+  Labels constant_labels_;
+  // Per-peer rows for /metrics, rebuilt by the control loop (at most kMaxPeerSeries peers).
+  std::atomic<std::shared_ptr<const std::vector<PeerStatus>>> peer_status_;
+  uint64_t last_busy_[dp::kMaxWorkers] = {}, last_idle_[dp::kMaxWorkers] = {};
+  bool ports_started_ = false;
+  bool workers_launched_ = false;
+};
+
+}  // namespace exitgw

@@ -1,0 +1,181 @@
+// The gateway's metric set, read from per-lcore counters and the control loop's stats.
+#include <rte_lcore.h>
+
+#include "control/gateway.h"
+#include "control/ports.h"
+
+namespace exitgw {
+
+using prometheus::MetricType;
+
+std::string Gateway::render_metrics() {
+  const dp::DataplaneContext& ctx = *ctx_;
+  MetricFamilies mf(constant_labels_);
+  auto& rx_pkts = mf.family("exitgw_port_rx_packets_total", "Packets received, by port and queue",
+                            MetricType::Counter);
+  auto& rx_bytes = mf.family("exitgw_port_rx_bytes_total", "Bytes received, by port and queue",
+                             MetricType::Counter);
+  auto& tx_pkts = mf.family("exitgw_port_tx_packets_total", "Packets sent, by port and queue",
+                            MetricType::Counter);
+  auto& tx_bytes = mf.family("exitgw_port_tx_bytes_total", "Bytes sent, by port and queue",
+                             MetricType::Counter);
+  auto& drops = mf.family("exitgw_drops_total",
+                          "Packets dropped, by input port, queue and reason", MetricType::Counter);
+  auto& busy = mf.family("exitgw_worker_busy_ratio",
+                         "Share of a worker's cycles spent on loops that received packets, over "
+                         "the last 100 ms",
+                         MetricType::Gauge);
+  auto& busy_cycles = mf.family("exitgw_worker_busy_cycles_total",
+                                "TSC cycles in loops that received packets", MetricType::Counter);
+  auto& idle_cycles = mf.family("exitgw_worker_idle_cycles_total",
+                                "TSC cycles in empty polls and idle sleeps", MetricType::Counter);
+  auto& punted = mf.family("exitgw_punted_packets_total",
+                           "Packets a worker handed to the control thread", MetricType::Counter);
+  auto& events_lost = mf.family("exitgw_worker_events_lost_total",
+                                "Worker-to-control events lost to a full ring", MetricType::Counter);
+  auto& arp_replies = mf.family("exitgw_arp_replies_sent_total",
+                                "ARP requests for our addresses answered", MetricType::Counter);
+  auto& echo = mf.family("exitgw_icmp_echo_replies_total", "ICMP echo requests answered",
+                         MetricType::Counter);
+
+  const auto queue_label = [](unsigned q) { return std::to_string(q); };
+  const auto add_block = [&](const dp::LcoreCounters& c, const std::string& queue) {
+    for (unsigned p = 0; p < ctx.n_ports; ++p) {
+      const Labels l{{"port", port_labels_[p]}, {"queue", queue}};
+      mf.counter(rx_pkts, l, double(c.port[p].rx_packets.get()));
+      mf.counter(rx_bytes, l, double(c.port[p].rx_bytes.get()));
+      mf.counter(tx_pkts, l, double(c.port[p].tx_packets.get()));
+      mf.counter(tx_bytes, l, double(c.port[p].tx_bytes.get()));
+      for (size_t r = 0; r < size_t(dp::DropReason::kCount); ++r) {
+        const uint64_t v = c.drops[p][r].get();
+        // Every reason is exported (zeros too) so alerts and rate() see the series from start.
+        mf.counter(drops, {{"port", port_labels_[p]}, {"queue", queue},
+                           {"reason", std::string(dp::kDropReasonNames[r])}},
+                   double(v));
+      }
+    }
+  };
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    const dp::LcoreCounters& c = ctx.workers[w].counters;
+    add_block(c, queue_label(w));
+    const Labels wl{{"worker", std::to_string(w)}, {"lcore", std::to_string(ctx.workers[w].lcore_id)}};
+    mf.gauge(busy, wl, stats_.busy_ratio[w].load());
+    mf.counter(busy_cycles, wl, double(c.busy_cycles.get()));
+    mf.counter(idle_cycles, wl, double(c.idle_cycles.get()));
+    mf.counter(punted, wl, double(c.punted.get()));
+    mf.counter(events_lost, wl, double(c.events_lost.get()));
+    mf.counter(arp_replies, wl, double(c.arp_replies_sent.get()));
+    mf.counter(echo, wl, double(c.icmp_echo_replies.get()));
+  }
+  add_block(ctx.control_counters, "control");
+
+  auto& link = mf.family("exitgw_port_link_up", "1 when the port's link is up", MetricType::Gauge);
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    mf.gauge(link, {{"port", port_labels_[p]}, {"device", port_name(ctx.ports[p].port_id)}},
+             stats_.link_up[p].load() ? 1 : 0);
+  mf.gauge(mf.family("exitgw_neighbors", "Entries in the neighbor (ARP) table", MetricType::Gauge),
+           {}, double(stats_.neighbors.load()));
+  mf.counter(mf.family("exitgw_neighbor_unresolved_drops_total",
+                       "Packets dropped because their next hop never answered ARP",
+                       MetricType::Counter),
+             {}, double(stats_.neighbor_unresolved_drops.load()));
+  mf.counter(mf.family("exitgw_arp_requests_sent_total", "ARP requests the gateway sent",
+                       MetricType::Counter),
+             {}, double(stats_.arp_requests_sent.load()));
+  mf.gauge(mf.family("exitgw_workers", "Worker lcores", MetricType::Gauge), {},
+           double(ctx.n_workers));
+  if (wg_) render_wireguard_metrics(mf);
+  return serialize(mf.take());
+}
+
+void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
+  const WireGuardStats& s = wg_->stats();
+  const dp::DataplaneContext& ctx = *ctx_;
+  auto& hs = mf.family("exitgw_wg_handshake_messages_total",
+                       "WireGuard handshake messages, by direction and type", MetricType::Counter);
+  mf.counter(hs, {{"direction", "rx"}, {"type", "initiation"}}, double(s.initiations_received));
+  mf.counter(hs, {{"direction", "rx"}, {"type", "response"}}, double(s.responses_received));
+  mf.counter(hs, {{"direction", "rx"}, {"type", "cookie_reply"}}, double(s.cookies_received));
+  mf.counter(hs, {{"direction", "tx"}, {"type", "initiation"}}, double(s.initiations_sent));
+  mf.counter(hs, {{"direction", "tx"}, {"type", "response"}}, double(s.responses_sent));
+  mf.counter(hs, {{"direction", "tx"}, {"type", "cookie_reply"}}, double(s.cookies_sent));
+  auto& result = mf.family("exitgw_wg_handshakes_total",
+                           "WireGuard handshake messages by result: ok (a session was made) or "
+                           "the reason it was rejected",
+                           MetricType::Counter);
+  mf.counter(result, {{"result", "ok"}}, double(s.handshakes_completed));
+  for (size_t i = 0; i < s.rejected.size(); ++i)
+    mf.counter(result, {{"result", std::string(wg::kHandshakeErrorNames[i])}},
+               double(s.rejected[i]));
+  mf.counter(result, {{"result", "rate_limited"}}, double(s.rate_limited));
+  mf.counter(mf.family("exitgw_wg_cookies_sent_total", "Cookie replies sent while under load",
+                       MetricType::Counter),
+             {}, double(s.cookies_sent));
+  mf.gauge(mf.family("exitgw_wg_under_load", "1 while handshakes need a cookie (MAC2)",
+                     MetricType::Gauge),
+           {}, s.under_load ? 1 : 0);
+  mf.counter(mf.family("exitgw_wg_keepalives_sent_total", "Keepalives the control thread sent",
+                       MetricType::Counter),
+             {}, double(s.keepalives_sent));
+  mf.gauge(mf.family("exitgw_wg_peers", "Configured WireGuard peers", MetricType::Gauge), {},
+           double(s.active_peers));
+  mf.gauge(mf.family("exitgw_wg_keypairs", "Live WireGuard keypairs (previous, current, next)",
+                     MetricType::Gauge),
+           {}, double(s.keypairs));
+  mf.counter(mf.family("exitgw_wg_keypairs_expired_total",
+                       "Keypairs zeroed after REJECT_AFTER_TIME", MetricType::Counter),
+             {}, double(s.keypairs_expired));
+  mf.counter(mf.family("exitgw_wg_peers_reloads_total", "Peers file reloads, by result",
+                       MetricType::Counter),
+             {{"result", "ok"}}, double(s.peers_reloads - s.peers_reload_errors));
+  mf.counter(mf.family("exitgw_wg_peers_reloads_total", "", MetricType::Counter),
+             {{"result", "rejected"}}, double(s.peers_reload_errors));
+  auto& tp = mf.family("exitgw_wg_transport_packets_total",
+                       "WireGuard transport packets authenticated (rx) or sealed (tx)",
+                       MetricType::Counter);
+  auto& tb = mf.family("exitgw_wg_transport_bytes_total",
+                       "WireGuard transport message bytes, by direction", MetricType::Counter);
+  auto& ka = mf.family("exitgw_wg_keepalives_received_total",
+                       "Authenticated keepalives (empty transport messages) received",
+                       MetricType::Counter);
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    const dp::LcoreCounters& c = ctx.workers[w].counters;
+    const Labels wl{{"worker", std::to_string(w)}};
+    Labels rx = wl, tx = wl;
+    rx.push_back({"direction", "rx"});
+    tx.push_back({"direction", "tx"});
+    mf.counter(tp, rx, double(c.wg_rx_packets.get()));
+    mf.counter(tp, tx, double(c.wg_tx_packets.get()));
+    mf.counter(tb, rx, double(c.wg_rx_bytes.get()));
+    mf.counter(tb, tx, double(c.wg_tx_bytes.get()));
+    mf.counter(ka, wl, double(c.wg_keepalives_received.get()));
+  }
+  const auto peers = peer_status_.load();
+  if (peers) {
+    auto& age = mf.family("exitgw_wg_peer_last_handshake_seconds",
+                          "Unix time of the peer's newest handshake (0: none)", MetricType::Gauge);
+    auto& prx = mf.family("exitgw_wg_peer_rx_bytes_total", "Transport bytes from the peer",
+                          MetricType::Counter);
+    auto& ptx = mf.family("exitgw_wg_peer_tx_bytes_total", "Bytes sent to the peer",
+                          MetricType::Counter);
+    for (const PeerStatus& p : *peers) {
+      const Labels l{{"peer", p.public_key}, {"user", p.user}};
+      mf.gauge(age, l, double(p.last_handshake_unix_ms) / 1000.0);
+      mf.counter(prx, l, double(p.rx_bytes));
+      mf.counter(ptx, l, double(p.tx_bytes));
+    }
+  }
+}
+
+Readiness Gateway::readiness() {
+  const dp::DataplaneContext& ctx = *ctx_;
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    if (!stats_.link_up[p].load())
+      return {false, "port " + port_labels_[p] + " link down"};
+  for (unsigned w = 0; w < ctx.n_workers; ++w)
+    if (!ctx.workers[w].running.load(std::memory_order_acquire))
+      return {false, "worker " + std::to_string(w) + " not running"};
+  return {true, ""};
+}
+
+}  // namespace exitgw

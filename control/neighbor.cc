@@ -1,0 +1,207 @@
+// ARP resolution on the control thread; workers only ever read the published rte_hash.
+#include "control/neighbor.h"
+
+#include <cstring>
+
+#include <rte_arp.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+
+#include "dataplane/packet_meta.h"
+
+namespace exitgw {
+
+NeighborTable::~NeighborTable() {
+  for (auto& [k, e] : entries_)
+    for (rte_mbuf* m : e.pending) rte_pktmbuf_free(m);
+}
+
+Status NeighborTable::create_table() {
+  rte_hash_parameters params{};
+  params.name = "exitgw_neighbors";
+  params.entries = std::max(opt_.capacity, 64u);
+  params.key_len = sizeof(dp::NeighborKey);
+  params.socket_id = static_cast<int>(rte_socket_id());
+  // Lock-free readers, one writer (this thread): workers never block on an update.
+  params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
+  ctx_.neighbors = rte_hash_create(&params);
+  if (ctx_.neighbors == nullptr)
+    return make_error(std::string("cannot create the neighbor table: ") + rte_strerror(rte_errno));
+  rte_hash_rcu_config rcu{};
+  rcu.v = ctx_.rcu;
+  rcu.mode = RTE_HASH_QSBR_MODE_DQ;
+  if (rte_hash_rcu_qsbr_add(ctx_.neighbors, &rcu) != 0)
+    return make_error("cannot attach RCU to the neighbor table");
+  return Ok{};
+}
+
+void NeighborTable::publish(uint8_t port, uint32_t ip_be, const rte_ether_addr& mac) {
+  const dp::NeighborKey k{ip_be, port, 0};
+  const uint64_t word = dp::neighbor_word(mac);
+  // In lock-free mode an update of an existing key's data is one atomic store.
+  rte_hash_add_key_data(ctx_.neighbors, &k, reinterpret_cast<void*>(static_cast<uintptr_t>(word)));
+}
+
+Status NeighborTable::add_static(uint32_t ip_host_order, const uint8_t mac[6]) {
+  const uint32_t ip_be = rte_cpu_to_be_32(ip_host_order);
+  bool placed = false;
+  for (unsigned p = 0; p < ctx_.n_ports; ++p) {
+    const dp::PortInfo& info = ctx_.ports[p];
+    if (!info.on_link(ip_be)) continue;
+    Entry& e = entries_[key(static_cast<uint8_t>(p), ip_be)];
+    std::memcpy(e.mac.addr_bytes, mac, 6);
+    e.resolved = e.permanent = true;
+    publish(static_cast<uint8_t>(p), ip_be, e.mac);
+    placed = true;
+  }
+  if (!placed)
+    return make_error("static neighbor " + std::to_string(ip_host_order >> 24) + ".x.x.x is on "
+                      "no port's subnet; give an address inside --tunnel_addr or --internet_addr");
+  return Ok{};
+}
+
+void NeighborTable::learn(uint8_t port, uint32_t ip_be, const uint8_t mac[6], uint64_t now_ms) {
+  if (port >= ctx_.n_ports) return;
+  const dp::PortInfo& info = ctx_.ports[port];
+  // Only on-link addresses become neighbors; anything else in an ARP packet is noise.
+  if (!info.on_link(ip_be)) return;
+  auto it = entries_.find(key(port, ip_be));
+  if (it == entries_.end()) {
+    if (entries_.size() >= opt_.capacity) return;
+    it = entries_.emplace(key(port, ip_be), Entry{}).first;
+  }
+  Entry& e = it->second;
+  if (e.permanent) return;
+  rte_ether_addr m;
+  std::memcpy(m.addr_bytes, mac, 6);
+  if (!e.resolved || !rte_is_same_ether_addr(&m, &e.mac)) publish(port, ip_be, m);
+  e.mac = m;
+  e.resolved = true;
+  e.updated_ms = now_ms;
+  e.tries = 0;
+  while (!e.pending.empty()) {
+    send_with_l2(port, e.pending.front(), e.mac);
+    e.pending.pop_front();
+  }
+}
+
+void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
+  const dp::PacketMeta* pm = dp::meta(m);
+  const uint8_t port = pm->out_port;
+  auto it = entries_.find(key(port, pm->next_hop));
+  if (it == entries_.end()) {
+    if (entries_.size() >= opt_.capacity) {
+      ++unresolved_drops_;
+      rte_pktmbuf_free(m);
+      return;
+    }
+    it = entries_.emplace(key(port, pm->next_hop), Entry{}).first;
+  }
+  Entry& e = it->second;
+  if (e.resolved) {  // published after the worker looked
+    send_with_l2(port, m, e.mac);
+    return;
+  }
+  if (e.pending.size() >= opt_.max_pending) {
+    rte_pktmbuf_free(e.pending.front());  // keep the newest, like the kernel's arp_queue
+    e.pending.pop_front();
+    ++unresolved_drops_;
+  }
+  e.pending.push_back(m);
+  if (e.tries == 0) {
+    send_request(port, pm->next_hop, nullptr);
+    e.tries = 1;
+    e.last_request_ms = now_ms;
+  }
+}
+
+void NeighborTable::output(uint8_t port, rte_mbuf* m, uint64_t now_ms) {
+  const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
+  dp::PacketMeta* pm = dp::meta(m);
+  pm->out_port = port;
+  pm->next_hop = ctx_.ports[port].next_hop(ip->dst_addr);
+  auto it = entries_.find(key(port, pm->next_hop));
+  if (it != entries_.end() && it->second.resolved)
+    send_with_l2(port, m, it->second.mac);
+  else
+    resolve(m, now_ms);
+}
+
+void NeighborTable::tick(uint64_t now_ms) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Entry& e = it->second;
+    const uint8_t port = static_cast<uint8_t>(it->first >> 32);
+    const uint32_t ip_be = static_cast<uint32_t>(it->first);
+    if (!e.resolved && e.tries > 0 && now_ms - e.last_request_ms >= opt_.retry_ms) {
+      if (e.tries >= opt_.retries) {
+        unresolved_drops_ += e.pending.size();
+        for (rte_mbuf* m : e.pending) rte_pktmbuf_free(m);
+        it = entries_.erase(it);
+        continue;
+      }
+      send_request(port, ip_be, nullptr);
+      ++e.tries;
+      e.last_request_ms = now_ms;
+    } else if (e.resolved && !e.permanent && now_ms - e.updated_ms >= opt_.reachable_s * 1000ull &&
+               now_ms - e.last_request_ms >= opt_.retry_ms) {
+      // Refresh by unicast; the entry stays usable meanwhile (the kernel's STALE state).
+      send_request(port, ip_be, &e.mac);
+      e.last_request_ms = now_ms;
+    }
+    ++it;
+  }
+}
+
+void NeighborTable::send_request(uint8_t port, uint32_t ip_be, const rte_ether_addr* unicast) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  const dp::PortInfo& info = ctx_.ports[port];
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(
+      rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  if (unicast)
+    eth->dst_addr = *unicast;
+  else
+    memset(&eth->dst_addr, 0xff, sizeof(eth->dst_addr));
+  eth->src_addr = info.mac;
+  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_ARP);
+  arp->arp_hardware = RTE_BE16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+  arp->arp_plen = sizeof(uint32_t);
+  arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REQUEST);
+  arp->arp_data.arp_sha = info.mac;
+  arp->arp_data.arp_sip = info.addrs[0];
+  memset(&arp->arp_data.arp_tha, 0, sizeof(arp->arp_data.arp_tha));
+  arp->arp_data.arp_tip = ip_be;
+  ++requests_sent_;
+  dp::meta(m)->in_port = port;
+  transmit(port, m);
+}
+
+void NeighborTable::send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst) {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
+  if (eth == nullptr) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  eth->dst_addr = dst;
+  eth->src_addr = ctx_.ports[port].mac;
+  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+  transmit(port, m);
+}
+
+void NeighborTable::transmit(uint8_t port, rte_mbuf* m) {
+  const dp::PortInfo& info = ctx_.ports[port];
+  const uint32_t len = rte_pktmbuf_pkt_len(m);
+  if (rte_eth_tx_burst(info.port_id, info.tx_queue_control, &m, 1) == 1) {
+    ctx_.control_counters.port[port].tx_packets.add();
+    ctx_.control_counters.port[port].tx_bytes.add(len);
+  } else {
+    ctx_.control_counters.drop(port, dp::DropReason::kTxQueueFull);
+    rte_pktmbuf_free(m);
+  }
+}
+
+}  // namespace exitgw

@@ -1,0 +1,40 @@
+// Parsers for addresses in flags and config: IPv4, prefixes, MACs, HOST:PORT.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace exitgw {
+
+struct Ipv4Prefix {
+  uint32_t addr = 0;  // host order
+  uint8_t len = 0;
+  uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+};
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct StaticNeighbor {
+  uint32_t ip = 0;  // host order
+  uint8_t mac[6] = {};
+};
+
+// Dotted quad, exactly four decimal octets 0..255, no leading '+' or spaces.
+Result<uint32_t> parse_ipv4(std::string_view s);
+// "a.b.c.d/len"; a bare address means /32.
+Result<Ipv4Prefix> parse_ipv4_prefix(std::string_view s);
+// "aa:bb:cc:dd:ee:ff" (also with '-'); the broadcast and multicast addresses are refused.
+Result<std::vector<uint8_t>> parse_mac(std::string_view s);
+Result<HostPort> parse_host_port(std::string_view s);
+// "ip=mac,ip=mac"; empty string gives an empty list.
+Result<std::vector<StaticNeighbor>> parse_static_neighbors(std::string_view s);
+std::string format_ipv4(uint32_t host_order);
+
+}  // namespace exitgw

@@ -1,0 +1,530 @@
+// Parses and validates the peers file and loads the gateway's private key file.
+#include "control/peers_config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+namespace exitgw {
+
+namespace {
+
+// The keys a [Peer] section may hold; the table yields both the names and which may repeat.
+enum class Field {
+  kPublicKey,
+  kPresharedKey,
+  kAllowedIps,
+  kEndpoint,
+  kKeepalive,
+  kUser,
+  kTags,
+  kCount
+};
+
+struct FieldInfo {
+  std::string_view name;
+  bool repeatable;  // list-valued keys may appear on several lines, as wg allows AllowedIPs
+};
+
+constexpr std::array<FieldInfo, static_cast<size_t>(Field::kCount)> kFields = {{
+    {"PublicKey", false},
+    {"PresharedKey", false},
+    {"AllowedIPs", true},
+    {"Endpoint", false},
+    {"PersistentKeepalive", false},
+    {"User", false},
+    {"Tags", true},
+}};
+
+constexpr uint8_t kShortestAllowedPrefix = 8;
+constexpr size_t kMaxUserBytes = 256;
+constexpr size_t kMaxTagNameBytes = 63;
+constexpr std::string_view kTagPrefix = "tag:";
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n\v\f";
+  const size_t first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Quotes text from the file for a message, escaping bytes that could upset a terminal or log and
+// cutting it short, so a hostile file cannot forge log lines.
+std::string quoted(std::string_view s) {
+  constexpr size_t kMaxShown = 80;
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out += hex;
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  return out + "'";
+}
+
+// Plain decimal digits (no sign, no spaces), at most `max`.
+std::optional<uint32_t> parse_decimal(std::string_view s, uint32_t max) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  if (v > max) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+std::string format_prefix(uint32_t addr, uint8_t len) {
+  return format_ipv4(addr) + "/" + std::to_string(len);
+}
+
+uint64_t prefix_id(const Ipv4Prefix& p) {
+  return uint64_t{p.addr} << 8 | p.len;
+}
+
+// Calls fn on each comma-separated item, trimmed; stops at the first error.
+template <typename Fn>
+Status for_each_item(std::string_view list, Fn&& fn) {
+  while (true) {
+    const size_t comma = list.find(',');
+    Status s = fn(trim(list.substr(0, comma)));
+    if (!s) return s;
+    if (comma == std::string_view::npos) return Ok{};
+    list = list.substr(comma + 1);
+  }
+}
+
+Result<Ipv4Prefix> parse_allowed_prefix(std::string_view item) {
+  const std::string what = "AllowedIPs " + quoted(item);
+  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+  const size_t slash = item.find('/');
+  auto addr = parse_ipv4(item.substr(0, slash));
+  if (!addr) return make_error(what + ": " + addr.error());
+  Ipv4Prefix p{*addr, 32};
+  if (slash != std::string_view::npos) {
+    const std::string_view len_text = item.substr(slash + 1);
+    const auto len = parse_decimal(len_text, 255);
+    if (!len) return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
+    if (*len > 32) {
+      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 32");
+    }
+    p.len = static_cast<uint8_t>(*len);
+  }
+  if (p.len < kShortestAllowedPrefix) {
+    return make_error(what + " is shorter than /8: an exit gateway must never route the internet " +
+                      "to a peer, so each AllowedIPs prefix must be /8 or longer");
+  }
+  if ((p.addr & ~p.mask()) != 0) {
+    return make_error(what + " has host bits set: write " +
+                      format_prefix(p.addr & p.mask(), p.len) + " for the network, or " +
+                      format_prefix(p.addr, 32) + " for the one address");
+  }
+  return p;
+}
+
+Result<std::pair<uint32_t, uint16_t>> parse_endpoint(std::string_view value) {
+  const std::string what = "Endpoint " + quoted(value);
+  if (!value.empty() && value.front() == '[')
+    return make_error(what + ": only IPv4 endpoints are supported");
+  const size_t colon = value.rfind(':');
+  if (colon == std::string_view::npos) return make_error(what + " is not IPv4:PORT");
+  auto ip = parse_ipv4(value.substr(0, colon));
+  if (!ip) return make_error(what + ": " + ip.error() + " (host names are not resolved)");
+  const auto port = parse_decimal(value.substr(colon + 1), 65535);
+  if (!port || *port == 0) {
+    return make_error(what + ": port " + quoted(value.substr(colon + 1)) +
+                      " is not a number from 1 to 65535");
+  }
+  return std::pair{*ip, static_cast<uint16_t>(*port)};
+}
+
+Result<uint16_t> parse_keepalive(std::string_view value) {
+  if (iequals(value, "off")) return uint16_t{0};
+  const auto seconds = parse_decimal(value, 65535);
+  if (!seconds) {
+    return make_error("PersistentKeepalive " + quoted(value) +
+                      " is not 'off' or a number of seconds from 0 to 65535");
+  }
+  return static_cast<uint16_t>(*seconds);
+}
+
+Status check_user(std::string_view value) {
+  if (value.size() > kMaxUserBytes)
+    return make_error("User is longer than " + std::to_string(kMaxUserBytes) + " bytes");
+  for (char c : value) {
+    if (c <= 0x20 || c >= 0x7f || c == ',') {
+      return make_error("User " + quoted(value) +
+                        " must be printable ASCII without spaces or commas, like "
+                        "alice@example.com");
+    }
+  }
+  return Ok{};
+}
+
+Status check_tag(std::string_view tag) {
+  const std::string_view name =
+      tag.starts_with(kTagPrefix) ? tag.substr(kTagPrefix.size()) : std::string_view{};
+  bool ok = !name.empty() && name.size() <= kMaxTagNameBytes;
+  for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+  if (!ok) {
+    return make_error("Tags " + quoted(tag) + ": a tag is tag:<name>, the name 1 to " +
+                      std::to_string(kMaxTagNameBytes) + " characters of a-z, 0-9 and '-'");
+  }
+  return Ok{};
+}
+
+class PeersParser {
+ public:
+  explicit PeersParser(std::string_view origin) : origin_(origin) {}
+
+  Result<std::vector<PeerConfig>> run(std::string_view text) {
+    if (text.size() > kPeersFileMaxBytes) {
+      return make_error(std::string(origin_) + ": " + std::to_string(text.size()) +
+                        " bytes is over the 16 MiB limit for a peers file");
+    }
+    int line_no = 0;
+    while (!text.empty()) {
+      const size_t newline = text.find('\n');
+      std::string_view line = text.substr(0, newline);
+      text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.size() > kPeersLineMaxBytes) {
+        return at(line_no, "line is " + std::to_string(line.size()) + " bytes, over the " +
+                               std::to_string(kPeersLineMaxBytes) + "-byte limit");
+      }
+      if (line.find('\0') != std::string_view::npos) return at(line_no, "NUL byte in the file");
+      Status s = parse_line(line, line_no);
+      if (!s) return make_error(s.error());
+    }
+    Status s = finish_peer();
+    if (!s) return make_error(s.error());
+    return std::move(peers_);
+  }
+
+ private:
+  // What the current [Peer] section has seen, beyond the PeerConfig itself.
+  struct Section {
+    PeerConfig peer;
+    std::array<int, static_cast<size_t>(Field::kCount)> first_line{};  // 0 = not seen yet
+  };
+  // Where a value claimed by some peer first appeared, to name both places in a conflict.
+  struct Claim {
+    int peer_line;
+    int line;
+  };
+
+  Error at(int line, const std::string& message) const {
+    return make_error(std::string(origin_) + ":" + std::to_string(line) + ": " + message);
+  }
+
+  Status parse_line(std::string_view line, int line_no) {
+    const size_t hash = line.find('#');
+    line = trim(line.substr(0, hash));
+    if (line.empty()) return Ok{};
+    if (line.front() == '[') return parse_section(line, line_no);
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos)
+      return at(line_no, "expected 'Key = Value' or a [Peer] header, got " + quoted(line));
+    const std::string_view key = trim(line.substr(0, eq));
+    const std::string_view value = trim(line.substr(eq + 1));
+    if (!section_) {
+      // The value is not echoed: it may be a key someone pasted into the wrong place.
+      return at(line_no, quoted(key) + " comes before any [Peer] section");
+    }
+    size_t index = 0;
+    while (index < kFields.size() && !iequals(key, kFields[index].name)) ++index;
+    if (index == kFields.size()) {
+      return at(line_no, "unknown key " + quoted(key) +
+                             " in [Peer] (known: PublicKey, PresharedKey, AllowedIPs, Endpoint, "
+                             "PersistentKeepalive, User, Tags)");
+    }
+    const FieldInfo& info = kFields[index];
+    int& first_line = section_->first_line[index];
+    if (first_line != 0 && !info.repeatable) {
+      return at(line_no, std::string(info.name) + " appears twice in this [Peer] (first at line " +
+                             std::to_string(first_line) + ")");
+    }
+    if (first_line == 0) first_line = line_no;
+    if (value.empty()) return at(line_no, std::string(info.name) + " has no value");
+    Status s = parse_value(static_cast<Field>(index), value, line_no);
+    if (!s) return at(line_no, s.error());
+    return Ok{};
+  }
+
+  Status parse_section(std::string_view line, int line_no) {
+    if (line.back() != ']' || line.size() < 2)
+      return at(line_no, "malformed section header " + quoted(line) + " (expected [Peer])");
+    const std::string_view name = trim(line.substr(1, line.size() - 2));
+    if (iequals(name, "Interface")) {
+      return at(line_no,
+                "[Interface] does not belong in a peers file: the gateway's own key comes from "
+                "--private_key_file and its address and port from flags");
+    }
+    if (!iequals(name, "Peer")) {
+      return at(line_no,
+                "unknown section " + quoted(name) + "; a peers file holds only [Peer] sections");
+    }
+    Status s = finish_peer();
+    if (!s) return s;
+    section_.emplace();
+    section_->peer.line = line_no;
+    return Ok{};
+  }
+
+  Status parse_value(Field field, std::string_view value, int line_no) {
+    PeerConfig& peer = section_->peer;
+    switch (field) {
+      case Field::kPublicKey: {
+        auto key = wg::key_from_base64(value);
+        if (!key) return make_error("PublicKey: " + key.error());
+        if (wg::is_zero(wg::as_bytes(*key))) return make_error("PublicKey is all zeros");
+        const auto [it, fresh] = public_keys_.emplace(*key, Claim{peer.line, line_no});
+        if (!fresh) {
+          return make_error("PublicKey " + std::string(value) +
+                            " is already used by the peer at line " +
+                            std::to_string(it->second.peer_line) + " (PublicKey at line " +
+                            std::to_string(it->second.line) + ")");
+        }
+        peer.public_key = *key;
+        return Ok{};
+      }
+      case Field::kPresharedKey: {
+        auto key = wg::key_from_base64(value);
+        if (!key) return make_error("PresharedKey: " + key.error());
+        peer.preshared_key = *key;
+        peer.has_preshared_key = true;
+        wg::secure_zero(*key);
+        return Ok{};
+      }
+      case Field::kAllowedIps:
+        return for_each_item(value, [&](std::string_view item) -> Status {
+          auto prefix = parse_allowed_prefix(item);
+          if (!prefix) return make_error(prefix.error());
+          const std::string text = format_prefix(prefix->addr, prefix->len);
+          const auto [it, fresh] = prefixes_.emplace(prefix_id(*prefix), Claim{peer.line, line_no});
+          if (!fresh && it->second.peer_line == peer.line) {
+            return make_error("AllowedIPs " + text +
+                              " is listed twice for this peer (first at line " +
+                              std::to_string(it->second.line) + ")");
+          }
+          if (!fresh) {
+            return make_error("AllowedIPs " + text + " is already allowed for the peer at line " +
+                              std::to_string(it->second.peer_line) + " (AllowedIPs at line " +
+                              std::to_string(it->second.line) +
+                              "); a prefix may belong to one peer only");
+          }
+          peer.allowed_ips.push_back(*prefix);
+          return Ok{};
+        });
+      case Field::kEndpoint: {
+        auto endpoint = parse_endpoint(value);
+        if (!endpoint) return make_error(endpoint.error());
+        peer.has_endpoint = true;
+        peer.endpoint_ip = endpoint->first;
+        peer.endpoint_port = endpoint->second;
+        return Ok{};
+      }
+      case Field::kKeepalive: {
+        auto seconds = parse_keepalive(value);
+        if (!seconds) return make_error(seconds.error());
+        peer.persistent_keepalive = *seconds;
+        return Ok{};
+      }
+      case Field::kUser: {
+        Status s = check_user(value);
+        if (!s) return s;
+        peer.user = std::string(value);
+        return Ok{};
+      }
+      case Field::kTags:
+        return for_each_item(value, [&](std::string_view tag) -> Status {
+          Status s = check_tag(tag);
+          if (!s) return s;
+          for (const std::string& seen : peer.tags) {
+            if (seen == tag) return make_error("Tags lists " + seen + " twice for this peer");
+          }
+          peer.tags.emplace_back(tag);
+          return Ok{};
+        });
+      case Field::kCount:
+        break;
+    }
+    return make_error("internal: unhandled key");
+  }
+
+  // Checks what can only be checked once a section is complete, then keeps it.
+  Status finish_peer() {
+    if (!section_) return Ok{};
+    const int line = section_->peer.line;
+    if (section_->first_line[static_cast<size_t>(Field::kPublicKey)] == 0)
+      return at(line, "[Peer] has no PublicKey");
+    if (section_->peer.allowed_ips.empty()) {
+      return at(line,
+                "[Peer] has no AllowedIPs; without one the gateway would drop everything it "
+                "sends");
+    }
+    peers_.push_back(std::move(section_->peer));
+    section_.reset();
+    return Ok{};
+  }
+
+  std::string_view origin_;
+  std::optional<Section> section_;
+  std::vector<PeerConfig> peers_;
+  std::map<wg::Key, Claim> public_keys_;
+  std::map<uint64_t, Claim> prefixes_;
+};
+
+// Closes a file descriptor on every return path.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  ~FdCloser() { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+}  // namespace
+
+bool same_settings(const PeerConfig& a, const PeerConfig& b) {
+  if (a.allowed_ips.size() != b.allowed_ips.size()) return false;
+  for (size_t i = 0; i < a.allowed_ips.size(); ++i) {
+    if (a.allowed_ips[i].addr != b.allowed_ips[i].addr ||
+        a.allowed_ips[i].len != b.allowed_ips[i].len) {
+      return false;
+    }
+  }
+  return a.public_key == b.public_key && a.has_preshared_key == b.has_preshared_key &&
+         a.preshared_key == b.preshared_key && a.has_endpoint == b.has_endpoint &&
+         a.endpoint_ip == b.endpoint_ip && a.endpoint_port == b.endpoint_port &&
+         a.persistent_keepalive == b.persistent_keepalive && a.user == b.user && a.tags == b.tags;
+}
+
+bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!same_settings(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+Result<std::vector<PeerConfig>> parse_peers(std::string_view text, std::string_view origin) {
+  return PeersParser(origin).run(text);
+}
+
+std::string format_peers(const std::vector<PeerConfig>& peers) {
+  std::string out;
+  for (const PeerConfig& peer : peers) {
+    if (!out.empty()) out += "\n";
+    out += "[Peer]\nPublicKey = " + wg::key_to_base64(peer.public_key) + "\n";
+    if (peer.has_preshared_key)
+      out += "PresharedKey = " + wg::key_to_base64(peer.preshared_key) + "\n";
+    if (!peer.allowed_ips.empty()) {
+      out += "AllowedIPs = ";
+      for (size_t i = 0; i < peer.allowed_ips.size(); ++i) {
+        if (i > 0) out += ", ";
+        out += format_prefix(peer.allowed_ips[i].addr, peer.allowed_ips[i].len);
+      }
+      out += "\n";
+    }
+    if (peer.has_endpoint) {
+      out += "Endpoint = " + format_ipv4(peer.endpoint_ip) + ":" +
+             std::to_string(peer.endpoint_port) + "\n";
+    }
+    if (peer.persistent_keepalive != 0) {
+      out += "PersistentKeepalive = " + std::to_string(peer.persistent_keepalive) + "\n";
+    }
+    if (!peer.user.empty()) out += "User = " + peer.user + "\n";
+    if (!peer.tags.empty()) {
+      out += "Tags = ";
+      for (size_t i = 0; i < peer.tags.size(); ++i) out += (i > 0 ? ", " : "") + peer.tags[i];
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+Result<wg::Key> load_private_key(const std::string& path) {
+  const std::string what = "private key file " + path;
+  // O_NONBLOCK so a FIFO planted at the path cannot hang start-up before the type check.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return make_error(what + ": " + errno_text(errno));
+  FdCloser closer(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return make_error(what + ": " + errno_text(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(what + " is not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(what + " has mode " + mode +
+                      ", so group or others may read it; a private key must be owner-only: "
+                      "chmod 600 " +
+                      path);
+  }
+  // A key is 44 characters; room for a trailing newline, and enough to tell "too long".
+  char buffer[128];
+  size_t size = 0;
+  while (size < sizeof(buffer)) {
+    const ssize_t n = ::read(fd, buffer + size, sizeof(buffer) - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      wg::secure_zero(buffer, sizeof(buffer));
+      return make_error(what + ": " + errno_text(err));
+    }
+    if (n == 0) break;
+    size += static_cast<size_t>(n);
+  }
+  if (size == sizeof(buffer)) {
+    wg::secure_zero(buffer, sizeof(buffer));
+    return make_error(what + " is too long to hold one key (expected the output of `wg genkey`)");
+  }
+  Result<wg::Key> key = wg::key_from_base64(trim(std::string_view(buffer, size)));
+  wg::secure_zero(buffer, sizeof(buffer));
+  if (!key) {
+    // key_from_base64 never echoes the text, so this cannot leak the key into a log.
+    return make_error(what +
+                      " does not hold a WireGuard private key (the output of `wg "
+                      "genkey`): " +
+                      key.error());
+  }
+  if (wg::is_zero(wg::as_bytes(*key))) return make_error(what + " holds the all-zero key");
+  // Best effort: moving a std::array copies it, so the compiler may leave a stack copy behind.
+  return key;
+}
+
+}  // namespace exitgw

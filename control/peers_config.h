@@ -1,0 +1,55 @@
+// The peers file (wg(8) syntax, [Peer] sections only, plus tailnet identity) and the gateway's
+// private key file: parsed into plain structs and validated completely before anything uses them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "control/net_parse.h"
+#include "control/wg/crypto.h"
+
+namespace exitgw {
+
+// Limits that keep a damaged or hostile file from costing the control thread much.
+inline constexpr size_t kPeersFileMaxBytes = 16 * 1024 * 1024;
+inline constexpr size_t kPeersLineMaxBytes = 4096;
+
+// One [Peer] section. Only what the file says; defaults are zero/empty/false.
+struct PeerConfig {
+  wg::Key public_key{};
+  wg::Key preshared_key{};  // all zero unless has_preshared_key
+  bool has_preshared_key = false;
+  // Canonical (no host bits), each at least /8, in file order, never shared with another peer.
+  std::vector<Ipv4Prefix> allowed_ips;
+  bool has_endpoint = false;
+  uint32_t endpoint_ip = 0;  // host order
+  uint16_t endpoint_port = 0;
+  uint16_t persistent_keepalive = 0;  // seconds; 0 = disabled
+  std::string user;                   // tailnet identity for policy; empty if not given
+  std::vector<std::string> tags;      // each "tag:<name>", name in [a-z0-9-]
+  int line = 0;                       // line of the [Peer] header, for messages
+};
+
+// Whether two peers are configured the same; `line` is ignored because it only says where a
+// peer was read from (a formatted file puts it elsewhere).
+bool same_settings(const PeerConfig& a, const PeerConfig& b);
+bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b);
+
+// Parses and validates a whole peers file; `origin` (usually the file name) starts every error
+// message, as "origin:line: problem". An empty file is zero peers.
+Result<std::vector<PeerConfig>> parse_peers(std::string_view text, std::string_view origin);
+
+// The canonical text of `peers`, which parse_peers reads back to the same settings. It holds
+// preshared keys in the clear: write it only to owner-only files.
+std::string format_peers(const std::vector<PeerConfig>& peers);
+
+// Reads the gateway's private key: one base64 key as `wg genkey` writes it. Refuses files that
+// group or others can access, anything but a regular file, and the all-zero key. The buffers
+// the key passes through are zeroed; the caller owns (and should zero) the returned key.
+Result<wg::Key> load_private_key(const std::string& path);
+
+}  // namespace exitgw

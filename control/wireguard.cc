@@ -1,0 +1,677 @@
+// WireGuard control: handshakes, keypair lifecycle, timers and peer-table publication.
+#include "control/wireguard.h"
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <sstream>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+#include <rte_lpm.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_udp.h>
+
+#include "control/log.h"
+#include "control/net_parse.h"
+#include "control/wg/crypto.h"
+#include "dataplane/packet_meta.h"
+
+namespace exitgw {
+
+namespace {
+
+constexpr uint32_t kNoSlot = UINT32_MAX;
+constexpr uint64_t kNs = 1'000'000'000;
+
+uint64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t route_key(const Ipv4Prefix& p) { return uint64_t{p.addr & p.mask()} << 8 | p.len; }
+
+}  // namespace
+
+WireGuard::WireGuard(dp::DataplaneContext& ctx, NeighborTable& neighbors, rte_mempool* pool,
+                     WireGuardOptions opt)
+    : ctx_(ctx),
+      neighbors_(neighbors),
+      pool_(pool),
+      opt_(std::move(opt)),
+      indices_(size_t{opt_.max_peers} * 4 + 64),
+      hz_(rte_get_tsc_hz()) {}
+
+WireGuard::~WireGuard() {
+  for (auto& [key, p] : peers_) retire_all(*p);
+  if (ctx_.rcu) rte_rcu_qsbr_synchronize(ctx_.rcu, RTE_QSBR_THRID_INVALID);
+  for (Deferred& d : deferred_) {
+    if (d.keypair) {
+      wg::secure_zero(d.keypair, sizeof(Keypair));
+      rte_free(d.keypair);
+    }
+  }
+  if (ctx_.keypairs) rte_hash_free(ctx_.keypairs);
+  if (ctx_.allowed_ips) rte_lpm_free(ctx_.allowed_ips);
+  rte_free(ctx_.peers);
+  ctx_.keypairs = nullptr;
+  ctx_.allowed_ips = nullptr;
+  ctx_.peers = nullptr;
+}
+
+uint64_t WireGuard::tsc_of_seconds(double s) const { return static_cast<uint64_t>(s * hz_); }
+
+Status WireGuard::init() {
+  if (Status s = wg::crypto_init(); !s) return s;
+  if (opt_.max_peers == 0 || opt_.max_peers > (1u << 24) - 1)
+    return make_error("--max_peers must be 1..16777215");
+  if (opt_.reject_after_s <= opt_.rekey_after_s)
+    return make_error("--wg_reject_after_time must be larger than --wg_rekey_after_time");
+  if (opt_.private_key_file.empty())
+    return make_error("--private_key_file is required (create one: umask 077; wg genkey > "
+                      "/etc/exitgw/private.key)");
+  auto key = load_private_key(opt_.private_key_file);
+  if (!key) return make_error("--private_key_file: " + key.error());
+  auto identity = wg::LocalIdentity::from_private_key(*key);
+  wg::secure_zero(*key);
+  if (!identity) return make_error("--private_key_file: " + identity.error());
+  identity_ = std::make_unique<wg::LocalIdentity>(std::move(*identity));
+  cookies_ = std::make_unique<wg::CookieChecker>(identity_->mac1_key, identity_->cookie_key);
+
+  ctx_.tunnel_mtu = opt_.tunnel_mtu;
+  ctx_.max_peers = opt_.max_peers;
+  ctx_.peers = static_cast<PeerRuntime*>(
+      rte_zmalloc("exitgw_peers", sizeof(PeerRuntime) * opt_.max_peers, RTE_CACHE_LINE_SIZE));
+  if (ctx_.peers == nullptr) return make_error("cannot allocate the peer table (DPDK memory)");
+  for (uint32_t i = 0; i < opt_.max_peers; ++i) new (&ctx_.peers[i]) PeerRuntime();
+  by_slot_.assign(opt_.max_peers, nullptr);
+  for (uint32_t i = opt_.max_peers; i > 0; --i) free_slots_.push_back(i - 1);
+
+  rte_hash_parameters hp{};
+  hp.name = "exitgw_keypairs";
+  hp.entries = std::max<uint32_t>(opt_.max_peers * 4, 64);
+  hp.key_len = sizeof(uint32_t);
+  hp.socket_id = static_cast<int>(rte_socket_id());
+  hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
+  ctx_.keypairs = rte_hash_create(&hp);
+  if (ctx_.keypairs == nullptr)
+    return make_error(std::string("cannot create the keypair table: ") + rte_strerror(rte_errno));
+  rte_hash_rcu_config hrcu{};
+  hrcu.v = ctx_.rcu;
+  hrcu.mode = RTE_HASH_QSBR_MODE_DQ;
+  if (rte_hash_rcu_qsbr_add(ctx_.keypairs, &hrcu) != 0)
+    return make_error("cannot attach RCU to the keypair table");
+
+  rte_lpm_config lc{};
+  lc.max_rules = opt_.max_peers * 4 + 64;
+  lc.number_tbl8s = opt_.max_peers + 256;  // a /32 per /24 needs its own tbl8 group
+  ctx_.allowed_ips = rte_lpm_create("exitgw_allowed_ips", static_cast<int>(rte_socket_id()), &lc);
+  if (ctx_.allowed_ips == nullptr)
+    return make_error(std::string("cannot create the allowed-IPs table: ") +
+                      rte_strerror(rte_errno));
+  rte_lpm_rcu_config lrcu{};
+  lrcu.v = ctx_.rcu;
+  lrcu.mode = RTE_LPM_QSBR_MODE_DQ;
+  if (rte_lpm_rcu_qsbr_add(ctx_.allowed_ips, &lrcu) != 0)
+    return make_error("cannot attach RCU to the allowed-IPs table");
+
+  if (!opt_.peers_file.empty()) {
+    if (Status s = watch_.watch(opt_.peers_file); !s)
+      return make_error("--peers_file: " + s.error());
+    if (Status s = load_peers_file(); !s) return s;
+  }
+  log_info("wireguard: public key " + public_key_base64() + ", " + std::to_string(peers_.size()) +
+           " peer(s), listening on UDP " + std::to_string(rte_be_to_cpu_16(ctx_.wg_port_be)));
+  return Ok{};
+}
+
+std::string WireGuard::public_key_base64() const {
+  return identity_ ? wg::key_to_base64(identity_->public_key) : "";
+}
+
+Status WireGuard::load_peers_file() {
+  std::ifstream in(opt_.peers_file, std::ios::binary);
+  if (!in) return make_error("--peers_file: cannot read " + opt_.peers_file + ": " + strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  auto peers = parse_peers(text, opt_.peers_file);
+  if (!peers) return make_error(peers.error());
+  return apply_peers(*peers);
+}
+
+WireGuard::Peer* WireGuard::peer_by_slot(uint32_t slot) {
+  return slot < by_slot_.size() ? by_slot_[slot] : nullptr;
+}
+
+Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
+  // Validate everything first: capacity, keys usable for DH, prefixes unique.
+  std::map<wg::Key, const PeerConfig*> by_key;
+  std::unordered_map<uint64_t, const PeerConfig*> prefixes;
+  for (const PeerConfig& pc : wanted) {
+    if (!by_key.emplace(pc.public_key, &pc).second)
+      return make_error("peer " + wg::key_to_base64(pc.public_key) + " appears twice");
+    for (const Ipv4Prefix& p : pc.allowed_ips)
+      if (!prefixes.emplace(route_key(p), &pc).second)
+        return make_error("allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +
+                          " is given to two peers");
+  }
+  size_t added = 0;
+  for (const auto& [key, pc] : by_key)
+    if (!peers_.count(key)) ++added;
+  size_t removed = 0;
+  for (const auto& [key, p] : peers_)
+    if (!by_key.count(key)) ++removed;
+  if (peers_.size() - removed + added > opt_.max_peers)
+    return make_error("the peers file has more peers than --max_peers=" +
+                      std::to_string(opt_.max_peers));
+  std::map<wg::Key, std::unique_ptr<wg::PeerCrypto>> crypto;
+  for (const auto& [key, pc] : by_key) {
+    auto it = peers_.find(key);
+    if (it != peers_.end() && it->second->config.preshared_key == pc->preshared_key) continue;
+    auto c = wg::PeerCrypto::create(*identity_, pc->public_key, pc->preshared_key);
+    if (!c)
+      return make_error("peer " + wg::key_to_base64(key) + " (line " + std::to_string(pc->line) +
+                        "): " + c.error());
+    crypto[key] = std::make_unique<wg::PeerCrypto>(std::move(*c));
+  }
+
+  // Apply: removals first (frees slots), then additions and changes.
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    if (by_key.count(it->first)) {
+      ++it;
+      continue;
+    }
+    log_info("wireguard: peer " + wg::key_to_base64(it->first) + " removed");
+    remove_peer(*it->second);
+    it = peers_.erase(it);
+  }
+  for (const auto& [key, pc] : by_key) {
+    auto it = peers_.find(key);
+    Peer* p;
+    if (it == peers_.end()) {
+      auto np = std::make_unique<Peer>();
+      np->slot = free_slots_.back();
+      free_slots_.pop_back();
+      p = np.get();
+      by_slot_[p->slot] = p;
+      peers_.emplace(key, std::move(np));
+      PeerRuntime& rt = ctx_.peers[p->slot];
+      rt.endpoint.store(pc->has_endpoint ? pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip),
+                                                         rte_cpu_to_be_16(pc->endpoint_port))
+                                         : 0);
+      rt.active.store(1, std::memory_order_release);
+      log_info("wireguard: peer " + wg::key_to_base64(key) + " added (slot " +
+               std::to_string(p->slot) + ")");
+    } else {
+      p = it->second.get();
+      if (pc->has_endpoint && !(ctx_.peers[p->slot].endpoint.load() & kEndpointValid))
+        ctx_.peers[p->slot].endpoint.store(pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip),
+                                                         rte_cpu_to_be_16(pc->endpoint_port)));
+    }
+    if (auto c = crypto.find(key); c != crypto.end()) {
+      // A new preshared key changes every future handshake; running sessions stay valid.
+      if (p->crypto) c->second->last_timestamp = p->crypto->last_timestamp;
+      p->crypto = std::move(c->second);
+    }
+    p->config = *pc;
+  }
+
+  // Routes: add or re-point every wanted prefix, then delete the ones no longer wanted, so a
+  // prefix that moves between peers is never absent.
+  std::unordered_map<uint64_t, uint32_t> next_routes;
+  for (const auto& [key, pc] : by_key) {
+    const uint32_t slot = peers_.at(key)->slot;
+    for (const Ipv4Prefix& p : pc->allowed_ips) {
+      const uint64_t k = route_key(p);
+      next_routes[k] = slot;
+      auto old = route_slot_.find(k);
+      if (old != route_slot_.end() && old->second == slot) continue;
+      if (int rc = rte_lpm_add(ctx_.allowed_ips, p.addr & p.mask(), p.len, slot); rc != 0)
+        log_error("wireguard: allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +
+                  " not installed: " + rte_strerror(-rc) + " (raise --max_peers)");
+    }
+  }
+  for (const auto& [k, slot] : route_slot_) {
+    if (next_routes.count(k)) continue;
+    rte_lpm_delete(ctx_.allowed_ips, static_cast<uint32_t>(k >> 8), static_cast<uint8_t>(k));
+  }
+  route_slot_ = std::move(next_routes);
+  stats_.active_peers = peers_.size();
+  stats_.generation++;
+  return Ok{};
+}
+
+void WireGuard::remove_peer(Peer& p) {
+  PeerRuntime& rt = ctx_.peers[p.slot];
+  rt.active.store(0, std::memory_order_release);
+  rt.send_keypair.store(nullptr, std::memory_order_release);
+  retire_all(p);
+  if (p.handshake_index) indices_.release(p.handshake_index);
+  p.handshake_index = 0;
+  by_slot_[p.slot] = nullptr;
+  // The slot is reused only after every worker has passed a quiescent state.
+  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), nullptr, p.slot});
+}
+
+Keypair* WireGuard::create_keypair(const wg::SessionKeys& keys, uint32_t slot) {
+  void* mem = rte_zmalloc("exitgw_keypair", sizeof(Keypair), RTE_CACHE_LINE_SIZE);
+  if (mem == nullptr) return nullptr;
+  auto* kp = new (mem) Keypair();
+  std::memcpy(kp->send_key, keys.send_key.data(), wg::kKeyLen);
+  std::memcpy(kp->recv_key, keys.recv_key.data(), wg::kKeyLen);
+  kp->local_index = keys.local_index;
+  kp->remote_index = keys.remote_index;
+  kp->peer_slot = slot;
+  kp->is_initiator = keys.is_initiator;
+  kp->created_tsc = rte_rdtsc();
+  kp->reject_after_tsc = kp->created_tsc + tsc_of_seconds(opt_.reject_after_s);
+  kp->rekey_after_tsc = kp->created_tsc + tsc_of_seconds(opt_.rekey_after_s);
+  if (rte_hash_add_key_data(ctx_.keypairs, &kp->local_index, kp) != 0) {
+    wg::secure_zero(kp, sizeof(Keypair));
+    rte_free(kp);
+    return nullptr;
+  }
+  stats_.keypairs_created++;
+  stats_.keypairs++;
+  return kp;
+}
+
+void WireGuard::retire(Keypair*& kp) {
+  if (kp == nullptr) return;
+  PeerRuntime& rt = ctx_.peers[kp->peer_slot];
+  Keypair* expected = kp;
+  rt.send_keypair.compare_exchange_strong(expected, nullptr);
+  rte_hash_del_key(ctx_.keypairs, &kp->local_index);
+  indices_.release(kp->local_index);
+  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), kp, kNoSlot});
+  stats_.keypairs--;
+  kp = nullptr;
+}
+
+void WireGuard::retire_all(Peer& p) {
+  retire(p.previous);
+  retire(p.current);
+  retire(p.next);
+}
+
+void WireGuard::publish_send(Peer& p) {
+  ctx_.peers[p.slot].send_keypair.store(p.current, std::memory_order_release);
+  ctx_.peers[p.slot].handshake_wanted.store(0, std::memory_order_relaxed);
+}
+
+void WireGuard::reclaim() {
+  while (!deferred_.empty() && rte_rcu_qsbr_check(ctx_.rcu, deferred_.front().token, false) == 1) {
+    Deferred d = deferred_.front();
+    deferred_.pop_front();
+    if (d.keypair) {
+      // Expired keys are zeroed before the memory goes back to the heap.
+      wg::secure_zero(d.keypair, sizeof(Keypair));
+      rte_free(d.keypair);
+    }
+    if (d.slot != kNoSlot) {
+      PeerRuntime& rt = ctx_.peers[d.slot];
+      rt.~PeerRuntime();
+      new (&rt) PeerRuntime();
+      free_slots_.push_back(d.slot);
+    }
+  }
+}
+
+void WireGuard::note_backlog(unsigned handshake_packets, uint64_t now_ns) {
+  // As the kernel does: under load while the queue is deep, and for a second after.
+  if (handshake_packets >= opt_.under_load_backlog) under_load_until_ns_ = now_ns + kNs;
+  stats_.under_load = now_ns < under_load_until_ns_;
+}
+
+bool WireGuard::admit(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns) {
+  const bool loaded = now_ns < under_load_until_ns_;
+  const auto check = cookies_->check(msg, src, now_ns, loaded);
+  if (check == wg::CookieChecker::MacCheck::kBadMac1) {
+    reject(wg::HandshakeError::kBadMac1);
+    return false;
+  }
+  if (!loaded) return true;
+  if (check != wg::CookieChecker::MacCheck::kValidMac1And2) {
+    // Under load a source must prove it owns its address before we spend a DH on it.
+    auto reply = cookies_->create_reply(msg, src, now_ns);
+    if (reply) {
+      uint32_t ip_be;
+      std::memcpy(&ip_be, src.address.data(), 4);
+      send_udp(ip_be, rte_cpu_to_be_16(src.port), &reply.value(), sizeof(wg::MessageCookieReply));
+      stats_.cookies_sent++;
+    }
+    return false;
+  }
+  if (!ratelimit_.allow(src, now_ns)) {
+    stats_.rate_limited++;
+    return false;
+  }
+  return true;
+}
+
+void WireGuard::handle_punt(rte_mbuf* m, uint64_t now_ns) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  const size_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+  const wg::Bytes msg(reinterpret_cast<const uint8_t*>(udp + 1), len);
+  std::array<uint8_t, 4> addr;
+  std::memcpy(addr.data(), &ip->src_addr, 4);
+  const wg::Endpoint src = wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(udp->src_port));
+  const auto type = wg::message_type_of(msg);
+  if (!type) {
+    reject(wg::HandshakeError::kBadType);
+  } else if (*type == wg::MessageType::kInitiation) {
+    stats_.initiations_received++;
+    on_initiation(msg, src, ip->src_addr, udp->src_port, now_ns);
+  } else if (*type == wg::MessageType::kResponse) {
+    stats_.responses_received++;
+    on_response(msg, src, ip->src_addr, udp->src_port, now_ns);
+  } else if (*type == wg::MessageType::kCookieReply) {
+    stats_.cookies_received++;
+    on_cookie_reply(msg, now_ns);
+  } else {
+    reject(wg::HandshakeError::kBadType);
+  }
+  rte_pktmbuf_free(m);
+}
+
+void WireGuard::on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be,
+                              uint16_t port_be, uint64_t now_ns) {
+  if (msg.size() != sizeof(wg::MessageInitiation)) {
+    reject(wg::HandshakeError::kBadSize);
+    return;
+  }
+  if (!admit(msg, src, now_ns)) return;
+  Peer* found = nullptr;
+  auto consumed = wg::consume_initiation(
+      *identity_, msg,
+      [&](const wg::Key& key) -> wg::PeerCrypto* {
+        auto it = peers_.find(key);
+        if (it == peers_.end()) return nullptr;
+        found = it->second.get();
+        return found->crypto.get();
+      },
+      now_ns);
+  if (!consumed) {
+    reject(consumed.error());
+    return;
+  }
+  Peer& p = *found;
+  auto index = indices_.allocate(p.slot);
+  if (!index) return;
+  auto response = wg::create_response(*p.crypto, consumed->handshake, *index, now_ns);
+  if (!response) {
+    indices_.release(*index);
+    reject(response.error());
+    return;
+  }
+  Keypair* kp = create_keypair(response->keys, p.slot);
+  if (kp == nullptr) {
+    indices_.release(*index);
+    return;
+  }
+  // Responder: the new keypair waits as "next" until the initiator uses it.
+  retire(p.next);
+  p.next = kp;
+  ctx_.peers[p.slot].endpoint.store(pack_endpoint(ip_be, port_be), std::memory_order_relaxed);
+  send_udp(ip_be, port_be, &response->message, sizeof(wg::MessageResponse));
+  stats_.responses_sent++;
+  stats_.handshakes_completed++;
+  p.last_handshake_ns = now_ns;
+  p.last_handshake_unix_ms = unix_ms();
+}
+
+void WireGuard::on_response(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be,
+                            uint16_t port_be, uint64_t now_ns) {
+  if (msg.size() != sizeof(wg::MessageResponse)) {
+    reject(wg::HandshakeError::kBadSize);
+    return;
+  }
+  if (!admit(msg, src, now_ns)) return;
+  const uint32_t index = wg::receiver_index_of(msg);
+  const auto owner = indices_.lookup(index);
+  Peer* p = owner ? peer_by_slot(static_cast<uint32_t>(*owner)) : nullptr;
+  if (p == nullptr || p->handshake_index != index ||
+      p->handshake.state != wg::HandshakeState::kInitiationCreated) {
+    reject(wg::HandshakeError::kUnexpectedResponse);
+    return;
+  }
+  auto keys = wg::consume_response(*identity_, *p->crypto, p->handshake, msg);
+  if (!keys) {
+    reject(keys.error());
+    return;
+  }
+  Keypair* kp = create_keypair(*keys, p->slot);
+  p->handshake_index = 0;  // now owned by the keypair
+  if (kp == nullptr) return;
+  // Initiator: the new keypair is usable at once; the old current becomes previous.
+  retire(p->previous);
+  retire(p->next);
+  p->previous = p->current;
+  p->current = kp;
+  publish_send(*p);
+  ctx_.peers[p->slot].endpoint.store(pack_endpoint(ip_be, port_be), std::memory_order_relaxed);
+  p->attempt_start_ns = 0;
+  p->last_handshake_ns = now_ns;
+  p->last_handshake_unix_ms = unix_ms();
+  stats_.handshakes_completed++;
+  // Confirm the session to the responder straight away.
+  send_keepalive(*p);
+}
+
+void WireGuard::on_cookie_reply(wg::Bytes msg, uint64_t now_ns) {
+  if (msg.size() != sizeof(wg::MessageCookieReply)) {
+    reject(wg::HandshakeError::kBadSize);
+    return;
+  }
+  const auto owner = indices_.lookup(wg::receiver_index_of(msg));
+  Peer* p = owner ? peer_by_slot(static_cast<uint32_t>(*owner)) : nullptr;
+  if (p == nullptr) {
+    reject(wg::HandshakeError::kUnexpectedCookie);
+    return;
+  }
+  auto r = wg::consume_cookie_reply(msg, p->crypto->cookie_key, p->crypto->cookie, now_ns);
+  if (!r) reject(r.error());
+}
+
+void WireGuard::on_event(const dp::Event& e, uint64_t now_ns) {
+  switch (e.type) {
+    case dp::EventType::kKeypairConfirmed: {
+      const auto owner = indices_.lookup(e.value);
+      Peer* p = owner ? peer_by_slot(static_cast<uint32_t>(*owner)) : nullptr;
+      if (p == nullptr || p->next == nullptr || p->next->local_index != e.value) return;
+      retire(p->previous);
+      p->previous = p->current;
+      p->current = p->next;
+      p->next = nullptr;
+      publish_send(*p);
+      return;
+    }
+    case dp::EventType::kRekeyWanted:
+    case dp::EventType::kHandshakeWanted: {
+      Peer* p = peer_by_slot(e.value);
+      if (p != nullptr) begin_handshake(*p, now_ns);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void WireGuard::begin_handshake(Peer& p, uint64_t now_ns) {
+  if (p.attempt_start_ns != 0) return;  // already trying; retries run from the timers
+  p.attempt_start_ns = now_ns;
+  send_initiation(p, now_ns);
+}
+
+void WireGuard::send_initiation(Peer& p, uint64_t now_ns) {
+  const uint64_t ep = ctx_.peers[p.slot].endpoint.load(std::memory_order_relaxed);
+  // REKEY_TIMEOUT plus up to a third of a second of jitter, as the protocol asks.
+  p.retry_at_ns = now_ns + wg::kRekeyTimeout * kNs + wg::random_u32() % (kNs / 3);
+  if (!(ep & kEndpointValid)) return;  // nowhere to send: the peer must reach us first
+  if (p.handshake_index) indices_.release(p.handshake_index);
+  auto index = indices_.allocate(p.slot);
+  if (!index) return;
+  p.handshake_index = *index;
+  auto init = wg::create_initiation(*identity_, *p.crypto, *index, wg::tai64n_now(), now_ns);
+  if (!init) {
+    reject(init.error());
+    return;
+  }
+  p.handshake = std::move(init->handshake);
+  send_udp(endpoint_ip(ep), endpoint_port(ep), &init->message, sizeof(wg::MessageInitiation));
+  stats_.initiations_sent++;
+}
+
+void WireGuard::send_keepalive(Peer& p) {
+  Keypair* kp = p.current;
+  const uint64_t ep = ctx_.peers[p.slot].endpoint.load(std::memory_order_relaxed);
+  if (kp == nullptr || !(ep & kEndpointValid)) return;
+  struct __attribute__((packed)) {
+    wg::MessageTransportHeader hdr;
+    uint8_t tag[wg::kTagLen];
+  } msg{};
+  msg.hdr.type = static_cast<uint32_t>(wg::MessageType::kTransport);
+  msg.hdr.receiver_index = kp->remote_index;
+  msg.hdr.counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
+  wg::Key key;
+  std::memcpy(key.data(), kp->send_key, wg::kKeyLen);
+  wg::aead_encrypt(msg.tag, key, msg.hdr.counter, {}, {});
+  wg::secure_zero(key);
+  send_udp(endpoint_ip(ep), endpoint_port(ep), &msg, sizeof(msg));
+  const uint64_t now = rte_rdtsc();
+  ctx_.peers[p.slot].last_tx_tsc.store(now, std::memory_order_relaxed);
+  p.last_keepalive_tsc = now;
+  stats_.keepalives_sent++;
+}
+
+void WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload,
+                         size_t len) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  const size_t total = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + len;
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
+  if (ip == nullptr) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  std::memcpy(udp + 1, payload, len);
+  const dp::PortInfo& tunnel = ctx_.port(dp::PortRole::kTunnel);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(total));
+  ip->packet_id = 0;
+  ip->fragment_offset = 0;
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = tunnel.addrs[0];
+  ip->dst_addr = dst_ip_be;
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  udp->src_port = ctx_.wg_port_be;
+  udp->dst_port = dst_port_be;
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));
+  udp->dgram_cksum = 0;
+  udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  dp::meta(m)->in_port = ctx_.port_index(dp::PortRole::kTunnel);
+  const uint64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+  neighbors_.output(ctx_.port_index(dp::PortRole::kTunnel), m, now_ms);
+}
+
+void WireGuard::peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc) {
+  PeerRuntime& rt = ctx_.peers[p.slot];
+  // Keypairs past REJECT_AFTER_TIME are useless in both directions: zero and free them.
+  for (Keypair** slot : {&p.previous, &p.current, &p.next}) {
+    if (*slot && now_tsc >= (*slot)->reject_after_tsc) {
+      stats_.keypairs_expired++;
+      retire(*slot);
+    }
+  }
+  // Handshake attempts: retry every REKEY_TIMEOUT (+jitter) for up to REKEY_ATTEMPT_TIME.
+  if (p.attempt_start_ns != 0) {
+    if (now_ns - p.attempt_start_ns >= wg::kRekeyAttemptTime * kNs) {
+      p.attempt_start_ns = 0;
+      p.handshake.clear();
+      rt.handshake_wanted.store(0, std::memory_order_relaxed);
+    } else if (now_ns >= p.retry_at_ns) {
+      send_initiation(p, now_ns);
+    }
+  }
+  const uint64_t last_rx = rt.last_rx_tsc.load(std::memory_order_relaxed);
+  const uint64_t last_data_rx = rt.last_data_rx_tsc.load(std::memory_order_relaxed);
+  const uint64_t last_tx = rt.last_tx_tsc.load(std::memory_order_relaxed);
+  const uint64_t last_data_tx = rt.last_data_tx_tsc.load(std::memory_order_relaxed);
+  Keypair* cur = p.current;
+  // Initiator, receiving on a keypair near the end of its life: rekey now rather than let the
+  // session lapse (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT).
+  if (cur && cur->is_initiator && last_data_rx > cur->created_tsc &&
+      now_tsc >= cur->reject_after_tsc - tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout) &&
+      now_tsc - last_data_rx < tsc_of_seconds(1))
+    begin_handshake(p, now_ns);
+  // Sent data but heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT since: the session may
+  // be dead; start a new handshake. unanswered_since_tsc approximates (to one tick) the first
+  // data packet sent after the last one received.
+  if (last_data_tx > last_rx) {
+    if (p.unanswered_since_tsc == 0) p.unanswered_since_tsc = now_tsc;
+    if (now_tsc - p.unanswered_since_tsc >= tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout)) {
+      p.unanswered_since_tsc = 0;
+      begin_handshake(p, now_ns);
+    }
+  } else {
+    p.unanswered_since_tsc = 0;
+  }
+  // Passive keepalive: data came in and we have sent nothing back for KEEPALIVE_TIMEOUT.
+  if (cur && last_data_rx > last_tx && now_tsc - last_data_rx >= tsc_of_seconds(wg::kKeepaliveTimeout))
+    send_keepalive(p);
+  // Persistent keepalive, when configured.
+  if (cur && p.config.persistent_keepalive &&
+      now_tsc - std::max(last_tx, p.last_keepalive_tsc) >=
+          tsc_of_seconds(p.config.persistent_keepalive))
+    send_keepalive(p);
+}
+
+void WireGuard::tick(uint64_t now_ns) {
+  const uint64_t now_tsc = rte_rdtsc();
+  for (auto& [key, p] : peers_) peer_timers(*p, now_ns, now_tsc);
+  reclaim();
+  if (watch_.changed()) reload_due_ns_ = now_ns + 200'000'000;  // let the writer finish
+  if (reload_due_ns_ && now_ns >= reload_due_ns_) {
+    reload_due_ns_ = 0;
+    stats_.peers_reloads++;
+    if (Status s = load_peers_file(); !s) {
+      stats_.peers_reload_errors++;
+      log_error("wireguard: peers file not applied, running peers unchanged: " + s.error());
+    }
+  }
+}
+
+std::vector<PeerStatus> WireGuard::peer_status() const {
+  std::vector<PeerStatus> out;
+  for (const auto& [key, p] : peers_) {
+    const PeerRuntime& rt = ctx_.peers[p->slot];
+    PeerStatus s;
+    s.public_key = wg::key_to_base64(key);
+    s.user = p->config.user;
+    s.last_handshake_unix_ms = p->last_handshake_unix_ms;
+    s.rx_bytes = rt.rx_bytes.load(std::memory_order_relaxed);
+    s.tx_bytes = rt.tx_bytes.load(std::memory_order_relaxed);
+    const uint64_t ep = rt.endpoint.load(std::memory_order_relaxed);
+    if (ep & kEndpointValid)
+      s.endpoint = format_ipv4(rte_be_to_cpu_32(endpoint_ip(ep))) + ":" +
+                   std::to_string(rte_be_to_cpu_16(endpoint_port(ep)));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace exitgw

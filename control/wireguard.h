@@ -1,0 +1,151 @@
+// WireGuard on the control thread: the gateway's identity, the peer table (from the peers
+// file), handshakes punted by workers (responder and initiator), cookies under load, keypair
+// rotation and expiry, the protocol's timers, and publication of keypairs, allowed IPs and
+// per-peer runtime blocks to the workers.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <rte_mbuf.h>
+
+#include "common/result.h"
+#include "common/wg_state.h"
+#include "control/file_watch.h"
+#include "control/neighbor.h"
+#include "control/peers_config.h"
+#include "control/wg/cookie.h"
+#include "control/wg/handshake_error.h"
+#include "control/wg/index_table.h"
+#include "control/wg/noise.h"
+#include "control/wg/ratelimit.h"
+#include "dataplane/context.h"
+#include "dataplane/events.h"
+
+namespace exitgw {
+
+struct WireGuardOptions {
+  std::string private_key_file;
+  std::string peers_file;
+  uint32_t max_peers = 4096;
+  uint16_t tunnel_mtu = 1420;
+  unsigned rekey_after_s = wg::kRekeyAfterTime;
+  unsigned reject_after_s = wg::kRejectAfterTime;
+  unsigned under_load_backlog = 128;  // handshake messages in one drain that mean "under load"
+};
+
+// Counters the metrics thread reads.
+struct WireGuardStats {
+  std::atomic<uint64_t> initiations_received{0}, responses_sent{0}, initiations_sent{0},
+      responses_received{0}, cookies_sent{0}, cookies_received{0}, rate_limited{0},
+      keepalives_sent{0}, keypairs_created{0}, keypairs_expired{0}, handshakes_completed{0},
+      peers_reloads{0}, peers_reload_errors{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
+  std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
+  std::atomic<bool> under_load{false};
+};
+
+// Per-peer summary for status and metrics, refreshed by the control loop.
+struct PeerStatus {
+  std::string public_key;
+  std::string user;
+  uint64_t last_handshake_unix_ms = 0;
+  uint64_t rx_bytes = 0, tx_bytes = 0;
+  std::string endpoint;
+};
+
+class WireGuard {
+ public:
+  WireGuard(dp::DataplaneContext& ctx, NeighborTable& neighbors, rte_mempool* pool,
+            WireGuardOptions opt);
+  ~WireGuard();
+
+  // Loads the key and the peers file, creates the worker-visible tables. Nothing is sent.
+  Status init();
+  // Takes ownership of a punted handshake packet (Ethernet header in front).
+  void handle_punt(rte_mbuf* m, uint64_t now_ns);
+  void on_event(const dp::Event& e, uint64_t now_ns);
+  // Call once per drain with the number of handshake packets seen: decides "under load".
+  void note_backlog(unsigned handshake_packets, uint64_t now_ns);
+  // Timers, expiry, reclamation and the peers-file watch; call every ~100 ms.
+  void tick(uint64_t now_ns);
+  // Validates the whole set, then applies it (diff against the running peers) or nothing.
+  Status apply_peers(const std::vector<PeerConfig>& peers);
+
+  const WireGuardStats& stats() const { return stats_; }
+  std::string public_key_base64() const;
+  std::vector<PeerStatus> peer_status() const;  // control thread only
+
+ private:
+  struct Peer {
+    uint32_t slot = 0;
+    PeerConfig config;
+    std::unique_ptr<wg::PeerCrypto> crypto;
+    wg::Handshake handshake;    // our initiation in flight
+    uint32_t handshake_index = 0;
+    Keypair* previous = nullptr;
+    Keypair* current = nullptr;
+    Keypair* next = nullptr;
+    uint64_t last_handshake_ns = 0;
+    uint64_t last_handshake_unix_ms = 0;
+    uint64_t attempt_start_ns = 0;  // 0: not trying to handshake
+    uint64_t retry_at_ns = 0;
+    uint64_t last_keepalive_tsc = 0;
+    uint64_t unanswered_since_tsc = 0;
+  };
+
+  Status load_peers_file();
+  Peer* peer_by_slot(uint32_t slot);
+  Keypair* create_keypair(const wg::SessionKeys& keys, uint32_t slot);
+  void retire(Keypair*& kp);
+  void retire_all(Peer& p);
+  void publish_send(Peer& p);
+  void remove_peer(Peer& p);
+  void begin_handshake(Peer& p, uint64_t now_ns);
+  void send_initiation(Peer& p, uint64_t now_ns);
+  void send_keepalive(Peer& p);
+  void send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload, size_t len);
+  void reject(wg::HandshakeError e) { stats_.rejected[static_cast<size_t>(e)]++; }
+  void on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be, uint16_t port_be,
+                     uint64_t now_ns);
+  void on_response(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be, uint16_t port_be,
+                   uint64_t now_ns);
+  void on_cookie_reply(wg::Bytes msg, uint64_t now_ns);
+  bool admit(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns);
+  void peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc);
+  void reclaim();
+  uint64_t tsc_of_seconds(double s) const;
+
+  dp::DataplaneContext& ctx_;
+  NeighborTable& neighbors_;
+  rte_mempool* pool_;
+  WireGuardOptions opt_;
+  std::unique_ptr<wg::LocalIdentity> identity_;
+  std::unique_ptr<wg::CookieChecker> cookies_;
+  wg::RateLimiter ratelimit_;
+  wg::IndexTable indices_;
+  std::map<wg::Key, std::unique_ptr<Peer>> peers_;  // by public key
+  std::vector<Peer*> by_slot_;
+  std::vector<uint32_t> free_slots_;
+  std::unordered_map<uint64_t, uint32_t> route_slot_;  // allowed prefix (addr << 8 | len) -> slot
+  struct Deferred {
+    uint64_t token;
+    Keypair* keypair;  // zeroed and freed after the grace period
+    uint32_t slot;     // or a peer slot to reuse (UINT32_MAX: none)
+  };
+  std::deque<Deferred> deferred_;
+  FileWatch watch_;
+  uint64_t reload_due_ns_ = 0;
+  uint64_t under_load_until_ns_ = 0;
+  uint64_t hz_;
+  WireGuardStats stats_;
+};
+
+}  // namespace exitgw

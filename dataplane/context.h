@@ -1,0 +1,117 @@
+// What every worker sees: port facts fixed at start, lock-free tables control writes, and
+// the per-worker rings and counters. Built by control before workers launch.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_lpm.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "common/wg_state.h"
+#include "dataplane/counters.h"
+
+namespace exitgw::dp {
+
+inline constexpr uint16_t kBurst = 32;
+inline constexpr unsigned kMaxWorkers = 16;
+inline constexpr unsigned kMaxPortAddrs = 4;
+
+enum class PortRole : uint8_t { kTunnel = 0, kInternet = 1, kCount };
+
+// Immutable after start.
+struct PortInfo {
+  uint16_t port_id = 0;
+  rte_ether_addr mac{};
+  uint32_t addrs[kMaxPortAddrs] = {};     // own IPv4 addresses, network order
+  uint32_t netmasks[kMaxPortAddrs] = {};  // their connected subnets' masks, network order
+  unsigned n_addrs = 0;
+  uint32_t gateway = 0;  // next hop for off-link destinations, network order; 0 = none
+  uint16_t tx_queue_control = 0;
+  uint16_t n_rx_queues = 1;  // worker w polls queues w, w + n_workers, ...
+
+  bool owns(uint32_t ip) const noexcept {
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if (addrs[i] == ip) return true;
+    return false;
+  }
+  bool on_link(uint32_t ip) const noexcept {
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if ((ip & netmasks[i]) == (addrs[i] & netmasks[i])) return true;
+    return false;
+  }
+  uint32_t next_hop(uint32_t dst) const noexcept {
+    return (gateway == 0 || on_link(dst)) ? dst : gateway;
+  }
+};
+
+// Neighbor table key: written by control only (rte_hash, lock-free readers). The data word
+// is the MAC in the low 48 bits with kNeighborValid set, so a lookup needs no second load.
+struct NeighborKey {
+  uint32_t ip;  // network order
+  uint16_t port;
+  uint16_t zero;
+};
+static_assert(sizeof(NeighborKey) == 8);
+inline constexpr uint64_t kNeighborValid = 1ull << 48;
+
+inline uint64_t neighbor_word(const rte_ether_addr& mac) noexcept {
+  uint64_t w = kNeighborValid;
+  for (unsigned b = 0; b < RTE_ETHER_ADDR_LEN; ++b) w |= uint64_t{mac.addr_bytes[b]} << (8 * b);
+  return w;
+}
+inline rte_ether_addr neighbor_mac(uint64_t word) noexcept {
+  rte_ether_addr mac;
+  for (unsigned b = 0; b < RTE_ETHER_ADDR_LEN; ++b) mac.addr_bytes[b] = uint8_t(word >> (8 * b));
+  return mac;
+}
+
+// Rings between one worker and control; the worker is the only producer.
+struct alignas(64) WorkerShared {
+  rte_ring* punt = nullptr;    // mbufs for control (handshakes, packets waiting for ARP)
+  rte_ring* events = nullptr;  // Event records (16 bytes each)
+  unsigned lcore_id = 0;
+  uint16_t queue = 0;          // RX queue and TX queue index on every port
+  std::atomic<bool> running{false};
+  LcoreCounters counters;
+};
+
+enum class PollMode : uint8_t { kAdaptive, kBusy };
+
+struct DataplaneContext {
+  PortInfo ports[kMaxPorts];
+  unsigned n_ports = 0;
+  uint8_t role_port[static_cast<size_t>(PortRole::kCount)] = {};  // role -> index in ports
+  uint16_t wg_port_be = 0;  // UDP listen port of the tunnel side, network order
+
+  rte_hash* neighbors = nullptr;
+  rte_rcu_qsbr* rcu = nullptr;
+
+  // WireGuard: keypairs by our receiver index (rte_hash, lock-free readers), peers by inner
+  // address (rte_lpm over allowed IPs, next hop = peer slot), and the per-peer runtime blocks.
+  rte_hash* keypairs = nullptr;
+  rte_lpm* allowed_ips = nullptr;
+  PeerRuntime* peers = nullptr;
+  uint32_t max_peers = 0;
+  uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
+
+  PollMode poll_mode = PollMode::kAdaptive;
+  unsigned idle_sleep_max_us = 200;
+  unsigned icmp_rate_per_sec = 1000;  // per worker
+  unsigned icmp_burst = 50;
+
+  std::atomic<bool> stop{false};
+  unsigned n_workers = 0;
+  WorkerShared workers[kMaxWorkers];
+  LcoreCounters control_counters;  // packets control itself sends (ARP requests, handshakes)
+
+  const PortInfo& port(PortRole r) const noexcept {
+    return ports[role_port[static_cast<size_t>(r)]];
+  }
+  uint8_t port_index(PortRole r) const noexcept { return role_port[static_cast<size_t>(r)]; }
+};
+
+}  // namespace exitgw::dp

@@ -1,0 +1,48 @@
+// Per-lcore counters: each worker writes only its own block; control reads them for metrics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/drop_reason.h"
+
+namespace exitgw::dp {
+
+inline constexpr unsigned kMaxPorts = 2;  // tunnel and internet; equal when they share a port
+
+// A counter written by exactly one lcore and read by others. Relaxed load+store compiles to a
+// plain add (no locked instruction) yet keeps the cross-thread read well defined.
+class Counter {
+ public:
+  void add(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+static_assert(sizeof(Counter) == 8);
+
+struct PortCounters {
+  Counter rx_packets, rx_bytes, tx_packets, tx_bytes;
+};
+
+// Owned by one lcore (the index into DataplaneContext::lcores); read by control.
+struct alignas(64) LcoreCounters {
+  PortCounters port[kMaxPorts];
+  Counter drops[kMaxPorts][static_cast<size_t>(DropReason::kCount)];  // by input port
+  Counter busy_cycles, idle_cycles, loops;
+  Counter punted, events, events_lost;
+  Counter arp_replies_sent, arp_learned, icmp_echo_replies;
+  Counter wg_keepalives_received, wg_rekey_events, wg_handshake_events;
+  // WireGuard transport
+  Counter wg_rx_packets, wg_rx_bytes, wg_tx_packets, wg_tx_bytes;
+  Counter forwarded_out, forwarded_in;
+
+  void drop(uint8_t port, DropReason r, uint64_t n = 1) noexcept {
+    drops[port][static_cast<size_t>(r)].add(n);
+  }
+};
+
+}  // namespace exitgw::dp

@@ -1,0 +1,24 @@
+// Small fixed-size messages from workers to control over per-worker rings (no mbufs).
+#pragma once
+
+#include <cstdint>
+
+namespace exitgw::dp {
+
+enum class EventType : uint8_t {
+  kNeighborSeen,      // an ARP packet told us ip -> mac on a port
+  kKeypairConfirmed,  // first authenticated packet on a responder's new keypair
+  kRekeyWanted,       // send counter or age passed the rekey threshold (value = peer slot)
+  kHandshakeWanted,   // traffic for a peer without a usable keypair (value = peer slot)
+};
+
+struct Event {
+  EventType type;
+  uint8_t port;
+  uint8_t mac[6];
+  uint32_t ip;     // network order (kNeighborSeen)
+  uint32_t value;  // receiver index or peer slot (WireGuard events)
+};
+static_assert(sizeof(Event) == 16);
+
+}  // namespace exitgw::dp

@@ -1,0 +1,119 @@
+// Local delivery for our own addresses: ICMP echo is answered (rate limited), WireGuard
+// handshakes are punted to control, transport data goes to the WireGuard stage.
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include "common/wg_wire.h"
+#include "dataplane/stages.h"
+#include "dataplane/worker.h"
+
+namespace exitgw::dp {
+
+namespace {
+
+void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept {
+  const unsigned len = rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr);
+  if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+    w.drop(m, DropReason::kIpv4Fragment);
+    return;
+  }
+  if (len < sizeof(rte_icmp_hdr)) {
+    w.drop(m, DropReason::kIcmpMalformed);
+    return;
+  }
+  auto* icmp = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
+  if (rte_raw_cksum(icmp, len) != 0xffff) {
+    w.drop(m, DropReason::kIcmpBadChecksum);
+    return;
+  }
+  if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0) {
+    w.drop(m, DropReason::kIcmpUnsupportedType);
+    return;
+  }
+  if (!w.icmp_allowed()) {
+    w.drop(m, DropReason::kIcmpRateLimited);
+    return;
+  }
+  // Turn the request around in place: same identifier, sequence and data.
+  icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+  icmp->icmp_cksum = 0;
+  icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, len));
+  const uint32_t src = ip->src_addr;
+  ip->src_addr = ip->dst_addr;
+  ip->dst_addr = src;
+  ip->time_to_live = 64;
+  ip->fragment_offset = 0;
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  eth->dst_addr = eth->src_addr;
+  eth->src_addr = w.ctx().ports[port].mac;
+  w.counters().icmp_echo_replies.add();
+  w.transmit(port, m);
+}
+
+void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept {
+  const unsigned len = rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr);
+  if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+    w.drop(m, DropReason::kIpv4Fragment);
+    return;
+  }
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  if (len < sizeof(rte_udp_hdr) || rte_be_to_cpu_16(udp->dgram_len) < sizeof(rte_udp_hdr) ||
+      rte_be_to_cpu_16(udp->dgram_len) > len) {
+    w.drop(m, DropReason::kUdpMalformed);
+    return;
+  }
+  const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
+      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && udp->dgram_cksum != 0 &&
+       rte_ipv4_udptcp_cksum_verify(ip, udp) != 0)) {
+    w.drop(m, DropReason::kUdpBadChecksum);
+    return;
+  }
+  const bool tunnel = port == w.ctx().port_index(PortRole::kTunnel);
+  if (!tunnel || udp->dst_port != w.ctx().wg_port_be) {
+    w.drop(m, DropReason::kLocalPortUnreachable);
+    return;
+  }
+  const unsigned payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+  if (payload < 4) {
+    w.drop(m, DropReason::kWgMalformed);
+    return;
+  }
+  const uint8_t type = *reinterpret_cast<const uint8_t*>(udp + 1);
+  switch (type) {
+    case static_cast<uint8_t>(wg::MessageType::kInitiation):
+    case static_cast<uint8_t>(wg::MessageType::kResponse):
+    case static_cast<uint8_t>(wg::MessageType::kCookieReply):
+      w.punt(m, PuntReason::kHandshake);
+      return;
+    case static_cast<uint8_t>(wg::MessageType::kTransport):
+      w.collect_wg(m);
+      return;
+    default:
+      w.drop(m, DropReason::kWgUnknownType);
+  }
+}
+
+}  // namespace
+
+void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+    switch (ip->next_proto_id) {
+      case IPPROTO_ICMP:
+        icmp_input(w, port, m, ip);
+        break;
+      case IPPROTO_UDP:
+        udp_input(w, port, m, ip);
+        break;
+      default:
+        w.drop(m, DropReason::kLocalUnsupportedProtocol);
+    }
+  }
+}
+
+}  // namespace exitgw::dp

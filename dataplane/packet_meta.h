@@ -1,0 +1,34 @@
+// Typed per-packet metadata kept in the mbuf private area (the pool reserves it).
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+namespace exitgw::dp {
+
+enum class PuntReason : uint8_t {
+  kNone,
+  kHandshake,     // WireGuard message types 1, 2, 3: the control thread answers them
+  kNeedNeighbor,  // a finished IPv4 packet whose next hop has no resolved MAC yet
+};
+
+struct PacketMeta {
+  uint32_t next_hop;   // IPv4, network order: whom to resolve for the L2 header
+  uint8_t in_port;     // index into DataplaneContext::ports
+  uint8_t out_port;    // index into DataplaneContext::ports
+  PuntReason punt;
+  uint8_t flags;
+  uint32_t peer_slot;  // WireGuard peer, when known
+  uint32_t pad;
+  void* keypair;       // WireGuard keypair the packet was decrypted with / will be sealed with
+  uint64_t counter;    // WireGuard nonce counter
+};
+static_assert(sizeof(PacketMeta) == 32);
+static_assert(sizeof(PacketMeta) % RTE_MBUF_PRIV_ALIGN == 0);
+
+inline PacketMeta* meta(rte_mbuf* m) noexcept {
+  return static_cast<PacketMeta*>(rte_mbuf_to_priv(m));
+}
+
+}  // namespace exitgw::dp

@@ -1,0 +1,30 @@
+// The worker's stages. Each takes a burst, sends every packet to one exit (the next stage,
+// a TX buffer, the punt ring or a counted drop) and returns how many continue.
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+namespace exitgw::dp {
+
+class Worker;
+
+// L2: own MAC or broadcast, ARP handled, IPv4 continues (Ethernet header left in place).
+uint16_t eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+// The ARP responder and learner (called by eth_input for each ARP frame).
+void arp_input(Worker& w, uint8_t port, rte_mbuf* m) noexcept;
+// IPv4 header checks; packets for our own addresses go to local delivery, others continue.
+uint16_t ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+// Local delivery: ICMP echo, the WireGuard UDP port; everything else is counted and dropped.
+void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+// Packets with meta out_port set and an IPv4 header at the front of the data (no L2 yet):
+// the next hop's MAC from the neighbor table, an Ethernet header, then TX or a punt to ARP.
+void ipv4_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// WireGuard transport messages (Ethernet header in front): decrypt, check, forward out.
+void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Transit packets from the internet (Ethernet header in front): seal toward the peer that
+// owns the destination.
+void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
+}  // namespace exitgw::dp

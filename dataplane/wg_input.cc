@@ -1,0 +1,208 @@
+// WireGuard receive on a worker: receiver index -> keypair (one bulk hash lookup), the
+// replay pre-check, ONE batched ChaCha20-Poly1305 decrypt for the burst, the replay update
+// (only after the tag verified), roaming, keepalives, inner IPv4 checks and cryptokey routing
+// (one bulk LPM lookup), then out to the internet port. The kernel's receive.c order.
+#include <rte_ip.h>
+#include <rte_lpm.h>
+#include <rte_udp.h>
+
+#include "dataplane/stages.h"
+#include "dataplane/wg/aead_burst.h"
+#include "dataplane/worker.h"
+
+namespace exitgw::dp {
+
+namespace {
+
+constexpr uint16_t kOuterLen = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+
+struct Rx {
+  rte_mbuf* m;
+  Keypair* kp;
+  uint64_t counter;
+  uint32_t payload_len;  // WireGuard message length
+};
+
+// Per-peer byte counts summed over runs of the same peer, so a burst from one peer costs one
+// atomic add per counter rather than one per packet.
+class PeerTally {
+ public:
+  explicit PeerTally(PeerRuntime* peers) : peers_(peers) {}
+  ~PeerTally() { flush(); }
+  void add(uint32_t slot, uint32_t bytes) noexcept {
+    if (slot != slot_) {
+      flush();
+      slot_ = slot;
+    }
+    ++packets_;
+    bytes_ += bytes;
+  }
+
+ private:
+  void flush() noexcept {
+    if (packets_ == 0) return;
+    peers_[slot_].rx_packets.fetch_add(packets_, std::memory_order_relaxed);
+    peers_[slot_].rx_bytes.fetch_add(bytes_, std::memory_order_relaxed);
+    packets_ = bytes_ = 0;
+  }
+  PeerRuntime* peers_;
+  uint32_t slot_ = UINT32_MAX;
+  uint64_t packets_ = 0, bytes_ = 0;
+};
+
+DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
+  if (plain_len < sizeof(rte_ipv4_hdr)) return DropReason::kWgInnerMalformed;
+  const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
+  const unsigned version = ip->version_ihl >> 4;
+  if (version == 6) return DropReason::kWgInnerUnsupported;
+  if (version != 4 || (ip->version_ihl & 0xf) != 5) return DropReason::kWgInnerMalformed;
+  const unsigned total = rte_be_to_cpu_16(ip->total_length);
+  if (total < sizeof(rte_ipv4_hdr) || total > plain_len) return DropReason::kWgInnerMalformed;
+  if (rte_raw_cksum(ip, sizeof(rte_ipv4_hdr)) != 0xffff) return DropReason::kWgInnerBadChecksum;
+  if (ip->time_to_live <= 1) return DropReason::kIpv4TtlExpired;
+  return DropReason::kCount;
+}
+
+}  // namespace
+
+void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  DataplaneContext& ctx = w.ctx();
+  const uint64_t now = rte_rdtsc();
+
+  // 1. Gather receiver indices.
+  uint32_t index[kBurst];
+  const void* keys[kBurst];
+  void* found[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    const auto* hdr = rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, kOuterLen);
+    index[i] = hdr->receiver_index;  // little-endian on the wire and here
+    keys[i] = &index[i];
+  }
+  uint64_t hits = 0;
+  rte_hash_lookup_bulk_data(ctx.keypairs, keys, n, &hits, found);
+
+  // 2. Keypair, age and replay pre-checks; build the AEAD burst.
+  Rx rx[kBurst];
+  AeadOp ops[kBurst];
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, kOuterLen - sizeof(rte_udp_hdr));
+    const uint32_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+    if (len < wg::kTransportOverhead) [[unlikely]] {
+      w.drop(m, DropReason::kWgMalformed);
+      continue;
+    }
+    if (!((hits >> i) & 1)) [[unlikely]] {
+      w.drop(m, DropReason::kWgUnknownIndex);
+      continue;
+    }
+    auto* kp = static_cast<Keypair*>(found[i]);
+    if (now >= kp->reject_after_tsc) [[unlikely]] {
+      w.drop(m, DropReason::kWgKeypairExpired);
+      continue;
+    }
+    auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*, kOuterLen);
+    const uint64_t counter = hdr->counter;
+    if (!kp->replay.check(counter)) [[unlikely]] {
+      w.drop(m, DropReason::kWgReplay);
+      continue;
+    }
+    auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
+    const uint32_t plain = len - wg::kTransportOverhead;
+    rx[k] = Rx{m, kp, counter, len};
+    ops[k] = AeadOp{kp->recv_key, counter, body, plain, body + plain};
+    ++k;
+  }
+
+  // 3. One submission for the whole burst.
+  bool ok[kBurst];
+  w.aead().decrypt_burst(ops, k, ok);
+
+  // 4. Replay window, roaming, keepalives, inner checks.
+  rte_mbuf* fwd[kBurst];
+  uint32_t src[kBurst], hop[kBurst], slot[kBurst];
+  uint16_t f = 0;
+  PeerTally tally(ctx.peers);
+  for (uint16_t j = 0; j < k; ++j) {
+    rte_mbuf* m = rx[j].m;
+    Keypair* kp = rx[j].kp;
+    if (!ok[j]) [[unlikely]] {
+      w.drop(m, DropReason::kWgDecryptFailed);
+      continue;
+    }
+    if (!kp->replay.update(rx[j].counter)) [[unlikely]] {
+      w.drop(m, DropReason::kWgReplay);
+      continue;
+    }
+    PeerRuntime& peer = ctx.peers[kp->peer_slot];
+    if (!peer.active.load(std::memory_order_relaxed)) [[unlikely]] {
+      w.drop(m, DropReason::kWgUnknownIndex);
+      continue;
+    }
+    // Roaming: the endpoint follows the newest authenticated packet.
+    const auto* outer = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+    const auto* udp = reinterpret_cast<const rte_udp_hdr*>(outer + 1);
+    const uint64_t ep = pack_endpoint(outer->src_addr, udp->src_port);
+    if (peer.endpoint.load(std::memory_order_relaxed) != ep)
+      peer.endpoint.store(ep, std::memory_order_relaxed);
+    peer.last_rx_tsc.store(now, std::memory_order_relaxed);
+    if (!kp->is_initiator && !kp->confirmed_reported.load(std::memory_order_relaxed) &&
+        !kp->confirmed_reported.exchange(1)) {
+      Event e{};
+      e.type = EventType::kKeypairConfirmed;
+      e.value = kp->local_index;
+      w.event(e);
+    }
+    const uint32_t plain = rx[j].payload_len - wg::kTransportOverhead;
+    w.counters().wg_rx_packets.add();
+    w.counters().wg_rx_bytes.add(rx[j].payload_len);
+    tally.add(kp->peer_slot, rx[j].payload_len);
+    if (plain == 0) {
+      w.counters().wg_keepalives_received.add();
+      w.consume(m);
+      continue;
+    }
+    peer.last_data_rx_tsc.store(now, std::memory_order_relaxed);
+    rte_pktmbuf_adj(m, kOuterLen + sizeof(wg::MessageTransportHeader));
+    rte_pktmbuf_trim(m, wg::kTagLen);
+    const DropReason bad = check_inner(m, plain);
+    if (bad != DropReason::kCount) [[unlikely]] {
+      w.drop(m, bad);
+      continue;
+    }
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    const unsigned total = rte_be_to_cpu_16(ip->total_length);
+    if (total < plain) rte_pktmbuf_trim(m, static_cast<uint16_t>(plain - total));  // padding
+    src[f] = rte_be_to_cpu_32(ip->src_addr);
+    slot[f] = kp->peer_slot;
+    fwd[f++] = m;
+  }
+
+  // 5. Cryptokey routing: the inner source must be one of this peer's allowed IPs.
+  if (f == 0) return;
+  rte_lpm_lookup_bulk(ctx.allowed_ips, src, hop, f);
+  uint16_t out = 0;
+  const uint8_t internet = ctx.port_index(PortRole::kInternet);
+  for (uint16_t j = 0; j < f; ++j) {
+    rte_mbuf* m = fwd[j];
+    if (!(hop[j] & RTE_LPM_LOOKUP_SUCCESS) || (hop[j] & 0xffffff) != slot[j]) [[unlikely]] {
+      w.drop(m, DropReason::kWgBadSource);
+      continue;
+    }
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    // Forwarding: TTL - 1 with the RFC 1624 incremental checksum update.
+    --ip->time_to_live;
+    uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
+    ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+    PacketMeta* pm = meta(m);
+    pm->out_port = internet;
+    pm->peer_slot = slot[j];
+    fwd[out++] = m;
+  }
+  w.counters().forwarded_out.add(out);
+  ipv4_output(w, fwd, out);
+}
+
+}  // namespace exitgw::dp

@@ -1,0 +1,149 @@
+// WireGuard send on a worker: internet packets for a peer's allowed IPs are found by one
+// bulk LPM lookup, given a counter from the peer's current keypair, padded to 16 bytes,
+// sealed in ONE batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's
+// newest endpoint.
+#include <rte_ip.h>
+#include <rte_lpm.h>
+#include <rte_udp.h>
+
+#include "dataplane/stages.h"
+#include "dataplane/wg/aead_burst.h"
+#include "dataplane/worker.h"
+
+namespace exitgw::dp {
+
+namespace {
+
+constexpr uint16_t kEncapLen =
+    sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(wg::MessageTransportHeader);
+
+void want_handshake(Worker& w, PeerRuntime& peer, uint32_t slot) noexcept {
+  if (peer.handshake_wanted.load(std::memory_order_relaxed) || peer.handshake_wanted.exchange(1))
+    return;
+  Event e{};
+  e.type = EventType::kHandshakeWanted;
+  e.value = slot;
+  w.counters().wg_handshake_events.add();
+  w.event(e);
+}
+
+}  // namespace
+
+void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  DataplaneContext& ctx = w.ctx();
+  const uint64_t now = rte_rdtsc();
+  uint32_t dst[kBurst], hop[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_pktmbuf_adj(pkts[i], sizeof(rte_ether_hdr));
+    dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr);
+  }
+  rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop, n);
+
+  AeadOp ops[kBurst];
+  rte_mbuf* sealed[kBurst];
+  uint64_t endpoint[kBurst];
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (!(hop[i] & RTE_LPM_LOOKUP_SUCCESS)) [[unlikely]] {
+      w.drop(m, DropReason::kWgNoPeerForDestination);
+      continue;
+    }
+    const uint32_t slot = hop[i] & 0xffffff;
+    PeerRuntime& peer = ctx.peers[slot];
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    if (ip->time_to_live <= 1) [[unlikely]] {
+      w.drop(m, DropReason::kIpv4TtlExpired);
+      continue;
+    }
+    const uint32_t len = rte_be_to_cpu_16(ip->total_length);
+    if (len > ctx.tunnel_mtu) [[unlikely]] {
+      w.drop(m, DropReason::kWgTooLarge);
+      continue;
+    }
+    Keypair* kp = peer.send_keypair.load(std::memory_order_acquire);
+    if (kp == nullptr || now >= kp->reject_after_tsc) [[unlikely]] {
+      want_handshake(w, peer, slot);
+      w.drop(m, DropReason::kWgNoKeypair);
+      continue;
+    }
+    const uint64_t ep = peer.endpoint.load(std::memory_order_relaxed);
+    if (!(ep & kEndpointValid)) [[unlikely]] {
+      w.drop(m, DropReason::kWgNoEndpoint);
+      continue;
+    }
+    const uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
+    if (counter >= wg::kRejectAfterMessages) [[unlikely]] {
+      want_handshake(w, peer, slot);
+      w.drop(m, DropReason::kWgCounterExhausted);
+      continue;
+    }
+    if ((counter >= wg::kRekeyAfterMessages || (kp->is_initiator && now >= kp->rekey_after_tsc)) &&
+        !kp->rekey_reported.load(std::memory_order_relaxed) && !kp->rekey_reported.exchange(1)) {
+      Event e{};
+      e.type = EventType::kRekeyWanted;
+      e.value = slot;
+      w.counters().wg_rekey_events.add();
+      w.event(e);
+    }
+    --ip->time_to_live;
+    uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
+    ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+    // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
+    const uint32_t padded = std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));
+    auto* tail = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, padded - len + wg::kTagLen));
+    auto* head = rte_pktmbuf_prepend(m, kEncapLen);
+    if (tail == nullptr || head == nullptr) [[unlikely]] {
+      w.drop(m, DropReason::kNoMbuf);
+      continue;
+    }
+    memset(tail, 0, padded - len);
+    auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*,
+                                        sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
+    hdr->type = static_cast<uint32_t>(wg::MessageType::kTransport);
+    hdr->receiver_index = kp->remote_index;
+    hdr->counter = counter;
+    auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
+    ops[k] = AeadOp{kp->send_key, counter, body, padded, body + padded};
+    endpoint[k] = ep;
+    meta(m)->peer_slot = slot;
+    peer.last_tx_tsc.store(now, std::memory_order_relaxed);
+    peer.last_data_tx_tsc.store(now, std::memory_order_relaxed);
+    sealed[k++] = m;
+  }
+  w.aead().encrypt_burst(ops, k);
+
+  const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
+  const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
+  for (uint16_t j = 0; j < k; ++j) {
+    rte_mbuf* m = sealed[j];
+    const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0;
+    ip->total_length = rte_cpu_to_be_16(total);
+    ip->packet_id = 0;
+    ip->fragment_offset = 0;
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = tunnel.addrs[0];
+    ip->dst_addr = endpoint_ip(endpoint[j]);
+    ip->hdr_checksum = 0;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    udp->src_port = ctx.wg_port_be;
+    udp->dst_port = endpoint_port(endpoint[j]);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
+    udp->dgram_cksum = 0;
+    udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    meta(m)->out_port = tunnel_index;
+    w.counters().wg_tx_packets.add();
+    w.counters().wg_tx_bytes.add(total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr));
+    ctx.peers[meta(m)->peer_slot].tx_bytes.fetch_add(total, std::memory_order_relaxed);
+  }
+  w.counters().forwarded_in.add(k);
+  ipv4_output(w, sealed, k);
+}
+
+}  // namespace exitgw::dp

@@ -1,0 +1,164 @@
+// The worker loop: RX bursts from every port, the stages, TX, RCU quiescence, idle backoff.
+#include "dataplane/worker.h"
+
+#include <rte_lcore.h>
+#include <rte_pause.h>
+
+#include "dataplane/stages.h"
+
+namespace exitgw::dp {
+
+namespace {
+DataplaneContext* g_ctx = nullptr;
+constexpr uint64_t kTokenScale = 1u << 16;
+// Loops of rte_pause() before the first sleep; then sleeps double up to idle_sleep_max_us.
+constexpr unsigned kSpinLoops = 256;
+}  // namespace
+
+void set_worker_context(DataplaneContext* ctx) { g_ctx = ctx; }
+
+Worker::Worker(DataplaneContext& ctx, unsigned index) noexcept
+    : ctx_(&ctx),
+      shared_(&ctx.workers[index]),
+      counters_(&ctx.workers[index].counters),
+      index_(index),
+      icmp_tokens_(uint64_t{ctx.icmp_burst} * kTokenScale),
+      icmp_last_tsc_(rte_rdtsc()) {}
+
+bool Worker::icmp_allowed() noexcept {
+  const uint64_t now = rte_rdtsc();
+  const uint64_t hz = rte_get_tsc_hz();
+  const uint64_t cap = uint64_t{ctx_->icmp_burst} * kTokenScale;
+  const uint64_t elapsed = now - icmp_last_tsc_;
+  // Refill in whole token fractions only, so rounding never leaks tokens.
+  const uint64_t refill = elapsed * ctx_->icmp_rate_per_sec * kTokenScale / hz;
+  if (refill > 0) {
+    icmp_tokens_ = std::min(cap, icmp_tokens_ + refill);
+    icmp_last_tsc_ = now;
+  }
+  if (icmp_tokens_ < kTokenScale) return false;
+  icmp_tokens_ -= kTokenScale;
+  return true;
+}
+
+void Worker::flush_tx(uint8_t port) noexcept {
+  TxBuffer& b = tx_[port];
+  if (b.n == 0) return;
+  const uint16_t port_id = ctx_->ports[port].port_id;
+  uint16_t sent = 0;
+  for (unsigned attempt = 0; attempt < kTxRetries && sent < b.n; ++attempt)
+    sent += rte_eth_tx_burst(port_id, shared_->queue, b.pkts + sent, b.n - sent);
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < sent; ++i) bytes += rte_pktmbuf_pkt_len(b.pkts[i]);
+  counters_->port[port].tx_packets.add(sent);
+  counters_->port[port].tx_bytes.add(bytes);
+  for (uint16_t i = sent; i < b.n; ++i) drop(b.pkts[i], DropReason::kTxQueueFull);
+  b.n = 0;
+}
+
+void Worker::flush_punt() noexcept {
+  if (n_punt_ == 0) return;
+  const unsigned queued = rte_ring_enqueue_burst(shared_->punt, reinterpret_cast<void**>(punt_),
+                                                 n_punt_, nullptr);
+  counters_->punted.add(queued);
+  for (unsigned i = queued; i < n_punt_; ++i) drop(punt_[i], DropReason::kPuntRingFull);
+  n_punt_ = 0;
+}
+
+void Worker::flush() noexcept {
+  for (unsigned p = 0; p < ctx_->n_ports; ++p) flush_tx(static_cast<uint8_t>(p));
+  flush_punt();
+  flush_free();
+}
+
+void Worker::process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+    bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    meta(pkts[i])->in_port = port;
+  }
+  counters_->port[port].rx_packets.add(n);
+  counters_->port[port].rx_bytes.add(bytes);
+  n = eth_input(*this, port, pkts, n);
+  n = ipv4_input(*this, port, pkts, n);
+  // Transit packets: from the internet they are replies for peers; on a separate tunnel port
+  // peers must use the tunnel, so plain IP from there is refused.
+  if (port == ctx_->port_index(PortRole::kInternet)) {
+    wg_output(*this, pkts, n);
+  } else {
+    for (uint16_t i = 0; i < n; ++i) drop(pkts[i], DropReason::kTransitFromTunnel);
+  }
+  wg_input(*this, wg_rx_, n_wg_rx_);
+  n_wg_rx_ = 0;
+}
+
+void Worker::idle_backoff(unsigned idle_loops) noexcept {
+  if (ctx_->poll_mode == PollMode::kBusy || idle_loops < kSpinLoops) {
+    rte_pause();
+    return;
+  }
+  // Sleep 1, 2, 4 ... us up to the cap, as l3fwd-power does; offline in RCU meanwhile so a
+  // control thread waiting for a grace period is not held up by a sleeping worker.
+  const unsigned shift = std::min((idle_loops - kSpinLoops) / 16, 16u);
+  const unsigned us = std::min(1u << shift, ctx_->idle_sleep_max_us);
+  rte_rcu_qsbr_thread_offline(ctx_->rcu, index_);
+  rte_delay_us_sleep(us);
+  rte_rcu_qsbr_thread_online(ctx_->rcu, index_);
+}
+
+int Worker::run() noexcept {
+  auto aead = AeadBurst::create();
+  if (!aead) {
+    RTE_LOG(ERR, USER1, "worker %u: %s\n", index_, aead.error().c_str());
+    return -1;
+  }
+  aead_ = std::move(aead.value());
+  rte_rcu_qsbr_thread_register(ctx_->rcu, index_);
+  rte_rcu_qsbr_thread_online(ctx_->rcu, index_);
+  shared_->running.store(true, std::memory_order_release);
+  rte_mbuf* pkts[kBurst];
+  unsigned idle_loops = 0;
+  uint64_t last = rte_rdtsc();
+  while (!ctx_->stop.load(std::memory_order_relaxed)) {
+    unsigned total = 0;
+    for (unsigned p = 0; p < ctx_->n_ports; ++p) {
+      const PortInfo& port = ctx_->ports[p];
+      for (uint16_t q = shared_->queue; q < port.n_rx_queues; q += ctx_->n_workers) {
+        const uint16_t n = rte_eth_rx_burst(port.port_id, q, pkts, kBurst);
+        if (n == 0) continue;
+        total += n;
+        process_rx(static_cast<uint8_t>(p), pkts, n);
+      }
+    }
+    flush();
+    rte_rcu_qsbr_quiescent(ctx_->rcu, index_);
+    counters_->loops.add();
+    const uint64_t now = rte_rdtsc();
+    if (total) {
+      counters_->busy_cycles.add(now - last);
+      idle_loops = 0;
+    } else {
+      idle_backoff(idle_loops++);
+      const uint64_t after = rte_rdtsc();
+      counters_->idle_cycles.add(after - last);
+      last = after;
+      continue;
+    }
+    last = now;
+  }
+  flush();
+  rte_rcu_qsbr_thread_offline(ctx_->rcu, index_);
+  rte_rcu_qsbr_thread_unregister(ctx_->rcu, index_);
+  shared_->running.store(false, std::memory_order_release);
+  return 0;
+}
+
+int worker_main(void* arg) {
+  const auto index = static_cast<unsigned>(reinterpret_cast<uintptr_t>(arg));
+  // The worker's scratch lives on its own stack: cache-local and owned by this lcore alone.
+  Worker w(*g_ctx, index);
+  return w.run();
+}
+
+}  // namespace exitgw::dp

@@ -1,0 +1,111 @@
+// A worker lcore: its per-burst scratch (TX buffers, drop sink, punt buffer) and its loop.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dataplane/context.h"
+#include "dataplane/events.h"
+#include "dataplane/packet_meta.h"
+#include "dataplane/wg/aead_burst.h"
+
+namespace exitgw::dp {
+
+inline constexpr unsigned kTxRetries = 4;
+
+// Packets waiting for rte_eth_tx_burst on one port, sent at the end of each loop.
+struct TxBuffer {
+  static constexpr unsigned kCapacity = 2 * kBurst;
+  rte_mbuf* pkts[kCapacity];
+  uint16_t n = 0;
+};
+
+// Owned by one worker lcore; nothing here is shared except through `shared`.
+class alignas(64) Worker {
+ public:
+  Worker(DataplaneContext& ctx, unsigned index) noexcept;
+
+  // Ends a packet's life: counted under `reason`, freed in bulk at the end of the burst.
+  void drop(rte_mbuf* m, DropReason reason) noexcept {
+    counters_->drop(meta(m)->in_port, reason);
+    release(m);
+  }
+  // Ends a packet's life that did its job (an ARP reply learned, a keepalive).
+  void consume(rte_mbuf* m) noexcept { release(m); }
+  void transmit(uint8_t port, rte_mbuf* m) noexcept {
+    TxBuffer& b = tx_[port];
+    if (b.n == TxBuffer::kCapacity) [[unlikely]]
+      flush_tx(port);
+    b.pkts[b.n++] = m;
+  }
+  void punt(rte_mbuf* m, PuntReason why) noexcept {
+    meta(m)->punt = why;
+    if (n_punt_ == kBurst) [[unlikely]]
+      flush_punt();
+    punt_[n_punt_++] = m;
+  }
+  // WireGuard transport messages wait here so the burst is decrypted in one submission.
+  void collect_wg(rte_mbuf* m) noexcept { wg_rx_[n_wg_rx_++] = m; }
+  void event(const Event& e) noexcept {
+    Event copy = e;  // the C API takes a non-const pointer
+    if (rte_ring_enqueue_elem(shared_->events, &copy, sizeof(copy)) != 0) [[unlikely]]
+      counters_->events_lost.add();
+    else
+      counters_->events.add();
+  }
+  // Ends a burst: sends, punts and frees what the stages sorted.
+  void flush() noexcept;
+
+  int run() noexcept;
+
+  DataplaneContext& ctx() noexcept { return *ctx_; }
+  AeadBurst& aead() noexcept { return *aead_; }
+  LcoreCounters& counters() noexcept { return *counters_; }
+  uint16_t queue() const noexcept { return shared_->queue; }
+  unsigned index() const noexcept { return index_; }
+  // Token bucket for ICMP the worker originates (echo replies, later errors).
+  bool icmp_allowed() noexcept;
+
+ private:
+  void release(rte_mbuf* m) noexcept {
+    if (n_free_ == kFreeCapacity) [[unlikely]]
+      flush_free();
+    free_[n_free_++] = m;
+  }
+  void flush_tx(uint8_t port) noexcept;
+  void flush_punt() noexcept;
+  void flush_free() noexcept {
+    rte_pktmbuf_free_bulk(free_, n_free_);
+    n_free_ = 0;
+  }
+  void process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+  void idle_backoff(unsigned idle_loops) noexcept;
+
+  static constexpr unsigned kFreeCapacity = 2 * kBurst;
+
+  DataplaneContext* ctx_;
+  std::unique_ptr<AeadBurst> aead_;  // created in run(), on this lcore
+  WorkerShared* shared_;
+  LcoreCounters* counters_;
+  unsigned index_;
+  TxBuffer tx_[kMaxPorts];
+  rte_mbuf* free_[kFreeCapacity];
+  uint16_t n_free_ = 0;
+  rte_mbuf* wg_rx_[kBurst];
+  uint16_t n_wg_rx_ = 0;
+  rte_mbuf* punt_[kBurst];
+  uint16_t n_punt_ = 0;
+  uint64_t icmp_tokens_;  // scaled by kTokenScale
+  uint64_t icmp_last_tsc_;
+};
+
+// rte_eal_remote_launch entry point; `arg` is the WorkerShared slot's index cast to pointer.
+int worker_main(void* arg);
+void set_worker_context(DataplaneContext* ctx);
+
+}  // namespace exitgw::dp
