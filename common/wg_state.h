@@ -58,7 +58,11 @@ inline constexpr uint64_t kEndpointValid = 1ull << 63;
 inline constexpr uint64_t pack_endpoint(uint32_t ip_be, uint16_t port_be) {
   return kEndpointValid | (uint64_t{ip_be} << 16) | port_be;
 }
-inline constexpr uint32_t endpoint_ip(uint64_t e) { return static_cast<uint32_t>(e >> 16); }
-inline constexpr uint16_t endpoint_port(uint64_t e) { return static_cast<uint16_t>(e); }
+inline constexpr uint32_t endpoint_ip(uint64_t e) {
+  return static_cast<uint32_t>(e >> 16);
+}
+inline constexpr uint16_t endpoint_port(uint64_t e) {
+  return static_cast<uint16_t>(e);
+}
 
 }  // namespace exitgw

@@ -48,8 +48,10 @@ DEFINE_string(private_key_file, "",
 DEFINE_string(peers_file, "",
               "peers file (wg-style [Peer] sections plus User and Tags); watched and reloaded on "
               "change; empty: no peers");
-DEFINE_uint32(max_peers, 4096, "capacity of the peer table (allowed-IP and keypair tables scale with it)");
-DEFINE_uint32(tunnel_mtu, 1420, "largest inner IPv4 packet sent to a peer (the clients' tunnel MTU)");
+DEFINE_uint32(max_peers, 4096,
+              "capacity of the peer table (allowed-IP and keypair tables scale with it)");
+DEFINE_uint32(tunnel_mtu, 1420,
+              "largest inner IPv4 packet sent to a peer (the clients' tunnel MTU)");
 DEFINE_uint32(wg_rekey_after_time, 120,
               "REKEY_AFTER_TIME in seconds: the initiator rekeys a session this old (protocol "
               "value 120; lower only for tests)");

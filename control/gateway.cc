@@ -56,7 +56,9 @@ Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& 
 
 Gateway::Gateway() : ctx_(std::make_unique<dp::DataplaneContext>()) {}
 
-Gateway::~Gateway() { shutdown(); }
+Gateway::~Gateway() {
+  shutdown();
+}
 
 Status Gateway::init() {
   dp::DataplaneContext& ctx = *ctx_;
@@ -89,10 +91,13 @@ Status Gateway::init() {
   constant_labels_ = {{"region", FLAGS_region}, {"node", node}};
 
   unsigned lcore;
-  RTE_LCORE_FOREACH_WORKER(lcore) { worker_lcores_.push_back(lcore); }
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    worker_lcores_.push_back(lcore);
+  }
   if (worker_lcores_.empty())
-    return make_error("no worker lcores: give the main lcore and at least one worker, e.g. "
-                      "-l 0-1, or --lcores=0@0,1@1,2@1 to share CPUs");
+    return make_error(
+        "no worker lcores: give the main lcore and at least one worker, e.g. "
+        "-l 0-1, or --lcores=0@0,1@1,2@1 to share CPUs");
   if (worker_lcores_.size() > dp::kMaxWorkers)
     return make_error("at most " + std::to_string(dp::kMaxWorkers) + " worker lcores");
   ctx.n_workers = static_cast<unsigned>(worker_lcores_.size());
@@ -102,12 +107,12 @@ Status Gateway::init() {
   if (ctx.rcu == nullptr || rte_rcu_qsbr_init(ctx.rcu, ctx.n_workers) != 0)
     return make_error("cannot allocate the RCU state (out of DPDK memory? give -m or hugepages)");
 
-  pool_ = rte_pktmbuf_pool_create("exitgw_mbufs", FLAGS_mbufs, FLAGS_mbuf_cache,
-                                  sizeof(dp::PacketMeta), RTE_MBUF_DEFAULT_BUF_SIZE,
-                                  static_cast<int>(rte_socket_id()));
+  pool_ =
+      rte_pktmbuf_pool_create("exitgw_mbufs", FLAGS_mbufs, FLAGS_mbuf_cache, sizeof(dp::PacketMeta),
+                              RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
   if (pool_ == nullptr)
-    return make_error("cannot allocate " + std::to_string(FLAGS_mbufs) + " mbufs: " +
-                      rte_strerror(rte_errno) +
+    return make_error("cannot allocate " + std::to_string(FLAGS_mbufs) +
+                      " mbufs: " + rte_strerror(rte_errno) +
                       "; reserve more hugepages, lower --mbufs, or run with --no-huge -m 512");
 
   if (Status s = init_ports(); !s) return s;
@@ -129,7 +134,8 @@ Status Gateway::init() {
   neighbors_ = std::make_unique<NeighborTable>(ctx, pool_, nopt);
   if (Status s = neighbors_->create_table(); !s) return s;
   for (const StaticNeighbor& n : *statics)
-    if (Status s = neighbors_->add_static(n.ip, n.mac); !s) return make_error("--static_neighbors: " + s.error());
+    if (Status s = neighbors_->add_static(n.ip, n.mac); !s)
+      return make_error("--static_neighbors: " + s.error());
   WireGuardOptions wopt;
   wopt.private_key_file = FLAGS_private_key_file;
   wopt.peers_file = FLAGS_peers_file;
@@ -163,7 +169,9 @@ Status Gateway::init_ports() {
   ctx.ports[1].port_id = internet_id;
   dp::PortInfo& t = ctx.ports[0];
   dp::PortInfo& i = ctx.ports[ctx.port_index(dp::PortRole::kInternet)];
-  if (Status s = set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway", FLAGS_tunnel_gateway); !s)
+  if (Status s =
+          set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway", FLAGS_tunnel_gateway);
+      !s)
     return s;
   if (Status s = set_addr(i, "internet_addr", FLAGS_internet_addr, "internet_gateway",
                           FLAGS_internet_gateway);
@@ -213,8 +221,8 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
       }
     }
     rte_mbuf* pkts[dp::kBurst];
-    while ((n = rte_ring_dequeue_burst(ws.punt, reinterpret_cast<void**>(pkts), dp::kBurst,
-                                       nullptr))) {
+    while ((
+        n = rte_ring_dequeue_burst(ws.punt, reinterpret_cast<void**>(pkts), dp::kBurst, nullptr))) {
       for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         switch (dp::meta(m)->punt) {
@@ -329,7 +337,8 @@ void Gateway::shutdown() {
   }
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
     rte_mbuf* m;
-    while (ctx.workers[w].punt && rte_ring_dequeue(ctx.workers[w].punt, reinterpret_cast<void**>(&m)) == 0)
+    while (ctx.workers[w].punt &&
+           rte_ring_dequeue(ctx.workers[w].punt, reinterpret_cast<void**>(&m)) == 0)
       rte_pktmbuf_free(m);
     rte_ring_free(ctx.workers[w].punt);
     rte_ring_free(ctx.workers[w].events);

@@ -17,10 +17,10 @@ std::string Gateway::render_metrics() {
                              MetricType::Counter);
   auto& tx_pkts = mf.family("exitgw_port_tx_packets_total", "Packets sent, by port and queue",
                             MetricType::Counter);
-  auto& tx_bytes = mf.family("exitgw_port_tx_bytes_total", "Bytes sent, by port and queue",
-                             MetricType::Counter);
-  auto& drops = mf.family("exitgw_drops_total",
-                          "Packets dropped, by input port, queue and reason", MetricType::Counter);
+  auto& tx_bytes =
+      mf.family("exitgw_port_tx_bytes_total", "Bytes sent, by port and queue", MetricType::Counter);
+  auto& drops = mf.family("exitgw_drops_total", "Packets dropped, by input port, queue and reason",
+                          MetricType::Counter);
   auto& busy = mf.family("exitgw_worker_busy_ratio",
                          "Share of a worker's cycles spent on loops that received packets, over "
                          "the last 100 ms",
@@ -31,8 +31,9 @@ std::string Gateway::render_metrics() {
                                 "TSC cycles in empty polls and idle sleeps", MetricType::Counter);
   auto& punted = mf.family("exitgw_punted_packets_total",
                            "Packets a worker handed to the control thread", MetricType::Counter);
-  auto& events_lost = mf.family("exitgw_worker_events_lost_total",
-                                "Worker-to-control events lost to a full ring", MetricType::Counter);
+  auto& events_lost =
+      mf.family("exitgw_worker_events_lost_total", "Worker-to-control events lost to a full ring",
+                MetricType::Counter);
   auto& arp_replies = mf.family("exitgw_arp_replies_sent_total",
                                 "ARP requests for our addresses answered", MetricType::Counter);
   auto& echo = mf.family("exitgw_icmp_echo_replies_total", "ICMP echo requests answered",
@@ -49,8 +50,10 @@ std::string Gateway::render_metrics() {
       for (size_t r = 0; r < size_t(dp::DropReason::kCount); ++r) {
         const uint64_t v = c.drops[p][r].get();
         // Every reason is exported (zeros too) so alerts and rate() see the series from start.
-        mf.counter(drops, {{"port", port_labels_[p]}, {"queue", queue},
-                           {"reason", std::string(dp::kDropReasonNames[r])}},
+        mf.counter(drops,
+                   {{"port", port_labels_[p]},
+                    {"queue", queue},
+                    {"reason", std::string(dp::kDropReasonNames[r])}},
                    double(v));
       }
     }
@@ -58,7 +61,8 @@ std::string Gateway::render_metrics() {
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
     const dp::LcoreCounters& c = ctx.workers[w].counters;
     add_block(c, queue_label(w));
-    const Labels wl{{"worker", std::to_string(w)}, {"lcore", std::to_string(ctx.workers[w].lcore_id)}};
+    const Labels wl{{"worker", std::to_string(w)},
+                    {"lcore", std::to_string(ctx.workers[w].lcore_id)}};
     mf.gauge(busy, wl, stats_.busy_ratio[w].load());
     mf.counter(busy_cycles, wl, double(c.busy_cycles.get()));
     mf.counter(idle_cycles, wl, double(c.idle_cycles.get()));
@@ -75,10 +79,10 @@ std::string Gateway::render_metrics() {
              stats_.link_up[p].load() ? 1 : 0);
   mf.gauge(mf.family("exitgw_neighbors", "Entries in the neighbor (ARP) table", MetricType::Gauge),
            {}, double(stats_.neighbors.load()));
-  mf.counter(mf.family("exitgw_neighbor_unresolved_drops_total",
-                       "Packets dropped because their next hop never answered ARP",
-                       MetricType::Counter),
-             {}, double(stats_.neighbor_unresolved_drops.load()));
+  mf.counter(
+      mf.family("exitgw_neighbor_unresolved_drops_total",
+                "Packets dropped because their next hop never answered ARP", MetricType::Counter),
+      {}, double(stats_.neighbor_unresolved_drops.load()));
   mf.counter(mf.family("exitgw_arp_requests_sent_total", "ARP requests the gateway sent",
                        MetricType::Counter),
              {}, double(stats_.arp_requests_sent.load()));
@@ -156,8 +160,8 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
                           "Unix time of the peer's newest handshake (0: none)", MetricType::Gauge);
     auto& prx = mf.family("exitgw_wg_peer_rx_bytes_total", "Transport bytes from the peer",
                           MetricType::Counter);
-    auto& ptx = mf.family("exitgw_wg_peer_tx_bytes_total", "Bytes sent to the peer",
-                          MetricType::Counter);
+    auto& ptx =
+        mf.family("exitgw_wg_peer_tx_bytes_total", "Bytes sent to the peer", MetricType::Counter);
     for (const PeerStatus& p : *peers) {
       const Labels l{{"peer", p.public_key}, {"user", p.user}};
       mf.gauge(age, l, double(p.last_handshake_unix_ms) / 1000.0);
@@ -170,8 +174,7 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
 Readiness Gateway::readiness() {
   const dp::DataplaneContext& ctx = *ctx_;
   for (unsigned p = 0; p < ctx.n_ports; ++p)
-    if (!stats_.link_up[p].load())
-      return {false, "port " + port_labels_[p] + " link down"};
+    if (!stats_.link_up[p].load()) return {false, "port " + port_labels_[p] + " link down"};
   for (unsigned w = 0; w < ctx.n_workers; ++w)
     if (!ctx.workers[w].running.load(std::memory_order_acquire))
       return {false, "worker " + std::to_string(w) + " not running"};

@@ -20,8 +20,14 @@ inline void log(LogLevel level, const std::string& msg) {
   std::fprintf(stderr, "%s.%03ldZ exitgw %s: %s\n", when, ts.tv_nsec / 1000000,
                names[static_cast<int>(level)], msg.c_str());
 }
-inline void log_info(const std::string& msg) { log(LogLevel::kInfo, msg); }
-inline void log_warn(const std::string& msg) { log(LogLevel::kWarn, msg); }
-inline void log_error(const std::string& msg) { log(LogLevel::kError, msg); }
+inline void log_info(const std::string& msg) {
+  log(LogLevel::kInfo, msg);
+}
+inline void log_warn(const std::string& msg) {
+  log(LogLevel::kWarn, msg);
+}
+inline void log_error(const std::string& msg) {
+  log(LogLevel::kError, msg);
+}
 
 }  // namespace exitgw

@@ -16,7 +16,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 const char* eal_hint(int err) {
   if (geteuid() != 0)

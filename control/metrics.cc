@@ -38,7 +38,9 @@ std::string serialize(const std::vector<prometheus::MetricFamily>& families) {
 }
 
 MetricsServer::MetricsServer() = default;
-MetricsServer::~MetricsServer() { stop(); }
+MetricsServer::~MetricsServer() {
+  stop();
+}
 
 Status MetricsServer::start(const std::string& listen, std::function<std::string()> render,
                             std::function<Readiness()> ready) {

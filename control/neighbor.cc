@@ -56,7 +56,8 @@ Status NeighborTable::add_static(uint32_t ip_host_order, const uint8_t mac[6]) {
     placed = true;
   }
   if (!placed)
-    return make_error("static neighbor " + std::to_string(ip_host_order >> 24) + ".x.x.x is on "
+    return make_error("static neighbor " + std::to_string(ip_host_order >> 24) +
+                      ".x.x.x is on "
                       "no port's subnet; give an address inside --tunnel_addr or --internet_addr");
   return Ok{};
 }
@@ -65,7 +66,7 @@ void NeighborTable::learn(uint8_t port, uint32_t ip_be, const uint8_t mac[6], ui
   if (port >= ctx_.n_ports) return;
   const dp::PortInfo& info = ctx_.ports[port];
   // Only on-link addresses become neighbors; anything else in an ARP packet is noise.
-  if (!info.on_link(ip_be)) return;
+  if (!info.on_link(ip_be) || info.subnet_edge(ip_be)) return;
   auto it = entries_.find(key(port, ip_be));
   if (it == entries_.end()) {
     if (entries_.size() >= opt_.capacity) return;

@@ -39,7 +39,8 @@ Result<uint32_t> parse_ipv4(std::string_view s) {
     if (i < 3 && dot == std::string_view::npos)
       return make_error("'" + std::string(s) + "' is not an IPv4 address (need a.b.c.d)");
     auto octet = parse_uint(part, 255, "octet");
-    if (!octet) return make_error("'" + std::string(s) + "' is not an IPv4 address: " + octet.error());
+    if (!octet)
+      return make_error("'" + std::string(s) + "' is not an IPv4 address: " + octet.error());
     addr = (addr << 8) | *octet;
     if (i < 3) rest = rest.substr(dot + 1);
   }
@@ -111,8 +112,7 @@ Result<std::vector<StaticNeighbor>> parse_static_neighbors(std::string_view s) {
 
 std::string format_ipv4(uint32_t a) {
   char buf[16];
-  std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
-                a & 255);
+  std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
   return buf;
 }
 

@@ -47,14 +47,16 @@ Result<uint16_t> start_port(uint16_t port_id, const PortOptions& opt, rte_mempoo
   const unsigned nb_tx = opt.workers + 1;
   // af_packet spreads frames over all its qpair sockets by the kernel's fanout hash, configured
   // or not: every one must be polled, or the flows hashed to it vanish.
-  if (std::string(info.driver_name) == "net_af_packet") nb_rx = std::max(nb_rx, unsigned{info.max_rx_queues});
+  if (std::string(info.driver_name) == "net_af_packet")
+    nb_rx = std::max(nb_rx, unsigned{info.max_rx_queues});
   if (info.max_rx_queues < nb_rx || info.max_tx_queues < nb_tx)
     return make_error("port " + name + " offers " + std::to_string(info.max_rx_queues) +
                       " RX and " + std::to_string(info.max_tx_queues) + " TX queues, but " +
                       std::to_string(opt.workers) + " worker(s) need " + std::to_string(nb_rx) +
                       " RX and " + std::to_string(nb_tx) +
                       " TX (one per worker plus one for control); for af_packet add "
-                      "qpairs=" + std::to_string(nb_tx) + " to the --vdev arguments");
+                      "qpairs=" +
+                      std::to_string(nb_tx) + " to the --vdev arguments");
   rte_eth_conf conf{};
   if (nb_rx > 1 && opt.rss && info.flow_type_rss_offloads != 0) {
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
@@ -66,9 +68,9 @@ Result<uint16_t> start_port(uint16_t port_id, const PortOptions& opt, rte_mempoo
               "(af_packet: kernel fanout hash). ";
   }
   // Let the NIC verify checksums where it can; software checks whatever it leaves unknown.
-  conf.rxmode.offloads = info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
-                                                 RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
-                                                 RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
+  conf.rxmode.offloads =
+      info.rx_offload_capa &
+      (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
   if (int rc = rte_eth_dev_configure(port_id, nb_rx, nb_tx, &conf); rc != 0)
     return make_error("port " + name + ": configure failed: " + rte_strerror(-rc));
   uint16_t rx_desc = opt.rx_desc, tx_desc = opt.tx_desc;

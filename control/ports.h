@@ -14,7 +14,7 @@ namespace exitgw {
 Result<uint16_t> find_port(const std::string& spec);
 
 struct PortOptions {
-  unsigned workers = 1;    // RX queues; TX queues are workers + 1 (the last is control's)
+  unsigned workers = 1;  // RX queues; TX queues are workers + 1 (the last is control's)
   uint16_t rx_desc = 1024;
   uint16_t tx_desc = 1024;
   bool rss = true;

@@ -35,7 +35,9 @@ uint64_t unix_ms() {
       .count();
 }
 
-uint64_t route_key(const Ipv4Prefix& p) { return uint64_t{p.addr & p.mask()} << 8 | p.len; }
+uint64_t route_key(const Ipv4Prefix& p) {
+  return uint64_t{p.addr & p.mask()} << 8 | p.len;
+}
 
 }  // namespace
 
@@ -65,7 +67,9 @@ WireGuard::~WireGuard() {
   ctx_.peers = nullptr;
 }
 
-uint64_t WireGuard::tsc_of_seconds(double s) const { return static_cast<uint64_t>(s * hz_); }
+uint64_t WireGuard::tsc_of_seconds(double s) const {
+  return static_cast<uint64_t>(s * hz_);
+}
 
 Status WireGuard::init() {
   if (Status s = wg::crypto_init(); !s) return s;
@@ -74,8 +78,9 @@ Status WireGuard::init() {
   if (opt_.reject_after_s <= opt_.rekey_after_s)
     return make_error("--wg_reject_after_time must be larger than --wg_rekey_after_time");
   if (opt_.private_key_file.empty())
-    return make_error("--private_key_file is required (create one: umask 077; wg genkey > "
-                      "/etc/exitgw/private.key)");
+    return make_error(
+        "--private_key_file is required (create one: umask 077; wg genkey > "
+        "/etc/exitgw/private.key)");
   auto key = load_private_key(opt_.private_key_file);
   if (!key) return make_error("--private_key_file: " + key.error());
   auto identity = wg::LocalIdentity::from_private_key(*key);
@@ -137,7 +142,8 @@ std::string WireGuard::public_key_base64() const {
 
 Status WireGuard::load_peers_file() {
   std::ifstream in(opt_.peers_file, std::ios::binary);
-  if (!in) return make_error("--peers_file: cannot read " + opt_.peers_file + ": " + strerror(errno));
+  if (!in)
+    return make_error("--peers_file: cannot read " + opt_.peers_file + ": " + strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
@@ -212,8 +218,8 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     } else {
       p = it->second.get();
       if (pc->has_endpoint && !(ctx_.peers[p->slot].endpoint.load() & kEndpointValid))
-        ctx_.peers[p->slot].endpoint.store(pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip),
-                                                         rte_cpu_to_be_16(pc->endpoint_port)));
+        ctx_.peers[p->slot].endpoint.store(
+            pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip), rte_cpu_to_be_16(pc->endpoint_port)));
     }
     if (auto c = crypto.find(key); c != crypto.end()) {
       // A new preshared key changes every future handshake; running sessions stay valid.
@@ -615,7 +621,8 @@ void WireGuard::peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc) {
   // Initiator, receiving on a keypair near the end of its life: rekey now rather than let the
   // session lapse (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT).
   if (cur && cur->is_initiator && last_data_rx > cur->created_tsc &&
-      now_tsc >= cur->reject_after_tsc - tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout) &&
+      now_tsc >=
+          cur->reject_after_tsc - tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout) &&
       now_tsc - last_data_rx < tsc_of_seconds(1))
     begin_handshake(p, now_ns);
   // Sent data but heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT since: the session may
@@ -623,7 +630,8 @@ void WireGuard::peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc) {
   // data packet sent after the last one received.
   if (last_data_tx > last_rx) {
     if (p.unanswered_since_tsc == 0) p.unanswered_since_tsc = now_tsc;
-    if (now_tsc - p.unanswered_since_tsc >= tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout)) {
+    if (now_tsc - p.unanswered_since_tsc >=
+        tsc_of_seconds(wg::kKeepaliveTimeout + wg::kRekeyTimeout)) {
       p.unanswered_since_tsc = 0;
       begin_handshake(p, now_ns);
     }
@@ -631,7 +639,8 @@ void WireGuard::peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc) {
     p.unanswered_since_tsc = 0;
   }
   // Passive keepalive: data came in and we have sent nothing back for KEEPALIVE_TIMEOUT.
-  if (cur && last_data_rx > last_tx && now_tsc - last_data_rx >= tsc_of_seconds(wg::kKeepaliveTimeout))
+  if (cur && last_data_rx > last_tx &&
+      now_tsc - last_data_rx >= tsc_of_seconds(wg::kKeepaliveTimeout))
     send_keepalive(p);
   // Persistent keepalive, when configured.
   if (cur && p.config.persistent_keepalive &&

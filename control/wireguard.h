@@ -88,7 +88,7 @@ class WireGuard {
     uint32_t slot = 0;
     PeerConfig config;
     std::unique_ptr<wg::PeerCrypto> crypto;
-    wg::Handshake handshake;    // our initiation in flight
+    wg::Handshake handshake;  // our initiation in flight
     uint32_t handshake_index = 0;
     Keypair* previous = nullptr;
     Keypair* current = nullptr;

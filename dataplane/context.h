@@ -38,6 +38,15 @@ struct PortInfo {
       if (addrs[i] == ip) return true;
     return false;
   }
+  // The network or broadcast address of one of our connected subnets: never a host.
+  bool subnet_edge(uint32_t ip) const noexcept {
+    for (unsigned i = 0; i < n_addrs; ++i) {
+      if ((ip & netmasks[i]) != (addrs[i] & netmasks[i])) continue;
+      const uint32_t host = ip & ~netmasks[i];
+      if (host == 0 || host == ~netmasks[i]) return true;
+    }
+    return false;
+  }
   bool on_link(uint32_t ip) const noexcept {
     for (unsigned i = 0; i < n_addrs; ++i)
       if ((ip & netmasks[i]) == (addrs[i] & netmasks[i])) return true;
@@ -74,7 +83,7 @@ struct alignas(64) WorkerShared {
   rte_ring* punt = nullptr;    // mbufs for control (handshakes, packets waiting for ARP)
   rte_ring* events = nullptr;  // Event records (16 bytes each)
   unsigned lcore_id = 0;
-  uint16_t queue = 0;          // RX queue and TX queue index on every port
+  uint16_t queue = 0;  // RX queue and TX queue index on every port
   std::atomic<bool> running{false};
   LcoreCounters counters;
 };

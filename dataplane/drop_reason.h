@@ -9,58 +9,58 @@
 namespace exitgw::dp {
 
 // X(enum name, metric label)
-#define EXITGW_DROP_REASONS(X)                                     \
-  /* eth_input */                                                  \
-  X(kEthTooShort, "eth_too_short")                                 \
-  X(kEthUnsupportedType, "eth_unsupported_type")                   \
-  X(kEthNotForUs, "eth_not_for_us")                                \
-  X(kMultiSegment, "multi_segment")                                \
-  /* arp */                                                        \
-  X(kArpMalformed, "arp_malformed")                                \
-  X(kArpNotForUs, "arp_not_for_us")                                \
-  /* ipv4_input */                                                 \
-  X(kIpv4TooShort, "ipv4_too_short")                               \
-  X(kIpv4BadVersion, "ipv4_bad_version")                           \
-  X(kIpv4BadIhl, "ipv4_bad_ihl")                                   \
-  X(kIpv4BadTotalLength, "ipv4_bad_total_length")                  \
-  X(kIpv4BadChecksum, "ipv4_bad_checksum")                         \
-  X(kIpv4Options, "ipv4_options")                                  \
-  X(kIpv4BadSource, "ipv4_bad_source")                             \
-  X(kIpv4TtlExpired, "ipv4_ttl_expired")                           \
-  X(kIpv4Fragment, "ipv4_fragment")                                \
-  X(kIpv4NoRoute, "ipv4_no_route")                                 \
-  /* local delivery */                                             \
-  X(kLocalUnsupportedProtocol, "local_unsupported_protocol")       \
-  X(kLocalPortUnreachable, "local_port_unreachable")               \
-  X(kIcmpMalformed, "icmp_malformed")                              \
-  X(kIcmpBadChecksum, "icmp_bad_checksum")                         \
-  X(kIcmpUnsupportedType, "icmp_unsupported_type")                 \
-  X(kIcmpRateLimited, "icmp_rate_limited")                         \
-  X(kUdpMalformed, "udp_malformed")                                \
-  X(kUdpBadChecksum, "udp_bad_checksum")                           \
-  /* wireguard */                                                  \
-  X(kWgMalformed, "wg_malformed")                                  \
-  X(kWgUnknownType, "wg_unknown_type")                             \
-  X(kWgUnknownIndex, "wg_unknown_index")                           \
-  X(kWgKeypairExpired, "wg_keypair_expired")                       \
-  X(kWgReplay, "wg_replay")                                        \
-  X(kWgDecryptFailed, "wg_decrypt_failed")                         \
-  X(kWgInnerMalformed, "wg_inner_malformed")                       \
-  X(kWgInnerBadChecksum, "wg_inner_bad_checksum")                  \
-  X(kWgInnerUnsupported, "wg_inner_unsupported")                   \
-  X(kWgBadSource, "wg_bad_source")                                 \
-  X(kWgNoPeerForDestination, "wg_no_peer_for_destination")         \
-  X(kWgNoKeypair, "wg_no_keypair")                                 \
-  X(kWgNoEndpoint, "wg_no_endpoint")                               \
-  X(kWgTooLarge, "wg_too_large")                                   \
-  X(kWgCounterExhausted, "wg_counter_exhausted")                   \
-  X(kTransitFromTunnel, "transit_from_tunnel")                     \
-  /* exit policy */                                                \
-  X(kExitNotApproved, "exit_not_approved")                         \
-  /* output */                                                     \
-  X(kPuntRingFull, "punt_ring_full")                               \
-  X(kNeighborUnresolved, "neighbor_unresolved")                    \
-  X(kNoMbuf, "no_mbuf")                                            \
+#define EXITGW_DROP_REASONS(X)                               \
+  /* eth_input */                                            \
+  X(kEthTooShort, "eth_too_short")                           \
+  X(kEthUnsupportedType, "eth_unsupported_type")             \
+  X(kEthNotForUs, "eth_not_for_us")                          \
+  X(kEthGroupSource, "eth_group_source")                     \
+  X(kMultiSegment, "multi_segment")                          \
+  /* arp */                                                  \
+  X(kArpMalformed, "arp_malformed")                          \
+  X(kArpNotForUs, "arp_not_for_us")                          \
+  /* ipv4_input */                                           \
+  X(kIpv4TooShort, "ipv4_too_short")                         \
+  X(kIpv4BadVersion, "ipv4_bad_version")                     \
+  X(kIpv4BadIhl, "ipv4_bad_ihl")                             \
+  X(kIpv4BadTotalLength, "ipv4_bad_total_length")            \
+  X(kIpv4BadChecksum, "ipv4_bad_checksum")                   \
+  X(kIpv4Options, "ipv4_options")                            \
+  X(kIpv4BadSource, "ipv4_bad_source")                       \
+  X(kIpv4TtlExpired, "ipv4_ttl_expired")                     \
+  X(kIpv4Fragment, "ipv4_fragment")                          \
+  /* local delivery */                                       \
+  X(kLocalUnsupportedProtocol, "local_unsupported_protocol") \
+  X(kLocalPortUnreachable, "local_port_unreachable")         \
+  X(kIcmpMalformed, "icmp_malformed")                        \
+  X(kIcmpBadChecksum, "icmp_bad_checksum")                   \
+  X(kIcmpUnsupportedType, "icmp_unsupported_type")           \
+  X(kIcmpRateLimited, "icmp_rate_limited")                   \
+  X(kUdpMalformed, "udp_malformed")                          \
+  X(kUdpBadChecksum, "udp_bad_checksum")                     \
+  /* wireguard */                                            \
+  X(kWgMalformed, "wg_malformed")                            \
+  X(kWgUnknownType, "wg_unknown_type")                       \
+  X(kWgUnknownIndex, "wg_unknown_index")                     \
+  X(kWgKeypairExpired, "wg_keypair_expired")                 \
+  X(kWgReplay, "wg_replay")                                  \
+  X(kWgDecryptFailed, "wg_decrypt_failed")                   \
+  X(kWgInnerMalformed, "wg_inner_malformed")                 \
+  X(kWgInnerBadChecksum, "wg_inner_bad_checksum")            \
+  X(kWgInnerUnsupported, "wg_inner_unsupported")             \
+  X(kWgBadSource, "wg_bad_source")                           \
+  X(kWgNoPeerForDestination, "wg_no_peer_for_destination")   \
+  X(kWgNoKeypair, "wg_no_keypair")                           \
+  X(kWgNoEndpoint, "wg_no_endpoint")                         \
+  X(kWgTooLarge, "wg_too_large")                             \
+  X(kWgCounterExhausted, "wg_counter_exhausted")             \
+  X(kTransitFromTunnel, "transit_from_tunnel")               \
+  /* exit policy */                                          \
+  X(kExitNotApproved, "exit_not_approved")                   \
+  /* output */                                               \
+  X(kPuntRingFull, "punt_ring_full")                         \
+  X(kNeighborUnresolved, "neighbor_unresolved")              \
+  X(kNoMbuf, "no_mbuf")                                      \
   X(kTxQueueFull, "tx_queue_full")
 
 enum class DropReason : uint8_t {

@@ -27,6 +27,11 @@ uint16_t eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcep
       w.drop(m, DropReason::kEthNotForUs);
       continue;
     }
+    // A group address is never a sender: answering it would reflect to a whole segment.
+    if (rte_is_multicast_ether_addr(&eth->src_addr)) [[unlikely]] {
+      w.drop(m, DropReason::kEthGroupSource);
+      continue;
+    }
     switch (eth->ether_type) {
       case RTE_BE16(RTE_ETHER_TYPE_IPV4):
         pkts[out++] = m;

@@ -62,7 +62,8 @@ uint16_t ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexce
     if (total < l3_avail) rte_pktmbuf_trim(m, static_cast<uint16_t>(l3_avail - total));
     m->l2_len = sizeof(rte_ether_hdr);
     m->l3_len = sizeof(rte_ipv4_hdr);
-    if (ip->src_addr == ip->dst_addr || info.owns(ip->src_addr)) [[unlikely]] {
+    if (ip->src_addr == ip->dst_addr || info.owns(ip->src_addr) || info.subnet_edge(ip->src_addr))
+        [[unlikely]] {
       w.drop(m, DropReason::kIpv4BadSource);
       continue;
     }

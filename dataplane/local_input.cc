@@ -12,6 +12,20 @@ namespace exitgw::dp {
 
 namespace {
 
+// RFC 768 over the UDP length (which may be shorter than the IP payload: trailing bytes are
+// not part of the datagram, as Linux treats them). A zero checksum means "not computed".
+bool udp_checksum_ok(const rte_ipv4_hdr* ip, const rte_udp_hdr* udp) noexcept {
+  if (udp->dgram_cksum == 0) return true;
+  struct __attribute__((packed)) {
+    uint32_t src, dst;
+    uint8_t zero, proto;
+    uint16_t len;
+  } pseudo{ip->src_addr, ip->dst_addr, 0, IPPROTO_UDP, udp->dgram_len};
+  uint32_t sum = __rte_raw_cksum(&pseudo, sizeof(pseudo), 0);
+  sum = __rte_raw_cksum(udp, rte_be_to_cpu_16(udp->dgram_len), sum);
+  return __rte_raw_cksum_reduce(sum) == 0xffff;
+}
+
 void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept {
   const unsigned len = rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr);
   if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
@@ -67,8 +81,7 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept 
   }
   const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
   if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
-      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && udp->dgram_cksum != 0 &&
-       rte_ipv4_udptcp_cksum_verify(ip, udp) != 0)) {
+      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && !udp_checksum_ok(ip, udp))) {
     w.drop(m, DropReason::kUdpBadChecksum);
     return;
   }

@@ -14,15 +14,15 @@ enum class PuntReason : uint8_t {
 };
 
 struct PacketMeta {
-  uint32_t next_hop;   // IPv4, network order: whom to resolve for the L2 header
-  uint8_t in_port;     // index into DataplaneContext::ports
-  uint8_t out_port;    // index into DataplaneContext::ports
+  uint32_t next_hop;  // IPv4, network order: whom to resolve for the L2 header
+  uint8_t in_port;    // index into DataplaneContext::ports
+  uint8_t out_port;   // index into DataplaneContext::ports
   PuntReason punt;
   uint8_t flags;
   uint32_t peer_slot;  // WireGuard peer, when known
   uint32_t pad;
-  void* keypair;       // WireGuard keypair the packet was decrypted with / will be sealed with
-  uint64_t counter;    // WireGuard nonce counter
+  void* keypair;     // WireGuard keypair the packet was decrypted with / will be sealed with
+  uint64_t counter;  // WireGuard nonce counter
 };
 static_assert(sizeof(PacketMeta) == 32);
 static_assert(sizeof(PacketMeta) % RTE_MBUF_PRIV_ALIGN == 0);

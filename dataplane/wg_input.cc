@@ -75,7 +75,8 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   const void* keys[kBurst];
   void* found[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
-    const auto* hdr = rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, kOuterLen);
+    const auto* hdr =
+        rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, kOuterLen);
     index[i] = hdr->receiver_index;  // little-endian on the wire and here
     keys[i] = &index[i];
   }
@@ -88,7 +89,8 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, kOuterLen - sizeof(rte_udp_hdr));
+    const auto* udp =
+        rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, kOuterLen - sizeof(rte_udp_hdr));
     const uint32_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
     if (len < wg::kTransportOverhead) [[unlikely]] {
       w.drop(m, DropReason::kWgMalformed);

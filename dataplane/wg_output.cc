@@ -91,7 +91,8 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
     ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
     // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
-    const uint32_t padded = std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));
+    const uint32_t padded =
+        std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));
     auto* tail = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, padded - len + wg::kTagLen));
     auto* head = rte_pktmbuf_prepend(m, kEncapLen);
     if (tail == nullptr || head == nullptr) [[unlikely]] {

@@ -15,7 +15,9 @@ constexpr uint64_t kTokenScale = 1u << 16;
 constexpr unsigned kSpinLoops = 256;
 }  // namespace
 
-void set_worker_context(DataplaneContext* ctx) { g_ctx = ctx; }
+void set_worker_context(DataplaneContext* ctx) {
+  g_ctx = ctx;
+}
 
 Worker::Worker(DataplaneContext& ctx, unsigned index) noexcept
     : ctx_(&ctx),
@@ -31,7 +33,9 @@ bool Worker::icmp_allowed() noexcept {
   const uint64_t cap = uint64_t{ctx_->icmp_burst} * kTokenScale;
   const uint64_t elapsed = now - icmp_last_tsc_;
   // Refill in whole token fractions only, so rounding never leaks tokens.
-  const uint64_t refill = elapsed * ctx_->icmp_rate_per_sec * kTokenScale / hz;
+  // 128-bit: elapsed * rate * scale overflows 64 bits after minutes without ICMP.
+  const uint64_t refill = static_cast<uint64_t>(static_cast<unsigned __int128>(elapsed) *
+                                                ctx_->icmp_rate_per_sec * kTokenScale / hz);
   if (refill > 0) {
     icmp_tokens_ = std::min(cap, icmp_tokens_ + refill);
     icmp_last_tsc_ = now;
@@ -58,8 +62,8 @@ void Worker::flush_tx(uint8_t port) noexcept {
 
 void Worker::flush_punt() noexcept {
   if (n_punt_ == 0) return;
-  const unsigned queued = rte_ring_enqueue_burst(shared_->punt, reinterpret_cast<void**>(punt_),
-                                                 n_punt_, nullptr);
+  const unsigned queued =
+      rte_ring_enqueue_burst(shared_->punt, reinterpret_cast<void**>(punt_), n_punt_, nullptr);
   counters_->punted.add(queued);
   for (unsigned i = queued; i < n_punt_; ++i) drop(punt_[i], DropReason::kPuntRingFull);
   n_punt_ = 0;

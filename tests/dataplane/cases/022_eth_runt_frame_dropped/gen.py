@@ -1,0 +1,21 @@
+#!/usr/bin/python3
+"""Frames shorter than an Ethernet header are dropped as eth_too_short."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import casegen as c  # noqa: E402
+from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402,F401
+from scapy.layers.inet6 import IPv6  # noqa: E402,F401
+from scapy.layers.l2 import ARP, Dot1Q, Ether  # noqa: E402,F401
+from scapy.packet import Raw  # noqa: E402,F401
+
+
+def build():
+    full = bytes(c.echo_request())
+    return {"in.pcap": [full[:1], full[:6], full[:13]], "expected.pcap": []}
+
+
+if __name__ == "__main__":
+    c.write_case(__file__, build())
+
