@@ -41,6 +41,76 @@ uint64_t route_key(const Ipv4Prefix& p) {
 
 }  // namespace
 
+Status create_wireguard_tables(dp::DataplaneContext& ctx, uint32_t max_peers) {
+  ctx.max_peers = max_peers;
+  ctx.peers = static_cast<PeerRuntime*>(
+      rte_zmalloc("exitgw_peers", sizeof(PeerRuntime) * max_peers, RTE_CACHE_LINE_SIZE));
+  if (ctx.peers == nullptr) return make_error("cannot allocate the peer table (DPDK memory)");
+  for (uint32_t i = 0; i < max_peers; ++i) new (&ctx.peers[i]) PeerRuntime();
+
+  rte_hash_parameters hp{};
+  hp.name = "exitgw_keypairs";
+  hp.entries = std::max<uint32_t>(max_peers * 4, 64);
+  hp.key_len = sizeof(uint32_t);
+  hp.socket_id = static_cast<int>(rte_socket_id());
+  hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
+  ctx.keypairs = rte_hash_create(&hp);
+  if (ctx.keypairs == nullptr)
+    return make_error(std::string("cannot create the keypair table: ") + rte_strerror(rte_errno));
+  rte_hash_rcu_config hrcu{};
+  hrcu.v = ctx.rcu;
+  hrcu.mode = RTE_HASH_QSBR_MODE_DQ;
+  if (rte_hash_rcu_qsbr_add(ctx.keypairs, &hrcu) != 0)
+    return make_error("cannot attach RCU to the keypair table");
+
+  rte_lpm_config lc{};
+  lc.max_rules = max_peers * 4 + 64;
+  lc.number_tbl8s = max_peers + 256;  // a /32 per /24 needs its own tbl8 group
+  ctx.allowed_ips = rte_lpm_create("exitgw_allowed_ips", static_cast<int>(rte_socket_id()), &lc);
+  if (ctx.allowed_ips == nullptr)
+    return make_error(std::string("cannot create the allowed-IPs table: ") +
+                      rte_strerror(rte_errno));
+  rte_lpm_rcu_config lrcu{};
+  lrcu.v = ctx.rcu;
+  lrcu.mode = RTE_LPM_QSBR_MODE_DQ;
+  if (rte_lpm_rcu_qsbr_add(ctx.allowed_ips, &lrcu) != 0)
+    return make_error("cannot attach RCU to the allowed-IPs table");
+
+  return Ok{};
+}
+
+void destroy_wireguard_tables(dp::DataplaneContext& ctx) {
+  if (ctx.keypairs) rte_hash_free(ctx.keypairs);
+  if (ctx.allowed_ips) rte_lpm_free(ctx.allowed_ips);
+  rte_free(ctx.peers);
+  ctx.keypairs = nullptr;
+  ctx.allowed_ips = nullptr;
+  ctx.peers = nullptr;
+}
+
+Keypair* publish_keypair(dp::DataplaneContext& ctx, const wg::SessionKeys& keys, uint32_t slot,
+                         unsigned rekey_after_s, unsigned reject_after_s) {
+  void* mem = rte_zmalloc("exitgw_keypair", sizeof(Keypair), RTE_CACHE_LINE_SIZE);
+  if (mem == nullptr) return nullptr;
+  auto* kp = new (mem) Keypair();
+  std::memcpy(kp->send_key, keys.send_key.data(), wg::kKeyLen);
+  std::memcpy(kp->recv_key, keys.recv_key.data(), wg::kKeyLen);
+  kp->local_index = keys.local_index;
+  kp->remote_index = keys.remote_index;
+  kp->peer_slot = slot;
+  kp->is_initiator = keys.is_initiator;
+  const uint64_t hz = rte_get_tsc_hz();
+  kp->created_tsc = rte_rdtsc();
+  kp->reject_after_tsc = kp->created_tsc + hz * reject_after_s;
+  kp->rekey_after_tsc = kp->created_tsc + hz * rekey_after_s;
+  if (rte_hash_add_key_data(ctx.keypairs, &kp->local_index, kp) != 0) {
+    wg::secure_zero(kp, sizeof(Keypair));
+    rte_free(kp);
+    return nullptr;
+  }
+  return kp;
+}
+
 WireGuard::WireGuard(dp::DataplaneContext& ctx, NeighborTable& neighbors, rte_mempool* pool,
                      WireGuardOptions opt)
     : ctx_(ctx),
@@ -59,12 +129,7 @@ WireGuard::~WireGuard() {
       rte_free(d.keypair);
     }
   }
-  if (ctx_.keypairs) rte_hash_free(ctx_.keypairs);
-  if (ctx_.allowed_ips) rte_lpm_free(ctx_.allowed_ips);
-  rte_free(ctx_.peers);
-  ctx_.keypairs = nullptr;
-  ctx_.allowed_ips = nullptr;
-  ctx_.peers = nullptr;
+  destroy_wireguard_tables(ctx_);
 }
 
 uint64_t WireGuard::tsc_of_seconds(double s) const {
@@ -90,41 +155,9 @@ Status WireGuard::init() {
   cookies_ = std::make_unique<wg::CookieChecker>(identity_->mac1_key, identity_->cookie_key);
 
   ctx_.tunnel_mtu = opt_.tunnel_mtu;
-  ctx_.max_peers = opt_.max_peers;
-  ctx_.peers = static_cast<PeerRuntime*>(
-      rte_zmalloc("exitgw_peers", sizeof(PeerRuntime) * opt_.max_peers, RTE_CACHE_LINE_SIZE));
-  if (ctx_.peers == nullptr) return make_error("cannot allocate the peer table (DPDK memory)");
-  for (uint32_t i = 0; i < opt_.max_peers; ++i) new (&ctx_.peers[i]) PeerRuntime();
+  if (Status s = create_wireguard_tables(ctx_, opt_.max_peers); !s) return s;
   by_slot_.assign(opt_.max_peers, nullptr);
   for (uint32_t i = opt_.max_peers; i > 0; --i) free_slots_.push_back(i - 1);
-
-  rte_hash_parameters hp{};
-  hp.name = "exitgw_keypairs";
-  hp.entries = std::max<uint32_t>(opt_.max_peers * 4, 64);
-  hp.key_len = sizeof(uint32_t);
-  hp.socket_id = static_cast<int>(rte_socket_id());
-  hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
-  ctx_.keypairs = rte_hash_create(&hp);
-  if (ctx_.keypairs == nullptr)
-    return make_error(std::string("cannot create the keypair table: ") + rte_strerror(rte_errno));
-  rte_hash_rcu_config hrcu{};
-  hrcu.v = ctx_.rcu;
-  hrcu.mode = RTE_HASH_QSBR_MODE_DQ;
-  if (rte_hash_rcu_qsbr_add(ctx_.keypairs, &hrcu) != 0)
-    return make_error("cannot attach RCU to the keypair table");
-
-  rte_lpm_config lc{};
-  lc.max_rules = opt_.max_peers * 4 + 64;
-  lc.number_tbl8s = opt_.max_peers + 256;  // a /32 per /24 needs its own tbl8 group
-  ctx_.allowed_ips = rte_lpm_create("exitgw_allowed_ips", static_cast<int>(rte_socket_id()), &lc);
-  if (ctx_.allowed_ips == nullptr)
-    return make_error(std::string("cannot create the allowed-IPs table: ") +
-                      rte_strerror(rte_errno));
-  rte_lpm_rcu_config lrcu{};
-  lrcu.v = ctx_.rcu;
-  lrcu.mode = RTE_LPM_QSBR_MODE_DQ;
-  if (rte_lpm_rcu_qsbr_add(ctx_.allowed_ips, &lrcu) != 0)
-    return make_error("cannot attach RCU to the allowed-IPs table");
 
   if (!opt_.peers_file.empty()) {
     if (Status s = watch_.watch(opt_.peers_file); !s)
@@ -168,6 +201,16 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
         return make_error("allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +
                           " is given to two peers");
   }
+  // The allowed-IPs table is sized at start; refuse what it could not hold rather than half
+  // install it (each prefix longer than /24 may need its own tbl8 group).
+  size_t long_prefixes = 0;
+  for (const PeerConfig& pc : wanted)
+    for (const Ipv4Prefix& p : pc.allowed_ips) long_prefixes += p.len > 24;
+  if (prefixes.size() > size_t{opt_.max_peers} * 4 + 64 || long_prefixes > opt_.max_peers + 256)
+    return make_error("the peers file has " + std::to_string(prefixes.size()) +
+                      " allowed IPs; --max_peers=" + std::to_string(opt_.max_peers) +
+                      " holds at most " + std::to_string(opt_.max_peers * 4 + 64) + " (and " +
+                      std::to_string(opt_.max_peers + 256) + " longer than /24)");
   size_t added = 0;
   for (const auto& [key, pc] : by_key)
     if (!peers_.count(key)) ++added;
@@ -267,23 +310,8 @@ void WireGuard::remove_peer(Peer& p) {
 }
 
 Keypair* WireGuard::create_keypair(const wg::SessionKeys& keys, uint32_t slot) {
-  void* mem = rte_zmalloc("exitgw_keypair", sizeof(Keypair), RTE_CACHE_LINE_SIZE);
-  if (mem == nullptr) return nullptr;
-  auto* kp = new (mem) Keypair();
-  std::memcpy(kp->send_key, keys.send_key.data(), wg::kKeyLen);
-  std::memcpy(kp->recv_key, keys.recv_key.data(), wg::kKeyLen);
-  kp->local_index = keys.local_index;
-  kp->remote_index = keys.remote_index;
-  kp->peer_slot = slot;
-  kp->is_initiator = keys.is_initiator;
-  kp->created_tsc = rte_rdtsc();
-  kp->reject_after_tsc = kp->created_tsc + tsc_of_seconds(opt_.reject_after_s);
-  kp->rekey_after_tsc = kp->created_tsc + tsc_of_seconds(opt_.rekey_after_s);
-  if (rte_hash_add_key_data(ctx_.keypairs, &kp->local_index, kp) != 0) {
-    wg::secure_zero(kp, sizeof(Keypair));
-    rte_free(kp);
-    return nullptr;
-  }
+  Keypair* kp = publish_keypair(ctx_, keys, slot, opt_.rekey_after_s, opt_.reject_after_s);
+  if (kp == nullptr) return nullptr;
   stats_.keypairs_created++;
   stats_.keypairs++;
   return kp;

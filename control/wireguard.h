@@ -61,6 +61,14 @@ struct PeerStatus {
   std::string endpoint;
 };
 
+// The worker-visible WireGuard tables (keypairs by index, allowed IPs, peer runtime blocks),
+// attached to the context's RCU. Used by WireGuard and by benchmarks that drive workers.
+Status create_wireguard_tables(dp::DataplaneContext& ctx, uint32_t max_peers);
+void destroy_wireguard_tables(dp::DataplaneContext& ctx);
+// Allocates a keypair for `slot` and publishes it under keys.local_index; nullptr on failure.
+Keypair* publish_keypair(dp::DataplaneContext& ctx, const wg::SessionKeys& keys, uint32_t slot,
+                         unsigned rekey_after_s, unsigned reject_after_s);
+
 class WireGuard {
  public:
   WireGuard(dp::DataplaneContext& ctx, NeighborTable& neighbors, rte_mempool* pool,

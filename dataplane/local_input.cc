@@ -5,26 +5,13 @@
 #include <rte_udp.h>
 
 #include "common/wg_wire.h"
+#include "dataplane/checksum.h"
 #include "dataplane/stages.h"
 #include "dataplane/worker.h"
 
 namespace exitgw::dp {
 
 namespace {
-
-// RFC 768 over the UDP length (which may be shorter than the IP payload: trailing bytes are
-// not part of the datagram, as Linux treats them). A zero checksum means "not computed".
-bool udp_checksum_ok(const rte_ipv4_hdr* ip, const rte_udp_hdr* udp) noexcept {
-  if (udp->dgram_cksum == 0) return true;
-  struct __attribute__((packed)) {
-    uint32_t src, dst;
-    uint8_t zero, proto;
-    uint16_t len;
-  } pseudo{ip->src_addr, ip->dst_addr, 0, IPPROTO_UDP, udp->dgram_len};
-  uint32_t sum = __rte_raw_cksum(&pseudo, sizeof(pseudo), 0);
-  sum = __rte_raw_cksum(udp, rte_be_to_cpu_16(udp->dgram_len), sum);
-  return __rte_raw_cksum_reduce(sum) == 0xffff;
-}
 
 void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept {
   const unsigned len = rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr);
@@ -37,7 +24,7 @@ void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept
     return;
   }
   auto* icmp = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
-  if (rte_raw_cksum(icmp, len) != 0xffff) {
+  if (checksum(icmp, len) != 0xffff) {
     w.drop(m, DropReason::kIcmpBadChecksum);
     return;
   }
@@ -52,7 +39,7 @@ void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept
   // Turn the request around in place: same identifier, sequence and data.
   icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
   icmp->icmp_cksum = 0;
-  icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, len));
+  icmp->icmp_cksum = static_cast<uint16_t>(~checksum(icmp, len));
   const uint32_t src = ip->src_addr;
   ip->src_addr = ip->dst_addr;
   ip->dst_addr = src;

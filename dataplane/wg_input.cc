@@ -83,6 +83,9 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   uint64_t hits = 0;
   rte_hash_lookup_bulk_data(ctx.keypairs, keys, n, &hits, found);
 
+  for (uint16_t i = 0; i < n; ++i)
+    if ((hits >> i) & 1) rte_prefetch0(found[i]);
+
   // 2. Keypair, age and replay pre-checks; build the AEAD burst.
   Rx rx[kBurst];
   AeadOp ops[kBurst];

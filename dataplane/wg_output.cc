@@ -6,6 +6,7 @@
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
+#include "dataplane/checksum.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -137,7 +138,7 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     udp->dst_port = endpoint_port(endpoint[j]);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
     udp->dgram_cksum = 0;
-    udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    udp->dgram_cksum = udp_checksum(ip, udp);
     meta(m)->out_port = tunnel_index;
     w.counters().wg_tx_packets.add();
     w.counters().wg_tx_bytes.add(total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr));

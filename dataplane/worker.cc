@@ -111,13 +111,18 @@ void Worker::idle_backoff(unsigned idle_loops) noexcept {
   rte_rcu_qsbr_thread_online(ctx_->rcu, index_);
 }
 
-int Worker::run() noexcept {
+Status Worker::init() noexcept {
   auto aead = AeadBurst::create();
-  if (!aead) {
-    RTE_LOG(ERR, USER1, "worker %u: %s\n", index_, aead.error().c_str());
+  if (!aead) return make_error("worker " + std::to_string(index_) + ": " + aead.error());
+  aead_ = std::move(aead.value());
+  return Ok{};
+}
+
+int Worker::run() noexcept {
+  if (Status s = init(); !s) {
+    RTE_LOG(ERR, USER1, "%s\n", s.error().c_str());
     return -1;
   }
-  aead_ = std::move(aead.value());
   rte_rcu_qsbr_thread_register(ctx_->rcu, index_);
   rte_rcu_qsbr_thread_online(ctx_->rcu, index_);
   shared_->running.store(true, std::memory_order_release);

@@ -12,6 +12,7 @@
 #include "dataplane/context.h"
 #include "dataplane/events.h"
 #include "dataplane/packet_meta.h"
+#include "common/result.h"
 #include "dataplane/wg/aead_burst.h"
 
 namespace exitgw::dp {
@@ -61,7 +62,14 @@ class alignas(64) Worker {
   // Ends a burst: sends, punts and frees what the stages sorted.
   void flush() noexcept;
 
+  // Per-lcore setup that may fail (the ipsec-mb manager); call on the lcore that runs it.
+  Status init() noexcept;
   int run() noexcept;
+  // One received burst through every stage, as the loop does after rte_eth_rx_burst; then
+  // flush() sends what it produced. Public for benchmarks that feed prepared bursts.
+  void process_burst(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+    process_rx(port, pkts, n);
+  }
 
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
