@@ -115,6 +115,7 @@ Status Gateway::init() {
                       " mbufs: " + rte_strerror(rte_errno) +
                       "; reserve more hugepages, lower --mbufs, or run with --no-huge -m 512");
 
+  ctx.pool = pool_;
   if (Status s = init_ports(); !s) return s;
 
   for (unsigned w = 0; w < ctx.n_workers; ++w) {

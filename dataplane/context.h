@@ -98,6 +98,7 @@ struct DataplaneContext {
 
   rte_hash* neighbors = nullptr;
   rte_rcu_qsbr* rcu = nullptr;
+  rte_mempool* pool = nullptr;  // for packets workers originate (ICMP errors)
 
   // WireGuard: keypairs by our receiver index (rte_hash, lock-free readers), peers by inner
   // address (rte_lpm over allowed IPs, next hop = peer slot), and the per-peer runtime blocks.

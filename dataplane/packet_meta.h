@@ -13,6 +13,9 @@ enum class PuntReason : uint8_t {
   kNeedNeighbor,  // a finished IPv4 packet whose next hop has no resolved MAC yet
 };
 
+// PacketMeta::flags
+inline constexpr uint8_t kMetaLocal = 1;  // originated here (no TTL decrement when sealed)
+
 struct PacketMeta {
   uint32_t next_hop;  // IPv4, network order: whom to resolve for the L2 header
   uint8_t in_port;    // index into DataplaneContext::ports

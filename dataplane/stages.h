@@ -26,5 +26,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Transit packets from the internet (Ethernet header in front): seal toward the peer that
 // owns the destination.
 void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// IPv4 packets (header at the front) for peers: peer by destination, seal, UDP to endpoint.
+void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 }  // namespace exitgw::dp

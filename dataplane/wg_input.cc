@@ -6,6 +6,7 @@
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
+#include "dataplane/icmp_error.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -59,7 +60,6 @@ DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
   const unsigned total = rte_be_to_cpu_16(ip->total_length);
   if (total < sizeof(rte_ipv4_hdr) || total > plain_len) return DropReason::kWgInnerMalformed;
   if (rte_raw_cksum(ip, sizeof(rte_ipv4_hdr)) != 0xffff) return DropReason::kWgInnerBadChecksum;
-  if (ip->time_to_live <= 1) return DropReason::kIpv4TtlExpired;
   return DropReason::kCount;
 }
 
@@ -188,7 +188,8 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   // 5. Cryptokey routing: the inner source must be one of this peer's allowed IPs.
   if (f == 0) return;
   rte_lpm_lookup_bulk(ctx.allowed_ips, src, hop, f);
-  uint16_t out = 0;
+  uint16_t out = 0, n_errors = 0;
+  rte_mbuf* errors[kBurst];
   const uint8_t internet = ctx.port_index(PortRole::kInternet);
   for (uint16_t j = 0; j < f; ++j) {
     rte_mbuf* m = fwd[j];
@@ -197,6 +198,20 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       continue;
     }
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    if (ip->time_to_live <= 1) [[unlikely]] {
+      // Time exceeded goes back through the tunnel (traceroute through the exit works).
+      if (icmp_error_allowed(ip) && w.icmp_allowed()) {
+        rte_mbuf* e =
+            make_icmp_error(ctx.pool, ip, ctx.port(PortRole::kInternet).addrs[0], 11, 0, 0);
+        if (e) {
+          meta(e)->in_port = meta(m)->in_port;
+          meta(e)->flags = kMetaLocal;
+          errors[n_errors++] = e;
+        }
+      }
+      w.drop(m, DropReason::kIpv4TtlExpired);
+      continue;
+    }
     // Forwarding: TTL - 1 with the RFC 1624 incremental checksum update.
     --ip->time_to_live;
     uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
@@ -208,6 +223,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   }
   w.counters().forwarded_out.add(out);
   ipv4_output(w, fwd, out);
+  wg_seal(w, errors, n_errors);
 }
 
 }  // namespace exitgw::dp

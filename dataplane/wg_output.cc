@@ -1,12 +1,13 @@
-// WireGuard send on a worker: internet packets for a peer's allowed IPs are found by one
-// bulk LPM lookup, given a counter from the peer's current keypair, padded to 16 bytes,
-// sealed in ONE batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's
-// newest endpoint.
+// WireGuard send on a worker: internet packets (TTL and tunnel MTU checked, with ICMP errors
+// back to their source) for a peer's allowed IPs are found by one bulk LPM lookup, given a counter
+// from the peer's current keypair, padded to 16 bytes, sealed in ONE batched ChaCha20-Poly1305
+// submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
 #include <rte_ip.h>
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/icmp_error.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -31,14 +32,57 @@ void want_handshake(Worker& w, PeerRuntime& peer, uint32_t slot) noexcept {
 }  // namespace
 
 void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  DataplaneContext& ctx = w.ctx();
+  const PortInfo& internet = ctx.port(PortRole::kInternet);
+  const uint8_t internet_index = ctx.port_index(PortRole::kInternet);
+  rte_mbuf* errors[kBurst];
+  uint16_t n_errors = 0, out = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
+    const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
+    // Errors go back to the internet source quoting the packet as it arrived (before NAT).
+    uint8_t type = 0, code = 0;
+    uint16_t mtu = 0;
+    DropReason why = DropReason::kCount;
+    if (ip->time_to_live <= 1) [[unlikely]] {
+      type = 11;  // time exceeded in transit
+      why = DropReason::kIpv4TtlExpired;
+    } else if (rte_be_to_cpu_16(ip->total_length) > ctx.tunnel_mtu) [[unlikely]] {
+      // Too big for the tunnel: fragmentation needed, so path MTU discovery finds the
+      // tunnel's MTU (RFC 1191). Packets without DF are not fragmented here: counted drop.
+      if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
+        type = 3;
+        code = 4;
+        mtu = ctx.tunnel_mtu;
+      }
+      why = DropReason::kWgTooLarge;
+    }
+    if (why == DropReason::kCount) [[likely]] {
+      pkts[out++] = m;
+      continue;
+    }
+    if (type && icmp_error_allowed(ip) && w.icmp_allowed()) {
+      rte_mbuf* e = make_icmp_error(ctx.pool, ip, internet.addrs[0], type, code, mtu);
+      if (e) {
+        meta(e)->in_port = internet_index;
+        meta(e)->out_port = internet_index;
+        errors[n_errors++] = e;
+      }
+    }
+    w.drop(m, why);
+  }
+  if (n_errors) ipv4_output(w, errors, n_errors);
+  wg_seal(w, pkts, out);
+}
+
+void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
   uint32_t dst[kBurst], hop[kBurst];
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_pktmbuf_adj(pkts[i], sizeof(rte_ether_hdr));
+  for (uint16_t i = 0; i < n; ++i)
     dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr);
-  }
   rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop, n);
 
   AeadOp ops[kBurst];
@@ -54,15 +98,7 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     const uint32_t slot = hop[i] & 0xffffff;
     PeerRuntime& peer = ctx.peers[slot];
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-    if (ip->time_to_live <= 1) [[unlikely]] {
-      w.drop(m, DropReason::kIpv4TtlExpired);
-      continue;
-    }
     const uint32_t len = rte_be_to_cpu_16(ip->total_length);
-    if (len > ctx.tunnel_mtu) [[unlikely]] {
-      w.drop(m, DropReason::kWgTooLarge);
-      continue;
-    }
     Keypair* kp = peer.send_keypair.load(std::memory_order_acquire);
     if (kp == nullptr || now >= kp->reject_after_tsc) [[unlikely]] {
       want_handshake(w, peer, slot);
@@ -88,9 +124,11 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.counters().wg_rekey_events.add();
       w.event(e);
     }
-    --ip->time_to_live;
-    uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
-    ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+    if (!(meta(m)->flags & kMetaLocal)) {
+      --ip->time_to_live;
+      uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
+      ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+    }
     // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
     const uint32_t padded =
         std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));

@@ -80,7 +80,9 @@ void Worker::process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     bytes += rte_pktmbuf_pkt_len(pkts[i]);
-    meta(pkts[i])->in_port = port;
+    PacketMeta* pm = meta(pkts[i]);
+    pm->in_port = port;
+    pm->flags = 0;
   }
   counters_->port[port].rx_packets.add(n);
   counters_->port[port].rx_bytes.add(bytes);

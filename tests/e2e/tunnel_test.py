@@ -116,6 +116,31 @@ class TunnelTest(unittest.TestCase):
                 self.assertIn("A %s" % L.SERVER, p.stdout)
 
 
+    def test_ttl_expiring_at_the_gateway_returns_time_exceeded_through_the_tunnel(self):
+        # traceroute's first hop past the tunnel: the gateway answers, sealed to the peer.
+        for c in CLIENTS:
+            before = L.Metrics(NAME).get("exitgw_drops_total", reason="ipv4_ttl_expired")
+            p = L.lab_exec(NAME, c, "ping", "-c", "1", "-W", "2", "-t", "1", L.SERVER, timeout=10)
+            self.assertIn("Time to live exceeded", p.stdout, f"{c}: {p.stdout}")
+            self.assertIn("From 192.0.2.1", p.stdout, f"{c}: {p.stdout}")
+            after = L.Metrics(NAME).get("exitgw_drops_total", reason="ipv4_ttl_expired")
+            self.assertEqual(after - before, 1, c)
+
+    def test_path_mtu_discovery_finds_the_tunnel_mtu(self):
+        # A DF packet from the internet larger than the tunnel MTU draws fragmentation-needed
+        # with the tunnel's MTU (RFC 1191); one that fits arrives.
+        for i, c in enumerate(CLIENTS):
+            addr = f"100.64.0.{11 + i}"
+            p = L.lab_exec(NAME, "inet", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",
+                           addr, timeout=10)
+            self.assertIn("Frag needed and DF set (mtu = 1420)", p.stdout, f"{c}: {p.stdout}")
+            p = L.lab_exec(NAME, "inet", "ping", "-c", "2", "-W", "2", "-M", "do", "-s", "1392",
+                           addr, timeout=10)
+            self.assertIn(" 0% packet loss", p.stdout, f"{c}: {p.stdout}")
+        self.assertGreaterEqual(
+            L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large"), len(CLIENTS))
+
+
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
     unittest.main(verbosity=2)
