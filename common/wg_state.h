@@ -51,6 +51,11 @@ struct alignas(64) PeerRuntime {
   // a handshake, so a flood of packets costs one event.
   std::atomic<uint8_t> handshake_wanted{0};
   std::atomic<uint8_t> active{0};  // slot in use; workers drop for peers that are not
+  // The worker that owns this peer's NAT state, claimed by the first worker that forwards a
+  // packet of it (VPP's wireguard does the same for a peer's input); others hand off to it.
+  // kNoOwner until then; reset with the slot.
+  std::atomic<uint8_t> nat_owner{kNoOwner};
+  static constexpr uint8_t kNoOwner = 0xff;
   alignas(64) std::atomic<uint64_t> rx_bytes{0}, tx_bytes{0}, rx_packets{0}, tx_packets{0};
 };
 

@@ -58,5 +58,31 @@ DEFINE_uint32(wg_rekey_after_time, 120,
 DEFINE_uint32(wg_reject_after_time, 180,
               "REJECT_AFTER_TIME in seconds: a session this old is unusable (protocol value 180)");
 DEFINE_uint32(handshake_under_load, 128,
-              "handshake messages drained at once that put WireGuard 'under load' for a second: "
-              "cookies (MAC2) and per-source rate limits are enforced then");
+              "punted packets waiting for the control thread that put WireGuard 'under load' "
+              "for a second: cookies (MAC2) and per-source rate limits are enforced then");
+DEFINE_string(nat_pool, "",
+              "carrier-grade NAT public pool: comma-separated IPv4 addresses or prefixes routed "
+              "to --internet_addr; empty: routed mode (peers' addresses leave untranslated)");
+DEFINE_string(nat_mode, "pba",
+              "'pba': port blocks allocated on demand and logged per block; 'deterministic': "
+              "RFC 7422 arithmetic mapping of --nat_deterministic_inside, no per-block logs");
+DEFINE_string(nat_filtering, "address-dependent",
+              "inbound filtering: 'address-dependent' (RFC 4787 REQ-8 recommended) or "
+              "'endpoint-independent' (full-cone, friendlier to games and WebRTC)");
+DEFINE_uint32(nat_port_min, 1024, "lowest public port the pool hands out");
+DEFINE_uint32(nat_port_max, 65535, "highest public port the pool hands out");
+DEFINE_uint32(nat_block_size, 512, "ports per block (pba mode); one log record per block");
+DEFINE_uint32(nat_max_blocks, 4, "blocks one subscriber may hold at once (pba mode)");
+DEFINE_uint32(nat_max_sessions_per_subscriber, 4096, "sessions one subscriber may hold");
+DEFINE_uint32(nat_max_sessions, 1u << 20,
+              "session table capacity per worker (about 100 bytes each, allocated at start)");
+DEFINE_uint32(nat_timeout_udp, 300, "UDP session idle timeout, seconds (RFC 4787: >= 120)");
+DEFINE_uint32(nat_timeout_tcp_established, 7440,
+              "established TCP idle timeout, seconds (RFC 5382: >= 7440)");
+DEFINE_uint32(nat_timeout_tcp_transitory, 240, "TCP SYN/FIN/RST state timeout, seconds");
+DEFINE_uint32(nat_timeout_icmp, 60, "ICMP query idle timeout, seconds (RFC 5508)");
+DEFINE_string(nat_deterministic_inside, "",
+              "deterministic mode: the subscriber prefix mapped onto the pool, e.g. "
+              "100.64.0.0/16");
+DEFINE_bool(nat_hairpinning, true,
+            "let one subscriber reach another through its public address (RFC 4787 REQ-9)");

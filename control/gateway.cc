@@ -17,6 +17,7 @@
 #include "control/net_parse.h"
 #include "control/ports.h"
 #include "dataplane/events.h"
+#include "dataplane/nat/nat_types.h"
 #include "dataplane/packet_meta.h"
 #include "dataplane/worker.h"
 
@@ -126,9 +127,13 @@ Status Gateway::init() {
     ws.punt = rte_ring_create(punt.c_str(), 1024, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
     ws.events = rte_ring_create_elem(events.c_str(), sizeof(dp::Event), 4096, rte_socket_id(),
                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (ws.punt == nullptr || ws.events == nullptr)
+    const std::string handoff = "handoff" + std::to_string(w);
+    ws.handoff = rte_ring_create(handoff.c_str(), 4096, rte_socket_id(), RING_F_SC_DEQ);
+    if (ws.punt == nullptr || ws.events == nullptr || ws.handoff == nullptr)
       return make_error("cannot create worker rings: " + std::string(rte_strerror(rte_errno)));
   }
+
+  if (Status s = init_nat(); !s) return s;
 
   NeighborOptions nopt{FLAGS_neighbor_capacity, FLAGS_arp_retry_ms, FLAGS_arp_retries,
                        FLAGS_arp_max_pending, FLAGS_neighbor_reachable_s};
@@ -205,9 +210,91 @@ Status Gateway::init_ports() {
   return Ok{};
 }
 
+Status Gateway::init_nat() {
+  if (FLAGS_nat_pool.empty()) {
+    log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
+    return Ok{};
+  }
+  auto cfg = std::make_unique<dp::nat::NatConfig>();
+  std::string_view rest = FLAGS_nat_pool;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    auto p = parse_ipv4_prefix(rest.substr(0, comma));
+    if (!p) return make_error("--nat_pool: " + p.error());
+    cfg->pool.push_back(dp::nat::Ipv4Prefix{p->addr, p->len});
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  if (FLAGS_nat_mode == "pba")
+    cfg->mode = dp::nat::NatMode::kPortBlock;
+  else if (FLAGS_nat_mode == "deterministic")
+    cfg->mode = dp::nat::NatMode::kDeterministic;
+  else
+    return make_error("--nat_mode=" + FLAGS_nat_mode + ": use 'pba' or 'deterministic'");
+  if (FLAGS_nat_filtering == "address-dependent")
+    cfg->filtering = dp::nat::NatFiltering::kAddressDependent;
+  else if (FLAGS_nat_filtering == "endpoint-independent")
+    cfg->filtering = dp::nat::NatFiltering::kEndpointIndependent;
+  else
+    return make_error("--nat_filtering=" + FLAGS_nat_filtering +
+                      ": use 'address-dependent' or 'endpoint-independent'");
+  if (FLAGS_nat_port_min > 65535 || FLAGS_nat_port_max > 65535)
+    return make_error("--nat_port_min and --nat_port_max must be 0..65535");
+  cfg->port_min = static_cast<uint16_t>(FLAGS_nat_port_min);
+  cfg->port_max = static_cast<uint16_t>(FLAGS_nat_port_max);
+  cfg->n_workers = ctx_->n_workers;
+  cfg->block_size = FLAGS_nat_block_size;
+  cfg->max_blocks_per_subscriber = FLAGS_nat_max_blocks;
+  cfg->max_sessions_per_subscriber = FLAGS_nat_max_sessions_per_subscriber;
+  cfg->max_sessions = FLAGS_nat_max_sessions;
+  cfg->timeouts.udp = FLAGS_nat_timeout_udp;
+  cfg->timeouts.tcp_established = FLAGS_nat_timeout_tcp_established;
+  cfg->timeouts.tcp_transitory = FLAGS_nat_timeout_tcp_transitory;
+  cfg->timeouts.icmp = FLAGS_nat_timeout_icmp;
+  cfg->hairpinning = FLAGS_nat_hairpinning;
+  if (!FLAGS_nat_deterministic_inside.empty()) {
+    auto p = parse_ipv4_prefix(FLAGS_nat_deterministic_inside);
+    if (!p) return make_error("--nat_deterministic_inside: " + p.error());
+    cfg->deterministic_inside = dp::nat::Ipv4Prefix{p->addr, p->len};
+  }
+  // Workers pass rte_rdtsc() as the time.
+  cfg->ticks_per_second = rte_get_tsc_hz();
+  if (Status s = cfg->validate(); !s) return make_error("nat: " + s.error());
+  log_info("nat: pool " + FLAGS_nat_pool + " (" + std::to_string(cfg->pool_size()) +
+           " addresses), " + FLAGS_nat_mode + ", ports " + std::to_string(cfg->port_min) + "-" +
+           std::to_string(cfg->port_max) + " in " + std::to_string(ctx_->n_workers) +
+           " worker slice(s), " + FLAGS_nat_filtering + " filtering");
+  nat_ = std::move(cfg);
+  ctx_->nat = nat_.get();
+  return Ok{};
+}
+
+// NAT events become one structured log line each (RFC 8158's fields); the IPFIX exporter
+// will take them from here.
+void Gateway::drain_nat_events() {
+  static const char* const kNames[] = {"block_allocated", "block_released", "pool_exhausted",
+                                       "port_limit", "session_limit"};
+  for (unsigned w = 0; w < ctx_->n_workers; ++w) {
+    dp::nat::NatEventRing* ring = ctx_->workers[w].nat_events;
+    if (ring == nullptr) continue;
+    dp::nat::NatEvent e;
+    for (int budget = 256; budget > 0 && ring->pop(&e); --budget) {
+      const unsigned type = static_cast<unsigned>(e.type);
+      log_info(std::string("nat_event type=") + (type < 5 ? kNames[type] : "unknown") +
+               " worker=" + std::to_string(e.worker) + " subscriber=" + format_ipv4(e.subscriber) +
+               " public=" + format_ipv4(e.public_address) +
+               " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
+      ++nat_events_logged_;
+    }
+  }
+}
+
 void Gateway::drain_workers(uint64_t now, uint64_t ns) {
   dp::DataplaneContext& ctx = *ctx_;
-  unsigned handshakes = 0;
+  // Bounded work per pass: under a handshake flood the rings never empty, and timers,
+  // reloads and the other workers' rings must still get their turn (each pass is at most
+  // kPuntBursts bursts per worker; the loop calls again at once when there was work).
+  constexpr unsigned kPuntBursts = 4;
+  unsigned backlog = 0;
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
     dp::WorkerShared& ws = ctx.workers[w];
     dp::Event events[64];
@@ -221,9 +308,13 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
           wg_->on_event(e, ns);
       }
     }
+    // How deep the queue is decides "under load", as the kernel judges by its queue length.
+    backlog += rte_ring_count(ws.punt);
+    if (wg_) wg_->note_backlog(backlog, ns);
     rte_mbuf* pkts[dp::kBurst];
-    while ((
-        n = rte_ring_dequeue_burst(ws.punt, reinterpret_cast<void**>(pkts), dp::kBurst, nullptr))) {
+    for (unsigned b = 0; b < kPuntBursts; ++b) {
+      n = rte_ring_dequeue_burst(ws.punt, reinterpret_cast<void**>(pkts), dp::kBurst, nullptr);
+      if (n == 0) break;
       for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         switch (dp::meta(m)->punt) {
@@ -231,7 +322,6 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
             neighbors_->resolve(m, now);
             break;
           case dp::PuntReason::kHandshake:
-            ++handshakes;
             if (wg_) {
               wg_->handle_punt(m, ns);
               break;
@@ -244,7 +334,7 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
       }
     }
   }
-  if (wg_) wg_->note_backlog(handshakes, ns);
+  drain_nat_events();
 }
 
 void Gateway::sample_stats() {
@@ -310,8 +400,11 @@ int Gateway::run(const std::atomic<bool>& stop) {
       sample_stats();
       last_tick = ns;
     }
-    // Control is not on the fast path: a short sleep keeps it off a shared CPU.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    // Control is not on the fast path: a short sleep keeps it off a shared CPU, unless
+    // punted packets are still queued.
+    bool queued = false;
+    for (unsigned w = 0; w < ctx.n_workers; ++w) queued |= rte_ring_count(ctx.workers[w].punt) > 0;
+    if (!queued) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   log_info("stopping");
   shutdown();
@@ -341,9 +434,13 @@ void Gateway::shutdown() {
     while (ctx.workers[w].punt &&
            rte_ring_dequeue(ctx.workers[w].punt, reinterpret_cast<void**>(&m)) == 0)
       rte_pktmbuf_free(m);
+    while (ctx.workers[w].handoff &&
+           rte_ring_dequeue(ctx.workers[w].handoff, reinterpret_cast<void**>(&m)) == 0)
+      rte_pktmbuf_free(m);
     rte_ring_free(ctx.workers[w].punt);
     rte_ring_free(ctx.workers[w].events);
-    ctx.workers[w].punt = ctx.workers[w].events = nullptr;
+    rte_ring_free(ctx.workers[w].handoff);
+    ctx.workers[w].punt = ctx.workers[w].events = ctx.workers[w].handoff = nullptr;
   }
   if (ctx.neighbors) {
     rte_hash_free(ctx.neighbors);

@@ -13,6 +13,7 @@
 #include "control/metrics.h"
 #include "control/neighbor.h"
 #include "control/wireguard.h"
+#include "dataplane/nat/nat_config.h"
 #include "dataplane/context.h"
 
 namespace exitgw {
@@ -36,10 +37,13 @@ class Gateway {
 
  private:
   Status init_ports();
+  Status init_nat();
+  void drain_nat_events();
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
   void sample_stats();
   std::string render_metrics();
   void render_wireguard_metrics(MetricFamilies& mf);
+  void render_nat_metrics(MetricFamilies& mf);
   Readiness readiness();
   void shutdown();
 
@@ -47,6 +51,7 @@ class Gateway {
   rte_mempool* pool_ = nullptr;
   std::unique_ptr<NeighborTable> neighbors_;
   std::unique_ptr<WireGuard> wg_;
+  std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
   MetricsServer metrics_;
   ControlStats stats_;
   std::vector<std::string> port_labels_;
@@ -55,6 +60,7 @@ class Gateway {
   // Per-peer rows for /metrics, rebuilt by the control loop (at most kMaxPeerSeries peers).
   std::atomic<std::shared_ptr<const std::vector<PeerStatus>>> peer_status_;
   uint64_t last_busy_[dp::kMaxWorkers] = {}, last_idle_[dp::kMaxWorkers] = {};
+  uint64_t nat_events_logged_ = 0;
   bool ports_started_ = false;
   bool workers_launched_ = false;
 };

@@ -2,7 +2,9 @@
 #include <rte_lcore.h>
 
 #include "control/gateway.h"
+#include "control/net_parse.h"
 #include "control/ports.h"
+#include "dataplane/nat/nat_types.h"
 
 namespace exitgw {
 
@@ -89,6 +91,7 @@ std::string Gateway::render_metrics() {
   mf.gauge(mf.family("exitgw_workers", "Worker lcores", MetricType::Gauge), {},
            double(ctx.n_workers));
   if (wg_) render_wireguard_metrics(mf);
+  if (nat_) render_nat_metrics(mf);
   return serialize(mf.take());
 }
 
@@ -169,6 +172,64 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
       mf.counter(ptx, l, double(p.tx_bytes));
     }
   }
+}
+
+void Gateway::render_nat_metrics(MetricFamilies& mf) {
+  const dp::DataplaneContext& ctx = *ctx_;
+  auto& sessions =
+      mf.family("exitgw_nat_sessions", "NAT sessions by protocol and TCP state", MetricType::Gauge);
+  auto& translations = mf.family("exitgw_nat_translations_total",
+                                 "Packets translated, by direction", MetricType::Counter);
+  auto& created =
+      mf.family("exitgw_nat_sessions_created_total", "NAT sessions created", MetricType::Counter);
+  auto& expired = mf.family("exitgw_nat_sessions_expired_total",
+                            "NAT sessions removed after their idle timeout", MetricType::Counter);
+  auto& blocks =
+      mf.family("exitgw_nat_blocks_allocated_total",
+                "Port blocks allocated (released: the release counter)", MetricType::Counter);
+  auto& released =
+      mf.family("exitgw_nat_blocks_released_total", "Port blocks released", MetricType::Counter);
+  auto& exhausted =
+      mf.family("exitgw_nat_pool_exhausted_total",
+                "Times a subscriber found its paired address's slice full", MetricType::Counter);
+  auto& subscribers =
+      mf.family("exitgw_nat_subscribers", "Subscribers holding NAT state", MetricType::Gauge);
+  auto& hairpin =
+      mf.family("exitgw_nat_hairpinned_total",
+                "Packets between two subscribers through a public address", MetricType::Counter);
+  auto& in_use = mf.family("exitgw_nat_blocks_in_use", "Port blocks in use per public address",
+                           MetricType::Gauge);
+  std::vector<uint64_t> by_address(nat_->pool_size(), 0);
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    const dp::nat::NatCounters* c = ctx.workers[w].nat_counters.load(std::memory_order_acquire);
+    if (c == nullptr) continue;
+    const std::string ws = std::to_string(w);
+    mf.gauge(sessions, {{"worker", ws}, {"protocol", "tcp"}, {"state", "established"}},
+             double(c->sessions_tcp_established.get()));
+    mf.gauge(sessions, {{"worker", ws}, {"protocol", "tcp"}, {"state", "transitory"}},
+             double(c->sessions_tcp_transitory.get()));
+    mf.gauge(sessions, {{"worker", ws}, {"protocol", "udp"}, {"state", ""}},
+             double(c->sessions_udp.get()));
+    mf.gauge(sessions, {{"worker", ws}, {"protocol", "icmp"}, {"state", ""}},
+             double(c->sessions_icmp.get()));
+    mf.counter(translations, {{"worker", ws}, {"direction", "out"}},
+               double(c->translated_out.get()));
+    mf.counter(translations, {{"worker", ws}, {"direction", "in"}}, double(c->translated_in.get()));
+    mf.counter(created, {{"worker", ws}}, double(c->sessions_created.get()));
+    mf.counter(expired, {{"worker", ws}}, double(c->sessions_expired.get()));
+    mf.counter(blocks, {{"worker", ws}}, double(c->blocks_allocated.get()));
+    mf.counter(released, {{"worker", ws}}, double(c->blocks_released.get()));
+    mf.counter(exhausted, {{"worker", ws}}, double(c->pool_exhausted.get()));
+    mf.gauge(subscribers, {{"worker", ws}}, double(c->subscribers.get()));
+    mf.counter(hairpin, {{"worker", ws}}, double(c->hairpinned.get()));
+    for (size_t a = 0; a < by_address.size() && c->blocks_by_address; ++a)
+      by_address[a] += c->blocks_by_address[a].get();
+  }
+  // Per address only for pools an operator can read; a /16 pool would be 65536 series.
+  if (by_address.size() <= 256)
+    for (size_t a = 0; a < by_address.size(); ++a)
+      mf.gauge(in_use, {{"address", format_ipv4(nat_->address(static_cast<uint32_t>(a)))}},
+               double(by_address[a]));
 }
 
 Readiness Gateway::readiness() {

@@ -358,9 +358,9 @@ void WireGuard::reclaim() {
   }
 }
 
-void WireGuard::note_backlog(unsigned handshake_packets, uint64_t now_ns) {
+void WireGuard::note_backlog(unsigned queued, uint64_t now_ns) {
   // As the kernel does: under load while the queue is deep, and for a second after.
-  if (handshake_packets >= opt_.under_load_backlog) under_load_until_ns_ = now_ns + kNs;
+  if (queued >= opt_.under_load_backlog) under_load_until_ns_ = now_ns + kNs;
   stats_.under_load = now_ns < under_load_until_ns_;
 }
 

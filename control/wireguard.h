@@ -38,7 +38,7 @@ struct WireGuardOptions {
   uint16_t tunnel_mtu = 1420;
   unsigned rekey_after_s = wg::kRekeyAfterTime;
   unsigned reject_after_s = wg::kRejectAfterTime;
-  unsigned under_load_backlog = 128;  // handshake messages in one drain that mean "under load"
+  unsigned under_load_backlog = 128;  // punted packets waiting that mean "under load"
 };
 
 // Counters the metrics thread reads.
@@ -80,8 +80,8 @@ class WireGuard {
   // Takes ownership of a punted handshake packet (Ethernet header in front).
   void handle_punt(rte_mbuf* m, uint64_t now_ns);
   void on_event(const dp::Event& e, uint64_t now_ns);
-  // Call once per drain with the number of handshake packets seen: decides "under load".
-  void note_backlog(unsigned handshake_packets, uint64_t now_ns);
+  // Called with the number of punted packets waiting: decides "under load".
+  void note_backlog(unsigned queued, uint64_t now_ns);
   // Timers, expiry, reclamation and the peers-file watch; call every ~100 ms.
   void tick(uint64_t now_ns);
   // Validates the whole set, then applies it (diff against the running peers) or nothing.

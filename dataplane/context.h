@@ -16,6 +16,12 @@
 
 namespace exitgw::dp {
 
+namespace nat {
+struct NatConfig;
+class NatEventRing;
+struct NatCounters;
+}  // namespace nat
+
 inline constexpr uint16_t kBurst = 32;
 inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr unsigned kMaxPortAddrs = 4;
@@ -82,6 +88,11 @@ inline rte_ether_addr neighbor_mac(uint64_t word) noexcept {
 struct alignas(64) WorkerShared {
   rte_ring* punt = nullptr;    // mbufs for control (handshakes, packets waiting for ARP)
   rte_ring* events = nullptr;  // Event records (16 bytes each)
+  // Packets other workers pass to this one (multi-producer): NAT state for a public port
+  // lives on the worker that owns the port's slice.
+  rte_ring* handoff = nullptr;
+  nat::NatEventRing* nat_events = nullptr;  // block allocations, exhaustion (to control)
+  std::atomic<const nat::NatCounters*> nat_counters{nullptr};  // set by the worker at start
   unsigned lcore_id = 0;
   uint16_t queue = 0;  // RX queue and TX queue index on every port
   std::atomic<bool> running{false};
@@ -107,6 +118,9 @@ struct DataplaneContext {
   PeerRuntime* peers = nullptr;
   uint32_t max_peers = 0;
   uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
+
+  // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
+  const nat::NatConfig* nat = nullptr;
 
   PollMode poll_mode = PollMode::kAdaptive;
   unsigned idle_sleep_max_us = 200;

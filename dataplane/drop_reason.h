@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "dataplane/nat/nat_drops.h"
+
 namespace exitgw::dp {
 
 // X(enum name, metric label)
@@ -55,6 +57,9 @@ namespace exitgw::dp {
   X(kWgTooLarge, "wg_too_large")                             \
   X(kWgCounterExhausted, "wg_counter_exhausted")             \
   X(kTransitFromTunnel, "transit_from_tunnel")               \
+  /* nat (dataplane/nat/nat_drops.h), in NatDrop order */    \
+  EXITGW_NAT_DROPS(X)                                        \
+  X(kHandoffRingFull, "handoff_ring_full")                   \
   /* exit policy */                                          \
   X(kExitNotApproved, "exit_not_approved")                   \
   /* output */                                               \
@@ -76,6 +81,13 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kC
         EXITGW_DROP_REASONS(EXITGW_X)
 #undef EXITGW_X
 };
+
+// NAT's reasons sit in DropReason in NatDrop's order, starting at kMalformed.
+template <typename NatDropT>
+constexpr DropReason drop_reason_of(NatDropT d) {
+  return static_cast<DropReason>(static_cast<unsigned>(DropReason::kMalformed) +
+                                 static_cast<unsigned>(d));
+}
 
 constexpr std::string_view drop_reason_name(DropReason r) {
   return kDropReasonNames[static_cast<size_t>(r)];

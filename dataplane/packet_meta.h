@@ -14,7 +14,9 @@ enum class PuntReason : uint8_t {
 };
 
 // PacketMeta::flags
-inline constexpr uint8_t kMetaLocal = 1;  // originated here (no TTL decrement when sealed)
+inline constexpr uint8_t kMetaLocal = 1;   // originated here (no TTL decrement when sealed)
+inline constexpr uint8_t kMetaNatIn = 2;   // handed off: run NAT inbound here, then seal
+inline constexpr uint8_t kMetaNatOut = 4;  // handed off: run NAT outbound here, then output
 
 struct PacketMeta {
   uint32_t next_hop;  // IPv4, network order: whom to resolve for the L2 header

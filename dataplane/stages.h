@@ -26,6 +26,12 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Transit packets from the internet (Ethernet header in front): seal toward the peer that
 // owns the destination.
 void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Internet packets (IPv4 header in front) for the NAT pool: each goes to the worker owning
+// its public port, is translated back to the subscriber, then sealed (routed mode: sealed).
+void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Source translation of peers' packets bound for the internet (IPv4 header in front, on the
+// worker owning the subscriber); returns how many go on to the internet port, compacted.
+uint16_t nat_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // IPv4 packets (header at the front) for peers: peer by destination, seal, UDP to endpoint.
 void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 

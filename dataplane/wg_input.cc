@@ -7,6 +7,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/icmp_error.h"
+#include "dataplane/nat/nat_config.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -63,7 +64,67 @@ DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
   return DropReason::kCount;
 }
 
+// Source translation for a burst bound for the internet; returns how many still go there.
+// Hairpinned packets (one subscriber to another's public address) go back into the tunnel,
+// through the owning worker when the destination port is in another worker's slice.
+uint16_t nat_out_here(Worker& w, nat::NatWorker& nat, rte_mbuf** pkts, uint16_t n) noexcept {
+  rte_ipv4_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv4_hdr*);
+    lens[i] = rte_pktmbuf_data_len(pkts[i]);
+  }
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.out_burst(ips, lens, n, rte_rdtsc(), verdict, why);
+  rte_mbuf* hairpin[kBurst];
+  uint16_t out = 0, n_hairpin = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    switch (verdict[i]) {
+      case nat::NatVerdict::kForward:
+        pkts[out++] = m;
+        break;
+      case nat::NatVerdict::kHairpin:
+        hairpin[n_hairpin++] = m;
+        break;
+      case nat::NatVerdict::kHairpinHandoff:
+        meta(m)->flags |= kMetaNatIn;
+        w.handoff(nat::inbound_owner(*w.ctx().nat, ips[i], lens[i]), m);
+        break;
+      default:
+        w.drop(m, drop_reason_of(why[i]));
+    }
+  }
+  wg_seal(w, hairpin, n_hairpin);
+  return out;
+}
+
+// A subscriber's NAT state lives on one worker: the first to forward for the peer claims it.
+// Packets of peers claimed elsewhere (RSS or af_packet rollover moved them) go there.
+uint16_t steer_to_nat_owner(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (w.ctx().n_workers == 1) return n;
+  const auto self = static_cast<uint8_t>(w.index());
+  uint16_t out = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    std::atomic<uint8_t>& owner = w.ctx().peers[meta(pkts[i])->peer_slot].nat_owner;
+    uint8_t o = owner.load(std::memory_order_relaxed);
+    if (o == PeerRuntime::kNoOwner && owner.compare_exchange_strong(o, self)) o = self;
+    if (o == self) {
+      pkts[out++] = pkts[i];
+    } else {
+      meta(pkts[i])->flags |= kMetaNatOut;
+      w.handoff(o, pkts[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+uint16_t nat_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  return nat_out_here(w, *w.nat(), pkts, n);
+}
 
 void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
@@ -220,6 +281,10 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     pm->out_port = internet;
     pm->peer_slot = slot[j];
     fwd[out++] = m;
+  }
+  if (w.nat()) {
+    out = steer_to_nat_owner(w, fwd, out);
+    out = nat_out(w, fwd, out);
   }
   w.counters().forwarded_out.add(out);
   ipv4_output(w, fwd, out);

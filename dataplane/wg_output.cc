@@ -73,7 +73,7 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     w.drop(m, why);
   }
   if (n_errors) ipv4_output(w, errors, n_errors);
-  wg_seal(w, pkts, out);
+  nat_in(w, pkts, out);
 }
 
 void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {

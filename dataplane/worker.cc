@@ -117,7 +117,44 @@ Status Worker::init() noexcept {
   auto aead = AeadBurst::create();
   if (!aead) return make_error("worker " + std::to_string(index_) + ": " + aead.error());
   aead_ = std::move(aead.value());
+  if (ctx_->nat) {
+    // The tables are allocated here, once, on the lcore that owns them.
+    nat_events_ = std::make_unique<nat::NatEventRing>(4096);
+    nat_ = std::make_unique<nat::NatWorker>(*ctx_->nat, index_, nat_events_.get());
+    shared_->nat_events = nat_events_.get();
+    shared_->nat_counters.store(&nat_->counters(), std::memory_order_release);
+  }
   return Ok{};
+}
+
+void Worker::handoff(unsigned worker, rte_mbuf* m) noexcept {
+  if (worker >= ctx_->n_workers || rte_ring_enqueue(ctx_->workers[worker].handoff, m) != 0)
+      [[unlikely]]
+    drop(m, DropReason::kHandoffRingFull);
+}
+
+unsigned Worker::process_handoff() noexcept {
+  rte_mbuf* pkts[kBurst];
+  const unsigned n =
+      rte_ring_dequeue_burst(shared_->handoff, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  rte_mbuf* in[kBurst];
+  rte_mbuf* out[kBurst];
+  uint16_t n_in = 0, n_out = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    PacketMeta* pm = meta(pkts[i]);
+    if (pm->flags & kMetaNatOut) {
+      pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
+      out[n_out++] = pkts[i];
+    } else {
+      in[n_in++] = pkts[i];
+    }
+  }
+  if (n_out) {
+    n_out = nat_out(*this, out, n_out);
+    ipv4_output(*this, out, n_out);
+  }
+  nat_in(*this, in, n_in);
+  return n;
 }
 
 int Worker::run() noexcept {
@@ -142,6 +179,8 @@ int Worker::run() noexcept {
         process_rx(static_cast<uint8_t>(p), pkts, n);
       }
     }
+    if (ctx_->n_workers > 1) total += process_handoff();
+    if (nat_) nat_->expire(rte_rdtsc(), 64);  // bounded work per loop, never a stall
     flush();
     rte_rcu_qsbr_quiescent(ctx_->rcu, index_);
     counters_->loops.add();

@@ -13,6 +13,7 @@
 #include "dataplane/events.h"
 #include "dataplane/packet_meta.h"
 #include "common/result.h"
+#include "dataplane/nat/nat_worker.h"
 #include "dataplane/wg/aead_burst.h"
 
 namespace exitgw::dp {
@@ -73,6 +74,10 @@ class alignas(64) Worker {
 
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
+  nat::NatWorker* nat() noexcept { return nat_.get(); }
+  // Queues a packet (IPv4 header in front, meta flags saying what is left to do) for the
+  // worker that owns its NAT state.
+  void handoff(unsigned worker, rte_mbuf* m) noexcept;
   LcoreCounters& counters() noexcept { return *counters_; }
   uint16_t queue() const noexcept { return shared_->queue; }
   unsigned index() const noexcept { return index_; }
@@ -92,12 +97,15 @@ class alignas(64) Worker {
     n_free_ = 0;
   }
   void process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+  unsigned process_handoff() noexcept;
   void idle_backoff(unsigned idle_loops) noexcept;
 
   static constexpr unsigned kFreeCapacity = 2 * kBurst;
 
   DataplaneContext* ctx_;
-  std::unique_ptr<AeadBurst> aead_;  // created in run(), on this lcore
+  std::unique_ptr<AeadBurst> aead_;  // created in init(), on this lcore
+  std::unique_ptr<nat::NatWorker> nat_;
+  std::unique_ptr<nat::NatEventRing> nat_events_;
   WorkerShared* shared_;
   LcoreCounters* counters_;
   unsigned index_;

@@ -53,6 +53,12 @@ class HttpHandler(http.server.BaseHTTPRequestHandler):
             self._headers(200, len(PAGE), "text/plain")
             if body:
                 self.wfile.write(PAGE)
+        elif self.path == "/whoami":
+            # The source address as this server sees it: the NAT pool address, not the client's.
+            me = ("%s:%d\n" % self.client_address[:2]).encode()
+            self._headers(200, len(me), "text/plain")
+            if body:
+                self.wfile.write(me)
         elif self.path == BIG_PATH:
             self._headers(200, BIG_SIZE, "application/octet-stream")
             if body:

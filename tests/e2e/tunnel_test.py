@@ -18,6 +18,7 @@ NAME = L.lab_name("e2t")
 CLIENTS = ("c1", "c2")
 SERVERS = os.path.join(L.REPO, "tools", "lab_servers.py")
 BIG = 64 * 1024 * 1024
+POOL = "203.0.113.1"  # the lab's NAT pool (tools/lab NAT_POOL)
 
 
 def setUpModule():
@@ -128,18 +129,41 @@ class TunnelTest(unittest.TestCase):
 
     def test_path_mtu_discovery_finds_the_tunnel_mtu(self):
         # A DF packet from the internet larger than the tunnel MTU draws fragmentation-needed
-        # with the tunnel's MTU (RFC 1191); one that fits arrives.
-        for i, c in enumerate(CLIENTS):
-            addr = f"100.64.0.{11 + i}"
-            p = L.lab_exec(NAME, "inet", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",
-                           addr, timeout=10)
-            self.assertIn("Frag needed and DF set (mtu = 1420)", p.stdout, f"{c}: {p.stdout}")
-            p = L.lab_exec(NAME, "inet", "ping", "-c", "2", "-W", "2", "-M", "do", "-s", "1392",
-                           addr, timeout=10)
+        # with the tunnel's MTU (RFC 1191), before NAT looks at it.
+        before = L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large")
+        p = L.lab_exec(NAME, "inet", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",
+                       POOL, timeout=10)
+        self.assertIn("Frag needed and DF set (mtu = 1420)", p.stdout, p.stdout)
+        self.assertEqual(L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large") - before, 1)
+        # A client's own large DF datagram that fits the tunnel goes out and back.
+        for c in CLIENTS:
+            p = L.lab_exec(NAME, c, "ping", "-c", "2", "-W", "2", "-M", "do", "-s", "1392",
+                           L.SERVER, timeout=10)
             self.assertIn(" 0% packet loss", p.stdout, f"{c}: {p.stdout}")
-        self.assertGreaterEqual(
-            L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large"), len(CLIENTS))
 
+    def test_server_sees_the_pool_address_not_the_clients(self):
+        for c in CLIENTS:
+            p = L.lab_exec(NAME, c, "curl", "-s", "-m", "5", f"http://{L.SERVER}/whoami",
+                           timeout=10)
+            self.assertTrue(p.stdout.startswith(POOL + ":"), f"{c}: {p.stdout!r}")
+        m = L.Metrics(NAME)
+        self.assertGreater(m.get("exitgw_nat_translations_total", direction="out"), 0)
+        self.assertGreater(m.get("exitgw_nat_blocks_allocated_total"), 0)
+
+    def test_internet_cannot_reach_a_client_without_a_mapping(self):
+        # Unsolicited traffic to the pool or a tailnet address is dropped and counted.
+        m0 = L.Metrics(NAME)
+        p = L.lab_exec(NAME, "inet", "ping", "-c", "1", "-W", "1", "100.64.0.11", timeout=10)
+        self.assertIn(" 100% packet loss", p.stdout, p.stdout)
+        send = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                f"[s.sendto(b'x', ('{POOL}', 40000 + i)) for i in range(5)]")
+        L.lab_exec(NAME, "inet", "/usr/bin/python3", "-c", send, timeout=10)
+        time.sleep(0.5)
+        m1 = L.Metrics(NAME)
+        self.assertEqual(m1.get("exitgw_drops_total", reason="nat_no_mapping") -
+                         m0.get("exitgw_drops_total", reason="nat_no_mapping"), 5)
+        self.assertGreater(m1.get("exitgw_drops_total", reason="nat_unsupported_icmp"),
+                           m0.get("exitgw_drops_total", reason="nat_unsupported_icmp"))
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()

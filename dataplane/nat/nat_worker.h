@@ -1,0 +1,168 @@
+// One worker's NAT44: endpoint-independent mapping, paired pooling, port blocks (or RFC 7422
+// deterministic ranges), filtering, TCP state, ICMP query/error translation, fragments,
+// hairpinning and budgeted expiry, over tables allocated once at construction.
+//
+// Ownership: a NatWorker is used by exactly one lcore (the one that owns its port slice);
+// nothing in it is shared except the counters (read by control) and the event ring (drained
+// by its consumer). It needs no EAL: only DPDK's header structs and inline helpers.
+#pragma once
+
+#include <rte_ip.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "dataplane/nat/bucket_index.h"
+#include "dataplane/nat/nat_config.h"
+#include "dataplane/nat/nat_types.h"
+
+namespace exitgw::dp::nat {
+
+enum class NatProto : uint8_t { kTcp = 0, kUdp = 1, kIcmp = 2, kCount = 3 };
+
+// The worker a packet arriving from the internet must be handed to: the owner of its
+// destination port, ICMP identifier, or (ICMP error) embedded source port. kNone when the
+// packet carries none (non-first fragments: see README note in nat_worker.cc).
+uint32_t inbound_owner(const NatConfig& config, const rte_ipv4_hdr* ip, uint32_t len) noexcept;
+
+class NatWorker {
+ public:
+  // `config` must have passed validate(); `events` may be null (events are then only counted).
+  NatWorker(const NatConfig& config, unsigned worker_index, NatEventRing* events = nullptr);
+  ~NatWorker();
+  NatWorker(const NatWorker&) = delete;
+  NatWorker& operator=(const NatWorker&) = delete;
+
+  // Subscriber -> internet. `ip` points at a contiguous IPv4 packet of `len` buffer bytes;
+  // `now` is in config ticks and must not go backwards. On kDrop, *why says why.
+  NatVerdict out(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
+  // Internet (or a hairpin hand-off) -> subscriber.
+  NatVerdict in(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
+
+  // Bursts: prefetch ahead, then the per-packet path; verdicts[i] and why[i] per packet.
+  void out_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+                 NatVerdict* verdicts, NatDrop* why) noexcept;
+  void in_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+                NatVerdict* verdicts, NatDrop* why) noexcept;
+
+  // Frees at most `budget` expired sessions (and what they alone held: mappings, ports,
+  // blocks, subscribers); returns how many were freed. Call once per loop.
+  uint32_t expire(uint64_t now, uint32_t budget) noexcept;
+
+  // ---- inspection (control, tests) ----
+  struct Translation {
+    uint32_t public_address;
+    uint16_t public_port;
+  };
+  std::optional<Translation> find_mapping(uint32_t subscriber, uint16_t port,
+                                          NatProto proto) const noexcept;
+  bool has_session(uint32_t subscriber, uint16_t port, NatProto proto, uint32_t remote,
+                   uint16_t remote_port) const noexcept;
+  uint32_t subscriber_blocks(uint32_t subscriber) const noexcept;
+  uint32_t sessions() const noexcept { return n_sessions_; }
+  uint32_t mappings() const noexcept { return n_mappings_; }
+  uint32_t subscribers() const noexcept { return n_subscribers_; }
+  uint32_t capacity() const noexcept { return cap_; }
+  size_t memory_bytes() const noexcept;
+  const NatCounters& counters() const noexcept { return counters_; }
+  unsigned worker_index() const noexcept { return worker_; }
+
+ private:
+  struct Session;
+  struct Mapping;
+  struct Subscriber;
+  struct Block;
+  struct FragEntry;
+  struct Packet;
+  struct Link {
+    uint32_t prev, next;
+  };
+
+  NatVerdict translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
+  NatVerdict translate_in(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
+  NatVerdict icmp_error_out(Packet& p, NatDrop* why) noexcept;
+  NatVerdict icmp_error_in(Packet& p, NatDrop* why) noexcept;
+  NatVerdict fragment_follow(Packet& p, bool outbound, uint32_t now_s, NatDrop* why) noexcept;
+  void fragment_record(const Packet& p, bool outbound, uint32_t orig_src, uint32_t orig_dst,
+                       NatVerdict v, uint32_t now_s) noexcept;
+
+  uint32_t seconds(uint64_t now) noexcept;
+  uint32_t find_mapping_in(uint32_t sub_ip, uint16_t sub_port, uint8_t proto) const noexcept;
+  uint32_t find_mapping_out(uint32_t pub_ip, uint16_t pub_port, uint8_t proto) const noexcept;
+  uint32_t find_session(uint32_t mapping, uint32_t remote, uint16_t remote_port) const noexcept;
+  uint32_t find_subscriber(uint32_t ip) const noexcept;
+  bool address_permitted(uint32_t mapping, uint32_t remote) const noexcept;
+
+  uint32_t get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noexcept;
+  uint32_t create_mapping(uint32_t sub, uint32_t sub_ip, uint16_t sub_port, uint8_t proto,
+                          uint64_t now, NatDrop* why) noexcept;
+  uint32_t create_session(uint32_t mapping, uint32_t remote, uint16_t remote_port, uint32_t now_s,
+                          uint64_t now, NatDrop* why) noexcept;
+  void delete_session(uint32_t s) noexcept;
+  void delete_mapping(uint32_t m) noexcept;
+  void maybe_free_subscriber(uint32_t sub) noexcept;
+  bool session_admissible(uint32_t sub, uint32_t pub_ip, uint64_t now, NatDrop* why) noexcept;
+  static bool parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop* why) noexcept;
+  void rewrite_src(Packet& p, uint32_t ip, uint16_t port) noexcept;
+  void rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept;
+  uint64_t ticks(uint32_t now_s) const noexcept {
+    return epoch_ + uint64_t{now_s} * config_.ticks_per_second;
+  }
+  void release_block(uint32_t sub, uint32_t slot) noexcept;
+  bool allocate_port(Subscriber& sub, uint32_t sub_index, uint8_t proto, uint16_t want,
+                     uint64_t now, uint16_t* port, NatDrop* why) noexcept;
+  uint32_t new_block(Subscriber& sub, uint32_t sub_index, uint64_t now, NatDrop* why) noexcept;
+  bool take_port_in_block(uint32_t block, uint8_t proto, uint16_t want, int mode,
+                          uint16_t* port) noexcept;
+  void touch(uint32_t s, uint32_t now_s) noexcept;
+  void tcp_update(uint32_t s, uint8_t tcp_flags, bool outbound) noexcept;
+  void count_session(uint8_t proto, uint8_t timeout_class, int64_t delta) noexcept;
+  void event(NatEventType type, uint32_t sub_ip, uint32_t pub_ip, uint16_t first, uint16_t last,
+             uint64_t now) noexcept;
+
+  // timer wheel
+  Link& link(uint32_t i) noexcept;
+  void wheel_unlink(uint32_t s) noexcept;
+  void wheel_link(uint32_t s, uint32_t slot_head) noexcept;
+  void wheel_schedule(uint32_t s) noexcept;
+  uint32_t deadline(uint32_t s) const noexcept;
+
+  const NatConfig config_;
+  const unsigned worker_;
+  NatEventRing* events_;
+  NatCounters counters_;
+
+  uint32_t cap_, sub_cap_, block_size_, blocks_per_slice_, n_addresses_, words_per_block_;
+  uint32_t slice_first_;
+  uint32_t timeout_[4];
+  uint64_t seed_;
+
+  std::unique_ptr<Session[]> sessions_;
+  std::unique_ptr<Mapping[]> mappings_;
+  std::unique_ptr<Subscriber[]> subs_;
+  std::unique_ptr<Block[]> blocks_;
+  std::unique_ptr<uint64_t[]> port_bits_;    // per block: kCount protocols x words_per_block_
+  std::unique_ptr<uint32_t[]> free_blocks_;  // per address: a stack of free block numbers
+  std::unique_ptr<uint32_t[]> n_free_blocks_;
+  std::unique_ptr<uint8_t[]> exhaust_reported_;  // per address
+  std::unique_ptr<FragEntry[]> frags_;
+  uint32_t n_frag_sets_;
+  BucketIndex map_in_, map_out_, session_index_, sub_index_;
+
+  uint32_t free_session_ = kNone, free_mapping_ = kNone, free_sub_ = kNone;
+  uint32_t n_sessions_ = 0, n_mappings_ = 0, n_subscribers_ = 0;
+
+  // Hashed timer wheel, one-second slots; heads are sentinels cap_..cap_+kWheelSlots, and
+  // one more (the "due" list) holds a slot being drained across expire() calls.
+  static constexpr uint32_t kWheelSlots = 4096;
+  std::unique_ptr<Link[]> wheel_heads_;
+  uint32_t wheel_now_ = 0;  // next second to drain
+  uint64_t epoch_ = 0;      // `now` of second 0
+  bool started_ = false;
+  uint64_t next_second_tick_ = 0;
+  uint32_t now_s_ = 0;
+  uint64_t now_ = 0;  // the latest `now` given, for event timestamps
+};
+
+}  // namespace exitgw::dp::nat
