@@ -1,0 +1,257 @@
+// Compilation: peers are grouped into classes by the exact set of permissions whose sources
+// cover them, so the rule list grows with distinct rule sets, not with peers; the built-in
+// egress safety is a block of class-independent denies ordered by specificity, with explicit
+// grants of those ranges carved out above them.
+#include "control/policy/compile.h"
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <set>
+
+#include "control/policy/prefix.h"
+
+namespace exitgw::policy {
+namespace {
+
+bool has_tag(const std::vector<std::string>& tags, const std::string& tag) {
+  return std::find(tags.begin(), tags.end(), tag) != tags.end();
+}
+
+// Compile notes repeat on every peer change, so they are capped for the log.
+constexpr size_t kMaxCompileNotes = 100;
+void add_note(CompiledPolicy& out, std::string text) {
+  if (out.notes.size() < kMaxCompileNotes) {
+    out.notes.push_back(std::move(text));
+  } else if (out.notes.size() == kMaxCompileNotes) {
+    out.notes.push_back("more compile notes not shown");
+  }
+}
+
+ExitApproval decide_exit(const Policy& policy, const NodeIdentity& node,
+                         const Approvals& approvals) {
+  ExitApproval exit;
+  exit.advertised = node.exit_advertised;
+  if (!node.exit_advertised) {
+    exit.reason = "not advertised as an exit node";
+    return exit;
+  }
+  if (approvals.exit_node) {
+    exit.approved = *approvals.exit_node;
+    exit.reason = std::string(exit.approved ? "approved" : "unapproved") +
+                  " in the approvals file (line " + std::to_string(approvals.exit_node_line) + ")";
+    return exit;
+  }
+  PolicyPeer self;
+  self.user = node.user;
+  self.tags = node.tags;
+  for (uint32_t a : node.own_addresses) self.addresses.push_back({a, 32});
+  for (const Principal& p : policy.exit_node_approvers) {
+    if (principal_matches(policy, p, self)) {
+      exit.approved = true;
+      exit.reason = "auto-approved by autoApprovers.exitNode " +
+                    (p.name.empty() ? std::string("principal") : p.name);
+      return exit;
+    }
+  }
+  exit.reason = "advertised, awaiting approval (approvals file or autoApprovers.exitNode)";
+  return exit;
+}
+
+Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer> peers,
+                               const NodeIdentity& node, const Approvals& approvals) {
+  CompiledPolicy out;
+  out.exit = decide_exit(policy, node, approvals);
+
+  // Safety ranges: the gateway's own addresses and the tailnet first, so that on equal
+  // prefixes their (more telling) label is the one counted.
+  std::vector<BuiltinRange> safety;
+  for (uint32_t a : node.own_addresses) safety.push_back({{a, 32}, "builtin:gateway-address"});
+  for (const Ipv4Prefix& r : node.tailnet_ranges) {
+    safety.push_back({{r.addr & r.mask(), r.len}, "builtin:tailnet"});
+  }
+  for (const BuiltinRange& r : kBuiltinDenyRanges) safety.push_back(r);
+  out.rule_names.push_back("default-deny");
+  std::map<std::string_view, uint32_t> label_index;
+  std::vector<uint32_t> safety_counter;
+  for (const BuiltinRange& r : safety) {
+    auto [it, inserted] =
+        label_index.emplace(r.label, static_cast<uint32_t>(out.rule_names.size()));
+    if (inserted) out.rule_names.emplace_back(r.label);
+    safety_counter.push_back(it->second);
+  }
+
+  // Permissions that apply on this node, each with the targets that concern exit traffic: a
+  // named destination inside the tailnet or inside a peer's addresses is peer-to-peer traffic
+  // that never arrives through the exit, so it is dropped (with a note), not carved out.
+  struct Active {
+    const Permission* perm;
+    uint32_t counter;
+    std::vector<const Target*> targets;
+  };
+  std::vector<Active> active;
+  for (const Permission& perm : policy.permissions) {
+    if (!perm.via_tags.empty() &&
+        std::none_of(perm.via_tags.begin(), perm.via_tags.end(),
+                     [&](const std::string& t) { return has_tag(node.tags, t); })) {
+      add_note(out, perm.label + ": via other exit nodes only; not applied here");
+      continue;
+    }
+    Active a{&perm, static_cast<uint32_t>(out.rule_names.size()), {}};
+    for (const Target& t : perm.targets) {
+      bool tailnet = false;
+      if (t.named) {
+        for (const Ipv4Prefix& r : node.tailnet_ranges) tailnet |= prefix_contains(r, t.prefix);
+        for (const PolicyPeer& peer : peers) {
+          for (const Ipv4Prefix& addr : peer.addresses) tailnet |= prefix_contains(addr, t.prefix);
+        }
+      }
+      if (tailnet) {
+        add_note(out, perm.label + ": " + t.text +
+                          " is a tailnet address, reached over the tailnet and never through "
+                          "the exit; ignored");
+        continue;
+      }
+      a.targets.push_back(&t);
+    }
+    if (a.targets.empty()) continue;
+    out.rule_names.push_back(perm.label);
+    active.push_back(std::move(a));
+  }
+
+  // Classes: the set of active permissions covering a peer. Class 0 is the empty set.
+  std::map<std::vector<uint32_t>, uint32_t> class_of_set;
+  class_of_set[{}] = kNoAccessClass;
+  std::vector<const std::vector<uint32_t>*> sets{nullptr};
+  std::set<uint32_t> slots;
+  // Without address principals a peer's set depends only on (user, tags): memoised, so ten
+  // thousand peers of a few identities cost a few evaluations.
+  bool by_address = false;
+  for (const Active& a : active) {
+    for (const Principal& p : a.perm->src) by_address |= p.kind == PrincipalKind::kPrefix;
+  }
+  std::map<std::pair<std::string, std::vector<std::string>>, std::vector<uint32_t>> memo;
+  for (const PolicyPeer& peer : peers) {
+    if (!slots.insert(peer.slot).second) {
+      return make_error("peer slot " + std::to_string(peer.slot) + " listed twice");
+    }
+    auto evaluate = [&] {
+      std::vector<uint32_t> set;
+      for (uint32_t i = 0; i < active.size(); ++i) {
+        const auto& src = active[i].perm->src;
+        if (std::any_of(src.begin(), src.end(),
+                        [&](const Principal& p) { return principal_matches(policy, p, peer); })) {
+          set.push_back(i);
+        }
+      }
+      return set;
+    };
+    std::vector<uint32_t> set;
+    if (by_address) {
+      set = evaluate();
+    } else {
+      std::pair<std::string, std::vector<std::string>> identity{peer.user, peer.tags};
+      std::sort(identity.second.begin(), identity.second.end());
+      auto found = memo.find(identity);
+      if (found == memo.end()) found = memo.emplace(std::move(identity), evaluate()).first;
+      set = found->second;
+    }
+    auto [it, inserted] = class_of_set.emplace(set, static_cast<uint32_t>(sets.size()));
+    if (inserted) sets.push_back(&it->first);
+    if (peer.slot >= out.class_by_slot.size()) out.class_by_slot.resize(peer.slot + 1, 0);
+    out.class_by_slot[peer.slot] = it->second;
+  }
+  out.class_count = static_cast<uint32_t>(sets.size());
+
+  // Allow rules per class. A named target inside a safety range is an exception and must sit
+  // in the safety block; everything else follows the block.
+  std::vector<CompiledRule> safety_block;
+  std::vector<CompiledRule> regular;
+  size_t total = 0;
+  for (uint32_t c = 1; c < sets.size(); ++c) {
+    for (uint32_t i : *sets[c]) {
+      for (const Target* t : active[i].targets) {
+        if (++total > kMaxCompiledRules) {
+          return make_error("the policy compiles to more than " +
+                            std::to_string(kMaxCompiledRules) + " classifier rules (" +
+                            std::to_string(out.class_count) +
+                            " peer classes); simplify the rules or the groups");
+        }
+        CompiledRule r;
+        r.class_id = c;
+        r.dst = t->prefix;
+        r.proto = t->proto;
+        r.port_lo = t->port_lo;
+        r.port_hi = t->port_hi;
+        r.action = RuleAction::kAllow;
+        r.rule_index = active[i].counter;
+        const bool exception =
+            t->named && std::any_of(safety.begin(), safety.end(), [&](const BuiltinRange& s) {
+              return prefix_contains(s.prefix, t->prefix);
+            });
+        (exception ? safety_block : regular).push_back(r);
+      }
+    }
+  }
+  for (size_t i = 0; i < safety.size(); ++i) {
+    CompiledRule r;
+    r.any_class = true;
+    r.dst = safety[i].prefix;
+    r.action = RuleAction::kDeny;
+    r.rule_index = safety_counter[i];
+    safety_block.push_back(r);
+  }
+  // Most specific first; on equal length the explicit grant (allow) before the deny. Then an
+  // explicit grant of P inside range S wins over S's deny, and any safety range strictly
+  // inside P (say the gateway's own address inside a granted 10.0.0.0/8) still wins over it.
+  std::stable_sort(safety_block.begin(), safety_block.end(),
+                   [](const CompiledRule& a, const CompiledRule& b) {
+                     if (a.dst.len != b.dst.len) return a.dst.len > b.dst.len;
+                     return a.action == RuleAction::kAllow && b.action == RuleAction::kDeny;
+                   });
+  out.rules = std::move(safety_block);
+  out.rules.insert(out.rules.end(), regular.begin(), regular.end());
+  out.notes.insert(out.notes.begin(), policy.notes.begin(), policy.notes.end());
+  return out;
+}
+
+}  // namespace
+
+bool principal_matches(const Policy& policy, const Principal& principal, const PolicyPeer& peer) {
+  switch (principal.kind) {
+    case PrincipalKind::kAll:
+      return true;
+    case PrincipalKind::kUser:
+      // A tagged device belongs to its tags, not to the user who tagged it.
+      return peer.tags.empty() && !peer.user.empty() && peer.user == principal.name;
+    case PrincipalKind::kGroup: {
+      if (!peer.tags.empty() || peer.user.empty()) return false;
+      const auto it = policy.group_users.find(principal.name);
+      return it != policy.group_users.end() && it->second.contains(peer.user);
+    }
+    case PrincipalKind::kTag:
+      return has_tag(peer.tags, principal.name);
+    case PrincipalKind::kMember:
+      return !peer.user.empty() && peer.tags.empty();
+    case PrincipalKind::kTagged:
+      return !peer.tags.empty();
+    case PrincipalKind::kPrefix:
+      // Classes are per peer: a peer matches only if every source it may use (its allowed
+      // IPs) is inside the prefix, so a partial overlap never widens access.
+      return !peer.addresses.empty() &&
+             std::all_of(peer.addresses.begin(), peer.addresses.end(),
+                         [&](const Ipv4Prefix& a) { return prefix_contains(principal.prefix, a); });
+  }
+  return false;
+}
+
+Result<CompiledPolicy> compile_policy(const Policy& policy, std::span<const PolicyPeer> peers,
+                                      const NodeIdentity& node, const Approvals& approvals) {
+  try {
+    return compile(policy, peers, node, approvals);
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot compile policy: ") + e.what());
+  }
+}
+
+}  // namespace exitgw::policy

@@ -1,0 +1,86 @@
+// The tailnet policy file (HuJSON) as the exit gateway reads it: the parts that decide who may
+// send what through the exit, validated completely, plus notes on everything it ignores.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "common/result.h"
+#include "control/net_parse.h"
+
+namespace exitgw::policy {
+
+// Who a rule is for. Groups are expanded to their users at parse time.
+enum class PrincipalKind : uint8_t {
+  kAll,     // "*": every peer, tagged or not
+  kUser,    // "alice@example.com": the user's untagged peers
+  kGroup,   // "group:x": untagged peers of any user in the (expanded) group
+  kTag,     // "tag:x": peers carrying the tag
+  kMember,  // "autogroup:member": peers with a user and no tags
+  kTagged,  // "autogroup:tagged": peers with at least one tag
+  kPrefix,  // an address, prefix or hosts name: peers whose every tailnet address is inside
+};
+
+struct Principal {
+  PrincipalKind kind = PrincipalKind::kAll;
+  std::string name;   // user, group or tag name as written; empty for the others
+  Ipv4Prefix prefix;  // kPrefix only
+};
+
+// IP protocol numbers the rules use; 0 means any protocol.
+inline constexpr uint8_t kProtoAny = 0;
+inline constexpr uint8_t kProtoIcmp = 1;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+
+// One destination a rule grants: a prefix (0.0.0.0/0 for autogroup:internet and "*"), one
+// protocol and one port range. `named` is true when the rule spelled the prefix out (an
+// address, a prefix, a hosts name): only such targets lift the built-in egress safety.
+struct Target {
+  Ipv4Prefix prefix;
+  bool named = false;
+  uint8_t proto = kProtoAny;
+  uint16_t port_lo = 0;
+  uint16_t port_hi = 65535;
+  std::string text;  // the destination as written, for notes
+
+  auto key() const { return std::tuple(prefix.addr, prefix.len, named, proto, port_lo, port_hi); }
+};
+
+// One acls[] or grants[] entry, normalised: sources, and every exit-relevant target.
+struct Permission {
+  std::string label;  // "acls[3]" or "grants[0]": the rule's counter name
+  std::vector<Principal> src;
+  std::vector<Target> targets;
+  // grants[].via: the rule applies only on exit nodes carrying one of these tags; empty = all.
+  std::vector<std::string> via_tags;
+};
+
+struct Policy {
+  std::vector<Permission> permissions;  // acls in file order, then grants in file order
+  std::map<std::string, std::set<std::string>> group_users;  // "group:x" -> users, expanded
+  std::set<std::string> tags;                                // every tag defined in tagOwners
+  std::vector<Principal> exit_node_approvers;                // autoApprovers.exitNode
+  // What was accepted but ignored, one line each, for the log.
+  std::vector<std::string> notes;
+  bool is_default = false;
+};
+
+inline constexpr std::string_view kDefaultPolicyText = R"({
+  // No policy file: every member (a peer with a user and no tags) may use the exit.
+  "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["*"]}],
+})";
+
+// Parses and validates a whole policy file. Errors read "origin:line:column: path: problem".
+// Never throws.
+Result<Policy> parse_policy(std::string_view text, std::string_view origin);
+
+// The policy that applies when there is no policy file (kDefaultPolicyText).
+Policy default_policy();
+
+}  // namespace exitgw::policy
