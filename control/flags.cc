@@ -86,3 +86,14 @@ DEFINE_string(nat_deterministic_inside, "",
               "100.64.0.0/16");
 DEFINE_bool(nat_hairpinning, true,
             "let one subscriber reach another through its public address (RFC 4787 REQ-9)");
+DEFINE_string(policy_file, "",
+              "tailnet policy file (HuJSON; see conf/policy.hujson), watched and reloaded; "
+              "empty: the default policy (every member may use the exit)");
+DEFINE_string(approvals_file, "",
+              "approvals file (see conf/approvals.conf): 'exit-node approved' lets this node "
+              "forward; watched and reloaded; empty: approval only through autoApprovers");
+DEFINE_bool(exit_node_advertised, true,
+            "advertise this node as an exit node; without it (and approval) it forwards nothing");
+DEFINE_string(node_user, "", "this node's tailnet user, for autoApprovers.exitNode");
+DEFINE_string(node_tags, "",
+              "this node's tailnet tags, comma-separated (e.g. tag:exit), for autoApprovers");

@@ -50,3 +50,8 @@ DECLARE_uint32(nat_timeout_tcp_transitory);
 DECLARE_uint32(nat_timeout_icmp);
 DECLARE_string(nat_deterministic_inside);
 DECLARE_bool(nat_hairpinning);
+DECLARE_string(policy_file);
+DECLARE_string(approvals_file);
+DECLARE_bool(exit_node_advertised);
+DECLARE_string(node_user);
+DECLARE_string(node_tags);

@@ -154,6 +154,7 @@ Status Gateway::init() {
   wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
+  if (Status s = init_policy(); !s) return s;
   dp::set_worker_context(&ctx);
   return Ok{};
 }
@@ -208,6 +209,28 @@ Status Gateway::init_ports() {
              " TX queues");
   }
   return Ok{};
+}
+
+Status Gateway::init_policy() {
+  ExitPolicyOptions opt;
+  opt.policy_file = FLAGS_policy_file;
+  opt.approvals_file = FLAGS_approvals_file;
+  opt.advertised = FLAGS_exit_node_advertised;
+  opt.node_user = FLAGS_node_user;
+  std::string_view tags = FLAGS_node_tags;
+  while (!tags.empty()) {
+    const size_t comma = tags.find(',');
+    std::string tag(tags.substr(0, comma));
+    if (tag.rfind("tag:", 0) != 0) return make_error("--node_tags: '" + tag + "' is not tag:NAME");
+    opt.node_tags.push_back(tag);
+    tags = comma == std::string_view::npos ? std::string_view{} : tags.substr(comma + 1);
+  }
+  for (unsigned p = 0; p < ctx_->n_ports; ++p)
+    for (unsigned a = 0; a < ctx_->ports[p].n_addrs; ++a)
+      opt.own_addresses.push_back(rte_be_to_cpu_32(ctx_->ports[p].addrs[a]));
+  policy_ = std::make_unique<ExitPolicy>(*ctx_, opt);
+  policy_peers_generation_ = wg_->stats().generation;
+  return policy_->init(wg_->policy_peers());
 }
 
 Status Gateway::init_nat() {
@@ -397,6 +420,12 @@ int Gateway::run(const std::atomic<bool>& stop) {
     if (ns - last_tick >= 100'000'000) {
       neighbors_->tick(ms);
       wg_->tick(ns);
+      // Peers changed (file reload): the policy's classes follow them.
+      if (const uint64_t g = wg_->stats().generation; g != policy_peers_generation_) {
+        policy_peers_generation_ = g;
+        policy_->set_peers(wg_->policy_peers());
+      }
+      policy_->tick(ns);
       sample_stats();
       last_tick = ns;
     }
@@ -420,6 +449,7 @@ void Gateway::shutdown() {
     workers_launched_ = false;
     drain_workers(now_ns() / 1000000, now_ns());
   }
+  policy_.reset();
   wg_.reset();
   neighbors_.reset();
   if (ports_started_) {

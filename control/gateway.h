@@ -10,6 +10,7 @@
 #include <rte_mempool.h>
 
 #include "common/result.h"
+#include "control/exit_policy.h"
 #include "control/metrics.h"
 #include "control/neighbor.h"
 #include "control/wireguard.h"
@@ -44,6 +45,8 @@ class Gateway {
   std::string render_metrics();
   void render_wireguard_metrics(MetricFamilies& mf);
   void render_nat_metrics(MetricFamilies& mf);
+  void render_policy_metrics(MetricFamilies& mf);
+  Status init_policy();
   Readiness readiness();
   void shutdown();
 
@@ -51,6 +54,8 @@ class Gateway {
   rte_mempool* pool_ = nullptr;
   std::unique_ptr<NeighborTable> neighbors_;
   std::unique_ptr<WireGuard> wg_;
+  std::unique_ptr<ExitPolicy> policy_;
+  uint64_t policy_peers_generation_ = 0;
   std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
   MetricsServer metrics_;
   ControlStats stats_;

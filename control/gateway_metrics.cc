@@ -92,6 +92,7 @@ std::string Gateway::render_metrics() {
            double(ctx.n_workers));
   if (wg_) render_wireguard_metrics(mf);
   if (nat_) render_nat_metrics(mf);
+  if (policy_) render_policy_metrics(mf);
   return serialize(mf.take());
 }
 
@@ -230,6 +231,26 @@ void Gateway::render_nat_metrics(MetricFamilies& mf) {
     for (size_t a = 0; a < by_address.size(); ++a)
       mf.gauge(in_use, {{"address", format_ipv4(nat_->address(static_cast<uint32_t>(a)))}},
                double(by_address[a]));
+}
+
+void Gateway::render_policy_metrics(MetricFamilies& mf) {
+  const auto st = policy_->status();
+  if (!st) return;
+  mf.gauge(
+      mf.family("exitgw_exit_approved",
+                "1 when this node is advertised and approved as an exit node", MetricType::Gauge),
+      {}, st->approved ? 1 : 0);
+  auto& hits = mf.family("exitgw_policy_rule_hits_total",
+                         "Exit packets matched per policy rule (default-deny, builtin:<range>, "
+                         "acls[i], grants[i])",
+                         MetricType::Counter);
+  for (const auto& [rule, n] : st->rule_hits) mf.counter(hits, {{"rule", rule}}, double(n));
+  mf.gauge(mf.family("exitgw_policy_rules", "Compiled exit-policy rules", MetricType::Gauge), {},
+           double(st->rules));
+  auto& reloads = mf.family("exitgw_policy_reloads_total",
+                            "Policy or approvals file reloads, by result", MetricType::Counter);
+  mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
+  mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
 }
 
 Readiness Gateway::readiness() {

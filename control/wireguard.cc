@@ -692,6 +692,15 @@ void WireGuard::tick(uint64_t now_ns) {
   }
 }
 
+std::vector<policy::PolicyPeer> WireGuard::policy_peers() const {
+  std::vector<policy::PolicyPeer> out;
+  out.reserve(peers_.size());
+  for (const auto& [key, p] : peers_)
+    out.push_back(
+        policy::PolicyPeer{p->slot, p->config.user, p->config.tags, p->config.allowed_ips});
+  return out;
+}
+
 std::vector<PeerStatus> WireGuard::peer_status() const {
   std::vector<PeerStatus> out;
   for (const auto& [key, p] : peers_) {

@@ -21,6 +21,7 @@
 #include "control/file_watch.h"
 #include "control/neighbor.h"
 #include "control/peers_config.h"
+#include "control/policy/compile.h"
 #include "control/wg/cookie.h"
 #include "control/wg/handshake_error.h"
 #include "control/wg/index_table.h"
@@ -90,6 +91,8 @@ class WireGuard {
   const WireGuardStats& stats() const { return stats_; }
   std::string public_key_base64() const;
   std::vector<PeerStatus> peer_status() const;  // control thread only
+  // The peers as the exit policy sees them (slot, user, tags, allowed IPs).
+  std::vector<policy::PolicyPeer> policy_peers() const;
 
  private:
   struct Peer {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <rte_acl.h>
 #include <rte_ether.h>
 #include <rte_hash.h>
 #include <rte_lpm.h>
@@ -21,6 +22,18 @@ struct NatConfig;
 class NatEventRing;
 struct NatCounters;
 }  // namespace nat
+
+// The exit policy as workers see it: immutable once published (control swaps the pointer and
+// frees the old view after an RCU grace period). Rule hit counters are per worker, written
+// only by that worker: rule_hits[worker * n_rules + rule].
+struct PolicyView {
+  const rte_acl_ctx* acl = nullptr;
+  const uint32_t* class_by_slot = nullptr;  // peer slot -> policy class
+  uint32_t n_slots = 0;
+  uint32_t n_rules = 0;
+  bool exit_approved = false;
+  Counter* rule_hits = nullptr;
+};
 
 inline constexpr uint16_t kBurst = 32;
 inline constexpr unsigned kMaxWorkers = 16;
@@ -118,6 +131,9 @@ struct DataplaneContext {
   PeerRuntime* peers = nullptr;
   uint32_t max_peers = 0;
   uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
+
+  // Exit approval and policy; null until control publishes the first one (forward nothing).
+  std::atomic<const PolicyView*> policy{nullptr};
 
   // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
   const nat::NatConfig* nat = nullptr;

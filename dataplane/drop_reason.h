@@ -62,6 +62,7 @@ namespace exitgw::dp {
   X(kHandoffRingFull, "handoff_ring_full")                   \
   /* exit policy */                                          \
   X(kExitNotApproved, "exit_not_approved")                   \
+  X(kPolicyDenied, "policy_denied")                          \
   /* output */                                               \
   X(kPuntRingFull, "punt_ring_full")                         \
   X(kNeighborUnresolved, "neighbor_unresolved")              \

@@ -26,6 +26,10 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Transit packets from the internet (Ethernet header in front): seal toward the peer that
 // owns the destination.
 void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Peers' decrypted packets bound for the internet (IPv4 header in front, meta peer_slot set):
+// dropped unless the node is an approved exit and the policy allows the destination; returns
+// how many continue, compacted.
+uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Internet packets (IPv4 header in front) for the NAT pool: each goes to the worker owning
 // its public port, is translated back to the subscriber, then sealed (routed mode: sealed).
 void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;

@@ -282,6 +282,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     pm->peer_slot = slot[j];
     fwd[out++] = m;
   }
+  out = exit_policy(w, fwd, out);
   if (w.nat()) {
     out = steer_to_nat_owner(w, fwd, out);
     out = nat_out(w, fwd, out);

@@ -22,26 +22,26 @@
 #include <string>
 #include <vector>
 
-#include "control/neighbor.h"
-#include "control/ports.h"
-#include "control/wireguard.h"
 #include "dataplane/worker.h"
+#include "tests/support/dataplane_bed.h"
 #include "perf/raw_ipsec_mb.h"
 
 using namespace exitgw;
 
 namespace {
 
-constexpr uint32_t kTunnelIp = RTE_IPV4(10, 77, 0, 1), kTunnelRouter = RTE_IPV4(10, 77, 0, 254);
-constexpr uint32_t kInternetIp = RTE_IPV4(192, 0, 2, 1), kInternetRouter = RTE_IPV4(192, 0, 2, 2);
-constexpr uint32_t kServer = RTE_IPV4(198, 51, 100, 10);
-constexpr uint16_t kWgPort = 51820;
+using Bed = exitgw::testing::DataplaneBed;
+constexpr uint32_t kTunnelIp = Bed::kTunnelIp;
+// A public address outside every built-in unsafe range, so the default policy allows it.
+// Nothing leaves this process: the ports are net_null.
+constexpr uint32_t kServer = RTE_IPV4(1, 0, 0, 1);
+constexpr uint16_t kWgPort = Bed::kWgPort;
 
 uint32_t peer_addr(uint32_t i) {
-  return RTE_IPV4(100, 64, 0, 0) + i;
+  return Bed::peer_addr(i);
 }
 uint32_t endpoint_addr(uint32_t i) {
-  return RTE_IPV4(203, 0, 113, 0) + (i % 250) + ((i / 250) << 8);
+  return Bed::endpoint_addr(i);
 }
 
 void fill_ipv4(rte_ipv4_hdr* ip, uint32_t src, uint32_t dst, uint16_t total, uint8_t proto) {
@@ -83,10 +83,8 @@ struct Figure {
 };
 
 struct Bench {
-  dp::DataplaneContext ctx;
-  rte_mempool* pool = nullptr;
-  std::unique_ptr<NeighborTable> neighbors;
-  std::vector<Keypair*> keypairs;
+  Bed bed;
+  dp::DataplaneContext& ctx = bed.ctx;
   std::vector<uint64_t> next_counter;
   uint32_t peers = 1000;
   double hz = 0;
@@ -119,7 +117,7 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& 
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
     auto* hdr = reinterpret_cast<wg::MessageTransportHeader*>(f + 42);
     hdr->type = 4;
-    hdr->receiver_index = b.keypairs[peer]->local_index;
+    hdr->receiver_index = b.bed.keypairs[peer]->local_index;
     hdr->counter = b.next_counter[peer]++;
     uint8_t* body = f + 42 + 16;
     build_inner(body, peer_addr(peer), kServer, static_cast<uint16_t>(inner),
@@ -128,7 +126,7 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& 
     std::memcpy(nonce + 4, &hdr->counter, 8);
     unsigned long long clen = 0;
     crypto_aead_chacha20poly1305_ietf_encrypt(body, &clen, body, padded, nullptr, 0, nullptr, nonce,
-                                              b.keypairs[peer]->recv_key);
+                                              b.bed.keypairs[peer]->recv_key);
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(f + 14);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     fill_ipv4(ip, endpoint_addr(peer), kTunnelIp, static_cast<uint16_t>(20 + 8 + wg_len),
@@ -142,10 +140,12 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& 
   return t;
 }
 
-// Inbound: replies from an internet server to the peers' tailnet addresses.
+// Inbound: replies from the internet server to what the outbound pass sent: to the NAT
+// mapping the worker made (pool address and port), or to the tailnet address when routed.
 std::vector<Template> inbound_templates(Bench& b, const std::vector<uint16_t>& sizes) {
   std::vector<Template> t(sizes.size());
   const rte_ether_addr& gw_mac = b.ctx.port(dp::PortRole::kInternet).mac;
+  dp::nat::NatWorker* nat = b.bed.worker->nat();
   for (size_t j = 0; j < sizes.size(); ++j) {
     const uint32_t peer = static_cast<uint32_t>(j % b.peers);
     t[j].inner_len = sizes[j];
@@ -154,8 +154,27 @@ std::vector<Template> inbound_templates(Bench& b, const std::vector<uint16_t>& s
     eth->dst_addr = gw_mac;
     eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0xfd}};
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
-    build_inner(t[j].frame.data() + 14, kServer, peer_addr(peer), sizes[j],
-                static_cast<uint32_t>(j));
+    uint8_t* ip = t[j].frame.data() + 14;
+    const uint16_t sport = static_cast<uint16_t>(40000 + j % 1000);
+    uint32_t dst = peer_addr(peer);
+    uint16_t dport = sport;
+    if (nat) {
+      auto m = nat->find_mapping(peer_addr(peer), sport, dp::nat::NatProto::kUdp);
+      if (!m) {
+        std::fprintf(stderr, "pipeline_bench: no NAT mapping for peer %u port %u\n", peer, sport);
+        std::exit(1);
+      }
+      dst = m->public_address;
+      dport = m->public_port;
+    }
+    build_inner(ip, kServer, dst, sizes[j], static_cast<uint32_t>(j));
+    // A reply: from the server's port 443 to the flow's (translated) source port.
+    auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(iph + 1);
+    udp->src_port = rte_cpu_to_be_16(443);
+    udp->dst_port = rte_cpu_to_be_16(dport);
+    udp->dgram_cksum = 0;
+    udp->dgram_cksum = rte_ipv4_udptcp_cksum(iph, udp);
   }
   return t;
 }
@@ -180,7 +199,7 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
       cycles = packets = inner_bytes = 0;
     }
     for (size_t j = 0; j + dp::kBurst <= templates.size(); j += dp::kBurst) {
-      if (rte_pktmbuf_alloc_bulk(b.pool, burst, dp::kBurst) != 0) {
+      if (rte_pktmbuf_alloc_bulk(b.bed.pool, burst, dp::kBurst) != 0) {
         std::fprintf(stderr, "out of mbufs\n");
         std::exit(1);
       }
@@ -199,7 +218,7 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
     }
     // The same sealed templates go round again: forget the counters they used.
     if (out)
-      for (Keypair* kp : b.keypairs) kp->replay.reset();
+      for (Keypair* kp : b.bed.keypairs) kp->replay.reset();
   }
   Figure res;
   res.direction = dir;
@@ -224,7 +243,7 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
         lens[k] = (sizes[j + k] + 15) & ~15u;
         bufs[k].resize(lens[k] + 16);
         data[k] = bufs[k].data();
-        keys[k] = b.keypairs[(j + k) % b.peers]->recv_key;
+        keys[k] = b.bed.keypairs[(j + k) % b.peers]->recv_key;
       }
       const uint64_t t0 = rte_rdtsc_precise();
       raw.run(keys, data, lens, nonce, tag, dp::kBurst, !out);
@@ -244,16 +263,20 @@ int main(int argc, char** argv) {
   std::string json_path;
   bool quick = false;
   uint32_t peers = 1000;
+  bool nat = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick")
       quick = true;
+    else if (a == "--no-nat")
+      nat = false;
     else if (a == "--json" && i + 1 < argc)
       json_path = argv[++i];
     else if (a == "--peers" && i + 1 < argc)
       peers = static_cast<uint32_t>(std::stoul(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: pipeline_bench [--peers N] [--quick] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: pipeline_bench [--peers N] [--no-nat] [--quick] [--json FILE]\n");
       return 2;
     }
   }
@@ -271,70 +294,12 @@ int main(int argc, char** argv) {
   Bench b;
   b.peers = peers;
   b.hz = double(rte_get_tsc_hz());
-  dp::DataplaneContext& ctx = b.ctx;
-  ctx.n_workers = 1;
-  ctx.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("rcu", rte_rcu_qsbr_get_memsize(1), 64));
-  rte_rcu_qsbr_init(ctx.rcu, 1);
-  b.pool = rte_pktmbuf_pool_create("bench", 16383, 256, sizeof(dp::PacketMeta),
-                                   RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-  const char* names[2] = {"net_null0", "net_null1"};
-  const uint32_t addrs[2] = {kTunnelIp, kInternetIp}, routers[2] = {kTunnelRouter, kInternetRouter};
-  for (unsigned p = 0; p < 2; ++p) {
-    auto id = find_port(names[p]);
-    std::string notes;
-    auto rxq = start_port(*id, PortOptions{1, 1024, 1024, false}, b.pool, &notes);
-    if (!rxq) {
-      std::fprintf(stderr, "%s\n", rxq.error().c_str());
-      return 1;
-    }
-    dp::PortInfo& info = ctx.ports[p];
-    info.port_id = *id;
-    info.n_rx_queues = *rxq;
-    info.tx_queue_control = 1;
-    rte_eth_macaddr_get(*id, &info.mac);
-    info.addrs[0] = rte_cpu_to_be_32(addrs[p]);
-    info.netmasks[0] = rte_cpu_to_be_32(0xffffff00u);
-    info.n_addrs = 1;
-    info.gateway = rte_cpu_to_be_32(routers[p]);
-  }
-  ctx.n_ports = 2;
-  ctx.role_port[0] = 0;
-  ctx.role_port[1] = 1;
-  ctx.wg_port_be = rte_cpu_to_be_16(kWgPort);
-  ctx.workers[0].queue = 0;
-  ctx.workers[0].events = rte_ring_create_elem("ev", sizeof(dp::Event), 4096, 0, 0);
-  ctx.workers[0].punt = rte_ring_create("punt", 1024, 0, 0);
-  b.neighbors = std::make_unique<NeighborTable>(ctx, b.pool, NeighborOptions{});
-  if (!b.neighbors->create_table()) return 1;
-  const uint8_t router_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
-  (void)b.neighbors->add_static(kTunnelRouter, router_mac);
-  (void)b.neighbors->add_static(kInternetRouter, router_mac);
-  if (exitgw::Status s = create_wireguard_tables(ctx, peers); !s) {
-    std::fprintf(stderr, "%s\n", s.error().c_str());
+  if (exitgw::Status s = b.bed.init(peers, nat); !s) {
+    std::fprintf(stderr, "pipeline_bench: %s\n", s.error().c_str());
     return 1;
   }
-  std::mt19937 rng(7);
-  for (uint32_t i = 0; i < peers; ++i) {
-    wg::SessionKeys keys;
-    for (auto& x : keys.send_key) x = uint8_t(rng());
-    for (auto& x : keys.recv_key) x = uint8_t(rng());
-    keys.local_index = i + 1;
-    keys.remote_index = 0x10000000 + i;
-    Keypair* kp = publish_keypair(ctx, keys, i, 3600, 7200);
-    b.keypairs.push_back(kp);
-    b.next_counter.push_back(0);
-    ctx.peers[i].active = 1;
-    ctx.peers[i].send_keypair = kp;
-    ctx.peers[i].endpoint = pack_endpoint(rte_cpu_to_be_32(endpoint_addr(i)),
-                                          rte_cpu_to_be_16(uint16_t(30000 + i % 30000)));
-    rte_lpm_add(ctx.allowed_ips, peer_addr(i), 32, i);
-  }
-  dp::set_worker_context(&ctx);
-  dp::Worker w(ctx, 0);
-  if (exitgw::Status s = w.init(); !s) {
-    std::fprintf(stderr, "%s\n", s.error().c_str());
-    return 1;
-  }
+  b.next_counter.assign(peers, 0);
+  dp::Worker& w = *b.bed.worker;
 
   const size_t n_templates = quick ? 4096 : 8192;
   const unsigned rounds = quick ? 3 : 10;
@@ -343,8 +308,8 @@ int main(int argc, char** argv) {
     for (const char* size : {"64", "512", "1420", "imix"})
       results.push_back(run_direction(b, w, dir, size, n_templates, rounds));
 
-  std::printf("pipeline_bench: one worker core, %u peers, burst %u, TSC %.2f GHz\n", peers,
-              dp::kBurst, b.hz / 1e9);
+  std::printf("pipeline_bench: one worker core, %u peers, %s, burst %u, TSC %.2f GHz\n", peers,
+              nat ? "policy + NAT44" : "policy, routed (no NAT)", dp::kBurst, b.hz / 1e9);
   std::printf("%-9s %-5s %9s %9s %11s %10s %11s %7s %s\n", "direction", "size", "Mpps", "Gbps",
               "cycles/pkt", "raw Mpps", "raw cyc/pkt", "ratio", "delivered");
   for (const Figure& r : results)

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "control/policy/acl_layout.h"
+#include "common/acl_layout.h"
 #include "control/policy/compile.h"
 
 struct rte_acl_ctx;
@@ -33,6 +33,8 @@ class AclClassifier {
 
   // One rte_acl_classify call for the burst; data[i] points at an AclKeyV4.
   void classify(const uint8_t** data, uint32_t* results, uint32_t n) const noexcept;
+  // The context itself, for workers that call rte_acl_classify directly.
+  const rte_acl_ctx* context() const noexcept { return ctx_; }
 
   size_t rule_count() const noexcept { return rule_count_; }
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "control/policy/acl_layout.h"
+#include "common/acl_layout.h"
 #include "control/policy/prefix.h"
 
 namespace exitgw::policy {

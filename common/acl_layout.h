@@ -1,6 +1,6 @@
 // The exit-policy classifier's key layout and result encoding: what a worker fills per packet
 // and how it reads the rte_acl answer. Header-only, no control/ dependencies, so the
-// dataplane can include it (it may move to dataplane/ or common/ later).
+// dataplane can include it.
 #pragma once
 
 #include <cstddef>

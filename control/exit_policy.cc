@@ -1,0 +1,165 @@
+// Exit policy: load, compile, publish by RCU, count.
+#include "control/exit_policy.h"
+
+#include <rte_rcu_qsbr.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "control/log.h"
+
+namespace exitgw {
+
+namespace {
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("cannot read " + path + ": " + strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+ExitPolicy::ExitPolicy(dp::DataplaneContext& ctx, ExitPolicyOptions opt)
+    : ctx_(ctx), opt_(std::move(opt)) {}
+
+ExitPolicy::~ExitPolicy() {
+  // Workers are stopped by now; nothing reads the views.
+  ctx_.policy.store(nullptr);
+}
+
+Status ExitPolicy::load_files() {
+  policy::Policy parsed = policy::default_policy();
+  if (!opt_.policy_file.empty()) {
+    auto text = read_file(opt_.policy_file);
+    if (!text) return make_error("--policy_file: " + text.error());
+    auto p = policy::parse_policy(*text, opt_.policy_file);
+    if (!p) return make_error(p.error());
+    parsed = std::move(*p);
+  }
+  policy::Approvals approvals;
+  if (!opt_.approvals_file.empty()) {
+    auto text = read_file(opt_.approvals_file);
+    if (!text) return make_error("--approvals_file: " + text.error());
+    auto a = policy::parse_approvals(*text, opt_.approvals_file);
+    if (!a) return make_error(a.error());
+    approvals = *a;
+  }
+  // Validated whole: only now replace what runs.
+  policy_ = std::move(parsed);
+  approvals_ = approvals;
+  for (const std::string& note : policy_.notes) log_info("policy: " + note);
+  return Ok{};
+}
+
+Status ExitPolicy::compile_and_publish() {
+  policy::NodeIdentity node;
+  node.user = opt_.node_user;
+  node.tags = opt_.node_tags;
+  node.exit_advertised = opt_.advertised;
+  node.own_addresses = opt_.own_addresses;
+  auto compiled = policy::compile_policy(policy_, peers_, node, approvals_);
+  if (!compiled) return make_error(compiled.error());
+  auto snapshot = policy::build_snapshot(*compiled);
+  if (!snapshot) return make_error(snapshot.error());
+  auto pub = std::make_unique<Published>();
+  pub->snapshot = std::move(*snapshot);
+  const auto n_rules = static_cast<uint32_t>(pub->snapshot->rule_names.size());
+  pub->hits = std::make_unique<dp::Counter[]>(size_t{n_rules} * ctx_.n_workers);
+  pub->view.acl = pub->snapshot->classifier.context();
+  pub->view.class_by_slot = pub->snapshot->class_by_slot.data();
+  pub->view.n_slots = static_cast<uint32_t>(pub->snapshot->class_by_slot.size());
+  pub->view.n_rules = n_rules;
+  pub->view.exit_approved = pub->snapshot->exit_approved;
+  pub->view.rule_hits = pub->hits.get();
+  if (pub->snapshot->exit_approved != last_approved_ || !current_)
+    log_info(std::string("policy: exit node ") +
+             (pub->snapshot->exit_approved ? "approved" : "NOT approved, forwarding nothing") +
+             " (" + compiled->exit.reason + ")");
+  last_approved_ = pub->snapshot->exit_approved;
+  approval_reason_ = compiled->exit.reason;
+  ctx_.policy.store(&pub->view, std::memory_order_release);
+  if (current_)
+    retired_.push_back(Retired{ctx_.rcu ? rte_rcu_qsbr_start(ctx_.rcu) : 0, std::move(current_)});
+  current_ = std::move(pub);
+  log_info("policy: " + std::to_string(compiled->rules.size()) + " rules in " +
+           std::to_string(compiled->class_count) + " classes for " + std::to_string(peers_.size()) +
+           " peers");
+  publish_status();
+  return Ok{};
+}
+
+Status ExitPolicy::init(std::vector<policy::PolicyPeer> peers) {
+  peers_ = std::move(peers);
+  if (!opt_.policy_file.empty())
+    if (Status s = policy_watch_.watch(opt_.policy_file); !s)
+      return make_error("--policy_file: " + s.error());
+  if (!opt_.approvals_file.empty())
+    if (Status s = approvals_watch_.watch(opt_.approvals_file); !s)
+      return make_error("--approvals_file: " + s.error());
+  if (Status s = load_files(); !s) return s;
+  return compile_and_publish();
+}
+
+void ExitPolicy::set_peers(std::vector<policy::PolicyPeer> peers) {
+  peers_ = std::move(peers);
+  if (Status s = compile_and_publish(); !s)
+    log_error("policy: not recompiled for the new peers, running policy kept: " + s.error());
+}
+
+void ExitPolicy::tick(uint64_t now_ns) {
+  const bool p = policy_watch_.changed();
+  const bool a = approvals_watch_.changed();
+  if (p || a) reload_due_ns_ = now_ns + 200'000'000;  // let the writer finish
+  if (reload_due_ns_ && now_ns >= reload_due_ns_) {
+    reload_due_ns_ = 0;
+    ++reloads_;
+    // Parse both into temporaries first: a bad file changes nothing.
+    policy::Policy old_policy = policy_;
+    policy::Approvals old_approvals = approvals_;
+    Status s = load_files();
+    if (s) s = compile_and_publish();
+    if (!s) {
+      ++reload_errors_;
+      policy_ = std::move(old_policy);
+      approvals_ = old_approvals;
+      log_error("policy: reload rejected, running policy unchanged: " + s.error());
+    }
+  }
+  while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1) {
+    Published& old = *retired_.front().published;
+    for (uint32_t r = 0; r < old.view.n_rules; ++r) {
+      uint64_t sum = 0;
+      for (unsigned w = 0; w < ctx_.n_workers; ++w) sum += old.hits[w * old.view.n_rules + r].get();
+      retired_hits_[old.snapshot->rule_names[r]] += sum;
+    }
+    retired_.pop_front();
+  }
+  publish_status();
+}
+
+void ExitPolicy::publish_status() {
+  auto st = std::make_shared<PolicyStatus>();
+  std::map<std::string, uint64_t> hits = retired_hits_;
+  // Views not yet freed still count (their workers may have counted until the swap).
+  auto add = [&](const Published& pub) {
+    for (uint32_t r = 0; r < pub.view.n_rules; ++r) {
+      uint64_t sum = 0;
+      for (unsigned w = 0; w < ctx_.n_workers; ++w) sum += pub.hits[w * pub.view.n_rules + r].get();
+      hits[pub.snapshot->rule_names[r]] += sum;
+    }
+  };
+  for (const Retired& r : retired_) add(*r.published);
+  if (current_) {
+    add(*current_);
+    st->approved = current_->view.exit_approved;
+    st->approval_reason = approval_reason_;
+    st->rules = current_->view.n_rules;
+  }
+  st->rule_hits.assign(hits.begin(), hits.end());
+  status_.store(std::move(st));
+}
+
+}  // namespace exitgw

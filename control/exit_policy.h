@@ -1,0 +1,88 @@
+// Exit approval and policy on the control thread: reads the policy and approvals files
+// (watched), compiles them with the current peers, publishes a PolicyView to the workers by
+// pointer swap and frees the old one after an RCU grace period. A bad file is rejected whole
+// and the running policy stays.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "control/file_watch.h"
+#include "control/policy/acl_classifier.h"
+#include "control/policy/approvals.h"
+#include "control/policy/compile.h"
+#include "control/policy/policy.h"
+#include "dataplane/context.h"
+
+namespace exitgw {
+
+struct ExitPolicyOptions {
+  std::string policy_file;     // empty: the default policy (every member may use the exit)
+  std::string approvals_file;  // empty: approval only through autoApprovers
+  bool advertised = true;
+  std::string node_user;
+  std::vector<std::string> node_tags;
+  std::vector<uint32_t> own_addresses;  // host order: never an exit destination
+};
+
+// What the metrics thread reads (rebuilt by the control thread, swapped whole).
+struct PolicyStatus {
+  bool approved = false;
+  std::string approval_reason;
+  std::vector<std::pair<std::string, uint64_t>> rule_hits;  // by rule name, monotonic
+  size_t rules = 0, classes = 0;
+};
+
+class ExitPolicy {
+ public:
+  ExitPolicy(dp::DataplaneContext& ctx, ExitPolicyOptions opt);
+  ~ExitPolicy();
+
+  // Reads the files and publishes the first policy; a bad file fails start-up.
+  Status init(std::vector<policy::PolicyPeer> peers);
+  // Peers changed (added, removed, identity): recompile with the same files.
+  void set_peers(std::vector<policy::PolicyPeer> peers);
+  // File watches, deferred frees, the status for metrics; call every ~100 ms.
+  void tick(uint64_t now_ns);
+
+  std::shared_ptr<const PolicyStatus> status() const { return status_.load(); }
+  uint64_t reloads() const { return reloads_; }
+  uint64_t reload_errors() const { return reload_errors_; }
+
+ private:
+  struct Published {
+    std::unique_ptr<policy::PolicySnapshot> snapshot;
+    std::unique_ptr<dp::Counter[]> hits;
+    dp::PolicyView view;
+  };
+  Status load_files();
+  Status compile_and_publish();
+  void publish_status();
+
+  dp::DataplaneContext& ctx_;
+  ExitPolicyOptions opt_;
+  policy::Policy policy_;
+  policy::Approvals approvals_;
+  std::vector<policy::PolicyPeer> peers_;
+  std::unique_ptr<Published> current_;
+  struct Retired {
+    uint64_t token;
+    std::unique_ptr<Published> published;
+  };
+  std::deque<Retired> retired_;
+  std::map<std::string, uint64_t> retired_hits_;  // counts of rules in freed snapshots
+  FileWatch policy_watch_, approvals_watch_;
+  uint64_t reload_due_ns_ = 0;
+  std::atomic<uint64_t> reloads_{0}, reload_errors_{0};  // read by the metrics thread
+  bool last_approved_ = false;
+  std::string approval_reason_;
+  std::atomic<std::shared_ptr<const PolicyStatus>> status_;
+};
+
+}  // namespace exitgw

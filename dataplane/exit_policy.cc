@@ -1,0 +1,66 @@
+// Exit policy on the worker: approval first (an unapproved node forwards nothing), then one
+// rte_acl_classify call for the burst on (peer class, protocol, destination, port), with a
+// hit counter per rule, so operators see which rule allowed or denied what.
+#include <rte_acl.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "common/acl_layout.h"
+#include "dataplane/stages.h"
+#include "dataplane/worker.h"
+
+namespace exitgw::dp {
+
+namespace {
+
+uint16_t destination_port_be(const rte_ipv4_hdr* ip) noexcept {
+  // Ports exist only in a first fragment; later ones carry 0 and rules on ports skip them.
+  if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_OFFSET_MASK)) return 0;
+  switch (ip->next_proto_id) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_SCTP: {
+      const uint16_t total = rte_be_to_cpu_16(ip->total_length);
+      if (total < sizeof(rte_ipv4_hdr) + 4) return 0;
+      return reinterpret_cast<const rte_udp_hdr*>(ip + 1)->dst_port;
+    }
+    default:
+      return 0;
+  }
+}
+
+}  // namespace
+
+uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return 0;
+  const PolicyView* view = w.ctx().policy.load(std::memory_order_acquire);
+  if (view == nullptr || !view->exit_approved) [[unlikely]] {
+    for (uint16_t i = 0; i < n; ++i) w.drop(pkts[i], DropReason::kExitNotApproved);
+    return 0;
+  }
+  policy::AclKeyV4 keys[kBurst];
+  const uint8_t* data[kBurst];
+  uint32_t results[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    const uint32_t slot = meta(pkts[i])->peer_slot;
+    const uint32_t cls = slot < view->n_slots ? view->class_by_slot[slot] : 0;
+    policy::fill_acl_key_v4(keys[i], cls, ip->next_proto_id, ip->dst_addr, destination_port_be(ip));
+    data[i] = reinterpret_cast<const uint8_t*>(&keys[i]);
+  }
+  rte_acl_classify(view->acl, data, results, n, 1);
+  Counter* hits = view->rule_hits + size_t{w.index()} * view->n_rules;
+  uint16_t out = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint32_t rule = policy::acl_result_counter(results[i]);
+    if (rule < view->n_rules) hits[rule].add();
+    if (policy::acl_result_allows(results[i])) [[likely]]
+      pkts[out++] = pkts[i];
+    else
+      w.drop(pkts[i], DropReason::kPolicyDenied);
+  }
+  return out;
+}
+
+}  // namespace exitgw::dp

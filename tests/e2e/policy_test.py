@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""E2E: exit approval and the tailnet policy, with real wireguard-go clients (tools/lab).
+
+  /usr/bin/python3 tests/e2e/policy_test.py --exitgw build/control/exitgw [-v]
+
+The lab runs conf/policy.hujson: members may use the exit, tag:server may reach the lab's web
+servers on TCP 80/443 only, tag:quarantine is granted nothing; approval comes from the lab's
+approvals file, watched by the gateway.
+"""
+import os
+import sys
+import time
+import unittest
+
+import labutil as L
+
+NAME = L.lab_name("pt")
+
+
+def approvals(text):
+    path = os.path.join(L.lab_dir(NAME), "approvals.conf")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)  # atomic, as a control service would write it
+
+
+def reaches(host, count=3):
+    tx, rx, _ = L.ping(NAME, host, L.SERVER, count=count, interval=0.2, wait=2)
+    return rx
+
+
+class PolicyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        L.down(NAME)
+        L.up(NAME, clients=1)
+        L.lab("add-client", "--name", NAME, "q1", "--tags", "tag:quarantine", check=True)
+        L.lab("add-client", "--name", NAME, "s1", "--tags", "tag:server", check=True)
+        cls.missing = L.ensure_handshakes(NAME, ("c1", "q1", "s1"), timeout=25)
+
+    @classmethod
+    def tearDownClass(cls):
+        L.down(NAME)
+
+    def test_member_uses_the_exit(self):
+        self.assertEqual(self.missing, set())
+        self.assertGreater(reaches("c1"), 0)
+        self.assertTrue(L.wait_until(
+            lambda: L.Metrics(NAME).get("exitgw_policy_rule_hits_total", rule="grants[1]") > 0, 3))
+
+    def test_peer_without_the_internet_grant_is_blocked(self):
+        m0 = L.Metrics(NAME)
+        self.assertEqual(reaches("q1"), 0)
+        p = L.lab_exec(NAME, "q1", "curl", "-s", "-m", "3", f"http://{L.SERVER}/whoami", timeout=10)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        m1 = L.Metrics(NAME)
+        self.assertGreaterEqual(m1.get("exitgw_drops_total", reason="policy_denied") -
+                                m0.get("exitgw_drops_total", reason="policy_denied"), 3)
+
+    def test_grant_limits_ports_and_protocols(self):
+        # tag:server: TCP 80 to the web servers, nothing else.
+        self.assertEqual(reaches("s1"), 0)
+        p = L.lab_exec(NAME, "s1", "curl", "-s", "-m", "5", f"http://{L.SERVER}/whoami", timeout=10)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        # Rule counters are summed by the control loop every 100 ms.
+        self.assertTrue(L.wait_until(
+            lambda: L.Metrics(NAME).get("exitgw_policy_rule_hits_total", rule="acls[0]") > 0, 3))
+
+    def test_unapproved_node_forwards_nothing_and_resumes_when_approved(self):
+        self.assertGreater(reaches("c1"), 0)
+        try:
+            approvals("exit-node unapproved\n")
+            self.assertTrue(L.wait_until(
+                lambda: L.Metrics(NAME).get("exitgw_exit_approved") == 0, timeout=5))
+            m0 = L.Metrics(NAME)
+            self.assertEqual(reaches("c1"), 0)
+            self.assertGreaterEqual(L.Metrics(NAME).get("exitgw_drops_total", reason="exit_not_approved") -
+                                    m0.get("exitgw_drops_total", reason="exit_not_approved"), 3)
+            # Handshakes are still answered while unapproved.
+            self.assertGreater(L.latest_handshake(NAME, "c1"), 0)
+        finally:
+            approvals("exit-node approved\n")
+        self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get("exitgw_exit_approved") == 1,
+                                     timeout=5))
+        self.assertGreater(reaches("c1"), 0)
+
+    def test_bad_approvals_file_changes_nothing(self):
+        self.assertGreater(reaches("c1"), 0)
+        before = L.Metrics(NAME).get("exitgw_policy_reloads_total", result="rejected")
+        approvals("exit-node approved\nthis is not an approval\n")
+        self.assertTrue(L.wait_until(
+            lambda: L.Metrics(NAME).get("exitgw_policy_reloads_total", result="rejected") > before,
+            timeout=5))
+        self.assertEqual(L.Metrics(NAME).get("exitgw_exit_approved"), 1)
+        self.assertGreater(reaches("c1"), 0)
+        self.assertIn("approvals.conf:2", L.gateway_log(NAME))
+        approvals("exit-node approved\n")
+
+
+if __name__ == "__main__":
+    sys.argv = L.parse_args_then_unittest()
+    unittest.main(verbosity=2)
