@@ -8,6 +8,7 @@
 
 #include "dataplane/icmp_error.h"
 #include "dataplane/nat/nat_config.h"
+#include "dataplane/peer_tally.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -23,33 +24,6 @@ struct Rx {
   Keypair* kp;
   uint64_t counter;
   uint32_t payload_len;  // WireGuard message length
-};
-
-// Per-peer byte counts summed over runs of the same peer, so a burst from one peer costs one
-// atomic add per counter rather than one per packet.
-class PeerTally {
- public:
-  explicit PeerTally(PeerRuntime* peers) : peers_(peers) {}
-  ~PeerTally() { flush(); }
-  void add(uint32_t slot, uint32_t bytes) noexcept {
-    if (slot != slot_) {
-      flush();
-      slot_ = slot;
-    }
-    ++packets_;
-    bytes_ += bytes;
-  }
-
- private:
-  void flush() noexcept {
-    if (packets_ == 0) return;
-    peers_[slot_].rx_packets.fetch_add(packets_, std::memory_order_relaxed);
-    peers_[slot_].rx_bytes.fetch_add(bytes_, std::memory_order_relaxed);
-    packets_ = bytes_ = 0;
-  }
-  PeerRuntime* peers_;
-  uint32_t slot_ = UINT32_MAX;
-  uint64_t packets_ = 0, bytes_ = 0;
 };
 
 DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
@@ -190,7 +164,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf* fwd[kBurst];
   uint32_t src[kBurst], hop[kBurst], slot[kBurst];
   uint16_t f = 0;
-  PeerTally tally(ctx.peers);
+  PeerTally tally(ctx.peers, PeerTally::kRx);
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = rx[j].m;
     Keypair* kp = rx[j].kp;

@@ -8,6 +8,7 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/icmp_error.h"
+#include "dataplane/peer_tally.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
 #include "dataplane/worker.h"
@@ -154,6 +155,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   }
   w.aead().encrypt_burst(ops, k);
 
+  PeerTally tally(ctx.peers, PeerTally::kTx);
   const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
   for (uint16_t j = 0; j < k; ++j) {
@@ -180,7 +182,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     meta(m)->out_port = tunnel_index;
     w.counters().wg_tx_packets.add();
     w.counters().wg_tx_bytes.add(total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr));
-    ctx.peers[meta(m)->peer_slot].tx_bytes.fetch_add(total, std::memory_order_relaxed);
+    tally.add(meta(m)->peer_slot, total);
   }
   w.counters().forwarded_in.add(k);
   ipv4_output(w, sealed, k);

@@ -421,8 +421,10 @@ class WireGuardTest(unittest.TestCase):
             self.assertTrue(L.wait_until(lambda: L.Metrics(name).get(
                 "exitgw_wg_peers_reloads_total", result="ok") >= 1, 5), "Endpoint not applied")
             # The internet pings c1's tailnet address: the gateway has no session, initiates.
+            # From the server's address: the lab policy grants replies to 198.51.100.0/24, not
+            # to the inet router's 192.0.2.0/24 (a built-in documentation range).
             self.assertTrue(L.wait_until(lambda: L.ping(name, "inet", c1["tailnet"], count=1,
-                                                        wait=1)[1] == 1, 15),
+                                                        wait=1, source=L.SERVER)[1] == 1, 15),
                             "the gateway did not reach c1 on its own handshake:\n%s\n%s"
                             % (L.Metrics(name).nonzero("exitgw_wg"), L.gateway_log(name)[-2000:]))
             m0 = L.Metrics(name)
@@ -432,7 +434,7 @@ class WireGuardTest(unittest.TestCase):
             out_c1 = self.path("c1-ping.txt")
             t0 = time.monotonic()
             pi = L.nsspawn(name, "inet", "ping", "-n", "-q", "-i", "0.05", "-W", "2", "-c", "440",
-                           c1["tailnet"], out=out_in)  # 22 s
+                           "-I", L.SERVER, c1["tailnet"], out=out_in)  # 22 s
             pc = L.nsspawn(name, "c1", "ping", "-n", "-q", "-i", "0.1", "-W", "2", "-c", "210",
                            L.SERVER, out=out_c1)  # 21 s
             try:

@@ -1,0 +1,88 @@
+// The typed updates every source produces (files, the admin API, etcd) and the queue that
+// carries them to the control thread, the only place that validates and applies them.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "control/peers_config.h"
+#include "control/wg/crypto.h"
+
+namespace exitgw {
+
+struct PeerUpsert {
+  PeerConfig peer;
+};
+struct PeerRemove {
+  wg::Key public_key;
+};
+// approved: true/false set the approval (as 'exit-node approved|unapproved' in the approvals
+// file would); nullopt clears it (back to the approvals file and autoApprovers).
+struct ApprovalSet {
+  std::optional<bool> approved;
+};
+struct DestinationLogging {
+  bool on = false;
+};
+// Drain: stop taking new sessions (handshakes are refused) so a node can leave a fleet.
+struct Drain {
+  bool on = false;
+};
+
+using Update = std::variant<PeerUpsert, PeerRemove, ApprovalSet, DestinationLogging, Drain>;
+
+enum class UpdateError : uint8_t {
+  kNone,
+  kInvalid,     // the update is malformed or violates a rule (message says which)
+  kNotFound,    // removing a peer that does not exist in this source
+  kConflict,    // e.g. the key or an allowed IP belongs to a peer from another source
+  kUnavailable  // the control thread did not answer in time
+};
+
+struct UpdateResult {
+  UpdateError error = UpdateError::kNone;
+  std::string message;
+  uint64_t generation = 0;  // the running generation after the update (applied or not)
+  bool ok() const { return error == UpdateError::kNone; }
+};
+
+// Many producers (HTTP threads, the etcd watcher), one consumer (the control loop).
+class UpdateQueue {
+ public:
+  std::future<UpdateResult> submit(Update update, std::string source) {
+    Item item{std::move(update), std::move(source), {}};
+    auto fut = item.done.get_future();
+    {
+      std::lock_guard lock(mu_);
+      items_.push_back(std::move(item));
+    }
+    return fut;
+  }
+  // Control thread: applies every queued update in order and fulfils each promise.
+  template <typename Apply>
+  void drain(Apply&& apply) {
+    std::deque<Item> batch;
+    {
+      std::lock_guard lock(mu_);
+      batch.swap(items_);
+    }
+    for (Item& item : batch) item.done.set_value(apply(item.update, item.source));
+  }
+
+ private:
+  struct Item {
+    Update update;
+    std::string source;
+    std::promise<UpdateResult> done;
+  };
+  std::mutex mu_;
+  std::deque<Item> items_;
+};
+
+}  // namespace exitgw
