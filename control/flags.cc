@@ -97,3 +97,16 @@ DEFINE_bool(exit_node_advertised, true,
 DEFINE_string(node_user, "", "this node's tailnet user, for autoApprovers.exitNode");
 DEFINE_string(node_tags, "",
               "this node's tailnet tags, comma-separated (e.g. tag:exit), for autoApprovers");
+DEFINE_string(ipfix_collector, "",
+              "IPFIX collector for NAT events (RFC 8158) and flow records: udp://HOST:PORT or "
+              "tcp://HOST:PORT; empty: no IPFIX");
+DEFINE_string(flow_log_json, "",
+              "write NAT events and flow records as JSON lines to this file ('-': stdout); "
+              "empty: off");
+DEFINE_string(export_spool_dir, "/var/spool/exitgw",
+              "directory for records kept while the collector is unreachable, replayed in order");
+DEFINE_uint32(export_spool_max_mb, 256,
+              "spool limit in MiB; past it the oldest records are dropped, counted and logged");
+DEFINE_bool(destination_logging, false,
+            "include destination addresses and ports in exit-traffic flow records (off by "
+            "default, as the tailnet model asks)");

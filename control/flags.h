@@ -55,3 +55,8 @@ DECLARE_string(approvals_file);
 DECLARE_bool(exit_node_advertised);
 DECLARE_string(node_user);
 DECLARE_string(node_tags);
+DECLARE_string(ipfix_collector);
+DECLARE_string(flow_log_json);
+DECLARE_string(export_spool_dir);
+DECLARE_uint32(export_spool_max_mb);
+DECLARE_bool(destination_logging);

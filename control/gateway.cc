@@ -17,6 +17,7 @@
 #include "control/net_parse.h"
 #include "control/ports.h"
 #include "dataplane/events.h"
+#include "control/export/nat_event.h"
 #include "dataplane/nat/nat_types.h"
 #include "dataplane/packet_meta.h"
 #include "dataplane/worker.h"
@@ -90,6 +91,7 @@ Status Gateway::init() {
     node = host;
   }
   constant_labels_ = {{"region", FLAGS_region}, {"node", node}};
+  if (Status s = init_export(node); !s) return s;
 
   unsigned lcore;
   RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -211,6 +213,29 @@ Status Gateway::init_ports() {
   return Ok{};
 }
 
+Status Gateway::init_export(const std::string& node) {
+  tsc_epoch_ = rte_rdtsc();
+  unix_ms_epoch_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+  if (FLAGS_ipfix_collector.empty() && FLAGS_flow_log_json.empty()) return Ok{};
+  exporter::ExporterOptions opt;
+  opt.collector = FLAGS_ipfix_collector;
+  opt.spool_dir = FLAGS_export_spool_dir;
+  opt.spool_max_bytes = uint64_t{FLAGS_export_spool_max_mb} << 20;
+  opt.json_path = FLAGS_flow_log_json;
+  opt.node_id = node;
+  opt.destination_logging = FLAGS_destination_logging;
+  auto e = exporter::Exporter::create(opt);
+  if (!e) return make_error("export: " + e.error());
+  exporter_ = std::move(*e);
+  log_info(
+      "export: " + (opt.collector.empty() ? std::string("no IPFIX collector") : opt.collector) +
+      (opt.json_path.empty() ? "" : ", JSON lines to " + opt.json_path) + ", spool " +
+      opt.spool_dir + ", destination logging " + (opt.destination_logging ? "on" : "off"));
+  return Ok{};
+}
+
 Status Gateway::init_policy() {
   ExitPolicyOptions opt;
   opt.policy_file = FLAGS_policy_file;
@@ -307,6 +332,10 @@ void Gateway::drain_nat_events() {
                " public=" + format_ipv4(e.public_address) +
                " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
       ++nat_events_logged_;
+      if (exporter_) {
+        const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
+        exporter_->submit_nat_event(exporter::to_nat_record(e, ms));
+      }
     }
   }
 }
@@ -451,6 +480,7 @@ void Gateway::shutdown() {
   }
   policy_.reset();
   wg_.reset();
+  exporter_.reset();  // flushes what it can; the rest stays in the spool for the next start
   neighbors_.reset();
   if (ports_started_) {
     for (unsigned p = 0; p < ctx.n_ports; ++p) {

@@ -11,6 +11,7 @@
 
 #include "common/result.h"
 #include "control/exit_policy.h"
+#include "control/export/exporter.h"
 #include "control/metrics.h"
 #include "control/neighbor.h"
 #include "control/wireguard.h"
@@ -39,6 +40,8 @@ class Gateway {
  private:
   Status init_ports();
   Status init_nat();
+  Status init_export(const std::string& node);
+  void render_export_metrics(MetricFamilies& mf);
   void drain_nat_events();
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
   void sample_stats();
@@ -55,6 +58,8 @@ class Gateway {
   std::unique_ptr<NeighborTable> neighbors_;
   std::unique_ptr<WireGuard> wg_;
   std::unique_ptr<ExitPolicy> policy_;
+  std::unique_ptr<exporter::Exporter> exporter_;
+  uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
   uint64_t policy_peers_generation_ = 0;
   std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
   MetricsServer metrics_;

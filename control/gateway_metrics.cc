@@ -93,6 +93,7 @@ std::string Gateway::render_metrics() {
   if (wg_) render_wireguard_metrics(mf);
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
+  if (exporter_) render_export_metrics(mf);
   return serialize(mf.take());
 }
 
@@ -251,6 +252,26 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                             "Policy or approvals file reloads, by result", MetricType::Counter);
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
   mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
+}
+
+void Gateway::render_export_metrics(MetricFamilies& mf) {
+  const exporter::ExporterCounters& c = exporter_->counters();
+  auto& records = mf.family("exitgw_export_records_total",
+                            "Flow and NAT records by fate: exported (confirmed by the collector), "
+                            "spooled, replayed from the spool, dropped",
+                            MetricType::Counter);
+  mf.counter(records, {{"fate", "exported"}}, double(c.exported.load()));
+  mf.counter(records, {{"fate", "spooled"}}, double(c.spooled.load()));
+  mf.counter(records, {{"fate", "replayed"}}, double(c.replayed.load()));
+  mf.counter(records, {{"fate", "dropped_queue_full"}}, double(c.dropped_queue_full.load()));
+  mf.counter(records, {{"fate", "dropped_spool_limit"}}, double(c.dropped_spool_limit.load()));
+  mf.counter(records, {{"fate", "dropped_io_error"}}, double(c.dropped_io_error.load()));
+  mf.gauge(mf.family("exitgw_export_spool_bytes", "Bytes waiting in the on-disk spool",
+                     MetricType::Gauge),
+           {}, double(c.spool_bytes.load()));
+  mf.gauge(mf.family("exitgw_export_collector_up", "1 while the IPFIX collector takes records",
+                     MetricType::Gauge),
+           {}, c.state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp) ? 1 : 0);
 }
 
 Readiness Gateway::readiness() {

@@ -182,7 +182,25 @@ Status WireGuard::load_peers_file() {
   const std::string text = ss.str();
   auto peers = parse_peers(text, opt_.peers_file);
   if (!peers) return make_error(peers.error());
-  return apply_peers(*peers);
+  return set_source_peers("file", std::move(*peers));
+}
+
+Status WireGuard::set_source_peers(const std::string& source, std::vector<PeerConfig> peers) {
+  // The running set is the union of every source's peers; apply_peers rejects a key or an
+  // allowed IP that two sources both claim, so one source cannot silently take over another's.
+  std::vector<PeerConfig> all;
+  for (const auto& [name, list] : sources_)
+    if (name != source) all.insert(all.end(), list.begin(), list.end());
+  all.insert(all.end(), peers.begin(), peers.end());
+  if (Status s = apply_peers(all); !s) return s;
+  sources_[source] = std::move(peers);
+  return Ok{};
+}
+
+const std::vector<PeerConfig>& WireGuard::source_peers(const std::string& source) const {
+  static const std::vector<PeerConfig> kNone;
+  auto it = sources_.find(source);
+  return it == sources_.end() ? kNone : it->second;
 }
 
 WireGuard::Peer* WireGuard::peer_by_slot(uint32_t slot) {

@@ -87,6 +87,10 @@ class WireGuard {
   void tick(uint64_t now_ns);
   // Validates the whole set, then applies it (diff against the running peers) or nothing.
   Status apply_peers(const std::vector<PeerConfig>& peers);
+  // Replaces one source's peers ("file", "api", "etcd"); the running set is the union of all
+  // sources, validated whole before anything changes.
+  Status set_source_peers(const std::string& source, std::vector<PeerConfig> peers);
+  const std::vector<PeerConfig>& source_peers(const std::string& source) const;
 
   const WireGuardStats& stats() const { return stats_; }
   std::string public_key_base64() const;
@@ -142,7 +146,8 @@ class WireGuard {
   std::unique_ptr<wg::CookieChecker> cookies_;
   wg::RateLimiter ratelimit_;
   wg::IndexTable indices_;
-  std::map<wg::Key, std::unique_ptr<Peer>> peers_;  // by public key
+  std::map<wg::Key, std::unique_ptr<Peer>> peers_;          // by public key
+  std::map<std::string, std::vector<PeerConfig>> sources_;  // what each source asked for
   std::vector<Peer*> by_slot_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, uint32_t> route_slot_;  // allowed prefix (addr << 8 | len) -> slot

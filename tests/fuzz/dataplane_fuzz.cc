@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     hdr->receiver_index = b.keypairs[0]->local_index;
     hdr->counter = g_counter++;
     uint8_t* body = frame.data() + 58;
-    std::memcpy(body, data, size);
+    if (size) std::memcpy(body, data, size);
     uint8_t nonce[12] = {};
     std::memcpy(nonce + 4, &hdr->counter, 8);
     unsigned long long clen = 0;
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     eth->dst_addr = b.ctx.ports[port].mac;
     eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x11}};
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
-    std::memcpy(frame.data() + 14, data, size);
+    if (size) std::memcpy(frame.data() + 14, data, size);
   } else {
     frame.assign(data, data + size);
   }

