@@ -60,7 +60,9 @@ Status ExitPolicy::compile_and_publish() {
   node.tags = opt_.node_tags;
   node.exit_advertised = opt_.advertised;
   node.own_addresses = opt_.own_addresses;
-  auto compiled = policy::compile_policy(policy_, peers_, node, approvals_);
+  policy::Approvals approvals = approvals_;
+  if (override_) approvals.exit_node = *override_;
+  auto compiled = policy::compile_policy(policy_, peers_, node, approvals);
   if (!compiled) return make_error(compiled.error());
   auto snapshot = policy::build_snapshot(*compiled);
   if (!snapshot) return make_error(snapshot.error());
@@ -107,6 +109,16 @@ void ExitPolicy::set_peers(std::vector<policy::PolicyPeer> peers) {
   peers_ = std::move(peers);
   if (Status s = compile_and_publish(); !s)
     log_error("policy: not recompiled for the new peers, running policy kept: " + s.error());
+}
+
+Status ExitPolicy::set_approval_override(std::optional<bool> approved) {
+  const std::optional<bool> old = override_;
+  override_ = approved;
+  if (Status s = compile_and_publish(); !s) {
+    override_ = old;
+    return s;
+  }
+  return Ok{};
 }
 
 void ExitPolicy::tick(uint64_t now_ns) {

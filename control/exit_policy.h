@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ class ExitPolicy {
   Status init(std::vector<policy::PolicyPeer> peers);
   // Peers changed (added, removed, identity): recompile with the same files.
   void set_peers(std::vector<policy::PolicyPeer> peers);
+  // An approval set through the admin API or etcd: overrides the approvals file until
+  // cleared (nullopt). Recompiles and publishes at once.
+  Status set_approval_override(std::optional<bool> approved);
+  std::optional<bool> approval_override() const { return override_; }
   // File watches, deferred frees, the status for metrics; call every ~100 ms.
   void tick(uint64_t now_ns);
 
@@ -81,6 +86,7 @@ class ExitPolicy {
   uint64_t reload_due_ns_ = 0;
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};  // read by the metrics thread
   bool last_approved_ = false;
+  std::optional<bool> override_;
   std::string approval_reason_;
   std::atomic<std::shared_ptr<const PolicyStatus>> status_;
 };

@@ -110,3 +110,11 @@ DEFINE_uint32(export_spool_max_mb, 256,
 DEFINE_bool(destination_logging, false,
             "include destination addresses and ports in exit-traffic flow records (off by "
             "default, as the tailnet model asks)");
+DEFINE_string(admin_listen, "127.0.0.1:9551",
+              "HOST:PORT of the admin API (exitgwctl); loopback only unless "
+              "--admin_allow_non_loopback; used only with --admin_token_file");
+DEFINE_string(admin_token_file, "",
+              "bearer token for the admin API, in a file only its owner may read (chmod 600, "
+              "at least 16 characters); empty: no admin API");
+DEFINE_bool(admin_allow_non_loopback, false,
+            "let --admin_listen bind a non-loopback address (put TLS in front of it)");

@@ -60,3 +60,6 @@ DECLARE_string(flow_log_json);
 DECLARE_string(export_spool_dir);
 DECLARE_uint32(export_spool_max_mb);
 DECLARE_bool(destination_logging);
+DECLARE_string(admin_listen);
+DECLARE_string(admin_token_file);
+DECLARE_bool(admin_allow_non_loopback);

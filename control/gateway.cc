@@ -236,6 +236,118 @@ Status Gateway::init_export(const std::string& node) {
   return Ok{};
 }
 
+UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
+  UpdateResult r;
+  const auto owner_of = [&](const wg::Key& key) -> std::string {
+    for (const char* src : {"file", "admin", "etcd"})
+      for (const PeerConfig& p : wg_->source_peers(src))
+        if (p.public_key == key) return src;
+    return "";
+  };
+  if (const auto* up = std::get_if<PeerUpsert>(&u)) {
+    const std::string owner = owner_of(up->peer.public_key);
+    if (!owner.empty() && owner != source) {
+      r.error = UpdateError::kConflict;
+      r.message = "peer " + wg::key_to_base64(up->peer.public_key) + " belongs to source " + owner;
+    } else {
+      std::vector<PeerConfig> mine = wg_->source_peers(source);
+      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == up->peer.public_key; });
+      mine.push_back(up->peer);
+      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
+        r.error = s.error().find("two peers") != std::string::npos ? UpdateError::kConflict
+                                                                   : UpdateError::kInvalid;
+        r.message = s.error();
+      }
+    }
+  } else if (const auto* rm = std::get_if<PeerRemove>(&u)) {
+    const std::string owner = owner_of(rm->public_key);
+    if (owner.empty()) {
+      r.error = UpdateError::kNotFound;
+      r.message = "no peer " + wg::key_to_base64(rm->public_key);
+    } else if (owner != source) {
+      r.error = UpdateError::kConflict;
+      r.message = "peer " + wg::key_to_base64(rm->public_key) + " belongs to source " + owner;
+    } else {
+      std::vector<PeerConfig> mine = wg_->source_peers(source);
+      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == rm->public_key; });
+      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
+        r.error = UpdateError::kInvalid;
+        r.message = s.error();
+      }
+    }
+  } else if (const auto* ap = std::get_if<ApprovalSet>(&u)) {
+    if (Status s = policy_->set_approval_override(ap->approved); !s) {
+      r.error = UpdateError::kInvalid;
+      r.message = s.error();
+    }
+  } else if (const auto* dl = std::get_if<DestinationLogging>(&u)) {
+    destination_logging_ = dl->on;
+    if (exporter_) exporter_->set_destination_logging(dl->on);
+  } else if (const auto* dr = std::get_if<Drain>(&u)) {
+    draining_ = dr->on;
+    wg_->set_draining(dr->on);
+  }
+  if (r.ok()) {
+    ++generation_;
+    last_update_source_ = source;
+    last_update_unix_ms_ =
+        static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+    log_info("update from " + source + " applied, generation " + std::to_string(generation_));
+  } else {
+    log_warn("update from " + source + " rejected: " + r.message);
+  }
+  r.generation = generation_;
+  return r;
+}
+
+void Gateway::publish_admin_view() {
+  auto v = std::make_shared<admin::AdminView>();
+  v->generation = generation_;
+  v->last_update_source = last_update_source_;
+  v->last_update_unix_ms = last_update_unix_ms_;
+  if (policy_) {
+    const auto st = policy_->status();
+    v->approved = st && st->approved;
+    v->approval_reason = st ? st->approval_reason : "";
+    v->approval_override = policy_->approval_override();
+  }
+  v->destination_logging = destination_logging_;
+  v->draining = draining_;
+  v->sources["file:peers"].ok = wg_->stats().peers_reload_errors == 0;
+  v->sources["file:policy"].ok = !policy_ || policy_->reload_errors() == 0;
+  if (exporter_)
+    v->sources["ipfix"].ok =
+        exporter_->counters().state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp);
+  std::map<wg::Key, const PeerStatus*> status;
+  const auto rows = wg_->peer_status();
+  std::map<std::string, const PeerStatus*> by_key;
+  for (const PeerStatus& ps : rows) by_key[ps.public_key] = &ps;
+  for (const char* src : {"file", "admin", "etcd"}) {
+    for (const PeerConfig& pc : wg_->source_peers(src)) {
+      admin::AdminView::Peer p;
+      p.public_key = pc.public_key;
+      p.source = src;
+      p.user = pc.user;
+      p.tags = pc.tags;
+      p.allowed_ips = pc.allowed_ips;
+      p.has_endpoint = pc.has_endpoint;
+      p.endpoint_ip = pc.endpoint_ip;
+      p.endpoint_port = pc.endpoint_port;
+      p.persistent_keepalive = pc.persistent_keepalive;
+      p.has_preshared_key = pc.has_preshared_key;
+      if (auto it = by_key.find(wg::key_to_base64(pc.public_key)); it != by_key.end()) {
+        p.last_handshake_unix_ms = static_cast<int64_t>(it->second->last_handshake_unix_ms);
+        p.rx_bytes = it->second->rx_bytes;
+        p.tx_bytes = it->second->tx_bytes;
+      }
+      v->peers.push_back(std::move(p));
+    }
+  }
+  admin_view_.store(std::move(v));
+}
+
 Status Gateway::init_policy() {
   ExitPolicyOptions opt;
   opt.policy_file = FLAGS_policy_file;
@@ -440,22 +552,56 @@ int Gateway::run(const std::atomic<bool>& stop) {
     }
     log_info("metrics on http://" + FLAGS_metrics_listen + "/metrics");
   }
+  publish_admin_view();
+  if (!FLAGS_admin_token_file.empty()) {
+    admin::AdminServerOptions aopt;
+    aopt.listen = FLAGS_admin_listen;
+    aopt.token_file = FLAGS_admin_token_file;
+    aopt.allow_non_loopback = FLAGS_admin_allow_non_loopback;
+    Status s = admin_.start(aopt, updates_, [this] { return admin_view_.load(); });
+    if (!s) {
+      log_error("admin API: " + s.error());
+      shutdown();
+      return 1;
+    }
+    log_info("admin API on http://" + FLAGS_admin_listen + "/v1/status");
+  }
   log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
   uint64_t last_tick = now_ns();
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t ns = now_ns();
     const uint64_t ms = ns / 1000000;
     drain_workers(ms, ns);
+    bool applied = false;
+    updates_.drain([&](const Update& u, const std::string& source) {
+      applied = true;
+      return apply_update(u, source);
+    });
+    if (applied) {
+      if (const uint64_t g = wg_->stats().generation; g != policy_peers_generation_) {
+        policy_peers_generation_ = g;
+        policy_->set_peers(wg_->policy_peers());
+      }
+      publish_admin_view();
+    }
     if (ns - last_tick >= 100'000'000) {
       neighbors_->tick(ms);
       wg_->tick(ns);
       // Peers changed (file reload): the policy's classes follow them.
       if (const uint64_t g = wg_->stats().generation; g != policy_peers_generation_) {
+        // The peers file was reloaded: an update from the file source.
         policy_peers_generation_ = g;
         policy_->set_peers(wg_->policy_peers());
+        ++generation_;
+        last_update_source_ = "file";
+        last_update_unix_ms_ =
+            static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
       }
       policy_->tick(ns);
       sample_stats();
+      if (++admin_view_ticks_ % 10 == 0) publish_admin_view();
       last_tick = ns;
     }
     // Control is not on the fast path: a short sleep keeps it off a shared CPU, unless
@@ -471,6 +617,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
 
 void Gateway::shutdown() {
   dp::DataplaneContext& ctx = *ctx_;
+  admin_.stop();
   metrics_.stop();
   if (workers_launched_) {
     ctx.stop.store(true);

@@ -10,10 +10,12 @@
 #include <rte_mempool.h>
 
 #include "common/result.h"
+#include "control/admin/admin_server.h"
 #include "control/exit_policy.h"
 #include "control/export/exporter.h"
 #include "control/metrics.h"
 #include "control/neighbor.h"
+#include "control/updates.h"
 #include "control/wireguard.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/context.h"
@@ -41,6 +43,8 @@ class Gateway {
   Status init_ports();
   Status init_nat();
   Status init_export(const std::string& node);
+  UpdateResult apply_update(const Update& u, const std::string& source);
+  void publish_admin_view();
   void render_export_metrics(MetricFamilies& mf);
   void drain_nat_events();
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
@@ -59,6 +63,15 @@ class Gateway {
   std::unique_ptr<WireGuard> wg_;
   std::unique_ptr<ExitPolicy> policy_;
   std::unique_ptr<exporter::Exporter> exporter_;
+  UpdateQueue updates_;
+  admin::AdminServer admin_;
+  std::atomic<std::shared_ptr<const admin::AdminView>> admin_view_;
+  uint64_t generation_ = 0;  // advanced by every applied update, from any source
+  std::string last_update_source_;
+  int64_t last_update_unix_ms_ = 0;
+  bool destination_logging_ = false;
+  bool draining_ = false;
+  unsigned admin_view_ticks_ = 0;
   uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
   uint64_t policy_peers_generation_ = 0;
   std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat

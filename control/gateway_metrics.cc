@@ -90,6 +90,16 @@ std::string Gateway::render_metrics() {
              {}, double(stats_.arp_requests_sent.load()));
   mf.gauge(mf.family("exitgw_workers", "Worker lcores", MetricType::Gauge), {},
            double(ctx.n_workers));
+  if (const auto view = admin_view_.load()) {
+    mf.gauge(mf.family("exitgw_config_generation",
+                       "Generation of the running configuration (every applied update)",
+                       MetricType::Gauge),
+             {{"last_source", view->last_update_source}}, double(view->generation));
+    auto& health =
+        mf.family("exitgw_update_source_healthy",
+                  "1 when an update source's last load or connection succeeded", MetricType::Gauge);
+    for (const auto& [name, h] : view->sources) mf.gauge(health, {{"source", name}}, h.ok ? 1 : 0);
+  }
   if (wg_) render_wireguard_metrics(mf);
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -120,50 +121,6 @@ Status for_each_item(std::string_view list, Fn&& fn) {
   }
 }
 
-Result<Ipv4Prefix> parse_allowed_prefix(std::string_view item) {
-  const std::string what = "AllowedIPs " + quoted(item);
-  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
-  const size_t slash = item.find('/');
-  auto addr = parse_ipv4(item.substr(0, slash));
-  if (!addr) return make_error(what + ": " + addr.error());
-  Ipv4Prefix p{*addr, 32};
-  if (slash != std::string_view::npos) {
-    const std::string_view len_text = item.substr(slash + 1);
-    const auto len = parse_decimal(len_text, 255);
-    if (!len) return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
-    if (*len > 32) {
-      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 32");
-    }
-    p.len = static_cast<uint8_t>(*len);
-  }
-  if (p.len < kShortestAllowedPrefix) {
-    return make_error(what + " is shorter than /8: an exit gateway must never route the internet " +
-                      "to a peer, so each AllowedIPs prefix must be /8 or longer");
-  }
-  if ((p.addr & ~p.mask()) != 0) {
-    return make_error(what + " has host bits set: write " +
-                      format_prefix(p.addr & p.mask(), p.len) + " for the network, or " +
-                      format_prefix(p.addr, 32) + " for the one address");
-  }
-  return p;
-}
-
-Result<std::pair<uint32_t, uint16_t>> parse_endpoint(std::string_view value) {
-  const std::string what = "Endpoint " + quoted(value);
-  if (!value.empty() && value.front() == '[')
-    return make_error(what + ": only IPv4 endpoints are supported");
-  const size_t colon = value.rfind(':');
-  if (colon == std::string_view::npos) return make_error(what + " is not IPv4:PORT");
-  auto ip = parse_ipv4(value.substr(0, colon));
-  if (!ip) return make_error(what + ": " + ip.error() + " (host names are not resolved)");
-  const auto port = parse_decimal(value.substr(colon + 1), 65535);
-  if (!port || *port == 0) {
-    return make_error(what + ": port " + quoted(value.substr(colon + 1)) +
-                      " is not a number from 1 to 65535");
-  }
-  return std::pair{*ip, static_cast<uint16_t>(*port)};
-}
-
 Result<uint16_t> parse_keepalive(std::string_view value) {
   if (iequals(value, "off")) return uint16_t{0};
   const auto seconds = parse_decimal(value, 65535);
@@ -174,30 +131,13 @@ Result<uint16_t> parse_keepalive(std::string_view value) {
   return static_cast<uint16_t>(*seconds);
 }
 
-Status check_user(std::string_view value) {
-  if (value.size() > kMaxUserBytes)
-    return make_error("User is longer than " + std::to_string(kMaxUserBytes) + " bytes");
-  for (char c : value) {
-    if (c <= 0x20 || c >= 0x7f || c == ',') {
-      return make_error("User " + quoted(value) +
-                        " must be printable ASCII without spaces or commas, like "
-                        "alice@example.com");
-    }
-  }
-  return Ok{};
-}
-
-Status check_tag(std::string_view tag) {
-  const std::string_view name =
-      tag.starts_with(kTagPrefix) ? tag.substr(kTagPrefix.size()) : std::string_view{};
-  bool ok = !name.empty() && name.size() <= kMaxTagNameBytes;
-  for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-  if (!ok) {
-    return make_error("Tags " + quoted(tag) + ": a tag is tag:<name>, the name 1 to " +
-                      std::to_string(kMaxTagNameBytes) + " characters of a-z, 0-9 and '-'");
-  }
-  return Ok{};
-}
+// What the current [Peer] section has seen, beyond the PeerConfig itself. At namespace scope
+// because clang cannot default-construct a nested class with member initializers inside its
+// enclosing class (std::optional<Section>::emplace() would not compile).
+struct Section {
+  PeerConfig peer;
+  std::array<int, static_cast<size_t>(Field::kCount)> first_line{};  // 0 = not seen yet
+};
 
 class PeersParser {
  public:
@@ -225,15 +165,13 @@ class PeersParser {
     }
     Status s = finish_peer();
     if (!s) return make_error(s.error());
+    // As in finish_peer: the claims above already refused any conflict, with its lines.
+    Status valid = validate_peers(peers_);
+    if (!valid) return make_error(std::string(origin_) + ": " + valid.error());
     return std::move(peers_);
   }
 
  private:
-  // What the current [Peer] section has seen, beyond the PeerConfig itself.
-  struct Section {
-    PeerConfig peer;
-    std::array<int, static_cast<size_t>(Field::kCount)> first_line{};  // 0 = not seen yet
-  };
   // Where a value claimed by some peer first appeared, to name both places in a conflict.
   struct Claim {
     int peer_line;
@@ -302,9 +240,8 @@ class PeersParser {
     PeerConfig& peer = section_->peer;
     switch (field) {
       case Field::kPublicKey: {
-        auto key = wg::key_from_base64(value);
-        if (!key) return make_error("PublicKey: " + key.error());
-        if (wg::is_zero(wg::as_bytes(*key))) return make_error("PublicKey is all zeros");
+        auto key = parse_peer_public_key(value);
+        if (!key) return make_error(key.error());
         const auto [it, fresh] = public_keys_.emplace(*key, Claim{peer.line, line_no});
         if (!fresh) {
           return make_error("PublicKey " + std::string(value) +
@@ -325,7 +262,7 @@ class PeersParser {
       }
       case Field::kAllowedIps:
         return for_each_item(value, [&](std::string_view item) -> Status {
-          auto prefix = parse_allowed_prefix(item);
+          auto prefix = parse_allowed_ip(item);
           if (!prefix) return make_error(prefix.error());
           const std::string text = format_prefix(prefix->addr, prefix->len);
           const auto [it, fresh] = prefixes_.emplace(prefix_id(*prefix), Claim{peer.line, line_no});
@@ -344,11 +281,11 @@ class PeersParser {
           return Ok{};
         });
       case Field::kEndpoint: {
-        auto endpoint = parse_endpoint(value);
+        auto endpoint = parse_peer_endpoint(value);
         if (!endpoint) return make_error(endpoint.error());
         peer.has_endpoint = true;
-        peer.endpoint_ip = endpoint->first;
-        peer.endpoint_port = endpoint->second;
+        peer.endpoint_ip = endpoint->ip;
+        peer.endpoint_port = endpoint->port;
         return Ok{};
       }
       case Field::kKeepalive: {
@@ -358,14 +295,14 @@ class PeersParser {
         return Ok{};
       }
       case Field::kUser: {
-        Status s = check_user(value);
+        Status s = check_peer_user(value);
         if (!s) return s;
         peer.user = std::string(value);
         return Ok{};
       }
       case Field::kTags:
         return for_each_item(value, [&](std::string_view tag) -> Status {
-          Status s = check_tag(tag);
+          Status s = check_peer_tag(tag);
           if (!s) return s;
           for (const std::string& seen : peer.tags) {
             if (seen == tag) return make_error("Tags lists " + seen + " twice for this peer");
@@ -390,6 +327,10 @@ class PeersParser {
                 "[Peer] has no AllowedIPs; without one the gateway would drop everything it "
                 "sends");
     }
+    // The line checks above found anything this would; it is here so the file and every other
+    // source of peers are held to the one definition of a valid peer.
+    Status valid = validate_peer(section_->peer);
+    if (!valid) return at(line, valid.error());
     peers_.push_back(std::move(section_->peer));
     section_.reset();
     return Ok{};
@@ -419,6 +360,152 @@ std::string errno_text(int err) {
 }
 
 }  // namespace
+
+Result<wg::Key> parse_peer_public_key(std::string_view text) {
+  auto key = wg::key_from_base64(text);
+  if (!key) return make_error("PublicKey: " + key.error());
+  if (wg::is_zero(wg::as_bytes(*key))) return make_error("PublicKey is all zeros");
+  return key;
+}
+
+Status check_allowed_ip(const Ipv4Prefix& p) {
+  const std::string what = "AllowedIPs " + quoted(format_prefix(p.addr, p.len));
+  if (p.len > 32) return make_error(what + ": prefix length is larger than 32");
+  if (p.len < kShortestAllowedPrefix) {
+    return make_error(what + " is shorter than /8: an exit gateway must never route the internet " +
+                      "to a peer, so each AllowedIPs prefix must be /8 or longer");
+  }
+  if ((p.addr & ~p.mask()) != 0) {
+    return make_error(what + " has host bits set: write " +
+                      format_prefix(p.addr & p.mask(), p.len) + " for the network, or " +
+                      format_prefix(p.addr, 32) + " for the one address");
+  }
+  return Ok{};
+}
+
+Result<Ipv4Prefix> parse_allowed_ip(std::string_view item) {
+  const std::string what = "AllowedIPs " + quoted(item);
+  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+  const size_t slash = item.find('/');
+  auto addr = parse_ipv4(item.substr(0, slash));
+  if (!addr) return make_error(what + ": " + addr.error());
+  Ipv4Prefix p{*addr, 32};
+  if (slash != std::string_view::npos) {
+    const std::string_view len_text = item.substr(slash + 1);
+    const auto len = parse_decimal(len_text, 255);
+    if (!len) return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
+    if (*len > 32) {
+      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 32");
+    }
+    p.len = static_cast<uint8_t>(*len);
+  }
+  Status s = check_allowed_ip(p);
+  if (!s) return make_error(s.error());
+  return p;
+}
+
+Result<PeerEndpoint> parse_peer_endpoint(std::string_view value) {
+  const std::string what = "Endpoint " + quoted(value);
+  if (!value.empty() && value.front() == '[')
+    return make_error(what + ": only IPv4 endpoints are supported");
+  const size_t colon = value.rfind(':');
+  if (colon == std::string_view::npos) return make_error(what + " is not IPv4:PORT");
+  auto ip = parse_ipv4(value.substr(0, colon));
+  if (!ip) return make_error(what + ": " + ip.error() + " (host names are not resolved)");
+  const auto port = parse_decimal(value.substr(colon + 1), 65535);
+  if (!port || *port == 0) {
+    return make_error(what + ": port " + quoted(value.substr(colon + 1)) +
+                      " is not a number from 1 to 65535");
+  }
+  return PeerEndpoint{*ip, static_cast<uint16_t>(*port)};
+}
+
+Status check_peer_user(std::string_view value) {
+  if (value.size() > kMaxUserBytes)
+    return make_error("User is longer than " + std::to_string(kMaxUserBytes) + " bytes");
+  for (char c : value) {
+    if (c <= 0x20 || c >= 0x7f || c == ',') {
+      return make_error("User " + quoted(value) +
+                        " must be printable ASCII without spaces or commas, like "
+                        "alice@example.com");
+    }
+  }
+  return Ok{};
+}
+
+Status check_peer_tag(std::string_view tag) {
+  const std::string_view name =
+      tag.starts_with(kTagPrefix) ? tag.substr(kTagPrefix.size()) : std::string_view{};
+  bool ok = !name.empty() && name.size() <= kMaxTagNameBytes;
+  for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+  if (!ok) {
+    return make_error("Tags " + quoted(tag) + ": a tag is tag:<name>, the name 1 to " +
+                      std::to_string(kMaxTagNameBytes) + " characters of a-z, 0-9 and '-'");
+  }
+  return Ok{};
+}
+
+Status validate_peer(const PeerConfig& peer) {
+  if (wg::is_zero(wg::as_bytes(peer.public_key))) return make_error("PublicKey is all zeros");
+  if (peer.allowed_ips.empty()) {
+    return make_error(
+        "the peer has no AllowedIPs; without one the gateway would drop everything "
+        "it sends");
+  }
+  std::set<uint64_t> prefixes;
+  for (const Ipv4Prefix& prefix : peer.allowed_ips) {
+    Status s = check_allowed_ip(prefix);
+    if (!s) return s;
+    if (!prefixes.insert(prefix_id(prefix)).second) {
+      return make_error("AllowedIPs " + format_prefix(prefix.addr, prefix.len) +
+                        " is listed twice for this peer");
+    }
+  }
+  if (peer.has_endpoint && peer.endpoint_port == 0)
+    return make_error("Endpoint port 0 is not a number from 1 to 65535");
+  Status user = check_peer_user(peer.user);
+  if (!user) return user;
+  for (size_t i = 0; i < peer.tags.size(); ++i) {
+    Status s = check_peer_tag(peer.tags[i]);
+    if (!s) return s;
+    for (size_t j = 0; j < i; ++j) {
+      if (peer.tags[j] == peer.tags[i])
+        return make_error("Tags lists " + peer.tags[i] + " twice for this peer");
+    }
+  }
+  return Ok{};
+}
+
+namespace {
+
+// How a peer is named in a message about two peers: its key, and its line if it has one.
+std::string peer_name(const PeerConfig& peer) {
+  std::string name = "the peer " + wg::key_to_base64(peer.public_key);
+  if (peer.line != 0) name += " (line " + std::to_string(peer.line) + ")";
+  return name;
+}
+
+}  // namespace
+
+Status validate_peers(const std::vector<PeerConfig>& peers) {
+  std::set<wg::Key> keys;
+  std::map<uint64_t, const PeerConfig*> prefixes;
+  for (const PeerConfig& peer : peers) {
+    Status s = validate_peer(peer);
+    if (!s) return make_error(peer_name(peer) + ": " + s.error());
+    if (!keys.insert(peer.public_key).second)
+      return make_error("PublicKey " + wg::key_to_base64(peer.public_key) + " is used twice");
+    for (const Ipv4Prefix& prefix : peer.allowed_ips) {
+      const auto [at, fresh] = prefixes.emplace(prefix_id(prefix), &peer);
+      if (!fresh) {
+        return make_error("AllowedIPs " + format_prefix(prefix.addr, prefix.len) +
+                          " is allowed for both " + peer_name(*at->second) + " and " +
+                          peer_name(peer) + "; a prefix may belong to one peer only");
+      }
+    }
+  }
+  return Ok{};
+}
 
 bool same_settings(const PeerConfig& a, const PeerConfig& b) {
   if (a.allowed_ips.size() != b.allowed_ips.size()) return false;

@@ -39,6 +39,36 @@ struct PeerConfig {
 bool same_settings(const PeerConfig& a, const PeerConfig& b);
 bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b);
 
+// The rules for single values of a peer, shared by every source of peers (this file, the admin
+// API, etcd) so a value is accepted or refused the same way wherever it is written. Messages name
+// the value as the peers file does (PublicKey, AllowedIPs, ...) and quote, escaped, what was given.
+//
+// A public key: standard base64 of 32 bytes, not all zero.
+Result<wg::Key> parse_peer_public_key(std::string_view text);
+// One AllowedIPs entry: "a.b.c.d/len" or a bare address (a /32), passing check_allowed_ip.
+Result<Ipv4Prefix> parse_allowed_ip(std::string_view text);
+// An AllowedIPs prefix must be /8 or longer and canonical (no host bits).
+Status check_allowed_ip(const Ipv4Prefix& prefix);
+struct PeerEndpoint {
+  uint32_t ip = 0;  // host order
+  uint16_t port = 0;
+};
+// "a.b.c.d:port", port 1..65535; host names are not resolved, IPv6 is not supported.
+Result<PeerEndpoint> parse_peer_endpoint(std::string_view text);
+// Printable ASCII without spaces or commas, at most 256 bytes.
+Status check_peer_user(std::string_view user);
+// "tag:<name>", the name 1 to 63 characters of a-z, 0-9 and '-'.
+Status check_peer_tag(std::string_view tag);
+
+// Every rule for one peer that needs no other peer: a non-zero public key, at least one allowed
+// prefix, each passing check_allowed_ip and none listed twice, an endpoint port from 1 to 65535,
+// a valid user, valid tags none listed twice. Messages carry no location; the caller adds it.
+Status validate_peer(const PeerConfig& peer);
+// validate_peer on each, then the rules between peers: no two share a public key or an allowed
+// prefix. parse_peers' result always passes; a source that changes one peer of a running set
+// validates the whole candidate set with this before publishing it.
+Status validate_peers(const std::vector<PeerConfig>& peers);
+
 // Parses and validates a whole peers file; `origin` (usually the file name) starts every error
 // message, as "origin:line: problem". An empty file is zero peers.
 Result<std::vector<PeerConfig>> parse_peers(std::string_view text, std::string_view origin);

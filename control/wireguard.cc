@@ -440,6 +440,10 @@ void WireGuard::on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t i
     reject(wg::HandshakeError::kBadSize);
     return;
   }
+  if (draining_) {
+    stats_.refused_draining++;
+    return;
+  }
   if (!admit(msg, src, now_ns)) return;
   Peer* found = nullptr;
   auto consumed = wg::consume_initiation(

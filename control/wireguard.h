@@ -47,7 +47,7 @@ struct WireGuardStats {
   std::atomic<uint64_t> initiations_received{0}, responses_sent{0}, initiations_sent{0},
       responses_received{0}, cookies_sent{0}, cookies_received{0}, rate_limited{0},
       keepalives_sent{0}, keypairs_created{0}, keypairs_expired{0}, handshakes_completed{0},
-      peers_reloads{0}, peers_reload_errors{0};
+      refused_draining{0}, peers_reloads{0}, peers_reload_errors{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
   std::atomic<bool> under_load{false};
@@ -93,6 +93,8 @@ class WireGuard {
   const std::vector<PeerConfig>& source_peers(const std::string& source) const;
 
   const WireGuardStats& stats() const { return stats_; }
+  // Draining: initiations are refused so peers move to other nodes; sessions run out.
+  void set_draining(bool on) { draining_ = on; }
   std::string public_key_base64() const;
   std::vector<PeerStatus> peer_status() const;  // control thread only
   // The peers as the exit policy sees them (slot, user, tags, allowed IPs).
@@ -160,6 +162,7 @@ class WireGuard {
   FileWatch watch_;
   uint64_t reload_due_ns_ = 0;
   uint64_t under_load_until_ns_ = 0;
+  bool draining_ = false;
   uint64_t hz_;
   WireGuardStats stats_;
 };

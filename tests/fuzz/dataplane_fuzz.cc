@@ -100,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     frame.assign(data, data + size);
   }
+  if (frame.empty()) return 0;
   rte_mbuf* m = rte_pktmbuf_alloc(b.pool);
   if (m == nullptr) std::abort();  // a leak in the data path would exhaust the pool
   void* dst = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));

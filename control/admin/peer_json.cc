@@ -1,0 +1,331 @@
+// JSON for the admin API: bounded parsing, peer bodies to PeerConfig, the running state out.
+#include "control/admin/peer_json.h"
+
+#include <algorithm>
+#include <array>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace exitgw::admin {
+
+namespace {
+
+using nlohmann::json;
+
+// Thrown from the parser callback to stop at the first structural problem; caught below, so
+// it never leaves parse_request_json.
+struct StructureError {
+  std::string message;
+};
+
+// Field names are JSON strings a client chose: shown escaped and cut short.
+std::string quote_field(std::string_view name) {
+  constexpr size_t kMaxShown = 64;
+  std::string shown(name.substr(0, kMaxShown));
+  if (name.size() > kMaxShown) shown += "...";
+  return json(shown).dump(-1, ' ', true, json::error_handler_t::replace);
+}
+
+std::string field_error(std::string_view field, std::string_view expected, const json& got) {
+  return "field '" + std::string(field) + "' must be " + std::string(expected) + ", got " +
+         got.type_name();
+}
+
+// The fields a peer body may hold; the table gives each its expected type for messages.
+enum class PeerField {
+  kPublicKey,
+  kPresharedKey,
+  kAllowedIps,
+  kEndpoint,
+  kKeepalive,
+  kUser,
+  kTags,
+  kCount
+};
+constexpr std::array<std::string_view, static_cast<size_t>(PeerField::kCount)> kPeerFields = {
+    "public_key",           "preshared_key", "allowed_ips", "endpoint",
+    "persistent_keepalive", "user",          "tags"};
+
+std::string known_peer_fields() {
+  std::string out;
+  for (std::string_view f : kPeerFields) out += (out.empty() ? "" : ", ") + std::string(f);
+  return out;
+}
+
+// An array of strings, each passed to `fn` with its index; stops at the first error.
+template <typename Fn>
+Status for_each_string(std::string_view field, const json& value, Fn&& fn) {
+  if (!value.is_array()) return make_error(field_error(field, "an array of strings", value));
+  for (size_t i = 0; i < value.size(); ++i) {
+    const json& item = value[i];
+    const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
+    if (!item.is_string()) return make_error(field_error(where, "a string", item));
+    Status s = fn(item.get_ref<const std::string&>());
+    if (!s) return make_error("field '" + where + "': " + s.error());
+  }
+  return Ok{};
+}
+
+std::string endpoint_text(uint32_t ip, uint16_t port) {
+  return format_ipv4(ip) + ":" + std::to_string(port);
+}
+
+std::string prefix_text(const Ipv4Prefix& p) {
+  return format_ipv4(p.addr) + "/" + std::to_string(p.len);
+}
+
+json nullable_ms(int64_t unix_ms) {
+  return unix_ms == 0 ? json(nullptr) : json(unix_ms);
+}
+
+}  // namespace
+
+Result<nlohmann::json> parse_request_json(std::string_view body) {
+  std::vector<std::set<std::string>> keys;  // the field names of each open object
+  const json::parser_callback_t check = [&keys](int depth, json::parse_event_t event,
+                                                json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= kMaxJsonDepth) {
+          throw StructureError{"the body nests deeper than " + std::to_string(kMaxJsonDepth) +
+                               " levels"};
+        }
+        if (event == json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        keys.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!keys.back().insert(parsed.get<std::string>()).second) {
+          throw StructureError{"field " + quote_field(parsed.get<std::string>()) +
+                               " appears twice in one object"};
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(body.begin(), body.end(), check);
+  } catch (const StructureError& e) {
+    return make_error(e.message);
+  } catch (const json::exception& e) {
+    // nlohmann's message names the byte and what it expected, without echoing the body.
+    return make_error(std::string("the body is not valid JSON: ") + e.what());
+  }
+}
+
+Result<wg::Key> key_from_url(std::string_view text) {
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  if (standard.size() == 43) standard += '=';
+  return parse_peer_public_key(standard);
+}
+
+std::string key_to_url(const wg::Key& key) {
+  std::string text = wg::key_to_base64(key);
+  while (!text.empty() && text.back() == '=') text.pop_back();
+  for (char& c : text) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return text;
+}
+
+Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url_key) {
+  if (!body.is_object())
+    return make_error(std::string("the body must be a JSON object (a peer), got ") +
+                      body.type_name());
+  PeerConfig peer;
+  bool has_key = false;
+  for (const auto& [name, value] : body.items()) {
+    const auto found = std::find(kPeerFields.begin(), kPeerFields.end(), name);
+    if (found == kPeerFields.end()) {
+      return make_error("unknown field " + quote_field(name) +
+                        " in a peer (known: " + known_peer_fields() + ")");
+    }
+    const auto field = static_cast<PeerField>(found - kPeerFields.begin());
+    if (value.is_null() && field != PeerField::kPublicKey && field != PeerField::kAllowedIps)
+      continue;  // an optional field left out
+    Status s = Ok{};
+    switch (field) {
+      case PeerField::kPublicKey: {
+        if (!value.is_string()) return make_error(field_error(name, "a base64 key string", value));
+        auto key = parse_peer_public_key(value.get_ref<const std::string&>());
+        if (!key) return make_error("field 'public_key': " + key.error());
+        peer.public_key = *key;
+        has_key = true;
+        break;
+      }
+      case PeerField::kPresharedKey: {
+        if (!value.is_string()) return make_error(field_error(name, "a base64 key string", value));
+        // key_from_base64 never echoes its input, so the secret stays out of the message.
+        auto key = wg::key_from_base64(value.get_ref<const std::string&>());
+        if (!key) return make_error("field 'preshared_key': " + key.error());
+        peer.preshared_key = *key;
+        peer.has_preshared_key = true;
+        wg::secure_zero(*key);
+        break;
+      }
+      case PeerField::kAllowedIps:
+        s = for_each_string(name, value, [&](const std::string& item) -> Status {
+          auto prefix = parse_allowed_ip(item);
+          if (!prefix) return make_error(prefix.error());
+          peer.allowed_ips.push_back(*prefix);
+          return Ok{};
+        });
+        break;
+      case PeerField::kEndpoint: {
+        if (!value.is_string()) return make_error(field_error(name, "a string ip:port", value));
+        auto endpoint = parse_peer_endpoint(value.get_ref<const std::string&>());
+        if (!endpoint) return make_error("field 'endpoint': " + endpoint.error());
+        peer.has_endpoint = true;
+        peer.endpoint_ip = endpoint->ip;
+        peer.endpoint_port = endpoint->port;
+        break;
+      }
+      case PeerField::kKeepalive:
+        // Parsed numbers are unsigned when non-negative; built ones may be signed.
+        if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
+            value.get<int64_t>() > 65535) {
+          return make_error(field_error(name, "a number of seconds from 0 to 65535", value) +
+                            (value.is_number() ? " " + value.dump() : ""));
+        }
+        peer.persistent_keepalive = static_cast<uint16_t>(value.get<int64_t>());
+        break;
+      case PeerField::kUser:
+        if (!value.is_string()) return make_error(field_error(name, "a string", value));
+        s = check_peer_user(value.get_ref<const std::string&>());
+        if (!s) return make_error("field 'user': " + s.error());
+        peer.user = value.get<std::string>();
+        break;
+      case PeerField::kTags:
+        s = for_each_string(name, value, [&](const std::string& tag) -> Status {
+          Status tag_ok = check_peer_tag(tag);
+          if (tag_ok) peer.tags.push_back(tag);
+          return tag_ok;
+        });
+        break;
+      case PeerField::kCount:
+        break;
+    }
+    if (!s) return make_error(s.error());
+  }
+  if (url_key != nullptr) {
+    if (has_key && peer.public_key != *url_key) {
+      return make_error("field 'public_key' (" + wg::key_to_base64(peer.public_key) +
+                        ") is not the key in the URL (" + wg::key_to_base64(*url_key) + ")");
+    }
+    peer.public_key = *url_key;
+  } else if (!has_key) {
+    return make_error("field 'public_key' is missing");
+  }
+  if (peer.allowed_ips.empty() && !body.contains("allowed_ips"))
+    return make_error("field 'allowed_ips' is missing; a peer needs at least one prefix");
+  Status valid = validate_peer(peer);
+  if (!valid) return make_error(valid.error());
+  return peer;
+}
+
+nlohmann::json peer_to_request_json(const PeerConfig& peer) {
+  json j = {{"public_key", wg::key_to_base64(peer.public_key)}};
+  if (peer.has_preshared_key) j["preshared_key"] = wg::key_to_base64(peer.preshared_key);
+  json ips = json::array();
+  for (const Ipv4Prefix& p : peer.allowed_ips) ips.push_back(prefix_text(p));
+  j["allowed_ips"] = std::move(ips);
+  if (peer.has_endpoint) j["endpoint"] = endpoint_text(peer.endpoint_ip, peer.endpoint_port);
+  if (peer.persistent_keepalive != 0) j["persistent_keepalive"] = peer.persistent_keepalive;
+  if (!peer.user.empty()) j["user"] = peer.user;
+  if (!peer.tags.empty()) j["tags"] = peer.tags;
+  return j;
+}
+
+Result<std::optional<bool>> flag_from_json(const nlohmann::json& body, std::string_view field,
+                                           bool nullable) {
+  const std::string expected = nullable ? "true, false or null" : "true or false";
+  const std::string shape = "{\"" + std::string(field) + "\": " + expected + "}";
+  if (!body.is_object())
+    return make_error(std::string("the body must be a JSON object ") + shape + ", got " +
+                      body.type_name());
+  for (const auto& [name, value] : body.items()) {
+    if (name != field)
+      return make_error("unknown field " + quote_field(name) + " (the body is " + shape + ")");
+  }
+  const auto it = body.find(field);
+  if (it == body.end()) return make_error("field '" + std::string(field) + "' is missing");
+  if (it->is_boolean()) return std::optional<bool>(it->get<bool>());
+  if (nullable && it->is_null()) return std::optional<bool>();
+  return make_error(field_error(field, expected, *it));
+}
+
+nlohmann::json peer_view_json(const AdminView::Peer& peer) {
+  json ips = json::array();
+  for (const Ipv4Prefix& p : peer.allowed_ips) ips.push_back(prefix_text(p));
+  return {
+      {"public_key", wg::key_to_base64(peer.public_key)},
+      {"source", peer.source},
+      {"user", peer.user.empty() ? json(nullptr) : json(peer.user)},
+      {"tags", peer.tags},
+      {"allowed_ips", std::move(ips)},
+      {"endpoint", peer.has_endpoint ? json(endpoint_text(peer.endpoint_ip, peer.endpoint_port))
+                                     : json(nullptr)},
+      {"persistent_keepalive", peer.persistent_keepalive},
+      {"has_preshared_key", peer.has_preshared_key},
+      {"last_handshake_unix_ms", nullable_ms(peer.last_handshake_unix_ms)},
+      {"rx_bytes", peer.rx_bytes},
+      {"tx_bytes", peer.tx_bytes},
+  };
+}
+
+nlohmann::json peers_json(const AdminView& view) {
+  std::vector<const AdminView::Peer*> sorted;
+  sorted.reserve(view.peers.size());
+  for (const AdminView::Peer& p : view.peers) sorted.push_back(&p);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->public_key < b->public_key; });
+  json peers = json::array();
+  for (const AdminView::Peer* p : sorted) peers.push_back(peer_view_json(*p));
+  return {{"generation", view.generation}, {"peers", std::move(peers)}};
+}
+
+nlohmann::json status_json(const AdminView& view) {
+  json sources = json::object();
+  for (const auto& [name, health] : view.sources) {
+    sources[name] = {{"ok", health.ok},
+                     {"message", health.message},
+                     {"last_ok_unix_ms", nullable_ms(health.last_ok_unix_ms)}};
+  }
+  json last_update = nullptr;
+  if (!view.last_update_source.empty() || view.last_update_unix_ms != 0) {
+    last_update = {{"source", view.last_update_source},
+                   {"unix_ms", nullable_ms(view.last_update_unix_ms)}};
+  }
+  return {
+      {"generation", view.generation},
+      {"last_update", std::move(last_update)},
+      {"approval",
+       {{"approved", view.approved},
+        {"override", view.approval_override ? json(*view.approval_override) : json(nullptr)},
+        {"reason", view.approval_reason}}},
+      {"destination_logging", view.destination_logging},
+      {"drain", view.draining},
+      {"sources", std::move(sources)},
+      {"peer_count", view.peers.size()},
+  };
+}
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string error_body(std::string_view message) {
+  return dump(json{{"error", std::string(message)}});
+}
+
+}  // namespace exitgw::admin

@@ -1,0 +1,99 @@
+// Reading small owner-only secret files (the admin token, a preshared key). Header-only so that
+// exitgwctl, which links nothing of the daemon, holds its files to the same rules.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "common/result.h"
+
+namespace exitgw::admin {
+
+inline constexpr size_t kMinTokenChars = 16;
+inline constexpr size_t kMaxTokenChars = 1024;
+
+// The trimmed content of a regular file that only its owner may read or write. `what` starts
+// every message ("admin token file"); the content is never echoed. Refuses more than `max_bytes`.
+inline Result<std::string> read_secret_file(const std::string& path, std::string_view what_kind,
+                                            size_t max_bytes) {
+  const std::string what = std::string(what_kind) + " " + path;
+  const auto errno_text = [](int err) {
+    return std::error_code(err, std::generic_category()).message();
+  };
+  // O_NONBLOCK so a FIFO planted at the path cannot hang us before the type check.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return make_error(what + ": " + errno_text(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return make_error(what + ": " + errno_text(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(what + " is not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(what + " has mode " + mode +
+                      ", so group or others may read it; it must be owner-only: chmod 600 " + path);
+  }
+  std::string text(max_bytes + 1, '\0');
+  size_t size = 0;
+  while (size < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + size, text.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return make_error(what + ": " + errno_text(err));
+    }
+    if (n == 0) break;
+    size += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (size > max_bytes)
+    return make_error(what + " is larger than " + std::to_string(max_bytes) + " bytes");
+  text.resize(size);
+  constexpr std::string_view kSpace = " \t\r\n\v\f";
+  const size_t first = text.find_first_not_of(kSpace);
+  if (first == std::string::npos) return make_error(what + " is empty");
+  text = text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+  return text;
+}
+
+// An admin token: kMinTokenChars to kMaxTokenChars printable ASCII characters without spaces,
+// so it fits an Authorization header as is.
+inline Result<std::string> read_token_file(const std::string& path) {
+  auto token = read_secret_file(path, "admin token file", kMaxTokenChars + 2);
+  if (!token) return token;
+  if (token->size() > kMaxTokenChars) {
+    return make_error("admin token file " + path + " holds more than " +
+                      std::to_string(kMaxTokenChars) + " characters");
+  }
+  for (char c : *token) {
+    if (c < 0x21 || c > 0x7e) {
+      return make_error("admin token file " + path +
+                        " holds a space or a non-printable byte inside the token; a token is "
+                        "printable ASCII, as `openssl rand -hex 32` writes it");
+    }
+  }
+  if (token->size() < kMinTokenChars) {
+    return make_error("admin token file " + path + " holds a token of " +
+                      std::to_string(token->size()) + " characters; use at least " +
+                      std::to_string(kMinTokenChars) +
+                      " (e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`)");
+  }
+  return token;
+}
+
+}  // namespace exitgw::admin
