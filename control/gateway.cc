@@ -275,6 +275,20 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
         r.message = s.error();
       }
     }
+  } else if (const auto* set = std::get_if<PeerSet>(&u)) {
+    for (const PeerConfig& p : set->peers) {
+      const std::string owner = owner_of(p.public_key);
+      if (!owner.empty() && owner != source) {
+        r.error = UpdateError::kConflict;
+        r.message = "peer " + wg::key_to_base64(p.public_key) + " belongs to source " + owner;
+        break;
+      }
+    }
+    if (r.ok())
+      if (Status s = wg_->set_source_peers(source, set->peers); !s) {
+        r.error = UpdateError::kInvalid;
+        r.message = s.error();
+      }
   } else if (const auto* ap = std::get_if<ApprovalSet>(&u)) {
     if (Status s = policy_->set_approval_override(ap->approved); !s) {
       r.error = UpdateError::kInvalid;

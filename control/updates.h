@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "control/peers_config.h"
 #include "control/wg/crypto.h"
@@ -21,6 +22,11 @@ struct PeerUpsert {
 };
 struct PeerRemove {
   wg::Key public_key;
+};
+// The source's whole peer set at once (an etcd initial load or re-list after a compaction):
+// applied whole or not at all.
+struct PeerSet {
+  std::vector<PeerConfig> peers;
 };
 // approved: true/false set the approval (as 'exit-node approved|unapproved' in the approvals
 // file would); nullopt clears it (back to the approvals file and autoApprovers).
@@ -35,7 +41,8 @@ struct Drain {
   bool on = false;
 };
 
-using Update = std::variant<PeerUpsert, PeerRemove, ApprovalSet, DestinationLogging, Drain>;
+using Update =
+    std::variant<PeerUpsert, PeerRemove, PeerSet, ApprovalSet, DestinationLogging, Drain>;
 
 enum class UpdateError : uint8_t {
   kNone,
