@@ -57,7 +57,9 @@ std::vector<CompiledRule> make_rules(size_t count) {
 }
 
 const AclClassifier& classifier_for(size_t count) {
-  static std::map<size_t, AclClassifier> cache;
+  // Heap-allocated and never destroyed: the classifiers' memory belongs to EAL, which main()
+  // shuts down before static destructors would run.
+  static auto& cache = *new std::map<size_t, AclClassifier>;
   auto it = cache.find(count);
   if (it == cache.end()) {
     auto built = AclClassifier::build(make_rules(count));
