@@ -106,6 +106,13 @@ class alignas(64) BasicReplayWindow {
     return true;
   }
 
+  // Starts loading the two lines check() and update() read for `counter` (the greatest
+  // counter and the counter's slot), so a burst can overlap the misses of many keypairs.
+  void prefetch(uint64_t counter) const noexcept {
+    prefetch_line(&top_);
+    prefetch_line(&slots_[(counter / kBitsPerSlot) & (kSlotCount - 1)]);
+  }
+
   // Greatest counter accepted so far (0 when none).
   uint64_t greatest() const noexcept { return top_.load(std::memory_order_relaxed); }
 
@@ -115,6 +122,16 @@ class alignas(64) BasicReplayWindow {
     uint64_t bits;
   };
   static_assert(sizeof(Slot) == 16 && alignof(Slot) == 16, "cmpxchg16b needs 16-byte alignment");
+
+  // An asm prefetch: GCC may drop a __builtin_prefetch whose only purpose is the hint
+  // (it counts as free of side effects when it decides a caller is pure).
+  static void prefetch_line(const void* p) noexcept {
+#if defined(__x86_64__)
+    __asm__ __volatile__("prefetcht0 %0" : : "m"(*static_cast<const volatile char*>(p)));
+#else
+    __builtin_prefetch(p);
+#endif
+  }
 
   static constexpr uint64_t bit_of(uint64_t counter) noexcept {
     return uint64_t{1} << (counter % kBitsPerSlot);

@@ -107,19 +107,27 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
   // 1. Gather receiver indices.
   uint32_t index[kBurst];
+  uint64_t counters[kBurst];
   const void* keys[kBurst];
   void* found[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
     const auto* hdr =
         rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, kOuterLen);
     index[i] = hdr->receiver_index;  // little-endian on the wire and here
+    counters[i] = hdr->counter;
     keys[i] = &index[i];
   }
   uint64_t hits = 0;
   rte_hash_lookup_bulk_data(ctx.keypairs, keys, n, &hits, found);
 
-  for (uint16_t i = 0; i < n; ++i)
-    if ((hits >> i) & 1) rte_prefetch0(found[i]);
+  // What the checks below read of each keypair, for the whole burst before the first check:
+  // its expiry line and the two replay-window lines of the packet's counter.
+  for (uint16_t i = 0; i < n; ++i) {
+    if (!((hits >> i) & 1)) continue;
+    const auto* kp = static_cast<const Keypair*>(found[i]);
+    rte_prefetch0(&kp->reject_after_tsc);
+    kp->replay.prefetch(counters[i]);
+  }
 
   // 2. Keypair, age and replay pre-checks; build the AEAD burst.
   Rx rx[kBurst];
@@ -144,11 +152,15 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       continue;
     }
     auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*, kOuterLen);
-    const uint64_t counter = hdr->counter;
+    const uint64_t counter = counters[i];
     if (!kp->replay.check(counter)) [[unlikely]] {
       w.drop(m, DropReason::kWgReplay);
       continue;
     }
+    // The key for the AEAD, and the peer's runtime lines that step 4 writes.
+    rte_prefetch0(kp->recv_key);
+    rte_prefetch0_write(&ctx.peers[kp->peer_slot]);
+    rte_prefetch0_write(&ctx.peers[kp->peer_slot].rx_bytes);
     auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
     const uint32_t plain = len - wg::kTransportOverhead;
     rx[k] = Rx{m, kp, counter, len};

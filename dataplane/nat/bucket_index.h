@@ -9,9 +9,22 @@
 #include <memory>
 #include <new>
 
+#include "dataplane/nat/huge_array.h"
+
 namespace exitgw::dp::nat {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
+
+// A prefetch the compiler must keep. GCC treats __builtin_prefetch as free of side effects
+// and deletes whole loops that only compute addresses to prefetch (a burst's staged
+// lookups), so the hint is an asm statement, as DPDK's rte_prefetch0 is.
+inline void prefetch_line(const void* p) noexcept {
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const volatile char*>(p)));
+}
+// For a line about to be written (prefetchw: fetched for ownership).
+inline void prefetch_line_write(const void* p) noexcept {
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const volatile char*>(p)));
+}
 
 // Seeded 64-bit mix of two words (a keyed hash: the seed keeps remote hosts from choosing
 // colliding flows).
@@ -32,15 +45,24 @@ class BucketIndex {
   explicit BucketIndex(uint32_t capacity)
       : n_buckets_(
             static_cast<uint32_t>((uint64_t{capacity} * 10 + kSlots * 8 - 1) / (kSlots * 8)) + 1),
-        buckets_(static_cast<Bucket*>(
-            ::operator new[](sizeof(Bucket) * n_buckets_, std::align_val_t{64}))) {
+        buckets_(static_cast<Bucket*>(huge_alloc(sizeof(Bucket) * n_buckets_))) {
     for (uint32_t i = 0; i < n_buckets_; ++i) new (&buckets_[i]) Bucket{};
   }
-  ~BucketIndex() { ::operator delete[](buckets_, std::align_val_t{64}); }
+  ~BucketIndex() { huge_free(buckets_, sizeof(Bucket) * n_buckets_); }
   BucketIndex(const BucketIndex&) = delete;
   BucketIndex& operator=(const BucketIndex&) = delete;
 
-  void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[home(hash)]); }
+  void prefetch(uint64_t hash) const noexcept { prefetch_line(&buckets_[home(hash)]); }
+
+  // The first index in the home bucket whose tag matches, or kNone: what find() will most
+  // likely return, so a burst can prefetch the record before the real lookup compares keys.
+  uint32_t candidate(uint64_t hash) const noexcept {
+    const uint32_t t = tag(hash);
+    const Bucket& k = buckets_[home(hash)];
+    for (unsigned s = 0; s < kSlots; ++s)
+      if (k.tag[s] == t) return k.index[s];
+    return kNone;
+  }
 
   // The index whose record satisfies `eq`, or kNone.
   template <typename Eq>

@@ -206,11 +206,11 @@ NatWorker::NatWorker(const NatConfig& config, unsigned worker_index, NatEventRin
       timeout_{config.timeouts.udp, config.timeouts.tcp_established, config.timeouts.tcp_transitory,
                config.timeouts.icmp},
       seed_(hash_words(config.hash_seed, worker_index, 0x5eed5eed5eed5eedull)),
-      sessions_(new Session[cap_]),
-      mappings_(new Mapping[cap_]),
-      subs_(new Subscriber[sub_cap_]),
+      sessions_(cap_),
+      mappings_(cap_),
+      subs_(sub_cap_),
       blocks_(new Block[uint64_t{n_addresses_} * blocks_per_slice_]),
-      port_bits_(new uint64_t[uint64_t{n_addresses_} * blocks_per_slice_ * 3 * words_per_block_]),
+      port_bits_(uint64_t{n_addresses_} * blocks_per_slice_ * 3 * words_per_block_),
       free_blocks_(new uint32_t[uint64_t{n_addresses_} * blocks_per_slice_]),
       n_free_blocks_(new uint32_t[n_addresses_]),
       exhaust_reported_(new uint8_t[n_addresses_]()),
@@ -814,8 +814,20 @@ void NatWorker::rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept {
 NatVerdict NatWorker::out(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept {
   const uint32_t now_s = seconds(now);
   Packet p;
+  const bool parsed = parse(ip, len, p, why);
+  return out_parsed(p, parsed, now_s, why);
+}
+
+NatVerdict NatWorker::in(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept {
+  const uint32_t now_s = seconds(now);
+  Packet p;
+  const bool parsed = parse(ip, len, p, why);
+  return in_parsed(p, parsed, now_s, why);
+}
+
+NatVerdict NatWorker::out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept {
   NatVerdict v;
-  if (!parse(ip, len, p, why)) [[unlikely]] {
+  if (!parsed) [[unlikely]] {
     v = NatVerdict::kDrop;
   } else if (p.non_first) [[unlikely]] {
     v = fragment_follow(p, true, now_s, why);
@@ -835,11 +847,9 @@ NatVerdict NatWorker::out(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop*
   return v;
 }
 
-NatVerdict NatWorker::in(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept {
-  const uint32_t now_s = seconds(now);
-  Packet p;
+NatVerdict NatWorker::in_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept {
   NatVerdict v;
-  if (!parse(ip, len, p, why)) [[unlikely]] {
+  if (!parsed) [[unlikely]] {
     v = NatVerdict::kDrop;
   } else if (p.non_first) [[unlikely]] {
     v = fragment_follow(p, false, now_s, why);
@@ -1110,23 +1120,83 @@ NatVerdict NatWorker::fragment_follow(Packet& p, bool outbound, uint32_t now_s,
 
 // ---- bursts -----------------------------------------------------------------------------------
 
+namespace {
+constexpr uint16_t kStage = 32;  // packets whose lookups are staged together
+}  // namespace
+
+// Cache warming only: every decision is taken again by the per-packet path, so a prefetch
+// that guessed wrong (a tag collision, a table change by an earlier packet) costs a miss,
+// never a wrong verdict. The chain: key hash -> bucket -> candidate mapping -> session
+// hash -> bucket -> candidate session, one step for the whole burst at a time.
+template <bool kOutbound>
+void NatWorker::prefetch_lookups(const Packet* p, const bool* parsed, uint16_t n) const noexcept {
+  uint64_t h[kStage];
+  bool go[kStage];
+  for (uint16_t i = 0; i < n; ++i) {
+    // ICMP errors and later fragments take other paths: no session lookup to warm.
+    go[i] = parsed[i] && !p[i].non_first && !(p[i].proto == 2 && is_error(p[i].icmp_type));
+    if (!go[i]) continue;
+    h[i] = kOutbound ? hash_words(inside_key(p[i].src, p[i].sport, p[i].proto), 1, seed_)
+                     : hash_words(inside_key(p[i].dst, p[i].dport, p[i].proto), 2, seed_);
+    (kOutbound ? map_in_ : map_out_).prefetch(h[i]);
+  }
+  uint32_t m[kStage];
+  for (uint16_t i = 0; i < n; ++i) {
+    if (!go[i]) continue;
+    m[i] = (kOutbound ? map_in_ : map_out_).candidate(h[i]);
+    if (m[i] != kNone) prefetch_line(&mappings_[m[i]]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    if (!go[i]) continue;
+    m[i] = kOutbound ? find_mapping_in(p[i].src, p[i].sport, p[i].proto)
+                     : find_mapping_out(p[i].dst, p[i].dport, p[i].proto);
+    if (m[i] == kNone) {
+      go[i] = false;
+      continue;
+    }
+    const uint32_t remote = kOutbound ? p[i].dst : p[i].src;
+    const uint16_t rport = p[i].proto == 2 ? 0 : kOutbound ? p[i].dport : p[i].sport;
+    h[i] = hash_words(uint64_t{m[i]} << 32 | remote, rport, seed_);
+    session_index_.prefetch(h[i]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    if (!go[i]) continue;
+    const uint32_t s = session_index_.candidate(h[i]);
+    if (s != kNone) prefetch_line_write(&sessions_[s]);  // touch() writes it
+  }
+}
+
 void NatWorker::out_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
                           NatVerdict* verdicts, NatDrop* why) noexcept {
-  constexpr uint16_t kAhead = 4;
-  for (uint16_t i = 0; i < n && i < kAhead; ++i) __builtin_prefetch(ips[i]);
-  for (uint16_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(ips[i + kAhead]);
-    verdicts[i] = out(ips[i], lens[i], now, &why[i]);
+  const uint32_t now_s = seconds(now);
+  Packet p[kStage];
+  bool parsed[kStage];
+  for (uint16_t base = 0; base < n; base += kStage) {
+    const uint16_t k = std::min<uint16_t>(kStage, static_cast<uint16_t>(n - base));
+    for (uint16_t i = 0; i < k; ++i) {
+      if (i + 4 < k) prefetch_line(ips[base + i + 4]);
+      parsed[i] = parse(ips[base + i], lens[base + i], p[i], &why[base + i]);
+    }
+    prefetch_lookups<true>(p, parsed, k);
+    for (uint16_t i = 0; i < k; ++i)
+      verdicts[base + i] = out_parsed(p[i], parsed[i], now_s, &why[base + i]);
   }
 }
 
 void NatWorker::in_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
                          NatVerdict* verdicts, NatDrop* why) noexcept {
-  constexpr uint16_t kAhead = 4;
-  for (uint16_t i = 0; i < n && i < kAhead; ++i) __builtin_prefetch(ips[i]);
-  for (uint16_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(ips[i + kAhead]);
-    verdicts[i] = in(ips[i], lens[i], now, &why[i]);
+  const uint32_t now_s = seconds(now);
+  Packet p[kStage];
+  bool parsed[kStage];
+  for (uint16_t base = 0; base < n; base += kStage) {
+    const uint16_t k = std::min<uint16_t>(kStage, static_cast<uint16_t>(n - base));
+    for (uint16_t i = 0; i < k; ++i) {
+      if (i + 4 < k) prefetch_line(ips[base + i + 4]);
+      parsed[i] = parse(ips[base + i], lens[base + i], p[i], &why[base + i]);
+    }
+    prefetch_lookups<false>(p, parsed, k);
+    for (uint16_t i = 0; i < k; ++i)
+      verdicts[base + i] = in_parsed(p[i], parsed[i], now_s, &why[base + i]);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "dataplane/nat/bucket_index.h"
+#include "dataplane/nat/huge_array.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/nat/nat_types.h"
 
@@ -40,7 +41,9 @@ class NatWorker {
   // Internet (or a hairpin hand-off) -> subscriber.
   NatVerdict in(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
 
-  // Bursts: prefetch ahead, then the per-packet path; verdicts[i] and why[i] per packet.
+  // Bursts: the same verdicts and rewrites as out()/in() packet by packet, in order; the
+  // lookups are staged across the burst (parse and hash all, prefetch the buckets, then the
+  // records they point to) so each packet's chain of cache misses overlaps the others'.
   void out_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
                  NatVerdict* verdicts, NatDrop* why) noexcept;
   void in_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
@@ -79,6 +82,10 @@ class NatWorker {
     uint32_t prev, next;
   };
 
+  NatVerdict out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept;
+  NatVerdict in_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept;
+  template <bool kOutbound>
+  void prefetch_lookups(const Packet* p, const bool* parsed, uint16_t n) const noexcept;
   NatVerdict translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
   NatVerdict translate_in(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
   NatVerdict icmp_error_out(Packet& p, NatDrop* why) noexcept;
@@ -138,11 +145,12 @@ class NatWorker {
   uint32_t timeout_[4];
   uint64_t seed_;
 
-  std::unique_ptr<Session[]> sessions_;
-  std::unique_ptr<Mapping[]> mappings_;
-  std::unique_ptr<Subscriber[]> subs_;
+  // The big tables sit on huge pages (huge_array.h): lookups touch them at random.
+  HugeArray<Session> sessions_;
+  HugeArray<Mapping> mappings_;
+  HugeArray<Subscriber> subs_;
   std::unique_ptr<Block[]> blocks_;
-  std::unique_ptr<uint64_t[]> port_bits_;    // per block: kCount protocols x words_per_block_
+  HugeArray<uint64_t> port_bits_;            // per block: kCount protocols x words_per_block_
   std::unique_ptr<uint32_t[]> free_blocks_;  // per address: a stack of free block numbers
   std::unique_ptr<uint32_t[]> n_free_blocks_;
   std::unique_ptr<uint8_t[]> exhaust_reported_;  // per address

@@ -116,6 +116,12 @@ class ModelControl {
     peers_.erase(it);
     return {};
   }
+  // The admin API never sends a whole set (etcd does); the model applies it like control.
+  UpdateResult apply_one(const PeerSet& u, const std::string& source) {
+    std::erase_if(peers_, [&](const auto& kv) { return kv.second.source == source; });
+    for (const PeerConfig& p : u.peers) peers_[p.public_key] = {p, source};
+    return {};
+  }
   UpdateResult apply_one(const ApprovalSet& u, const std::string&) {
     approval_ = u.approved;
     return {};
