@@ -118,3 +118,11 @@ DEFINE_string(admin_token_file, "",
               "at least 16 characters); empty: no admin API");
 DEFINE_bool(admin_allow_non_loopback, false,
             "let --admin_listen bind a non-loopback address (put TLS in front of it)");
+DEFINE_string(etcd_endpoints, "",
+              "etcd v3 endpoints (JSON gateway), e.g. http://10.0.0.5:2379,http://10.0.0.6:2379; "
+              "the region's peers and this node's approval are watched there; empty: no etcd");
+DEFINE_string(etcd_prefix, "/exitgw/default/",
+              "key prefix of this node's region in etcd (ends in '/'): peers/<key>, "
+              "nodes/<node>/approval, status/<node>");
+DEFINE_uint32(etcd_status_ttl, 10,
+              "lease TTL in seconds of this node's status key in etcd (0: write no status)");

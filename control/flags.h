@@ -63,3 +63,6 @@ DECLARE_bool(destination_logging);
 DECLARE_string(admin_listen);
 DECLARE_string(admin_token_file);
 DECLARE_bool(admin_allow_non_loopback);
+DECLARE_string(etcd_endpoints);
+DECLARE_string(etcd_prefix);
+DECLARE_uint32(etcd_status_ttl);

@@ -331,6 +331,12 @@ void Gateway::publish_admin_view() {
   v->draining = draining_;
   v->sources["file:peers"].ok = wg_->stats().peers_reload_errors == 0;
   v->sources["file:policy"].ok = !policy_ || policy_->reload_errors() == 0;
+  if (etcd_) {
+    const auto h = etcd_->health();
+    auto& e = v->sources["etcd"];
+    e.ok = h.connected && h.loaded;
+    e.message = h.last_error;
+  }
   if (exporter_)
     v->sources["ipfix"].ok =
         exporter_->counters().state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp);
@@ -580,6 +586,26 @@ int Gateway::run(const std::atomic<bool>& stop) {
     }
     log_info("admin API on http://" + FLAGS_admin_listen + "/v1/status");
   }
+  if (!FLAGS_etcd_endpoints.empty()) {
+    etcd::EtcdSourceOptions eopt;
+    eopt.endpoints = FLAGS_etcd_endpoints;
+    eopt.prefix = FLAGS_etcd_prefix;
+    eopt.node = constant_labels_[1].second;
+    eopt.status_ttl = std::chrono::seconds(FLAGS_etcd_status_ttl);
+    // Runs on the source's thread: only atomics here.
+    etcd_ = std::make_unique<etcd::EtcdSource>(eopt, updates_, [this] {
+      double busy = 0;
+      for (unsigned w = 0; w < ctx_->n_workers; ++w)
+        busy = std::max(busy, stats_.busy_ratio[w].load());
+      return etcd::NodeStatus{generation_.load(), wg_->stats().active_peers.load(), busy, true};
+    });
+    if (Status s = etcd_->start(); !s) {
+      log_error("etcd: " + s.error());
+      shutdown();
+      return 1;
+    }
+    log_info("etcd: watching " + FLAGS_etcd_prefix + " at " + FLAGS_etcd_endpoints);
+  }
   log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
   uint64_t last_tick = now_ns();
   while (!stop.load(std::memory_order_relaxed)) {
@@ -631,6 +657,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
 
 void Gateway::shutdown() {
   dp::DataplaneContext& ctx = *ctx_;
+  if (etcd_) etcd_->stop();
   admin_.stop();
   metrics_.stop();
   if (workers_launched_) {

@@ -11,6 +11,7 @@
 
 #include "common/result.h"
 #include "control/admin/admin_server.h"
+#include "control/etcd/etcd_source.h"
 #include "control/exit_policy.h"
 #include "control/export/exporter.h"
 #include "control/metrics.h"
@@ -66,7 +67,8 @@ class Gateway {
   UpdateQueue updates_;
   admin::AdminServer admin_;
   std::atomic<std::shared_ptr<const admin::AdminView>> admin_view_;
-  uint64_t generation_ = 0;  // advanced by every applied update, from any source
+  std::atomic<uint64_t> generation_{0};  // advanced by every applied update, from any source
+  std::unique_ptr<etcd::EtcdSource> etcd_;
   std::string last_update_source_;
   int64_t last_update_unix_ms_ = 0;
   bool destination_logging_ = false;
