@@ -16,7 +16,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       librte-net-iavf23 librte-net-ice23 librte-net-i40e23 librte-net-ixgbe23 \
       librte-net-mlx5-23 librte-net-af-packet23 librte-net-af-xdp23 librte-net-memif23 \
       librte-net-null23 libipsec-mb1 libsodium23 libssl3 libprometheus-cpp-core1.0 \
-      libgflags2.2 libcpp-httplib0.11 wireguard-tools iproute2 ethtool curl \
+      libgflags2.2 libcpp-httplib0.11 libhyperscan5 wireguard-tools iproute2 ethtool curl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/control/exitgw /usr/local/bin/exitgw
 COPY conf/ /etc/exitgw/

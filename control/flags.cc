@@ -126,3 +126,7 @@ DEFINE_string(etcd_prefix, "/exitgw/default/",
               "nodes/<node>/approval, status/<node>");
 DEFINE_uint32(etcd_status_ttl, 10,
               "lease TTL in seconds of this node's status key in etcd (0: write no status)");
+DEFINE_string(
+    domain_list_file, "",
+    "domain rules (see conf/domains.conf: block/log exact, suffix or regex) matched "
+    "against DNS query names, TLS SNI and HTTP Host of exit traffic; watched; empty: off");

@@ -66,3 +66,4 @@ DECLARE_bool(admin_allow_non_loopback);
 DECLARE_string(etcd_endpoints);
 DECLARE_string(etcd_prefix);
 DECLARE_uint32(etcd_status_ttl);
+DECLARE_string(domain_list_file);

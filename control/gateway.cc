@@ -157,6 +157,10 @@ Status Gateway::init() {
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
   if (Status s = init_policy(); !s) return s;
+  if (!FLAGS_domain_list_file.empty()) {
+    domains_ = std::make_unique<DomainPolicy>(ctx, FLAGS_domain_list_file);
+    if (Status s = domains_->init(); !s) return s;
+  }
   dp::set_worker_context(&ctx);
   return Ok{};
 }
@@ -488,6 +492,12 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
         const dp::Event& e = events[i];
         if (e.type == dp::EventType::kNeighborSeen)
           neighbors_->learn(e.port, e.ip, e.mac, now);
+        else if (e.type == dp::EventType::kDomainMatch && domains_)
+          // The rule, not the name: names are destinations, logged only by the flow exporter
+          // when destination logging is on.
+          log_info(std::string("domain_match action=") + (e.port ? "block" : "log") +
+                   " rule=" + std::to_string(e.value) + " (" + domains_->rule_text(e.value) +
+                   ") peer_slot=" + std::to_string(e.ip));
         else if (wg_)
           wg_->on_event(e, ns);
       }
@@ -640,6 +650,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
                                      .count());
       }
       policy_->tick(ns);
+      if (domains_) domains_->tick(ns);
       sample_stats();
       if (++admin_view_ticks_ % 10 == 0) publish_admin_view();
       last_tick = ns;
@@ -666,6 +677,7 @@ void Gateway::shutdown() {
     workers_launched_ = false;
     drain_workers(now_ns() / 1000000, now_ns());
   }
+  domains_.reset();
   policy_.reset();
   wg_.reset();
   exporter_.reset();  // flushes what it can; the rest stays in the spool for the next start

@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "control/admin/admin_server.h"
 #include "control/etcd/etcd_source.h"
+#include "control/domain_policy.h"
 #include "control/exit_policy.h"
 #include "control/export/exporter.h"
 #include "control/metrics.h"
@@ -63,6 +64,7 @@ class Gateway {
   std::unique_ptr<NeighborTable> neighbors_;
   std::unique_ptr<WireGuard> wg_;
   std::unique_ptr<ExitPolicy> policy_;
+  std::unique_ptr<DomainPolicy> domains_;
   std::unique_ptr<exporter::Exporter> exporter_;
   UpdateQueue updates_;
   admin::AdminServer admin_;

@@ -104,6 +104,25 @@ std::string Gateway::render_metrics() {
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
   if (exporter_) render_export_metrics(mf);
+  if (domains_) {
+    auto& m = mf.family("exitgw_domain_matches_total",
+                        "Exit packets whose DNS name, TLS SNI or HTTP Host matched a domain rule",
+                        MetricType::Counter);
+    uint64_t blocked = 0, logged = 0, errors = 0;
+    for (unsigned w = 0; w < ctx.n_workers; ++w) {
+      blocked += ctx.workers[w].counters.domain_blocked.get();
+      logged += ctx.workers[w].counters.domain_logged.get();
+      errors += ctx.workers[w].counters.domain_scan_errors.get();
+    }
+    mf.counter(m, {{"action", "block"}}, double(blocked));
+    mf.counter(m, {{"action", "log"}}, double(logged));
+    mf.counter(mf.family("exitgw_domain_scan_errors_total",
+                         "Packets passed unscanned (no Hyperscan scratch)", MetricType::Counter),
+               {}, double(errors));
+    mf.gauge(
+        mf.family("exitgw_domain_rules", "Rules in the running domain list", MetricType::Gauge), {},
+        double(domains_->rules()));
+  }
   return serialize(mf.take());
 }
 

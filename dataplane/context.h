@@ -17,6 +17,10 @@
 
 namespace exitgw::dp {
 
+namespace domain {
+class DomainDatabase;
+}  // namespace domain
+
 namespace nat {
 struct NatConfig;
 class NatEventRing;
@@ -134,6 +138,10 @@ struct DataplaneContext {
 
   // Exit approval and policy; null until control publishes the first one (forward nothing).
   std::atomic<const PolicyView*> policy{nullptr};
+
+  // Domain policy (Hyperscan database); null: no domain list. Swapped by control, freed after
+  // an RCU grace period.
+  std::atomic<const domain::DomainDatabase*> domains{nullptr};
 
   // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
   const nat::NatConfig* nat = nullptr;

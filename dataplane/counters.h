@@ -39,6 +39,7 @@ struct alignas(64) LcoreCounters {
   // WireGuard transport
   Counter wg_rx_packets, wg_rx_bytes, wg_tx_packets, wg_tx_bytes;
   Counter forwarded_out, forwarded_in;
+  Counter domain_blocked, domain_logged, domain_scan_errors;
 
   void drop(uint8_t port, DropReason r, uint64_t n = 1) noexcept {
     drops[port][static_cast<size_t>(r)].add(n);

@@ -63,6 +63,7 @@ namespace exitgw::dp {
   /* exit policy */                                          \
   X(kExitNotApproved, "exit_not_approved")                   \
   X(kPolicyDenied, "policy_denied")                          \
+  X(kDomainBlocked, "domain_blocked")                        \
   /* output */                                               \
   X(kPuntRingFull, "punt_ring_full")                         \
   X(kNeighborUnresolved, "neighbor_unresolved")              \

@@ -10,6 +10,7 @@ enum class EventType : uint8_t {
   kKeypairConfirmed,  // first authenticated packet on a responder's new keypair
   kRekeyWanted,       // send counter or age passed the rekey threshold (value = peer slot)
   kHandshakeWanted,   // traffic for a peer without a usable keypair (value = peer slot)
+  kDomainMatch,       // a domain rule matched (value = rule, ip = peer slot, port = blocked)
 };
 
 struct Event {

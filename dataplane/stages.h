@@ -30,6 +30,8 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // dropped unless the node is an approved exit and the policy allows the destination; returns
 // how many continue, compacted.
 uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Domain rules (DNS names, TLS SNI, HTTP Host) on the same packets: blocked ones dropped.
+uint16_t domain_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Internet packets (IPv4 header in front) for the NAT pool: each goes to the worker owning
 // its public port, is translated back to the subscriber, then sealed (routed mode: sealed).
 void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;

@@ -269,6 +269,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     fwd[out++] = m;
   }
   out = exit_policy(w, fwd, out);
+  out = domain_policy(w, fwd, out);
   if (w.nat()) {
     out = steer_to_nat_owner(w, fwd, out);
     out = nat_out(w, fwd, out);

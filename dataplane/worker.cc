@@ -127,6 +127,18 @@ Status Worker::init() noexcept {
   return Ok{};
 }
 
+domain::DomainScratch* Worker::domain_scratch(const domain::DomainDatabase& db) noexcept {
+  if (&db == domain_seen_) return domain_scratch_.get();
+  domain_seen_ = &db;
+  if (!domain_scratch_) {
+    auto s = domain::DomainScratch::create(db);
+    if (s) domain_scratch_ = std::make_unique<domain::DomainScratch>(std::move(*s));
+  } else if (!domain_scratch_->prepare(db)) {
+    domain_scratch_.reset();
+  }
+  return domain_scratch_.get();
+}
+
 void Worker::handoff(unsigned worker, rte_mbuf* m) noexcept {
   if (worker >= ctx_->n_workers || rte_ring_enqueue(ctx_->workers[worker].handoff, m) != 0)
       [[unlikely]]

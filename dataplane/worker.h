@@ -13,6 +13,7 @@
 #include "dataplane/events.h"
 #include "dataplane/packet_meta.h"
 #include "common/result.h"
+#include "dataplane/domain/domain_database.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/wg/aead_burst.h"
 
@@ -75,6 +76,9 @@ class alignas(64) Worker {
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
   nat::NatWorker* nat() noexcept { return nat_.get(); }
+  // This worker's Hyperscan scratch, grown for `db` the first time the worker sees it (the one
+  // allocation, once per published database); nullptr if that failed.
+  domain::DomainScratch* domain_scratch(const domain::DomainDatabase& db) noexcept;
   // Queues a packet (IPv4 header in front, meta flags saying what is left to do) for the
   // worker that owns its NAT state.
   void handoff(unsigned worker, rte_mbuf* m) noexcept;
@@ -106,6 +110,8 @@ class alignas(64) Worker {
   std::unique_ptr<AeadBurst> aead_;  // created in init(), on this lcore
   std::unique_ptr<nat::NatWorker> nat_;
   std::unique_ptr<nat::NatEventRing> nat_events_;
+  std::unique_ptr<domain::DomainScratch> domain_scratch_;
+  const domain::DomainDatabase* domain_seen_ = nullptr;
   WorkerShared* shared_;
   LcoreCounters* counters_;
   unsigned index_;

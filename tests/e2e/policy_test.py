@@ -67,6 +67,27 @@ class PolicyTest(unittest.TestCase):
         self.assertTrue(L.wait_until(
             lambda: L.Metrics(NAME).get("exitgw_policy_rule_hits_total", rule="acls[0]") > 0, 3))
 
+    def test_domain_list_blocks_a_name_and_lets_others_through(self):
+        # A DNS query is the first packet of a lookup: the gateway matches its name.
+        query = (
+            "import socket, struct, sys\n"
+            "name = sys.argv[1]\n"
+            "q = struct.pack('!HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)\n"
+            "q += b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\0'\n"
+            "q += struct.pack('!HH', 1, 1)\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)\n"
+            "s.sendto(q, ('%s', 53))\n"
+            "try:\n    s.recv(512); print('answered')\n"
+            "except socket.timeout:\n    print('no answer')\n" % L.SERVER)
+        m0 = L.Metrics(NAME).get("exitgw_domain_matches_total", action="block")
+        p = L.lab_exec(NAME, "c1", "/usr/bin/python3", "-c", query, "c1.lab.test", timeout=10)
+        self.assertIn("answered", p.stdout)
+        p = L.lab_exec(NAME, "c1", "/usr/bin/python3", "-c", query, "blocked.lab.test", timeout=10)
+        self.assertIn("no answer", p.stdout)
+        self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
+            "exitgw_domain_matches_total", action="block") > m0, 3))
+        self.assertIn("domain_match action=block", L.gateway_log(NAME))
+
     def test_unapproved_node_forwards_nothing_and_resumes_when_approved(self):
         self.assertGreater(reaches("c1"), 0)
         try:

@@ -1,0 +1,118 @@
+// Burst classification of inner IPv4 packets against the domain policy (domain_burst.h).
+#include "dataplane/domain/domain_burst.h"
+
+#include <rte_byteorder.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+namespace exitgw::dp::domain {
+namespace {
+
+constexpr uint16_t kChunk = 64;
+
+inline uint16_t be16(const uint8_t* p) noexcept {
+  return uint16_t(p[0] << 8 | p[1]);
+}
+
+}  // namespace
+
+Candidate prefilter(const uint8_t* ip, uint32_t len) noexcept {
+  if (len < sizeof(rte_ipv4_hdr)) [[unlikely]]
+    return {};
+  const auto* h = reinterpret_cast<const rte_ipv4_hdr*>(ip);
+  const uint8_t proto = h->next_proto_id;
+  if (proto != IPPROTO_UDP && proto != IPPROTO_TCP) return {};
+  const uint32_t ihl = uint32_t(h->version_ihl & 0x0f) * 4;
+  if ((h->version_ihl >> 4) != 4 || ihl < sizeof(rte_ipv4_hdr)) [[unlikely]]
+    return {};
+  // Non-first fragments carry no port; a first fragment is inspected as far as it goes.
+  if ((be16(reinterpret_cast<const uint8_t*>(&h->fragment_offset)) & RTE_IPV4_HDR_OFFSET_MASK) != 0)
+    return {};
+  uint32_t end = be16(reinterpret_cast<const uint8_t*>(&h->total_length));
+  if (end > len) end = len;  // a packet cut short is inspected for what it holds
+  if (end < ihl) [[unlikely]]
+    return {};
+  const uint8_t* l4 = ip + ihl;
+  const uint32_t l4_len = end - ihl;
+
+  if (proto == IPPROTO_UDP) {
+    if (l4_len < sizeof(rte_udp_hdr) || be16(l4 + 2) != kDnsPort) return {};
+    uint32_t datagram = be16(l4 + 4);
+    if (datagram < sizeof(rte_udp_hdr)) [[unlikely]]
+      return {};
+    if (datagram > l4_len) datagram = l4_len;
+    return {Protocol::kDns, l4 + sizeof(rte_udp_hdr), datagram - uint32_t(sizeof(rte_udp_hdr))};
+  }
+  if (l4_len < sizeof(rte_tcp_hdr)) return {};
+  const uint16_t port = be16(l4 + 2);
+  Protocol p;
+  if (port == kTlsPort) {
+    p = Protocol::kTls;
+  } else if (port == kHttpPort) {
+    p = Protocol::kHttp;
+  } else {
+    return {};
+  }
+  const uint32_t doff = uint32_t(l4[12] >> 4) * 4;
+  if (doff < sizeof(rte_tcp_hdr) || doff >= l4_len) return {};  // bad offset, or no payload
+  return {p, l4 + doff, l4_len - doff};
+}
+
+DomainResult classify_payload(const DomainDatabase& db, DomainScratch& scratch, Protocol protocol,
+                              const uint8_t* payload, size_t len, DomainName* name) noexcept {
+  DomainResult r;
+  r.protocol = protocol;
+  size_t n = 0;
+  switch (protocol) {
+    case Protocol::kDns:
+      r.status = dns_query_name(payload, len, name->text, kNameCapacity, &n);
+      break;
+    case Protocol::kTls:
+      r.status = tls_client_hello_sni(payload, len, name->text, kNameCapacity, &n);
+      break;
+    case Protocol::kHttp:
+      r.status = http_host(payload, len, name->text, kNameCapacity, &n);
+      break;
+    default:
+      return {};
+  }
+  if (r.status != NameStatus::kFound) return r;
+  r.name_length = uint16_t(n);
+  const Verdict v = match(db, scratch, std::string_view(name->text, n));
+  r.action = v.action;
+  r.rule = v.rule;
+  return r;
+}
+
+void classify_burst(const DomainDatabase& db, DomainScratch& scratch, const uint8_t* const* packets,
+                    const uint32_t* lens, uint16_t n, DomainResult* results,
+                    DomainName* names) noexcept {
+  // No prefetch: the headers were just written by decryption and are in cache.
+  DomainName spare;
+  for (uint16_t base = 0; base < n; base += kChunk) {
+    const uint16_t count = n - base < kChunk ? uint16_t(n - base) : kChunk;
+    // 1. Pre-filter: gather the few candidates.
+    Candidate candidates[kChunk];
+    uint16_t index[kChunk];
+    uint16_t found = 0;
+    for (uint16_t i = 0; i < count; ++i) {
+      const uint16_t k = base + i;
+      results[k] = DomainResult{};
+      const Candidate c = prefilter(packets[k], lens[k]);
+      if (c.protocol != Protocol::kNone) [[unlikely]] {
+        candidates[found] = c;
+        index[found++] = k;
+      }
+    }
+    // 2. Extract and scan each candidate (Hyperscan has no multi-buffer block scan).
+    for (uint16_t j = 0; j < found; ++j) {
+      const uint16_t k = index[j];
+      DomainName* name = names != nullptr ? &names[k] : &spare;
+      results[k] = classify_payload(db, scratch, candidates[j].protocol, candidates[j].payload,
+                                    candidates[j].payload_length, name);
+    }
+  }
+}
+
+}  // namespace exitgw::dp::domain

@@ -1,0 +1,182 @@
+// Compiling a domain list into Hyperscan, per-worker scratch, and matching (domain_database.h).
+#include "dataplane/domain/domain_database.h"
+
+#include <hs/hs.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace exitgw::dp::domain {
+
+void DomainDatabase::FreeDatabase::operator()(hs_database* db) const noexcept {
+  hs_free_database(db);
+}
+void DomainDatabase::FreeScratch::operator()(hs_scratch* s) const noexcept {
+  hs_free_scratch(s);
+}
+
+DomainDatabase::~DomainDatabase() = default;
+DomainScratch::~DomainScratch() = default;
+
+size_t DomainDatabase::database_bytes() const noexcept {
+  size_t n = 0;
+  return db_ && hs_database_size(db_.get(), &n) == HS_SUCCESS ? n : 0;
+}
+
+size_t DomainDatabase::scratch_bytes() const noexcept {
+  size_t n = 0;
+  return prototype_ && hs_scratch_size(prototype_.get(), &n) == HS_SUCCESS ? n : 0;
+}
+
+namespace {
+
+constexpr size_t kMaxDomainLength = 253;
+
+// Joins pieces of a message (GCC 12 -Wrestrict misfires on "literal" + std::string at -O3).
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (std::string_view p : parts) out.append(p);
+  return out;
+}
+
+// Every byte but letters and digits becomes \xHH, so nothing in a domain is a metacharacter.
+std::string escape_literal(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (char c : s) {
+    const auto u = uint8_t(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
+
+std::string expression_for(const DomainRule& rule) {
+  return rule.kind == MatchKind::kRegex ? rule.pattern : escape_literal(rule.pattern);
+}
+
+std::string describe(const DomainList& list, size_t index) {
+  const DomainRule& r = list.rules[index];
+  return cat({list.origin, ":", std::to_string(r.line), ": ", kMatchKindNames[size_t(r.kind)], " '",
+              r.pattern, "'"});
+}
+
+}  // namespace
+
+// One scan's best match so far, and what the callback needs to check anchoring.
+struct DomainDatabase::MatchState {
+  const RuleInfo* rules;
+  const char* name;
+  unsigned long long length;
+  uint32_t first_block;
+  Action action;
+  uint32_t rule;
+};
+
+Result<DomainDatabase> compile(const DomainList& list) {
+  DomainDatabase out;
+  out.list_ = list;
+  const size_t n = list.rules.size();
+  if (n > kMaxRules)
+    return make_error(cat({list.origin, ": more than ", std::to_string(kMaxRules), " rules"}));
+  out.info_ = std::make_unique<DomainDatabase::RuleInfo[]>(n ? n : 1);
+  for (size_t i = 0; i < n; ++i) {
+    const DomainRule& r = list.rules[i];
+    if (r.action != Action::kLog && r.action != Action::kBlock)
+      return make_error(cat({describe(list, i), ": action must be block or log"}));
+    if (r.pattern.empty() || (r.kind != MatchKind::kRegex && r.pattern.size() > kMaxDomainLength))
+      return make_error(cat({describe(list, i), ": pattern length out of range"}));
+    out.info_[i] = {r.action, r.kind, uint16_t(r.kind == MatchKind::kRegex ? 0 : r.pattern.size())};
+    if (r.action == Action::kBlock && out.first_block_ == kNoRule) out.first_block_ = uint32_t(i);
+  }
+  if (n == 0) return out;  // Hyperscan refuses an empty set; an empty database matches nothing
+
+  std::vector<std::string> expressions(n);
+  std::vector<const char*> pointers(n);
+  std::vector<unsigned int> flags(n, HS_FLAG_CASELESS);
+  std::vector<unsigned int> ids(n);
+  for (size_t i = 0; i < n; ++i) {
+    expressions[i] = expression_for(list.rules[i]);
+    // A literal must report every occurrence: only the one at the end of the name counts.
+    if (list.rules[i].kind == MatchKind::kRegex) flags[i] |= HS_FLAG_SINGLEMATCH;
+    pointers[i] = expressions[i].c_str();
+    ids[i] = unsigned(i);
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* error = nullptr;
+  if (hs_compile_multi(pointers.data(), flags.data(), ids.data(), unsigned(n), HS_MODE_BLOCK,
+                       nullptr, &db, &error) != HS_SUCCESS) {
+    std::string where = list.origin;
+    if (error != nullptr && error->expression >= 0 && size_t(error->expression) < n)
+      where = describe(list, size_t(error->expression));
+    std::string message = error != nullptr && error->message ? error->message : "unknown error";
+    if (message.starts_with("Pattern matches empty buffer"))
+      message = "the pattern matches the empty name, so it would match every name";
+    hs_free_compile_error(error);
+    return make_error(cat({where, ": ", message}));
+  }
+  out.db_.reset(db);
+  hs_scratch_t* scratch = nullptr;
+  if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
+    return make_error(cat({list.origin, ": cannot allocate Hyperscan scratch"}));
+  out.prototype_.reset(scratch);
+  return out;
+}
+
+Result<DomainScratch> DomainScratch::create(const DomainDatabase& db) {
+  DomainScratch s;
+  if (db.prototype_) {
+    hs_scratch_t* clone = nullptr;
+    if (hs_clone_scratch(db.prototype_.get(), &clone) != HS_SUCCESS)
+      return make_error("cannot clone Hyperscan scratch");
+    s.hs_.reset(clone);
+  }
+  return s;
+}
+
+Status DomainScratch::prepare(const DomainDatabase& db) {
+  if (!db.db_) return Ok{};
+  hs_scratch_t* s = hs_.release();
+  const hs_error_t rc = hs_alloc_scratch(db.db_.get(), &s);  // grows in place, or allocates
+  hs_.reset(s);
+  if (rc != HS_SUCCESS) return make_error("cannot grow Hyperscan scratch");
+  return Ok{};
+}
+
+int DomainDatabase::on_match(unsigned int id, unsigned long long /*from*/, unsigned long long to,
+                             unsigned int /*flags*/, void* context) noexcept {
+  auto& m = *static_cast<MatchState*>(context);
+  const RuleInfo& r = m.rules[id];
+  if (r.kind != MatchKind::kRegex) {
+    if (to != m.length) return 0;  // a literal counts only at the end of the name
+    if (to != r.length && (r.kind == MatchKind::kExact || m.name[to - r.length - 1] != '.'))
+      return 0;  // exact must also start the name; suffix must follow a dot
+  }
+  if (r.action > m.action || (r.action == m.action && id < m.rule)) {
+    m.action = r.action;
+    m.rule = id;
+  }
+  return m.rule == m.first_block ? 1 : 0;  // nothing can beat the first block rule: stop
+}
+
+Verdict match(const DomainDatabase& db, DomainScratch& scratch, std::string_view name) noexcept {
+  if (name.empty() || !db.db_) return {};
+  DomainDatabase::MatchState m{db.info_.get(),  name.data(),   name.size(),
+                               db.first_block_, Action::kNone, kNoRule};
+  const hs_error_t rc = hs_scan(db.db_.get(), name.data(), unsigned(name.size()), 0,
+                                scratch.hs_.get(), DomainDatabase::on_match, &m);
+  if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) [[unlikely]] {
+    ++scratch.scan_errors_;
+    return {};
+  }
+  return {m.action, m.rule};
+}
+
+}  // namespace exitgw::dp::domain

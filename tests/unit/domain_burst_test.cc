@@ -1,0 +1,268 @@
+// classify_burst on mixed inner IPv4 traffic: only UDP/53, TCP/443 and TCP/80 payloads are
+// inspected, each gets its verdict, rule, protocol and name; everything else passes untouched.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dataplane/domain/domain_burst.h"
+
+namespace exitgw::dp::domain {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+void put16(Bytes& b, size_t v) {
+  b.push_back(uint8_t(v >> 8));
+  b.push_back(uint8_t(v));
+}
+
+// An IPv4 packet (no options) around an L4 header and payload.
+Bytes ipv4(uint8_t proto, const Bytes& l4, uint16_t frag = 0) {
+  Bytes b = {0x45, 0};
+  put16(b, 20 + l4.size());
+  put16(b, 1);
+  put16(b, frag);
+  b.push_back(64);
+  b.push_back(proto);
+  put16(b, 0);
+  for (uint8_t x : {100, 64, 0, 2, 93, 184, 216, 34}) b.push_back(x);
+  b.insert(b.end(), l4.begin(), l4.end());
+  return b;
+}
+
+Bytes udp(uint16_t dport, const Bytes& payload) {
+  Bytes l4;
+  put16(l4, 40000);
+  put16(l4, dport);
+  put16(l4, 8 + payload.size());
+  put16(l4, 0);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return ipv4(17, l4);
+}
+
+Bytes tcp(uint16_t dport, const Bytes& payload, uint8_t data_offset_words = 5) {
+  Bytes l4;
+  put16(l4, 40000);
+  put16(l4, dport);
+  for (int i = 0; i < 8; ++i) l4.push_back(0);  // seq, ack
+  l4.push_back(uint8_t(data_offset_words << 4));
+  l4.push_back(0x18);  // PSH|ACK
+  put16(l4, 65535);
+  put16(l4, 0);
+  put16(l4, 0);
+  l4.resize(l4.size() + (data_offset_words - 5) * 4, 1);  // NOP options
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return ipv4(6, l4);
+}
+
+Bytes dns_query(const std::string& dotted) {
+  Bytes b = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  size_t start = 0;
+  while (start <= dotted.size()) {
+    size_t dot = dotted.find('.', start);
+    if (dot == std::string::npos) dot = dotted.size();
+    b.push_back(uint8_t(dot - start));
+    b.insert(b.end(), dotted.begin() + long(start), dotted.begin() + long(dot));
+    start = dot + 1;
+  }
+  b.push_back(0);
+  put16(b, 28);
+  put16(b, 1);
+  return b;
+}
+
+Bytes client_hello(const std::string& host) {
+  Bytes body = {3, 3};
+  body.resize(body.size() + 32, 7);
+  body.push_back(0);
+  put16(body, 2);
+  put16(body, 0x1301);
+  body.push_back(1);
+  body.push_back(0);
+  Bytes ext;
+  put16(ext, 0);
+  put16(ext, host.size() + 5);
+  put16(ext, host.size() + 3);
+  ext.push_back(0);
+  put16(ext, host.size());
+  ext.insert(ext.end(), host.begin(), host.end());
+  put16(body, ext.size());
+  body.insert(body.end(), ext.begin(), ext.end());
+  Bytes rec = {22, 3, 1};
+  put16(rec, body.size() + 4);
+  rec.push_back(1);
+  rec.push_back(0);
+  put16(rec, body.size());
+  rec.insert(rec.end(), body.begin(), body.end());
+  return rec;
+}
+
+Bytes http(const std::string& host) {
+  const std::string s = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+  return Bytes(s.begin(), s.end());
+}
+
+struct Burst {
+  std::vector<Bytes> packets;
+  std::vector<DomainResult> results;
+  std::vector<DomainName> names;
+
+  void run(const DomainDatabase& db, DomainScratch& scratch, bool with_names = true) {
+    std::vector<const uint8_t*> ptrs;
+    std::vector<uint32_t> lens;
+    for (auto& p : packets) {
+      ptrs.push_back(p.data());
+      lens.push_back(uint32_t(p.size()));
+    }
+    results.assign(packets.size(), DomainResult{Action::kLog, Protocol::kHttp});  // garbage
+    names.assign(packets.size(), DomainName{});
+    classify_burst(db, scratch, ptrs.data(), lens.data(), uint16_t(packets.size()), results.data(),
+                   with_names ? names.data() : nullptr);
+  }
+};
+
+class DomainBurstTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto list = parse_domain_list(
+        "block suffix blocked.example\n"  // 0
+        "log exact logged.example\n"      // 1
+        "log regex ^ads[0-9]*\\.\n",      // 2
+        "t");
+    ASSERT_TRUE(list.ok()) << list.error();
+    auto compiled = compile(*list);
+    ASSERT_TRUE(compiled.ok()) << compiled.error();
+    db_ = std::make_unique<DomainDatabase>(std::move(compiled).value());
+    auto s = DomainScratch::create(*db_);
+    ASSERT_TRUE(s.ok());
+    scratch_ = std::make_unique<DomainScratch>(std::move(s).value());
+  }
+  std::unique_ptr<DomainDatabase> db_;
+  std::unique_ptr<DomainScratch> scratch_;
+};
+
+TEST_F(DomainBurstTest, MixedBurstGetsVerdictsProtocolsAndNames) {
+  Burst b;
+  b.packets = {
+      udp(53, dns_query("WWW.Blocked.Example")),  // 0 block via DNS
+      tcp(443, client_hello("logged.example")),   // 1 log via SNI
+      tcp(80, http("ads3.cdn.example:8080")),     // 2 log via Host (regex)
+      tcp(443, client_hello("fine.example")),     // 3 no match
+      tcp(22, http("blocked.example")),           // 4 other port: not inspected
+      udp(54, dns_query("blocked.example")),      // 5 other port
+      tcp(80, http("blocked.example"), 8),        // 6 TCP options before the payload
+      tcp(443, {}),                               // 7 no payload (SYN-like)
+      tcp(443, {23, 3, 3, 0, 2, 0, 0}),           // 8 application data
+      udp(53, {0x12}),                            // 9 DNS cut short
+  };
+  b.run(*db_, *scratch_);
+  const auto& r = b.results;
+  EXPECT_EQ(r[0].protocol, Protocol::kDns);
+  EXPECT_EQ(r[0].status, NameStatus::kFound);
+  EXPECT_EQ(r[0].action, Action::kBlock);
+  EXPECT_EQ(r[0].rule, 0u);
+  EXPECT_STREQ(b.names[0].text, "www.blocked.example");
+  EXPECT_EQ(r[0].name_length, 19u);
+
+  EXPECT_EQ(r[1].protocol, Protocol::kTls);
+  EXPECT_EQ(r[1].action, Action::kLog);
+  EXPECT_EQ(r[1].rule, 1u);
+  EXPECT_STREQ(b.names[1].text, "logged.example");
+
+  EXPECT_EQ(r[2].protocol, Protocol::kHttp);
+  EXPECT_EQ(r[2].action, Action::kLog);
+  EXPECT_EQ(r[2].rule, 2u);
+  EXPECT_STREQ(b.names[2].text, "ads3.cdn.example");
+
+  EXPECT_EQ(r[3].protocol, Protocol::kTls);
+  EXPECT_EQ(r[3].status, NameStatus::kFound);
+  EXPECT_EQ(r[3].action, Action::kNone);
+  EXPECT_EQ(r[3].rule, kNoRule);
+  EXPECT_STREQ(b.names[3].text, "fine.example");
+
+  for (int i : {4, 5, 7}) {
+    EXPECT_EQ(r[i].protocol, Protocol::kNone) << i;
+    EXPECT_EQ(r[i].action, Action::kNone) << i;
+    EXPECT_EQ(r[i].rule, kNoRule) << i;
+  }
+  EXPECT_EQ(r[6].action, Action::kBlock);
+  EXPECT_EQ(r[8].protocol, Protocol::kTls);
+  EXPECT_EQ(r[8].status, NameStatus::kNotThisProtocol);
+  EXPECT_EQ(r[9].protocol, Protocol::kDns);
+  EXPECT_EQ(r[9].status, NameStatus::kIncomplete);
+  EXPECT_EQ(r[9].action, Action::kNone);
+}
+
+TEST_F(DomainBurstTest, FragmentsAndBrokenHeadersAreNotInspected) {
+  Burst b;
+  Bytes later_fragment = udp(53, dns_query("blocked.example"));
+  later_fragment[6] = 0x00;
+  later_fragment[7] = 0x10;  // offset 128 bytes
+  Bytes first_fragment = udp(53, dns_query("blocked.example"));
+  first_fragment[6] = 0x20;  // MF, offset 0: the header is here, inspect it
+  Bytes ipv6ish = udp(53, dns_query("blocked.example"));
+  ipv6ish[0] = 0x65;
+  Bytes short_ihl = udp(53, dns_query("blocked.example"));
+  short_ihl[0] = 0x44;
+  Bytes cut = tcp(80, http("blocked.example"));
+  cut.resize(30);  // TCP header cut short
+  Bytes bad_doff = tcp(80, http("blocked.example"));
+  bad_doff[32] = 0x40;  // data offset 4 words
+  Bytes short_udp_len = udp(53, dns_query("blocked.example"));
+  short_udp_len[24] = 0;
+  short_udp_len[25] = 4;
+  b.packets = {later_fragment, first_fragment, ipv6ish,        short_ihl, cut,
+               bad_doff,       short_udp_len,  Bytes(10, 0x45)};
+  b.run(*db_, *scratch_);
+  EXPECT_EQ(b.results[0].protocol, Protocol::kNone);
+  EXPECT_EQ(b.results[1].action, Action::kBlock);
+  for (size_t i = 2; i < b.packets.size(); ++i)
+    EXPECT_EQ(b.results[i].protocol, Protocol::kNone) << i;
+}
+
+TEST_F(DomainBurstTest, TruncatedBufferIsInspectedForWhatItHolds) {
+  Burst b;
+  Bytes p = tcp(443, client_hello("blocked.example"));
+  b.packets = {p};
+  b.run(*db_, *scratch_);
+  EXPECT_EQ(b.results[0].action, Action::kBlock);
+  // The IP total length claims more than the buffer: only the buffer is read.
+  b.packets[0].resize(p.size() - 4);
+  b.run(*db_, *scratch_);
+  EXPECT_EQ(b.results[0].status, NameStatus::kIncomplete);
+}
+
+TEST_F(DomainBurstTest, LargeBurstsWithoutNameBuffersKeepEveryVerdict) {
+  Burst b;
+  for (int i = 0; i < 200; ++i) {
+    if (i % 3 == 0)
+      b.packets.push_back(udp(53, dns_query("x" + std::to_string(i) + ".blocked.example")));
+    else if (i % 3 == 1)
+      b.packets.push_back(tcp(8443, client_hello("blocked.example")));
+    else
+      b.packets.push_back(tcp(80, http("logged.example")));
+  }
+  b.run(*db_, *scratch_, false);
+  for (int i = 0; i < 200; ++i) {
+    const Action want = i % 3 == 0 ? Action::kBlock : i % 3 == 1 ? Action::kNone : Action::kLog;
+    EXPECT_EQ(b.results[i].action, want) << i;
+  }
+  EXPECT_EQ(b.results[0].name_length, std::string("x0.blocked.example").size());
+}
+
+TEST(DomainBurst, PrefilterPicksPayloadByProtocolAndPort) {
+  const Bytes dns = udp(53, dns_query("a.b"));
+  const Candidate c = prefilter(dns.data(), uint32_t(dns.size()));
+  EXPECT_EQ(c.protocol, Protocol::kDns);
+  EXPECT_EQ(c.payload, dns.data() + 28);
+  EXPECT_EQ(c.payload_length, dns.size() - 28);
+  const Bytes other = tcp(8080, http("a.b"));
+  EXPECT_EQ(prefilter(other.data(), uint32_t(other.size())).protocol, Protocol::kNone);
+  Bytes icmp = ipv4(1, Bytes(8, 0));
+  EXPECT_EQ(prefilter(icmp.data(), uint32_t(icmp.size())).protocol, Protocol::kNone);
+}
+
+}  // namespace
+}  // namespace exitgw::dp::domain
