@@ -131,7 +131,11 @@ Status Gateway::init() {
                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
     const std::string handoff = "handoff" + std::to_string(w);
     ws.handoff = rte_ring_create(handoff.c_str(), 4096, rte_socket_id(), RING_F_SC_DEQ);
-    if (ws.punt == nullptr || ws.events == nullptr || ws.handoff == nullptr)
+    const std::string commands = "commands" + std::to_string(w);
+    ws.commands = rte_ring_create_elem(commands.c_str(), sizeof(dp::WorkerCommand), 1024,
+                                       rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (ws.punt == nullptr || ws.events == nullptr || ws.handoff == nullptr ||
+        ws.commands == nullptr)
       return make_error("cannot create worker rings: " + std::string(rte_strerror(rte_errno)));
   }
 
@@ -700,7 +704,9 @@ void Gateway::shutdown() {
     rte_ring_free(ctx.workers[w].punt);
     rte_ring_free(ctx.workers[w].events);
     rte_ring_free(ctx.workers[w].handoff);
+    rte_ring_free(ctx.workers[w].commands);
     ctx.workers[w].punt = ctx.workers[w].events = ctx.workers[w].handoff = nullptr;
+    ctx.workers[w].commands = nullptr;
   }
   if (ctx.neighbors) {
     rte_hash_free(ctx.neighbors);

@@ -215,6 +215,9 @@ void Gateway::render_nat_metrics(MetricFamilies& mf) {
       mf.family("exitgw_nat_sessions_created_total", "NAT sessions created", MetricType::Counter);
   auto& expired = mf.family("exitgw_nat_sessions_expired_total",
                             "NAT sessions removed after their idle timeout", MetricType::Counter);
+  auto& removed = mf.family("exitgw_nat_sessions_removed_total",
+                            "NAT sessions removed with their peer (or a prefix it no longer has)",
+                            MetricType::Counter);
   auto& blocks =
       mf.family("exitgw_nat_blocks_allocated_total",
                 "Port blocks allocated (released: the release counter)", MetricType::Counter);
@@ -248,6 +251,7 @@ void Gateway::render_nat_metrics(MetricFamilies& mf) {
     mf.counter(translations, {{"worker", ws}, {"direction", "in"}}, double(c->translated_in.get()));
     mf.counter(created, {{"worker", ws}}, double(c->sessions_created.get()));
     mf.counter(expired, {{"worker", ws}}, double(c->sessions_expired.get()));
+    mf.counter(removed, {{"worker", ws}}, double(c->sessions_removed.get()));
     mf.counter(blocks, {{"worker", ws}}, double(c->blocks_allocated.get()));
     mf.counter(released, {{"worker", ws}}, double(c->blocks_released.get()));
     mf.counter(exhausted, {{"worker", ws}}, double(c->pool_exhausted.get()));

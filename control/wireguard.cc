@@ -15,11 +15,14 @@
 #include <rte_lpm.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 #include <rte_udp.h>
 
 #include "control/log.h"
 #include "control/net_parse.h"
 #include "control/wg/crypto.h"
+#include "dataplane/events.h"
 #include "dataplane/packet_meta.h"
 
 namespace exitgw {
@@ -306,13 +309,36 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     }
   }
   for (const auto& [k, slot] : route_slot_) {
-    if (next_routes.count(k)) continue;
+    auto next = next_routes.find(k);
+    if (next != next_routes.end() && next->second == slot) continue;
+    // The prefix left its peer: the NAT state its addresses held goes with it.
+    remove_nat_state(k);
+    if (next != next_routes.end()) continue;
     rte_lpm_delete(ctx_.allowed_ips, static_cast<uint32_t>(k >> 8), static_cast<uint8_t>(k));
   }
   route_slot_ = std::move(next_routes);
   stats_.active_peers = peers_.size();
   stats_.generation++;
   return Ok{};
+}
+
+// Every worker may hold NAT state for the prefix (the owner changes when a peer is re-added),
+// so each is told; the worker frees it between bursts.
+void WireGuard::remove_nat_state(uint64_t route) {
+  if (ctx_.nat == nullptr) return;
+  dp::WorkerCommand c{dp::WorkerCommandType::kNatRemoveSubscribers,
+                      static_cast<uint8_t>(route & 0xff),
+                      {},
+                      static_cast<uint32_t>(route >> 8)};
+  for (unsigned w = 0; w < ctx_.n_workers; ++w) {
+    rte_ring* r = ctx_.workers[w].commands;
+    if (r == nullptr) continue;
+    if (rte_ring_enqueue_elem(r, &c, sizeof(c)) != 0) {
+      stats_.nat_removals_lost++;
+      log_error("wireguard: worker " + std::to_string(w) +
+                " command ring full: NAT state of a removed prefix stays until it expires");
+    }
+  }
 }
 
 void WireGuard::remove_peer(Peer& p) {

@@ -47,7 +47,7 @@ struct WireGuardStats {
   std::atomic<uint64_t> initiations_received{0}, responses_sent{0}, initiations_sent{0},
       responses_received{0}, cookies_sent{0}, cookies_received{0}, rate_limited{0},
       keepalives_sent{0}, keypairs_created{0}, keypairs_expired{0}, handshakes_completed{0},
-      refused_draining{0}, peers_reloads{0}, peers_reload_errors{0};
+      refused_draining{0}, peers_reloads{0}, peers_reload_errors{0}, nat_removals_lost{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
   std::atomic<bool> under_load{false};
@@ -125,6 +125,7 @@ class WireGuard {
   void retire_all(Peer& p);
   void publish_send(Peer& p);
   void remove_peer(Peer& p);
+  void remove_nat_state(uint64_t route);
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);

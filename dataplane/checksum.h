@@ -149,6 +149,14 @@ inline uint64_t pseudo_header_sum(const rte_ipv4_hdr* ip, uint8_t proto, uint16_
 }
 
 // The UDP checksum to store for a datagram whose checksum field is zero (0 becomes 0xffff).
+// Forwarding: TTL - 1 and the header checksum updated incrementally (RFC 1624: the TTL/protocol
+// word drops by 0x0100, so the checksum rises by it, end-around carry folded).
+inline void ipv4_decrement_ttl(rte_ipv4_hdr* ip) noexcept {
+  --ip->time_to_live;
+  const uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
+  ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+}
+
 inline uint16_t udp_checksum(const rte_ipv4_hdr* ip, const rte_udp_hdr* udp) noexcept {
   const uint16_t len = rte_be_to_cpu_16(udp->dgram_len);
   const uint16_t sum = static_cast<uint16_t>(

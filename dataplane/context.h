@@ -109,6 +109,7 @@ struct alignas(64) WorkerShared {
   // lives on the worker that owns the port's slice.
   rte_ring* handoff = nullptr;
   nat::NatEventRing* nat_events = nullptr;  // block allocations, exhaustion (to control)
+  rte_ring* commands = nullptr;             // WorkerCommand records from control
   std::atomic<const nat::NatCounters*> nat_counters{nullptr};  // set by the worker at start
   unsigned lcore_id = 0;
   uint16_t queue = 0;  // RX queue and TX queue index on every port

@@ -60,6 +60,8 @@ namespace exitgw::dp {
   /* nat (dataplane/nat/nat_drops.h), in NatDrop order */    \
   EXITGW_NAT_DROPS(X)                                        \
   X(kHandoffRingFull, "handoff_ring_full")                   \
+  X(kFragmentParkFull, "fragment_park_full")                 \
+  X(kFragmentTimeout, "fragment_timeout")                    \
   /* exit policy */                                          \
   X(kExitNotApproved, "exit_not_approved")                   \
   X(kPolicyDenied, "policy_denied")                          \

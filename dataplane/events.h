@@ -22,4 +22,17 @@ struct Event {
 };
 static_assert(sizeof(Event) == 16);
 
+// Control -> worker, over each worker's command ring (control the only producer).
+enum class WorkerCommandType : uint8_t {
+  kNatRemoveSubscribers,  // prefix/len no longer belongs to the peer that held NAT state for it
+};
+
+struct WorkerCommand {
+  WorkerCommandType type;
+  uint8_t len;
+  uint8_t pad[2];
+  uint32_t prefix;  // host order
+};
+static_assert(sizeof(WorkerCommand) == 8);
+
 }  // namespace exitgw::dp

@@ -14,9 +14,11 @@ enum class PuntReason : uint8_t {
 };
 
 // PacketMeta::flags
-inline constexpr uint8_t kMetaLocal = 1;   // originated here (no TTL decrement when sealed)
-inline constexpr uint8_t kMetaNatIn = 2;   // handed off: run NAT inbound here, then seal
-inline constexpr uint8_t kMetaNatOut = 4;  // handed off: run NAT outbound here, then output
+inline constexpr uint8_t kMetaLocal =
+    1;  // originated here or hairpinned: no TTL decrement when sealed
+inline constexpr uint8_t kMetaNatIn = 2;     // handed off: run NAT inbound here, then seal
+inline constexpr uint8_t kMetaNatOut = 4;    // handed off: run NAT outbound here, then output
+inline constexpr uint8_t kMetaFragHome = 8;  // an inbound fragment handed to its datagram's home
 
 struct PacketMeta {
   uint32_t next_hop;  // IPv4, network order: whom to resolve for the L2 header

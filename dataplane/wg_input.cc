@@ -6,6 +6,7 @@
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
+#include "dataplane/checksum.h"
 #include "dataplane/icmp_error.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/peer_tally.h"
@@ -40,37 +41,58 @@ DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
 
 // Source translation for a burst bound for the internet; returns how many still go there.
 // Hairpinned packets (one subscriber to another's public address) go back into the tunnel,
-// through the owning worker when the destination port is in another worker's slice.
+// through the owning worker when the destination port is in another worker's slice. A later
+// fragment that comes before its first one waits in the fragment park and follows it.
 uint16_t nat_out_here(Worker& w, nat::NatWorker& nat, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_ipv4_hdr* ips[kBurst];
   uint32_t lens[kBurst];
+  FragmentPark::Key firsts[kBurst];
+  uint16_t n_firsts = 0;
   for (uint16_t i = 0; i < n; ++i) {
     ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv4_hdr*);
     lens[i] = rte_pktmbuf_data_len(pkts[i]);
+    if (FragmentPark::first_fragment(ips[i])) [[unlikely]]
+      firsts[n_firsts++] = FragmentPark::key_of(ips[i], false);
   }
+  const uint64_t now = rte_rdtsc();
   nat::NatVerdict verdict[kBurst];
   nat::NatDrop why[kBurst];
-  nat.out_burst(ips, lens, n, rte_rdtsc(), verdict, why);
+  nat.out_burst(ips, lens, n, now, verdict, why);
   rte_mbuf* hairpin[kBurst];
-  uint16_t out = 0, n_hairpin = 0;
+  rte_mbuf* elsewhere[kBurst];
+  uint16_t out = 0, n_hairpin = 0, n_elsewhere = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     switch (verdict[i]) {
       case nat::NatVerdict::kForward:
         pkts[out++] = m;
         break;
+      // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
       case nat::NatVerdict::kHairpin:
+        meta(m)->flags |= kMetaLocal;
         hairpin[n_hairpin++] = m;
         break;
       case nat::NatVerdict::kHairpinHandoff:
-        meta(m)->flags |= kMetaNatIn;
-        w.handoff(nat::inbound_owner(*w.ctx().nat, ips[i], lens[i]), m);
+        meta(m)->flags |= kMetaLocal;
+        elsewhere[n_elsewhere++] = m;
         break;
       default:
+        if (why[i] == nat::NatDrop::kFragmentNoState &&
+            w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
+          break;
         w.drop(m, drop_reason_of(why[i]));
     }
   }
   wg_seal(w, hairpin, n_hairpin);
+  // Translated as if from the internet: nat_in steers them as it steers arrivals (by port,
+  // fragments through their home worker).
+  nat_in(w, elsewhere, n_elsewhere);
+  for (uint16_t f = 0; f < n_firsts && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts[f], held));
+    n_held = nat_out_here(w, nat, held, n_held);
+    ipv4_output(w, held, n_held);
+  }
   return out;
 }
 
@@ -259,10 +281,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.drop(m, DropReason::kIpv4TtlExpired);
       continue;
     }
-    // Forwarding: TTL - 1 with the RFC 1624 incremental checksum update.
-    --ip->time_to_live;
-    uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
-    ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+    ipv4_decrement_ttl(ip);
     PacketMeta* pm = meta(m);
     pm->out_port = internet;
     pm->peer_slot = slot[j];

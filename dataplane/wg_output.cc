@@ -183,11 +183,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.counters().wg_rekey_events.add();
       w.event(e);
     }
-    if (!(meta(m)->flags & kMetaLocal)) {
-      --ip->time_to_live;
-      uint32_t sum = uint32_t{ip->hdr_checksum} + RTE_BE16(0x0100);
-      ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
-    }
+    if (!(meta(m)->flags & kMetaLocal)) ipv4_decrement_ttl(ip);
     // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
     const uint32_t padded =
         std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));

@@ -123,6 +123,7 @@ Status Worker::init() noexcept {
     nat_ = std::make_unique<nat::NatWorker>(*ctx_->nat, index_, nat_events_.get());
     shared_->nat_events = nat_events_.get();
     shared_->nat_counters.store(&nat_->counters(), std::memory_order_release);
+    frag_park_.set_timeout(uint64_t{ctx_->nat->fragment_timeout} * rte_get_tsc_hz());
   }
   return Ok{};
 }
@@ -143,6 +144,14 @@ void Worker::handoff(unsigned worker, rte_mbuf* m) noexcept {
   if (worker >= ctx_->n_workers || rte_ring_enqueue(ctx_->workers[worker].handoff, m) != 0)
       [[unlikely]]
     drop(m, DropReason::kHandoffRingFull);
+}
+
+// Rare and bounded: a few commands per loop (a removed peer's NAT state).
+void Worker::process_commands() noexcept {
+  WorkerCommand c;
+  for (unsigned i = 0; i < 4 && rte_ring_dequeue_elem(shared_->commands, &c, sizeof(c)) == 0; ++i)
+    if (c.type == WorkerCommandType::kNatRemoveSubscribers)
+      nat_->remove_subscribers(c.prefix, c.len);
 }
 
 unsigned Worker::process_handoff() noexcept {
@@ -192,7 +201,14 @@ int Worker::run() noexcept {
       }
     }
     if (ctx_->n_workers > 1) total += process_handoff();
-    if (nat_) nat_->expire(rte_rdtsc(), 64);  // bounded work per loop, never a stall
+    if (nat_) {
+      const uint64_t tsc = rte_rdtsc();
+      nat_->expire(tsc, 64);  // bounded work per loop, never a stall
+      if (frag_park_.holding()) [[unlikely]]
+        frag_park_.expire(*this, tsc);
+      if (shared_->commands && rte_ring_count(shared_->commands) != 0) [[unlikely]]
+        process_commands();
+    }
     flush();
     rte_rcu_qsbr_quiescent(ctx_->rcu, index_);
     counters_->loops.add();
@@ -209,6 +225,7 @@ int Worker::run() noexcept {
     }
     last = now;
   }
+  frag_park_.expire(*this, UINT64_MAX);
   flush();
   rte_rcu_qsbr_thread_offline(ctx_->rcu, index_);
   rte_rcu_qsbr_thread_unregister(ctx_->rcu, index_);

@@ -11,6 +11,7 @@
 
 #include "dataplane/context.h"
 #include "dataplane/events.h"
+#include "dataplane/frag_park.h"
 #include "dataplane/packet_meta.h"
 #include "common/result.h"
 #include "dataplane/domain/domain_database.h"
@@ -83,6 +84,7 @@ class alignas(64) Worker {
   // worker that owns its NAT state.
   void handoff(unsigned worker, rte_mbuf* m) noexcept;
   LcoreCounters& counters() noexcept { return *counters_; }
+  FragmentPark& frag_park() noexcept { return frag_park_; }
   uint16_t queue() const noexcept { return shared_->queue; }
   unsigned index() const noexcept { return index_; }
   // Token bucket for ICMP the worker originates (echo replies, later errors).
@@ -102,6 +104,7 @@ class alignas(64) Worker {
   }
   void process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
   unsigned process_handoff() noexcept;
+  void process_commands() noexcept;
   void idle_backoff(unsigned idle_loops) noexcept;
 
   static constexpr unsigned kFreeCapacity = 2 * kBurst;
@@ -112,6 +115,7 @@ class alignas(64) Worker {
   std::unique_ptr<nat::NatEventRing> nat_events_;
   std::unique_ptr<domain::DomainScratch> domain_scratch_;
   const domain::DomainDatabase* domain_seen_ = nullptr;
+  FragmentPark frag_park_;
   WorkerShared* shared_;
   LcoreCounters* counters_;
   unsigned index_;

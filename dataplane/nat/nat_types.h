@@ -106,7 +106,7 @@ class Gauge {
 struct alignas(64) NatCounters {
   Counter translated_out, translated_in, hairpinned, fragments_followed;
   Counter drops[static_cast<size_t>(NatDrop::kCount)];
-  Counter sessions_created, sessions_expired, blocks_allocated, blocks_released;
+  Counter sessions_created, sessions_expired, sessions_removed, blocks_allocated, blocks_released;
   Counter pool_exhausted, events_lost;
   Gauge sessions_tcp_established, sessions_tcp_transitory, sessions_udp, sessions_icmp;
   Gauge mappings, subscribers, blocks_in_use;

@@ -47,7 +47,7 @@ constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04;
 constexpr uint8_t kSynOut = 1, kSynIn = 2, kFinOut = 4, kFinIn = 8, kRstSeen = 16;
 constexpr uint8_t kClassUdp = 0, kClassTcpEstablished = 1, kClassTcpTransitory = 2, kClassIcmp = 3;
-constexpr uint8_t kLimitReported = 1, kPortLimitReported = 2;
+constexpr uint8_t kLimitReported = 1, kPortLimitReported = 2, kSubscriberInUse = 4;
 constexpr unsigned kAdfScanLimit = 32;  // sessions of one mapping searched for an address
 
 // Unaligned raw (network order) loads and stores: packets may sit at any offset.
@@ -229,7 +229,10 @@ NatWorker::NatWorker(const NatConfig& config, unsigned worker_index, NatEventRin
     mappings_[i].next_free = i + 1 < cap_ ? i + 1 : kNone;
   }
   free_session_ = free_mapping_ = 0;
-  for (uint32_t i = 0; i < sub_cap_; ++i) subs_[i].next_free = i + 1 < sub_cap_ ? i + 1 : kNone;
+  for (uint32_t i = 0; i < sub_cap_; ++i) {
+    subs_[i].next_free = i + 1 < sub_cap_ ? i + 1 : kNone;
+    subs_[i].flags = 0;
+  }
   free_sub_ = 0;
   const uint64_t n_blocks = uint64_t{n_addresses_} * blocks_per_slice_;
   uint64_t rng = seed_ | 1;
@@ -394,7 +397,7 @@ uint32_t NatWorker::get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noex
   s.ip = ip;
   s.n_sessions = 0;
   s.n_blocks = 0;
-  s.flags = 0;
+  s.flags = kSubscriberInUse;
   if (deterministic) {
     s.address_index = config_.address_index(det.public_address);
     const uint32_t k = (det.port_first - slice_first_) / block_size_;
@@ -517,6 +520,7 @@ void NatWorker::maybe_free_subscriber(uint32_t si) noexcept {
     return;
   }
   sub_index_.erase(hash_words(s.ip, 4, seed_), si);
+  s.flags = 0;
   s.next_free = free_sub_;
   free_sub_ = si;
   --n_subscribers_;
@@ -676,6 +680,61 @@ void NatWorker::tcp_update(uint32_t s, uint8_t flags, bool outbound) noexcept {
   }
 }
 
+// ---- removal ----------------------------------------------------------------------------------
+
+// One mapping the subscriber holds (its port bits name the public port), or kNone.
+uint32_t NatWorker::any_mapping_of(uint32_t si) const noexcept {
+  const Subscriber& s = subs_[si];
+  const uint32_t pub_ip = config_.address(s.address_index);
+  // The last word's bits past the block are kept set (never free): not ports.
+  const uint64_t tail = block_size_ % 64 ? ~uint64_t{0} << (block_size_ % 64) : 0;
+  for (uint32_t i = 0; i < s.n_blocks; ++i) {
+    const uint32_t b = s.blocks[i];
+    const uint32_t first = slice_first_ + (b % blocks_per_slice_) * block_size_;
+    for (uint8_t proto = 0; proto < 3; ++proto) {
+      const uint64_t* w = &port_bits_[(uint64_t{b} * 3 + proto) * words_per_block_];
+      for (uint32_t k = 0; k < words_per_block_; ++k) {
+        const uint64_t used = k + 1 == words_per_block_ ? w[k] & ~tail : w[k];
+        if (used == 0) continue;
+        const auto port = static_cast<uint16_t>(first + k * 64 + __builtin_ctzll(used));
+        return find_mapping_out(pub_ip, port, proto);
+      }
+    }
+  }
+  return kNone;
+}
+
+uint32_t NatWorker::remove_subscriber(uint32_t si) noexcept {
+  const uint32_t ip = subs_[si].ip;
+  uint32_t freed = 0;
+  // Deleting a mapping's last session deletes the mapping, its port, an emptied block (with
+  // its release event) and finally the subscriber: rescan after each mapping.
+  while ((subs_[si].flags & kSubscriberInUse) && subs_[si].ip == ip) {
+    const uint32_t m = any_mapping_of(si);
+    if (m == kNone) break;
+    for (uint32_t n = mappings_[m].n_sessions; n > 0; --n) {
+      delete_session(mappings_[m].sessions);
+      ++freed;
+    }
+  }
+  return freed;
+}
+
+uint32_t NatWorker::remove_subscribers(uint32_t prefix, uint8_t len) noexcept {
+  const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - std::min<uint8_t>(len, 32));
+  uint32_t freed = 0;
+  if (len >= 32) {
+    const uint32_t si = find_subscriber(prefix);
+    if (si != kNone) freed = remove_subscriber(si);
+  } else {
+    for (uint32_t si = 0; si < sub_cap_; ++si)
+      if ((subs_[si].flags & kSubscriberInUse) && (subs_[si].ip & mask) == (prefix & mask))
+        freed += remove_subscriber(si);
+  }
+  counters_.sessions_removed.add(freed);
+  return freed;
+}
+
 // ---- timer wheel ------------------------------------------------------------------------------
 
 NatWorker::Link& NatWorker::link(uint32_t i) noexcept {
@@ -833,7 +892,7 @@ NatVerdict NatWorker::out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop
     v = fragment_follow(p, true, now_s, why);
   } else {
     const uint32_t src = p.src, dst = p.dst;
-    v = p.proto == 2 && is_error(p.icmp_type) ? icmp_error_out(p, why)
+    v = p.proto == 2 && is_error(p.icmp_type) ? icmp_error(p, true, why)
                                               : translate_out(p, now_s, why);
     if (p.fragment && v != NatVerdict::kDrop) [[unlikely]]
       fragment_record(p, true, src, dst, v, now_s);
@@ -855,7 +914,8 @@ NatVerdict NatWorker::in_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop*
     v = fragment_follow(p, false, now_s, why);
   } else {
     const uint32_t src = p.src, dst = p.dst;
-    v = p.proto == 2 && is_error(p.icmp_type) ? icmp_error_in(p, why) : translate_in(p, now_s, why);
+    v = p.proto == 2 && is_error(p.icmp_type) ? icmp_error(p, false, why)
+                                              : translate_in(p, now_s, why);
     if (p.fragment && v != NatVerdict::kDrop) [[unlikely]]
       fragment_record(p, false, src, dst, v, now_s);
   }
@@ -1009,54 +1069,48 @@ void rewrite_embedded(Embedded& e, bool dst_side, uint32_t ip, uint16_t port) no
 
 }  // namespace
 
-NatVerdict NatWorker::icmp_error_in(Packet& p, NatDrop* why) noexcept {
+// Outbound, the embedded packet is one the subscriber received (remote -> its inside
+// endpoint): the outer source and the embedded destination become the public endpoint.
+// Inbound, it is one we sent (public endpoint -> remote): the outer destination and the
+// embedded source go back to the subscriber. An outbound error for another subscriber's
+// public address is hairpinned: translated out, then in through that subscriber's mapping.
+NatVerdict NatWorker::icmp_error(Packet& p, bool outbound, NatDrop* why) noexcept {
   Embedded e;
   if (!parse_embedded(p.l4, p.l4_len, e, why)) return NatVerdict::kDrop;
-  // The embedded packet is one we sent: from the public endpoint to the remote one.
-  if (e.src != p.dst || (e.proto == 2 && !is_query_request(e.icmp_type))) {
-    *why = NatDrop::kNoMapping;
-    return NatVerdict::kDrop;
-  }
-  const uint32_t m = find_mapping_out(e.src, e.sport, e.proto);
-  if (m == kNone || find_session(m, e.dst, e.proto == 2 ? 0 : e.dport) == kNone) {
-    *why = NatDrop::kNoMapping;
-    return NatVerdict::kDrop;
-  }
-  const Mapping& x = mappings_[m];
-  const uint32_t cover = embedded_cover(e);
-  const uint32_t before = csum_partial(e.ip, cover);
-  rewrite_embedded(e, false, x.sub_ip, x.sub_port);
-  st16(p.l4 + 2, csum_replace_sum(ld16(p.l4 + 2), before, csum_partial(e.ip, cover)));
-  rewrite(p.base + 16, x.sub_ip, p.base + 10, nullptr, 0, nullptr, 2);
-  p.dst = x.sub_ip;
-  return NatVerdict::kForward;
-}
-
-NatVerdict NatWorker::icmp_error_out(Packet& p, NatDrop* why) noexcept {
-  Embedded e;
-  if (!parse_embedded(p.l4, p.l4_len, e, why)) return NatVerdict::kDrop;
-  if (config_.address_index(p.dst) != kNone) {
+  const bool hairpin = outbound && config_.address_index(p.dst) != kNone;
+  if (hairpin && !config_.hairpinning) {
     *why = NatDrop::kHairpinUnsupported;
     return NatVerdict::kDrop;
   }
-  // The embedded packet is one the subscriber received: from the remote to its endpoint.
-  if (e.dst != p.src || (e.proto == 2 && !is_query_reply(e.icmp_type))) {
+  const uint32_t ours = outbound ? e.dst : e.src;  // the embedded endpoint on our side
+  const uint16_t our_port = outbound ? e.dport : e.sport;
+  const uint32_t remote = outbound ? e.src : e.dst;
+  const uint16_t remote_port = e.proto == 2 ? 0 : outbound ? e.sport : e.dport;
+  const bool query_ok = outbound ? is_query_reply(e.icmp_type) : is_query_request(e.icmp_type);
+  if (ours != (outbound ? p.src : p.dst) || (e.proto == 2 && !query_ok)) {
     *why = NatDrop::kNoMapping;
     return NatVerdict::kDrop;
   }
-  const uint32_t m = find_mapping_in(e.dst, e.dport, e.proto);
-  if (m == kNone || find_session(m, e.src, e.proto == 2 ? 0 : e.sport) == kNone) {
+  const uint32_t m = outbound ? find_mapping_in(ours, our_port, e.proto)
+                              : find_mapping_out(ours, our_port, e.proto);
+  if (m == kNone || find_session(m, remote, remote_port) == kNone) {
     *why = NatDrop::kNoMapping;
     return NatVerdict::kDrop;
   }
   const Mapping& x = mappings_[m];
+  const uint32_t ip = outbound ? x.pub_ip : x.sub_ip;
+  const uint16_t port = outbound ? x.pub_port : x.sub_port;
   const uint32_t cover = embedded_cover(e);
   const uint32_t before = csum_partial(e.ip, cover);
-  rewrite_embedded(e, true, x.pub_ip, x.pub_port);
+  rewrite_embedded(e, outbound, ip, port);
   st16(p.l4 + 2, csum_replace_sum(ld16(p.l4 + 2), before, csum_partial(e.ip, cover)));
-  rewrite(p.base + 12, x.pub_ip, p.base + 10, nullptr, 0, nullptr, 2);
-  p.src = x.pub_ip;
-  return NatVerdict::kForward;
+  rewrite(p.base + (outbound ? 12 : 16), ip, p.base + 10, nullptr, 0, nullptr, 2);
+  (outbound ? p.src : p.dst) = ip;
+  if (!hairpin) [[likely]]
+    return NatVerdict::kForward;
+  // The quoted packet came from the other subscriber's public endpoint: its owner by that port.
+  if (config_.owner_worker(e.sport) != worker_) return NatVerdict::kHairpinHandoff;
+  return icmp_error(p, false, why) == NatVerdict::kDrop ? NatVerdict::kDrop : NatVerdict::kHairpin;
 }
 
 // ---- fragments --------------------------------------------------------------------------------

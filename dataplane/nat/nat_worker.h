@@ -53,6 +53,11 @@ class NatWorker {
   // blocks, subscribers); returns how many were freed. Call once per loop.
   uint32_t expire(uint64_t now, uint32_t budget) noexcept;
 
+  // Deletes every session, mapping, port and block of the subscribers in prefix/len (a peer
+  // that was removed), with block-release events; returns the sessions freed. A /32 costs one
+  // lookup and the subscriber's sessions; a wider prefix scans every subscriber slot.
+  uint32_t remove_subscribers(uint32_t prefix, uint8_t len) noexcept;
+
   // ---- inspection (control, tests) ----
   struct Translation {
     uint32_t public_address;
@@ -88,8 +93,7 @@ class NatWorker {
   void prefetch_lookups(const Packet* p, const bool* parsed, uint16_t n) const noexcept;
   NatVerdict translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
   NatVerdict translate_in(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
-  NatVerdict icmp_error_out(Packet& p, NatDrop* why) noexcept;
-  NatVerdict icmp_error_in(Packet& p, NatDrop* why) noexcept;
+  NatVerdict icmp_error(Packet& p, bool outbound, NatDrop* why) noexcept;
   NatVerdict fragment_follow(Packet& p, bool outbound, uint32_t now_s, NatDrop* why) noexcept;
   void fragment_record(const Packet& p, bool outbound, uint32_t orig_src, uint32_t orig_dst,
                        NatVerdict v, uint32_t now_s) noexcept;
@@ -107,6 +111,8 @@ class NatWorker {
   uint32_t create_session(uint32_t mapping, uint32_t remote, uint16_t remote_port, uint32_t now_s,
                           uint64_t now, NatDrop* why) noexcept;
   void delete_session(uint32_t s) noexcept;
+  uint32_t any_mapping_of(uint32_t subscriber) const noexcept;
+  uint32_t remove_subscriber(uint32_t subscriber) noexcept;
   void delete_mapping(uint32_t m) noexcept;
   void maybe_free_subscriber(uint32_t sub) noexcept;
   bool session_admissible(uint32_t sub, uint32_t pub_ip, uint64_t now, NatDrop* why) noexcept;

@@ -679,6 +679,120 @@ TEST(NatHairpin, DestinationOwnedByAnotherWorkerIsHandedOff) {
   EXPECT_TRUE(ip_ok(hp) && l4_ok(hp));
 }
 
+TEST(NatHairpin, IcmpErrorToAnotherSubscribersPublicEndpointIsTranslatedOutThenIn) {
+  Harness h(base_config());
+  Pkt a_out = udp(kSubA, 5000, kRemote, 3478);  // A's mapping, as a game or STUN would make
+  ASSERT_EQ(h.out(a_out), NatVerdict::kForward);
+  Pkt b_to_a = udp(kSubB, 6000, a_out.src(), a_out.sport());  // B to A's public endpoint
+  ASSERT_EQ(h.out(b_to_a), NatVerdict::kHairpin);
+  const Pkt a_received = b_to_a;  // from B's public endpoint to A's inside endpoint
+  ASSERT_EQ(b_to_a.dst(), kSubA);
+  // A's stack answers with port unreachable about what it received; it must reach B as the
+  // error B's packet would have drawn from A's public endpoint.
+  Pkt err = icmp_error(kSubA, a_received.src(), 3, 3, a_received, 28);
+  ASSERT_EQ(h.out(err), NatVerdict::kHairpin) << nat_drop_name(h.last);
+  Pkt b_sent = udp(kSubB, 6000, a_out.src(), a_out.sport());  // what B sent, untranslated
+  Pkt expected = icmp_error(a_out.src(), kSubB, 3, 3, b_sent, 28);
+  EXPECT_EQ(err.b, expected.b);
+  EXPECT_TRUE(ip_ok(err) && l4_ok(err));
+  EXPECT_EQ(h.nat.counters().hairpinned.get(), 2u);
+}
+
+TEST(NatHairpin, IcmpErrorIsDroppedWhenHairpinningIsOff) {
+  NatConfig c = base_config();
+  c.hairpinning = false;
+  Harness h(c);
+  Pkt a_out = udp(kSubA, 5000, kRemote, 3478);
+  ASSERT_EQ(h.out(a_out), NatVerdict::kForward);
+  Pkt about = udp(a_out.src(), 7000, kSubA, 5000);
+  Pkt err = icmp_error(kSubA, a_out.src(), 3, 3, about, 28);
+  EXPECT_EQ(h.out(err), NatVerdict::kDrop);
+  EXPECT_EQ(h.last, NatDrop::kHairpinUnsupported);
+}
+
+TEST(NatHairpin, IcmpErrorForAPortOwnedByAnotherWorkerIsHandedOffByTheQuotedPort) {
+  NatConfig c = base_config();
+  c.n_workers = 2;
+  c.block_size = 504;
+  Harness w0(c, 0), w1(c, 1);
+  Pkt b_out = udp(kSubB, 6000, kRemote, 3478);  // B's state on worker 1
+  ASSERT_EQ(w1.out(b_out), NatVerdict::kForward);
+  Pkt a_out = udp(kSubA, 5000, kRemote, 3478);  // A's on worker 0
+  ASSERT_EQ(w0.out(a_out), NatVerdict::kForward);
+  Pkt b_to_a = udp(kSubB, 6000, a_out.src(), a_out.sport());
+  ASSERT_EQ(w1.out(b_to_a), NatVerdict::kHairpinHandoff);
+  ASSERT_EQ(w0.in(b_to_a), NatVerdict::kForward);
+  Pkt err = icmp_error(kSubA, b_to_a.src(), 3, 3, b_to_a, 28);
+  ASSERT_EQ(w0.out(err), NatVerdict::kHairpinHandoff) << nat_drop_name(w0.last);
+  ASSERT_EQ(inbound_owner(c, err.ip(), err.len()), 1u);
+  ASSERT_EQ(w1.in(err), NatVerdict::kForward) << nat_drop_name(w1.last);
+  EXPECT_EQ(err.dst(), kSubB);
+  EXPECT_TRUE(ip_ok(err) && l4_ok(err));
+}
+
+// ---- removal (a peer taken off the gateway) ----
+
+TEST(NatRemoval, RemovingASubscriberFreesItsSessionsMappingsAndBlocksWithEvents) {
+  Harness h(base_config());
+  for (uint16_t i = 0; i < 40; ++i) {
+    Pkt u = udp(kSubA, static_cast<uint16_t>(5000 + i), kRemote, 53);
+    ASSERT_EQ(h.out(u), NatVerdict::kForward);
+    Pkt t = tcp(kSubA, static_cast<uint16_t>(6000 + i), kRemote2, 443, kSyn);
+    ASSERT_EQ(h.out(t), NatVerdict::kForward);
+  }
+  Pkt other = udp(kSubB, 5000, kRemote, 53);
+  ASSERT_EQ(h.out(other), NatVerdict::kForward);
+  const Pkt other_public = other;
+  h.drain();
+  ASSERT_EQ(h.nat.sessions(), 81u);
+  EXPECT_EQ(h.nat.remove_subscribers(kSubA, 32), 80u);
+  EXPECT_EQ(h.nat.sessions(), 1u);
+  EXPECT_EQ(h.nat.mappings(), 1u);
+  EXPECT_EQ(h.nat.subscribers(), 1u);
+  EXPECT_EQ(h.nat.subscriber_blocks(kSubA), 0u);
+  EXPECT_FALSE(h.nat.find_mapping(kSubA, 5000, NatProto::kUdp));
+  EXPECT_EQ(h.nat.counters().sessions_removed.get(), 80u);
+  const auto events = h.drain();
+  EXPECT_GE(count_type(events, NatEventType::kBlockReleased), 1u);
+  for (const auto& e : events) EXPECT_EQ(e.subscriber, kSubA);
+  // The other subscriber is untouched; replies to A's old public ports are unsolicited now.
+  Pkt reply = udp(kRemote, 53, other_public.src(), other_public.sport());
+  EXPECT_EQ(h.in(reply), NatVerdict::kForward);
+  // Removing again, or a subscriber never seen, is harmless; A comes back with fresh state.
+  EXPECT_EQ(h.nat.remove_subscribers(kSubA, 32), 0u);
+  EXPECT_EQ(h.nat.remove_subscribers(ip4(100, 64, 9, 9), 32), 0u);
+  Pkt again = udp(kSubA, 5000, kRemote, 53);
+  EXPECT_EQ(h.out(again), NatVerdict::kForward);
+}
+
+TEST(NatRemoval, APrefixRemovesEverySubscriberInsideItAndNoneOutside) {
+  Harness h(base_config());
+  for (uint32_t i = 0; i < 20; ++i) {
+    Pkt u = udp(ip4(100, 64, 1, i), 5000, kRemote, 53);
+    ASSERT_EQ(h.out(u), NatVerdict::kForward);
+  }
+  Pkt outside = udp(ip4(100, 64, 2, 1), 5000, kRemote, 53);
+  ASSERT_EQ(h.out(outside), NatVerdict::kForward);
+  EXPECT_EQ(h.nat.remove_subscribers(ip4(100, 64, 1, 0), 24), 20u);
+  EXPECT_EQ(h.nat.subscribers(), 1u);
+  EXPECT_TRUE(h.nat.find_mapping(ip4(100, 64, 2, 1), 5000, NatProto::kUdp));
+}
+
+TEST(NatRemoval, DeterministicSubscriberRemovalFreesItsRange) {
+  NatConfig c = base_config();
+  c.mode = NatMode::kDeterministic;
+  c.deterministic_inside = {ip4(100, 64, 0, 0), 24};
+  Harness h(c);
+  ASSERT_TRUE(c.validate().ok()) << c.validate().error();
+  for (uint16_t i = 0; i < 10; ++i) {
+    Pkt u = udp(kSubA, static_cast<uint16_t>(5000 + i), kRemote, 53);
+    ASSERT_EQ(h.out(u), NatVerdict::kForward) << nat_drop_name(h.last);
+  }
+  EXPECT_EQ(h.nat.remove_subscribers(kSubA, 32), 10u);
+  EXPECT_EQ(h.nat.sessions(), 0u);
+  EXPECT_EQ(h.nat.subscribers(), 0u);
+}
+
 // ---- workers and deterministic mode ----
 
 TEST(NatWorkers, DisjointSlicesNeverShareAPublicPortAndOwnerWorkerAgrees) {
