@@ -1,7 +1,9 @@
-// Domain policy: load, compile, publish by RCU.
+// Domain policy: load, compile, publish by RCU, sum the per-rule match counters.
 #include "control/domain_policy.h"
 
 #include <rte_rcu_qsbr.h>
+
+#include <algorithm>
 
 #include "control/log.h"
 #include "dataplane/domain/domain_list.h"
@@ -16,7 +18,8 @@ DomainPolicy::~DomainPolicy() {
 Status DomainPolicy::load_and_publish() {
   auto list = dp::domain::load_domain_list(path_);
   if (!list) return make_error(list.error());
-  auto db = dp::domain::compile(*list);
+  // One counter row per worker; at least one so a context without workers still compiles.
+  auto db = dp::domain::compile(*list, std::max(1u, ctx_.n_workers));
   if (!db) return make_error(db.error());
   auto next = std::make_unique<dp::domain::DomainDatabase>(std::move(*db));
   rules_ = next->list().rules.size();
@@ -24,6 +27,7 @@ Status DomainPolicy::load_and_publish() {
   if (current_) retired_.push_back(Retired{rte_rcu_qsbr_start(ctx_.rcu), std::move(current_)});
   current_ = std::move(next);
   log_info("domains: " + std::to_string(rules_.load()) + " rules from " + path_);
+  publish_status();
   return Ok{};
 }
 
@@ -43,8 +47,42 @@ void DomainPolicy::tick(uint64_t now_ns) {
       log_error("domains: reload rejected, running list unchanged: " + s.error());
     }
   }
-  while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1)
+  bool freed = false;
+  while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1) {
+    // No worker reads it any more, so its counts are final.
+    add_counts(*retired_.front().db, retired_matches_);
     retired_.pop_front();
+    freed = true;
+  }
+  // Summing walks rules x workers counters: once a second is fresh enough for a scrape.
+  if (freed || now_ns >= status_due_ns_) {
+    status_due_ns_ = now_ns + 1'000'000'000;
+    publish_status();
+  }
+}
+
+void DomainPolicy::add_counts(const dp::domain::DomainDatabase& db,
+                              std::map<RuleKey, uint64_t>& into) {
+  for (uint32_t r = 0; r < db.rule_count(); ++r) {
+    const uint64_t n = db.rule_matches(r);
+    if (n == 0) continue;
+    const dp::domain::DomainRule& rule = db.rule(r);
+    into[RuleKey{r, rule.pattern, rule.action}] += n;
+  }
+}
+
+void DomainPolicy::publish_status() {
+  std::map<RuleKey, uint64_t> counts = retired_matches_;
+  // Databases not yet freed still count (workers may have counted until the swap).
+  for (const Retired& r : retired_) add_counts(*r.db, counts);
+  if (current_) add_counts(*current_, counts);
+  auto status = std::make_shared<DomainStatus>();
+  status->rules.reserve(counts.size());
+  for (const auto& [key, n] : counts) {
+    status->rules.push_back(
+        DomainRuleMatches{std::get<0>(key), std::get<1>(key), std::get<2>(key), n});
+  }
+  status_.store(std::move(status));
 }
 
 std::string DomainPolicy::rule_text(uint32_t i) const {

@@ -1,13 +1,17 @@
 // Domain policy on the control thread: reads the domain list (watched), compiles it into one
 // Hyperscan database, publishes it to the workers by pointer swap and frees the old one after
-// an RCU grace period. A bad list is rejected whole and the running one stays.
+// an RCU grace period. A bad list is rejected whole and the running one stays. Sums the
+// workers' per-rule match counters into a status the metrics thread reads.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "common/result.h"
 #include "control/file_watch.h"
@@ -15,6 +19,22 @@
 #include "dataplane/domain/domain_database.h"
 
 namespace exitgw {
+
+// Matches of one domain rule, summed over workers and over every list generation that had
+// the same rule (index, pattern, action): monotonic, as a Prometheus counter must be.
+struct DomainRuleMatches {
+  uint32_t rule = 0;  // index in the list (0-based, in file order)
+  std::string pattern;
+  dp::domain::Action action = dp::domain::Action::kNone;
+  uint64_t matches = 0;
+};
+
+// What the metrics thread reads (rebuilt by the control thread, swapped whole). Only rules
+// that matched at least once are listed, so a list of 100k rules costs no more series than
+// the rules that ever fired.
+struct DomainStatus {
+  std::vector<DomainRuleMatches> rules;  // by (rule, pattern, action)
+};
 
 class DomainPolicy {
  public:
@@ -27,9 +47,16 @@ class DomainPolicy {
   uint64_t reload_errors() const { return reload_errors_.load(); }
   // The pattern of rule i of the running list, for logs (control thread only).
   std::string rule_text(uint32_t i) const;
+  // Per-rule match counts as of the last tick (or load); never null after init().
+  std::shared_ptr<const DomainStatus> status() const { return status_.load(); }
+  // Rebuilds status() now (control thread only; tick() does it at most once a second).
+  void publish_status();
 
  private:
   Status load_and_publish();
+  using RuleKey = std::tuple<uint32_t, std::string, dp::domain::Action>;
+  // Adds the nonzero per-rule counts of `db` (summed over workers) into `into`.
+  static void add_counts(const dp::domain::DomainDatabase& db, std::map<RuleKey, uint64_t>& into);
 
   dp::DataplaneContext& ctx_;
   std::string path_;
@@ -39,10 +66,13 @@ class DomainPolicy {
     std::unique_ptr<dp::domain::DomainDatabase> db;
   };
   std::deque<Retired> retired_;
+  std::map<RuleKey, uint64_t> retired_matches_;  // counts of databases already freed
   FileWatch watch_;
   uint64_t reload_due_ns_ = 0;
+  uint64_t status_due_ns_ = 0;
   std::atomic<size_t> rules_{0};
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};
+  std::atomic<std::shared_ptr<const DomainStatus>> status_{std::make_shared<DomainStatus>()};
 };
 
 }  // namespace exitgw

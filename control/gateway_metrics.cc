@@ -122,6 +122,17 @@ std::string Gateway::render_metrics() {
     mf.gauge(
         mf.family("exitgw_domain_rules", "Rules in the running domain list", MetricType::Gauge), {},
         double(domains_->rules()));
+    auto& per_rule = mf.family(
+        "exitgw_domain_rule_matches_total",
+        "Exit packets matched, by the deciding domain rule (its 0-based index in the list, its "
+        "pattern and action), summed over workers; only rules that matched at least once",
+        MetricType::Counter);
+    for (const DomainRuleMatches& r : domains_->status()->rules)
+      mf.counter(per_rule,
+                 {{"rule", std::to_string(r.rule)},
+                  {"pattern", r.pattern},
+                  {"action", std::string(dp::domain::kActionNames[size_t(r.action)])}},
+                 double(r.matches));
   }
   return serialize(mf.take());
 }

@@ -1,6 +1,7 @@
 // Domain policy on the worker: names from DNS queries, TLS ClientHello SNI and HTTP Host of
 // exit traffic are matched in one Hyperscan pass per burst (a port pre-filter keeps the rest
-// at a few cycles); 'block' drops and counts, 'log' counts and tells control which rule.
+// at a few cycles); 'block' drops and counts, 'log' counts and tells control which rule. Each
+// match is also counted against its rule in this worker's row of the database's counters.
 #include <rte_ip.h>
 
 #include "dataplane/domain/domain_burst.h"
@@ -33,6 +34,7 @@ uint16_t domain_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       continue;
     }
     const bool block = res[i].action == domain::Action::kBlock;
+    db->count_match(w.index(), res[i].rule);
     Event e{};
     e.type = EventType::kDomainMatch;
     e.value = res[i].rule;

@@ -80,12 +80,15 @@ struct DomainDatabase::MatchState {
   uint32_t rule;
 };
 
-Result<DomainDatabase> compile(const DomainList& list) {
+Result<DomainDatabase> compile(const DomainList& list, unsigned workers) {
   DomainDatabase out;
   out.list_ = list;
   const size_t n = list.rules.size();
   if (n > kMaxRules)
     return make_error(cat({list.origin, ": more than ", std::to_string(kMaxRules), " rules"}));
+  out.workers_ = workers;
+  out.row_ = (n + 7) / 8 * 8;
+  out.matches_ = std::make_unique<DomainDatabase::CounterLine[]>(out.row_ / 8 * workers + 1);
   out.info_ = std::make_unique<DomainDatabase::RuleInfo[]>(n ? n : 1);
   for (size_t i = 0; i < n; ++i) {
     const DomainRule& r = list.rules[i];

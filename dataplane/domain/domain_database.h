@@ -3,7 +3,10 @@
 //
 // Ownership: control calls compile() and publishes the DomainDatabase (immutable from then
 // on, so any number of workers may scan it at once). Each worker owns one DomainScratch and
-// is the only thread that touches it.
+// is the only thread that touches it. The one mutable part of a published database is its
+// per-rule match counters: one row per worker, written only by that worker (no atomics
+// shared across workers), read by control; they live and die with the database, so a count
+// always belongs to the rule list it was counted against.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +14,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "dataplane/counters.h"
 #include "dataplane/domain/domain_list.h"
 
 struct hs_database;
@@ -42,8 +46,26 @@ class DomainDatabase {
   // Bytes one worker's scratch needs.
   size_t scratch_bytes() const noexcept;
 
+  // Workers this database keeps match counters for (compile()'s `workers`).
+  unsigned counter_workers() const noexcept { return workers_; }
+  // Worker `worker` counts one match of rule `rule` (the verdict's deciding rule). Only that
+  // worker may call it for its row; a worker index beyond counter_workers() is not counted.
+  void count_match(unsigned worker, uint32_t rule) const noexcept {
+    if (worker < workers_ && rule < list_.rules.size()) [[likely]]
+      counter(worker, rule).add();
+  }
+  // Matches of `rule` counted by one worker, and summed over every worker.
+  uint64_t rule_matches(unsigned worker, uint32_t rule) const noexcept {
+    return worker < workers_ && rule < list_.rules.size() ? counter(worker, rule).get() : 0;
+  }
+  uint64_t rule_matches(uint32_t rule) const noexcept {
+    uint64_t sum = 0;
+    for (unsigned w = 0; w < workers_; ++w) sum += rule_matches(w, rule);
+    return sum;
+  }
+
  private:
-  friend Result<DomainDatabase> compile(const DomainList& list);
+  friend Result<DomainDatabase> compile(const DomainList& list, unsigned workers);
   friend class DomainScratch;
   friend Verdict match(const DomainDatabase&, DomainScratch&, std::string_view) noexcept;
   struct FreeDatabase {
@@ -69,14 +91,28 @@ class DomainDatabase {
   struct MatchState;
   uint32_t first_block_ = kNoRule;  // the rule no other match can beat: scanning stops there
   DomainList list_;
+  // Rule r of worker w is counter r % 8 of line w * row_ / 8 + r / 8; row_ is the rule count
+  // rounded up to whole cache lines, so two workers never write the same line.
+  struct alignas(64) CounterLine {
+    Counter counters[8];
+  };
+  static_assert(sizeof(CounterLine) == 64);
+  Counter& counter(unsigned worker, uint32_t rule) const noexcept {
+    const size_t i = size_t{worker} * row_ + rule;
+    return matches_[i / 8].counters[i % 8];
+  }
+  std::unique_ptr<CounterLine[]> matches_;
+  size_t row_ = 0;
+  unsigned workers_ = 0;
 };
 
 // Builds the database, the rule index as each pattern's id, all caseless. Exact and suffix
 // domains go in as plain literals and match() checks where a hit lies (at the end; at the
 // start too for exact, after a dot or at the start for suffix): Hyperscan compiles 100k
 // literals in seconds but the same as ^d$ / (^|\.)d$ regexes in minutes. Regexes go in as
-// written, single-match. Errors name the offending rule's origin:line.
-Result<DomainDatabase> compile(const DomainList& list);
+// written, single-match. Errors name the offending rule's origin:line. Keeps per-rule match
+// counters for `workers` workers (indices 0 .. workers - 1).
+Result<DomainDatabase> compile(const DomainList& list, unsigned workers = 1);
 
 // A worker's Hyperscan scratch. Created once at worker start (a clone of the database's
 // prototype), so scanning never allocates.

@@ -80,12 +80,18 @@ class PolicyTest(unittest.TestCase):
             "try:\n    s.recv(512); print('answered')\n"
             "except socket.timeout:\n    print('no answer')\n" % L.SERVER)
         m0 = L.Metrics(NAME).get("exitgw_domain_matches_total", action="block")
+        # conf/domains.conf: "block exact blocked.lab.test" is its fifth rule (index 4).
+        rule = dict(rule="4", pattern="blocked.lab.test", action="block")
+        r0 = L.Metrics(NAME).get("exitgw_domain_rule_matches_total", **rule)
         p = L.lab_exec(NAME, "c1", "/usr/bin/python3", "-c", query, "c1.lab.test", timeout=10)
         self.assertIn("answered", p.stdout)
         p = L.lab_exec(NAME, "c1", "/usr/bin/python3", "-c", query, "blocked.lab.test", timeout=10)
         self.assertIn("no answer", p.stdout)
         self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
             "exitgw_domain_matches_total", action="block") > m0, 3))
+        # The per-rule series is summed by control once a second.
+        self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
+            "exitgw_domain_rule_matches_total", **rule) > r0, 5))
         self.assertIn("domain_match action=block", L.gateway_log(NAME))
 
     def test_unapproved_node_forwards_nothing_and_resumes_when_approved(self):

@@ -1,0 +1,285 @@
+// The domain stage on real workers, fed by the control-side DomainPolicy: every match is
+// counted against its deciding rule in the worker's own row, the rows sum per rule into the
+// status /metrics exports, and counts stay monotonic across a list reload.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <rte_eal.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "control/domain_policy.h"
+#include "dataplane/stages.h"
+#include "dataplane/worker.h"
+
+namespace exitgw {
+namespace {
+
+using dp::domain::Action;
+using Bytes = std::vector<uint8_t>;
+
+// EAL once per process: no hugepages, no PCI, private runtime directory.
+class EalEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const std::string prefix = "--file-prefix=policydiff_domain" + std::to_string(getpid());
+    std::vector<std::string> args{
+        "domain_stage_test", "--no-huge", "--no-pci",          "-m", "128",
+        "--no-shconf",       prefix,      "--log-level=error", "-l", "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
+  }
+  void TearDown() override { rte_eal_cleanup(); }
+};
+[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+void put16(Bytes& b, size_t v) {
+  b.push_back(uint8_t(v >> 8));
+  b.push_back(uint8_t(v));
+}
+
+Bytes ipv4(uint8_t proto, const Bytes& l4) {
+  Bytes b = {0x45, 0};
+  put16(b, 20 + l4.size());
+  put16(b, 1);
+  put16(b, 0);
+  b.push_back(64);
+  b.push_back(proto);
+  put16(b, 0);
+  for (uint8_t x : {100, 64, 0, 2, 93, 184, 216, 34}) b.push_back(x);
+  b.insert(b.end(), l4.begin(), l4.end());
+  return b;
+}
+
+Bytes udp(uint16_t dport, const Bytes& payload) {
+  Bytes l4;
+  put16(l4, 40000);
+  put16(l4, dport);
+  put16(l4, 8 + payload.size());
+  put16(l4, 0);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return ipv4(17, l4);
+}
+
+Bytes tcp(uint16_t dport, const Bytes& payload) {
+  Bytes l4;
+  put16(l4, 40000);
+  put16(l4, dport);
+  for (int i = 0; i < 8; ++i) l4.push_back(0);  // seq, ack
+  l4.push_back(5 << 4);
+  l4.push_back(0x18);  // PSH|ACK
+  put16(l4, 65535);
+  put16(l4, 0);
+  put16(l4, 0);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return ipv4(6, l4);
+}
+
+Bytes dns(const std::string& dotted) {
+  Bytes b = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  size_t start = 0;
+  while (start <= dotted.size()) {
+    size_t dot = dotted.find('.', start);
+    if (dot == std::string::npos) dot = dotted.size();
+    b.push_back(uint8_t(dot - start));
+    b.insert(b.end(), dotted.begin() + long(start), dotted.begin() + long(dot));
+    start = dot + 1;
+  }
+  b.push_back(0);
+  put16(b, 1);
+  put16(b, 1);
+  return udp(53, b);
+}
+
+Bytes tls(const std::string& host) {
+  Bytes body = {3, 3};
+  body.resize(body.size() + 32, 7);
+  body.push_back(0);
+  put16(body, 2);
+  put16(body, 0x1301);
+  body.push_back(1);
+  body.push_back(0);
+  Bytes ext;
+  put16(ext, 0);
+  put16(ext, host.size() + 5);
+  put16(ext, host.size() + 3);
+  ext.push_back(0);
+  put16(ext, host.size());
+  ext.insert(ext.end(), host.begin(), host.end());
+  put16(body, ext.size());
+  body.insert(body.end(), ext.begin(), ext.end());
+  Bytes rec = {22, 3, 1};
+  put16(rec, body.size() + 4);
+  rec.push_back(1);
+  rec.push_back(0);
+  put16(rec, body.size());
+  rec.insert(rec.end(), body.begin(), body.end());
+  return tcp(443, rec);
+}
+
+Bytes http(const std::string& host) {
+  const std::string s = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+  return tcp(80, Bytes(s.begin(), s.end()));
+}
+
+constexpr const char* kList =
+    "block exact blocked.lab.test\n"        // 0
+    "log suffix example.org\n"              // 1
+    "block suffix ads.example.org\n"        // 2: block beats rule 1's log
+    "log regex ^api[0-9]+\\.svc\\.test$\n"  // 3
+    "block exact never.test\n";             // 4: never matched
+
+class DomainStageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string tag = std::to_string(getpid()) + "_" + std::to_string(serial_++);
+    pool_ = rte_pktmbuf_pool_create(("pd_pool" + tag).c_str(), 1023, 0, sizeof(dp::PacketMeta),
+                                    RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    ASSERT_NE(pool_, nullptr);
+    ctx_.n_workers = 2;
+    // No reader registers with this QSBR, so a retired database is freed at the next tick.
+    ctx_.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(2), 64));
+    ASSERT_NE(ctx_.rcu, nullptr);
+    ASSERT_EQ(rte_rcu_qsbr_init(ctx_.rcu, 2), 0);
+    for (unsigned w = 0; w < 2; ++w) {
+      ctx_.workers[w].events =
+          rte_ring_create_elem(("pd_ev" + tag + "_" + std::to_string(w)).c_str(), sizeof(dp::Event),
+                               1024, SOCKET_ID_ANY, 0);
+      ASSERT_NE(ctx_.workers[w].events, nullptr);
+      workers_.push_back(std::make_unique<dp::Worker>(ctx_, w));
+    }
+    path_ = "/tmp/exitgw-policydiff-domains-" + tag + ".conf";
+    write_list(kList);
+    domains_ = std::make_unique<DomainPolicy>(ctx_, path_);
+    ASSERT_TRUE(domains_->init().ok());
+  }
+  void TearDown() override {
+    domains_.reset();
+    workers_.clear();
+    for (unsigned w = 0; w < 2; ++w) rte_ring_free(ctx_.workers[w].events);
+    rte_free(ctx_.rcu);
+    rte_mempool_free(pool_);
+    std::remove(path_.c_str());
+  }
+
+  void write_list(const std::string& text) {
+    std::ofstream f(path_ + ".tmp");
+    f << text;
+    f.close();
+    std::rename((path_ + ".tmp").c_str(), path_.c_str());
+  }
+
+  // Runs one burst through worker `w`'s domain stage; returns how many packets passed.
+  uint16_t run(unsigned w, const std::vector<Bytes>& packets) {
+    std::vector<rte_mbuf*> mbufs;
+    for (const Bytes& p : packets) {
+      rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+      EXPECT_NE(m, nullptr);
+      if (m == nullptr) break;
+      std::memcpy(rte_pktmbuf_append(m, uint16_t(p.size())), p.data(), p.size());
+      dp::meta(m)->in_port = 0;
+      dp::meta(m)->peer_slot = 7;
+      mbufs.push_back(m);
+    }
+    const uint16_t passed = dp::domain_policy(*workers_[w], mbufs.data(), uint16_t(mbufs.size()));
+    rte_pktmbuf_free_bulk(mbufs.data(), passed);
+    workers_[w]->flush();  // frees the blocked ones
+    dp::Event e[64];
+    while (rte_ring_dequeue_burst_elem(ctx_.workers[w].events, e, sizeof(dp::Event), 64, nullptr)) {
+    }
+    return passed;
+  }
+
+  // The exported series: (rule, pattern, action) -> matches.
+  std::map<std::tuple<uint32_t, std::string, Action>, uint64_t> exported() {
+    domains_->publish_status();
+    std::map<std::tuple<uint32_t, std::string, Action>, uint64_t> out;
+    for (const DomainRuleMatches& r : domains_->status()->rules)
+      out[{r.rule, r.pattern, r.action}] = r.matches;
+    return out;
+  }
+
+  static inline unsigned serial_ = 0;
+  dp::DataplaneContext ctx_;
+  rte_mempool* pool_ = nullptr;
+  std::vector<std::unique_ptr<dp::Worker>> workers_;
+  std::string path_;
+  std::unique_ptr<DomainPolicy> domains_;
+};
+
+TEST_F(DomainStageTest, EachWorkerCountsMatchesPerRuleInItsOwnRow) {
+  EXPECT_EQ(run(0, {dns("blocked.lab.test"), dns("blocked.lab.test"), tls("blocked.lab.test"),
+                    http("www.example.org"), dns("example.org"), tls("x.ads.example.org"),
+                    dns("nothing.test"), tcp(22, {})}),
+            4);  // two logs, the miss and the non-candidate pass
+  EXPECT_EQ(run(1, {http("blocked.lab.test"), dns("api7.svc.test"), tls("api12.svc.test"),
+                    dns("api7.svc.test"), http("API9.svc.test"), dns("apix.svc.test")}),
+            5);
+  const dp::domain::DomainDatabase* db = ctx_.domains.load();
+  ASSERT_NE(db, nullptr);
+  ASSERT_EQ(db->counter_workers(), 2u);
+  const uint64_t want[2][5] = {{3, 2, 1, 0, 0}, {1, 0, 0, 4, 0}};
+  for (unsigned w = 0; w < 2; ++w)
+    for (uint32_t r = 0; r < 5; ++r) EXPECT_EQ(db->rule_matches(w, r), want[w][r]) << w << " " << r;
+  // Per-rule counts add up to the global block/log counters of each worker.
+  EXPECT_EQ(ctx_.workers[0].counters.domain_blocked.get(), 4u);
+  EXPECT_EQ(ctx_.workers[0].counters.domain_logged.get(), 2u);
+  EXPECT_EQ(ctx_.workers[1].counters.domain_blocked.get(), 1u);
+  EXPECT_EQ(ctx_.workers[1].counters.domain_logged.get(), 4u);
+
+  const auto series = exported();
+  const std::map<std::tuple<uint32_t, std::string, Action>, uint64_t> expected = {
+      {{0, "blocked.lab.test", Action::kBlock}, 4},
+      {{1, "example.org", Action::kLog}, 2},
+      {{2, "ads.example.org", Action::kBlock}, 1},
+      {{3, "^api[0-9]+\\.svc\\.test$", Action::kLog}, 4},
+  };
+  EXPECT_EQ(series, expected);  // rule 4 never matched: no series
+}
+
+TEST_F(DomainStageTest, CountsStayMonotonicAcrossAListReload) {
+  run(0, {dns("blocked.lab.test"), http("www.example.org")});
+  run(1, {dns("blocked.lab.test")});
+  const dp::domain::DomainDatabase* before = ctx_.domains.load();
+  // Same rule 0; example.org moves from index 1 to 2 (a new series); a new rule 1.
+  write_list(
+      "block exact blocked.lab.test\n"
+      "log exact new.test\n"
+      "log suffix example.org\n");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  uint64_t ns = 0;
+  while (domains_->reloads() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ns += 100'000'000;
+    domains_->tick(ns);
+  }
+  ASSERT_EQ(domains_->reloads(), 1u);
+  ASSERT_EQ(domains_->reload_errors(), 0u);
+  ASSERT_NE(ctx_.domains.load(), before);
+  domains_->tick(ns + 1);  // the old database's grace period is over: its counts are folded
+  run(0, {dns("blocked.lab.test"), dns("new.test"), tls("a.example.org")});
+  const std::map<std::tuple<uint32_t, std::string, Action>, uint64_t> expected = {
+      {{0, "blocked.lab.test", Action::kBlock}, 3},
+      {{1, "example.org", Action::kLog}, 1},
+      {{1, "new.test", Action::kLog}, 1},
+      {{2, "example.org", Action::kLog}, 1},
+  };
+  EXPECT_EQ(exported(), expected);
+}
+
+}  // namespace
+}  // namespace exitgw
