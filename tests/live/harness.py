@@ -63,6 +63,7 @@ DPDK_RUN = "/var/run/dpdk"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _instances = 0
+_open_labs = []  # closed at exit and on SIGTERM (ctest's timeout), whatever the tests did
 
 
 class HarnessError(Exception):
@@ -289,6 +290,7 @@ class Lab:
         self.close()
 
     def start(self):
+        _open_labs.append(self)
         run(["ip", "netns", "add", self.ns])
         self._orig_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
         target = os.open("/run/netns/" + self.ns, os.O_RDONLY)
@@ -321,6 +323,8 @@ class Lab:
             p.handshake()
 
     def close(self):
+        if self in _open_labs:
+            _open_labs.remove(self)
         for s in self.socks.values():
             s.close()
         self.socks = {}
@@ -559,7 +563,13 @@ def main(argv=None):
     import argparse
     import unittest
 
+    import atexit
+
     global EXITGW
+    atexit.register(lambda: [lab.close() for lab in list(_open_labs)])
+    # ctest ends a test that overruns its TIMEOUT with SIGTERM: unwind so the gateway (in a
+    # session of its own) and the namespace are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--exitgw", required=True)
     a, rest = ap.parse_known_args(argv)
