@@ -8,7 +8,6 @@ while traffic streams: no packet may be lost, and the reload metrics must show e
 
   /usr/bin/python3 tests/live/policy_test.py --exitgw build/control/exitgw [-k NAME]
 """
-import os
 import struct
 import time
 import unittest
