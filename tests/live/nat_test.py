@@ -2,10 +2,10 @@
 """Carrier-grade NAT44 of the real gateway, driven by Python WireGuard peers (issue 4).
 
 Every forwarded packet is compared byte for byte with one scapy builds: the frame on the
-internet wire (outbound) or the inner packet the peer decrypts (inbound). The harness gives
-each subscriber one block spanning the whole port range, so the gateway keeps the inner
-port (nat_worker.cc: "the subscriber's own port if it falls in the block") and the public
-endpoint is known in advance. Drops are checked through their reason counters.
+internet wire (outbound) or the inner packet the peer decrypts (inbound). Most classes run
+deterministic NAT (RFC 7422, harness.DET_FLAGS), so every public port is known in advance
+(harness.det_port); the exhaustion class runs port blocks (the default mode). Drops are
+checked through their reason counters (dataplane/drop_reason.h, nat/nat_drops.h).
 
   /usr/bin/python3 tests/live/nat_test.py --exitgw build/control/exitgw [-k NAME]
 """
