@@ -3,6 +3,7 @@
 // subscriber in one burst call and sealed; outbound translation runs inside wg_input.
 #include <rte_ip.h>
 
+#include "dataplane/flow/flow_stage.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/stages.h"
@@ -20,6 +21,7 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   nat::NatWorker* nat = w.nat();
   if (nat == nullptr) {
+    if (w.flows()) flow::account_in(*w.flows(), nullptr, w.ctx().allowed_ips, pkts, n, rte_rdtsc());
     wg_seal(w, pkts, n);
     return;
   }
@@ -56,6 +58,7 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     else
       w.drop(mine[j], drop_reason_of(why[j]));
   }
+  if (w.flows()) flow::account_in(*w.flows(), nat, w.ctx().allowed_ips, mine, out, rte_rdtsc());
   wg_seal(w, mine, out);
 }
 

@@ -14,6 +14,7 @@
 #include "dataplane/packet_meta.h"
 #include "common/result.h"
 #include "dataplane/domain/domain_database.h"
+#include "dataplane/flow/flow_table.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/wg/aead_burst.h"
 
@@ -76,6 +77,7 @@ class alignas(64) Worker {
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
   nat::NatWorker* nat() noexcept { return nat_.get(); }
+  flow::FlowTable* flows() noexcept { return flows_; }  // null: flow accounting off
   // This worker's Hyperscan scratch, grown for `db` the first time the worker sees it (the one
   // allocation, once per published database); nullptr if that failed.
   domain::DomainScratch* domain_scratch(const domain::DomainDatabase& db) noexcept;
@@ -113,6 +115,7 @@ class alignas(64) Worker {
   std::unique_ptr<domain::DomainScratch> domain_scratch_;
   const domain::DomainDatabase* domain_seen_ = nullptr;
   WorkerShared* shared_;
+  flow::FlowTable* flows_;
   LcoreCounters* counters_;
   unsigned index_;
   TxBuffer tx_[kMaxPorts];
