@@ -66,7 +66,7 @@ Header udp_header(uint32_t flow) {
 struct Traffic {
   explicit Traffic(uint32_t flows) {
     std::mt19937 rng(7);
-    headers.resize(1 << 16);
+    headers.resize(1 << 18);  // 100k flows: ~92k distinct per pass
     peer.resize(headers.size());
     for (size_t i = 0; i < headers.size(); ++i) {
       const uint32_t f = rng() % flows;
