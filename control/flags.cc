@@ -110,6 +110,15 @@ DEFINE_uint32(export_spool_max_mb, 256,
 DEFINE_bool(destination_logging, false,
             "include destination addresses and ports in exit-traffic flow records (off by "
             "default, as the tailnet model asks)");
+DEFINE_bool(flow_accounting, true,
+            "count packets and bytes per flow on the workers and export them as flow records; "
+            "takes effect only with an exporter (--ipfix_collector or --flow_log_json)");
+DEFINE_uint32(flow_table_size, 65536,
+              "flows each worker tracks at once; packets of further flows are counted as "
+              "untracked");
+DEFINE_uint32(flow_idle_timeout, 15, "seconds without a packet after which a flow is exported");
+DEFINE_uint32(flow_active_timeout, 60,
+              "seconds between records of a long-lived flow (each carries that interval's counts)");
 DEFINE_string(admin_listen, "127.0.0.1:9551",
               "HOST:PORT of the admin API (exitgwctl); loopback only unless "
               "--admin_allow_non_loopback; used only with --admin_token_file");

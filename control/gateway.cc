@@ -140,6 +140,7 @@ Status Gateway::init() {
   }
 
   if (Status s = init_nat(); !s) return s;
+  if (Status s = init_flows(); !s) return s;
 
   NeighborOptions nopt{FLAGS_neighbor_capacity, FLAGS_arp_retry_ms, FLAGS_arp_retries,
                        FLAGS_arp_max_pending, FLAGS_neighbor_reachable_s};
@@ -226,6 +227,7 @@ Status Gateway::init_export(const std::string& node) {
   unix_ms_epoch_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count());
+  destination_logging_ = FLAGS_destination_logging;
   if (FLAGS_ipfix_collector.empty() && FLAGS_flow_log_json.empty()) return Ok{};
   exporter::ExporterOptions opt;
   opt.collector = FLAGS_ipfix_collector;
@@ -456,6 +458,68 @@ Status Gateway::init_nat() {
   return Ok{};
 }
 
+Status Gateway::init_flows() {
+  if (!FLAGS_flow_accounting || !exporter_) {
+    log_info(std::string("flow accounting off") +
+             (FLAGS_flow_accounting ? " (no exporter configured)" : ""));
+    return Ok{};
+  }
+  if (FLAGS_flow_table_size == 0 || FLAGS_flow_table_size > (1u << 24))
+    return make_error("--flow_table_size must be 1..16777216");
+  if (FLAGS_flow_idle_timeout == 0 || FLAGS_flow_active_timeout == 0)
+    return make_error("--flow_idle_timeout and --flow_active_timeout must be at least 1 second");
+  try {
+    for (unsigned w = 0; w < ctx_->n_workers; ++w) {
+      // Allocated here, once; the worker that owns it never allocates.
+      flows_.push_back(std::make_unique<dp::flow::FlowTable>(dp::flow::FlowConfig::with_timeouts(
+          FLAGS_flow_table_size, FLAGS_flow_idle_timeout, FLAGS_flow_active_timeout,
+          rte_get_tsc_hz(), static_cast<uint8_t>(w))));
+      ctx_->workers[w].flows = flows_.back().get();
+    }
+  } catch (const std::bad_alloc&) {
+    return make_error("cannot allocate flow tables of " + std::to_string(FLAGS_flow_table_size) +
+                      " flows per worker: lower --flow_table_size");
+  }
+  log_info("flow accounting: " + std::to_string(FLAGS_flow_table_size) +
+           " flows per worker, idle " + std::to_string(FLAGS_flow_idle_timeout) + " s, active " +
+           std::to_string(FLAGS_flow_active_timeout) + " s");
+  return Ok{};
+}
+
+uint64_t Gateway::tsc_to_unix_ms(uint64_t tsc) const {
+  const auto since = static_cast<int64_t>(tsc - tsc_epoch_);
+  return unix_ms_epoch_ + static_cast<uint64_t>(static_cast<__int128>(since) * 1000 /
+                                                static_cast<__int128>(rte_get_tsc_hz()));
+}
+
+// Finished and interval flow records from each worker's ring to the exporter, bounded per
+// pass like the NAT events (the loop comes back at once).
+void Gateway::drain_flow_records() {
+  for (const auto& table : flows_) {
+    dp::flow::FlowExport e;
+    for (int budget = 1024; budget > 0 && table->ring().pop(&e); --budget) {
+      exporter::FlowRecord r;
+      r.start_ms = tsc_to_unix_ms(e.first_tsc);
+      r.end_ms = tsc_to_unix_ms(e.last_tsc);
+      r.src_address = rte_be_to_cpu_32(e.key.src_address);
+      r.dst_address = rte_be_to_cpu_32(e.key.dst_address);
+      r.src_port = rte_be_to_cpu_16(e.key.src_port);
+      r.dst_port = rte_be_to_cpu_16(e.key.dst_port);
+      r.post_nat_address = rte_be_to_cpu_32(e.post_nat_address);
+      r.post_nat_port = rte_be_to_cpu_16(e.post_nat_port);
+      r.protocol = e.key.protocol;
+      r.tcp_flags = e.tcp_flags;
+      r.tx_packets = e.tx_packets;
+      r.tx_bytes = e.tx_bytes;
+      r.rx_packets = e.rx_packets;
+      r.rx_bytes = e.rx_bytes;
+      r.peer_id = e.key.peer_slot;
+      r.log_destination = destination_logging_;
+      exporter_->submit_flow(r);
+    }
+  }
+}
+
 // NAT events become one structured log line each (RFC 8158's fields); the IPFIX exporter
 // will take them from here.
 void Gateway::drain_nat_events() {
@@ -478,6 +542,7 @@ void Gateway::drain_nat_events() {
       }
     }
   }
+  if (exporter_) drain_flow_records();
 }
 
 void Gateway::drain_workers(uint64_t now, uint64_t ns) {
@@ -680,6 +745,14 @@ void Gateway::shutdown() {
     rte_eal_mp_wait_lcore();  // each worker flushes its TX buffers before it returns
     workers_launched_ = false;
     drain_workers(now_ns() / 1000000, now_ns());
+  }
+  // The workers are stopped: their flow tables are control's now. Every open flow goes out.
+  for (const auto& table : flows_) {
+    while (table->active() > 0) {
+      table->expire_all(table->ring().capacity() - table->ring().size());
+      drain_flow_records();
+    }
+    drain_flow_records();
   }
   domains_.reset();
   policy_.reset();

@@ -21,6 +21,7 @@
 #include "control/wireguard.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/context.h"
+#include "dataplane/flow/flow_table.h"
 
 namespace exitgw {
 
@@ -49,6 +50,10 @@ class Gateway {
   void publish_admin_view();
   void render_export_metrics(MetricFamilies& mf);
   void drain_nat_events();
+  void drain_flow_records();
+  Status init_flows();
+  void render_flow_metrics(MetricFamilies& mf);
+  uint64_t tsc_to_unix_ms(uint64_t tsc) const;
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
   void sample_stats();
   std::string render_metrics();
@@ -79,6 +84,8 @@ class Gateway {
   uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
   uint64_t policy_peers_generation_ = 0;
   std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
+  // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
+  std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
   MetricsServer metrics_;
   ControlStats stats_;
   std::vector<std::string> port_labels_;

@@ -104,6 +104,7 @@ std::string Gateway::render_metrics() {
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
   if (exporter_) render_export_metrics(mf);
+  if (!flows_.empty()) render_flow_metrics(mf);
   if (domains_) {
     auto& m = mf.family("exitgw_domain_matches_total",
                         "Exit packets whose DNS name, TLS SNI or HTTP Host matched a domain rule",
@@ -296,6 +297,31 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                             "Policy or approvals file reloads, by result", MetricType::Counter);
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
   mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
+}
+
+void Gateway::render_flow_metrics(MetricFamilies& mf) {
+  auto& created = mf.family("exitgw_flows_created_total", "Flows the workers started tracking",
+                            MetricType::Counter);
+  auto& active =
+      mf.family("exitgw_flows_active", "Flows in the workers' flow tables", MetricType::Gauge);
+  auto& records = mf.family("exitgw_flow_records_emitted_total",
+                            "Flow records the workers handed to the control thread for export",
+                            MetricType::Counter);
+  auto& lost = mf.family("exitgw_flow_records_lost_total",
+                         "Flow records lost because the ring to the control thread was full",
+                         MetricType::Counter);
+  auto& untracked = mf.family("exitgw_flow_untracked_packets_total",
+                              "Packets not accounted because the worker's flow table was full",
+                              MetricType::Counter);
+  for (size_t w = 0; w < flows_.size(); ++w) {
+    const dp::flow::FlowCounters& c = flows_[w]->counters();
+    const Labels wl{{"worker", std::to_string(w)}};
+    mf.counter(created, wl, double(c.created.get()));
+    mf.gauge(active, wl, double(c.active()));
+    mf.counter(records, wl, double(c.records.get()));
+    mf.counter(lost, wl, double(c.ring_full.get()));
+    mf.counter(untracked, wl, double(c.untracked.get()));
+  }
 }
 
 void Gateway::render_export_metrics(MetricFamilies& mf) {

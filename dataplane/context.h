@@ -21,6 +21,10 @@ namespace domain {
 class DomainDatabase;
 }  // namespace domain
 
+namespace flow {
+class FlowTable;
+}  // namespace flow
+
 namespace nat {
 struct NatConfig;
 class NatEventRing;
@@ -111,6 +115,9 @@ struct alignas(64) WorkerShared {
   nat::NatEventRing* nat_events = nullptr;  // block allocations, exhaustion (to control)
   rte_ring* commands = nullptr;             // WorkerCommand records from control
   std::atomic<const nat::NatCounters*> nat_counters{nullptr};  // set by the worker at start
+  // Flow accounting (null: off). Allocated by control before launch, written by this worker
+  // alone while it runs; control pops its record ring and, once the worker stopped, flushes it.
+  flow::FlowTable* flows = nullptr;
   unsigned lcore_id = 0;
   uint16_t queue = 0;  // RX queue and TX queue index on every port
   std::atomic<bool> running{false};

@@ -7,6 +7,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/flow/flow_stage.h"
 #include "dataplane/icmp_error.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/peer_tally.h"
@@ -289,10 +290,12 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   }
   out = exit_policy(w, fwd, out);
   out = domain_policy(w, fwd, out);
+  if (w.flows()) flow::note_source(fwd, out);
   if (w.nat()) {
     out = steer_to_nat_owner(w, fwd, out);
     out = nat_out(w, fwd, out);
   }
+  if (w.flows()) flow::account_out(*w.flows(), fwd, out, now);
   w.counters().forwarded_out.add(out);
   ipv4_output(w, fwd, out);
   wg_seal(w, errors, n_errors);

@@ -4,6 +4,7 @@
 #include <rte_lcore.h>
 #include <rte_pause.h>
 
+#include "dataplane/flow/flow_stage.h"
 #include "dataplane/stages.h"
 
 namespace exitgw::dp {
@@ -22,6 +23,7 @@ void set_worker_context(DataplaneContext* ctx) {
 Worker::Worker(DataplaneContext& ctx, unsigned index) noexcept
     : ctx_(&ctx),
       shared_(&ctx.workers[index]),
+      flows_(ctx.workers[index].flows),
       counters_(&ctx.workers[index].counters),
       index_(index),
       icmp_tokens_(uint64_t{ctx.icmp_burst} * kTokenScale),
@@ -172,6 +174,7 @@ unsigned Worker::process_handoff() noexcept {
   }
   if (n_out) {
     n_out = nat_out(*this, out, n_out);
+    if (flows_) flow::account_out(*flows_, out, n_out, rte_rdtsc());
     ipv4_output(*this, out, n_out);
   }
   nat_in(*this, in, n_in);
@@ -209,6 +212,7 @@ int Worker::run() noexcept {
       if (shared_->commands && rte_ring_count(shared_->commands) != 0) [[unlikely]]
         process_commands();
     }
+    if (flows_) flows_->sweep(rte_rdtsc(), 64);  // paced and bounded the same way
     flush();
     rte_rcu_qsbr_quiescent(ctx_->rcu, index_);
     counters_->loops.add();

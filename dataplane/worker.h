@@ -15,6 +15,7 @@
 #include "dataplane/packet_meta.h"
 #include "common/result.h"
 #include "dataplane/domain/domain_database.h"
+#include "dataplane/flow/flow_table.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/wg/aead_burst.h"
 
@@ -77,6 +78,7 @@ class alignas(64) Worker {
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
   nat::NatWorker* nat() noexcept { return nat_.get(); }
+  flow::FlowTable* flows() noexcept { return flows_; }  // null: flow accounting off
   // This worker's Hyperscan scratch, grown for `db` the first time the worker sees it (the one
   // allocation, once per published database); nullptr if that failed.
   domain::DomainScratch* domain_scratch(const domain::DomainDatabase& db) noexcept;
@@ -117,6 +119,7 @@ class alignas(64) Worker {
   const domain::DomainDatabase* domain_seen_ = nullptr;
   FragmentPark frag_park_;
   WorkerShared* shared_;
+  flow::FlowTable* flows_;
   LcoreCounters* counters_;
   unsigned index_;
   TxBuffer tx_[kMaxPorts];

@@ -1,0 +1,173 @@
+// Flow accounting stages: parse the subscriber-side 5-tuple of a burst, hash and prefetch all,
+// then count each packet (the stage shape: gather, batch, act).
+#include "dataplane/flow/flow_stage.h"
+
+#include <netinet/in.h>
+
+#include <rte_byteorder.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "dataplane/context.h"
+#include "dataplane/nat/nat_worker.h"
+#include "dataplane/packet_meta.h"
+
+namespace exitgw::dp::flow {
+
+namespace {
+
+// What one packet contributes, its ports in header order.
+struct Parsed {
+  uint16_t src_port, dst_port;  // ICMP queries: both the identifier
+  uint8_t tcp_flags;
+  uint8_t protocol;
+  uint32_t bytes;
+};
+
+bool icmp_query(uint8_t type) {
+  // echo reply/request, timestamp request/reply: the NAT maps their identifier like a port.
+  return type == 0 || type == 8 || type == 13 || type == 14;
+}
+
+Parsed parse(const rte_mbuf* m) noexcept {
+  const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
+  Parsed p{0, 0, 0, ip->next_proto_id, rte_be_to_cpu_16(ip->total_length)};
+  const uint32_t ihl = (ip->version_ihl & 0xf) * 4u;
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  // Later fragments carry no transport header: they count under ports 0.
+  if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_OFFSET_MASK)) return p;
+  const auto* l4 = reinterpret_cast<const uint8_t*>(ip) + ihl;
+  switch (p.protocol) {
+    case IPPROTO_TCP:
+      if (len >= ihl + sizeof(rte_tcp_hdr)) {
+        const auto* tcp = reinterpret_cast<const rte_tcp_hdr*>(l4);
+        p.src_port = tcp->src_port;
+        p.dst_port = tcp->dst_port;
+        p.tcp_flags = tcp->tcp_flags;
+      }
+      break;
+    case IPPROTO_UDP:
+      if (len >= ihl + sizeof(rte_udp_hdr)) {
+        const auto* udp = reinterpret_cast<const rte_udp_hdr*>(l4);
+        p.src_port = udp->src_port;
+        p.dst_port = udp->dst_port;
+      }
+      break;
+    case IPPROTO_ICMP:
+      if (len >= ihl + 8 && icmp_query(l4[0])) {
+        uint16_t id;
+        __builtin_memcpy(&id, l4 + 4, 2);
+        p.src_port = p.dst_port = id;
+      }
+      break;
+    default:
+      break;
+  }
+  return p;
+}
+
+// The NAT's protocol index for find_mapping; kCount when it has none.
+nat::NatProto nat_proto(uint8_t protocol) {
+  switch (protocol) {
+    case IPPROTO_TCP:
+      return nat::NatProto::kTcp;
+    case IPPROTO_UDP:
+      return nat::NatProto::kUdp;
+    case IPPROTO_ICMP:
+      return nat::NatProto::kIcmp;
+    default:
+      return nat::NatProto::kCount;
+  }
+}
+
+// PacketMeta::counter holds the pre-NAT source: address in the low 32 bits, port above.
+uint64_t pack_source(uint32_t address, uint16_t port) {
+  return uint64_t{address} | uint64_t{port} << 32;
+}
+
+}  // namespace
+
+void note_source(rte_mbuf** pkts, uint16_t n) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    meta(pkts[i])->counter = pack_source(ip->src_addr, parse(pkts[i]).src_port);
+  }
+}
+
+void account_out(FlowTable& table, rte_mbuf** pkts, uint16_t n, uint64_t now) noexcept {
+  FlowKey keys[kBurst];
+  uint32_t hashes[kBurst];
+  Parsed parsed[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    const PacketMeta* pm = meta(pkts[i]);
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    parsed[i] = parse(pkts[i]);
+    FlowKey& k = keys[i];
+    k = FlowKey{};
+    k.src_address = static_cast<uint32_t>(pm->counter);
+    k.src_port = static_cast<uint16_t>(pm->counter >> 32);
+    k.dst_address = ip->dst_addr;
+    // ICMP queries: the identifier is the subscriber's "port"; the other side has none.
+    k.dst_port = parsed[i].protocol == IPPROTO_ICMP ? 0 : parsed[i].dst_port;
+    k.protocol = parsed[i].protocol;
+    k.peer_slot = pm->peer_slot;
+    hashes[i] = table.hash(k);
+    table.prefetch(hashes[i]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint32_t e = table.account(keys[i], hashes[i], FlowDirection::kOut, parsed[i].bytes,
+                                     parsed[i].tcp_flags, now);
+    if (e == FlowTable::kUntracked || table.has_post_nat(e)) [[likely]]
+      continue;
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    table.set_post_nat(e, ip->src_addr, parsed[i].src_port);
+  }
+}
+
+void account_in(FlowTable& table, const nat::NatWorker* nat, rte_lpm* allowed_ips, rte_mbuf** pkts,
+                uint16_t n, uint64_t now) noexcept {
+  uint32_t dst[kBurst], hop[kBurst];
+  for (uint16_t i = 0; i < n; ++i)
+    dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr);
+  rte_lpm_lookup_bulk(allowed_ips, dst, hop, n);
+  FlowKey keys[kBurst];
+  uint32_t hashes[kBurst];
+  Parsed parsed[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    parsed[i] = parse(pkts[i]);
+    FlowKey& k = keys[i];
+    k = FlowKey{};
+    k.src_address = ip->dst_addr;
+    k.src_port = parsed[i].dst_port;
+    k.dst_address = ip->src_addr;
+    k.dst_port = parsed[i].protocol == IPPROTO_ICMP ? 0 : parsed[i].src_port;
+    k.protocol = parsed[i].protocol;
+    k.peer_slot = hop[i] & 0xffffff;
+    hashes[i] = table.hash(k);
+    table.prefetch(hashes[i]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    if (!(hop[i] & RTE_LPM_LOOKUP_SUCCESS)) [[unlikely]]
+      continue;  // wg_seal drops it (no peer for the destination)
+    const uint32_t e = table.account(keys[i], hashes[i], FlowDirection::kIn, parsed[i].bytes,
+                                     parsed[i].tcp_flags, now);
+    if (e == FlowTable::kUntracked || table.has_post_nat(e)) [[likely]]
+      continue;
+    // A flow that began inbound (a reply to an endpoint-independent mapping): its public side
+    // is the subscriber's mapping; routed mode has none (the source stays as it is).
+    if (nat == nullptr) {
+      table.set_post_nat(e, keys[i].src_address, keys[i].src_port);
+    } else if (const nat::NatProto proto = nat_proto(keys[i].protocol);
+               proto != nat::NatProto::kCount) {
+      const auto t = nat->find_mapping(rte_be_to_cpu_32(keys[i].src_address),
+                                       rte_be_to_cpu_16(keys[i].src_port), proto);
+      if (t)
+        table.set_post_nat(e, rte_cpu_to_be_32(t->public_address),
+                           rte_cpu_to_be_16(t->public_port));
+    }
+  }
+}
+
+}  // namespace exitgw::dp::flow

@@ -1,0 +1,196 @@
+// Per-worker flow accounting: a fixed-size table of flows keyed by the subscriber-side 5-tuple
+// and peer, and the ring of finished or interval records it hands to the control thread.
+//
+// Ownership: one FlowTable per worker, allocated once by control before the workers start;
+// while the worker runs only that worker touches the table (control reads `counters()` and
+// pops `ring()`); after the worker has stopped, control may call expire_all() to flush it.
+// Nothing here allocates, locks or makes a system call after construction.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "dataplane/counters.h"
+#include "dataplane/nat/huge_array.h"
+
+namespace exitgw::dp::flow {
+
+// Addresses and ports as they are on the wire (network order): the data path copies header
+// fields without swapping; control converts when it builds the export record.
+struct FlowKey {
+  uint32_t src_address;  // the subscriber's inner (pre-NAT) address
+  uint32_t dst_address;  // the internet side
+  uint16_t src_port;     // TCP/UDP port, ICMP query identifier, else 0
+  uint16_t dst_port;     // TCP/UDP port, else 0
+  uint32_t peer_slot;
+  uint8_t protocol;
+  uint8_t pad[3];
+
+  bool operator==(const FlowKey&) const = default;
+};
+static_assert(sizeof(FlowKey) == 20);
+
+enum class FlowDirection : uint8_t { kOut, kIn };  // subscriber -> internet, and back
+
+// Why a record was emitted.
+enum class FlowEnd : uint8_t {
+  kActive,    // the active timeout: a long flow's counts for the last interval; it goes on
+  kIdle,      // no packet for the idle timeout
+  kFinished,  // TCP FIN seen both ways, or an RST (emitted once the flow is quiet for a moment)
+  kFlushed,   // the worker stopped (shutdown)
+  kCount
+};
+
+// One record on the worker → control ring: counts since the previous record of the same flow.
+struct FlowExport {
+  FlowKey key;
+  uint32_t post_nat_address;  // network order; 0 when not known (routed mode: = source)
+  uint16_t post_nat_port;
+  uint16_t tcp_flags;  // OR of the flags seen both ways
+  FlowEnd end;
+  uint8_t worker;
+  uint8_t pad[6];
+  uint64_t first_tsc, last_tsc;
+  uint64_t tx_packets, tx_bytes;  // subscriber -> internet (IP total length)
+  uint64_t rx_packets, rx_bytes;  // internet -> subscriber
+};
+static_assert(sizeof(FlowExport) == 88);
+
+// Single producer (the worker), single consumer (control); capacity a power of two.
+class FlowRing {
+ public:
+  explicit FlowRing(uint32_t capacity_pow2)
+      : mask_(capacity_pow2 - 1), slots_(new FlowExport[capacity_pow2]) {}
+  bool push(const FlowExport& e) noexcept {
+    const uint32_t t = tail_.load(std::memory_order_relaxed);
+    if (t - head_.load(std::memory_order_acquire) > mask_) return false;
+    slots_[t & mask_] = e;
+    tail_.store(t + 1, std::memory_order_release);
+    return true;
+  }
+  bool pop(FlowExport* e) noexcept {
+    const uint32_t h = head_.load(std::memory_order_relaxed);
+    if (h == tail_.load(std::memory_order_acquire)) return false;
+    *e = slots_[h & mask_];
+    head_.store(h + 1, std::memory_order_release);
+    return true;
+  }
+  uint32_t size() const noexcept {
+    return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);
+  }
+  uint32_t capacity() const noexcept { return mask_ + 1; }
+
+ private:
+  uint32_t mask_;
+  std::unique_ptr<FlowExport[]> slots_;
+  alignas(64) std::atomic<uint32_t> head_{0};
+  alignas(64) std::atomic<uint32_t> tail_{0};
+};
+
+// Written by the owning worker only; read by control for metrics.
+struct alignas(64) FlowCounters {
+  Counter created;          // flows that got an entry
+  Counter removed;          // entries freed (active = created - removed)
+  Counter records;          // records pushed to the ring
+  Counter ring_full;        // records lost: the ring to control was full
+  Counter untracked;        // packets of flows that found the table full (not accounted)
+  Counter packets_counted;  // packets accounted into some flow
+  uint64_t active() const noexcept { return created.get() - removed.get(); }
+};
+
+struct FlowConfig {
+  uint32_t max_flows = 65536;       // per worker
+  uint32_t ring_capacity = 8192;    // records; rounded up to a power of two
+  uint64_t idle_ticks = 0;          // no packet this long: emit and forget
+  uint64_t active_ticks = 0;        // a flow older than this emits its interval and goes on
+  uint64_t linger_ticks = 0;        // a finished TCP flow waits this long for its last ACKs
+  uint64_t sweep_period_ticks = 0;  // the whole table is examined once per period
+  uint8_t worker = 0;
+  // Seconds → ticks (rte_get_tsc_hz() on workers) with the usual sweep and linger choices.
+  static FlowConfig with_timeouts(uint32_t max_flows, double idle_s, double active_s,
+                                  uint64_t ticks_per_second, uint8_t worker);
+};
+
+class FlowTable {
+ public:
+  explicit FlowTable(const FlowConfig& config);
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  uint32_t hash(const FlowKey& k) const noexcept;  // seeded per table
+  // Hints that `hash`'s slot is about to be probed (a burst prefetches all, then accounts).
+  void prefetch(uint32_t h) const noexcept { __builtin_prefetch(&index_[h & mask_]); }
+
+  static constexpr uint32_t kUntracked = UINT32_MAX;
+  // Counts one packet of `bytes` (IP total length) into the flow of `key` (`h` = hash(key)),
+  // creating it when new; `tcp_flags` is the TCP header's flag byte (0 for other protocols).
+  // Returns the flow's entry, or kUntracked when the table is full (counted as untracked).
+  uint32_t account(const FlowKey& key, uint32_t h, FlowDirection dir, uint32_t bytes,
+                   uint8_t tcp_flags, uint64_t now) noexcept;
+  uint32_t account(const FlowKey& key, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
+                   uint64_t now) noexcept {
+    return account(key, hash(key), dir, bytes, tcp_flags, now);
+  }
+  // The post-NAT source of a flow (network order), recorded once: the first packet that knows it.
+  bool has_post_nat(uint32_t entry) const noexcept { return entries_[entry].has_post_nat; }
+  void set_post_nat(uint32_t entry, uint32_t address, uint16_t port) noexcept {
+    entries_[entry].post_nat_address = address;
+    entries_[entry].post_nat_port = port;
+    entries_[entry].has_post_nat = 1;
+  }
+
+  // Examines at most `budget` entries, paced so the whole table is seen once per sweep
+  // period: emits finished, idle and active-timeout records. Returns entries examined.
+  uint32_t sweep(uint64_t now, uint32_t budget) noexcept;
+  // Emits every flow with counts (FlowEnd::kFlushed) and frees them, at most `budget` entries
+  // examined; returns how many entries remain. For a stopped worker (control) and tests.
+  uint32_t expire_all(uint32_t budget) noexcept;
+
+  FlowRing& ring() noexcept { return ring_; }
+  const FlowCounters& counters() const noexcept { return counters_; }
+  uint32_t active() const noexcept { return n_used_; }
+  uint32_t max_flows() const noexcept { return config_.max_flows; }
+  const FlowConfig& config() const noexcept { return config_; }
+
+ private:
+  // 88 bytes; a packet touches the key, the state and its direction's counters.
+  struct Entry {
+    FlowKey key;
+    uint32_t hash;
+    uint32_t post_nat_address;
+    uint16_t post_nat_port;
+    uint16_t tcp_flags;
+    uint8_t state;  // kUsed | kFinOut | kFinIn | kFinished
+    uint8_t has_post_nat;
+    uint8_t pad[2];
+    uint64_t first_tsc;  // first packet of the current interval, 0 = none since the last record
+    uint64_t last_tsc;
+    uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+  };
+  // Open addressing with linear probing over entry indices + 1 (0 = empty); at most half full.
+  struct Slot {
+    uint32_t hash;
+    uint32_t entry;  // index + 1
+  };
+  static constexpr uint8_t kUsed = 1, kFinOut = 2, kFinIn = 4, kFinished = 8;
+
+  uint32_t find_slot(const FlowKey& key, uint32_t h) const noexcept;
+  void emit(Entry& e, FlowEnd why) noexcept;
+  void remove(uint32_t entry) noexcept;
+
+  FlowConfig config_;
+  uint32_t mask_;
+  nat::HugeArray<Slot> index_;
+  nat::HugeArray<Entry> entries_;
+  nat::HugeArray<uint32_t> free_;  // stack of free entry indices
+  uint32_t n_free_;
+  uint32_t n_used_ = 0;
+  uint32_t cursor_ = 0;  // next entry the sweep examines
+  uint64_t sweep_tsc_ = 0;
+  uint64_t seed_;
+  FlowRing ring_;
+  FlowCounters counters_;
+};
+
+}  // namespace exitgw::dp::flow

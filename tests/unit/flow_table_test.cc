@@ -1,0 +1,301 @@
+// The per-worker flow table: both directions in one flow, flushes on FIN/RST, idle and active
+// timeouts with incremental counts, a full table counted, a bounded sweep, a full ring counted,
+// and the open-addressing table against a naive model on random input.
+#include "dataplane/flow/flow_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <tuple>
+#include <vector>
+
+namespace exitgw::dp::flow {
+namespace {
+
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+
+// Ticks are abstract here: 1000 ticks = 1 "second".
+FlowConfig config(uint32_t max_flows = 1024, uint32_t ring = 1024) {
+  FlowConfig c;
+  c.max_flows = max_flows;
+  c.ring_capacity = ring;
+  c.idle_ticks = 15'000;
+  c.active_ticks = 60'000;
+  c.linger_ticks = 1'000;
+  c.sweep_period_ticks = 1;  // every sweep may look at the whole table (bounded by its budget)
+  c.worker = 3;
+  return c;
+}
+
+FlowKey key(uint32_t n, uint32_t peer = 7, uint8_t proto = 6) {
+  FlowKey k{};
+  k.src_address = 0x0b40'0064 + (n << 24);  // 100.64.x.11-ish, network order irrelevant here
+  k.dst_address = 0x0a64'33c6;
+  k.src_port = static_cast<uint16_t>(40000 + n);
+  k.dst_port = 80;
+  k.peer_slot = peer;
+  k.protocol = proto;
+  return k;
+}
+
+std::vector<FlowExport> drain(FlowTable& t) {
+  std::vector<FlowExport> out;
+  FlowExport e;
+  while (t.ring().pop(&e)) out.push_back(e);
+  return out;
+}
+
+// Sweeps the whole table at `now` (the test config paces nothing).
+std::vector<FlowExport> sweep_all(FlowTable& t, uint64_t now) {
+  t.sweep(now, t.max_flows());
+  return drain(t);
+}
+
+TEST(FlowTable, CountsBothDirectionsIntoOneFlowWithItsPostNatSource) {
+  FlowTable t(config());
+  const FlowKey k = key(1);
+  const uint32_t e = t.account(k, FlowDirection::kOut, 60, kSyn, 1000);
+  ASSERT_NE(e, FlowTable::kUntracked);
+  EXPECT_FALSE(t.has_post_nat(e));
+  t.set_post_nat(e, 0x01007150, 0x0004);
+  EXPECT_EQ(t.account(k, FlowDirection::kIn, 60, kSyn | kAck, 1010), e);
+  EXPECT_TRUE(t.has_post_nat(e));
+  t.account(k, FlowDirection::kOut, 52, kAck, 1020);
+  t.account(k, FlowDirection::kIn, 1500, kAck, 1030);
+  t.account(k, FlowDirection::kIn, 1500, kAck, 1040);
+  EXPECT_EQ(t.active(), 1u);
+  EXPECT_EQ(t.counters().created.get(), 1u);
+  EXPECT_EQ(t.counters().packets_counted.get(), 5u);
+
+  // Before the idle timeout nothing goes out; after it, one record with everything.
+  EXPECT_TRUE(sweep_all(t, 1040 + 14'999).empty());
+  const auto r = sweep_all(t, 1040 + 15'000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].key, k);
+  EXPECT_EQ(r[0].end, FlowEnd::kIdle);
+  EXPECT_EQ(r[0].worker, 3);
+  EXPECT_EQ(r[0].post_nat_address, 0x01007150u);
+  EXPECT_EQ(r[0].post_nat_port, 0x0004);
+  EXPECT_EQ(r[0].tx_packets, 2u);
+  EXPECT_EQ(r[0].tx_bytes, 112u);
+  EXPECT_EQ(r[0].rx_packets, 3u);
+  EXPECT_EQ(r[0].rx_bytes, 3060u);
+  EXPECT_EQ(r[0].first_tsc, 1000u);
+  EXPECT_EQ(r[0].last_tsc, 1040u);
+  EXPECT_EQ(r[0].tcp_flags, kSyn | kAck);
+  EXPECT_EQ(t.active(), 0u);
+  EXPECT_EQ(t.counters().removed.get(), 1u);
+  EXPECT_EQ(t.counters().records.get(), 1u);
+}
+
+TEST(FlowTable, PeerAndProtocolArePartOfTheKey) {
+  FlowTable t(config());
+  const uint32_t a = t.account(key(1, 7, 6), FlowDirection::kOut, 100, 0, 1000);
+  const uint32_t b = t.account(key(1, 8, 6), FlowDirection::kOut, 100, 0, 1000);
+  const uint32_t c = t.account(key(1, 7, 17), FlowDirection::kOut, 100, 0, 1000);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(b, c);
+  EXPECT_EQ(t.active(), 3u);
+  EXPECT_EQ(sweep_all(t, 100'000).size(), 3u);
+}
+
+TEST(FlowTable, FinBothWaysEndsTheFlowOnceItsLastAckIsIn) {
+  FlowTable t(config());
+  const FlowKey k = key(2);
+  t.account(k, FlowDirection::kOut, 52, kFin | kAck, 5000);
+  t.account(k, FlowDirection::kIn, 52, kFin | kAck, 5010);
+  t.account(k, FlowDirection::kOut, 40, kAck, 5020);  // the last ACK joins the same record
+  EXPECT_TRUE(sweep_all(t, 5020 + 999).empty());
+  const auto r = sweep_all(t, 5020 + 1000);  // the linger, long before the idle timeout
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].end, FlowEnd::kFinished);
+  EXPECT_EQ(r[0].tx_packets, 2u);
+  EXPECT_EQ(r[0].rx_packets, 1u);
+  EXPECT_EQ(r[0].tcp_flags, kFin | kAck);
+  EXPECT_EQ(t.active(), 0u);
+}
+
+TEST(FlowTable, FinOneWayIsNotTheEnd) {
+  FlowTable t(config());
+  t.account(key(3), FlowDirection::kOut, 52, kFin | kAck, 5000);
+  EXPECT_TRUE(sweep_all(t, 5000 + 5000).empty());
+  EXPECT_EQ(t.active(), 1u);
+  const auto r = sweep_all(t, 5000 + 15'000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].end, FlowEnd::kIdle);
+}
+
+TEST(FlowTable, RstEitherWayEndsTheFlow) {
+  FlowTable t(config());
+  t.account(key(4), FlowDirection::kOut, 60, kSyn, 5000);
+  t.account(key(4), FlowDirection::kIn, 40, kRst | kAck, 5010);
+  const auto r = sweep_all(t, 5010 + 1000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].end, FlowEnd::kFinished);
+  EXPECT_EQ(r[0].tcp_flags, kSyn | kRst | kAck);
+  EXPECT_EQ(r[0].tx_packets + r[0].rx_packets, 2u);
+}
+
+TEST(FlowTable, ActiveTimeoutEmitsEachIntervalsCountsAndKeepsTheFlow) {
+  FlowTable t(config());
+  const FlowKey k = key(5, 7, 17);
+  uint64_t now = 1000;
+  // A packet out and one back every 10 "seconds" for 150 seconds.
+  std::vector<FlowExport> records;
+  uint64_t sent = 0;
+  for (; now <= 151'000; now += 10'000) {
+    t.account(k, FlowDirection::kOut, 200, 0, now);
+    t.account(k, FlowDirection::kIn, 300, 0, now + 1);
+    ++sent;
+    for (const FlowExport& r : sweep_all(t, now + 2)) records.push_back(r);
+  }
+  EXPECT_EQ(t.active(), 1u);
+  // Intervals start at 1000, 71000, 141000: two active records so far.
+  ASSERT_EQ(records.size(), 2u);
+  for (const FlowExport& r : records) EXPECT_EQ(r.end, FlowEnd::kActive);
+  EXPECT_EQ(records[0].first_tsc, 1000u);
+  EXPECT_EQ(records[0].tx_packets, 7u);  // 1000 .. 61000
+  EXPECT_EQ(records[1].first_tsc, 71'000u);
+  EXPECT_EQ(records[1].tx_packets, 7u);  // 71000 .. 131000
+  EXPECT_EQ(records[1].rx_bytes, 7u * 300);
+  // The rest goes out at the idle timeout; the intervals add up to what was counted.
+  for (const FlowExport& r : sweep_all(t, now + 15'000)) records.push_back(r);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[2].end, FlowEnd::kIdle);
+  uint64_t tx = 0, rx_bytes = 0;
+  for (const FlowExport& r : records) {
+    tx += r.tx_packets;
+    rx_bytes += r.rx_bytes;
+  }
+  EXPECT_EQ(tx, sent);
+  EXPECT_EQ(rx_bytes, sent * 300);
+  EXPECT_EQ(t.active(), 0u);
+}
+
+TEST(FlowTable, AFullTableCountsNewFlowsAsUntrackedAndNeverBlocks) {
+  FlowTable t(config(4));
+  for (uint32_t i = 0; i < 4; ++i)
+    EXPECT_NE(t.account(key(i), FlowDirection::kOut, 100, 0, 1000), FlowTable::kUntracked);
+  EXPECT_EQ(t.account(key(9), FlowDirection::kOut, 100, 0, 1000), FlowTable::kUntracked);
+  EXPECT_EQ(t.account(key(9), FlowDirection::kIn, 100, 0, 1001), FlowTable::kUntracked);
+  EXPECT_EQ(t.counters().untracked.get(), 2u);
+  // Known flows still count.
+  EXPECT_NE(t.account(key(2), FlowDirection::kIn, 100, 0, 1002), FlowTable::kUntracked);
+  // Once flows leave, new ones fit again.
+  EXPECT_EQ(sweep_all(t, 1002 + 15'000).size(), 4u);
+  EXPECT_NE(t.account(key(9), FlowDirection::kOut, 100, 0, 20'000), FlowTable::kUntracked);
+  EXPECT_EQ(t.counters().untracked.get(), 2u);
+}
+
+TEST(FlowTable, SweepExaminesAtMostItsBudget) {
+  FlowTable t(config(4096, 8192));
+  for (uint32_t i = 0; i < 3000; ++i) t.account(key(i), FlowDirection::kOut, 100, 0, 1000);
+  const uint64_t late = 1000 + 15'000;
+  EXPECT_EQ(t.sweep(late, 8), 8u);
+  EXPECT_LE(drain(t).size(), 8u);
+  // Repeated bounded passes finish the job.
+  size_t total = 0;
+  for (int pass = 0; pass < 4096 / 64 + 1; ++pass) {
+    EXPECT_LE(t.sweep(late + 1 + pass, 64), 64u);
+    total += drain(t).size();
+  }
+  EXPECT_EQ(t.active(), 0u);
+  EXPECT_EQ(t.counters().records.get(), 3000u);
+  EXPECT_GE(total, 3000u - 8u);
+}
+
+TEST(FlowTable, SweepIsPacedToOnePassPerPeriod) {
+  FlowConfig c = config(1000);
+  c.sweep_period_ticks = 10'000;
+  FlowTable t(c);
+  for (uint32_t i = 0; i < 1000; ++i) t.account(key(i), FlowDirection::kOut, 100, 0, 1);
+  t.sweep(1, 1u << 30);  // first pass: starts the clock
+  // A tenth of the period later, a tenth of the table is due, whatever the budget.
+  EXPECT_EQ(t.sweep(1'001, 1u << 30), 100u);
+  EXPECT_EQ(t.sweep(1'001, 1u << 30), 0u);
+}
+
+TEST(FlowTable, AFullRingCountsLostRecords) {
+  FlowTable t(config(64, 2));
+  for (uint32_t i = 0; i < 5; ++i) t.account(key(i), FlowDirection::kOut, 100, 0, 1000);
+  EXPECT_EQ(sweep_all(t, 1000 + 15'000).size(), 2u);
+  EXPECT_EQ(t.counters().records.get(), 2u);
+  EXPECT_EQ(t.counters().ring_full.get(), 3u);
+  EXPECT_EQ(t.active(), 0u);
+}
+
+TEST(FlowTable, ExpireAllFlushesEveryOpenFlowWithinItsBudget) {
+  FlowTable t(config(64, 64));
+  for (uint32_t i = 0; i < 10; ++i) t.account(key(i), FlowDirection::kOut, 100, 0, 1000);
+  EXPECT_EQ(t.expire_all(4), 6u);
+  EXPECT_EQ(t.expire_all(100), 0u);
+  const auto r = drain(t);
+  ASSERT_EQ(r.size(), 10u);
+  for (const FlowExport& e : r) EXPECT_EQ(e.end, FlowEnd::kFlushed);
+}
+
+// Random flows over a small table (many probe collisions, deletions in the middle of probe
+// runs) against a map: every packet is in exactly one record of its key or counted untracked.
+TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
+  constexpr uint32_t kMax = 64;
+  FlowConfig c = config(kMax, 1 << 16);
+  c.idle_ticks = 100;
+  c.active_ticks = 1u << 30;
+  FlowTable t(c);
+  struct Model {
+    uint64_t last = 0, tx = 0, rx = 0, tx_bytes = 0, rx_bytes = 0;
+  };
+  std::map<uint32_t, Model> open;
+  std::map<std::tuple<uint32_t, uint64_t, uint64_t>, int> expected, got;  // key, tx, rx
+  uint64_t untracked = 0;
+  std::mt19937 rng(12345);
+  uint64_t now = 1;
+  const auto check_emitted = [&] {
+    for (const FlowExport& e : drain(t)) {
+      const uint32_t n = e.key.src_port - 40000u;
+      ++got[{n, e.tx_packets * 1000000 + e.tx_bytes, e.rx_packets * 1000000 + e.rx_bytes}];
+    }
+  };
+  for (int step = 0; step < 200'000; ++step) {
+    now += rng() % 4;
+    const uint32_t n = rng() % 150;
+    const bool out = rng() % 2;
+    const uint32_t bytes = 40 + rng() % 1400;
+    const uint32_t e =
+        t.account(key(n), out ? FlowDirection::kOut : FlowDirection::kIn, bytes, 0, now);
+    auto it = open.find(n);
+    if (it == open.end() && open.size() == kMax) {
+      EXPECT_EQ(e, FlowTable::kUntracked);
+      ++untracked;
+    } else {
+      ASSERT_NE(e, FlowTable::kUntracked) << "step " << step;
+      Model& m = open[n];
+      m.last = now;
+      (out ? m.tx : m.rx) += 1;
+      (out ? m.tx_bytes : m.rx_bytes) += bytes;
+    }
+    if (step % 37 == 0) {
+      t.sweep(now, kMax);
+      for (auto i = open.begin(); i != open.end();) {
+        if (now - i->second.last >= 100) {
+          ++expected[{i->first, i->second.tx * 1000000 + i->second.tx_bytes,
+                      i->second.rx * 1000000 + i->second.rx_bytes}];
+          i = open.erase(i);
+        } else {
+          ++i;
+        }
+      }
+      check_emitted();
+      ASSERT_EQ(t.active(), open.size()) << "step " << step;
+    }
+  }
+  EXPECT_EQ(t.counters().untracked.get(), untracked);
+  EXPECT_GT(untracked, 0u);
+  EXPECT_GT(expected.size(), 1000u);
+  EXPECT_EQ(got, expected);
+}
+
+}  // namespace
+}  // namespace exitgw::dp::flow
