@@ -455,6 +455,12 @@ Status Gateway::init_nat() {
            " worker slice(s), " + FLAGS_nat_filtering + " filtering");
   nat_ = std::move(cfg);
   ctx_->nat = nat_.get();
+  // The event rings are control's, so what workers pushed last is still there to drain after
+  // they stop.
+  for (unsigned w = 0; w < ctx_->n_workers; ++w) {
+    nat_event_rings_.push_back(std::make_unique<dp::nat::NatEventRing>(4096));
+    ctx_->workers[w].nat_events = nat_event_rings_.back().get();
+  }
   return Ok{};
 }
 
@@ -711,15 +717,17 @@ int Gateway::run(const std::atomic<bool>& stop) {
         // The peers file was reloaded: an update from the file source.
         policy_peers_generation_ = g;
         policy_->set_peers(wg_->policy_peers());
-        ++generation_;
-        last_update_source_ = "file";
-        last_update_unix_ms_ =
-            static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
+        note_file_update("file");
       }
+      // Policy, approvals and domain files reloaded by their watchers are updates too.
+      const uint64_t policy_reloads = policy_->reloads();
       policy_->tick(ns);
-      if (domains_) domains_->tick(ns);
+      if (policy_->reloads() != policy_reloads) note_file_update("policy file");
+      if (domains_) {
+        const uint64_t domain_reloads = domains_->reloads();
+        domains_->tick(ns);
+        if (domains_->reloads() != domain_reloads) note_file_update("domain list file");
+      }
       sample_stats();
       if (++admin_view_ticks_ % 10 == 0) publish_admin_view();
       last_tick = ns;
@@ -733,6 +741,16 @@ int Gateway::run(const std::atomic<bool>& stop) {
   log_info("stopping");
   shutdown();
   return 0;
+}
+
+void Gateway::note_file_update(const char* source) {
+  ++generation_;
+  last_update_source_ = source;
+  last_update_unix_ms_ =
+      static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+  publish_admin_view();
 }
 
 void Gateway::shutdown() {

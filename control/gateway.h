@@ -63,6 +63,8 @@ class Gateway {
   Status init_policy();
   Readiness readiness();
   void shutdown();
+  // A file watcher applied a change: the generation advances, as for any other update.
+  void note_file_update(const char* source);
 
   std::unique_ptr<dp::DataplaneContext> ctx_;
   rte_mempool* pool_ = nullptr;
@@ -86,6 +88,7 @@ class Gateway {
   std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
   // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
   std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
+  std::vector<std::unique_ptr<dp::nat::NatEventRing>> nat_event_rings_;
   MetricsServer metrics_;
   ControlStats stats_;
   std::vector<std::string> port_labels_;

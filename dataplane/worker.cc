@@ -121,9 +121,11 @@ Status Worker::init() noexcept {
   aead_ = std::move(aead.value());
   if (ctx_->nat) {
     // The tables are allocated here, once, on the lcore that owns them.
-    nat_events_ = std::make_unique<nat::NatEventRing>(4096);
-    nat_ = std::make_unique<nat::NatWorker>(*ctx_->nat, index_, nat_events_.get());
-    shared_->nat_events = nat_events_.get();
+    if (shared_->nat_events == nullptr) {  // benchmarks: nobody drains after the worker stops
+      nat_events_ = std::make_unique<nat::NatEventRing>(4096);
+      shared_->nat_events = nat_events_.get();
+    }
+    nat_ = std::make_unique<nat::NatWorker>(*ctx_->nat, index_, shared_->nat_events);
     shared_->nat_counters.store(&nat_->counters(), std::memory_order_release);
     frag_park_.set_timeout(uint64_t{ctx_->nat->fragment_timeout} * rte_get_tsc_hz());
   }
@@ -231,6 +233,9 @@ int Worker::run() noexcept {
   }
   frag_park_.expire(*this, UINT64_MAX);
   flush();
+  // The NAT tables and counters end with this frame; what control reads must not outlive it.
+  shared_->nat_counters.store(nullptr, std::memory_order_release);
+  if (nat_events_) shared_->nat_events = nullptr;
   rte_rcu_qsbr_thread_offline(ctx_->rcu, index_);
   rte_rcu_qsbr_thread_unregister(ctx_->rcu, index_);
   shared_->running.store(false, std::memory_order_release);

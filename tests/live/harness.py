@@ -301,7 +301,9 @@ class Lab:
         run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
              "net.ipv6.conf.default.disable_ipv6=1"])
         run(["ip", "link", "set", "lo", "up"])
-        for a, b in (("tun0", "tunp"), ("inet0", "inetp")):
+        # quiet0 carries nothing: the extra RX queues of a libpcap internet port read it, so
+        # every frame of inet0 reaches exactly one queue (worker 0's).
+        for a, b in (("tun0", "tunp"), ("inet0", "inetp"), ("quiet0", "quietp")):
             run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
             for dev in (a, b):
                 run(["sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % dev])
@@ -406,7 +408,8 @@ class Lab:
                 "--vdev=net_af_packet0,iface=tun0,qpairs=%d" % q,
                 ("--vdev=net_af_packet1,iface=inet0,qpairs=%d" % q
                  if self.internet_vdev == "af_packet" else
-                 "--vdev=net_pcap1,rx_iface_in=inet0" + ",tx_iface=inet0" * q),
+                 "--vdev=net_pcap1,rx_iface_in=inet0" + ",rx_iface_in=quiet0" * (q - 1) +
+                 ",tx_iface=inet0" * q),
                 "--no-huge", "-m", "512", "--log-level=error", "--"] + self.flags
         self.log_path = os.path.join(self.dir, "exitgw.log")
         with open(self.log_path, "wb") as log:

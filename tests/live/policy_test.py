@@ -214,7 +214,7 @@ class PolicySwap(unittest.TestCase):
                          % (len(missing), self.PACKETS, m.drops()))
         self.assertEqual(m.drop("policy_denied"), before.drop("policy_denied"))
         # Every swap was applied: the reload count, and the rule count of the last version (it
-        # has SWAPS more grants than version 0). The generation: see the PENDING case below.
+        # has SWAPS more grants than version 0). The generation: test_3.
         self.assertEqual(self.reloads(m) - self.reloads(before), self.SWAPS)
         self.assertGreater(m.sum("exitgw_policy_rules"), rules0)
         self.assertEqual(m.sum("exitgw_policy_reloads_total", result="rejected"),
@@ -236,10 +236,6 @@ class PolicySwap(unittest.TestCase):
         m = lab.wait_metric(lambda m: hits(m) >= hits(before) + n, 3.0)
         self.assertEqual(hits(m) - hits(before), n)
 
-    @harness.pending("a policy file reload does not advance exitgw_config_generation (its help: "
-                     "'every applied update'): control/gateway.cc bumps generation_ only in "
-                     "apply_update() and on a peers file reload, not when ExitPolicy::tick() "
-                     "reloads the policy or approvals file")
     def test_3_policy_file_reload_advances_config_generation(self):
         lab = self.lab
         before = lab.metrics()
