@@ -133,8 +133,9 @@ Status Worker::init() noexcept {
 }
 
 domain::DomainScratch* Worker::domain_scratch(const domain::DomainDatabase& db) noexcept {
-  if (&db == domain_seen_) return domain_scratch_.get();
-  domain_seen_ = &db;
+  // By serial, not address: a freed database's address can come back for a newer one.
+  if (db.serial() == domain_seen_) return domain_scratch_.get();
+  domain_seen_ = db.serial();
   if (!domain_scratch_) {
     auto s = domain::DomainScratch::create(db);
     if (s) domain_scratch_ = std::make_unique<domain::DomainScratch>(std::move(*s));

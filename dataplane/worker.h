@@ -116,7 +116,7 @@ class alignas(64) Worker {
   std::unique_ptr<nat::NatWorker> nat_;
   std::unique_ptr<nat::NatEventRing> nat_events_;
   std::unique_ptr<domain::DomainScratch> domain_scratch_;
-  const domain::DomainDatabase* domain_seen_ = nullptr;
+  uint64_t domain_seen_ = 0;  // serial of the database the scratch was prepared for
   FragmentPark frag_park_;
   WorkerShared* shared_;
   flow::FlowTable* flows_;

@@ -1,6 +1,8 @@
 // Compiling a domain list into Hyperscan, per-worker scratch, and matching (domain_database.h).
 #include "dataplane/domain/domain_database.h"
 
+#include <atomic>
+
 #include <hs/hs.h>
 
 #include <initializer_list>
@@ -81,7 +83,9 @@ struct DomainDatabase::MatchState {
 };
 
 Result<DomainDatabase> compile(const DomainList& list, unsigned workers) {
+  static std::atomic<uint64_t> serials{0};
   DomainDatabase out;
+  out.serial_ = ++serials;
   out.list_ = list;
   const size_t n = list.rules.size();
   if (n > kMaxRules)

@@ -46,6 +46,10 @@ class DomainDatabase {
   // Bytes one worker's scratch needs.
   size_t scratch_bytes() const noexcept;
 
+  // Unique per compiled database in this process (never reused, unlike an address): how a
+  // worker tells a newly published database from the one its scratch was prepared for.
+  uint64_t serial() const noexcept { return serial_; }
+
   // Workers this database keeps match counters for (compile()'s `workers`).
   unsigned counter_workers() const noexcept { return workers_; }
   // Worker `worker` counts one match of rule `rule` (the verdict's deciding rule). Only that
@@ -104,6 +108,7 @@ class DomainDatabase {
   std::unique_ptr<CounterLine[]> matches_;
   size_t row_ = 0;
   unsigned workers_ = 0;
+  uint64_t serial_ = 0;
 };
 
 // Builds the database, the rule index as each pattern's id, all caseless. Exact and suffix
