@@ -240,6 +240,31 @@ class FleetTest(unittest.TestCase):
         self.last_rev = self.etcd.put(PREFIX + "nodes/%s/approval" % node, value)
         self.writes += 1
 
+    def put_bad_values(self):
+        """Writes values every node must refuse; the number of writes."""
+        live = sorted(i for i in range(len(self.keys)) if self.keys[i] in self.want)
+        kept, victim = live[0], live[1]
+        pub = self.keys[kept]
+        name = PREFIX + "peers/" + urlkey(pub)
+        ips, user = self.want[pub]
+        writes = [
+            # an unknown field on a running peer: it keeps its settings
+            (name, json.dumps({"public_key": pub, "allowed_ips": ["100.127.0.1/32"], "user": user,
+                               "nickname": "x"})),
+            # a value over 64 KiB
+            (PREFIX + "peers/" + urlkey(b64(os.urandom(32))),
+             json.dumps({"allowed_ips": ["100.127.0.2/32"], "user": "x" * 70000})),
+            # a key name that is no key
+            (PREFIX + "peers/not-a-key", json.dumps({"allowed_ips": ["100.127.0.3/32"]})),
+            # a new peer claiming a running peer's allowed IPs
+            (PREFIX + "peers/" + urlkey(b64(os.urandom(32))),
+             json.dumps({"allowed_ips": [self.want[self.keys[victim]][0][0]]})),
+        ]
+        for key, value in writes:
+            self.last_rev = self.etcd.put(key, value)
+            self.writes += 1
+        return len(writes)
+
     def status_key(self, g):
         v = self.etcd.get(PREFIX + "status/" + g.node)
         return json.loads(v) if v else None
@@ -281,6 +306,8 @@ class FleetTest(unittest.TestCase):
         self.approve(b.node, "approved")
         for i in range(3, 600, 17):
             self.del_peer(i)
+        # Bad values: each refused by both nodes with the running state unchanged.
+        bad_writes = self.put_bad_values()
 
         for g in (a, b):
             self.assertTrue(L.wait_until(lambda: self.converged(g), 60),
@@ -305,7 +332,7 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(key["events"], self.writes, key)
             self.assertEqual(key["stale_events_skipped"], 0, key)
             self.assertEqual(key["loads"], 1, key)
-            self.assertEqual(key["updates_rejected"], 0, key)
+            self.assertEqual(key["updates_rejected"], bad_writes, key)
         # b caught up on a backlog: fewer, larger updates than a, same state.
         print("\ngenerations: a %d, b %d; %d watched writes, %d peers" % (
             a.api("/v1/status")["generation"], b.api("/v1/status")["generation"],

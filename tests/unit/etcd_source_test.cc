@@ -493,6 +493,64 @@ TEST(EtcdSource, TwoNodesConvergeOnOnePeerSet) {
   EXPECT_FALSE(want.empty());
 }
 
+TEST(EtcdSource, BadValuesDuringTheWatchAreRefusedByKeyAndChangeNothing) {
+  REQUIRE_ETCD();
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.start());
+  EtcdClient c(etcd.client_options());
+  const std::string peers = std::string(kPrefix) + "peers/";
+  FakeControl control;
+  EtcdSource source(options_for(etcd), control.queue(), nullptr);
+  ASSERT_TRUE(source.start().ok());
+  ASSERT_TRUE(wait_until([&] { return control.log_size() == 1 && source.health().connected; }));
+  const PeerConfig a = make_peer(1), b = make_peer(2);
+  ASSERT_TRUE(c.put(peers + url(a), peer_value(a)).ok());
+  ASSERT_TRUE(wait_until([&] { return control.log_size() == 2; }));
+  const auto before = control.peers();
+  // Each of these is refused with its key and reason; the running peer keeps its settings.
+  nlohmann::json unknown = nlohmann::json::parse(peer_value(make_peer(1, 5)));
+  unknown["nickname"] = "x";
+  ASSERT_TRUE(c.put(peers + url(a), unknown.dump()).ok());  // unknown field
+  ASSERT_TRUE(c.put(peers + url(a), R"({"allowed_ips":[")" + std::string(70000, '1') + R"("]})")
+                  .ok());                                  // oversized value
+  ASSERT_TRUE(c.put(peers + "AAAA", peer_value(b)).ok());  // a name that is no key
+  ASSERT_TRUE(c.put(peers + url(b), peer_value(a)).ok());  // the value names another key
+  PeerConfig thief = b;
+  thief.allowed_ips = a.allowed_ips;
+  ASSERT_TRUE(
+      c.put(peers + url(thief), peer_value(thief)).ok());  // a's allowed IPs: control says no
+  const int64_t last = etcd_revision(c);
+  ASSERT_TRUE(wait_until([&] { return source.health().revision == last; }));
+  EXPECT_EQ(control.peers(), before);
+  // Only the overlap reached control (the others are refused before it), and was refused there.
+  EXPECT_EQ(control.log().size(), 3u);
+  EXPECT_EQ(control.log().back(), "upsert " + url(thief) + " 0 REJECTED");
+  const EtcdHealth h = source.health();
+  EXPECT_EQ(h.updates_rejected, 5u);
+  std::map<std::string, std::string> bad;
+  for (const auto& e : h.bad_entries) bad[e.key] = e.reason;
+  ASSERT_EQ(bad.size(), 3u);  // a's last refusal, the nameless key, b's last refusal
+  EXPECT_NE(bad[peers + url(a)].find("longer than 65536 bytes"), std::string::npos)
+      << bad[peers + url(a)];
+  EXPECT_NE(bad[peers + url(a)].find("keeps its last good settings"), std::string::npos);
+  EXPECT_NE(bad[peers + "AAAA"].find("key name"), std::string::npos) << bad[peers + "AAAA"];
+  EXPECT_NE(bad[peers + url(b)].find("is allowed for both"), std::string::npos)
+      << bad[peers + url(b)];
+  // The unknown field was refused by name (its log line); a good value clears a's entry.
+  ASSERT_TRUE(c.put(peers + url(a), peer_value(make_peer(1, 5))).ok());
+  ASSERT_TRUE(wait_until([&] { return control.log_size() == 4; }));
+  EXPECT_TRUE(wait_until([&] { return source.health().bad_entries_total == 2u; }));
+}
+
+TEST(EtcdSource, UnknownFieldInAPeerValueIsRefusedByName) {
+  const PeerConfig p = make_peer(1);
+  nlohmann::json j = nlohmann::json::parse(peer_value(p));
+  j["nickname"] = "x";
+  auto r = peer_from_etcd(url(p), j.dump());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("unknown field \"nickname\""), std::string::npos) << r.error();
+}
+
 TEST(EtcdSource, BacklogOfPeerEventsAppliesAsOneSetInOrderWithApprovals) {
   REQUIRE_ETCD();
   EtcdProcess etcd;
