@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -330,5 +331,8 @@ int main(int argc, char** argv) {
   g_env = nullptr;
   env.reset();
   rte_eal_cleanup();
+  // EAL leaves its runtime directory for the file prefix behind.
+  std::error_code ec;
+  std::filesystem::remove_all("/var/run/dpdk/" + prefix.substr(prefix.find('=') + 1), ec);
   return 0;
 }

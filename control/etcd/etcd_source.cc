@@ -382,8 +382,8 @@ bool EtcdSource::handle_approval_event(const Event& ev) {
 }
 
 bool EtcdSource::is_peer_key(const std::string& key) const {
-  const std::string& peers_prefix = peers_prefix_;
-  return key.size() > peers_prefix.size() && key.compare(0, peers_prefix.size(), peers_prefix) == 0;
+  return key.size() > peers_prefix_.size() &&
+         key.compare(0, peers_prefix_.size(), peers_prefix_) == 0;
 }
 
 bool EtcdSource::handle_peer_run(const std::vector<const Event*>& run) {
