@@ -49,12 +49,19 @@ std::string shown(std::string_view key) {
 
 }  // namespace
 
-std::string status_json(const NodeStatus& s, int64_t unix_ms) {
+std::string status_json(const NodeStatus& s, int64_t unix_ms, const EtcdHealth* health) {
   nlohmann::json j = {{"generation", s.generation},
                       {"peers", s.peers},
                       {"load", s.load},
                       {"healthy", s.healthy},
                       {"unix_ms", unix_ms}};
+  if (health) {
+    j["revision"] = health->revision;
+    j["events"] = health->events;
+    j["loads"] = health->loads;
+    j["stale_events_skipped"] = health->stale_events_skipped;
+    j["updates_rejected"] = health->updates_rejected;
+  }
   return j.dump();
 }
 
@@ -104,6 +111,7 @@ Status EtcdSource::start() {
   if (options_.node.empty() || options_.node.find('/') != std::string::npos)
     return make_error("etcd: the node name must be non-empty and hold no '/'");
   keys_ = EtcdKeys{options_.prefix, options_.node};
+  peers_prefix_ = keys_.peers();
   ClientOptions co;
   co.endpoints = std::move(*endpoints);
   co.connect_timeout = options_.connect_timeout;
@@ -228,7 +236,7 @@ Result<int64_t> EtcdSource::load() {
   set_connected(true, client_->current_endpoint());
 
   std::map<std::string, EtcdBadEntry> bad;
-  std::map<std::string, wg::Key> applied;
+  std::map<std::string, PeerConfig> applied;
   std::vector<PeerConfig> peers;
   std::map<std::pair<uint32_t, uint8_t>, std::string> prefix_owner;  // allowed prefix -> key
   const std::string peers_prefix = keys_.peers();
@@ -254,7 +262,7 @@ Result<int64_t> EtcdSource::load() {
       continue;
     }
     for (const Ipv4Prefix& p : peer->allowed_ips) prefix_owner[{p.addr, p.len}] = kv.key;
-    applied[kv.key] = peer->public_key;
+    applied[kv.key] = *peer;
     peers.push_back(std::move(*peer));
   }
   const size_t n_peers = peers.size();
@@ -317,7 +325,7 @@ bool EtcdSource::handle_peer_event(const Event& ev, std::string_view name) {
     clear_bad(key);
     const auto it = applied_.find(key);
     if (it == applied_.end()) return true;  // never applied (it was refused): nothing to undo
-    auto r = submit(PeerRemove{it->second});
+    auto r = submit(PeerRemove{it->second.public_key});
     if (!r) return false;
     if (r->ok() || r->error == UpdateError::kNotFound) {
       applied_.erase(it);
@@ -340,10 +348,10 @@ bool EtcdSource::handle_peer_event(const Event& ev, std::string_view name) {
             rev);
     return true;
   }
-  const wg::Key public_key = peer->public_key;
+  PeerConfig config = *peer;
   auto r = submit(PeerUpsert{std::move(*peer)});
   if (!r) return false;
-  if (r->ok()) applied_[key] = public_key;
+  if (r->ok()) applied_[key] = std::move(config);
   count_result(*r, key, rev);
   return true;
 }
@@ -373,11 +381,80 @@ bool EtcdSource::handle_approval_event(const Event& ev) {
   return true;
 }
 
+bool EtcdSource::is_peer_key(const std::string& key) const {
+  return key.size() > peers_prefix_.size() &&
+         key.compare(0, peers_prefix_.size(), peers_prefix_) == 0;
+}
+
+bool EtcdSource::handle_peer_run(const std::vector<const Event*>& run) {
+  const auto name_of = [this](const Event& ev) {
+    return std::string_view(ev.kv.key).substr(peers_prefix_.size());
+  };
+  const auto one_by_one = [&] {
+    for (const Event* ev : run)
+      if (!handle_peer_event(*ev, name_of(*ev))) return false;
+    return true;
+  };
+  if (options_.coalesce_min_events == 0 || run.size() < options_.coalesce_min_events)
+    return one_by_one();
+  // The source's peers as applied, with the run's changes on top. A value refused here is
+  // reported as the event-by-event path reports it, and changes nothing.
+  std::map<std::string, PeerConfig> next = applied_;
+  struct Refused {
+    std::string reason;
+    int64_t revision;
+  };
+  std::map<std::string, Refused> refused;  // key -> its last refused value, if still current
+  std::set<std::string> touched;           // keys whose current value is good (or deleted)
+  uint64_t refused_events = 0;
+  for (const Event* ev : run) {
+    const std::string& key = ev->kv.key;
+    if (ev->type == Event::Type::kDelete) {
+      next.erase(key);
+      refused.erase(key);
+      touched.insert(key);
+      continue;
+    }
+    auto peer = peer_from_etcd(name_of(*ev), ev->kv.value);
+    if (!peer) {
+      ++refused_events;
+      touched.erase(key);
+      refused[key] = Refused{
+          peer.error() + (next.count(key) ? " (the peer keeps its last good settings)" : ""),
+          ev->kv.mod_revision};
+      continue;
+    }
+    next[key] = std::move(*peer);
+    refused.erase(key);
+    touched.insert(key);
+  }
+  std::vector<PeerConfig> peers;
+  peers.reserve(next.size());
+  for (const auto& [key, peer] : next) peers.push_back(peer);
+  auto r = submit(PeerSet{std::move(peers)});
+  if (!r) return false;
+  if (!r->ok()) {
+    log_warn("etcd: " + std::to_string(run.size()) + " peer events as one set refused (" +
+             r->message + "); applying them one by one");
+    return one_by_one();
+  }
+  applied_ = std::move(next);
+  {
+    std::lock_guard lock(health_mu_);
+    ++health_.updates_applied;
+    ++health_.coalesced_sets;
+    health_.updates_rejected += refused_events;
+  }
+  for (const std::string& key : touched) clear_bad(key);
+  for (auto& [key, bad] : refused) set_bad(key, std::move(bad.reason), bad.revision);
+  log_info("etcd: " + std::to_string(run.size()) + " peer events applied as one set (" +
+           std::to_string(applied_.size()) + " peers)");
+  return true;
+}
+
 bool EtcdSource::handle_event(const Event& ev) {
-  const std::string peers_prefix = keys_.peers();
-  if (ev.kv.key.size() > peers_prefix.size() &&
-      ev.kv.key.compare(0, peers_prefix.size(), peers_prefix) == 0)
-    return handle_peer_event(ev, std::string_view(ev.kv.key).substr(peers_prefix.size()));
+  if (is_peer_key(ev.kv.key))
+    return handle_peer_event(ev, std::string_view(ev.kv.key).substr(peers_prefix_.size()));
   if (ev.kv.key == keys_.approval()) return handle_approval_event(ev);
   return true;  // another node's approval, or a key this layout does not define
 }
@@ -445,24 +522,55 @@ void EtcdSource::run() {
         continue;
       }
       // A batch: events above the revision handled so far, in order. Events of one revision
-      // (a transaction) come in one batch, so `revision_` only moves between revisions.
+      // (a transaction) come in one batch, so `revision_` only moves between revisions. Batches
+      // already waiting are taken too, so a backlog can be applied as a few large updates.
+      std::vector<WatchBatch> batches;
+      batches.push_back(std::move(item.batch));
+      {
+        std::lock_guard lock(q_mu_);
+        while (!q_.empty() && q_.front().kind == Item::Kind::kBatch) {
+          batches.push_back(std::move(q_.front().batch));
+          q_.pop_front();
+        }
+      }
+      q_cv_.notify_all();
       const int64_t floor = revision_;
       int64_t top = floor;
       bool stopped = false;
-      for (const Event& ev : item.batch.events) {
-        if (ev.kv.mod_revision <= floor) {
-          std::lock_guard lock(health_mu_);
-          ++health_.stale_events_skipped;
-          continue;
+      uint64_t handled = 0, stale = 0;
+      std::vector<const Event*> run;  // consecutive peer events not yet handled
+      const auto flush = [&] {
+        const bool ok = run.empty() || handle_peer_run(run);
+        run.clear();
+        return ok;
+      };
+      for (const WatchBatch& batch : batches) {
+        for (const Event& ev : batch.events) {
+          if (ev.kv.mod_revision <= floor) {
+            ++stale;
+            continue;
+          }
+          ++handled;
+          top = std::max(top, ev.kv.mod_revision);
+          if (is_peer_key(ev.kv.key)) {
+            run.push_back(&ev);
+            continue;
+          }
+          if (!flush() || !handle_event(ev)) {
+            stopped = true;
+            break;
+          }
         }
-        if (!handle_event(ev)) {
-          stopped = true;
-          break;
-        }
-        top = std::max(top, ev.kv.mod_revision);
+        if (stopped) break;
+        if (batch.events.empty()) top = std::max(top, batch.revision);  // progress
+      }
+      if (!stopped && !flush()) stopped = true;
+      {
+        std::lock_guard lock(health_mu_);
+        health_.stale_events_skipped += stale;
+        health_.events += handled;
       }
       if (stopped) break;
-      if (item.batch.events.empty()) top = std::max(top, item.batch.revision);  // progress
       revision_ = top;
       std::lock_guard lock(health_mu_);
       health_.revision = revision_;
@@ -548,7 +656,8 @@ void EtcdSource::status_loop() {
       std::lock_guard lock(health_mu_);
       health_.status_lease = lease;
     }
-    auto put = client_->put(key, status_json(status_cb_(), unix_ms_now()), lease);
+    const EtcdHealth h = health();
+    auto put = client_->put(key, status_json(status_cb_(), unix_ms_now(), &h), lease);
     if (!put) {
       fail("put: " + put.error());
       if (put.error().find("lease not found") != std::string::npos) lease = 0;

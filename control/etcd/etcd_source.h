@@ -20,6 +20,12 @@
 // - Watch [P nodes/, P peers0) from R+1 (the status keys are outside it): PUT peers/k ->
 //   PeerUpsert, DELETE -> PeerRemove, the approval key -> ApprovalSet (DELETE -> clear).
 //   A bad value during the watch is rejected like any bad update: the running peer stays.
+// - Bulk: a run of at least `coalesce_min_events` consecutive peer events (one large
+//   transaction, or the backlog that piled up while control was busy or the node was stopped)
+//   becomes ONE PeerSet (the source's peers as applied, with the run's changes on top): one
+//   validation, one publication, instead of one full peer-table rebuild per event. If control
+//   refuses the combined set, the run is applied event by event, so the good events land and
+//   the bad ones are reported by key, exactly as without coalescing.
 // - Disconnects: retry with capped, jittered exponential backoff, resuming at (last revision
 //   applied + 1), so nothing is missed or applied twice; progress notifications advance that
 //   revision when nothing under the prefix changes. A compacted start revision (or an etcd whose
@@ -54,7 +60,12 @@ struct NodeStatus {
   double load = 0;  // worker busy ratio, 0..1
   bool healthy = true;
 };
-std::string status_json(const NodeStatus& status, int64_t unix_ms);
+struct EtcdHealth;
+// With `health`, the source's progress too ("revision": every change up to it handled,
+// "events", "loads", "stale_events_skipped"), so the control service can see how far each node
+// has applied the region and compare nodes.
+std::string status_json(const NodeStatus& status, int64_t unix_ms,
+                        const EtcdHealth* health = nullptr);
 
 // The keys of the layout above.
 struct EtcdKeys {
@@ -89,6 +100,9 @@ struct EtcdSourceOptions {
   int64_t range_page = 1000;
   bool revoke_status_on_stop = true;  // false: the key lives out its TTL (as after a crash)
   std::string source = "etcd";        // the UpdateQueue source name
+  // A run of at least this many consecutive peer events is applied as one PeerSet; 0: never
+  // (one update per event).
+  size_t coalesce_min_events = 8;
 };
 
 struct EtcdBadEntry {
@@ -112,6 +126,8 @@ struct EtcdHealth {
   uint64_t compactions = 0;               // re-lists forced by compaction
   uint64_t reconnects = 0;                // watch streams reopened after a failure
   uint64_t stale_events_skipped = 0;      // events at or below `revision` (should stay 0)
+  uint64_t events = 0;                    // watch events handled, each exactly once
+  uint64_t coalesced_sets = 0;            // runs of peer events applied as one PeerSet
   size_t bad_entries_total = 0;           // keys whose current value is refused
   std::vector<EtcdBadEntry> bad_entries;  // the first kMaxBadShown of them, by key
   int64_t status_lease = 0;               // 0: none held
@@ -155,7 +171,11 @@ class EtcdSource {
   // Handles one event; returns false when stopping.
   bool handle_event(const Event& ev);
   bool handle_peer_event(const Event& ev, std::string_view name);
+  bool is_peer_key(const std::string& key) const;
   bool handle_approval_event(const Event& ev);
+  // Handles a run of peer events (in order): as one PeerSet when long enough and control takes
+  // it, else event by event. Returns false when stopping.
+  bool handle_peer_run(const std::vector<const Event*>& run);
   // Submits one update and waits for its result; nullopt when stopping.
   std::optional<UpdateResult> submit(Update update);
   void count_result(const UpdateResult& r, const std::string& key, int64_t revision);
@@ -172,6 +192,7 @@ class EtcdSource {
   UpdateQueue& queue_;
   StatusCallback status_cb_;
   EtcdKeys keys_;
+  std::string peers_prefix_;  // keys_.peers()
   std::unique_ptr<EtcdClient> client_;
 
   std::atomic<bool> stopping_{false};
@@ -187,10 +208,10 @@ class EtcdSource {
   bool discard_ = false;  // guarded by q_mu_: drop what the current watch still delivers
 
   // Source-thread state.
-  int64_t revision_ = 0;                    // handled up to here
-  std::map<std::string, wg::Key> applied_;  // peer key name -> its public key, as applied
-  std::optional<bool> approval_;            // the approval etcd last set (nullopt: none)
-  bool approval_set_ = false;               // whether etcd has set one that is in force
+  int64_t revision_ = 0;                       // handled up to here
+  std::map<std::string, PeerConfig> applied_;  // peer key name -> the peer as applied
+  std::optional<bool> approval_;               // the approval etcd last set (nullopt: none)
+  bool approval_set_ = false;                  // whether etcd has set one that is in force
   int backoff_attempt_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 

@@ -91,6 +91,60 @@ class AdminTest(unittest.TestCase):
         tx, rx, out = L.ping(NAME, "c1", L.SERVER, count=2)
         self.assertGreater(rx, 0, out)
 
+    def api(self, method, path, body=None, token=None):
+        """(HTTP status, JSON body) of a raw request to the running gateway's admin API."""
+        if token is None:
+            with open(os.path.join(L.lab_dir(NAME), "admin.token")) as f:
+                token = f.read().strip()
+        args = ["curl", "-sS", "--max-time", "5", "-w", "\n%{http_code}", "-X", method,
+                "-H", "Authorization: Bearer " + token]
+        if body is not None:
+            path_file = os.path.join(L.lab_dir(NAME), "body%d.json" % os.getpid())
+            with open(path_file, "w") as f:
+                f.write(body)
+            args += ["-H", "Content-Type: application/json", "--data-binary", "@" + path_file]
+        p = L.nsrun(NAME, "gw", *args, "http://127.0.0.1:9551" + path, timeout=15)
+        text, _, code = p.stdout.rpartition("\n")
+        return int(code or 0), (json.loads(text) if text.strip() else None)
+
+    def test_bad_bodies_overlaps_between_api_peers_and_wrong_tokens_change_nothing(self):
+        key1, key2 = wg_pubkey(), wg_pubkey()
+        url1 = "/v1/peers/" + key1.replace("+", "-").replace("/", "_").rstrip("=")
+        url2 = "/v1/peers/" + key2.replace("+", "-").replace("/", "_").rstrip("=")
+        good = json.dumps({"allowed_ips": ["100.64.0.70/32"], "user": "erin@lab.test"})
+        code, body = self.api("PUT", url1, good)
+        self.assertEqual(code, 200, body)
+        try:
+            g1 = self.status()["generation"]
+            peers1 = L.Metrics(NAME).get("exitgw_wg_peers")
+            # Another API peer claiming the same prefix: 409, naming it.
+            code, body = self.api("PUT", url2, json.dumps({"allowed_ips": ["100.64.0.70/32"]}))
+            self.assertEqual(code, 409, body)
+            self.assertIn("100.64.0.70/32", body["error"])
+            # An unknown field: 400 naming it.
+            code, body = self.api("PUT", url1, json.dumps(
+                {"allowed_ips": ["100.64.0.71/32"], "nickname": "e"}))
+            self.assertEqual(code, 400, body)
+            self.assertIn("nickname", body["error"])
+            # A body over the limit (64 KiB): 413.
+            code, body = self.api("PUT", url1, json.dumps(
+                {"allowed_ips": ["100.64.0.71/32"], "user": "x" * 100000}))
+            self.assertEqual(code, 413, body)
+            # A wrong token: 401, whatever the body.
+            code, body = self.api("PUT", url1, json.dumps({"allowed_ips": ["100.64.0.71/32"]}),
+                                  token="0123456789abcdef0123456789")
+            self.assertEqual(code, 401, body)
+            # Nothing changed: same generation, same peers, peer 1 as it was, no peer 2.
+            self.assertEqual(self.status()["generation"], g1)
+            self.assertEqual(L.Metrics(NAME).get("exitgw_wg_peers"), peers1)
+            code, body = self.api("GET", url1)
+            self.assertEqual(code, 200, body)
+            self.assertEqual(body["allowed_ips"], ["100.64.0.70/32"])
+            self.assertEqual(body["user"], "erin@lab.test")
+            self.assertEqual(self.api("GET", url2)[0], 404)
+        finally:
+            self.api("DELETE", url1)
+
     def test_unapprove_stops_forwarding_at_once_and_clear_restores_it(self):
         try:
             rc, out = ctl("unapprove")
