@@ -248,12 +248,7 @@ Status Gateway::init_export(const std::string& node) {
 
 UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
   UpdateResult r;
-  const auto owner_of = [&](const wg::Key& key) -> std::string {
-    for (const char* src : {"file", "admin", "etcd"})
-      for (const PeerConfig& p : wg_->source_peers(src))
-        if (p.public_key == key) return src;
-    return "";
-  };
+  const auto owner_of = [&](const wg::Key& key) { return wg_->source_of(key); };
   if (const auto* up = std::get_if<PeerUpsert>(&u)) {
     const std::string owner = owner_of(up->peer.public_key);
     if (!owner.empty() && owner != source) {
@@ -312,12 +307,7 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
     wg_->set_draining(dr->on);
   }
   if (r.ok()) {
-    ++generation_;
-    last_update_source_ = source;
-    last_update_unix_ms_ =
-        static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count());
+    note_applied(source);
     log_info("update from " + source + " applied, generation " + std::to_string(generation_));
   } else {
     log_warn("update from " + source + " rejected: " + r.message);
@@ -346,6 +336,10 @@ void Gateway::publish_admin_view() {
     auto& e = v->sources["etcd"];
     e.ok = h.connected && h.loaded;
     e.message = h.last_error;
+  }
+  for (auto& [name, health] : v->sources) {
+    auto it = source_last_ok_ms_.find(name);
+    if (it != source_last_ok_ms_.end()) health.last_ok_unix_ms = it->second;
   }
   if (exporter_)
     v->sources["ipfix"].ok =
@@ -743,13 +737,22 @@ int Gateway::run(const std::atomic<bool>& stop) {
   return 0;
 }
 
-void Gateway::note_file_update(const char* source) {
+void Gateway::note_applied(const std::string& source) {
   ++generation_;
   last_update_source_ = source;
   last_update_unix_ms_ =
       static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count());
+  // The admin view's source names: the files by what they hold.
+  static const std::map<std::string, std::string> kHealthName = {
+      {"file", "file:peers"}, {"policy file", "file:policy"}, {"domain list file", "file:domains"}};
+  auto it = kHealthName.find(source);
+  source_last_ok_ms_[it == kHealthName.end() ? source : it->second] = last_update_unix_ms_;
+}
+
+void Gateway::note_file_update(const char* source) {
+  note_applied(source);
   publish_admin_view();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,8 @@ class Gateway {
   void shutdown();
   // A file watcher applied a change: the generation advances, as for any other update.
   void note_file_update(const char* source);
+  // Any applied update: generation, last update and its source's last success.
+  void note_applied(const std::string& source);
 
   std::unique_ptr<dp::DataplaneContext> ctx_;
   rte_mempool* pool_ = nullptr;
@@ -79,6 +82,7 @@ class Gateway {
   std::atomic<uint64_t> generation_{0};  // advanced by every applied update, from any source
   std::unique_ptr<etcd::EtcdSource> etcd_;
   std::string last_update_source_;
+  std::map<std::string, int64_t> source_last_ok_ms_;  // admin view source name -> unix ms
   int64_t last_update_unix_ms_ = 0;
   bool destination_logging_ = false;
   bool draining_ = false;

@@ -196,8 +196,16 @@ Status WireGuard::set_source_peers(const std::string& source, std::vector<PeerCo
     if (name != source) all.insert(all.end(), list.begin(), list.end());
   all.insert(all.end(), peers.begin(), peers.end());
   if (Status s = apply_peers(all); !s) return s;
-  sources_[source] = std::move(peers);
+  std::vector<PeerConfig>& slot = sources_[source];
+  for (const PeerConfig& p : slot) owner_.erase(p.public_key);
+  for (const PeerConfig& p : peers) owner_[p.public_key] = source;
+  slot = std::move(peers);
   return Ok{};
+}
+
+std::string WireGuard::source_of(const wg::Key& key) const {
+  auto it = owner_.find(key);
+  return it == owner_.end() ? std::string() : it->second;
 }
 
 const std::vector<PeerConfig>& WireGuard::source_peers(const std::string& source) const {
@@ -252,13 +260,17 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     crypto[key] = std::make_unique<wg::PeerCrypto>(std::move(*c));
   }
 
-  // Apply: removals first (frees slots), then additions and changes.
+  // Apply: removals first (frees slots), then additions and changes. A bulk load logs the
+  // first few peers by name and the rest as a count.
+  constexpr size_t kLogPeersPerApply = 16;
+  size_t logged = 0;
   for (auto it = peers_.begin(); it != peers_.end();) {
     if (by_key.count(it->first)) {
       ++it;
       continue;
     }
-    log_info("wireguard: peer " + wg::key_to_base64(it->first) + " removed");
+    if (++logged <= kLogPeersPerApply)
+      log_info("wireguard: peer " + wg::key_to_base64(it->first) + " removed");
     remove_peer(*it->second);
     it = peers_.erase(it);
   }
@@ -277,8 +289,9 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
                                                          rte_cpu_to_be_16(pc->endpoint_port))
                                          : 0);
       rt.active.store(1, std::memory_order_release);
-      log_info("wireguard: peer " + wg::key_to_base64(key) + " added (slot " +
-               std::to_string(p->slot) + ")");
+      if (++logged <= kLogPeersPerApply)
+        log_info("wireguard: peer " + wg::key_to_base64(key) + " added (slot " +
+                 std::to_string(p->slot) + ")");
     } else {
       p = it->second.get();
       if (pc->has_endpoint && !(ctx_.peers[p->slot].endpoint.load() & kEndpointValid))
@@ -292,6 +305,10 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     }
     p->config = *pc;
   }
+
+  if (logged > kLogPeersPerApply)
+    log_info("wireguard: and " + std::to_string(logged - kLogPeersPerApply) +
+             " more peers added or removed");
 
   // Routes: add or re-point every wanted prefix, then delete the ones no longer wanted, so a
   // prefix that moves between peers is never absent.
