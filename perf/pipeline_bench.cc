@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -612,6 +613,12 @@ int scaling_sweep(bool quick, bool huge, const std::string& size, const std::str
         std::fprintf(stderr, "pipeline_bench: scaling point %s failed\n", point.c_str());
         ++failed;
       }
+      // The child's EAL runtime directory (its file prefix is pipebench<its pid>): a sweep
+      // starts a dozen processes and leaves none behind.
+      if (pid > 0) {
+        std::error_code ec;
+        std::filesystem::remove_all("/var/run/dpdk/pipebench" + std::to_string(pid), ec);
+      }
       std::ifstream in(out);
       for (std::string line; std::getline(in, line);)
         if (!line.empty() && line[0] == '{') lines.push_back(line);
@@ -687,7 +694,8 @@ int main(int argc, char** argv) {
     eal_args[2] = "512";                   // -m
     eal_args.push_back("--in-memory");
   }
-  // A scaling point's tables grow with it (100,000 peers: about 170 MiB of LPM alone).
+  // A scaling point's tables grow with it (100,000 peers: 450 MiB of peer tables and
+  // keypairs).
   if (!scale.empty()) eal_args[huge ? 2 : 3] = huge ? "1000" : "2048";
   if (!mem.empty()) eal_args[huge ? 2 : 3] = mem;
   std::vector<char*> eal;
