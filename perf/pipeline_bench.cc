@@ -4,6 +4,15 @@
 // Ports are net_null vdevs, so TX is real (descriptors, frees) and costs what a fast NIC does.
 //
 //   pipeline_bench [--peers N] [--quick] [--json FILE]
+//   pipeline_bench --scaling [--quick] [--huge] [--json FILE]
+//
+// --scaling sweeps three axes, each point in a fresh child process (its own EAL, so tables are
+// sized for that point and its memory is its own): peers (10 .. 100,000, the traffic spread
+// over all of them in random order), live NAT sessions (1k .. 1M, installed through the NAT
+// code, then hit at random) and policy rules (10 .. 10,000 compiled allow rules). Each point
+// reports both directions at 64-byte payloads (where per-packet lookups weigh most) with
+// throughput, the ratio to raw ipsec-mb in the same process, and the memory that axis costs,
+// measured (DPDK heap and RSS deltas, the NAT tables' own size), not estimated.
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -13,15 +22,22 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
 #include <sodium.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "control/policy/compile.h"
+#include "control/policy/policy.h"
 #include "dataplane/worker.h"
 #include "tests/support/dataplane_bed.h"
 #include "perf/raw_ipsec_mb.h"
@@ -58,17 +74,33 @@ void fill_ipv4(rte_ipv4_hdr* ip, uint32_t src, uint32_t dst, uint16_t total, uin
   ip->hdr_checksum = rte_ipv4_cksum(ip);
 }
 
-// An IPv4/UDP packet of `total` bytes (>= 28) at p.
-void build_inner(uint8_t* p, uint32_t src, uint32_t dst, uint16_t total, uint32_t seq) {
+// An IPv4/UDP packet of `total` bytes (>= 28) at p, from port `sport` to port 443.
+void build_inner(uint8_t* p, uint32_t src, uint32_t dst, uint16_t total, uint32_t seq,
+                 uint16_t sport) {
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
   for (uint16_t b = 28; b < total; ++b) p[b] = static_cast<uint8_t>(seq + b);
   fill_ipv4(ip, src, dst, total, IPPROTO_UDP);
-  udp->src_port = rte_cpu_to_be_16(40000 + seq % 1000);
+  udp->src_port = rte_cpu_to_be_16(sport);
   udp->dst_port = rte_cpu_to_be_16(443);
   udp->dgram_len = rte_cpu_to_be_16(total - 20);
   udp->dgram_cksum = 0;
   udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+}
+
+// One packet's flow: which peer sends it, from which inner port, to which server (port 443).
+struct Flow {
+  uint32_t peer;
+  uint16_t sport;
+  uint32_t remote;
+};
+
+// The standard figures' traffic: packet j from peer j % peers, port 40000 + j % 1000.
+std::vector<Flow> round_robin_flows(uint32_t peers, size_t n) {
+  std::vector<Flow> f(n);
+  for (size_t j = 0; j < n; ++j)
+    f[j] = Flow{static_cast<uint32_t>(j % peers), static_cast<uint16_t>(40000 + j % 1000), kServer};
+  return f;
 }
 
 struct Template {
@@ -80,7 +112,18 @@ struct Figure {
   std::string direction, size;
   double mpps, gbps, cycles_per_pkt, raw_mpps, raw_cycles_per_pkt, ratio;
   uint64_t delivered, offered;
+  // Cycles per packet of the median and of the fastest round (pipeline and raw): on a shared
+  // machine a round in which the core was taken away stands out; the fastest round is the
+  // one least disturbed.
+  double median_cycles_per_pkt, raw_median_cycles_per_pkt, best_cycles_per_pkt,
+      raw_best_cycles_per_pkt;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 struct Bench {
   Bed bed;
@@ -89,6 +132,16 @@ struct Bench {
   uint32_t peers = 1000;
   double hz = 0;
 };
+
+// Why packets went missing: every non-zero drop counter of the worker, by reason.
+void print_drops(const dp::DataplaneContext& ctx) {
+  const dp::LcoreCounters& c = ctx.workers[0].counters;
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    for (size_t r = 0; r < static_cast<size_t>(dp::DropReason::kCount); ++r)
+      if (const uint64_t n = c.drops[p][r].get())
+        std::fprintf(stderr, "pipeline_bench:   port %u dropped %lu: %s\n", p, (unsigned long)n,
+                     std::string(dp::drop_reason_name(static_cast<dp::DropReason>(r))).c_str());
+}
 
 std::vector<uint16_t> sizes_for(const std::string& name, size_t n) {
   std::vector<uint16_t> out(n);
@@ -99,11 +152,12 @@ std::vector<uint16_t> sizes_for(const std::string& name, size_t n) {
 }
 
 // Outbound: the frames a peer's wireguard-go would send, sealed with the gateway's receive key.
-std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& sizes) {
+std::vector<Template> outbound_templates(Bench& b, const std::vector<Flow>& flows,
+                                         const std::vector<uint16_t>& sizes) {
   std::vector<Template> t(sizes.size());
   const rte_ether_addr& gw_mac = b.ctx.port(dp::PortRole::kTunnel).mac;
   for (size_t j = 0; j < sizes.size(); ++j) {
-    const uint32_t peer = static_cast<uint32_t>(j % b.peers);
+    const uint32_t peer = flows[j].peer;
     const uint32_t inner = sizes[j];
     const uint32_t padded = (inner + 15) & ~15u;
     const uint32_t wg_len = 16 + padded + 16;
@@ -120,8 +174,8 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& 
     hdr->receiver_index = b.bed.keypairs[peer]->local_index;
     hdr->counter = b.next_counter[peer]++;
     uint8_t* body = f + 42 + 16;
-    build_inner(body, peer_addr(peer), kServer, static_cast<uint16_t>(inner),
-                static_cast<uint32_t>(j));
+    build_inner(body, peer_addr(peer), flows[j].remote, static_cast<uint16_t>(inner),
+                static_cast<uint32_t>(j), flows[j].sport);
     uint8_t nonce[12] = {};
     std::memcpy(nonce + 4, &hdr->counter, 8);
     unsigned long long clen = 0;
@@ -142,12 +196,13 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<uint16_t>& 
 
 // Inbound: replies from the internet server to what the outbound pass sent: to the NAT
 // mapping the worker made (pool address and port), or to the tailnet address when routed.
-std::vector<Template> inbound_templates(Bench& b, const std::vector<uint16_t>& sizes) {
+std::vector<Template> inbound_templates(Bench& b, const std::vector<Flow>& flows,
+                                        const std::vector<uint16_t>& sizes) {
   std::vector<Template> t(sizes.size());
   const rte_ether_addr& gw_mac = b.ctx.port(dp::PortRole::kInternet).mac;
   dp::nat::NatWorker* nat = b.bed.worker->nat();
   for (size_t j = 0; j < sizes.size(); ++j) {
-    const uint32_t peer = static_cast<uint32_t>(j % b.peers);
+    const uint32_t peer = flows[j].peer;
     t[j].inner_len = sizes[j];
     t[j].frame.assign(14 + sizes[j], 0);
     auto* eth = reinterpret_cast<rte_ether_hdr*>(t[j].frame.data());
@@ -155,19 +210,20 @@ std::vector<Template> inbound_templates(Bench& b, const std::vector<uint16_t>& s
     eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0xfd}};
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
     uint8_t* ip = t[j].frame.data() + 14;
-    const uint16_t sport = static_cast<uint16_t>(40000 + j % 1000);
+    const uint16_t sport = flows[j].sport;
     uint32_t dst = peer_addr(peer);
     uint16_t dport = sport;
     if (nat) {
       auto m = nat->find_mapping(peer_addr(peer), sport, dp::nat::NatProto::kUdp);
       if (!m) {
         std::fprintf(stderr, "pipeline_bench: no NAT mapping for peer %u port %u\n", peer, sport);
+        print_drops(b.ctx);
         std::exit(1);
       }
       dst = m->public_address;
       dport = m->public_port;
     }
-    build_inner(ip, kServer, dst, sizes[j], static_cast<uint32_t>(j));
+    build_inner(ip, flows[j].remote, dst, sizes[j], static_cast<uint32_t>(j), 443);
     // A reply: from the server's port 443 to the flow's (translated) source port.
     auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(iph + 1);
@@ -184,14 +240,16 @@ uint64_t delivered(const dp::LcoreCounters& c, uint8_t port) {
 }
 
 Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std::string& size,
-                     size_t n_templates, unsigned rounds) {
-  const auto sizes = sizes_for(size, n_templates);
+                     const std::vector<Flow>& flows, unsigned rounds) {
+  const auto sizes = sizes_for(size, flows.size());
   const bool out = dir == "outbound";
-  const auto templates = out ? outbound_templates(b, sizes) : inbound_templates(b, sizes);
+  const auto templates =
+      out ? outbound_templates(b, flows, sizes) : inbound_templates(b, flows, sizes);
   const uint8_t in_port = b.ctx.port_index(out ? dp::PortRole::kTunnel : dp::PortRole::kInternet);
   const uint8_t out_port = b.ctx.port_index(out ? dp::PortRole::kInternet : dp::PortRole::kTunnel);
   dp::LcoreCounters& c = b.ctx.workers[0].counters;
-  uint64_t cycles = 0, packets = 0, inner_bytes = 0, before = 0;
+  uint64_t cycles = 0, packets = 0, inner_bytes = 0, before = 0, round_cycles = 0;
+  std::vector<double> round_cpp;
   rte_mbuf* burst[dp::kBurst];
   // Round 0 warms caches and faults in the pool's pages; it is not counted.
   for (unsigned r = 0; r <= rounds; ++r) {
@@ -213,9 +271,15 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
       if (r == 1 && j == 0) before = delivered(c, out_port);
       w.process_burst(in_port, burst, dp::kBurst);
       w.flush();
-      cycles += rte_rdtsc_precise() - t0;
+      const uint64_t spent = rte_rdtsc_precise() - t0;
+      cycles += spent;
+      round_cycles += spent;
       packets += dp::kBurst;
     }
+    if (r >= 1)
+      round_cpp.push_back(double(round_cycles) /
+                          double(templates.size() / dp::kBurst * dp::kBurst));
+    round_cycles = 0;
     // The same sealed templates go round again: forget the counters they used.
     if (out)
       for (Keypair* kp : b.bed.keypairs) kp->replay.reset();
@@ -237,24 +301,337 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
   uint8_t* data[dp::kBurst];
   uint32_t lens[dp::kBurst];
   uint64_t raw_cycles = 0, raw_packets = 0;
+  std::vector<double> raw_round_cpp;
   for (unsigned r = 0; r < rounds; ++r) {
+    uint64_t raw_round = 0;
     for (size_t j = 0; j + dp::kBurst <= sizes.size(); j += dp::kBurst) {
       for (unsigned k = 0; k < dp::kBurst; ++k) {
         lens[k] = (sizes[j + k] + 15) & ~15u;
         bufs[k].resize(lens[k] + 16);
         data[k] = bufs[k].data();
-        keys[k] = b.bed.keypairs[(j + k) % b.peers]->recv_key;
+        keys[k] = b.bed.keypairs[flows[j + k].peer]->recv_key;
       }
       const uint64_t t0 = rte_rdtsc_precise();
       raw.run(keys, data, lens, nonce, tag, dp::kBurst, !out);
-      raw_cycles += rte_rdtsc_precise() - t0;
+      const uint64_t spent = rte_rdtsc_precise() - t0;
+      raw_cycles += spent;
+      raw_round += spent;
       raw_packets += dp::kBurst;
     }
+    raw_round_cpp.push_back(double(raw_round) / double(sizes.size() / dp::kBurst * dp::kBurst));
   }
   res.raw_cycles_per_pkt = double(raw_cycles) / double(raw_packets);
   res.raw_mpps = b.hz / res.raw_cycles_per_pkt / 1e6;
   res.ratio = res.mpps / res.raw_mpps;
+  res.median_cycles_per_pkt = median(round_cpp);
+  res.raw_median_cycles_per_pkt = median(raw_round_cpp);
+  res.best_cycles_per_pkt = *std::min_element(round_cpp.begin(), round_cpp.end());
+  res.raw_best_cycles_per_pkt = *std::min_element(raw_round_cpp.begin(), raw_round_cpp.end());
   return res;
+}
+
+// ---- --scaling ----------------------------------------------------------------------------
+
+struct ScaleRow {
+  std::string axis;
+  uint32_t point = 0;
+  Figure fig;
+  uint64_t memory_bytes = 0, rss_bytes = 0;
+  uint64_t detail = 0;    // peers: peers; nat: live sessions; acl: compiled allow rules
+  std::string breakdown;  // JSON object: the parts memory_bytes adds up
+};
+
+std::string dotted(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+         std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+}
+
+// A policy whose grants compile to `fillers` allow rules that the traffic never matches
+// (random prefixes /16../32 in 11.0.0.0-99.255.255.255, clear of every built-in safety range,
+// one TCP or UDP port each) ahead of the members' autogroup:internet grant that admits it. The
+// classifier still walks a trie built from all of them for every packet.
+std::string scaling_policy(uint32_t fillers) {
+  std::mt19937 rng(fillers + 1);
+  std::ostringstream o;
+  o << "{\n  \"grants\": [\n";
+  for (uint32_t i = 0; i < fillers; ++i) {
+    const uint32_t len = 16 + rng() % 17;
+    const uint32_t mask = len == 32 ? ~0u : ~(~0u >> len);
+    const uint32_t addr = (((11 + rng() % 89) << 24) | (rng() & 0xffffff)) & mask;
+    o << "    {\"src\": [\"autogroup:member\"], \"dst\": [\"" << dotted(addr) << "/" << len
+      << "\"], \"ip\": [\"" << (rng() % 2 ? "tcp" : "udp") << ":" << 1 + rng() % 10000 << "\"]},\n";
+  }
+  o << "    {\"src\": [\"autogroup:member\"], \"dst\": [\"autogroup:internet\"], \"ip\": "
+       "[\"*\"]},\n"
+    << "  ],\n}\n";
+  return o.str();
+}
+
+// Allow rules `text` compiles to for the bed's peers (one user, so one class), through the
+// same parser and compiler the gateway runs.
+Result<uint32_t> allow_rules(const std::string& text) {
+  auto parsed = policy::parse_policy(text, "(scaling policy)");
+  if (!parsed) return make_error(parsed.error());
+  const std::vector<policy::PolicyPeer> peers{
+      policy::PolicyPeer{0, "bench@example.com", {}, {Ipv4Prefix{peer_addr(0), 32}}}};
+  policy::NodeIdentity node;
+  node.exit_advertised = true;
+  policy::Approvals approvals;
+  approvals.exit_node = true;
+  auto compiled = policy::compile_policy(*parsed, peers, node, approvals);
+  if (!compiled) return make_error(compiled.error());
+  uint32_t n = 0;
+  for (const policy::CompiledRule& r : compiled->rules) n += r.action == policy::RuleAction::kAllow;
+  return n;
+}
+
+// NAT axis, session k: peer k % peers, inner port 40000 + q % 100 toward server 1.0.0.1 + q / 100
+// (q = k / peers): 100 mappings a peer, each with sessions to several servers (port 443).
+Flow session_flow(uint32_t k, uint32_t peers) {
+  const uint32_t q = k / peers;
+  return Flow{k % peers, static_cast<uint16_t>(40000 + q % 100), kServer + q / 100};
+}
+
+// Creates `sessions` live sessions through the worker's own NatWorker (out_burst, the call the
+// NAT stage makes), on plain inner packets: the same state the pipeline would leave.
+Status install_sessions(Bench& b, uint32_t sessions, uint32_t peers) {
+  dp::nat::NatWorker* nat = b.bed.worker->nat();
+  constexpr uint16_t kLen = 28;
+  alignas(64) uint8_t buf[dp::kBurst][64];
+  rte_ipv4_hdr* ips[dp::kBurst];
+  uint32_t lens[dp::kBurst];
+  dp::nat::NatVerdict verdicts[dp::kBurst];
+  dp::nat::NatDrop why[dp::kBurst];
+  for (uint32_t k = 0; k < sessions; k += dp::kBurst) {
+    const uint16_t n = static_cast<uint16_t>(std::min<uint32_t>(dp::kBurst, sessions - k));
+    for (uint16_t i = 0; i < n; ++i) {
+      const Flow f = session_flow(k + i, peers);
+      build_inner(buf[i], peer_addr(f.peer), f.remote, kLen, k + i, f.sport);
+      ips[i] = reinterpret_cast<rte_ipv4_hdr*>(buf[i]);
+      lens[i] = kLen;
+    }
+    nat->out_burst(ips, lens, n, rte_rdtsc(), verdicts, why);
+    for (uint16_t i = 0; i < n; ++i)
+      if (verdicts[i] != dp::nat::NatVerdict::kForward)
+        return make_error("NAT refused session " + std::to_string(k + i) + " (drop reason " +
+                          std::to_string(static_cast<int>(why[i])) + ")");
+  }
+  if (nat->sessions() != sessions)
+    return make_error("NAT holds " + std::to_string(nat->sessions()) + " sessions, wanted " +
+                      std::to_string(sessions));
+  return Ok{};
+}
+
+// One point of one axis, in this process (EAL already initialised).
+int scaling_point(const std::string& axis, uint32_t point, bool quick, const std::string& size,
+                  const std::string& json_path) {
+  exitgw::testing::BedOptions opt;
+  opt.nat = true;
+  opt.peers = 1000;  // the NAT and policy axes: the standard figures' peer count
+  uint32_t sessions = 0;
+  uint64_t allows = 0;
+  if (axis == "peers") {
+    opt.peers = point;
+    // One port block (512 ports) per subscriber at least, from its paired address (chosen by
+    // hash, so addresses fill unevenly): about 48 subscribers per address keeps the fullest
+    // one under its 126 blocks. 1,000 peers fit the default /28.
+    if (point > 1000) {
+      const uint32_t addresses = rte_align32pow2(std::max<uint32_t>(16, point / 48));
+      opt.nat_pool = dp::nat::Ipv4Prefix{RTE_IPV4(185, 0, 0, 0),
+                                         static_cast<uint8_t>(32 - rte_bsf32(addresses))};
+    }
+  } else if (axis == "nat") {
+    sessions = point;
+    opt.nat_max_sessions = std::max<uint32_t>(rte_align32pow2(point), 1u << 12);
+  } else if (axis == "acl") {
+    auto base = allow_rules(scaling_policy(0));
+    if (!base) {
+      std::fprintf(stderr, "pipeline_bench: scaling policy: %s\n", base.error().c_str());
+      return 1;
+    }
+    opt.policy_text = scaling_policy(point > *base ? point - *base : 0);
+    auto n = allow_rules(opt.policy_text);
+    if (!n) {
+      std::fprintf(stderr, "pipeline_bench: scaling policy: %s\n", n.error().c_str());
+      return 1;
+    }
+    allows = *n;
+  } else {
+    std::fprintf(stderr, "pipeline_bench: unknown scaling axis %s\n", axis.c_str());
+    return 2;
+  }
+
+  Bench b;
+  b.peers = opt.peers;
+  b.hz = double(rte_get_tsc_hz());
+  if (exitgw::Status s = b.bed.init(opt); !s) {
+    std::fprintf(stderr, "pipeline_bench: %s %u: %s\n", axis.c_str(), point, s.error().c_str());
+    return 1;
+  }
+  b.next_counter.assign(opt.peers, 0);
+  dp::Worker& w = *b.bed.worker;
+
+  const size_t min_templates = quick ? 4096 : 8192;
+  std::vector<Flow> flows;
+  std::mt19937 rng(point);
+  uint64_t memory = 0, rss = 0, detail = 0;
+  std::string breakdown = "{}";
+  if (axis == "peers") {
+    // Every peer sends, in a random order, so each packet's keypair, PeerRuntime, LPM entry and
+    // NAT subscriber is one the previous packets did not just warm.
+    const size_t n =
+        std::max(min_templates, (size_t{point} + dp::kBurst - 1) / dp::kBurst * dp::kBurst);
+    std::vector<uint32_t> order(point);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    flows.resize(n);
+    for (size_t j = 0; j < n; ++j)
+      flows[j] = Flow{order[j % point], static_cast<uint16_t>(40000 + (j / point) % 1000), kServer};
+    memory = b.bed.peer_memory.heap_bytes + b.bed.policy_memory.heap_bytes;
+    rss = b.bed.peer_memory.rss_bytes + b.bed.policy_memory.rss_bytes;
+    detail = point;
+    breakdown = "{\"peer_tables\":" + std::to_string(b.bed.peer_table_memory.heap_bytes) +
+                ",\"keypairs_and_routes\":" +
+                std::to_string(b.bed.peer_memory.heap_bytes - b.bed.peer_table_memory.heap_bytes) +
+                ",\"policy\":" + std::to_string(b.bed.policy_memory.heap_bytes) + "}";
+  } else if (axis == "nat") {
+    const exitgw::testing::MemoryUse before = exitgw::testing::memory_now();
+    if (exitgw::Status s = install_sessions(b, sessions, opt.peers); !s) {
+      std::fprintf(stderr, "pipeline_bench: nat %u: %s\n", point, s.error().c_str());
+      return 1;
+    }
+    // The tables are allocated whole for their capacity (memory_bytes() adds them up); RSS
+    // growth is what the worker's construction (the NAT free lists touch every record) and the
+    // live sessions made resident.
+    memory = w.nat()->memory_bytes();
+    rss = b.bed.worker_memory.rss_bytes + exitgw::testing::memory_since(before).rss_bytes;
+    detail = w.nat()->sessions();
+    breakdown = "{\"capacity\":" + std::to_string(w.nat()->capacity()) +
+                ",\"bytes_per_live_session\":" + std::to_string(memory / sessions) + "}";
+    // Packets hit installed sessions at random (no packet creates one).
+    const size_t n = quick ? 16384 : 65536;
+    flows.resize(n);
+    for (size_t j = 0; j < n; ++j) flows[j] = session_flow(rng() % sessions, opt.peers);
+  } else {
+    flows = round_robin_flows(opt.peers, min_templates);
+    memory = b.bed.policy_memory.heap_bytes;
+    rss = b.bed.policy_memory.rss_bytes;
+    detail = allows;
+  }
+
+  const unsigned rounds = quick ? 3 : 9;
+  std::vector<ScaleRow> rows;
+  for (const char* dir : {"outbound", "inbound"}) {
+    Figure f = run_direction(b, w, dir, size, flows, rounds);
+    // Scaling compares points measured at different moments on a machine other sessions load
+    // unevenly: each point's figures are its fastest round's, pipeline and raw alike (each
+    // round goes through every template once, so it still sees every peer and session).
+    f.gbps *= f.cycles_per_pkt / f.best_cycles_per_pkt;
+    f.cycles_per_pkt = f.best_cycles_per_pkt;
+    f.mpps = b.hz / f.cycles_per_pkt / 1e6;
+    f.raw_cycles_per_pkt = f.raw_best_cycles_per_pkt;
+    f.raw_mpps = b.hz / f.raw_cycles_per_pkt / 1e6;
+    f.ratio = f.mpps / f.raw_mpps;
+    rows.push_back(ScaleRow{axis, point, f, memory, rss, detail, breakdown});
+  }
+  if (axis == "nat" && w.nat()->sessions() != sessions) {
+    std::fprintf(stderr, "pipeline_bench: nat %u: the traffic changed the session count to %u\n",
+                 point, w.nat()->sessions());
+    return 1;
+  }
+  std::ofstream j(json_path);
+  for (const ScaleRow& r : rows) {
+    std::printf("%-5s %8u %-9s %7.2f %7.2f %8.0f %8.2f %6.2f %10.1f %9.1f %9lu\n", r.axis.c_str(),
+                r.point, r.fig.direction.c_str(), r.fig.mpps, r.fig.gbps, r.fig.cycles_per_pkt,
+                r.fig.raw_mpps, r.fig.ratio, double(r.memory_bytes) / (1 << 20),
+                double(r.rss_bytes) / (1 << 20), (unsigned long)r.detail);
+    const Figure& f = r.fig;
+    j << "{\"axis\":\"" << r.axis << "\",\"point\":" << r.point << ",\"direction\":\""
+      << f.direction << "\",\"size\":\"" << f.size << "\",\"mpps\":" << f.mpps
+      << ",\"gbps\":" << f.gbps << ",\"cycles_per_pkt\":" << f.cycles_per_pkt
+      << ",\"raw_mpps\":" << f.raw_mpps << ",\"raw_cycles_per_pkt\":" << f.raw_cycles_per_pkt
+      << ",\"ratio_to_raw\":" << f.ratio << ",\"median_cycles_per_pkt\":" << f.median_cycles_per_pkt
+      << ",\"raw_median_cycles_per_pkt\":" << f.raw_median_cycles_per_pkt
+      << ",\"memory_bytes\":" << r.memory_bytes << ",\"rss_bytes\":" << r.rss_bytes
+      << ",\"detail\":" << r.detail << ",\"memory_breakdown\":" << r.breakdown
+      << ",\"delivered\":" << f.delivered << ",\"offered\":" << f.offered << "}\n";
+    if (f.delivered != f.offered) {
+      std::fprintf(stderr, "pipeline_bench: %s %u %s delivered %lu of %lu\n", axis.c_str(), point,
+                   f.direction.c_str(), (unsigned long)f.delivered, (unsigned long)f.offered);
+      print_drops(b.ctx);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// The sweep: each point in a child (this binary with --scale AXIS:POINT), one at a time.
+int scaling_sweep(bool quick, bool huge, const std::string& size, const std::string& mem,
+                  const std::string& json_path) {
+  struct Axis {
+    const char* name;
+    std::vector<uint32_t> points;
+  };
+  const std::vector<Axis> axes =
+      quick
+          ? std::vector<Axis>{{"peers", {10, 10000}}, {"nat", {1000, 100000}}, {"acl", {10, 1000}}}
+          : std::vector<Axis>{{"peers", {10, 100, 1000, 10000, 100000}},
+                              {"nat", {1000, 10000, 100000, 1000000}},
+                              {"acl", {10, 1000, 10000}}};
+  std::printf("pipeline_bench --scaling: one worker core, %s-byte payloads, policy + NAT44%s\n",
+              size.c_str(), huge ? ", hugepages" : "");
+  std::printf(
+      "memory: peers = keypair hash + allowed-IPs LPM + PeerRuntime + keypairs + policy "
+      "(DPDK heap); nat = NAT tables; acl = compiled policy. rss = resident growth\n");
+  std::printf("%-5s %8s %-9s %7s %7s %8s %8s %6s %10s %9s %9s\n", "axis", "point", "direction",
+              "Mpps", "Gbps", "cyc/pkt", "raw Mpps", "ratio", "memory MiB", "rss MiB", "detail");
+  std::fflush(stdout);
+  std::vector<std::string> lines;
+  int failed = 0;
+  for (const Axis& a : axes)
+    for (uint32_t p : a.points) {
+      const std::string point = std::string(a.name) + ":" + std::to_string(p);
+      const std::string out =
+          "/tmp/pipeline-scaling-" + std::to_string(getpid()) + "-" + a.name + std::to_string(p);
+      std::vector<std::string> args = {"pipeline_bench", "--scale", point, "--json", out,
+                                       "--size",         size};
+      if (quick) args.push_back("--quick");
+      if (huge) args.push_back("--huge");
+      if (!mem.empty()) args.insert(args.end(), {"--mem", mem});
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      std::fprintf(stderr, "pipeline_bench: scaling %s\n", point.c_str());
+      const pid_t pid = fork();
+      if (pid == 0) {
+        execv("/proc/self/exe", argv.data());
+        _exit(127);
+      }
+      int status = 0;
+      if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+          WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "pipeline_bench: scaling point %s failed\n", point.c_str());
+        ++failed;
+      }
+      // The child's EAL runtime directory (its file prefix is pipebench<its pid>): a sweep
+      // starts a dozen processes and leaves none behind.
+      if (pid > 0) {
+        std::error_code ec;
+        std::filesystem::remove_all("/var/run/dpdk/pipebench" + std::to_string(pid), ec);
+      }
+      std::ifstream in(out);
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty() && line[0] == '{') lines.push_back(line);
+      std::remove(out.c_str());
+    }
+
+  if (!json_path.empty()) {
+    std::ofstream j(json_path);
+    j << "[";
+    for (size_t i = 0; i < lines.size(); ++i) j << (i ? ",\n  " : "\n  ") << lines[i];
+    j << "\n]\n";
+  }
+  return failed ? 1 : 0;
 }
 
 }  // namespace
@@ -266,7 +643,8 @@ int main(int argc, char** argv) {
   bool nat = true;
   std::string only_direction, only_size;
   unsigned rounds_flag = 0;
-  bool huge = false;
+  bool huge = false, scaling = false;
+  std::string scale, mem;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick")
@@ -277,6 +655,12 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     else if (a == "--huge")
       huge = true;
+    else if (a == "--scaling")
+      scaling = true;
+    else if (a == "--scale" && i + 1 < argc)
+      scale = argv[++i];
+    else if (a == "--mem" && i + 1 < argc)
+      mem = argv[++i];
     else if (a == "--rounds" && i + 1 < argc)
       rounds_flag = static_cast<unsigned>(std::stoul(argv[++i]));
     else if (a == "--direction" && i + 1 < argc)
@@ -290,10 +674,14 @@ int main(int argc, char** argv) {
                    "usage: pipeline_bench [--peers N] [--no-nat] [--quick] [--json FILE]\n"
                    "                      [--direction outbound|inbound] [--size 64|512|1420|imix] "
                    "[--rounds N]\n"
-                   "                      [--huge]\n");
+                   "                      [--huge] [--mem MB]\n"
+                   "       pipeline_bench --scaling [--quick] [--huge] [--size S] [--mem MB] "
+                   "[--json FILE]\n");
       return 2;
     }
   }
+  if (scaling)
+    return scaling_sweep(quick, huge, only_size.empty() ? "64" : only_size, mem, json_path);
   const std::string prefix = "--file-prefix=pipebench" + std::to_string(getpid());
   // Default: no hugepages, so the bench runs anywhere. --huge: EAL memory (mbufs, keypairs,
   // peer blocks, hash tables) on hugepages as a deployment has it, so TLB misses do not
@@ -306,6 +694,10 @@ int main(int argc, char** argv) {
     eal_args[2] = "512";                   // -m
     eal_args.push_back("--in-memory");
   }
+  // A scaling point's tables grow with it (100,000 peers: 450 MiB of peer tables and
+  // keypairs).
+  if (!scale.empty()) eal_args[huge ? 2 : 3] = huge ? "1000" : "2048";
+  if (!mem.empty()) eal_args[huge ? 2 : 3] = mem;
   std::vector<char*> eal;
   for (auto& s : eal_args) eal.push_back(s.data());
   if (rte_eal_init(static_cast<int>(eal.size()), eal.data()) < 0) {
@@ -313,6 +705,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (sodium_init() < 0) return 1;
+  if (!scale.empty()) {
+    const size_t colon = scale.find(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "pipeline_bench: --scale AXIS:POINT\n");
+      return 2;
+    }
+    const int rc = scaling_point(scale.substr(0, colon),
+                                 static_cast<uint32_t>(std::stoul(scale.substr(colon + 1))), quick,
+                                 only_size.empty() ? "64" : only_size, json_path);
+    rte_eal_cleanup();
+    return rc;
+  }
   Bench b;
   b.peers = peers;
   b.hz = double(rte_get_tsc_hz());
@@ -324,6 +728,7 @@ int main(int argc, char** argv) {
   dp::Worker& w = *b.bed.worker;
 
   const size_t n_templates = quick ? 4096 : 8192;
+  const std::vector<Flow> flows = round_robin_flows(peers, n_templates);
   const unsigned rounds = rounds_flag ? rounds_flag : quick ? 3 : 10;
   std::vector<Figure> results;
   for (const char* dir : {"outbound", "inbound"})
@@ -333,10 +738,10 @@ int main(int argc, char** argv) {
       if (!only_size.empty() && only_size != size) continue;
       if (!only_direction.empty() && only_direction != dir && !(nat && dir[0] == 'o')) continue;
       if (!only_direction.empty() && only_direction != dir) {
-        run_direction(b, w, dir, size, n_templates, 1);
+        run_direction(b, w, dir, size, flows, 1);
         continue;
       }
-      results.push_back(run_direction(b, w, dir, size, n_templates, rounds));
+      results.push_back(run_direction(b, w, dir, size, flows, rounds));
     }
 
   std::printf("pipeline_bench: one worker core, %u peers, %s, burst %u, TSC %.2f GHz%s\n", peers,
@@ -365,6 +770,7 @@ int main(int argc, char** argv) {
     if (r.delivered != r.offered) {
       std::fprintf(stderr, "pipeline_bench: %s %s delivered %lu of %lu\n", r.direction.c_str(),
                    r.size.c_str(), (unsigned long)r.delivered, (unsigned long)r.offered);
+      print_drops(b.ctx);
       return 1;
     }
   return 0;

@@ -27,6 +27,53 @@
 
 namespace exitgw::testing {
 
+// What init() builds; the defaults are the small bed the fuzzer and the pipeline figures use.
+struct BedOptions {
+  uint32_t peers = 1;
+  bool nat = false;
+  // The NAT pool and table size. One port block per subscriber is the least a peer needs:
+  // the default /28 has 16 x 126 blocks, so about 2,000 subscribers; a /22 holds 129,000.
+  dp::nat::Ipv4Prefix nat_pool{RTE_IPV4(192, 0, 2, 128), 28};
+  uint32_t nat_max_sessions = 1u << 18;
+  // A tailnet policy file (HuJSON) to compile instead of the default policy (every member
+  // may use the exit).
+  std::string policy_text;
+};
+
+// DPDK heap in use (rte_malloc, every socket) and the process's resident set: init() records
+// both around each part it builds, so a benchmark reports measured memory, not an estimate.
+struct MemoryUse {
+  size_t heap_bytes = 0;
+  size_t rss_bytes = 0;
+};
+
+inline size_t dpdk_heap_bytes() {
+  size_t total = 0;
+  for (int s = 0; s < RTE_MAX_NUMA_NODES; ++s) {
+    rte_malloc_socket_stats st{};
+    if (rte_malloc_get_socket_stats(s, &st) == 0) total += st.heap_allocsz_bytes;
+  }
+  return total;
+}
+
+inline size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+inline MemoryUse memory_now() {
+  return MemoryUse{dpdk_heap_bytes(), rss_bytes()};
+}
+
+// What grew between two readings (a reading that shrank counts as 0).
+inline MemoryUse memory_since(const MemoryUse& before) {
+  const MemoryUse now = memory_now();
+  return MemoryUse{now.heap_bytes > before.heap_bytes ? now.heap_bytes - before.heap_bytes : 0,
+                   now.rss_bytes > before.rss_bytes ? now.rss_bytes - before.rss_bytes : 0};
+}
+
 class DataplaneBed {
  public:
   static constexpr uint32_t kTunnelIp = RTE_IPV4(10, 77, 0, 1);
@@ -44,11 +91,22 @@ class DataplaneBed {
   // `peers` peers with one keypair each (receiver index i + 1), allowed IP 100.64.0.0 + i.
   // With `nat`, a 16-address pool (kPool) translates as in production.
   Status init(uint32_t peers, bool nat = false) {
+    BedOptions o;
+    o.peers = peers;
+    o.nat = nat;
+    return init(o);
+  }
+
+  // Peer i: allowed IP 100.64.0.0 + i (a /32 each, 256 to a tbl8 group of the LPM), so up to
+  // 4,194,304 peers stay inside 100.64.0.0/10.
+  Status init(const BedOptions& opt) {
     dp::DataplaneContext& c = ctx;
-    if (nat) {
-      nat_config.pool = {dp::nat::Ipv4Prefix{kPool, 28}};
+    const uint32_t peers = opt.peers;
+    if (peers == 0 || peers > (1u << 22)) return make_error("bed: peers must be 1..4194304");
+    if (opt.nat) {
+      nat_config.pool = {opt.nat_pool};
       nat_config.n_workers = 1;
-      nat_config.max_sessions = 1u << 18;
+      nat_config.max_sessions = opt.nat_max_sessions;
       nat_config.ticks_per_second = rte_get_tsc_hz();
       if (Status s = nat_config.validate(); !s) return s;
       c.nat = &nat_config;
@@ -91,7 +149,12 @@ class DataplaneBed {
     const uint8_t router_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
     if (Status s = neighbors->add_static(kTunnelRouter, router_mac); !s) return s;
     if (Status s = neighbors->add_static(kInternetRouter, router_mac); !s) return s;
+    // Measured from here: the peer tables (keypair hash, allowed-IPs LPM, PeerRuntime array)
+    // and one keypair per peer, as the gateway allocates them for this many peers.
+    const MemoryUse before_peers = memory_now();
     if (Status s = create_wireguard_tables(c, peers); !s) return s;
+    peer_table_memory = memory_since(before_peers);
+    keypairs.reserve(peers);
     std::mt19937 rng(7);
     for (uint32_t i = 0; i < peers; ++i) {
       wg::SessionKeys keys;
@@ -106,8 +169,10 @@ class DataplaneBed {
       c.peers[i].send_keypair = kp;
       c.peers[i].endpoint = pack_endpoint(rte_cpu_to_be_32(endpoint_addr(i)),
                                           rte_cpu_to_be_16(uint16_t(30000 + i % 30000)));
-      rte_lpm_add(c.allowed_ips, peer_addr(i), 32, i);
+      if (rte_lpm_add(c.allowed_ips, peer_addr(i), 32, i) != 0)
+        return make_error("bed: allowed-IPs LPM full at peer " + std::to_string(i));
     }
+    peer_memory = memory_since(before_peers);
     // The default policy (members may use the exit) with the node approved by file: the
     // real compile and publish path, so the worker runs its policy stage as in production.
     approvals_path = "/tmp/exitgw-bed-approvals-" + std::to_string(getpid());
@@ -117,16 +182,32 @@ class DataplaneBed {
     }
     ExitPolicyOptions popt;
     popt.approvals_file = approvals_path;
+    if (!opt.policy_text.empty()) {
+      policy_path = "/tmp/exitgw-bed-policy-" + std::to_string(getpid()) + ".hujson";
+      std::ofstream f(policy_path);
+      f << opt.policy_text;
+      popt.policy_file = policy_path;
+    }
     popt.own_addresses = {kTunnelIp, kInternetIp};
     policy = std::make_unique<ExitPolicy>(c, popt);
     std::vector<policy::PolicyPeer> pp;
+    pp.reserve(peers);
     for (uint32_t i = 0; i < peers; ++i)
       pp.push_back(policy::PolicyPeer{i, "bench@example.com", {}, {Ipv4Prefix{peer_addr(i), 32}}});
-    if (Status s = policy->init(std::move(pp)); !s) return s;
+    // The compiled classifier (rte_acl), class-by-slot table and the control side's copy.
+    const MemoryUse before_policy = memory_now();
+    const Status policy_status = policy->init(std::move(pp));
+    policy_memory = memory_since(before_policy);
     std::remove(approvals_path.c_str());
+    if (!policy_path.empty()) std::remove(policy_path.c_str());
+    if (!policy_status) return policy_status;
     dp::set_worker_context(&c);
+    // The worker's own tables: NAT (sized by nat_max_sessions), flow accounting, scratch.
+    const MemoryUse before_worker = memory_now();
     worker = std::make_unique<dp::Worker>(c, 0);
-    return worker->init();
+    const Status worker_status = worker->init();
+    worker_memory = memory_since(before_worker);
+    return worker_status;
   }
 
   // Drains what the worker handed to control, so rings never fill.
@@ -146,8 +227,12 @@ class DataplaneBed {
   std::unique_ptr<NeighborTable> neighbors;
   std::unique_ptr<ExitPolicy> policy;
   dp::nat::NatConfig nat_config;
-  std::string approvals_path;
+  std::string approvals_path, policy_path;
   std::vector<Keypair*> keypairs;
+  // What init() measured: peer_memory is the peer tables (keypair hash, allowed-IPs LPM,
+  // PeerRuntime array: peer_table_memory, sized by the peer count before any peer is added)
+  // plus one keypair and one LPM route per peer.
+  MemoryUse peer_memory, peer_table_memory, policy_memory, worker_memory;
   std::unique_ptr<dp::Worker> worker;
 };
 
