@@ -55,15 +55,35 @@ FlowTable::FlowTable(const FlowConfig& config)
   for (uint32_t i = 0; i < n_free_; ++i) free_[i] = n_free_ - 1 - i;
 }
 
-uint32_t FlowTable::lookup_or_insert(const FlowKey& key, uint32_t h) noexcept {
+namespace {
+
+// Two word compares (the defaulted == goes field by field through the bit-fields).
+inline bool same_key(const FlowKey& a, const FlowKey& b) noexcept {
+  uint64_t a0, a1, b0, b1;
+  __builtin_memcpy(&a0, &a, 8);
+  __builtin_memcpy(&a1, reinterpret_cast<const char*>(&a) + 8, 8);
+  __builtin_memcpy(&b0, &b, 8);
+  __builtin_memcpy(&b1, reinterpret_cast<const char*>(&b) + 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+}  // namespace
+
+inline uint32_t FlowTable::lookup_or_insert(const FlowKey& key, uint32_t h) noexcept {
   uint32_t i = h & mask_;
   for (;;) {
     const Slot s = index_[i];
     if (s.entry == 0) break;
-    if (s.hash == h && entries_[s.entry - 1].key == key) [[likely]]
+    if (s.hash == h && same_key(entries_[s.entry - 1].key, key)) [[likely]]
       return s.entry - 1;
     i = (i + 1) & mask_;
   }
+  return insert(key, h, i);
+}
+
+// A new flow into the empty slot `i` its probe ended at.
+__attribute__((noinline)) uint32_t FlowTable::insert(const FlowKey& key, uint32_t h,
+                                                     uint32_t i) noexcept {
   if (n_free_ == 0) [[unlikely]] {
     counters_.untracked.add();
     return kUntracked;

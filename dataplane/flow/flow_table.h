@@ -200,6 +200,7 @@ class FlowTable {
   static constexpr uint8_t kUsed = 1, kFinOut = 2, kFinIn = 4, kFinished = 8, kHasPostNat = 16;
 
   uint32_t lookup_or_insert(const FlowKey& key, uint32_t h) noexcept;
+  uint32_t insert(const FlowKey& key, uint32_t h, uint32_t slot) noexcept;
   void count(uint32_t idx, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
              uint64_t now) noexcept;
   void emit(Entry& e, FlowEnd why) noexcept;
