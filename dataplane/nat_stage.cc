@@ -69,7 +69,7 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   nat::NatWorker* nat = w.nat();
   if (nat == nullptr) {
-    if (w.flows()) flow::account_in(*w.flows(), nullptr, w.ctx().allowed_ips, pkts, n, rte_rdtsc());
+    if (w.flows()) flow::account_in(*w.flows(), nullptr, w.ctx(), pkts, n, rte_rdtsc());
     wg_seal(w, pkts, n);
     return;
   }
@@ -120,7 +120,7 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.drop(mine[j], drop_reason_of(why[j]));
     }
   }
-  if (w.flows()) flow::account_in(*w.flows(), nat, w.ctx().allowed_ips, mine, out, rte_rdtsc());
+  if (w.flows()) flow::account_in(*w.flows(), nat, w.ctx(), mine, out, rte_rdtsc());
   wg_seal(w, mine, out);
   // Fragments that waited for a first fragment translated just now follow it.
   for (uint16_t f = 0; f < n_firsts && w.frag_park().holding(); ++f) {

@@ -27,9 +27,11 @@ struct PacketMeta {
   PuntReason punt;
   uint8_t flags;
   uint32_t peer_slot;  // WireGuard peer, when known
-  uint32_t pad;
-  void* keypair;     // WireGuard keypair the packet was decrypted with / will be sealed with
-  uint64_t counter;  // WireGuard nonce counter
+  uint32_t flow;       // outbound flow accounting: protocol, TCP flags, IP length (note_source)
+  void* keypair;       // WireGuard keypair the packet was decrypted with / will be sealed with
+  // WireGuard nonce counter; outbound, once the replay window has it, the flow's pre-NAT
+  // source address and port and its destination port (flow::note_source)
+  uint64_t counter;
 };
 static_assert(sizeof(PacketMeta) == 32);
 static_assert(sizeof(PacketMeta) % RTE_MBUF_PRIV_ALIGN == 0);

@@ -4,6 +4,9 @@
 // usage: export_driver --records FILE --url URL --spool DIR [--json PATH] [--node-id ID]
 //          [--pace-ms N] [--settle exported|spooled] [--timeout-s N] [--no-destination]
 //          [--retry-ms N] [--confirm-ms N] [--rate N] [--mtu N] [--spool-max-bytes N]
+//          [--pause-after N --pause-ms N] [--template-refresh-s N] [--template-idle-ms N]
+// --pause-after: after N records, submit nothing for --pause-ms (a quiet spell, as when a
+// collector restarts while the gateway has nothing to export).
 // Records: [{"type":"nat","kind":"block_allocated","time_ms":..,"subscriber":"100.64.0.11",
 //   "public":"203.0.113.5","port_first":1024,"port_last":1535,"worker":0},
 //  {"type":"flow","start_ms":..,"end_ms":..,"src":"100.64.0.11:40000",
@@ -78,6 +81,12 @@ int main(int argc, char** argv) {
   o.max_message_bytes = std::stoul(arg("--mtu", "1400"));
   o.spool_max_bytes = std::stoull(arg("--spool-max-bytes", std::to_string(64ull << 20)));
   o.flush_ms = 50;
+  o.template_refresh_seconds =
+      uint32_t(std::stoul(arg("--template-refresh-s", std::to_string(o.template_refresh_seconds))));
+  o.template_idle_ms =
+      uint32_t(std::stoul(arg("--template-idle-ms", std::to_string(o.template_idle_ms))));
+  const size_t pause_after = std::stoul(arg("--pause-after", "0"));
+  const unsigned pause_ms = unsigned(std::stoul(arg("--pause-ms", "0")));
   o.destination_logging = !args.count("--no-destination");
   const unsigned pace_ms = unsigned(std::stoul(arg("--pace-ms", "0")));
   const bool spooled_is_enough = arg("--settle", "exported") == "spooled";
@@ -99,7 +108,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    size_t submitted = 0;
     for (const Json& r : records) {
+      if (pause_after && submitted++ == pause_after)
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
       if (r.at("type") == "nat") {
         NatRecord n;
         n.kind = kind_of(r.at("kind"));

@@ -328,9 +328,11 @@ class Exporter::Io {
   }
 
   bool transmit(const std::vector<uint8_t>& bytes) {
-    if (url_->transport == Transport::kUdp)
+    if (url_->transport == Transport::kUdp) {
+      last_datagram_ = Clock::now();
       return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT) ==
              ssize_t(bytes.size());
+    }
     size_t off = 0;
     while (off < bytes.size()) {
       const ssize_t w = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
@@ -347,6 +349,11 @@ class Exporter::Io {
     while (*progress < records.size() && budget_ > 0 && state_ == CollectorState::kUp) {
       if (url_->transport == Transport::kTcp && peer_closed())
         return fail("collector closed the connection", now);
+      // UDP: after a quiet spell the collector may be a new process that never saw the
+      // templates (a restart sends no ICMP error unless a datagram arrived while it was down).
+      if (url_->transport == Transport::kUdp && o_.template_idle_ms &&
+          now - last_datagram_ >= std::chrono::milliseconds(o_.template_idle_ms))
+        encoder_.reset_templates();
       std::vector<Message> msgs =
           encoder_.encode(records.subspan(*progress), uint32_t(unix_ms() / 1000), 1);
       Message& m = msgs.front();
@@ -416,6 +423,7 @@ class Exporter::Io {
   CollectorState state_;
   int fd_ = -1;
   Clock::time_point next_retry_{}, probe_sent_{}, last_refill_ = Clock::now();
+  Clock::time_point last_datagram_{};  // UDP: when the last message went out
   bool logged_down_ = false;
   std::deque<InFlight> in_flight_;
   SpoolBatch replay_;

@@ -46,8 +46,14 @@ struct ExporterOptions {
   std::string node_id;    // the JSON lines' nodeId
   uint32_t observation_domain = 1;
   size_t max_message_bytes = 1400;
-  uint32_t template_refresh_seconds = 60;  // UDP
+  // UDP (RFC 7011 section 8.4): a collector that restarted between two datagrams (so no ICMP
+  // error told us) knows no templates. Templates therefore go out again: in the first message
+  // after template_idle_ms without a datagram (the quiet time a restart hides in), and at the
+  // latest every template_refresh_seconds or template_refresh_messages messages, which bounds
+  // what a restart under steady traffic can cost. 0 disables a trigger. TCP: once per connection.
+  uint32_t template_refresh_seconds = 10;
   uint32_t template_refresh_messages = 100;
+  uint32_t template_idle_ms = 500;
   uint32_t enterprise_number = ie::kDocumentationPen;
   size_t queue_capacity = 65536;
   uint32_t flush_ms = 100;

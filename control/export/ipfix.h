@@ -147,7 +147,7 @@ struct EncoderOptions {
   size_t max_message_bytes = 1400;  // keep UDP under a typical path MTU
   uint32_t enterprise_number = ie::kDocumentationPen;
   // UDP: resend templates when either is reached (RFC 7011 section 8.4). 0 disables that trigger.
-  uint32_t template_refresh_seconds = 60;
+  uint32_t template_refresh_seconds = 10;
   uint32_t template_refresh_messages = 100;
   bool connection_oriented = false;  // TCP: templates once per connection, never refreshed
 };

@@ -1,19 +1,23 @@
-// Flow accounting stages: parse the subscriber-side 5-tuple of a burst, hash and prefetch all,
-// then count each packet (the stage shape: gather, batch, act).
+// Flow accounting stages: parse an outbound packet once (before NAT) into its metadata, then
+// per burst gather keys and let the table hash, prefetch and count them in staged passes.
 #include "dataplane/flow/flow_stage.h"
 
 #include <netinet/in.h>
 
 #include <rte_byteorder.h>
 #include <rte_ip.h>
+#include <rte_lpm.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "common/wg_state.h"
 #include "dataplane/context.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/packet_meta.h"
 
 namespace exitgw::dp::flow {
+
+static_assert(kBurst <= FlowTable::kMaxBurst);
 
 namespace {
 
@@ -22,7 +26,7 @@ struct Parsed {
   uint16_t src_port, dst_port;  // ICMP queries: both the identifier
   uint8_t tcp_flags;
   uint8_t protocol;
-  uint32_t bytes;
+  uint16_t bytes;  // IP total length, host order
 };
 
 bool icmp_query(uint8_t type) {
@@ -67,6 +71,11 @@ Parsed parse(const rte_mbuf* m) noexcept {
   return p;
 }
 
+// ICMP queries: the identifier is the subscriber's "port"; the other side has none.
+uint16_t far_port(const Parsed& p) {
+  return p.protocol == IPPROTO_ICMP ? 0 : p.dst_port;
+}
+
 // The NAT's protocol index for find_mapping; kCount when it has none.
 nat::NatProto nat_proto(uint8_t protocol) {
   switch (protocol) {
@@ -81,85 +90,90 @@ nat::NatProto nat_proto(uint8_t protocol) {
   }
 }
 
-// PacketMeta::counter holds the pre-NAT source: address in the low 32 bits, port above.
-uint64_t pack_source(uint32_t address, uint16_t port) {
-  return uint64_t{address} | uint64_t{port} << 32;
-}
-
 }  // namespace
 
 void note_source(rte_mbuf** pkts, uint16_t n) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
-    meta(pkts[i])->counter = pack_source(ip->src_addr, parse(pkts[i]).src_port);
+    const Parsed p = parse(pkts[i]);
+    PacketMeta* pm = meta(pkts[i]);
+    pm->counter = uint64_t{ip->src_addr} | uint64_t{p.src_port} << 32 | uint64_t{far_port(p)} << 48;
+    pm->flow = uint32_t{p.protocol} | uint32_t{p.tcp_flags} << 8 | uint32_t{p.bytes} << 16;
   }
 }
 
 void account_out(FlowTable& table, rte_mbuf** pkts, uint16_t n, uint64_t now) noexcept {
+  if (n == 0) return;
   FlowKey keys[kBurst];
-  uint32_t hashes[kBurst];
-  Parsed parsed[kBurst];
+  uint16_t bytes[kBurst];
+  uint8_t flags[kBurst];
+  uint32_t entries[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
     const PacketMeta* pm = meta(pkts[i]);
-    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
-    parsed[i] = parse(pkts[i]);
     FlowKey& k = keys[i];
-    k = FlowKey{};
     k.src_address = static_cast<uint32_t>(pm->counter);
     k.src_port = static_cast<uint16_t>(pm->counter >> 32);
-    k.dst_address = ip->dst_addr;
-    // ICMP queries: the identifier is the subscriber's "port"; the other side has none.
-    k.dst_port = parsed[i].protocol == IPPROTO_ICMP ? 0 : parsed[i].dst_port;
-    k.protocol = parsed[i].protocol;
+    k.dst_port = static_cast<uint16_t>(pm->counter >> 48);
+    k.dst_address = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr;
     k.peer_slot = pm->peer_slot;
-    hashes[i] = table.hash(k);
-    table.prefetch(hashes[i]);
+    k.protocol = pm->flow & 0xff;
+    flags[i] = static_cast<uint8_t>(pm->flow >> 8);
+    bytes[i] = static_cast<uint16_t>(pm->flow >> 16);
   }
+  table.account_burst(keys, bytes, flags, n, FlowDirection::kOut, now, entries);
   for (uint16_t i = 0; i < n; ++i) {
-    const uint32_t e = table.account(keys[i], hashes[i], FlowDirection::kOut, parsed[i].bytes,
-                                     parsed[i].tcp_flags, now);
+    const uint32_t e = entries[i];
     if (e == FlowTable::kUntracked || table.has_post_nat(e)) [[likely]]
       continue;
+    // A flow's first packet: its translated source, from the rewritten header.
     const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
-    table.set_post_nat(e, ip->src_addr, parsed[i].src_port);
+    table.set_post_nat(e, ip->src_addr, parse(pkts[i]).src_port);
   }
 }
 
-void account_in(FlowTable& table, const nat::NatWorker* nat, rte_lpm* allowed_ips, rte_mbuf** pkts,
-                uint16_t n, uint64_t now) noexcept {
+void account_in(FlowTable& table, const nat::NatWorker* nat, const DataplaneContext& ctx,
+                rte_mbuf** pkts, uint16_t n, uint64_t now) noexcept {
+  if (n == 0) return;
   uint32_t dst[kBurst], hop[kBurst];
   for (uint16_t i = 0; i < n; ++i)
     dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr);
-  rte_lpm_lookup_bulk(allowed_ips, dst, hop, n);
+  rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop, n);
   FlowKey keys[kBurst];
-  uint32_t hashes[kBurst];
-  Parsed parsed[kBurst];
+  uint16_t bytes[kBurst];
+  uint8_t flags[kBurst];
+  uint32_t entries[kBurst];
+  uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
-    parsed[i] = parse(pkts[i]);
-    FlowKey& k = keys[i];
-    k = FlowKey{};
-    k.src_address = ip->dst_addr;
-    k.src_port = parsed[i].dst_port;
-    k.dst_address = ip->src_addr;
-    k.dst_port = parsed[i].protocol == IPPROTO_ICMP ? 0 : parsed[i].src_port;
-    k.protocol = parsed[i].protocol;
-    k.peer_slot = hop[i] & 0xffffff;
-    hashes[i] = table.hash(k);
-    table.prefetch(hashes[i]);
-  }
-  for (uint16_t i = 0; i < n; ++i) {
+    // What wg_seal drops is no traffic of the flow's: no peer, no usable keypair, no endpoint.
     if (!(hop[i] & RTE_LPM_LOOKUP_SUCCESS)) [[unlikely]]
-      continue;  // wg_seal drops it (no peer for the destination)
-    const uint32_t e = table.account(keys[i], hashes[i], FlowDirection::kIn, parsed[i].bytes,
-                                     parsed[i].tcp_flags, now);
+      continue;
+    const PeerRuntime& peer = ctx.peers[hop[i] & 0xffffff];
+    const Keypair* kp = peer.send_keypair.load(std::memory_order_acquire);
+    if (kp == nullptr || now >= kp->reject_after_tsc ||
+        !(peer.endpoint.load(std::memory_order_relaxed) & kEndpointValid)) [[unlikely]]
+      continue;
+    const auto* ip = rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*);
+    const Parsed p = parse(pkts[i]);
+    FlowKey& key = keys[k];
+    key.src_address = ip->dst_addr;
+    key.src_port = p.dst_port;
+    key.dst_address = ip->src_addr;
+    key.dst_port = p.protocol == IPPROTO_ICMP ? 0 : p.src_port;
+    key.protocol = p.protocol;
+    key.peer_slot = hop[i] & 0xffffff;
+    bytes[k] = p.bytes;
+    flags[k++] = p.tcp_flags;
+  }
+  table.account_burst(keys, bytes, flags, k, FlowDirection::kIn, now, entries);
+  for (uint16_t i = 0; i < k; ++i) {
+    const uint32_t e = entries[i];
     if (e == FlowTable::kUntracked || table.has_post_nat(e)) [[likely]]
       continue;
     // A flow that began inbound (a reply to an endpoint-independent mapping): its public side
     // is the subscriber's mapping; routed mode has none (the source stays as it is).
     if (nat == nullptr) {
       table.set_post_nat(e, keys[i].src_address, keys[i].src_port);
-    } else if (const nat::NatProto proto = nat_proto(keys[i].protocol);
+    } else if (const nat::NatProto proto = nat_proto(static_cast<uint8_t>(keys[i].protocol));
                proto != nat::NatProto::kCount) {
       const auto t = nat->find_mapping(rte_be_to_cpu_32(keys[i].src_address),
                                        rte_be_to_cpu_16(keys[i].src_port), proto);

@@ -55,50 +55,52 @@ FlowTable::FlowTable(const FlowConfig& config)
   for (uint32_t i = 0; i < n_free_; ++i) free_[i] = n_free_ - 1 - i;
 }
 
-uint32_t FlowTable::hash(const FlowKey& k) const noexcept {
-  uint64_t a, b;
-  uint32_t c;
-  std::memcpy(&a, &k, 8);
-  std::memcpy(&b, reinterpret_cast<const char*>(&k) + 8, 8);
-  std::memcpy(&c, reinterpret_cast<const char*>(&k) + 16, 4);
-  // The seed keeps peers from choosing keys that pile onto one probe run.
-  uint64_t h = (a ^ seed_) * 0x9E3779B97F4A7C15ull;
-  h ^= std::rotl(b * 0xC2B2AE3D27D4EB4Full, 31);
-  h ^= uint64_t{c} * 0x165667B19E3779F9ull;
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ull;
-  h ^= h >> 32;
-  return static_cast<uint32_t>(h);
+namespace {
+
+// Two word compares (the defaulted == goes field by field through the bit-fields).
+inline bool same_key(const FlowKey& a, const FlowKey& b) noexcept {
+  uint64_t a0, a1, b0, b1;
+  __builtin_memcpy(&a0, &a, 8);
+  __builtin_memcpy(&a1, reinterpret_cast<const char*>(&a) + 8, 8);
+  __builtin_memcpy(&b0, &b, 8);
+  __builtin_memcpy(&b1, reinterpret_cast<const char*>(&b) + 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
-uint32_t FlowTable::account(const FlowKey& key, uint32_t h, FlowDirection dir, uint32_t bytes,
-                            uint8_t tcp_flags, uint64_t now) noexcept {
+}  // namespace
+
+inline uint32_t FlowTable::lookup_or_insert(const FlowKey& key, uint32_t h) noexcept {
   uint32_t i = h & mask_;
-  uint32_t idx = kUntracked;
   for (;;) {
-    const Slot& s = index_[i];
+    const Slot s = index_[i];
     if (s.entry == 0) break;
-    if (s.hash == h && entries_[s.entry - 1].key == key) {
-      idx = s.entry - 1;
-      break;
-    }
+    if (s.hash == h && same_key(entries_[s.entry - 1].key, key)) [[likely]]
+      return s.entry - 1;
     i = (i + 1) & mask_;
   }
-  if (idx == kUntracked) [[unlikely]] {
-    if (n_free_ == 0) {
-      counters_.untracked.add();
-      return kUntracked;
-    }
-    idx = free_[--n_free_];
-    Entry& e = entries_[idx];
-    e = Entry{};
-    e.key = key;
-    e.hash = h;
-    e.state = kUsed;
-    index_[i] = Slot{h, idx + 1};
-    ++n_used_;
-    counters_.created.add();
+  return insert(key, h, i);
+}
+
+// A new flow into the empty slot `i` its probe ended at.
+__attribute__((noinline)) uint32_t FlowTable::insert(const FlowKey& key, uint32_t h,
+                                                     uint32_t i) noexcept {
+  if (n_free_ == 0) [[unlikely]] {
+    counters_.untracked.add();
+    return kUntracked;
   }
+  const uint32_t idx = free_[--n_free_];
+  Entry& e = entries_[idx];
+  e = Entry{};
+  e.key = key;
+  e.state = kUsed;
+  index_[i] = Slot{h, idx + 1};
+  ++n_used_;
+  counters_.created.add();
+  return idx;
+}
+
+inline void FlowTable::count(uint32_t idx, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
+                             uint64_t now) noexcept {
   Entry& e = entries_[idx];
   if (e.first_tsc == 0) e.first_tsc = now;
   e.last_tsc = now;
@@ -115,8 +117,44 @@ uint32_t FlowTable::account(const FlowKey& key, uint32_t h, FlowDirection dir, u
     if ((tcp_flags & kTcpRst) || (e.state & (kFinOut | kFinIn)) == (kFinOut | kFinIn))
       e.state |= kFinished;
   }
+}
+
+uint32_t FlowTable::account(const FlowKey& key, uint32_t h, FlowDirection dir, uint32_t bytes,
+                            uint8_t tcp_flags, uint64_t now) noexcept {
+  const uint32_t idx = lookup_or_insert(key, h);
+  if (idx == kUntracked) [[unlikely]]
+    return kUntracked;
+  count(idx, dir, bytes, tcp_flags, now);
   counters_.packets_counted.add();
   return idx;
+}
+
+void FlowTable::account_burst(const FlowKey* keys, const uint16_t* bytes, const uint8_t* tcp_flags,
+                              uint16_t n, FlowDirection dir, uint64_t now,
+                              uint32_t* entries) noexcept {
+  uint32_t h[kMaxBurst];
+  // 1. Hash all, prefetch each home slot.
+  for (uint16_t i = 0; i < n; ++i) {
+    h[i] = hash(keys[i]);
+    __builtin_prefetch(&index_[h[i] & mask_]);
+  }
+  // 2. The entry a home slot names is almost always the flow's own (at most half full, and
+  // the 32-bit hash must match): prefetch it for writing.
+  for (uint16_t i = 0; i < n; ++i) {
+    const Slot s = index_[h[i] & mask_];
+    if (s.entry != 0 && s.hash == h[i]) __builtin_prefetch(&entries_[s.entry - 1], 1);
+  }
+  // 3. Find or create, and count.
+  uint32_t counted = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint32_t idx = lookup_or_insert(keys[i], h[i]);
+    entries[i] = idx;
+    if (idx == kUntracked) [[unlikely]]
+      continue;
+    count(idx, dir, bytes[i], tcp_flags[i], now);
+    ++counted;
+  }
+  counters_.packets_counted.add(counted);
 }
 
 void FlowTable::emit(Entry& e, FlowEnd why) noexcept {
@@ -145,7 +183,7 @@ void FlowTable::emit(Entry& e, FlowEnd why) noexcept {
 
 void FlowTable::remove(uint32_t idx) noexcept {
   Entry& e = entries_[idx];
-  uint32_t i = e.hash & mask_;
+  uint32_t i = hash(e.key) & mask_;
   while (index_[i].entry != idx + 1) i = (i + 1) & mask_;
   // Backward-shift deletion: later members of the probe run move up so that no lookup ever
   // meets a hole before its key (no tombstones to clean up).
@@ -198,7 +236,9 @@ uint32_t FlowTable::sweep(uint64_t now, uint32_t budget) noexcept {
     } else if (at_least(now, e.last_tsc, config_.idle_ticks)) {
       emit(e, FlowEnd::kIdle);
       remove(idx);
-    } else if (e.first_tsc != 0 && at_least(now, e.first_tsc, config_.active_ticks)) {
+    } else if (e.first_tsc != 0 &&
+               (at_least(now, e.first_tsc, config_.active_ticks) ||
+                e.tx_packets >= kPacketsEmitAt || e.rx_packets >= kPacketsEmitAt)) {
       emit(e, FlowEnd::kActive);
     }
   }

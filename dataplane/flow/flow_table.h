@@ -17,19 +17,19 @@
 namespace exitgw::dp::flow {
 
 // Addresses and ports as they are on the wire (network order): the data path copies header
-// fields without swapping; control converts when it builds the export record.
+// fields without swapping; control converts when it builds the export record. 16 bytes, so a
+// lookup compares two words and an entry with its counters fits one cache line.
 struct FlowKey {
-  uint32_t src_address;  // the subscriber's inner (pre-NAT) address
-  uint32_t dst_address;  // the internet side
-  uint16_t src_port;     // TCP/UDP port, ICMP query identifier, else 0
-  uint16_t dst_port;     // TCP/UDP port, else 0
-  uint32_t peer_slot;
-  uint8_t protocol;
-  uint8_t pad[3];
+  uint32_t src_address;     // the subscriber's inner (pre-NAT) address
+  uint32_t dst_address;     // the internet side
+  uint16_t src_port;        // TCP/UDP port, ICMP query identifier, else 0
+  uint16_t dst_port;        // TCP/UDP port, else 0
+  uint32_t peer_slot : 24;  // an allowed-IPs next hop: rte_lpm's are 24 bits wide
+  uint32_t protocol : 8;
 
   bool operator==(const FlowKey&) const = default;
 };
-static_assert(sizeof(FlowKey) == 20);
+static_assert(sizeof(FlowKey) == 16);
 
 enum class FlowDirection : uint8_t { kOut, kIn };  // subscriber -> internet, and back
 
@@ -55,7 +55,7 @@ struct FlowExport {
   uint64_t tx_packets, tx_bytes;  // subscriber -> internet (IP total length)
   uint64_t rx_packets, rx_bytes;  // internet -> subscriber
 };
-static_assert(sizeof(FlowExport) == 88);
+static_assert(sizeof(FlowExport) == 80);
 
 // Single producer (the worker), single consumer (control); capacity a power of two.
 class FlowRing {
@@ -118,7 +118,18 @@ class FlowTable {
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
 
-  uint32_t hash(const FlowKey& k) const noexcept;  // seeded per table
+  uint32_t hash(const FlowKey& k) const noexcept {
+    uint64_t a, b;
+    __builtin_memcpy(&a, &k, 8);
+    __builtin_memcpy(&b, reinterpret_cast<const char*>(&k) + 8, 8);
+    // The seed keeps peers from choosing keys that pile onto one probe run.
+    uint64_t h = (a ^ seed_) * 0x9E3779B97F4A7C15ull;
+    h ^= (b ^ (seed_ >> 17)) * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return static_cast<uint32_t>(h);
+  }
   // Hints that `hash`'s slot is about to be probed (a burst prefetches all, then accounts).
   void prefetch(uint32_t h) const noexcept { __builtin_prefetch(&index_[h & mask_]); }
 
@@ -132,12 +143,20 @@ class FlowTable {
                    uint64_t now) noexcept {
     return account(key, hash(key), dir, bytes, tcp_flags, now);
   }
+  // A burst's packets, all one direction, in three passes so that the misses overlap: hash
+  // every key and prefetch its index slot; read each home slot and prefetch the entry it names;
+  // then count each packet as account() does. entries[i] receives packet i's entry (or
+  // kUntracked). Packets of one flow in the same burst count in order.
+  static constexpr uint16_t kMaxBurst = 64;  // n of account_burst()
+  void account_burst(const FlowKey* keys, const uint16_t* bytes, const uint8_t* tcp_flags,
+                     uint16_t n, FlowDirection dir, uint64_t now, uint32_t* entries) noexcept;
+
   // The post-NAT source of a flow (network order), recorded once: the first packet that knows it.
-  bool has_post_nat(uint32_t entry) const noexcept { return entries_[entry].has_post_nat; }
+  bool has_post_nat(uint32_t entry) const noexcept { return entries_[entry].state & kHasPostNat; }
   void set_post_nat(uint32_t entry, uint32_t address, uint16_t port) noexcept {
     entries_[entry].post_nat_address = address;
     entries_[entry].post_nat_port = port;
-    entries_[entry].has_post_nat = 1;
+    entries_[entry].state |= kHasPostNat;
   }
 
   // Examines at most `budget` entries, paced so the whole table is seen once per sweep
@@ -153,29 +172,37 @@ class FlowTable {
   uint32_t max_flows() const noexcept { return config_.max_flows; }
   const FlowConfig& config() const noexcept { return config_; }
 
+  // A flow's packet counts are 32 bits (to fit the entry in one line): the sweep, which sees
+  // every entry at least once a second, emits an interval record once either passes this.
+  static constexpr uint32_t kPacketsEmitAt = 1u << 31;
+
  private:
-  // 88 bytes; a packet touches the key, the state and its direction's counters.
-  struct Entry {
+  // One cache line: a packet touches nothing else of its flow.
+  struct alignas(64) Entry {
     FlowKey key;
-    uint32_t hash;
-    uint32_t post_nat_address;
-    uint16_t post_nat_port;
-    uint16_t tcp_flags;
-    uint8_t state;  // kUsed | kFinOut | kFinIn | kFinished
-    uint8_t has_post_nat;
-    uint8_t pad[2];
     uint64_t first_tsc;  // first packet of the current interval, 0 = none since the last record
     uint64_t last_tsc;
-    uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+    uint64_t tx_bytes, rx_bytes;
+    uint32_t tx_packets, rx_packets;
+    uint32_t post_nat_address;
+    uint16_t post_nat_port;
+    uint8_t tcp_flags;
+    uint8_t state;  // kUsed | kFinOut | kFinIn | kFinished | kHasPostNat
   };
+  static_assert(sizeof(Entry) == 64);
   // Open addressing with linear probing over entry indices + 1 (0 = empty); at most half full.
+  // Eight slots to a line: a probe run rarely leaves its first line.
   struct Slot {
     uint32_t hash;
     uint32_t entry;  // index + 1
   };
-  static constexpr uint8_t kUsed = 1, kFinOut = 2, kFinIn = 4, kFinished = 8;
+  static_assert(sizeof(Slot) == 8);
+  static constexpr uint8_t kUsed = 1, kFinOut = 2, kFinIn = 4, kFinished = 8, kHasPostNat = 16;
 
-  uint32_t find_slot(const FlowKey& key, uint32_t h) const noexcept;
+  uint32_t lookup_or_insert(const FlowKey& key, uint32_t h) noexcept;
+  uint32_t insert(const FlowKey& key, uint32_t h, uint32_t slot) noexcept;
+  void count(uint32_t idx, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
+             uint64_t now) noexcept;
   void emit(Entry& e, FlowEnd why) noexcept;
   void remove(uint32_t entry) noexcept;
 

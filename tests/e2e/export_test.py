@@ -9,7 +9,9 @@ it stored) and a tshark capture (Wireshark's IPFIX dissector decodes every messa
 and field) for UDP; for TCP a listener here with its own small IPFIX decoder. Proves: NAT
 events and flows decoded field by field; destination logging on and off (no destination
 fields at all when off); collector outages (none at start, one mid-run, for UDP and TCP)
-with every record arriving, in order, and sequence numbers consistent. Root only (capture).
+with every record arriving, in order, and sequence numbers consistent; a UDP collector
+restarted while the exporter was quiet (no ICMP error, so no reconnect) decodes the records
+that follow without waiting for the template refresh. Root only (capture).
 """
 import argparse
 import collections
@@ -407,6 +409,32 @@ class ExportTest(unittest.TestCase):
         seen = [int(r["cflow.srcport"][0]) for _, _, rs in msgs for r in rs]
         self.assertEqual(unique_in_order(seen), first + second + third)
         self.assertEqual(check_sequences(self, msgs), 1)  # the two driver runs that sent data
+
+    def test_udp_collector_restarted_unnoticed_decodes_what_follows(self):
+        port = free_port()
+        url = "udp://127.0.0.1:%d" % port
+        spool = os.path.join(self.work, "spool-restart")
+        nf1 = Nfcapd(port, os.path.join(self.work, "nf-restart-1"))
+        keys = list(range(30000, 30100))
+        # Half the records, then 6 s of nothing; the refresh (an hour) cannot be what helps.
+        p = run_driver([flow(k) for k in keys], url, spool,
+                       ["--pause-after", "50", "--pause-ms", "6000",
+                        "--template-refresh-s", "3600"], background=True, work=self.work)
+        time.sleep(2.0)
+        nf1.stop()  # no datagram meets the closed port: no ICMP error
+        nf2 = Nfcapd(port, os.path.join(self.work, "nf-restart-2"))
+        out, _ = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, out)
+        nf2.stop()
+        c = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(c["disconnects"], 0, c)  # the exporter never noticed the restart
+        self.assertEqual(c["dropped"], 0, c)
+        before = [int(r["src port"]) for r in
+                  nfdump_records(os.path.join(self.work, "nf-restart-1"))]
+        after = [int(r["src port"]) for r in
+                 nfdump_records(os.path.join(self.work, "nf-restart-2"))]
+        self.assertEqual(before, keys[:50])
+        self.assertEqual(after, keys[50:])
 
     def test_tcp_collector_outage_loses_no_record(self):
         port = free_port(socket.SOCK_STREAM)

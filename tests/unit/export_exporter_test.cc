@@ -1,5 +1,6 @@
 // The exporter against in-process collectors on loopback: delivery, in-order replay after a
-// UDP (ICMP unreachable) and a TCP outage, restart from the spool, JSON lines, queue limits.
+// UDP (ICMP unreachable) and a TCP outage, templates for a UDP collector that restarted
+// unnoticed, restart from the spool, JSON lines, queue limits.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -39,6 +40,7 @@ class Collector {
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
     if (transport_ == Transport::kTcp) listen(listen_fd_, 4);
+    decoder_ = IpfixDecoder();  // a new collector process knows no templates
   }
   void close() {
     if (conn_fd_ >= 0) ::close(conn_fd_);
@@ -83,6 +85,8 @@ class Collector {
 
   std::vector<DecodedRecord> records;
   std::vector<uint32_t> sequences;
+  size_t unknown_template_sets = 0;  // data the collector could not decode (no template yet)
+  size_t template_messages = 0;      // messages that carried templates
 
  private:
   bool take(std::span<const uint8_t> m) {
@@ -92,6 +96,8 @@ class Collector {
       return false;
     }
     sequences.push_back(d->sequence);
+    unknown_template_sets += d->unknown_template_sets;
+    if (d->templates) ++template_messages;
     records.insert(records.end(), d->records.begin(), d->records.end());
     return true;
   }
@@ -207,6 +213,60 @@ TEST_F(ExportExporter, UdpOutageSpoolsAndReplaysEveryRecordInOrder) {
   EXPECT_EQ((*e)->counters().dropped(), 0u);
   EXPECT_GE((*e)->counters().replayed.load(), 300u);
   EXPECT_EQ((*e)->counters().spool_records.load(), 0u);
+}
+
+// A UDP collector restarted while the exporter had nothing to send: no datagram met the closed
+// port, so no ICMP error and no reconnect. The refresh triggers are off here (an hour, never by
+// count), so only the resend after a quiet spell can make the new collector decode the data.
+TEST_F(ExportExporter, UdpCollectorRestartedUnnoticedDecodesTheNextMessage) {
+  Collector c(Transport::kUdp);
+  const uint16_t port = c.port();
+  ExporterOptions o = options(Transport::kUdp, port);
+  o.template_refresh_seconds = 3600;
+  o.template_refresh_messages = 0;
+  o.template_idle_ms = 300;
+  auto e = Exporter::create(o);
+  ASSERT_TRUE(e.ok()) << e.error();
+  for (uint16_t k = 0; k < 50; ++k) (*e)->submit_flow(flow(k));
+  ASSERT_TRUE(settle(**e, c));
+  ASSERT_EQ(unique_keys(c.records), range(0, 50));
+  c.close();
+  c.open(port);  // the restart: same port, empty template cache
+  std::this_thread::sleep_for(400ms);
+  for (uint16_t k = 50; k < 100; ++k) (*e)->submit_flow(flow(k));
+  ASSERT_TRUE(settle(**e, c));
+  EXPECT_EQ(c.unknown_template_sets, 0u);
+  EXPECT_EQ(unique_keys(c.records), range(0, 100));
+  EXPECT_EQ((*e)->counters().disconnects.load(), 0u);  // not the ICMP path
+  EXPECT_EQ((*e)->counters().connects.load(), 1u);
+}
+
+// Under steady traffic (messages closer together than the quiet spell) templates are not
+// repeated in every message: they cost only at the refresh.
+TEST_F(ExportExporter, UdpTemplatesAreNotRepeatedWhileMessagesKeepFlowing) {
+  Collector c(Transport::kUdp);
+  ExporterOptions o = options(Transport::kUdp, c.port());
+  o.template_refresh_seconds = 3600;
+  o.template_refresh_messages = 0;
+  o.template_idle_ms = 2000;
+  auto e = Exporter::create(o);
+  ASSERT_TRUE(e.ok()) << e.error();
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done) c.poll_for(20ms);
+  });
+  const uint64_t before = (*e)->counters().messages_sent.load();
+  for (uint16_t k = 0; k < 10; ++k) {
+    (*e)->submit_flow(flow(k));
+    std::this_thread::sleep_for(60ms);
+  }
+  ASSERT_TRUE((*e)->wait_settled(5s));
+  std::this_thread::sleep_for(100ms);
+  done = true;
+  reader.join();
+  EXPECT_EQ(unique_keys(c.records), range(0, 10));
+  EXPECT_GE((*e)->counters().messages_sent.load() - before, 5u);
+  EXPECT_EQ(c.template_messages, 1u);  // the probe at connect only
 }
 
 TEST_F(ExportExporter, TcpOutageSpoolsAndReplaysEveryRecordInOrder) {

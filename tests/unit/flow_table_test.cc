@@ -1,6 +1,7 @@
 // The per-worker flow table: both directions in one flow, flushes on FIN/RST, idle and active
 // timeouts with incremental counts, a full table counted, a bounded sweep, a full ring counted,
-// and the open-addressing table against a naive model on random input.
+// the open-addressing table against a naive model on random input, and the staged burst
+// lookup against one packet at a time.
 #include "dataplane/flow/flow_table.h"
 
 #include <gtest/gtest.h>
@@ -295,6 +296,48 @@ TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
   EXPECT_GT(untracked, 0u);
   EXPECT_GT(expected.size(), 1000u);
   EXPECT_EQ(got, expected);
+}
+
+// The staged burst path (hash all, prefetch, count) gives each packet the entry the one-at-a-
+// time path gives it, with repeats of a flow inside one burst, new flows and a full table.
+TEST(FlowTable, BurstAccountingMatchesOnePacketAtATime) {
+  constexpr uint32_t kMax = 48;
+  FlowTable burst(config(kMax, 1 << 12)), single(config(kMax, 1 << 12));
+  std::mt19937 rng(99);
+  uint64_t now = 1;
+  for (int round = 0; round < 2000; ++round) {
+    const auto n = static_cast<uint16_t>(1 + rng() % FlowTable::kMaxBurst);
+    FlowKey keys[FlowTable::kMaxBurst];
+    uint16_t bytes[FlowTable::kMaxBurst];
+    uint8_t flags[FlowTable::kMaxBurst];
+    uint32_t got[FlowTable::kMaxBurst];
+    for (uint16_t i = 0; i < n; ++i) {
+      keys[i] = key(rng() % 64, 1 + rng() % 2);  // more flows than fit: some untracked
+      bytes[i] = static_cast<uint16_t>(40 + rng() % 1400);
+      flags[i] = static_cast<uint8_t>(rng() % 3 == 0 ? kAck : 0);
+    }
+    const FlowDirection dir = rng() % 2 ? FlowDirection::kOut : FlowDirection::kIn;
+    ++now;
+    burst.account_burst(keys, bytes, flags, n, dir, now, got);
+    for (uint16_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[i], single.account(keys[i], dir, bytes[i], flags[i], now))
+          << "round " << round << " packet " << i;
+    if (round % 50 == 49) {  // flows leave, so new ones are inserted again
+      now += 20'000;
+      burst.sweep(now, kMax);
+      single.sweep(now, kMax);
+      auto a = drain(burst), b = drain(single);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].key, b[i].key);
+        EXPECT_EQ(a[i].tx_bytes, b[i].tx_bytes);
+        EXPECT_EQ(a[i].rx_bytes, b[i].rx_bytes);
+      }
+    }
+  }
+  EXPECT_EQ(burst.counters().packets_counted.get(), single.counters().packets_counted.get());
+  EXPECT_EQ(burst.counters().untracked.get(), single.counters().untracked.get());
+  EXPECT_GT(burst.counters().untracked.get(), 0u);
 }
 
 }  // namespace
