@@ -92,6 +92,7 @@ uint16_t nat_out_here(Worker& w, nat::NatWorker& nat, rte_mbuf** pkts, uint16_t 
     rte_mbuf* held[FragmentPark::kHeld];
     auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts[f], held));
     n_held = nat_out_here(w, nat, held, n_held);
+    if (w.flows()) flow::account_out(*w.flows(), held, n_held, now);
     ipv4_output(w, held, n_held);
   }
   return out;
