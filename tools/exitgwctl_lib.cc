@@ -38,7 +38,8 @@ Options (anywhere on the line; --name=value also works):
   -h, --help              this text
 
 Commands:
-  status                  generation, last update, approval, logging, drain, source health
+  status                  generation, last update, approval, logging, drain, policy source,
+                          source health
   peers                   every peer: key, source, user, allowed IPs, endpoint, handshake, bytes
   peer get KEY            one peer
   peer add KEY --allowed-ips A[,B...] [--endpoint IP:PORT] [--user USER] [--tags T1[,T2...]]
@@ -257,6 +258,11 @@ void print_status(std::ostream& out, const json& s) {
       {"drain", on_off(s.value("drain", json()))},
       {"peers", text_of(s.value("peer_count", json()))},
   };
+  if (const json policy = s.value("policy", json()); policy.is_object()) {
+    rows.push_back({"policy", text_of(policy.value("source", json())) + " (" +
+                                  text_of(policy.value("rules", json())) + " rules, " +
+                                  text_of(policy.value("classes", json())) + " classes)"});
+  }
   const json sources = s.value("sources", json::object());
   for (const auto& [name, health] : sources.items()) {
     const bool ok = health.value("ok", false);

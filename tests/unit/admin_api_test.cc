@@ -734,6 +734,10 @@ TEST_F(AdminApi, CtlPolicyShowSetClear) {
   const std::string bad = dir_.write("bad.hujson", kBadPolicy, 0644);
   EXPECT_EQ(ctl({"policy", "set", good}), kCtlOk) << err_;
   EXPECT_NE(out_.find("in force (generation 1)"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("admin (" + std::to_string(kHttpsOnly.size() % 7 + 1) + " rules, 2 classes)"),
+            std::string::npos)
+      << out_;
   EXPECT_EQ(ctl({"policy", "show"}), kCtlOk) << err_;
   EXPECT_NE(out_.find("source   admin"), std::string::npos) << out_;
   EXPECT_NE(out_.find("Only HTTPS through the exit."), std::string::npos) << out_;
