@@ -32,12 +32,14 @@ ExitPolicy::~ExitPolicy() {
 
 Status ExitPolicy::load_files() {
   policy::Policy parsed = policy::default_policy();
+  auto file_text = std::make_shared<const std::string>(policy::kDefaultPolicyText);
   if (!opt_.policy_file.empty()) {
     auto text = read_file(opt_.policy_file);
     if (!text) return make_error("--policy_file: " + text.error());
     auto p = policy::parse_policy(*text, opt_.policy_file);
     if (!p) return make_error(p.error());
     parsed = std::move(*p);
+    file_text = std::make_shared<const std::string>(std::move(*text));
   }
   policy::Approvals approvals;
   if (!opt_.approvals_file.empty()) {
@@ -49,8 +51,12 @@ Status ExitPolicy::load_files() {
   }
   // Validated whole: only now replace what runs.
   policy_ = std::move(parsed);
+  policy_file_text_ = std::move(file_text);
   approvals_ = approvals;
   for (const std::string& note : policy_.notes) log_info("policy: " + note);
+  if (policy_override_)
+    log_info("policy: the " + policy_override_->origin +
+             " policy override stays in force over the file's policy (clear it to use the file)");
   return Ok{};
 }
 
@@ -62,7 +68,7 @@ Status ExitPolicy::compile_and_publish() {
   node.own_addresses = opt_.own_addresses;
   policy::Approvals approvals = approvals_;
   if (override_) approvals.exit_node = *override_;
-  auto compiled = policy::compile_policy(policy_, peers_, node, approvals);
+  auto compiled = policy::compile_policy(running_policy(), peers_, node, approvals);
   if (!compiled) return make_error(compiled.error());
   auto snapshot = policy::build_snapshot(*compiled);
   if (!snapshot) return make_error(snapshot.error());
@@ -82,6 +88,7 @@ Status ExitPolicy::compile_and_publish() {
              " (" + compiled->exit.reason + ")");
   last_approved_ = pub->snapshot->exit_approved;
   approval_reason_ = compiled->exit.reason;
+  classes_ = compiled->class_count;
   ctx_.policy.store(&pub->view, std::memory_order_release);
   if (current_)
     retired_.push_back(Retired{ctx_.rcu ? rte_rcu_qsbr_start(ctx_.rcu) : 0, std::move(current_)});
@@ -121,6 +128,38 @@ Status ExitPolicy::set_approval_override(std::optional<bool> approved) {
   return Ok{};
 }
 
+Status ExitPolicy::set_policy_override(std::optional<std::string> text, const std::string& origin) {
+  std::optional<PolicyOverride> next;
+  if (text) {
+    auto parsed = policy::parse_policy(*text, origin + " policy");
+    if (!parsed) return make_error(parsed.error());
+    next = PolicyOverride{std::move(*parsed), std::make_shared<const std::string>(std::move(*text)),
+                          origin};
+  }
+  std::optional<PolicyOverride> old = std::move(policy_override_);
+  policy_override_ = std::move(next);
+  if (Status s = compile_and_publish(); !s) {
+    policy_override_ = std::move(old);
+    return make_error(text ? s.error()
+                           : "cannot clear the policy override: the file's policy does not "
+                             "compile: " +
+                                 s.error());
+  }
+  if (policy_override_) {
+    for (const std::string& note : policy_override_->policy.notes) log_info("policy: " + note);
+    log_info("policy: the " + origin + " policy is in force (overrides " +
+             (opt_.policy_file.empty() ? std::string("the default policy")
+                                       : "--policy_file " + opt_.policy_file) +
+             ")");
+  } else {
+    log_info("policy: override cleared; " +
+             (opt_.policy_file.empty() ? std::string("the default policy")
+                                       : "--policy_file " + opt_.policy_file) +
+             " is in force");
+  }
+  return Ok{};
+}
+
 void ExitPolicy::tick(uint64_t now_ns) {
   const bool p = policy_watch_.changed();
   const bool a = approvals_watch_.changed();
@@ -130,12 +169,14 @@ void ExitPolicy::tick(uint64_t now_ns) {
     ++reloads_;
     // Parse both into temporaries first: a bad file changes nothing.
     policy::Policy old_policy = policy_;
+    auto old_text = policy_file_text_;
     policy::Approvals old_approvals = approvals_;
     Status s = load_files();
     if (s) s = compile_and_publish();
     if (!s) {
       ++reload_errors_;
       policy_ = std::move(old_policy);
+      policy_file_text_ = std::move(old_text);
       approvals_ = old_approvals;
       log_error("policy: reload rejected, running policy unchanged: " + s.error());
     }
@@ -169,6 +210,14 @@ void ExitPolicy::publish_status() {
     st->approved = current_->view.exit_approved;
     st->approval_reason = approval_reason_;
     st->rules = current_->view.n_rules;
+    st->classes = classes_;
+  }
+  if (policy_override_) {
+    st->source = policy_override_->origin;
+    st->text = policy_override_->text;
+  } else {
+    st->source = opt_.policy_file.empty() ? kPolicySourceDefault : kPolicySourceFile;
+    st->text = policy_file_text_;
   }
   st->rule_hits.assign(hits.begin(), hits.end());
   status_.store(std::move(st));

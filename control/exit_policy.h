@@ -32,12 +32,21 @@ struct ExitPolicyOptions {
   std::vector<uint32_t> own_addresses;  // host order: never an exit destination
 };
 
+// Where the running policy came from: an override (PolicyReplace) from the admin API or etcd
+// wins over --policy_file, which wins over the built-in default.
+inline constexpr std::string_view kPolicySourceDefault = "default";
+inline constexpr std::string_view kPolicySourceFile = "file";
+
 // What the metrics thread reads (rebuilt by the control thread, swapped whole).
 struct PolicyStatus {
   bool approved = false;
   std::string approval_reason;
   std::vector<std::pair<std::string, uint64_t>> rule_hits;  // by rule name, monotonic
   size_t rules = 0, classes = 0;
+  std::string source;  // "default", "file", or the override's update source ("admin", "etcd")
+  // The running policy's text: the override's, the file's, or the default policy's.
+  // Shared, not copied, each time the status is rebuilt.
+  std::shared_ptr<const std::string> text;
 };
 
 class ExitPolicy {
@@ -53,6 +62,12 @@ class ExitPolicy {
   // cleared (nullopt). Recompiles and publishes at once.
   Status set_approval_override(std::optional<bool> approved);
   std::optional<bool> approval_override() const { return override_; }
+  // A whole policy (HuJSON text) from the admin API or etcd, `origin` being that source: parsed
+  // and compiled with the current peers, then published; it replaces the policy file's until
+  // cleared (nullopt). A bad text changes nothing and the error names it (line:column). While
+  // it is set, file reloads are still parsed (errors are reported) but do not replace it.
+  Status set_policy_override(std::optional<std::string> text, const std::string& origin);
+  bool has_policy_override() const { return policy_override_.has_value(); }
   // File watches, deferred frees, the status for metrics; call every ~100 ms.
   void tick(uint64_t now_ns);
 
@@ -72,7 +87,20 @@ class ExitPolicy {
 
   dp::DataplaneContext& ctx_;
   ExitPolicyOptions opt_;
-  policy::Policy policy_;
+  // The policy to compile: the override when one is set, else the file's (or the default).
+  const policy::Policy& running_policy() const {
+    return policy_override_ ? policy_override_->policy : policy_;
+  }
+
+  policy::Policy policy_;  // from --policy_file, or the default policy
+  std::shared_ptr<const std::string> policy_file_text_;  // or the default policy's text
+  struct PolicyOverride {
+    policy::Policy policy;
+    std::shared_ptr<const std::string> text;
+    std::string origin;  // the update source that set it
+  };
+  std::optional<PolicyOverride> policy_override_;
+  size_t classes_ = 0;  // of the running snapshot
   policy::Approvals approvals_;
   std::vector<policy::PolicyPeer> peers_;
   std::unique_ptr<Published> current_;

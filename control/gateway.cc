@@ -299,6 +299,11 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
       r.error = UpdateError::kInvalid;
       r.message = s.error();
     }
+  } else if (const auto* pr = std::get_if<PolicyReplace>(&u)) {
+    if (Status s = policy_->set_policy_override(pr->text, source); !s) {
+      r.error = UpdateError::kInvalid;
+      r.message = s.error();
+    }
   } else if (const auto* dl = std::get_if<DestinationLogging>(&u)) {
     destination_logging_ = dl->on;
     if (exporter_) exporter_->set_destination_logging(dl->on);
@@ -326,6 +331,12 @@ void Gateway::publish_admin_view() {
     v->approved = st && st->approved;
     v->approval_reason = st ? st->approval_reason : "";
     v->approval_override = policy_->approval_override();
+    if (st) {
+      v->policy_source = st->source;
+      v->policy_text = st->text;
+      v->policy_rules = st->rules;
+      v->policy_classes = st->classes;
+    }
   }
   v->destination_logging = destination_logging_;
   v->draining = draining_;

@@ -293,6 +293,18 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
   for (const auto& [rule, n] : st->rule_hits) mf.counter(hits, {{"rule", rule}}, double(n));
   mf.gauge(mf.family("exitgw_policy_rules", "Compiled exit-policy rules", MetricType::Gauge), {},
            double(st->rules));
+  // One series per source, 1 for the one in force, so a change of source is a value change.
+  auto& source = mf.family("exitgw_policy_source",
+                           "1 for the source of the running exit policy (default, file, or the "
+                           "update source of an override: admin, etcd)",
+                           MetricType::Gauge);
+  bool known = false;
+  for (const std::string_view s : {kPolicySourceDefault, kPolicySourceFile,
+                                   std::string_view("admin"), std::string_view("etcd")}) {
+    known |= s == st->source;
+    mf.gauge(source, {{"source", std::string(s)}}, s == st->source ? 1 : 0);
+  }
+  if (!known) mf.gauge(source, {{"source", st->source}}, 1);
   auto& reloads = mf.family("exitgw_policy_reloads_total",
                             "Policy or approvals file reloads, by result", MetricType::Counter);
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));

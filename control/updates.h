@@ -36,13 +36,19 @@ struct ApprovalSet {
 struct DestinationLogging {
   bool on = false;
 };
+// The whole exit policy from the admin API or etcd: `text` is HuJSON in the policy file's format
+// (control/policy/), parsed and compiled with the current peers before anything is published;
+// nullopt clears the override (back to --policy_file, or the default policy without one).
+struct PolicyReplace {
+  std::optional<std::string> text;
+};
 // Drain: stop taking new sessions (handshakes are refused) so a node can leave a fleet.
 struct Drain {
   bool on = false;
 };
 
-using Update =
-    std::variant<PeerUpsert, PeerRemove, PeerSet, ApprovalSet, DestinationLogging, Drain>;
+using Update = std::variant<PeerUpsert, PeerRemove, PeerSet, ApprovalSet, PolicyReplace,
+                            DestinationLogging, Drain>;
 
 enum class UpdateError : uint8_t {
   kNone,

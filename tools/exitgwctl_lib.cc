@@ -5,7 +5,9 @@
 #include <httplib.h>
 
 #include <charconv>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -36,7 +38,8 @@ Options (anywhere on the line; --name=value also works):
   -h, --help              this text
 
 Commands:
-  status                  generation, last update, approval, logging, drain, source health
+  status                  generation, last update, approval, logging, drain, policy source,
+                          source health
   peers                   every peer: key, source, user, allowed IPs, endpoint, handshake, bytes
   peer get KEY            one peer
   peer add KEY --allowed-ips A[,B...] [--endpoint IP:PORT] [--user USER] [--tags T1[,T2...]]
@@ -48,6 +51,11 @@ Commands:
   approval clear          drop the override: the approvals file and autoApprovers decide again
   logging on|off          destination logging
   drain on|off            refuse new handshakes so the node can leave a fleet
+  policy show             the running exit policy: its source (default, file, admin, etcd),
+                          rules, classes and text
+  policy set FILE         replace the exit policy with FILE (HuJSON, as --policy_file); it
+                          overrides the policy file until cleared. A bad policy changes nothing
+  policy clear            drop the override: --policy_file (or the default policy) again
 
 KEY is a WireGuard public key as `wg pubkey` prints it (base64url also works).
 Peer rules are the peers file's: allowed IPs /8 or longer without host bits, tags tag:<name>.
@@ -250,6 +258,11 @@ void print_status(std::ostream& out, const json& s) {
       {"drain", on_off(s.value("drain", json()))},
       {"peers", text_of(s.value("peer_count", json()))},
   };
+  if (const json policy = s.value("policy", json()); policy.is_object()) {
+    rows.push_back({"policy", text_of(policy.value("source", json())) + " (" +
+                                  text_of(policy.value("rules", json())) + " rules, " +
+                                  text_of(policy.value("classes", json())) + " classes)"});
+  }
   const json sources = s.value("sources", json::object());
   for (const auto& [name, health] : sources.items()) {
     const bool ok = health.value("ok", false);
@@ -301,13 +314,40 @@ void print_peer(std::ostream& out, const json& p) {
                    });
 }
 
+void print_policy(std::ostream& out, const json& p) {
+  print_table(out, {
+                       {"source", text_of(p.value("source", json()))},
+                       {"rules", text_of(p.value("rules", json()))},
+                       {"classes", text_of(p.value("classes", json()))},
+                   });
+  std::string text = p.value("text", "");
+  if (!text.empty()) {
+    if (text.back() != '\n') text += '\n';
+    out << "\n" << text;
+  }
+}
+
 // One API call: the method, path and body, and how to print a successful answer.
 struct Request {
   std::string method;
   std::string path;
   std::optional<json> body;
   std::function<void(std::ostream&, const json&)> print;
+  std::optional<std::string> text;  // a HuJSON body sent as is (policy set), instead of `body`
 };
+
+// The policy file for `policy set`, read whole; the server enforces its own size limit.
+Result<std::string> read_policy_file(const std::string& path) {
+  constexpr size_t kMaxPolicyBytes = 16 * 1024 * 1024;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("cannot read policy file " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return make_error("cannot read policy file " + path);
+  std::string text = ss.str();
+  if (text.size() > kMaxPolicyBytes) return make_error("policy file " + path + " is too large");
+  return text;
+}
 
 std::function<void(std::ostream&, const json&)> say(std::string what) {
   return [what](std::ostream& out, const json& body) {
@@ -408,6 +448,26 @@ Result<Request> build_request(const Options& o) {
     return Request{"POST", "/v1/drain", json{{"on", *on}},
                    say(std::string("drain ") + (*on ? "on" : "off"))};
   }
+  if (cmd == "policy") {
+    const std::string sub = w.size() >= 2 ? w[1] : "";
+    if (sub == "show") {
+      if (auto e = want(2, "policy show")) return *e;
+      return Request{"GET", "/v1/policy", std::nullopt, print_policy};
+    }
+    if (sub == "set") {
+      if (auto e = want(3, "policy set FILE")) return *e;
+      auto text = read_policy_file(w[2]);
+      if (!text) return make_error(text.error());
+      return Request{"PUT", "/v1/policy", std::nullopt, say("policy from " + w[2] + " in force"),
+                     std::move(*text)};
+    }
+    if (sub == "clear") {
+      if (auto e = want(2, "policy clear")) return *e;
+      return Request{"DELETE", "/v1/policy", std::nullopt,
+                     say("policy override cleared (the policy file or the default is in force)")};
+    }
+    return usage("usage: exitgwctl policy show|set FILE|clear");
+  }
   return usage("unknown command '" + cmd + "' (see --help)");
 }
 
@@ -466,11 +526,12 @@ int run_ctl(const std::vector<std::string>& args, const CtlEnvironment& env, std
   client.set_bearer_token_auth(*token);
 
   const Request& r = *request;
-  const std::string body = r.body ? r.body->dump() : std::string();
+  const std::string body = r.text ? *r.text : r.body ? r.body->dump() : std::string();
+  const char* content_type = r.text ? "application/hujson" : "application/json";
   httplib::Result res = r.method == "GET"      ? client.Get(r.path)
                         : r.method == "DELETE" ? client.Delete(r.path)
-                        : r.method == "PUT"    ? client.Put(r.path, body, "application/json")
-                                               : client.Post(r.path, body, "application/json");
+                        : r.method == "PUT"    ? client.Put(r.path, body, content_type)
+                                               : client.Post(r.path, body, content_type);
   if (!res) {
     err << "exitgwctl: cannot reach " << o.server << " (" << httplib::to_string(res.error())
         << " error); is exitgw running with its admin API (--admin_listen) there?\n";

@@ -89,16 +89,21 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-bool is_json_media_type(std::string_view content_type) {
+// Whether a Content-Type header names `media_type` (parameters such as charset ignored).
+bool has_media_type(std::string_view content_type, std::string_view media_type) {
   content_type = content_type.substr(0, content_type.find(';'));
   while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
-  constexpr std::string_view kJson = "application/json";
-  if (content_type.size() != kJson.size()) return false;
-  for (size_t i = 0; i < kJson.size(); ++i) {
+  if (content_type.size() != media_type.size()) return false;
+  for (size_t i = 0; i < media_type.size(); ++i) {
     const char c = content_type[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kJson[i]) return false;
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != media_type[i])
+      return false;
   }
   return true;
+}
+
+bool is_json_media_type(std::string_view content_type) {
+  return has_media_type(content_type, "application/json");
 }
 
 }  // namespace
@@ -225,6 +230,28 @@ struct AdminServer::Handlers {
     if (key) reply_update(res, PeerRemove{*key});
   }
 
+  void get_policy(const httplib::Request&, httplib::Response& res) const {
+    if (auto v = current_view(res)) reply_json(res, policy_json(*v));
+  }
+
+  // The body is the policy itself, HuJSON as in --policy_file (comments and trailing commas
+  // allowed), so an operator can PUT the file as it is. Control parses and compiles it; its
+  // error (with line:column) comes back as 400.
+  void put_policy(const httplib::Request& req, httplib::Response& res) const {
+    const std::string type = req.get_header_value("Content-Type");
+    if (!has_media_type(type, "text/plain") && !has_media_type(type, "application/hujson")) {
+      return reply_error(res, 415,
+                         "Content-Type must be text/plain or application/hujson (the policy's "
+                         "HuJSON text), got " +
+                             (type.empty() ? std::string("none") : "'" + printable(type) + "'"));
+    }
+    reply_update(res, PolicyReplace{req.body});
+  }
+
+  void delete_policy(const httplib::Request&, httplib::Response& res) const {
+    reply_update(res, PolicyReplace{std::nullopt});
+  }
+
   // POST bodies of one flag: {"approved": ...}, {"destination": ...}, {"on": ...}.
   template <typename MakeUpdate>
   void post_flag(const httplib::Request& req, httplib::Response& res, std::string_view field,
@@ -288,11 +315,13 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
       (h->*member)(req, res);
     };
   };
-  const std::array<Route, 6> routes = {{
+  const std::array<Route, 7> routes = {{
       {"/v1/status", bind(&Handlers::get_status), nullptr, nullptr, nullptr},
       {"/v1/peers", bind(&Handlers::get_peers), nullptr, nullptr, nullptr},
       {std::string(kPeerPath), bind(&Handlers::get_peer), nullptr, bind(&Handlers::put_peer),
        bind(&Handlers::delete_peer)},
+      {"/v1/policy", bind(&Handlers::get_policy), nullptr, bind(&Handlers::put_policy),
+       bind(&Handlers::delete_policy)},
       {"/v1/approval", nullptr,
        [h](const httplib::Request& req, httplib::Response& res) {
          h->post_flag(req, res, "approved", true,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,13 @@ struct AdminView {
   std::string approval_reason;            // why approved or not, for operators
   bool destination_logging = false;
   bool draining = false;
+
+  // The running exit policy: where it came from ("default", "file", "admin", "etcd"), its text
+  // (the override's or the file's; shared with the control thread, never changed) and size.
+  std::string policy_source;
+  std::shared_ptr<const std::string> policy_text;
+  size_t policy_rules = 0;
+  size_t policy_classes = 0;
 
   // One entry per update source ("file:peers", "file:policy", "etcd", ...).
   struct SourceHealth {

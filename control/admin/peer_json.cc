@@ -315,9 +315,21 @@ nlohmann::json status_json(const AdminView& view) {
         {"reason", view.approval_reason}}},
       {"destination_logging", view.destination_logging},
       {"drain", view.draining},
+      {"policy",
+       {{"source", view.policy_source},
+        {"rules", view.policy_rules},
+        {"classes", view.policy_classes}}},
       {"sources", std::move(sources)},
       {"peer_count", view.peers.size()},
   };
+}
+
+nlohmann::json policy_json(const AdminView& view) {
+  return {{"source", view.policy_source},
+          {"text", view.policy_text ? *view.policy_text : std::string()},
+          {"rules", view.policy_rules},
+          {"classes", view.policy_classes},
+          {"generation", view.generation}};
 }
 
 std::string dump(const nlohmann::json& j) {

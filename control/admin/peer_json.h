@@ -49,6 +49,8 @@ Result<std::optional<bool>> flag_from_json(const nlohmann::json& body, std::stri
 nlohmann::json peer_view_json(const AdminView::Peer& peer);
 nlohmann::json peers_json(const AdminView& view);  // {"generation", "peers": [...]} sorted by key
 nlohmann::json status_json(const AdminView& view);
+// GET /v1/policy: {"source", "text", "rules", "classes", "generation"}.
+nlohmann::json policy_json(const AdminView& view);
 
 // {"error": message}, serialised so that bytes a client sent cannot break the JSON.
 std::string error_body(std::string_view message);

@@ -233,6 +233,8 @@ Result<int64_t> EtcdSource::load() {
   const int64_t rev = range->revision;
   auto approval = client_->range(keys_.approval(), "", rev);
   if (!approval) return make_error(approval.error());
+  auto policy = client_->range(keys_.policy(), "", rev);
+  if (!policy) return make_error(policy.error());
   set_connected(true, client_->current_endpoint());
 
   std::map<std::string, EtcdBadEntry> bad;
@@ -315,6 +317,17 @@ Result<int64_t> EtcdSource::load() {
       approval_set_ = want.has_value();
     }
   }
+  // The policy, read at the same revision: a refused one is reported, the running one stays.
+  if (!policy->kvs.empty() || policy_set_) {
+    std::optional<std::string> text;
+    if (!policy->kvs.empty()) text = policy->kvs.front().value;
+    const int64_t policy_rev = policy->kvs.empty() ? rev : policy->kvs.front().mod_revision;
+    const bool clearing = !text;
+    auto r = submit(PolicyReplace{std::move(text)});
+    if (!r) return make_error("stopping");
+    count_result(*r, keys_.policy(), policy_rev);
+    if (r->ok()) policy_set_ = !clearing;
+  }
   return rev;
 }
 
@@ -378,6 +391,23 @@ bool EtcdSource::handle_approval_event(const Event& ev) {
     approval_set_ = want.has_value();
   }
   count_result(*r, key, ev.kv.mod_revision);
+  return true;
+}
+
+bool EtcdSource::handle_policy_event(const Event& ev) {
+  std::optional<std::string> text;
+  if (ev.type == Event::Type::kPut) text = ev.kv.value;
+  const bool clearing = !text;
+  if (clearing && !policy_set_) {
+    // etcd's policy was never in force (it was refused): nothing of etcd's to clear, and an
+    // override from another source (the admin API) is not etcd's to remove.
+    clear_bad(ev.kv.key);
+    return true;
+  }
+  auto r = submit(PolicyReplace{std::move(text)});
+  if (!r) return false;
+  if (r->ok()) policy_set_ = !clearing;
+  count_result(*r, ev.kv.key, ev.kv.mod_revision);
   return true;
 }
 
@@ -456,6 +486,7 @@ bool EtcdSource::handle_event(const Event& ev) {
   if (is_peer_key(ev.kv.key))
     return handle_peer_event(ev, std::string_view(ev.kv.key).substr(peers_prefix_.size()));
   if (ev.kv.key == keys_.approval()) return handle_approval_event(ev);
+  if (ev.kv.key == keys_.policy()) return handle_policy_event(ev);
   return true;  // another node's approval, or a key this layout does not define
 }
 

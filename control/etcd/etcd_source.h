@@ -1,5 +1,5 @@
-// The etcd update source: a region's peers and this node's approval, read from etcd v3 and
-// turned into the same typed updates as the files and the admin API (source "etcd"), plus this
+// The etcd update source: a region's peers and policy and this node's approval, read from etcd v3
+// and turned into the same typed updates as the files and the admin API (source "etcd"), plus this
 // node's status written back under a lease so the fleet can see who is alive.
 //
 // Key layout, under a prefix P that ends in '/' (--etcd_prefix, e.g. "/exitgw/eu-west/"):
@@ -7,18 +7,23 @@
 //       {"public_key","preshared_key"?,"allowed_ips":[...],"endpoint"?,"persistent_keepalive"?,
 //        "user"?,"tags"?} (admin::peer_from_json); public_key, if given, must match the key name.
 //   P nodes/<node>/approval  ->  "approved" | "unapproved"; absent = no override from etcd.
+//   P policy  ->  the region's exit policy, HuJSON as in --policy_file (control/policy/);
+//       put -> PolicyReplace{text} (overrides the file's policy), delete/absent -> cleared.
 //   P status/<node>  <-  written by the node under a lease (TTL --etcd_status_ttl, kept alive):
 //       {"generation","peers","load","healthy","unix_ms"}; gone once the node stops or dies.
 //
 // What it does, on its own threads (it never touches control state: it only submits updates to
 // the UpdateQueue and waits for each result before the next, so updates apply in etcd's order):
 // - Load: one consistent range (paged, at one revision R) over P peers/ -> ONE PeerSet; the
-//   approval key read at R -> ApprovalSet. A bad key or value (not base64url of a key, JSON the
+//   approval key read at R -> ApprovalSet; the policy key read at R -> PolicyReplace (absent
+//   after etcd had set one: cleared). A bad key or value (not base64url of a key, JSON the
 //   peer rules refuse, an AllowedIPs prefix another etcd peer already claims) is skipped, logged
-//   and reported by key in health().bad_entries; every good peer is applied. A PeerSet control
-//   rejects (e.g. a key another source owns) fails the load, which is retried with backoff.
-// - Watch [P nodes/, P peers0) from R+1 (the status keys are outside it): PUT peers/k ->
-//   PeerUpsert, DELETE -> PeerRemove, the approval key -> ApprovalSet (DELETE -> clear).
+//   and reported by key in health().bad_entries; every good peer is applied. A policy control
+//   refuses (parse or compile error) is reported the same way; the running policy stays. A PeerSet
+//   control rejects (e.g. a key another source owns) fails the load, which is retried with backoff.
+// - Watch [P nodes/, P policy\0) from R+1 (the status keys are outside it): PUT peers/k ->
+//   PeerUpsert, DELETE -> PeerRemove, the approval key -> ApprovalSet (DELETE -> clear), the
+//   policy key -> PolicyReplace (DELETE -> clear).
 //   A bad value during the watch is rejected like any bad update: the running peer stays.
 // - Bulk: a run of at least `coalesce_min_events` consecutive peer events (one large
 //   transaction, or the backlog that piled up while control was busy or the node was stopped)
@@ -74,10 +79,12 @@ struct EtcdKeys {
   std::string peers() const { return prefix + "peers/"; }
   std::string peer(const wg::Key& key) const;
   std::string approval() const { return prefix + "nodes/" + node + "/approval"; }
+  std::string policy() const { return prefix + "policy"; }
   std::string status() const { return prefix + "status/" + node; }
-  // The watched range [prefix + "nodes/", prefix + "peers0"): approvals and peers, not status.
+  // The watched range [prefix + "nodes/", prefix + "policy\0"): approvals, peers and the policy
+  // key itself (the range ends just after it), not status.
   std::string watch_begin() const { return prefix + "nodes/"; }
-  std::string watch_end() const { return prefix + "peers0"; }
+  std::string watch_end() const { return prefix + "policy" + std::string(1, '\0'); }
 };
 
 // A peer value read from etcd under `key` (P peers/<name>): the name must be the canonical
@@ -173,6 +180,7 @@ class EtcdSource {
   bool handle_peer_event(const Event& ev, std::string_view name);
   bool is_peer_key(const std::string& key) const;
   bool handle_approval_event(const Event& ev);
+  bool handle_policy_event(const Event& ev);
   // Handles a run of peer events (in order): as one PeerSet when long enough and control takes
   // it, else event by event. Returns false when stopping.
   bool handle_peer_run(const std::vector<const Event*>& run);
@@ -212,6 +220,7 @@ class EtcdSource {
   std::map<std::string, PeerConfig> applied_;  // peer key name -> the peer as applied
   std::optional<bool> approval_;               // the approval etcd last set (nullopt: none)
   bool approval_set_ = false;                  // whether etcd has set one that is in force
+  bool policy_set_ = false;  // whether a policy from etcd is in force (to clear on delete)
   int backoff_attempt_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 

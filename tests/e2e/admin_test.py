@@ -5,7 +5,8 @@
 
 Updates go through the one typed update path: a bad one changes nothing, every applied one
 advances the generation, peers added by the API coexist with the peers file's and cannot
-take them over, approval set by the API stops forwarding at once.
+take them over, approval set by the API stops forwarding at once, a policy PUT through the API
+replaces the policy file's until it is deleted.
 """
 import json
 import os
@@ -16,6 +17,28 @@ import unittest
 import labutil as L
 
 NAME = L.lab_name("ad")
+# HTTP only through the exit: the lab's UDP echo (198.51.100.10:7) is denied, its web server not.
+# The lab's "internet" is TEST-NET-2, a range the exit refuses unless the policy names it.
+HTTP_ONLY = """{
+  // Members may browse, nothing else.
+  "grants": [
+    {"src": ["autogroup:member"], "dst": ["autogroup:internet", "198.51.100.0/24"], "ip": ["tcp:80"]},
+  ],
+}
+"""
+
+
+def udp_echo(host="c1"):
+    """True when the lab's UDP echo answers every probe from `host` through the exit."""
+    p = L.lab_exec(NAME, host, sys.executable, os.path.join(L.REPO, "tools", "lab_servers.py"),
+                   "udp-probe", L.SERVER, "--count", "2", "--timeout", "1")
+    return p.returncode == 0
+
+
+def http_ok(host="c1"):
+    p = L.lab_exec(NAME, host, "curl", "-sS", "--max-time", "5", "http://%s/" % L.SERVER)
+    return "hello" in p.stdout
+
 def ctl(*args, token=None):
     # exitgwctl from the same build as the daemon under test.
     binary = os.path.realpath(os.path.join(os.path.dirname(L.EXITGW), "..", "tools", "exitgwctl"))
@@ -91,7 +114,7 @@ class AdminTest(unittest.TestCase):
         tx, rx, out = L.ping(NAME, "c1", L.SERVER, count=2)
         self.assertGreater(rx, 0, out)
 
-    def api(self, method, path, body=None, token=None):
+    def api(self, method, path, body=None, token=None, content_type="application/json"):
         """(HTTP status, JSON body) of a raw request to the running gateway's admin API."""
         if token is None:
             with open(os.path.join(L.lab_dir(NAME), "admin.token")) as f:
@@ -102,7 +125,7 @@ class AdminTest(unittest.TestCase):
             path_file = os.path.join(L.lab_dir(NAME), "body%d.json" % os.getpid())
             with open(path_file, "w") as f:
                 f.write(body)
-            args += ["-H", "Content-Type: application/json", "--data-binary", "@" + path_file]
+            args += ["-H", "Content-Type: " + content_type, "--data-binary", "@" + path_file]
         p = L.nsrun(NAME, "gw", *args, "http://127.0.0.1:9551" + path, timeout=15)
         text, _, code = p.stdout.rpartition("\n")
         return int(code or 0), (json.loads(text) if text.strip() else None)
@@ -158,6 +181,47 @@ class AdminTest(unittest.TestCase):
         self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get("exitgw_exit_approved") == 1, 5))
         tx, rx, out = L.ping(NAME, "c1", L.SERVER, count=2)
         self.assertGreater(rx, 0, out)
+
+    def test_policy_put_through_the_api_replaces_the_file_policy_until_deleted(self):
+        self.assertTrue(L.wait_until(udp_echo, 10), "the UDP echo does not answer before the test")
+        self.assertEqual(L.Metrics(NAME).get("exitgw_policy_source", source="file"), 1)
+        code, body = self.api("GET", "/v1/policy")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["source"], "file")
+        file_text, file_rules = body["text"], body["rules"]
+        g0 = self.status()["generation"]
+        try:
+            code, body = self.api("PUT", "/v1/policy", HTTP_ONLY, content_type="text/plain")
+            self.assertEqual(code, 200, body)
+            self.assertGreater(body["generation"], g0)
+            self.assertEqual(L.Metrics(NAME).get("exitgw_policy_source", source="admin"), 1)
+            self.assertEqual(L.Metrics(NAME).get("exitgw_policy_source", source="file"), 0)
+            code, body = self.api("GET", "/v1/policy")
+            self.assertEqual((body["source"], body["text"]), ("admin", HTTP_ONLY))
+            self.assertFalse(udp_echo(), "UDP still reaches the echo under an HTTP-only policy")
+            self.assertTrue(http_ok(), "HTTP, which the policy grants, does not get through")
+            # A bad policy: 400 naming line and column; the HTTP-only policy keeps running.
+            g1 = self.status()["generation"]
+            code, body = self.api("PUT", "/v1/policy", '{\n  "grants": [\n    {"ip": 7},\n  ],\n}\n',
+                                  content_type="application/hujson")
+            self.assertEqual(code, 400, body)
+            self.assertIn("admin policy:3:", body["error"])
+            self.assertEqual(self.status()["generation"], g1)
+            self.assertEqual(self.api("GET", "/v1/policy")[1]["text"], HTTP_ONLY)
+            self.assertFalse(udp_echo())
+            # exitgwctl shows the override.
+            rc, out = ctl("policy", "show")
+            self.assertEqual(rc, 0, out)
+            self.assertIn("admin", out)
+            self.assertIn("Members may browse", out)
+        finally:
+            rc, out = ctl("policy", "clear")
+            self.assertEqual(rc, 0, out)
+        self.assertEqual(L.Metrics(NAME).get("exitgw_policy_source", source="file"), 1)
+        code, body = self.api("GET", "/v1/policy")
+        self.assertEqual((body["source"], body["text"], body["rules"]),
+                         ("file", file_text, file_rules))
+        self.assertTrue(L.wait_until(udp_echo, 10), "the UDP echo does not answer after DELETE")
 
 
 if __name__ == "__main__":

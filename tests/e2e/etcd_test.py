@@ -4,7 +4,8 @@
   /usr/bin/python3 tests/e2e/etcd_test.py --exitgw build/control/exitgw [-v]
 
 A peer written to etcd is served (its wireguard-go client gets through the exit), deleting it
-cuts it off at once, the node's approval follows its etcd key, and the node's status key is
+cuts it off at once, the node's approval follows its etcd key, the region's policy key replaces
+the policy file's (a bad value changes nothing) until deleted, and the node's status key is
 kept alive under a lease.
 """
 import base64
@@ -105,6 +106,39 @@ class EtcdTest(unittest.TestCase):
         status = json.loads(base64.b64decode(kv["value"]))
         self.assertIn("generation", status)
         self.assertEqual(L.Metrics(NAME).get("exitgw_update_source_healthy", source="etcd"), 1)
+
+    def udp_echo(self, host="c1"):
+        p = L.lab_exec(NAME, host, sys.executable, os.path.join(L.REPO, "tools", "lab_servers.py"),
+                       "udp-probe", L.SERVER, "--count", "2", "--timeout", "1")
+        return p.returncode == 0
+
+    def test_policy_key_replaces_the_file_policy_until_deleted(self):
+        key = PREFIX + "policy"
+        # The lab's "internet" is TEST-NET-2, refused unless the policy names it.
+        http_only = ('{"grants": [{"src": ["autogroup:member"], '
+                     '"dst": ["autogroup:internet", "198.51.100.0/24"], "ip": ["tcp:80"]}]}')
+        self.assertTrue(L.wait_until(self.udp_echo, 10), "no UDP echo before the test")
+        try:
+            self.assertEqual(etcdctl("put", key, http_only).returncode, 0)
+            self.assertTrue(L.wait_until(
+                lambda: L.Metrics(NAME).get("exitgw_policy_source", source="etcd") == 1, 10),
+                L.gateway_log(NAME)[-2000:])
+            self.assertFalse(self.udp_echo(), "UDP still gets through an HTTP-only etcd policy")
+            p = L.lab_exec(NAME, "c1", "curl", "-sS", "--max-time", "5", "http://%s/" % L.SERVER)
+            self.assertIn("hello", p.stdout)
+            # A value that does not parse: refused, reported, the etcd policy keeps running.
+            seen = len(L.gateway_log(NAME))
+            self.assertEqual(etcdctl("put", key, '{"grants": [').returncode, 0)
+            self.assertTrue(L.wait_until(
+                lambda: "etcd policy:1:" in L.gateway_log(NAME)[seen:], 10),
+                L.gateway_log(NAME)[seen:][-2000:])
+            self.assertEqual(L.Metrics(NAME).get("exitgw_policy_source", source="etcd"), 1)
+            self.assertFalse(self.udp_echo())
+        finally:
+            etcdctl("del", key)
+        self.assertTrue(L.wait_until(
+            lambda: L.Metrics(NAME).get("exitgw_policy_source", source="file") == 1, 10))
+        self.assertTrue(L.wait_until(self.udp_echo, 10), "no UDP echo after the key was deleted")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 
 #include "control/admin/admin_server.h"
 #include "control/admin/peer_json.h"
+#include "control/policy/policy.h"
 #include "tools/exitgwctl_lib.h"
 
 namespace exitgw::admin {
@@ -33,6 +34,15 @@ constexpr std::string_view kKey2 = "4Pa/u/49Pt2PkHMK3mfrbOjMdSSZ0xeO4GW3ECoPoUk=
 constexpr std::string_view kFileKey = "VcAal5QcrW0D1dxHu+oDfuKxh568yEvlvi0his8x9x0=";
 constexpr std::string_view kPsk = "xnbDEo95x+Rv7Lvr90X76ISQi0N6DegLBiAH4SuFkR4=";
 constexpr std::string_view kToken = "0123456789abcdef-test-token";
+constexpr std::string_view kFilePolicy = R"({"grants": []})";
+// HuJSON with a comment and trailing commas, as an operator's policy file has them.
+constexpr std::string_view kHttpsOnly = R"({
+  // Only HTTPS through the exit.
+  "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["tcp:443"]},],
+})";
+// Line 3, column 12: "ip" must be a list.
+constexpr std::string_view kBadPolicy =
+    "{\n  \"grants\": [\n    {\"ip\": 7, \"src\": [\"*\"], \"dst\": [\"*\"]},\n  ],\n}\n";
 
 wg::Key key(std::string_view base64) {
   return *wg::key_from_base64(base64);
@@ -126,6 +136,19 @@ class ModelControl {
     approval_ = u.approved;
     return {};
   }
+  // Validated by the real policy parser, as control's ExitPolicy does (it also compiles).
+  UpdateResult apply_one(const PolicyReplace& u, const std::string& source) {
+    if (!u.text) {
+      policy_source_ = "file";
+      policy_text_ = kFilePolicy;
+      return {};
+    }
+    auto parsed = policy::parse_policy(*u.text, source + " policy");
+    if (!parsed) return {UpdateError::kInvalid, parsed.error(), 0};
+    policy_source_ = source;
+    policy_text_ = *u.text;
+    return {};
+  }
   UpdateResult apply_one(const DestinationLogging& u, const std::string&) {
     logging_ = u.on;
     return {};
@@ -145,6 +168,10 @@ class ModelControl {
     v->approval_reason = approval_ ? "set through the admin API" : "no approval";
     v->destination_logging = logging_;
     v->draining = drain_;
+    v->policy_source = policy_source_;
+    v->policy_text = std::make_shared<const std::string>(policy_text_);
+    v->policy_rules = policy_text_.size() % 7 + 1;
+    v->policy_classes = 2;
     v->sources["file:peers"] = {true, "", 1'700'000'000'000};
     v->sources["etcd"] = {false, "connection refused", 0};
     for (const auto& [k, e] : peers_) {
@@ -172,6 +199,8 @@ class ModelControl {
   std::map<wg::Key, Entry> peers_;
   std::optional<bool> approval_;
   bool logging_ = false, drain_ = false;
+  std::string policy_source_ = "file";
+  std::string policy_text_ = std::string(kFilePolicy);
   uint64_t generation_ = 0;
   std::string last_source_;
   mutable std::mutex mu_;
@@ -643,12 +672,100 @@ TEST_F(AdminApi, CtlExitCodes) {
   EXPECT_NE(err.str().find("cannot reach"), std::string::npos) << err.str();
 }
 
+TEST_F(AdminApi, PolicyPutReplacesGetShowsAndDeleteRestoresTheFilePolicy) {
+  start();
+  json p = ok_json(client().Get("/v1/policy"));
+  EXPECT_EQ(p["source"], "file");
+  EXPECT_EQ(p["text"], kFilePolicy);
+  EXPECT_TRUE(p["rules"].is_number() && p["classes"].is_number()) << p.dump();
+
+  const json put = ok_json(client().Put("/v1/policy", std::string(kHttpsOnly), "text/plain"));
+  EXPECT_EQ(put["generation"], 1);
+  p = ok_json(client().Get("/v1/policy"));
+  EXPECT_EQ(p["source"], "admin");
+  EXPECT_EQ(p["text"], kHttpsOnly);
+  EXPECT_EQ(p["generation"], 1);
+  EXPECT_EQ(ok_json(client().Get("/v1/status"))["policy"]["source"], "admin");
+  // application/hujson with parameters works as well.
+  ok_json(client().Put("/v1/policy", std::string(kHttpsOnly), "application/hujson; charset=utf-8"));
+
+  ok_json(client().Delete("/v1/policy"));
+  p = ok_json(client().Get("/v1/policy"));
+  EXPECT_EQ(p["source"], "file");
+  EXPECT_EQ(p["text"], kFilePolicy);
+  EXPECT_EQ(p["generation"], 3);
+}
+
+TEST_F(AdminApi, PolicyThatDoesNotParseIs400WithLineAndColumnAndChangesNothing) {
+  start();
+  ok_json(client().Put("/v1/policy", std::string(kHttpsOnly), "text/plain"));
+  const uint64_t generation = control_.view()->generation;
+  EXPECT_TRUE(is_error(client().Put("/v1/policy", std::string(kBadPolicy), "text/plain"), 400,
+                       "admin policy:3:"));
+  EXPECT_TRUE(is_error(client().Put("/v1/policy", "", "text/plain"), 400, "admin policy:"));
+  const json p = ok_json(client().Get("/v1/policy"));
+  EXPECT_EQ(p["source"], "admin");
+  EXPECT_EQ(p["text"], kHttpsOnly);
+  EXPECT_EQ(control_.view()->generation, generation);
+}
+
+TEST_F(AdminApi, PolicyRequestsCheckTokenMediaTypeAndSize) {
+  options_.max_body_bytes = 1024;
+  start();
+  EXPECT_TRUE(is_error(client("").Get("/v1/policy"), 401, "Authorization"));
+  EXPECT_TRUE(is_error(
+      client("wrong-token-wrong-token").Put("/v1/policy", std::string(kHttpsOnly), "text/plain"),
+      401, "wrong bearer token"));
+  EXPECT_TRUE(
+      is_error(client("wrong-token-wrong-token").Delete("/v1/policy"), 401, "wrong bearer token"));
+  EXPECT_TRUE(is_error(client().Put("/v1/policy", std::string(kHttpsOnly), "application/json"), 415,
+                       "text/plain or application/hujson"));
+  const std::string big = "{\n// " + std::string(2000, 'x') + "\n}";
+  EXPECT_TRUE(is_error(client().Put("/v1/policy", big, "text/plain"), 413, "too large"));
+  EXPECT_TRUE(is_error(client().Post("/v1/policy", std::string(kHttpsOnly), "text/plain"), 405,
+                       "GET, PUT, DELETE"));
+  EXPECT_EQ(control_.view()->generation, 0u);
+  EXPECT_EQ(control_.view()->policy_source, "file");
+}
+
+TEST_F(AdminApi, CtlPolicyShowSetClear) {
+  start();
+  const std::string good = dir_.write("https.hujson", kHttpsOnly, 0644);
+  const std::string bad = dir_.write("bad.hujson", kBadPolicy, 0644);
+  EXPECT_EQ(ctl({"policy", "set", good}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("in force (generation 1)"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("admin (" + std::to_string(kHttpsOnly.size() % 7 + 1) + " rules, 2 classes)"),
+            std::string::npos)
+      << out_;
+  EXPECT_EQ(ctl({"policy", "show"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("source   admin"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("Only HTTPS through the exit."), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"--json", "policy", "show"}), kCtlOk) << err_;
+  EXPECT_EQ(json::parse(out_)["text"], kHttpsOnly);
+
+  // Refused by the server: 1, with the parser's position on stderr; nothing changed.
+  EXPECT_EQ(ctl({"policy", "set", bad}), kCtlRefused);
+  EXPECT_NE(err_.find("refused (400): admin policy:3:"), std::string::npos) << err_;
+  EXPECT_EQ(control_.view()->policy_source, "admin");
+  // Usage: a file that cannot be read, or wrong words.
+  EXPECT_EQ(ctl({"policy", "set", dir_.write("x", "", 0644) + ".missing"}), kCtlUsage);
+  EXPECT_NE(err_.find("cannot read policy file"), std::string::npos) << err_;
+  EXPECT_EQ(ctl({"policy", "set"}), kCtlUsage);
+  EXPECT_EQ(ctl({"policy", "frob"}), kCtlUsage);
+
+  EXPECT_EQ(ctl({"policy", "clear"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("policy override cleared"), std::string::npos) << out_;
+  EXPECT_EQ(control_.view()->policy_source, "file");
+}
+
 TEST_F(AdminApi, CtlHelpDocumentsEveryCommandAndExitCode) {
   std::ostringstream out, err;
   EXPECT_EQ(run_ctl({"--help"}, {}, out, err), kCtlOk);
-  for (const char* word : {"status", "peers", "peer get", "peer add", "peer remove", "approve",
-                           "unapprove", "approval clear", "logging on|off", "drain on|off",
-                           "--json", "--server", "--token-file", "EXITGW_TOKEN", "Exit codes"}) {
+  for (const char* word :
+       {"status", "peers", "peer get", "peer add", "peer remove", "approve", "unapprove",
+        "approval clear", "logging on|off", "drain on|off", "policy show", "policy set FILE",
+        "policy clear", "--json", "--server", "--token-file", "EXITGW_TOKEN", "Exit codes"}) {
     EXPECT_NE(out.str().find(word), std::string::npos) << word;
   }
 }

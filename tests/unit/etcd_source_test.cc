@@ -15,6 +15,7 @@
 
 #include "control/admin/peer_json.h"
 #include "control/etcd/testing/etcd_process.h"
+#include "control/policy/policy.h"
 
 namespace exitgw::etcd {
 namespace {
@@ -90,6 +91,10 @@ class FakeControl {
     std::lock_guard l(mu_);
     return approval_;
   }
+  std::optional<std::string> policy() {
+    std::lock_guard l(mu_);
+    return policy_;
+  }
 
  private:
   void loop() {
@@ -131,6 +136,17 @@ class FakeControl {
                                          : *ap->approved ? "approved"
                                                          : "unapproved");
       approval_ = ap->approved;
+    } else if (const auto* pr = std::get_if<PolicyReplace>(&u)) {
+      // The real parser, as control's ExitPolicy (which also compiles) would refuse it.
+      line = pr->text ? "policy set" : "policy clear";
+      if (pr->text) {
+        auto parsed = policy::parse_policy(*pr->text, "etcd policy");
+        if (!parsed) {
+          r.error = UpdateError::kInvalid;
+          r.message = parsed.error();
+        }
+      }
+      if (r.ok()) policy_ = pr->text;
     }
     if (r.ok()) {
       std::vector<PeerConfig> all;
@@ -154,6 +170,7 @@ class FakeControl {
   std::vector<std::string> log_;
   std::map<wg::Key, PeerConfig> peers_;
   std::optional<bool> approval_;
+  std::optional<std::string> policy_;
   std::thread thread_;
 };
 
@@ -307,6 +324,61 @@ TEST(EtcdSource, WatchAppliesChangesInOrder) {
   EXPECT_EQ(h.stale_events_skipped, 0u);
   EXPECT_EQ(control.approval(), std::optional<bool>(true));
   EXPECT_EQ(control.peers(), etcd_peers(c));
+}
+
+TEST(EtcdSource, PolicyKeyIsLoadedWatchedAndClearedAndABadValueKeepsTheRunningPolicy) {
+  REQUIRE_ETCD();
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.start());
+  EtcdClient c(etcd.client_options());
+  const std::string key = std::string(kPrefix) + "policy";
+  const std::string first = R"({
+  // HTTPS only through the exit
+  "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["tcp:443"]}],
+})";
+  const std::string second = R"({"grants": []})";
+  ASSERT_TRUE(c.put(key, first).ok());
+  // A key just past the policy key (inside no range the layout defines) changes nothing.
+  ASSERT_TRUE(c.put(key + "/extra", second).ok());
+
+  FakeControl control;
+  EtcdSource source(options_for(etcd), control.queue(), nullptr);
+  ASSERT_TRUE(source.start().ok());
+  ASSERT_TRUE(wait_until([&] { return control.log_size() >= 2 && source.health().loaded; }));
+  EXPECT_EQ(control.log(), (std::vector<std::string>{"set 0", "policy set"}));
+  EXPECT_EQ(control.policy(), first);
+
+  // A value the parser refuses: reported by key with the line and column; the policy stays.
+  ASSERT_TRUE(c.put(key, "{\n  \"grants\": [\n    {\"ip\": 7}\n  ]\n}").ok());
+  ASSERT_TRUE(wait_until([&] { return source.health().bad_entries_total == 1u; }));
+  EtcdHealth h = source.health();
+  ASSERT_EQ(h.bad_entries.size(), 1u);
+  EXPECT_EQ(h.bad_entries[0].key, key);
+  EXPECT_NE(h.bad_entries[0].reason.find("update rejected: etcd policy:3:"), std::string::npos)
+      << h.bad_entries[0].reason;
+  EXPECT_EQ(control.policy(), first);
+
+  // A good value replaces it and clears the report; a delete clears the override.
+  ASSERT_TRUE(c.put(key, second).ok());
+  ASSERT_TRUE(wait_until([&] { return control.policy() == second; }));
+  EXPECT_TRUE(wait_until([&] { return source.health().bad_entries_total == 0u; }));
+  ASSERT_TRUE(c.put(key + "/extra", first).ok());
+  ASSERT_TRUE(c.del(key).ok());
+  const int64_t last = etcd_revision(c);
+  ASSERT_TRUE(wait_until([&] { return source.health().revision == last; }));
+  EXPECT_EQ(control.log(), (std::vector<std::string>{"set 0", "policy set", "policy set REJECTED",
+                                                     "policy set", "policy clear"}));
+  EXPECT_EQ(control.policy(), std::nullopt);
+
+  // Only a bad value ever: refused, and its deletion clears nothing (etcd set no policy).
+  ASSERT_TRUE(c.put(key, "not json").ok());
+  ASSERT_TRUE(wait_until([&] { return source.health().bad_entries_total == 1u; }));
+  ASSERT_TRUE(c.del(key).ok());
+  const int64_t end = etcd_revision(c);
+  ASSERT_TRUE(wait_until([&] { return source.health().revision == end; }));
+  EXPECT_EQ(control.log().size(), 6u);
+  EXPECT_EQ(control.log().back(), "policy set REJECTED");
+  EXPECT_EQ(source.health().bad_entries_total, 0u);
 }
 
 TEST(EtcdSource, EtcdRestartLosesNothingAndRepeatsNothing) {

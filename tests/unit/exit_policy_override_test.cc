@@ -1,0 +1,213 @@
+// ExitPolicy's policy override (PolicyReplace from the admin API or etcd): a good text is
+// parsed, compiled and published, and the workers' classifier follows it; a bad one changes
+// nothing and its error names the line and column; clearing goes back to the file (or the
+// default policy); while an override is set, file reloads are parsed but do not replace it.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rte_acl.h>
+#include <rte_eal.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "common/acl_layout.h"
+#include "control/exit_policy.h"
+
+namespace exitgw {
+namespace {
+
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+constexpr uint32_t kInternetIp = 0x5db8d822;  // 93.184.216.34: an internet destination
+
+// Members may use the exit for TCP 443 only: UDP to the internet is denied.
+constexpr std::string_view kTcp443Only = R"({
+  // Only HTTPS through the exit.
+  "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["tcp:443"]}],
+})";
+// Everything for members, with a rule more than the default (so the rule count tells them apart).
+constexpr std::string_view kFileAllowsAll = R"({
+  "grants": [
+    {"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["*"]},
+    {"src": ["autogroup:member"], "dst": ["198.51.100.0/24"], "ip": ["*"]},
+  ],
+})";
+
+class EalEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const std::string prefix = "--file-prefix=policyupd_override" + std::to_string(getpid());
+    std::vector<std::string> args{
+        "exit_policy_override_test", "--no-huge", "--no-pci", "-m", "128", "--no-shconf", prefix,
+        "--log-level=error",         "-l",        "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
+  }
+  void TearDown() override { rte_eal_cleanup(); }
+};
+const auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+class ExitPolicyOverride : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ctx_.n_workers = 1;
+    ctx_.rcu = static_cast<rte_rcu_qsbr*>(
+        rte_zmalloc("policyupd_rcu", rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
+    ASSERT_NE(ctx_.rcu, nullptr);
+    ASSERT_EQ(rte_rcu_qsbr_init(ctx_.rcu, 1), 0);
+    dir_ = std::filesystem::temp_directory_path() /
+           ("exitgw-policyupd-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    approvals_ = (dir_ / "approvals.conf").string();
+    write(approvals_, "exit-node approved\n");
+  }
+  void TearDown() override {
+    policy_.reset();
+    rte_free(ctx_.rcu);
+    std::filesystem::remove_all(dir_);
+  }
+
+  static void write(const std::string& path, std::string_view text) {
+    std::ofstream(path, std::ios::trunc) << text;
+  }
+
+  void start(const std::string& policy_file = "") {
+    ExitPolicyOptions opt;
+    opt.policy_file = policy_file;
+    opt.approvals_file = approvals_;
+    policy_ = std::make_unique<ExitPolicy>(ctx_, opt);
+    std::vector<policy::PolicyPeer> peers = {
+        {0, "alice@example.com", {}, {Ipv4Prefix{0x64400001, 32}}}};
+    ASSERT_TRUE(policy_->init(std::move(peers)));
+  }
+
+  // What a worker decides for peer slot 0 with the view published now.
+  bool allows(uint8_t proto, uint16_t port) const {
+    const dp::PolicyView* view = ctx_.policy.load(std::memory_order_acquire);
+    if (view == nullptr || !view->exit_approved) return false;
+    policy::AclKeyV4 key;
+    policy::fill_acl_key_v4(key, view->class_by_slot[0], proto, rte_cpu_to_be_32(kInternetIp),
+                            rte_cpu_to_be_16(port));
+    const uint8_t* data[1] = {reinterpret_cast<const uint8_t*>(&key)};
+    uint32_t result = 0;
+    if (view->acl != nullptr) rte_acl_classify(view->acl, data, &result, 1, 1);
+    return policy::acl_result_allows(result);
+  }
+
+  // The file watch settles 200 ms after a change: tick until the reload count moves.
+  void tick_until_reloaded() {
+    const uint64_t before = policy_->reloads();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (policy_->reloads() == before && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      policy_->tick(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count()));
+    }
+    ASSERT_NE(policy_->reloads(), before) << "the policy file was not reloaded";
+  }
+
+  dp::DataplaneContext ctx_;
+  std::unique_ptr<ExitPolicy> policy_;
+  std::filesystem::path dir_;
+  std::string approvals_;
+};
+
+TEST_F(ExitPolicyOverride, OverrideReplacesTheDefaultPolicyAndClearingRestoresIt) {
+  start();
+  EXPECT_EQ(policy_->status()->source, "default");
+  EXPECT_EQ(*policy_->status()->text, policy::kDefaultPolicyText);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  EXPECT_TRUE(policy_->has_policy_override());
+  EXPECT_EQ(policy_->status()->source, "admin");
+  EXPECT_EQ(*policy_->status()->text, kTcp443Only);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+  EXPECT_FALSE(allows(kProtoTcp, 80));
+
+  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  EXPECT_FALSE(policy_->has_policy_override());
+  EXPECT_EQ(policy_->status()->source, "default");
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+}
+
+TEST_F(ExitPolicyOverride, BadTextIsRejectedWithItsLineAndColumnAndChangesNothing) {
+  start();
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "etcd"));
+  const dp::PolicyView* before = ctx_.policy.load();
+  const size_t rules_before = policy_->status()->rules;
+
+  // Line 3 has a grant whose "ip" is not a list.
+  const std::string bad =
+      "{\n  \"grants\": [\n    {\"src\": [\"autogroup:member\"], \"dst\": "
+      "[\"autogroup:internet\"], \"ip\": 7},\n  ],\n}\n";
+  const Status s = policy_->set_policy_override(bad, "admin");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().find("admin policy:3:"), std::string::npos) << s.error();
+
+  const Status syntax = policy_->set_policy_override("{\"grants\": [}", "admin");
+  ASSERT_FALSE(syntax);
+  EXPECT_NE(syntax.error().find("admin policy:1:"), std::string::npos) << syntax.error();
+
+  EXPECT_EQ(ctx_.policy.load(), before) << "a bad policy published something";
+  EXPECT_EQ(policy_->status()->source, "etcd");
+  EXPECT_EQ(*policy_->status()->text, kTcp443Only);
+  EXPECT_EQ(policy_->status()->rules, rules_before);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+}
+
+TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCleared) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kFileAllowsAll);
+  start(file);
+  EXPECT_EQ(policy_->status()->source, "file");
+  EXPECT_EQ(*policy_->status()->text, kFileAllowsAll);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+
+  // A good new file: parsed and counted as a reload, but the override stays in force.
+  const std::string new_file =
+      R"({"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["udp:7"]}]})";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  write(file, new_file);
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 0u);
+  EXPECT_EQ(policy_->status()->source, "admin");
+  EXPECT_EQ(*policy_->status()->text, kTcp443Only);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+
+  // A bad file is reported as a rejected reload; the override still runs.
+  write(file, "{\"grants\": [");
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 1u);
+  EXPECT_EQ(policy_->status()->source, "admin");
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+
+  // Fixed again, then cleared: the file's latest good policy runs.
+  write(file, new_file);
+  tick_until_reloaded();
+  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  EXPECT_EQ(policy_->status()->source, "file");
+  EXPECT_EQ(*policy_->status()->text, new_file);
+  EXPECT_NE(policy_->status()->rules, 0u);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+  EXPECT_FALSE(allows(kProtoTcp, 443));
+}
+
+}  // namespace
+}  // namespace exitgw
