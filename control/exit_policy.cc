@@ -173,6 +173,7 @@ void ExitPolicy::tick(uint64_t now_ns) {
     policy::Approvals old_approvals = approvals_;
     Status s = load_files();
     if (s) s = compile_and_publish();
+    last_reload_error_ = s ? std::string() : s.error();
     if (!s) {
       ++reload_errors_;
       policy_ = std::move(old_policy);

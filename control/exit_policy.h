@@ -74,6 +74,9 @@ class ExitPolicy {
   std::shared_ptr<const PolicyStatus> status() const { return status_.load(); }
   uint64_t reloads() const { return reloads_; }
   uint64_t reload_errors() const { return reload_errors_; }
+  // Why the latest policy/approvals file reload was refused; empty when it applied (control
+  // thread only).
+  const std::string& last_reload_error() const { return last_reload_error_; }
 
  private:
   struct Published {
@@ -113,6 +116,7 @@ class ExitPolicy {
   FileWatch policy_watch_, approvals_watch_;
   uint64_t reload_due_ns_ = 0;
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};  // read by the metrics thread
+  std::string last_reload_error_;
   bool last_approved_ = false;
   std::optional<bool> override_;
   std::string approval_reason_;

@@ -340,8 +340,11 @@ void Gateway::publish_admin_view() {
   }
   v->destination_logging = destination_logging_;
   v->draining = draining_;
-  v->sources["file:peers"].ok = wg_->stats().peers_reload_errors == 0;
-  v->sources["file:policy"].ok = !policy_ || policy_->reload_errors() == 0;
+  // A source is healthy when its latest reload applied (a fixed file heals it).
+  v->sources["file:peers"].ok = wg_->last_reload_error().empty();
+  v->sources["file:peers"].message = wg_->last_reload_error();
+  v->sources["file:policy"].ok = !policy_ || policy_->last_reload_error().empty();
+  if (policy_) v->sources["file:policy"].message = policy_->last_reload_error();
   if (etcd_) {
     const auto h = etcd_->health();
     auto& e = v->sources["etcd"];

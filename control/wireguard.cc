@@ -750,7 +750,9 @@ void WireGuard::tick(uint64_t now_ns) {
   if (reload_due_ns_ && now_ns >= reload_due_ns_) {
     reload_due_ns_ = 0;
     stats_.peers_reloads++;
-    if (Status s = load_peers_file(); !s) {
+    Status s = load_peers_file();
+    last_reload_error_ = s ? std::string() : s.error();
+    if (!s) {
       stats_.peers_reload_errors++;
       log_error("wireguard: peers file not applied, running peers unchanged: " + s.error());
     }
