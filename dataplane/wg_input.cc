@@ -153,6 +153,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   }
 
   // 2. Keypair, age and replay pre-checks; build the AEAD burst.
+  PeerCounters* const counter_row = ctx.peer_counters.row(w.index());
   Rx rx[kBurst];
   AeadOp ops[kBurst];
   uint16_t k = 0;
@@ -183,7 +184,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     // The key for the AEAD, and the peer's runtime lines that step 4 writes.
     rte_prefetch0(kp->recv_key);
     rte_prefetch0_write(&ctx.peers[kp->peer_slot]);
-    rte_prefetch0_write(&ctx.peers[kp->peer_slot].rx_bytes);
+    rte_prefetch0_write(&counter_row[kp->peer_slot]);
     auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
     const uint32_t plain = len - wg::kTransportOverhead;
     rx[k] = Rx{m, kp, counter, len};
@@ -199,7 +200,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf* fwd[kBurst];
   uint32_t src[kBurst], hop[kBurst], slot[kBurst];
   uint16_t f = 0;
-  PeerTally tally(ctx.peers, PeerTally::kRx);
+  PeerTally tally(counter_row, PeerTally::kRx);
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = rx[j].m;
     Keypair* kp = rx[j].kp;
