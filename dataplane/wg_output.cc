@@ -213,6 +213,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   PeerTally tally(counter_row, PeerTally::kTx);
   const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
+  uint64_t tx_bytes = 0;  // stored once per burst, as wg_input does
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = sealed[j];
     const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
@@ -235,10 +236,13 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     udp->dgram_cksum = 0;
     udp->dgram_cksum = udp_checksum(ip, udp);
     meta(m)->out_port = tunnel_index;
-    w.counters().wg_tx_packets.add();
-    w.counters().wg_tx_bytes.add(total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr));
-    tally.add(meta(m)->peer_slot, total);
+    // The WireGuard message, as rx counts it (and the kernel's tx_bytes): no outer IP/UDP.
+    const uint32_t message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);
+    tx_bytes += message;
+    tally.add(meta(m)->peer_slot, message);
   }
+  w.counters().wg_tx_packets.add(k);
+  w.counters().wg_tx_bytes.add(tx_bytes);
   w.counters().forwarded_in.add(k);
   ipv4_output(w, sealed, k);
 }
