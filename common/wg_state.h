@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "common/replay_window.h"
 #include "common/wg_wire.h"
@@ -56,7 +58,71 @@ struct alignas(64) PeerRuntime {
   // kNoOwner until then; reset with the slot.
   std::atomic<uint8_t> nat_owner{kNoOwner};
   static constexpr uint8_t kNoOwner = 0xff;
-  alignas(64) std::atomic<uint64_t> rx_bytes{0}, tx_bytes{0}, rx_packets{0}, tx_packets{0};
+};
+static_assert(sizeof(PeerRuntime) == 64, "one cache line per peer: workers prefetch it whole");
+
+// One peer's traffic as counted by one worker. Ownership: each worker writes only its own row
+// of the PeerCounterTable, with a relaxed load and store (no locked add: it is the only
+// writer); control reads every row with relaxed loads and sums them. Control zeroes a slot's
+// entries when it frees the slot, after the RCU grace period that ends every worker's use.
+struct PeerCounters {
+  std::atomic<uint64_t> rx_packets{0}, rx_bytes{0};  // transport messages from the peer
+  std::atomic<uint64_t> tx_packets{0}, tx_bytes{0};  // transport messages sent to the peer
+
+  static void bump(std::atomic<uint64_t>& c, uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+static_assert(sizeof(PeerCounters) == 32, "two peers per cache line");
+
+struct PeerTotals {
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+};
+
+// Per-worker peer counters: row w, entry slot at counters[w * stride + slot]. Rows start on
+// a cache line (stride is even), so no two workers ever write the same line.
+struct PeerCounterTable {
+  PeerCounters* counters = nullptr;
+  uint32_t n_rows = 0;  // workers
+  uint32_t stride = 0;  // entries per row: max_peers rounded up to even
+
+  static constexpr uint32_t stride_for(uint32_t max_peers) noexcept {
+    return (max_peers + 1) & ~1u;
+  }
+  static constexpr size_t bytes_for(uint32_t rows, uint32_t max_peers) noexcept {
+    return size_t{rows} * stride_for(max_peers) * sizeof(PeerCounters);
+  }
+  // Over `memory` of bytes_for(rows, max_peers) bytes, 64-byte aligned; every entry zero.
+  void init(void* memory, uint32_t rows, uint32_t max_peers) noexcept {
+    counters = static_cast<PeerCounters*>(memory);
+    n_rows = rows;
+    stride = stride_for(max_peers);
+    for (size_t i = 0; i < size_t{rows} * stride; ++i) new (&counters[i]) PeerCounters();
+  }
+  PeerCounters* row(unsigned worker) const noexcept { return counters + size_t{worker} * stride; }
+
+  // Control: the sum over workers.
+  PeerTotals sum(uint32_t slot) const noexcept {
+    PeerTotals t;
+    for (uint32_t w = 0; w < n_rows; ++w) {
+      const PeerCounters& c = row(w)[slot];
+      t.rx_packets += c.rx_packets.load(std::memory_order_relaxed);
+      t.rx_bytes += c.rx_bytes.load(std::memory_order_relaxed);
+      t.tx_packets += c.tx_packets.load(std::memory_order_relaxed);
+      t.tx_bytes += c.tx_bytes.load(std::memory_order_relaxed);
+    }
+    return t;
+  }
+  // Control, once no worker counts for the slot any more (after an RCU grace period).
+  void clear(uint32_t slot) noexcept {
+    for (uint32_t w = 0; w < n_rows; ++w) {
+      PeerCounters& c = row(w)[slot];
+      c.rx_packets.store(0, std::memory_order_relaxed);
+      c.rx_bytes.store(0, std::memory_order_relaxed);
+      c.tx_packets.store(0, std::memory_order_relaxed);
+      c.tx_bytes.store(0, std::memory_order_relaxed);
+    }
+  }
 };
 
 inline constexpr uint64_t kEndpointValid = 1ull << 63;

@@ -50,6 +50,12 @@ Status create_wireguard_tables(dp::DataplaneContext& ctx, uint32_t max_peers) {
       rte_zmalloc("exitgw_peers", sizeof(PeerRuntime) * max_peers, RTE_CACHE_LINE_SIZE));
   if (ctx.peers == nullptr) return make_error("cannot allocate the peer table (DPDK memory)");
   for (uint32_t i = 0; i < max_peers; ++i) new (&ctx.peers[i]) PeerRuntime();
+  const uint32_t rows = std::max(ctx.n_workers, 1u);
+  void* counters = rte_zmalloc("exitgw_peer_counters", PeerCounterTable::bytes_for(rows, max_peers),
+                               RTE_CACHE_LINE_SIZE);
+  if (counters == nullptr)
+    return make_error("cannot allocate the per-worker peer counters (DPDK memory)");
+  ctx.peer_counters.init(counters, rows, max_peers);
 
   rte_hash_parameters hp{};
   hp.name = "exitgw_keypairs";
@@ -86,6 +92,8 @@ void destroy_wireguard_tables(dp::DataplaneContext& ctx) {
   if (ctx.keypairs) rte_hash_free(ctx.keypairs);
   if (ctx.allowed_ips) rte_lpm_free(ctx.allowed_ips);
   rte_free(ctx.peers);
+  rte_free(ctx.peer_counters.counters);
+  ctx.peer_counters = PeerCounterTable{};
   ctx.keypairs = nullptr;
   ctx.allowed_ips = nullptr;
   ctx.peers = nullptr;
@@ -414,6 +422,7 @@ void WireGuard::reclaim() {
       PeerRuntime& rt = ctx_.peers[d.slot];
       rt.~PeerRuntime();
       new (&rt) PeerRuntime();
+      ctx_.peer_counters.clear(d.slot);
       free_slots_.push_back(d.slot);
     }
   }
@@ -776,8 +785,10 @@ std::vector<PeerStatus> WireGuard::peer_status() const {
     s.public_key = wg::key_to_base64(key);
     s.user = p->config.user;
     s.last_handshake_unix_ms = p->last_handshake_unix_ms;
-    s.rx_bytes = rt.rx_bytes.load(std::memory_order_relaxed);
-    s.tx_bytes = rt.tx_bytes.load(std::memory_order_relaxed);
+    // Each worker counts in its own row; the peer's figure is their sum.
+    const PeerTotals t = ctx_.peer_counters.sum(p->slot);
+    s.rx_bytes = t.rx_bytes;
+    s.tx_bytes = t.tx_bytes;
     const uint64_t ep = rt.endpoint.load(std::memory_order_relaxed);
     if (ep & kEndpointValid)
       s.endpoint = format_ipv4(rte_be_to_cpu_32(endpoint_ip(ep))) + ":" +

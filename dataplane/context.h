@@ -141,6 +141,7 @@ struct DataplaneContext {
   rte_hash* keypairs = nullptr;
   rte_lpm* allowed_ips = nullptr;
   PeerRuntime* peers = nullptr;
+  PeerCounterTable peer_counters;  // per-worker rows of per-peer rx/tx counts
   uint32_t max_peers = 0;
   uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
 

@@ -1,9 +1,8 @@
-// Per-peer packet and byte counts summed over runs of the same peer, so a burst from one peer
-// costs one atomic add per counter rather than one per packet (several workers may count the
-// same peer, hence atomics at all).
+// Per-peer packet and byte counts summed over runs of the same peer, written to this worker's
+// own row of the peer counter table: a run of one peer costs one plain add per counter, and no
+// counter line is shared with another worker (control sums the rows).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include "common/wg_state.h"
@@ -13,7 +12,8 @@ namespace exitgw::dp {
 class PeerTally {
  public:
   enum Direction { kRx, kTx };
-  PeerTally(PeerRuntime* peers, Direction d) : peers_(peers), dir_(d) {}
+  // `row`: this worker's row (PeerCounterTable::row(worker index)).
+  PeerTally(PeerCounters* row, Direction d) noexcept : row_(row), dir_(d) {}
   ~PeerTally() { flush(); }
   PeerTally(const PeerTally&) = delete;
   PeerTally& operator=(const PeerTally&) = delete;
@@ -27,15 +27,16 @@ class PeerTally {
     bytes_ += bytes;
   }
 
- private:
   void flush() noexcept {
     if (packets_ == 0) return;
-    PeerRuntime& p = peers_[slot_];
-    (dir_ == kRx ? p.rx_packets : p.tx_packets).fetch_add(packets_, std::memory_order_relaxed);
-    (dir_ == kRx ? p.rx_bytes : p.tx_bytes).fetch_add(bytes_, std::memory_order_relaxed);
+    PeerCounters& c = row_[slot_];
+    PeerCounters::bump(dir_ == kRx ? c.rx_packets : c.tx_packets, packets_);
+    PeerCounters::bump(dir_ == kRx ? c.rx_bytes : c.tx_bytes, bytes_);
     packets_ = bytes_ = 0;
   }
-  PeerRuntime* peers_;
+
+ private:
+  PeerCounters* row_;
   Direction dir_;
   uint32_t slot_ = UINT32_MAX;
   uint64_t packets_ = 0, bytes_ = 0;

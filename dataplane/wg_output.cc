@@ -90,12 +90,13 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
   // Staged loads: every peer's runtime lines, then every sending keypair's lines (expiry and
   // remote index, the counter, the key), so the burst's misses overlap.
+  PeerCounters* const counter_row = ctx.peer_counters.row(w.index());
   for (uint16_t i = 0; i < n; ++i) {
     // The headroom line the outer headers go into (the NIC never wrote it: cold).
     rte_prefetch0_write(rte_pktmbuf_mtod(pkts[i], uint8_t*) - kEncapLen);
     if (!(hop[i] & RTE_LPM_LOOKUP_SUCCESS)) continue;
     rte_prefetch0_write(&ctx.peers[hop[i] & 0xffffff]);
-    rte_prefetch0_write(&ctx.peers[hop[i] & 0xffffff].tx_bytes);  // the tally's line
+    rte_prefetch0_write(&counter_row[hop[i] & 0xffffff]);  // the tally's line
   }
   Keypair* kps[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
@@ -209,9 +210,10 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   }
   w.aead().encrypt_burst(ops, k);
 
-  PeerTally tally(ctx.peers, PeerTally::kTx);
+  PeerTally tally(counter_row, PeerTally::kTx);
   const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
+  uint64_t tx_bytes = 0;  // stored once per burst, as wg_input does
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = sealed[j];
     const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
@@ -234,10 +236,13 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     udp->dgram_cksum = 0;
     udp->dgram_cksum = udp_checksum(ip, udp);
     meta(m)->out_port = tunnel_index;
-    w.counters().wg_tx_packets.add();
-    w.counters().wg_tx_bytes.add(total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr));
-    tally.add(meta(m)->peer_slot, total);
+    // The WireGuard message, as rx counts it (and the kernel's tx_bytes): no outer IP/UDP.
+    const uint32_t message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);
+    tx_bytes += message;
+    tally.add(meta(m)->peer_slot, message);
   }
+  w.counters().wg_tx_packets.add(k);
+  w.counters().wg_tx_bytes.add(tx_bytes);
   w.counters().forwarded_in.add(k);
   ipv4_output(w, sealed, k);
 }
