@@ -50,6 +50,11 @@ DEFINE_string(peers_file, "",
               "change; empty: no peers");
 DEFINE_uint32(max_peers, 4096,
               "capacity of the peer table (allowed-IP and keypair tables scale with it)");
+DEFINE_string(wg_udp_checksum, "full",
+              "Outer UDP checksum of WireGuard transport messages on ports without checksum "
+              "offload: 'full' verifies received ones and computes sent ones; 'aead' trusts the "
+              "AEAD tag that already authenticates the payload (received ones are not verified, "
+              "sent ones carry checksum 0, which IPv4 allows). Handshakes are always verified.");
 DEFINE_uint32(tunnel_mtu, 1420,
               "largest inner IPv4 packet sent to a peer (the clients' tunnel MTU)");
 DEFINE_uint32(wg_rekey_after_time, 120,

@@ -32,6 +32,7 @@ DECLARE_string(private_key_file);
 DECLARE_string(peers_file);
 DECLARE_uint32(max_peers);
 DECLARE_uint32(tunnel_mtu);
+DECLARE_string(wg_udp_checksum);
 DECLARE_uint32(wg_rekey_after_time);
 DECLARE_uint32(wg_reject_after_time);
 DECLARE_uint32(handshake_under_load);

@@ -64,6 +64,10 @@ Gateway::~Gateway() {
 
 Status Gateway::init() {
   dp::DataplaneContext& ctx = *ctx_;
+  if (FLAGS_wg_udp_checksum == "full" || FLAGS_wg_udp_checksum == "aead")
+    ctx.wg_udp_checksum_aead = FLAGS_wg_udp_checksum == "aead";
+  else
+    return make_error("--wg_udp_checksum=" + FLAGS_wg_udp_checksum + ": use 'full' or 'aead'");
   if (FLAGS_poll_mode == "adaptive")
     ctx.poll_mode = dp::PollMode::kAdaptive;
   else if (FLAGS_poll_mode == "busy")

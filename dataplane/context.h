@@ -144,6 +144,8 @@ struct DataplaneContext {
   PeerCounterTable peer_counters;  // per-worker rows of per-peer rx/tx counts
   uint32_t max_peers = 0;
   uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
+  // Transport messages' outer UDP checksum left to the AEAD: not verified, sent as 0.
+  bool wg_udp_checksum_aead = false;
 
   // Exit approval and policy; null until control publishes the first one (forward nothing).
   std::atomic<const PolicyView*> policy{nullptr};

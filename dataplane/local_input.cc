@@ -66,18 +66,23 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept 
     w.drop(m, DropReason::kUdpMalformed);
     return;
   }
+  const bool wg =
+      port == w.ctx().port_index(PortRole::kTunnel) && udp->dst_port == w.ctx().wg_port_be;
+  const unsigned payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+  // --wg_udp_checksum=aead: a transport message's tag authenticates its payload.
+  const bool aead_covers = wg && w.ctx().wg_udp_checksum_aead && payload >= 4 &&
+                           *reinterpret_cast<const uint8_t*>(udp + 1) ==
+                               static_cast<uint8_t>(wg::MessageType::kTransport);
   const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
   if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
-      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && !udp_checksum_ok(ip, udp))) {
+      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && !aead_covers && !udp_checksum_ok(ip, udp))) {
     w.drop(m, DropReason::kUdpBadChecksum);
     return;
   }
-  const bool tunnel = port == w.ctx().port_index(PortRole::kTunnel);
-  if (!tunnel || udp->dst_port != w.ctx().wg_port_be) {
+  if (!wg) {
     w.drop(m, DropReason::kLocalPortUnreachable);
     return;
   }
-  const unsigned payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
   if (payload < 4) {
     w.drop(m, DropReason::kWgMalformed);
     return;

@@ -234,7 +234,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     udp->dst_port = endpoint_port(endpoint[j]);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
     udp->dgram_cksum = 0;
-    udp->dgram_cksum = udp_checksum(ip, udp);
+    if (!ctx.wg_udp_checksum_aead) udp->dgram_cksum = udp_checksum(ip, udp);
     meta(m)->out_port = tunnel_index;
     // The WireGuard message, as rx counts it (and the kernel's tx_bytes): no outer IP/UDP.
     const uint32_t message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);

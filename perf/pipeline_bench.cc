@@ -643,7 +643,7 @@ int main(int argc, char** argv) {
   bool nat = true;
   std::string only_direction, only_size;
   unsigned rounds_flag = 0;
-  bool huge = false, scaling = false;
+  bool huge = false, scaling = false, aead_checksum = false;
   std::string scale, mem;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -655,6 +655,8 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     else if (a == "--huge")
       huge = true;
+    else if (a == "--udp-checksum-aead")
+      aead_checksum = true;  // as --wg_udp_checksum=aead: no outer UDP checksum in software
     else if (a == "--scaling")
       scaling = true;
     else if (a == "--scale" && i + 1 < argc)
@@ -674,7 +676,7 @@ int main(int argc, char** argv) {
                    "usage: pipeline_bench [--peers N] [--no-nat] [--quick] [--json FILE]\n"
                    "                      [--direction outbound|inbound] [--size 64|512|1420|imix] "
                    "[--rounds N]\n"
-                   "                      [--huge] [--mem MB]\n"
+                   "                      [--huge] [--mem MB] [--udp-checksum-aead]\n"
                    "       pipeline_bench --scaling [--quick] [--huge] [--size S] [--mem MB] "
                    "[--json FILE]\n");
       return 2;
@@ -688,11 +690,10 @@ int main(int argc, char** argv) {
   // inflate the per-packet cost (needs 512 MiB of free 2 MiB pages).
   std::vector<std::string> eal_args = {
       "pipeline_bench",   "--no-huge", "-m", "1024", "--no-pci",           "--vdev=net_null0",
-      "--vdev=net_null1", "-l",        "0",  prefix, "--log-level=*:error"};
+      "--vdev=net_null1", "-l",        "0",  prefix, "--log-level=*:error", "--in-memory"};
   if (huge) {
     eal_args.erase(eal_args.begin() + 1);  // --no-huge
     eal_args[2] = "512";                   // -m
-    eal_args.push_back("--in-memory");
   }
   // A scaling point's tables grow with it (100,000 peers: 450 MiB of peer tables and
   // keypairs).
@@ -724,6 +725,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pipeline_bench: %s\n", s.error().c_str());
     return 1;
   }
+  b.bed.ctx.wg_udp_checksum_aead = aead_checksum;
   b.next_counter.assign(peers, 0);
   dp::Worker& w = *b.bed.worker;
 
