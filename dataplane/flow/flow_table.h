@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/spsc_ring.h"
 #include "dataplane/counters.h"
 #include "dataplane/nat/huge_array.h"
 
@@ -57,35 +58,10 @@ struct FlowExport {
 };
 static_assert(sizeof(FlowExport) == 80);
 
-// Single producer (the worker), single consumer (control); capacity a power of two.
-class FlowRing {
+// Worker -> control flow records.
+class FlowRing : public SpscRing<FlowExport> {
  public:
-  explicit FlowRing(uint32_t capacity_pow2)
-      : mask_(capacity_pow2 - 1), slots_(new FlowExport[capacity_pow2]) {}
-  bool push(const FlowExport& e) noexcept {
-    const uint32_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) > mask_) return false;
-    slots_[t & mask_] = e;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
-  }
-  bool pop(FlowExport* e) noexcept {
-    const uint32_t h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_acquire)) return false;
-    *e = slots_[h & mask_];
-    head_.store(h + 1, std::memory_order_release);
-    return true;
-  }
-  uint32_t size() const noexcept {
-    return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);
-  }
-  uint32_t capacity() const noexcept { return mask_ + 1; }
-
- private:
-  uint32_t mask_;
-  std::unique_ptr<FlowExport[]> slots_;
-  alignas(64) std::atomic<uint32_t> head_{0};
-  alignas(64) std::atomic<uint32_t> tail_{0};
+  using SpscRing::SpscRing;
 };
 
 // Written by the owning worker only; read by control for metrics.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/spsc_ring.h"
 #include "dataplane/counters.h"
 #include "dataplane/nat/nat_drops.h"
 
@@ -59,34 +60,10 @@ struct NatEvent {
 };
 static_assert(sizeof(NatEvent) == 24);
 
-// Fixed-capacity single-producer (the worker) single-consumer ring; allocated once.
-class NatEventRing {
+// Worker -> control NAT events (a class, not an alias, so it can be declared ahead).
+class NatEventRing : public SpscRing<NatEvent> {
  public:
-  explicit NatEventRing(uint32_t capacity_pow2)
-      : mask_(capacity_pow2 - 1), slots_(new NatEvent[capacity_pow2]) {}
-  bool push(const NatEvent& e) noexcept {
-    const uint32_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) > mask_) return false;
-    slots_[t & mask_] = e;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
-  }
-  bool pop(NatEvent* e) noexcept {
-    const uint32_t h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_acquire)) return false;
-    *e = slots_[h & mask_];
-    head_.store(h + 1, std::memory_order_release);
-    return true;
-  }
-  uint32_t size() const noexcept {
-    return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);
-  }
-
- private:
-  uint32_t mask_;
-  std::unique_ptr<NatEvent[]> slots_;
-  alignas(64) std::atomic<uint32_t> head_{0};
-  alignas(64) std::atomic<uint32_t> tail_{0};
+  using SpscRing::SpscRing;
 };
 
 // A level written by one lcore and read by others (the Counter idiom, but it also goes down).

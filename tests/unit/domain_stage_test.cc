@@ -24,6 +24,7 @@
 #include "control/domain_policy.h"
 #include "dataplane/stages.h"
 #include "dataplane/worker.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw {
 namespace {
@@ -31,21 +32,7 @@ namespace {
 using dp::domain::Action;
 using Bytes = std::vector<uint8_t>;
 
-// EAL once per process: no hugepages, no PCI, private runtime directory.
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=policydiff_domain" + std::to_string(getpid());
-    std::vector<std::string> args{
-        "domain_stage_test", "--no-huge", "--no-pci",          "-m", "128",
-        "--no-shconf",       prefix,      "--log-level=error", "-l", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("domain_stage_test", 128);
 
 void put16(Bytes& b, size_t v) {
   b.push_back(uint8_t(v >> 8));

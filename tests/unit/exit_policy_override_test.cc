@@ -20,6 +20,7 @@
 
 #include "common/acl_layout.h"
 #include "control/exit_policy.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw {
 namespace {
@@ -41,20 +42,7 @@ constexpr std::string_view kFileAllowsAll = R"({
   ],
 })";
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=policyupd_override" + std::to_string(getpid());
-    std::vector<std::string> args{
-        "exit_policy_override_test", "--no-huge", "--no-pci", "-m", "128", "--no-shconf", prefix,
-        "--log-level=error",         "-l",        "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-const auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("exit_policy_override_test", 128);
 
 class ExitPolicyOverride : public ::testing::Test {
  protected:

@@ -21,24 +21,12 @@
 #include "common/wg_state.h"
 #include "dataplane/context.h"
 #include "dataplane/packet_meta.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw::dp::flow {
 namespace {
 
-// EAL once per process: no hugepages, no PCI, private runtime directory.
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=flowcost_flow_stage" + std::to_string(getpid());
-    std::vector<std::string> args{"flow_stage_test", "--no-huge", "--no-pci",          "-m", "128",
-                                  "--no-shconf",     prefix,      "--log-level=error", "-l", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("flow_stage_test", 128);
 
 rte_mempool* pool() {
   static rte_mempool* p = rte_pktmbuf_pool_create("flow_stage_test", 255, 0, sizeof(PacketMeta),

@@ -14,23 +14,12 @@
 
 #include "dataplane/context.h"
 #include "dataplane/worker.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw::dp {
 namespace {
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=fragpark" + std::to_string(getpid());
-    std::vector<std::string> args{"frag_park_test", "--no-huge", "--no-pci",          "-m", "128",
-                                  "--no-shconf",    prefix,      "--log-level=error", "-l", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("frag_park_test", 128);
 
 struct Bed {
   Bed() {

@@ -12,24 +12,12 @@
 #include <rte_eal.h>
 
 #include "control/policy/prefix.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw::policy {
 namespace {
 
-// EAL once per process: no hugepages, no PCI, private runtime directory, no shared config.
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=policytest" + std::to_string(getpid());
-    std::vector<std::string> args{"policy_acl_test", "--no-huge", "--no-pci",          "-m", "128",
-                                  "--no-shconf",     prefix,      "--log-level=error", "-l", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("policy_acl_test", 128);
 
 struct Packet {
   uint32_t class_id;

@@ -26,6 +26,7 @@
 #include "control/policy/policy.h"
 #include "control/policy/prefix.h"
 #include "tests/support/policy_reference.h"
+#include "tests/support/eal_environment.h"
 
 namespace exitgw::policy {
 namespace {
@@ -33,20 +34,7 @@ namespace {
 constexpr uint32_t kPolicies = 400;
 constexpr uint32_t kPacketsPerPolicy = 4000;
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string prefix = "--file-prefix=policydiff" + std::to_string(getpid());
-    std::vector<std::string> args{
-        "policy_differential_test", "--no-huge", "--no-pci", "-m", "256", "--no-shconf", prefix,
-        "--log-level=error",        "-l",        "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init";
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-[[maybe_unused]] auto* const kEal = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+EXITGW_EAL_ENVIRONMENT("policy_differential_test", 256);
 
 std::string quote(const std::string& s) {
   return "\"" + s + "\"";
