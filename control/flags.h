@@ -51,6 +51,7 @@ DECLARE_uint32(nat_timeout_tcp_transitory);
 DECLARE_uint32(nat_timeout_icmp);
 DECLARE_string(nat_deterministic_inside);
 DECLARE_bool(nat_hairpinning);
+DECLARE_bool(nat_nic_steering);
 DECLARE_string(policy_file);
 DECLARE_string(approvals_file);
 DECLARE_bool(exit_node_advertised);

@@ -14,6 +14,7 @@
 
 #include "control/flags.h"
 #include "control/log.h"
+#include "control/nat_steering.h"
 #include "control/net_parse.h"
 #include "control/ports.h"
 #include "dataplane/events.h"
@@ -473,6 +474,17 @@ Status Gateway::init_nat() {
     nat_event_rings_.push_back(std::make_unique<dp::nat::NatEventRing>(4096));
     ctx_->workers[w].nat_events = nat_event_rings_.back().get();
   }
+  if (ctx_->n_workers > 1 && FLAGS_nat_nic_steering) {
+    const uint16_t port = ctx_->port(dp::PortRole::kInternet).port_id;
+    auto rules = install_nat_steering(port, *nat_, ctx_->n_workers);
+    nat_nic_steering_ = rules.ok();
+    if (rules)
+      log_info("nat: port " + port_name(port) + " steers pool ports to their worker (" +
+               std::to_string(*rules) + " rte_flow rules)");
+    else
+      log_info("nat: port " + port_name(port) + ": " + rules.error() +
+               "; inbound packets reach their worker through the hand-off ring");
+  }
   return Ok{};
 }
 
@@ -799,6 +811,7 @@ void Gateway::shutdown() {
   exporter_.reset();  // flushes what it can; the rest stays in the spool for the next start
   neighbors_.reset();
   if (ports_started_) {
+    if (nat_nic_steering_) remove_nat_steering(ctx.port(dp::PortRole::kInternet).port_id);
     for (unsigned p = 0; p < ctx.n_ports; ++p) {
       rte_eth_dev_stop(ctx.ports[p].port_id);
       rte_eth_dev_close(ctx.ports[p].port_id);

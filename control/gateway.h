@@ -93,6 +93,7 @@ class Gateway {
   // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
   std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
   std::vector<std::unique_ptr<dp::nat::NatEventRing>> nat_event_rings_;
+  bool nat_nic_steering_ = false;  // rte_flow rules installed on the internet port
   MetricsServer metrics_;
   ControlStats stats_;
   std::vector<std::string> port_labels_;

@@ -219,6 +219,12 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
 
 void Gateway::render_nat_metrics(MetricFamilies& mf) {
   const dp::DataplaneContext& ctx = *ctx_;
+  if (ctx.nat)
+    mf.gauge(mf.family("exitgw_nat_nic_steering",
+                       "1 when the internet port's rte_flow rules queue pool ports to their "
+                       "worker; 0: the software hand-off steers them",
+                       MetricType::Gauge),
+             {}, nat_nic_steering_ ? 1.0 : 0.0);
   auto& sessions =
       mf.family("exitgw_nat_sessions", "NAT sessions by protocol and TCP state", MetricType::Gauge);
   auto& translations = mf.family("exitgw_nat_translations_total",
