@@ -689,11 +689,13 @@ int main(int argc, char** argv) {
   // peer blocks, hash tables) on hugepages as a deployment has it, so TLB misses do not
   // inflate the per-packet cost (needs 512 MiB of free 2 MiB pages).
   std::vector<std::string> eal_args = {
-      "pipeline_bench",   "--no-huge", "-m", "1024", "--no-pci",           "--vdev=net_null0",
-      "--vdev=net_null1", "-l",        "0",  prefix, "--log-level=*:error", "--in-memory"};
+      "pipeline_bench",      "--no-huge",        "-m", "1024", "--no-pci",
+      "--vdev=net_null0",    "--vdev=net_null1", "-l", "0",    prefix,
+      "--log-level=*:error", "--no-shconf"};
   if (huge) {
     eal_args.erase(eal_args.begin() + 1);  // --no-huge
     eal_args[2] = "512";                   // -m
+    eal_args.back() = "--in-memory";       // no runtime files (--no-huge takes --no-shconf)
   }
   // A scaling point's tables grow with it (100,000 peers: 450 MiB of peer tables and
   // keypairs).
