@@ -562,7 +562,7 @@ class LabBulkTest(unittest.TestCase):
         self.assertEqual(st["peer_count"], base + BULK)
         self.assertEqual(m.get("exitgw_update_source_healthy", source="etcd"), 1)
 
-    def test_removing_a_peer_removes_its_keypairs_and_routes(self):
+    def test_removing_a_peer_removes_its_keypairs_nat_sessions_and_routes(self):
         c2 = self.c2
         key = LAB_PREFIX + "peers/" + urlkey(c2["pub"])
         peer = {"public_key": c2["pub"], "allowed_ips": [c2["tailnet"] + "/32"], "user": "c2@lab.test"}
@@ -579,6 +579,11 @@ class LabBulkTest(unittest.TestCase):
             self.assertIsNotNone(self.etcd_call("/v3/kv/deleterange", {"key": b64(key)}))
             self.assertTrue(L.wait_until(
                 lambda: L.Metrics(LAB).get("exitgw_wg_peers") == peers_before - 1, 10))
+            # NAT: every worker freed c2's sessions (the command ring from control).
+            self.assertTrue(L.wait_until(
+                lambda: L.metric_sum(LAB, "exitgw_nat_sessions_removed_total")
+                > before.get("exitgw_nat_sessions_removed_total"), 10),
+                "the removed peer's NAT sessions were not freed")
             after = L.Metrics(LAB)
             # Keypairs: c2's are gone from the table, and its datagrams now find no keypair.
             self.assertLess(after.get("exitgw_wg_keypairs"), keypairs_before)
@@ -586,13 +591,12 @@ class LabBulkTest(unittest.TestCase):
             self.assertTrue(L.wait_until(
                 lambda: L.drops(L.Metrics(LAB), "wg_unknown_index") > unknown0, 10),
                 "c2's transport packets after its removal were not dropped as unknown index")
-            # Routes: an inbound datagram to c2's mapping finds no peer for its destination
-            # (or, once NAT sessions go with the peer, no mapping), never c2's old keypair.
+            # Mapping and route: an inbound datagram to c2's old public endpoint finds no NAT
+            # mapping (its sessions went with the peer), never c2's old keypair.
             m0 = L.Metrics(LAB)
             sink.send_signal(signal.SIGUSR1)
             self.assertTrue(L.wait_until(lambda: (
-                L.drops(L.Metrics(LAB), "wg_no_peer_for_destination") + L.drops(L.Metrics(LAB), "nat_no_mapping")
-                > L.drops(m0, "wg_no_peer_for_destination") + L.drops(m0, "nat_no_mapping")), 10),
+                L.drops(L.Metrics(LAB), "nat_no_mapping") > L.drops(m0, "nat_no_mapping")), 10),
                 L.Metrics(LAB).nonzero())
             m1 = L.Metrics(LAB)
             self.assertEqual(L.drops(m1, "wg_no_keypair"), L.drops(m0, "wg_no_keypair"))
