@@ -136,6 +136,9 @@ DEFINE_string(admin_token_file, "",
               "at least 16 characters); empty: no admin API");
 DEFINE_bool(admin_allow_non_loopback, false,
             "let --admin_listen bind a non-loopback address (put TLS in front of it)");
+DEFINE_uint32(admin_max_body_kb, 64,
+              "largest admin API request body in KiB (larger: 413); a whole peer set through "
+              "PUT /v1/peers needs about 0.2 KiB per peer");
 DEFINE_string(etcd_endpoints, "",
               "etcd v3 endpoints (JSON gateway), e.g. http://10.0.0.5:2379,http://10.0.0.6:2379; "
               "the region's peers and this node's approval are watched there; empty: no etcd");

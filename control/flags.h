@@ -69,6 +69,7 @@ DECLARE_uint32(flow_active_timeout);
 DECLARE_string(admin_listen);
 DECLARE_string(admin_token_file);
 DECLARE_bool(admin_allow_non_loopback);
+DECLARE_uint32(admin_max_body_kb);
 DECLARE_string(etcd_endpoints);
 DECLARE_string(etcd_prefix);
 DECLARE_uint32(etcd_status_ttl);

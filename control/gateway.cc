@@ -687,6 +687,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
     aopt.listen = FLAGS_admin_listen;
     aopt.token_file = FLAGS_admin_token_file;
     aopt.allow_non_loopback = FLAGS_admin_allow_non_loopback;
+    aopt.max_body_bytes = size_t{FLAGS_admin_max_body_kb} * 1024;
     Status s = admin_.start(aopt, updates_, [this] { return admin_view_.load(); });
     if (!s) {
       log_error("admin API: " + s.error());

@@ -41,6 +41,9 @@ Commands:
   status                  generation, last update, approval, logging, drain, policy source,
                           source health
   peers                   every peer: key, source, user, allowed IPs, endpoint, handshake, bytes
+  peers set FILE          replace every peer the admin API added with the set in FILE
+                          ({"peers": [peer, ...]}, each as `peer add` would send it, with its
+                          public_key); checked whole, a bad set changes nothing
   peer get KEY            one peer
   peer add KEY --allowed-ips A[,B...] [--endpoint IP:PORT] [--user USER] [--tags T1[,T2...]]
            [--keepalive SECONDS] [--preshared-key-file PATH]
@@ -336,16 +339,16 @@ struct Request {
   std::optional<std::string> text;  // a HuJSON body sent as is (policy set), instead of `body`
 };
 
-// The policy file for `policy set`, read whole; the server enforces its own size limit.
-Result<std::string> read_policy_file(const std::string& path) {
-  constexpr size_t kMaxPolicyBytes = 16 * 1024 * 1024;
+// A file for `policy set` or `peers set`, read whole; the server enforces its own size limit.
+Result<std::string> read_whole_file(const std::string& path, const std::string& what) {
+  constexpr size_t kMaxBytes = 64 * 1024 * 1024;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read policy file " + path + ": " + std::strerror(errno));
+  if (!in) return make_error("cannot read " + what + " " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return make_error("cannot read policy file " + path);
+  if (in.bad()) return make_error("cannot read " + what + " " + path);
   std::string text = ss.str();
-  if (text.size() > kMaxPolicyBytes) return make_error("policy file " + path + " is too large");
+  if (text.size() > kMaxBytes) return make_error(what + " " + path + " is too large");
   return text;
 }
 
@@ -405,6 +408,14 @@ Result<Request> build_request(const Options& o) {
     return Request{"GET", "/v1/status", std::nullopt, print_status};
   }
   if (cmd == "peers") {
+    if (w.size() == 3 && w[1] == "set") {
+      auto text = read_whole_file(w[2], "peer set file");
+      if (!text) return make_error(text.error());
+      json body = json::parse(*text, nullptr, false);
+      if (body.is_discarded()) return make_error("peer set file " + w[2] + " is not JSON");
+      return Request{"PUT", "/v1/peers", std::move(body),
+                     say("the admin peers are now the set in " + w[2])};
+    }
     if (auto e = want(1, "peers")) return *e;
     return Request{"GET", "/v1/peers", std::nullopt, print_peers};
   }
@@ -456,7 +467,7 @@ Result<Request> build_request(const Options& o) {
     }
     if (sub == "set") {
       if (auto e = want(3, "policy set FILE")) return *e;
-      auto text = read_policy_file(w[2]);
+      auto text = read_whole_file(w[2], "policy file");
       if (!text) return make_error(text.error());
       return Request{"PUT", "/v1/policy", std::nullopt, say("policy from " + w[2] + " in force"),
                      std::move(*text)};

@@ -6,6 +6,7 @@
 #include <array>
 #include <exception>
 #include <future>
+#include <set>
 #include <utility>
 
 #include "control/admin/peer_json.h"
@@ -225,6 +226,33 @@ struct AdminServer::Handlers {
     reply_update(res, PeerUpsert{std::move(*peer)});
   }
 
+  // The admin source's whole peer set at once ({"peers": [peer, ...]}, each with its
+  // public_key): every peer parsed and the set validated before anything applies; the admin
+  // peers not in it are removed.
+  void put_peers(const httplib::Request& req, httplib::Response& res) const {
+    const auto body = json_body(req, res);
+    if (!body) return;
+    if (!body->is_object() || body->size() != 1 || !body->contains("peers") ||
+        !(*body)["peers"].is_array())
+      return reply_error(res, 400, "the body must be {\"peers\": [peer, ...]} and nothing else");
+    PeerSet set;
+    std::set<wg::Key> seen;
+    const json& peers = (*body)["peers"];
+    set.peers.reserve(peers.size());
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (!peers[i].is_object() || !peers[i].contains("public_key"))
+        return reply_error(res, 400, "peers[" + std::to_string(i) + "]: needs a public_key");
+      auto peer = peer_from_json(peers[i], nullptr);
+      if (!peer) return reply_error(res, 400, "peers[" + std::to_string(i) + "]: " + peer.error());
+      if (!seen.insert(peer->public_key).second)
+        return reply_error(res, 400,
+                           "peers[" + std::to_string(i) + "]: public key " +
+                               wg::key_to_base64(peer->public_key) + " appears twice");
+      set.peers.push_back(std::move(*peer));
+    }
+    reply_update(res, std::move(set));
+  }
+
   void delete_peer(const httplib::Request& req, httplib::Response& res) const {
     const auto key = url_key(req, res);
     if (key) reply_update(res, PeerRemove{*key});
@@ -317,7 +345,7 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
   };
   const std::array<Route, 7> routes = {{
       {"/v1/status", bind(&Handlers::get_status), nullptr, nullptr, nullptr},
-      {"/v1/peers", bind(&Handlers::get_peers), nullptr, nullptr, nullptr},
+      {"/v1/peers", bind(&Handlers::get_peers), nullptr, bind(&Handlers::put_peers), nullptr},
       {std::string(kPeerPath), bind(&Handlers::get_peer), nullptr, bind(&Handlers::put_peer),
        bind(&Handlers::delete_peer)},
       {"/v1/policy", bind(&Handlers::get_policy), nullptr, bind(&Handlers::put_policy),

@@ -126,8 +126,18 @@ class ModelControl {
     peers_.erase(it);
     return {};
   }
-  // The admin API never sends a whole set (etcd does); the model applies it like control.
+  // A whole set (PUT /v1/peers, etcd's load): checked whole as control does, then swapped.
   UpdateResult apply_one(const PeerSet& u, const std::string& source) {
+    std::vector<PeerConfig> candidate = u.peers;
+    for (const auto& [k, e] : peers_) {
+      if (e.source == source) continue;
+      for (const PeerConfig& p : u.peers)
+        if (p.public_key == k)
+          return {UpdateError::kConflict, "the peer belongs to the " + e.source, 0};
+      candidate.push_back(e.peer);
+    }
+    if (Status valid = validate_peers(candidate); !valid)
+      return {UpdateError::kConflict, valid.error(), 0};
     std::erase_if(peers_, [&](const auto& kv) { return kv.second.source == source; });
     for (const PeerConfig& p : u.peers) peers_[p.public_key] = {p, source};
     return {};
@@ -357,6 +367,34 @@ TEST_F(AdminApi, PutReplacesAPeerWhole) {
   const json p = ok_json(client().Get(peer_path(kKey2)));
   EXPECT_EQ(p["allowed_ips"], json({"10.8.0.0/24"}));
   EXPECT_TRUE(p["user"].is_null());
+}
+
+TEST_F(AdminApi, PutPeersReplacesTheAdminSetWholeOrNotAtAll) {
+  start();
+  ok_json(put_json(peer_path(kKey2), {{"allowed_ips", {"10.9.0.0/24"}}}));
+  std::string k3(kKey2);
+  k3[0] = k3[0] == 'A' ? 'B' : 'A';
+  const json set = {
+      {"peers", {{{"public_key", k3}, {"allowed_ips", {"10.7.0.0/24"}}, {"user", "c@d"}}}}};
+  const json r = ok_json(put_json("/v1/peers", set));
+  EXPECT_EQ(r["generation"], 2);
+  // kKey2 (admin) is gone, k3 is in; the file's peer (kKey1) stays.
+  EXPECT_TRUE(is_error(client().Get(peer_path(kKey2)), 404, "no peer"));
+  EXPECT_EQ(ok_json(client().Get(peer_path(k3)))["user"], "c@d");
+  // Bad sets change nothing: a bad peer, a duplicate, a missing key, an overlap.
+  const json dup = {{"peers",
+                     {{{"public_key", k3}, {"allowed_ips", {"10.6.0.0/24"}}},
+                      {{"public_key", k3}, {"allowed_ips", {"10.5.0.0/24"}}}}}};
+  EXPECT_TRUE(is_error(put_json("/v1/peers", dup), 400, "appears twice"));
+  EXPECT_TRUE(is_error(put_json("/v1/peers", {{"peers", {{{"allowed_ips", {"10.6.0.0/24"}}}}}}),
+                       400, "needs a public_key"));
+  EXPECT_TRUE(is_error(put_json("/v1/peers", {{"peers", {{{"public_key", k3}, {"color", 1}}}}}),
+                       400, "unknown field"));
+  EXPECT_TRUE(is_error(put_json("/v1/peers", {{"peer", json::array()}}), 400, "the body must be"));
+  const json overlap = {{"peers", {{{"public_key", k3}, {"allowed_ips", {"100.64.0.99/32"}}}}}};
+  EXPECT_EQ(put_json("/v1/peers", overlap)->status, 409);
+  EXPECT_EQ(ok_json(client().Get("/v1/status"))["generation"], 2);
+  EXPECT_EQ(ok_json(client().Get(peer_path(k3)))["allowed_ips"], json({"10.7.0.0/24"}));
 }
 
 TEST_F(AdminApi, DeleteRemovesAPeerAndThenSaysNotFound) {
@@ -594,6 +632,21 @@ TEST_F(AdminApi, CtlStatusAndPeersPrintTablesOrJson) {
   const json j = json::parse(out_, nullptr, false);
   ASSERT_TRUE(j.is_object()) << out_;
   EXPECT_EQ(j["peers"][0]["public_key"], kFileKey);
+}
+
+TEST_F(AdminApi, CtlPeersSetSendsTheFileWholeAndRefusedSetsExit1) {
+  start();
+  const std::string good = dir_.write(
+      "set.json",
+      json{{"peers", {{{"public_key", kKey2}, {"allowed_ips", {"10.9.0.0/24"}}}}}}.dump(), 0600);
+  EXPECT_EQ(ctl({"peers", "set", good}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("now the set in"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"--json", "peer", "get", std::string(kKey2)}), kCtlOk) << err_;
+  const std::string bad = dir_.write("bad.json", R"({"peers": [{"allowed_ips": []}]})", 0600);
+  EXPECT_EQ(ctl({"peers", "set", bad}), kCtlRefused);
+  EXPECT_NE(err_.find("needs a public_key"), std::string::npos) << err_;
+  const std::string not_json = dir_.write("nj.json", "peers: []", 0600);
+  EXPECT_EQ(ctl({"peers", "set", not_json}), kCtlUsage);
 }
 
 TEST_F(AdminApi, CtlPeerAddGetRemove) {
