@@ -363,7 +363,6 @@ void Gateway::publish_admin_view() {
   if (exporter_)
     v->sources["ipfix"].ok =
         exporter_->counters().state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp);
-  std::map<wg::Key, const PeerStatus*> status;
   const auto rows = wg_->peer_status();
   std::map<std::string, const PeerStatus*> by_key;
   for (const PeerStatus& ps : rows) by_key[ps.public_key] = &ps;

@@ -78,7 +78,6 @@ bool FragmentPark::hold(Worker& w, const Key& k, rte_mbuf* m, uint64_t now) noex
   if (e->n == kHeld) return false;
   e->held[e->n++] = m;
   ++n_held_;
-  ++held_total_;
   return true;
 }
 

@@ -71,8 +71,6 @@ class FragmentPark {
   // while holding().
   void expire(Worker& w, uint64_t now) noexcept;
 
-  uint64_t held_total() const noexcept { return held_total_; }
-
  private:
   struct Entry {
     Key key;
@@ -96,7 +94,6 @@ class FragmentPark {
   Entry entries_[kSets * kWays] = {};
   uint64_t timeout_ = 0;
   unsigned n_held_ = 0;
-  uint64_t held_total_ = 0;
 };
 
 }  // namespace exitgw::dp

@@ -7,101 +7,22 @@
 #include <vector>
 
 #include "dataplane/domain/domain_burst.h"
+#include "tests/support/inner_packets.h"
 
 namespace exitgw::dp::domain {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-void put16(Bytes& b, size_t v) {
-  b.push_back(uint8_t(v >> 8));
-  b.push_back(uint8_t(v));
-}
-
-// An IPv4 packet (no options) around an L4 header and payload.
-Bytes ipv4(uint8_t proto, const Bytes& l4, uint16_t frag = 0) {
-  Bytes b = {0x45, 0};
-  put16(b, 20 + l4.size());
-  put16(b, 1);
-  put16(b, frag);
-  b.push_back(64);
-  b.push_back(proto);
-  put16(b, 0);
-  for (uint8_t x : {100, 64, 0, 2, 93, 184, 216, 34}) b.push_back(x);
-  b.insert(b.end(), l4.begin(), l4.end());
-  return b;
-}
-
-Bytes udp(uint16_t dport, const Bytes& payload) {
-  Bytes l4;
-  put16(l4, 40000);
-  put16(l4, dport);
-  put16(l4, 8 + payload.size());
-  put16(l4, 0);
-  l4.insert(l4.end(), payload.begin(), payload.end());
-  return ipv4(17, l4);
-}
-
-Bytes tcp(uint16_t dport, const Bytes& payload, uint8_t data_offset_words = 5) {
-  Bytes l4;
-  put16(l4, 40000);
-  put16(l4, dport);
-  for (int i = 0; i < 8; ++i) l4.push_back(0);  // seq, ack
-  l4.push_back(uint8_t(data_offset_words << 4));
-  l4.push_back(0x18);  // PSH|ACK
-  put16(l4, 65535);
-  put16(l4, 0);
-  put16(l4, 0);
-  l4.resize(l4.size() + (data_offset_words - 5) * 4, 1);  // NOP options
-  l4.insert(l4.end(), payload.begin(), payload.end());
-  return ipv4(6, l4);
-}
+using testing::Bytes;
+using testing::client_hello;
+using testing::ipv4;
+using testing::tcp;
+using testing::udp;
 
 Bytes dns_query(const std::string& dotted) {
-  Bytes b = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
-  size_t start = 0;
-  while (start <= dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    b.push_back(uint8_t(dot - start));
-    b.insert(b.end(), dotted.begin() + long(start), dotted.begin() + long(dot));
-    start = dot + 1;
-  }
-  b.push_back(0);
-  put16(b, 28);
-  put16(b, 1);
-  return b;
+  return testing::dns_query(dotted, 28);
 }
-
-Bytes client_hello(const std::string& host) {
-  Bytes body = {3, 3};
-  body.resize(body.size() + 32, 7);
-  body.push_back(0);
-  put16(body, 2);
-  put16(body, 0x1301);
-  body.push_back(1);
-  body.push_back(0);
-  Bytes ext;
-  put16(ext, 0);
-  put16(ext, host.size() + 5);
-  put16(ext, host.size() + 3);
-  ext.push_back(0);
-  put16(ext, host.size());
-  ext.insert(ext.end(), host.begin(), host.end());
-  put16(body, ext.size());
-  body.insert(body.end(), ext.begin(), ext.end());
-  Bytes rec = {22, 3, 1};
-  put16(rec, body.size() + 4);
-  rec.push_back(1);
-  rec.push_back(0);
-  put16(rec, body.size());
-  rec.insert(rec.end(), body.begin(), body.end());
-  return rec;
-}
-
 Bytes http(const std::string& host) {
-  const std::string s = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
-  return Bytes(s.begin(), s.end());
+  return testing::http_request(host);
 }
 
 struct Burst {
