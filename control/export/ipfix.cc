@@ -1,6 +1,8 @@
 // IPFIX encoding: the five templates, big-endian record writers, and message framing.
 #include "control/export/ipfix.h"
 
+#include <array>
+
 #include <cstring>
 
 namespace exitgw::exporter {
@@ -58,21 +60,17 @@ constexpr FieldSpec kFlowFields[] = {
     {ie::kPeerId, 4, kOurPen},
 };
 // Destination logging off: the same record without destination address and port.
-constexpr FieldSpec kFlowNoDestinationFields[] = {
-    {ie::kFlowStartMilliseconds, 8, 0},
-    {ie::kFlowEndMilliseconds, 8, 0},
-    {ie::kSourceIPv4Address, 4, 0},
-    {ie::kSourceTransportPort, 2, 0},
-    {ie::kProtocolIdentifier, 1, 0},
-    {ie::kPostNATSourceIPv4Address, 4, 0},
-    {ie::kPostNAPTSourceTransportPort, 2, 0},
-    {ie::kPacketDeltaCount, 8, 0},
-    {ie::kOctetDeltaCount, 8, 0},
-    {ie::kPacketDeltaCount, 8, ie::kReversePen},
-    {ie::kOctetDeltaCount, 8, ie::kReversePen},
-    {ie::kTcpControlBits, 2, 0},
-    {ie::kPeerId, 4, kOurPen},
-};
+constexpr bool is_destination(const FieldSpec& f) {
+  return f.pen == 0 &&
+         (f.id == ie::kDestinationIPv4Address || f.id == ie::kDestinationTransportPort);
+}
+constexpr auto kFlowNoDestinationFields = [] {
+  std::array<FieldSpec, std::size(kFlowFields) - 2> out{};
+  size_t n = 0;
+  for (const FieldSpec& f : kFlowFields)
+    if (!is_destination(f)) out[n++] = f;
+  return out;
+}();
 
 constexpr TemplateSpec kTemplates[] = {
     {kTemplateNatBlock, kNatBlockFields},
