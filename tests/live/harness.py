@@ -183,6 +183,8 @@ class Peer:
         self.priv_b64, self.priv, self.pub_b64 = wg_keypair()
         self.wg = None
         self.inbox = []  # WireGuard UDP payloads the gateway sent to this endpoint
+        # The outer UDP checksum of each of those datagrams: (field value, whether it verifies).
+        self.outer_checksums = []
 
     def peers_conf(self):
         text = "[Peer]\nPublicKey = %s\nAllowedIPs = %s/32\nUser = %s\n" % (
@@ -191,9 +193,13 @@ class Peer:
             text += "Tags = %s\n" % ", ".join(self.tags)
         return text
 
-    def send_wg(self, payload):
-        self.lab.send_tunnel(ether(self.lab.gw_tun_mac, self.lab.tunp_mac, udp4(
-            self.endpoint_ip, TUNNEL_IP, self.endpoint_port, WG_PORT, payload)))
+    def send_wg(self, payload, udp_checksum=None):
+        """udp_checksum: a value to put in the outer UDP checksum instead of the right one."""
+        frame = ether(self.lab.gw_tun_mac, self.lab.tunp_mac, udp4(
+            self.endpoint_ip, TUNNEL_IP, self.endpoint_port, WG_PORT, payload))
+        if udp_checksum is not None:
+            frame = frame[:40] + struct.pack("!H", udp_checksum) + frame[42:]
+        self.lab.send_tunnel(frame)
 
     def handshake(self, timeout=10.0):
         """Initiation, response, then a keepalive so the gateway's keypair is confirmed."""
@@ -502,6 +508,11 @@ class Lab:
                 continue
             p = by_ep.get((dst, dport))
             if p is not None:
+                length = struct.unpack("!H", f[udp + 4:udp + 6])[0]
+                field = struct.unpack("!H", f[udp + 6:udp + 8])[0]
+                pseudo = f[26:34] + struct.pack("!BBH", 0, 17, length)
+                p.outer_checksums.append((field, field == 0 or
+                                          checksum(pseudo + f[udp:udp + length]) == 0))
                 p.inbox.append(f[udp + 8:])
         return True
 

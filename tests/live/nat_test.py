@@ -327,6 +327,45 @@ class EndpointIndependentFiltering(NatCase):
         self._hairpin(a, b, 40105, 40104, b"ttl 2", ttl=2)
 
 
+def bad_checksum_transport(case, p, sport):
+    """A transport message from peer p whose outer UDP checksum is wrong; returns its inner."""
+    inner = case.udp(p, R1, sport, 7000, b"wrong outer checksum")
+    p.send_wg(p.wg.seal(bytes(inner)), udp_checksum=0x1234)
+    return inner
+
+
+class OuterUdpChecksum(NatCase):
+    """--wg_udp_checksum: 'full' (the default, as every other class runs) computes the outer
+    UDP checksum of sealed messages and drops transport messages whose checksum is wrong;
+    'aead' sends 0 and leaves received transport messages to the AEAD tag."""
+
+    flags = DET_FLAGS
+
+    def test_full_computes_it_and_drops_a_wrong_one(self):
+        p = self.lab.peers[0]
+        self.roundtrip(p, R1, 40301, 7000, b"checksummed")
+        field, valid = p.outer_checksums[-1]
+        self.assertNotEqual(field, 0)
+        self.assertTrue(valid)
+        before = self.lab.metrics()
+        bad_checksum_transport(self, p, 40302)
+        self.drop_delta(before, "udp_bad_checksum", 1)
+        self.nothing_arrives()
+
+
+class OuterUdpChecksumAead(NatCase):
+    flags = DET_FLAGS + ("--wg_udp_checksum=aead",)
+
+    def test_aead_sends_zero_and_leaves_the_transport_checksum_to_the_tag(self):
+        p = self.lab.peers[0]
+        self.roundtrip(p, R1, 40303, 7000, b"tag only")
+        self.assertEqual(p.outer_checksums[-1][0], 0)
+        before = self.lab.metrics()
+        self.expect_out(bad_checksum_transport(self, p, 40304))
+        self.assertEqual(self.lab.metrics().drop("udp_bad_checksum"),
+                         before.drop("udp_bad_checksum"))
+
+
 class Fragments(NatCase):
     """Fragments through the NAT. The internet port is libpcap here (net_pcap): DPDK's
     af_packet PMD asks the kernel to reassemble fragments (PACKET_FANOUT_FLAG_DEFRAG), so on
