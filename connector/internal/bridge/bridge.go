@@ -1,0 +1,282 @@
+// Package bridge keeps exitgw in step with the tailnet: each netmap the control client reports
+// becomes the gateway's peer set, packet filter and approval (sent only when they change),
+// and the connector's health goes to PUT /v1/tailnet.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"tailscale.com/types/key"
+	"tailscale.com/types/logger"
+	"tailscale.com/types/netmap"
+
+	"exitgw/connector/internal/adminapi"
+	"exitgw/connector/internal/login"
+	"exitgw/connector/internal/netmapconv"
+)
+
+// Source is where control client statuses come from (login.Client).
+type Source interface {
+	Changed() <-chan struct{}
+	Snapshot() login.Snapshot
+}
+
+// Config says where the updates go.
+type Config struct {
+	Admin       *adminapi.Client
+	LoginServer string
+	NodeKey     key.NodePublic // the gateway's WireGuard public key, which must stay the node key
+	// ResyncInterval is how often the gateway's status is read to notice it lost the updates
+	// (a restart): it then gets them all again.
+	ResyncInterval time.Duration
+	Logf           logger.Logf
+}
+
+// ErrNodeKeyRotated means the server gave this node another node key than exitgw's WireGuard
+// key: going on would advertise a key the gateway cannot answer for.
+var ErrNodeKeyRotated = errors.New("the coordination server rotated the node key")
+
+const (
+	requestTimeout = 10 * time.Second
+	retryMin       = time.Second
+	retryMax       = 30 * time.Second
+)
+
+// applied is what the gateway was last given successfully (nil: unknown, send it).
+type applied struct {
+	peers    *adminapi.PeerSet
+	filter   *adminapi.Filter
+	approved *bool
+	tailnet  *adminapi.Tailnet
+}
+
+type bridge struct {
+	cfg Config
+
+	lastNetMap   *netmap.NetworkMap
+	result       netmapconv.Result
+	haveNetmap   bool
+	lastNetmapAt time.Time
+	problems     []string
+
+	health  adminapi.Tailnet  // what the gateway should show
+	refused map[string]string // the gateway's refusal of each kind of update, until one applies
+
+	sent  applied
+	retry time.Duration // next retry delay after a transport error; 0 when all went through
+}
+
+// Run applies netmaps until ctx ends (nil) or the node key is rotated (ErrNodeKeyRotated).
+// The gateway keeps its last state when Run returns: nothing is cleared on the way out.
+func Run(ctx context.Context, cfg Config, src Source) error {
+	if cfg.Logf == nil {
+		cfg.Logf = logger.Discard
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 10 * time.Second
+	}
+	b := &bridge{cfg: cfg, refused: map[string]string{}}
+	b.health.NodeKey = cfg.NodeKey.String()
+	b.health.LoginServer = cfg.LoginServer
+
+	resync := time.NewTicker(cfg.ResyncInterval)
+	defer resync.Stop()
+	retryTimer := time.NewTimer(time.Hour)
+	retryTimer.Stop()
+	expiryTimer := time.NewTimer(time.Hour)
+	expiryTimer.Stop()
+	defer retryTimer.Stop()
+	defer expiryTimer.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-src.Changed():
+			if err := b.take(src.Snapshot()); err != nil {
+				b.apply(ctx) // one attempt to show the gateway why
+				return err
+			}
+		case <-expiryTimer.C:
+			b.convert(time.Now())
+		case <-retryTimer.C:
+		case <-resync.C:
+			b.checkGateway(ctx)
+		}
+		if !b.apply(ctx) && ctx.Err() == nil {
+			b.retry = min(max(2*b.retry, retryMin), retryMax)
+			retryTimer.Reset(b.retry)
+		} else {
+			b.retry = 0
+		}
+		if exp := b.result.NextExpiry; !exp.IsZero() {
+			expiryTimer.Reset(max(time.Until(exp), 0) + time.Second)
+		}
+	}
+}
+
+// take folds one control client snapshot into the desired state.
+func (b *bridge) take(s login.Snapshot) error {
+	now := time.Now()
+	if s.NetMap != nil && s.NetMap != b.lastNetMap {
+		if got := s.NetMap.NodeKey; !got.IsZero() && got != b.cfg.NodeKey {
+			return b.rotated(got, now)
+		}
+		if s.Persist.Valid() && s.Persist.PrivateNodeKey().Public() != b.cfg.NodeKey {
+			return b.rotated(s.Persist.PrivateNodeKey().Public(), now)
+		}
+		b.lastNetMap = s.NetMap
+		b.haveNetmap = true
+		b.lastNetmapAt = now
+		b.convert(now)
+	}
+	switch {
+	case s.URL != "":
+		b.setHealth(adminapi.StateLoggedOut, "the coordination server wants an interactive login; the auth key was refused or has expired (give a valid --auth-key-file)", now)
+	case s.Err != nil && b.haveNetmap:
+		b.setHealth(adminapi.StateStale, s.Err.Error(), now)
+	case s.Err != nil:
+		b.setHealth(adminapi.StateError, s.Err.Error(), now)
+	case b.haveNetmap && s.InMapPoll:
+		b.setHealth(adminapi.StateOK, "", now)
+	case b.haveNetmap:
+		b.setHealth(adminapi.StateStale, "not connected to the coordination server's map poll", now)
+	}
+	return nil
+}
+
+func (b *bridge) rotated(got key.NodePublic, now time.Time) error {
+	err := fmt.Errorf("%w: it now knows this node as %s, but exitgw's WireGuard key is %s; refusing to go on (the gateway keeps its last state). Disable key expiry for this node in the coordination server, or give exitgw the new key",
+		ErrNodeKeyRotated, got.ShortString(), b.cfg.NodeKey.ShortString())
+	b.cfg.Logf("bridge: ERROR: %v", err)
+	b.setHealth(adminapi.StateError, err.Error(), now)
+	return err
+}
+
+func (b *bridge) convert(now time.Time) {
+	if !b.haveNetmap {
+		return
+	}
+	b.result = netmapconv.Convert(b.lastNetMap, now)
+	if !slices.Equal(b.result.Problems, b.problems) {
+		for _, p := range b.result.Problems {
+			b.cfg.Logf("netmap: left out: %s", p)
+		}
+		b.problems = b.result.Problems
+	}
+}
+
+func (b *bridge) setHealth(state, message string, now time.Time) {
+	if b.health.State != state {
+		b.health.SinceUnixMs = now.UnixMilli()
+		b.cfg.Logf("bridge: tailnet %s %s", state, message)
+	}
+	b.health.State = state
+	b.health.Message = message
+}
+
+// desiredHealth is the health to report: the gateway refusing an update overrides "ok".
+func (b *bridge) desiredHealth() adminapi.Tailnet {
+	h := b.health
+	if b.haveNetmap {
+		h.LastNetmapUnixMs = b.lastNetmapAt.UnixMilli()
+	}
+	if h.State == adminapi.StateOK {
+		for _, what := range []string{"peers", "filter", "approval"} {
+			if msg, ok := b.refused[what]; ok {
+				h.State = adminapi.StateError
+				h.Message = msg
+				break
+			}
+		}
+	}
+	return h
+}
+
+// apply sends what differs from what the gateway has. It reports false if a request could
+// not be delivered (to be retried); a refusal is logged and not retried until it changes.
+func (b *bridge) apply(ctx context.Context) bool {
+	ok := true
+	if b.haveNetmap {
+		r := b.result
+		// Withdrawal goes first and a grant last, so the gateway never forwards under a
+		// peer set or filter it has not yet been given.
+		if !r.Approved {
+			ok = sendUpdate(ctx, b, &b.sent.approved, r.Approved, "approval", func(c context.Context) error {
+				return b.cfg.Admin.PostApproval(c, r.Approved)
+			}) && ok
+		}
+		ok = sendUpdate(ctx, b, &b.sent.peers, r.Peers, "peers", func(c context.Context) error {
+			return b.cfg.Admin.PutPeers(c, r.Peers)
+		}) && ok
+		ok = sendUpdate(ctx, b, &b.sent.filter, r.Filter, "filter", func(c context.Context) error {
+			return b.cfg.Admin.PutFilter(c, r.Filter)
+		}) && ok
+		if r.Approved {
+			ok = sendUpdate(ctx, b, &b.sent.approved, r.Approved, "approval", func(c context.Context) error {
+				return b.cfg.Admin.PostApproval(c, r.Approved)
+			}) && ok
+		}
+	}
+	if b.health.State != "" {
+		h := b.desiredHealth()
+		ok = sendUpdate(ctx, b, &b.sent.tailnet, h, "tailnet health", func(c context.Context) error {
+			return b.cfg.Admin.PutTailnet(c, h)
+		}) && ok
+	}
+	return ok
+}
+
+// sendUpdate delivers want unless the gateway already has it (*last). A refusal counts as sent, so
+// the same content is not pushed again.
+func sendUpdate[T any](ctx context.Context, b *bridge, last **T, want T, what string, do func(context.Context) error) bool {
+	if *last != nil && reflect.DeepEqual(**last, want) {
+		return true
+	}
+	c, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	err := do(c)
+	switch {
+	case err == nil:
+		delete(b.refused, what)
+	case adminapi.Refused(err):
+		b.cfg.Logf("bridge: ERROR: the gateway refused the %s: %v", what, err)
+		b.refused[what] = fmt.Sprintf("the gateway refused the %s: %v", what, err)
+	default:
+		if ctx.Err() == nil {
+			b.cfg.Logf("bridge: %s not delivered (will retry): %v", what, err)
+		}
+		return false
+	}
+	v := want
+	*last = &v
+	return true
+}
+
+// checkGateway notices a gateway that lost the updates (restarted): its status no longer
+// shows the health last sent. Everything is then sent again.
+func (b *bridge) checkGateway(ctx context.Context) {
+	if b.sent.tailnet == nil {
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	st, err := b.cfg.Admin.GetStatus(c)
+	if err == nil && st.Tailnet != nil && st.Tailnet.SinceUnixMs == b.sent.tailnet.SinceUnixMs &&
+		st.Tailnet.LastNetmapUnixMs == b.sent.tailnet.LastNetmapUnixMs && st.Tailnet.State == b.sent.tailnet.State {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			b.cfg.Logf("bridge: reading the gateway's status: %v", err)
+		}
+	} else {
+		b.cfg.Logf("bridge: the gateway does not show the last tailnet state (restarted?): sending everything again")
+	}
+	b.sent = applied{}
+}
