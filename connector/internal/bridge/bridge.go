@@ -138,6 +138,8 @@ func (b *bridge) take(s login.Snapshot) error {
 	switch {
 	case s.URL != "":
 		b.setHealth(adminapi.StateLoggedOut, "the coordination server wants an interactive login; the auth key was refused or has expired (give a valid --auth-key-file)", now)
+	case b.haveNetmap && selfExpired(b.lastNetMap, now):
+		b.setHealth(adminapi.StateLoggedOut, "this node's key expired in the coordination server: disable key expiry for the gateway's node (or use a tagged auth key), then restart the connector", now)
 	case s.Err != nil && b.haveNetmap:
 		b.setHealth(adminapi.StateStale, s.Err.Error(), now)
 	case s.Err != nil:
@@ -148,6 +150,11 @@ func (b *bridge) take(s login.Snapshot) error {
 		b.setHealth(adminapi.StateStale, "not connected to the coordination server's map poll", now)
 	}
 	return nil
+}
+
+func selfExpired(nm *netmap.NetworkMap, now time.Time) bool {
+	exp := nm.SelfKeyExpiry()
+	return nm.SelfNode.Valid() && (nm.SelfNode.Expired() || (!exp.IsZero() && !exp.After(now)))
 }
 
 func (b *bridge) rotated(got key.NodePublic, now time.Time) error {

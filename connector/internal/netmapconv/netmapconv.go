@@ -80,7 +80,7 @@ func Convert(nm *netmap.NetworkMap, now time.Time) Result {
 		r.Peers.Peers = []adminapi.Peer{}
 		return r
 	}
-	r.Approved = approved(nm)
+	r.Approved = approved(nm, now)
 	r.convertPeers(nm, now)
 	r.convertFilter(nm.PacketFilterRules.AsSlice())
 	return r
@@ -88,13 +88,18 @@ func Convert(nm *netmap.NetworkMap, now time.Time) Result {
 
 // approved: the self node has the IPv4 exit route among its AllowedIPs or PrimaryRoutes,
 // which is how a coordination server says an admin (or autoApprovers) approved it.
-func approved(nm *netmap.NetworkMap) bool {
+func approved(nm *netmap.NetworkMap, now time.Time) bool {
 	self := nm.SelfNode
-	if !self.Valid() || self.Expired() {
+	if !self.Valid() || expired(self, now) {
 		return false
 	}
 	return slices.Contains(self.AllowedIPs().AsSlice(), exitRouteV4) ||
 		slices.Contains(self.PrimaryRoutes().AsSlice(), exitRouteV4)
+}
+
+// expired: the server says so, or the node key's expiry has passed.
+func expired(n tailcfg.NodeView, now time.Time) bool {
+	return n.Expired() || (!n.KeyExpiry().IsZero() && !n.KeyExpiry().After(now))
 }
 
 func (r *Result) problem(format string, args ...any) {
@@ -121,7 +126,7 @@ func (r *Result) convertPeers(nm *netmap.NetworkMap, now time.Time) {
 			r.problem("%s: no node key", nodeName(n))
 			continue
 		}
-		if n.Expired() || (!n.KeyExpiry().IsZero() && !n.KeyExpiry().After(now)) {
+		if expired(n, now) {
 			r.Counts.PeersExpired++
 			continue
 		}

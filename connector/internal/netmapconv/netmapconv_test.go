@@ -198,6 +198,7 @@ func TestApproval(t *testing.T) {
 		{"only ::/0 approved: exitgw forwards IPv4", selfNode("100.64.0.1/32", "::/0"), false},
 		{"a subnet route is not the exit route", selfNode("100.64.0.1/32", "10.0.0.0/8"), false},
 		{"self node expired", func() *tailcfg.Node { n := selfNode("0.0.0.0/0"); n.Expired = true; return n }(), false},
+		{"self node key past its expiry", func() *tailcfg.Node { n := selfNode("0.0.0.0/0"); n.KeyExpiry = now; return n }(), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
