@@ -132,7 +132,7 @@ func run(ctx context.Context, o *options) error {
 		loc = &o.location
 	}
 	logf := func(format string, args ...any) {
-		if !o.verbose && strings.HasPrefix(format, "[v") {
+		if !o.verbose && (strings.Contains(format, "[v1]") || strings.Contains(format, "[v2]")) {
 			return
 		}
 		log.Printf(format, args...)

@@ -67,8 +67,9 @@ type bridge struct {
 	health  adminapi.Tailnet  // what the gateway should show
 	refused map[string]string // the gateway's refusal of each kind of update, until one applies
 
-	sent  applied
-	retry time.Duration // next retry delay after a transport error; 0 when all went through
+	sent        applied
+	retry       time.Duration // next retry delay after a transport error; 0 when all went through
+	undelivered string        // the last delivery error logged, so a run of them is logged once
 }
 
 // Run applies netmaps until ctx ends (nil) or the node key is rotated (ErrNodeKeyRotated).
@@ -208,35 +209,46 @@ func (b *bridge) desiredHealth() adminapi.Tailnet {
 // apply sends what differs from what the gateway has. It reports false if a request could
 // not be delivered (to be retried); a refusal is logged and not retried until it changes.
 func (b *bridge) apply(ctx context.Context) bool {
-	ok := true
+	var steps []func() bool
 	if b.haveNetmap {
 		r := b.result
-		// Withdrawal goes first and a grant last, so the gateway never forwards under a
-		// peer set or filter it has not yet been given.
-		if !r.Approved {
-			ok = sendUpdate(ctx, b, &b.sent.approved, r.Approved, "approval", func(c context.Context) error {
+		approval := func() bool {
+			return sendUpdate(ctx, b, &b.sent.approved, r.Approved, "approval", func(c context.Context) error {
 				return b.cfg.Admin.PostApproval(c, r.Approved)
-			}) && ok
+			})
 		}
-		ok = sendUpdate(ctx, b, &b.sent.peers, r.Peers, "peers", func(c context.Context) error {
-			return b.cfg.Admin.PutPeers(c, r.Peers)
-		}) && ok
-		ok = sendUpdate(ctx, b, &b.sent.filter, r.Filter, "filter", func(c context.Context) error {
-			return b.cfg.Admin.PutFilter(c, r.Filter)
-		}) && ok
+		// A withdrawal goes first and a grant last, and a step that cannot be delivered stops
+		// the ones after it: the gateway never forwards under a peer set or filter it lacks.
+		if !r.Approved {
+			steps = append(steps, approval)
+		}
+		steps = append(steps, func() bool {
+			return sendUpdate(ctx, b, &b.sent.peers, r.Peers, "peers", func(c context.Context) error {
+				return b.cfg.Admin.PutPeers(c, r.Peers)
+			})
+		}, func() bool {
+			return sendUpdate(ctx, b, &b.sent.filter, r.Filter, "filter", func(c context.Context) error {
+				return b.cfg.Admin.PutFilter(c, r.Filter)
+			})
+		})
 		if r.Approved {
-			ok = sendUpdate(ctx, b, &b.sent.approved, r.Approved, "approval", func(c context.Context) error {
-				return b.cfg.Admin.PostApproval(c, r.Approved)
-			}) && ok
+			steps = append(steps, approval)
 		}
 	}
 	if b.health.State != "" {
-		h := b.desiredHealth()
-		ok = sendUpdate(ctx, b, &b.sent.tailnet, h, "tailnet health", func(c context.Context) error {
-			return b.cfg.Admin.PutTailnet(c, h)
-		}) && ok
+		steps = append(steps, func() bool {
+			h := b.desiredHealth() // after the updates: it names a refusal of one
+			return sendUpdate(ctx, b, &b.sent.tailnet, h, "tailnet health", func(c context.Context) error {
+				return b.cfg.Admin.PutTailnet(c, h)
+			})
+		})
 	}
-	return ok
+	for _, step := range steps {
+		if !step() {
+			return false
+		}
+	}
+	return true
 }
 
 // sendUpdate delivers want unless the gateway already has it (*last). A refusal counts as sent, so
@@ -251,13 +263,18 @@ func sendUpdate[T any](ctx context.Context, b *bridge, last **T, want T, what st
 	switch {
 	case err == nil:
 		delete(b.refused, what)
+		if b.undelivered != "" {
+			b.cfg.Logf("bridge: the gateway's admin API answers again")
+			b.undelivered = ""
+		}
 	case adminapi.Refused(err):
 		b.cfg.Logf("bridge: ERROR: the gateway refused the %s: %v", what, err)
 		b.refused[what] = fmt.Sprintf("the gateway refused the %s: %v", what, err)
 	default:
-		if ctx.Err() == nil {
-			b.cfg.Logf("bridge: %s not delivered (will retry): %v", what, err)
+		if ctx.Err() == nil && b.undelivered == "" {
+			b.cfg.Logf("bridge: %s not delivered (retrying with backoff): %v", what, err)
 		}
+		b.undelivered = err.Error()
 		return false
 	}
 	v := want
