@@ -290,7 +290,8 @@ func (r *Result) convertFilter(rules []tailcfg.FilterRule) {
 	}
 }
 
-// protocols: empty means TCP, UDP and ICMP; numbers outside 0-255 are named and skipped;
+// protocols: empty means TCP, UDP and ICMP; numbers outside 1-255 (what exitgw takes) are
+// named and skipped;
 // ICMPv6 is left out. An explicit list that ends up empty gives none (the rule is dropped).
 func (r *Result) protocols(where string, in []int) []int {
 	if len(in) == 0 {
@@ -299,8 +300,8 @@ func (r *Result) protocols(where string, in []int) []int {
 	out := []int{}
 	for _, p := range in {
 		switch {
-		case p < 0 || p > 255:
-			r.problem("%s: IPProto %d is not a protocol number 0-255; skipped", where, p)
+		case p < 1 || p > 255:
+			r.problem("%s: IPProto %d is not a protocol number 1-255; skipped", where, p)
 		case p == protoICMPv6:
 		case !slices.Contains(out, p):
 			out = append(out, p)
