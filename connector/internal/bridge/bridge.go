@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"tailscale.com/types/key"
 	"tailscale.com/types/logger"
@@ -63,6 +64,7 @@ type bridge struct {
 	haveNetmap   bool
 	lastNetmapAt time.Time
 	problems     []string
+	counts       string // the last summary logged
 
 	health  adminapi.Tailnet  // what the gateway should show
 	refused map[string]string // the gateway's refusal of each kind of update, until one applies
@@ -139,6 +141,8 @@ func (b *bridge) take(s login.Snapshot) error {
 	switch {
 	case s.URL != "":
 		b.setHealth(adminapi.StateLoggedOut, "the coordination server wants an interactive login; the auth key was refused or has expired (give a valid --auth-key-file)", now)
+	case b.haveNetmap && b.lastNetMap.SelfNode.Valid() && !b.lastNetMap.SelfNode.MachineAuthorized():
+		b.setHealth(adminapi.StateLoggedOut, "this machine waits for an admin to authorize it in the coordination server", now)
 	case b.haveNetmap && selfExpired(b.lastNetMap, now):
 		b.setHealth(adminapi.StateLoggedOut, "this node's key expired in the coordination server: disable key expiry for the gateway's node (or use a tagged auth key), then restart the connector", now)
 	case s.Err != nil && b.haveNetmap:
@@ -177,6 +181,16 @@ func (b *bridge) convert(now time.Time) {
 		}
 		b.problems = b.result.Problems
 	}
+	r := b.result
+	c := r.Counts
+	summary := fmt.Sprintf("%d peers (left out: %d expired, %d unauthorized, %d with a problem; %d IPv6 addresses), "+
+		"%d filter rules (dropped: %d CapGrant-only, %d with nothing IPv4; left out: %d cap: sources, %d IPv6 entries), approved=%v",
+		len(r.Peers.Peers), c.PeersExpired, c.PeersUnauthorized, len(r.Problems), c.IPv6AddressesOmitted,
+		len(r.Filter.Rules), c.RulesCapGrantOnly, c.RulesIPv6Only, c.CapSourcesOmitted, c.IPv6EntriesOmitted, r.Approved)
+	if summary != b.counts {
+		b.cfg.Logf("netmap: %s", summary)
+		b.counts = summary
+	}
 }
 
 func (b *bridge) setHealth(state, message string, now time.Time) {
@@ -185,7 +199,22 @@ func (b *bridge) setHealth(state, message string, now time.Time) {
 		b.cfg.Logf("bridge: tailnet %s %s", state, message)
 	}
 	b.health.State = state
-	b.health.Message = message
+	b.health.Message = truncate(message, maxMessageBytes)
+}
+
+// maxMessageBytes is the longest health message exitgw takes (control/admin/tailnet_api.cc).
+const maxMessageBytes = 1024
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // desiredHealth is the health to report: the gateway refusing an update overrides "ok".

@@ -10,9 +10,11 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration/testcontrol"
@@ -311,6 +313,39 @@ func TestRefusedUpdateIsReportedAndNotRetriedUnchanged(t *testing.T) {
 	if n := len(admintest.Of[adminapi.Filter](admin, "/v1/filter")); n != 1 {
 		t.Errorf("the refused filter was sent %d times; once is enough until it changes", n)
 	}
+	cancel()
+	<-done
+}
+
+func TestUnauthorizedSelfIsLoggedOutAndLongMessagesFit(t *testing.T) {
+	admin := admintest.New("tok")
+	defer admin.Close()
+	gwKey := key.NewNode()
+	self := (&tailcfg.Node{ID: 1, Key: gwKey.Public()}).View() // MachineAuthorized false
+	src := &source{ch: make(chan struct{}, 1), snap: login.Snapshot{
+		NetMap:   &netmap.NetworkMap{SelfNode: self, NodeKey: gwKey.Public()},
+		LoggedIn: true, InMapPoll: true,
+	}}
+	src.ch <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: gwKey.Public(),
+			ResyncInterval: time.Hour, Logf: t.Logf}, src)
+	}()
+	waitFor(t, "logged_out for an unauthorized machine", func() bool { return lastTailnet(admin).State == adminapi.StateLoggedOut })
+	if a := lastApproval(admin); a == nil || *a {
+		t.Errorf("approval %v; an unauthorized node is not approved", a)
+	}
+
+	src.snap.NetMap = &netmap.NetworkMap{SelfNode: (&tailcfg.Node{ID: 1, Key: gwKey.Public(), MachineAuthorized: true}).View(), NodeKey: gwKey.Public()}
+	src.snap.InMapPoll = false
+	src.snap.Err = errors.New(strings.Repeat("é", 2000))
+	src.ch <- struct{}{}
+	waitFor(t, "a stale health with the long error cut to fit", func() bool {
+		h := lastTailnet(admin)
+		return h.State == adminapi.StateStale && len(h.Message) <= 1024 && strings.HasSuffix(h.Message, "é...") && utf8.ValidString(h.Message)
+	})
 	cancel()
 	<-done
 }
