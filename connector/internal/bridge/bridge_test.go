@@ -262,6 +262,22 @@ type source struct {
 func (s *source) Changed() <-chan struct{} { return s.ch }
 func (s *source) Snapshot() login.Snapshot { return s.snap }
 
+// startBridge runs the bridge on src until the returned stop is called.
+func startBridge(t *testing.T, admin *admintest.Server, nodeKey key.NodePublic, src bridge.Source) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: nodeKey,
+			ResyncInterval: time.Hour, Logf: t.Logf}, src)
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
 func TestRotatedNodeKeyStopsWithAClearError(t *testing.T) {
 	admin := admintest.New("tok")
 	defer admin.Close()
@@ -298,12 +314,8 @@ func TestRefusedUpdateIsReportedAndNotRetriedUnchanged(t *testing.T) {
 		LoggedIn: true, InMapPoll: true,
 	}}
 	src.ch <- struct{}{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: gwKey.Public(),
-			ResyncInterval: time.Hour, Logf: t.Logf}, src)
-	}()
+	stop := startBridge(t, admin, gwKey.Public(), src)
+	defer stop()
 	waitFor(t, "health error naming the refusal", func() bool {
 		h := lastTailnet(admin)
 		return h.State == adminapi.StateError && h.Message == "the gateway refused the filter: admin API PUT /v1/filter: HTTP 400: rules[0].dst[0]: bad"
@@ -313,8 +325,6 @@ func TestRefusedUpdateIsReportedAndNotRetriedUnchanged(t *testing.T) {
 	if n := len(admintest.Of[adminapi.Filter](admin, "/v1/filter")); n != 1 {
 		t.Errorf("the refused filter was sent %d times; once is enough until it changes", n)
 	}
-	cancel()
-	<-done
 }
 
 func TestUnauthorizedSelfIsLoggedOutAndLongMessagesFit(t *testing.T) {
@@ -327,12 +337,8 @@ func TestUnauthorizedSelfIsLoggedOutAndLongMessagesFit(t *testing.T) {
 		LoggedIn: true, InMapPoll: true,
 	}}
 	src.ch <- struct{}{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: gwKey.Public(),
-			ResyncInterval: time.Hour, Logf: t.Logf}, src)
-	}()
+	stop := startBridge(t, admin, gwKey.Public(), src)
+	defer stop()
 	waitFor(t, "logged_out for an unauthorized machine", func() bool { return lastTailnet(admin).State == adminapi.StateLoggedOut })
 	if a := lastApproval(admin); a == nil || *a {
 		t.Errorf("approval %v; an unauthorized node is not approved", a)
@@ -346,6 +352,4 @@ func TestUnauthorizedSelfIsLoggedOutAndLongMessagesFit(t *testing.T) {
 		h := lastTailnet(admin)
 		return h.State == adminapi.StateStale && len(h.Message) <= 1024 && strings.HasSuffix(h.Message, "é...") && utf8.ValidString(h.Message)
 	})
-	cancel()
-	<-done
 }
