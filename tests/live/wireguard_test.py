@@ -116,12 +116,14 @@ class Keepalives(LiveCase):
             self.lab.metrics().sum("exitgw_wg_keepalives_sent_total") - sent_before, 1)
 
     def test_persistent_keepalive_every_interval(self):
-        got = self.keepalives(self.lab.peers[1], 4.5)
-        gaps = [b - a for a, b in zip(got, got[1:])]
-        self.assertGreaterEqual(len(got), 3, "keepalives at %s" % got)
-        for g in gaps:
-            self.assertGreater(g, 0.7, gaps)
-            self.assertLess(g, 1.6, gaps)
+        got = self.keepalives(self.lab.peers[1], 5.5)
+        # About one a second. Read times, not send times: a busy test host may read two at
+        # once, so the mean spacing is checked, not each gap.
+        self.assertGreaterEqual(len(got), 4, "keepalives at %s" % got)
+        self.assertLessEqual(len(got), 7, "keepalives at %s" % got)
+        mean = (got[-1] - got[0]) / (len(got) - 1)
+        self.assertGreater(mean, 0.8, got)
+        self.assertLess(mean, 1.4, got)
 
 
 class RejectAfterTime(LiveCase):
