@@ -18,7 +18,7 @@
 
 #include "common/result.h"
 #include "common/wg_state.h"
-#include "control/file_watch.h"
+#include "control/bounded_file.h"
 #include "control/neighbor.h"
 #include "control/peers_config.h"
 #include "control/policy/compile.h"
@@ -166,8 +166,7 @@ class WireGuard {
     uint32_t slot;     // or a peer slot to reuse (UINT32_MAX: none)
   };
   std::deque<Deferred> deferred_;
-  FileWatch watch_;
-  uint64_t reload_due_ns_ = 0;
+  StableFileWatch watch_;
   uint64_t under_load_until_ns_ = 0;
   bool draining_ = false;
   uint64_t hz_;
