@@ -4,8 +4,8 @@
   /usr/bin/python3 tests/e2e/control_test.py --exitgw build/control/exitgw [-v] [unittest args]
 
 The worst an operator (or an attacker with write access to the config directory) can do to
-the control side, all at once: a FIFO swapped in for the peers file, a policy whose 32 nested
-groups each list the next twice, and 300 regex domain rules. Meanwhile a client's fresh
+the control side, all at once: a FIFO swapped in for the peers file, a policy whose groups
+nest 32 deep, each listing the next twice, and 300 regex domain rules. Meanwhile a client's fresh
 handshake must complete (the control thread answers handshakes), the running peers stay,
 and /readyz stays truthful (200 while the control thread runs, with a fresh heartbeat).
 Root only; the lab's name is unique to this process and it is always taken down.
@@ -112,7 +112,7 @@ class ControlTest(unittest.TestCase):
         try:
             # All at once: the FIFO in place of the peers file, the nested policy, 300 regexes.
             os.replace(fifo, peers_file)
-            replace_atomically(self.policy, nested_policy(32))
+            replace_atomically(self.policy, nested_policy(31))  # under group:lab: 32 deep
             replace_atomically(self.domains, regex_domains(300))
             ready = []
             hs_s = None
@@ -131,9 +131,10 @@ class ControlTest(unittest.TestCase):
             m1 = L.Metrics(NAME)
             ready.append(L.readyz(NAME))
         finally:
-            if os.path.exists(peers_file) and not os.path.isfile(peers_file):
-                os.unlink(peers_file)
-            L.write_peers(NAME, original_peers)
+            ok0 = L.metric_sum(NAME, "exitgw_wg_peers_reloads_total", result="ok")
+            L.write_peers(NAME, original_peers)  # renamed over the FIFO
+            L.wait_until(lambda: L.metric_sum(NAME, "exitgw_wg_peers_reloads_total",
+                                              result="ok") > ok0, 10)
         print("\n  fresh handshakes within %.2f s of the load; 300 regexes published after %.1f s"
               % (hs_s, t_domains), end=" ")
         log = L.gateway_log(NAME)
@@ -146,7 +147,9 @@ class ControlTest(unittest.TestCase):
                            m0.get("exitgw_wg_peers_reloads_total", result="rejected"))
         # The nested policy was expanded (memoised) and applied; the 300 rules too.
         self.assertGreater(m1.get("exitgw_policy_reloads_total", result="ok"),
-                           m0.get("exitgw_policy_reloads_total", result="ok"))
+                           m0.get("exitgw_policy_reloads_total", result="ok"),
+                           "the nested policy was not applied:\n%s\n%s"
+                           % (m1.nonzero("exitgw_policy"), log[-3000:]))
         self.assertTrue(applied, "the 300-regex domain list was never published:\n%s"
                         % log[-2000:])
         self.assertEqual(m1.get("exitgw_domain_rules"), m0.get("exitgw_domain_rules") + 300)
@@ -158,9 +161,16 @@ class ControlTest(unittest.TestCase):
             self.assertEqual((tx, rx), (3, 3), "%s lost the tunnel:\n%s" % (c, out))
 
     def test_rejected_domain_list_is_counted_and_shown_and_keeps_the_generation(self):
-        m0 = L.Metrics(NAME)
-        generation = m0.get("exitgw_config_generation")
-        original = open(self.domains).read()
+        # Start from a settled generation (nothing else pending for a second).
+        last = [None]
+
+        def settled():
+            g, last[0] = last[0], L.Metrics(NAME).get("exitgw_config_generation")
+            return g == last[0]
+        L.wait_until(settled, 15, step=1.0)
+        generation = last[0]
+        with open(self.domains) as f:
+            original = f.read()
         try:
             replace_atomically(self.domains, original + "block regex ^.*$\n")
             ok = L.wait_until(lambda: L.metric_sum(NAME, "exitgw_domain_reloads_total",
@@ -175,7 +185,8 @@ class ControlTest(unittest.TestCase):
                         % L.gateway_log(NAME)[-2000:])
         self.assertIn("can match the empty name", L.gateway_log(NAME))
         self.assertEqual(m1.get("exitgw_config_generation"), generation,
-                         "a rejected domain reload advanced the configuration generation")
+                         "a rejected domain reload advanced the configuration generation:\n%s"
+                         % L.gateway_log(NAME)[-3000:])
         self.assertTrue(shown, "the domain file's health was not shown as failed")
 
 
