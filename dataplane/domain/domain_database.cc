@@ -72,7 +72,7 @@ std::string expression_for(const DomainRule& rule) {
 std::string describe(const DomainList& list, size_t index) {
   const DomainRule& r = list.rules[index];
   return cat({list.origin, ":", std::to_string(r.line), ": ", kMatchKindNames[size_t(r.kind)], " '",
-              escape_for_log(r.pattern), "'"});
+              escape_for_log(r.pattern, 256, /*escape_backslash=*/false), "'"});
 }
 
 // Refuses a regex that can match the empty name: it would match every name, and Hyperscan
