@@ -30,7 +30,8 @@ Status ExitPolicy::load_files() {
   }
   policy::Approvals approvals;
   if (!opt_.approvals_file.empty()) {
-    auto text = read_bounded_file(opt_.approvals_file, "approvals file", policy::kApprovalsMaxBytes);
+    auto text =
+        read_bounded_file(opt_.approvals_file, "approvals file", policy::kApprovalsMaxBytes);
     if (!text) return make_error("--approvals_file: " + text.error());
     auto a = policy::parse_approvals(*text, opt_.approvals_file);
     if (!a) return make_error(a.error());
