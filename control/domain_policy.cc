@@ -15,36 +15,65 @@ DomainPolicy::~DomainPolicy() {
   ctx_.domains.store(nullptr);
 }
 
-Status DomainPolicy::load_and_publish() {
-  auto list = dp::domain::load_domain_list(path_);
-  if (!list) return make_error(list.error());
-  // One counter row per worker; at least one so a context without workers still compiles.
-  auto db = dp::domain::compile(*list, std::max(1u, ctx_.n_workers));
-  if (!db) return make_error(db.error());
-  auto next = std::make_unique<dp::domain::DomainDatabase>(std::move(*db));
+Result<dp::domain::DomainList> DomainPolicy::load() const {
+  auto text = read_bounded_file(path_, "domain list file", dp::domain::kMaxListBytes);
+  if (!text) return make_error(text.error());
+  return dp::domain::parse_domain_list(*text, path_);
+}
+
+void DomainPolicy::publish(dp::domain::DomainDatabase db) {
+  auto next = std::make_unique<dp::domain::DomainDatabase>(std::move(db));
   rules_ = next->list().rules.size();
   ctx_.domains.store(next.get(), std::memory_order_release);
   if (current_) retired_.push_back(Retired{rte_rcu_qsbr_start(ctx_.rcu), std::move(current_)});
   current_ = std::move(next);
   log_info("domains: " + std::to_string(rules_.load()) + " rules from " + path_);
   publish_status();
-  return Ok{};
+}
+
+void DomainPolicy::reject(const std::string& why) {
+  ++reload_errors_;
+  last_reload_error_ = why;
+  log_error("domains: reload rejected, running list unchanged: " + why);
 }
 
 Status DomainPolicy::init() {
   if (Status s = watch_.watch(path_); !s) return make_error("--domain_list_file: " + s.error());
-  if (Status s = load_and_publish(); !s) return make_error("--domain_list_file: " + s.error());
+  auto list = load();
+  if (!list) return make_error("--domain_list_file: " + list.error());
+  // One counter row per worker; at least one so a context without workers still compiles.
+  auto db = dp::domain::compile(*list, std::max(1u, ctx_.n_workers));
+  if (!db) return make_error("--domain_list_file: " + db.error());
+  publish(std::move(*db));
   return Ok{};
 }
 
-void DomainPolicy::tick(uint64_t now_ns) {
-  if (watch_.changed()) reload_due_ns_ = now_ns + 200'000'000;
-  if (reload_due_ns_ && now_ns >= reload_due_ns_) {
-    reload_due_ns_ = 0;
+void DomainPolicy::publish_finished_build() {
+  // A reload counts once its build is done (a build superseded by a newer file does not).
+  if (auto done = builder_.take()) {
     ++reloads_;
-    if (Status s = load_and_publish(); !s) {
-      ++reload_errors_;
-      log_error("domains: reload rejected, running list unchanged: " + s.error());
+    if (done->result) {
+      last_reload_error_.clear();
+      publish(std::move(*done->result));
+    } else {
+      reject(done->result.error());
+    }
+  }
+}
+
+void DomainPolicy::tick(uint64_t now_ns) {
+  // A build submitted below is taken at a later call, never in the same one.
+  publish_finished_build();
+  if (watch_.due(now_ns)) {
+    auto list = load();
+    if (!list) {
+      ++reloads_;
+      builder_.cancel();  // the newest file is the bad one: an older build must not land later
+      reject(list.error());
+    } else {
+      const unsigned workers = std::max(1u, ctx_.n_workers);
+      builder_.submit(
+          [list = std::move(*list), workers] { return dp::domain::compile(list, workers); });
     }
   }
   bool freed = false;

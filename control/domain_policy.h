@@ -1,6 +1,7 @@
-// Domain policy on the control thread: reads the domain list (watched), compiles it into one
-// Hyperscan database, publishes it to the workers by pointer swap and frees the old one after
-// an RCU grace period. A bad list is rejected whole and the running one stays. Sums the
+// Domain policy on the control thread: reads the domain list (watched, bounded), has it compiled
+// into one Hyperscan database on a builder thread (the running database serves meanwhile),
+// publishes the result to the workers by pointer swap and frees the old one after an RCU grace
+// period. A bad list is rejected whole and the running one stays. Sums the
 // workers' per-rule match counters into a status the metrics thread reads.
 #pragma once
 
@@ -14,7 +15,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "control/file_watch.h"
+#include "control/background_build.h"
+#include "control/bounded_file.h"
 #include "dataplane/context.h"
 #include "dataplane/domain/domain_database.h"
 
@@ -40,12 +42,23 @@ class DomainPolicy {
  public:
   DomainPolicy(dp::DataplaneContext& ctx, std::string path) : ctx_(ctx), path_(std::move(path)) {}
   ~DomainPolicy();
+  // Loads and compiles the list on the calling thread (start-up); a bad list fails start-up.
   Status init();
+  // Starts a reload when the file has changed and stood still; publishes a finished build.
   void tick(uint64_t now_ns);
+  // Publishes a database the builder thread has finished; cheap, call every loop iteration.
+  void publish_finished_build();
   size_t rules() const { return rules_.load(); }
   uint64_t reloads() const { return reloads_.load(); }
   uint64_t reload_errors() const { return reload_errors_.load(); }
-  // The pattern of rule i of the running list, for logs (control thread only).
+  // Reloads that replaced the running list (the generation advances only for these).
+  uint64_t reloads_applied() const { return reloads_.load() - reload_errors_.load(); }
+  // Why the latest reload was refused; empty when it applied (control thread only).
+  const std::string& last_reload_error() const { return last_reload_error_; }
+  // True while a reload is being compiled on the builder thread.
+  bool build_pending() const {
+    return builder_.pending();
+  }  // The pattern of rule i of the running list, for logs (control thread only).
   std::string rule_text(uint32_t i) const;
   // Per-rule match counts as of the last tick (or load); never null after init().
   std::shared_ptr<const DomainStatus> status() const { return status_.load(); }
@@ -53,7 +66,10 @@ class DomainPolicy {
   void publish_status();
 
  private:
-  Status load_and_publish();
+  // The file's list, read with a bound and parsed (fast: no compile).
+  Result<dp::domain::DomainList> load() const;
+  void publish(dp::domain::DomainDatabase db);
+  void reject(const std::string& why);
   using RuleKey = std::tuple<uint32_t, std::string, dp::domain::Action>;
   // Adds the nonzero per-rule counts of `db` (summed over workers) into `into`.
   static void add_counts(const dp::domain::DomainDatabase& db, std::map<RuleKey, uint64_t>& into);
@@ -67,8 +83,9 @@ class DomainPolicy {
   };
   std::deque<Retired> retired_;
   std::map<RuleKey, uint64_t> retired_matches_;  // counts of databases already freed
-  FileWatch watch_;
-  uint64_t reload_due_ns_ = 0;
+  StableFileWatch watch_;
+  BackgroundBuild<dp::domain::DomainDatabase> builder_;
+  std::string last_reload_error_;
   uint64_t status_due_ns_ = 0;
   std::atomic<size_t> rules_{0};
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};

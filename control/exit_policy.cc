@@ -3,24 +3,11 @@
 
 #include <rte_rcu_qsbr.h>
 
-#include <fstream>
-#include <sstream>
-
+#include "control/bounded_file.h"
 #include "control/log.h"
+#include "control/policy/hujson.h"
 
 namespace exitgw {
-
-namespace {
-
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read " + path + ": " + strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 ExitPolicy::ExitPolicy(dp::DataplaneContext& ctx, ExitPolicyOptions opt)
     : ctx_(ctx), opt_(std::move(opt)) {}
@@ -34,7 +21,7 @@ Status ExitPolicy::load_files() {
   policy::Policy parsed = policy::default_policy();
   auto file_text = std::make_shared<const std::string>(policy::kDefaultPolicyText);
   if (!opt_.policy_file.empty()) {
-    auto text = read_file(opt_.policy_file);
+    auto text = read_bounded_file(opt_.policy_file, "policy file", policy::kHujsonMaxBytes);
     if (!text) return make_error("--policy_file: " + text.error());
     auto p = policy::parse_policy(*text, opt_.policy_file);
     if (!p) return make_error(p.error());
@@ -43,7 +30,8 @@ Status ExitPolicy::load_files() {
   }
   policy::Approvals approvals;
   if (!opt_.approvals_file.empty()) {
-    auto text = read_file(opt_.approvals_file);
+    auto text =
+        read_bounded_file(opt_.approvals_file, "approvals file", policy::kApprovalsMaxBytes);
     if (!text) return make_error("--approvals_file: " + text.error());
     auto a = policy::parse_approvals(*text, opt_.approvals_file);
     if (!a) return make_error(a.error());
@@ -60,7 +48,7 @@ Status ExitPolicy::load_files() {
   return Ok{};
 }
 
-Status ExitPolicy::compile_and_publish() {
+Result<policy::CompiledPolicy> ExitPolicy::compile() const {
   policy::NodeIdentity node;
   node.user = opt_.node_user;
   node.tags = opt_.node_tags;
@@ -68,12 +56,19 @@ Status ExitPolicy::compile_and_publish() {
   node.own_addresses = opt_.own_addresses;
   policy::Approvals approvals = approvals_;
   if (override_) approvals.exit_node = *override_;
-  auto compiled = policy::compile_policy(running_policy(), peers_, node, approvals);
-  if (!compiled) return make_error(compiled.error());
-  auto snapshot = policy::build_snapshot(*compiled);
+  return policy::compile_policy(running_policy(), peers_, node, approvals);
+}
+
+Result<ExitPolicy::Built> ExitPolicy::build(const policy::CompiledPolicy& compiled) {
+  auto snapshot = policy::build_snapshot(compiled);
   if (!snapshot) return make_error(snapshot.error());
+  return Built{std::move(*snapshot), compiled.exit.reason, compiled.class_count,
+               compiled.rules.size()};
+}
+
+void ExitPolicy::publish(Built built) {
   auto pub = std::make_unique<Published>();
-  pub->snapshot = std::move(*snapshot);
+  pub->snapshot = std::move(built.snapshot);
   const auto n_rules = static_cast<uint32_t>(pub->snapshot->rule_names.size());
   pub->hits = std::make_unique<dp::Counter[]>(size_t{n_rules} * ctx_.n_workers);
   pub->view.acl = pub->snapshot->classifier.context();
@@ -85,18 +80,36 @@ Status ExitPolicy::compile_and_publish() {
   if (pub->snapshot->exit_approved != last_approved_ || !current_)
     log_info(std::string("policy: exit node ") +
              (pub->snapshot->exit_approved ? "approved" : "NOT approved, forwarding nothing") +
-             " (" + compiled->exit.reason + ")");
+             " (" + built.approval_reason + ")");
   last_approved_ = pub->snapshot->exit_approved;
-  approval_reason_ = compiled->exit.reason;
-  classes_ = compiled->class_count;
+  approval_reason_ = std::move(built.approval_reason);
+  classes_ = built.classes;
   ctx_.policy.store(&pub->view, std::memory_order_release);
   if (current_)
     retired_.push_back(Retired{ctx_.rcu ? rte_rcu_qsbr_start(ctx_.rcu) : 0, std::move(current_)});
   current_ = std::move(pub);
-  log_info("policy: " + std::to_string(compiled->rules.size()) + " rules in " +
-           std::to_string(compiled->class_count) + " classes for " + std::to_string(peers_.size()) +
-           " peers");
+  log_info("policy: " + std::to_string(built.rules) + " rules in " + std::to_string(built.classes) +
+           " classes for " + std::to_string(peers_.size()) + " peers");
   publish_status();
+}
+
+Status ExitPolicy::compile_and_publish() {
+  auto compiled = compile();
+  if (!compiled) return make_error(compiled.error());
+  auto built = build(*compiled);
+  if (!built) return make_error(built.error());
+  builder_.cancel();  // this state is the newest: a build still running must not land after it
+  publish(std::move(*built));
+  return Ok{};
+}
+
+Status ExitPolicy::compile_and_build_async() {
+  auto compiled = compile();
+  if (!compiled) return make_error(compiled.error());
+  // Validated: only the rte_acl build is left, and it runs on the builder thread; the running
+  // classifier serves until tick() publishes the result.
+  auto shared = std::make_shared<const policy::CompiledPolicy>(std::move(*compiled));
+  builder_.submit([shared] { return build(*shared); });
   return Ok{};
 }
 
@@ -114,6 +127,8 @@ Status ExitPolicy::init(std::vector<policy::PolicyPeer> peers) {
 
 void ExitPolicy::set_peers(std::vector<policy::PolicyPeer> peers) {
   peers_ = std::move(peers);
+  // At once, not on the builder: a freed peer slot may be reused by a new peer, which must
+  // never run under the old peer's class while a build is in progress.
   if (Status s = compile_and_publish(); !s)
     log_error("policy: not recompiled for the new peers, running policy kept: " + s.error());
 }
@@ -160,19 +175,34 @@ Status ExitPolicy::set_policy_override(std::optional<std::string> text, const st
   return Ok{};
 }
 
+void ExitPolicy::publish_finished_build() {
+  if (auto done = builder_.take()) {
+    if (done->result) {
+      publish(std::move(*done->result));
+    } else {
+      // Validation passed; only the classifier build failed (out of DPDK memory): the running
+      // policy stays, and the next change builds again.
+      ++build_errors_;
+      last_reload_error_ = "classifier build failed: " + done->result.error();
+      log_error("policy: " + last_reload_error_ + "; running policy unchanged");
+    }
+  }
+}
+
 void ExitPolicy::tick(uint64_t now_ns) {
-  const bool p = policy_watch_.changed();
-  const bool a = approvals_watch_.changed();
-  if (p || a) reload_due_ns_ = now_ns + 200'000'000;  // let the writer finish
-  if (reload_due_ns_ && now_ns >= reload_due_ns_) {
-    reload_due_ns_ = 0;
+  // A build submitted below is taken at a later call, never in the same one.
+  publish_finished_build();
+  // Each watch says "due" once its file has stood still (a writer may not have finished).
+  const bool p = policy_watch_.due(now_ns);
+  const bool a = approvals_watch_.due(now_ns);
+  if (p || a) {
     ++reloads_;
     // Parse both into temporaries first: a bad file changes nothing.
     policy::Policy old_policy = policy_;
     auto old_text = policy_file_text_;
     policy::Approvals old_approvals = approvals_;
     Status s = load_files();
-    if (s) s = compile_and_publish();
+    if (s) s = compile_and_build_async();
     last_reload_error_ = s ? std::string() : s.error();
     if (!s) {
       ++reload_errors_;

@@ -1,7 +1,10 @@
 // Exit approval and policy on the control thread: reads the policy and approvals files
-// (watched), compiles them with the current peers, publishes a PolicyView to the workers by
-// pointer swap and frees the old one after an RCU grace period. A bad file is rejected whole
-// and the running policy stays.
+// (watched, bounded), compiles them with the current peers, publishes a PolicyView to the
+// workers by pointer swap and frees the old one after an RCU grace period. A bad file is
+// rejected whole and the running policy stays. For file reloads the rte_acl build runs on a
+// builder thread (the running classifier serves meanwhile); admin and etcd updates, whose
+// callers wait for the result, and peer changes (a reused peer slot must never keep a removed
+// peer's class) build at once and supersede a build in progress.
 #pragma once
 
 #include <atomic>
@@ -14,7 +17,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "control/file_watch.h"
+#include "control/background_build.h"
+#include "control/bounded_file.h"
 #include "control/policy/acl_classifier.h"
 #include "control/policy/approvals.h"
 #include "control/policy/compile.h"
@@ -56,7 +60,7 @@ class ExitPolicy {
 
   // Reads the files and publishes the first policy; a bad file fails start-up.
   Status init(std::vector<policy::PolicyPeer> peers);
-  // Peers changed (added, removed, identity): recompile with the same files.
+  // Peers changed (added, removed, identity): recompile with the same files, at once.
   void set_peers(std::vector<policy::PolicyPeer> peers);
   // An approval set through the admin API or etcd: overrides the approvals file until
   // cleared (nullopt). Recompiles and publishes at once.
@@ -70,10 +74,17 @@ class ExitPolicy {
   bool has_policy_override() const { return policy_override_.has_value(); }
   // File watches, deferred frees, the status for metrics; call every ~100 ms.
   void tick(uint64_t now_ns);
+  // Publishes a classifier the builder thread has finished; cheap, call every loop iteration.
+  void publish_finished_build();
 
   std::shared_ptr<const PolicyStatus> status() const { return status_.load(); }
   uint64_t reloads() const { return reloads_; }
   uint64_t reload_errors() const { return reload_errors_; }
+  // Reloads that replaced the running files' policy and approvals (the generation advances
+  // only for these).
+  uint64_t reloads_applied() const { return reloads_ - reload_errors_; }
+  // True while a classifier is being built on the builder thread (not yet published).
+  bool build_pending() const { return builder_.pending(); }
   // Why the latest policy/approvals file reload was refused; empty when it applied (control
   // thread only).
   const std::string& last_reload_error() const { return last_reload_error_; }
@@ -84,8 +95,22 @@ class ExitPolicy {
     std::unique_ptr<dp::Counter[]> hits;
     dp::PolicyView view;
   };
+  // What a build hands to publish(): the snapshot and what the log and status say of it.
+  struct Built {
+    std::unique_ptr<policy::PolicySnapshot> snapshot;
+    std::string approval_reason;
+    size_t classes = 0, rules = 0;
+  };
   Status load_files();
+  // Compiles the running inputs to rules and classes: the validation (fast, control thread).
+  Result<policy::CompiledPolicy> compile() const;
+  // Builds the rte_acl classifier of `compiled` (slow for large policies; any thread).
+  static Result<Built> build(const policy::CompiledPolicy& compiled);
+  void publish(Built built);
+  // Compiles, builds and publishes now: for updates whose caller waits for the result.
   Status compile_and_publish();
+  // Compiles now, builds on the builder thread; tick() publishes the result when it is ready.
+  Status compile_and_build_async();
   void publish_status();
 
   dp::DataplaneContext& ctx_;
@@ -113,8 +138,9 @@ class ExitPolicy {
   };
   std::deque<Retired> retired_;
   std::map<std::string, uint64_t> retired_hits_;  // counts of rules in freed snapshots
-  FileWatch policy_watch_, approvals_watch_;
-  uint64_t reload_due_ns_ = 0;
+  StableFileWatch policy_watch_, approvals_watch_;
+  BackgroundBuild<Built> builder_;
+  uint64_t build_errors_ = 0;
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};  // read by the metrics thread
   std::string last_reload_error_;
   bool last_approved_ = false;

@@ -139,6 +139,10 @@ DEFINE_bool(admin_allow_non_loopback, false,
 DEFINE_uint32(admin_max_body_kb, 64,
               "largest admin API request body in KiB (larger: 413); a whole peer set through "
               "PUT /v1/peers needs about 0.2 KiB per peer");
+DEFINE_uint32(
+    control_stall_ms, 3000,
+    "/readyz answers 503 when the control thread (handshakes, reloads, updates) has "
+    "not completed a loop iteration for this long (exitgw_control_heartbeat_age_seconds)");
 DEFINE_string(etcd_endpoints, "",
               "etcd v3 endpoints (JSON gateway), e.g. http://10.0.0.5:2379,http://10.0.0.6:2379; "
               "the region's peers and this node's approval are watched there; empty: no etcd");

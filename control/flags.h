@@ -70,6 +70,7 @@ DECLARE_string(admin_listen);
 DECLARE_string(admin_token_file);
 DECLARE_bool(admin_allow_non_loopback);
 DECLARE_uint32(admin_max_body_kb);
+DECLARE_uint32(control_stall_ms);
 DECLARE_string(etcd_endpoints);
 DECLARE_string(etcd_prefix);
 DECLARE_uint32(etcd_status_ttl);

@@ -12,6 +12,7 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include "common/log_escape.h"
 #include "control/flags.h"
 #include "control/log.h"
 #include "control/nat_steering.h"
@@ -26,12 +27,6 @@
 namespace exitgw {
 
 namespace {
-
-uint64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& value,
                 const std::string& gateway_flag, const std::string& gateway) {
@@ -350,6 +345,11 @@ void Gateway::publish_admin_view() {
   v->sources["file:peers"].message = wg_->last_reload_error();
   v->sources["file:policy"].ok = !policy_ || policy_->last_reload_error().empty();
   if (policy_) v->sources["file:policy"].message = policy_->last_reload_error();
+  if (domains_) {
+    auto& d = v->sources["file:domains"];
+    d.ok = domains_->last_reload_error().empty();
+    d.message = domains_->last_reload_error();
+  }
   if (etcd_) {
     const auto h = etcd_->health();
     auto& e = v->sources["etcd"];
@@ -594,7 +594,8 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
           // The rule, not the name: names are destinations, logged only by the flow exporter
           // when destination logging is on.
           log_info(std::string("domain_match action=") + (e.port ? "block" : "log") +
-                   " rule=" + std::to_string(e.value) + " (" + domains_->rule_text(e.value) +
+                   " rule=" + std::to_string(e.value) + " (" +
+                   escape_for_log(domains_->rule_text(e.value), 256) +
                    ") peer_slot=" + std::to_string(e.ip));
         else if (wg_)
           wg_->on_event(e, ns);
@@ -669,6 +670,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
     }
   }
   workers_launched_ = true;
+  heartbeat_.beat(steady_now_ns());
   sample_stats();
   if (!FLAGS_metrics_listen.empty()) {
     Status s = metrics_.start(
@@ -716,9 +718,10 @@ int Gateway::run(const std::atomic<bool>& stop) {
     log_info("etcd: watching " + FLAGS_etcd_prefix + " at " + FLAGS_etcd_endpoints);
   }
   log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
-  uint64_t last_tick = now_ns();
+  uint64_t last_tick = steady_now_ns();
   while (!stop.load(std::memory_order_relaxed)) {
-    const uint64_t ns = now_ns();
+    const uint64_t ns = steady_now_ns();
+    heartbeat_.beat(ns);
     const uint64_t ms = ns / 1000000;
     drain_workers(ms, ns);
     bool applied = false;
@@ -744,17 +747,23 @@ int Gateway::run(const std::atomic<bool>& stop) {
         note_file_update("file");
       }
       // Policy, approvals and domain files reloaded by their watchers are updates too.
-      const uint64_t policy_reloads = policy_->reloads();
       policy_->tick(ns);
-      if (policy_->reloads() != policy_reloads) note_file_update("policy file");
-      if (domains_) {
-        const uint64_t domain_reloads = domains_->reloads();
-        domains_->tick(ns);
-        if (domains_->reloads() != domain_reloads) note_file_update("domain list file");
-      }
+      if (domains_) domains_->tick(ns);
       sample_stats();
       if (++admin_view_ticks_ % 10 == 0) publish_admin_view();
       last_tick = ns;
+    }
+    // Builds finished on the builder threads are published at once, not at the next tick.
+    policy_->publish_finished_build();
+    if (domains_) domains_->publish_finished_build();
+    // Only applied reloads advance the generation; a rejected one changes nothing.
+    if (const uint64_t n = policy_->reloads_applied(); n != policy_reloads_seen_) {
+      policy_reloads_seen_ = n;
+      note_file_update("policy file");
+    }
+    if (const uint64_t n = domains_ ? domains_->reloads_applied() : 0; n != domain_reloads_seen_) {
+      domain_reloads_seen_ = n;
+      note_file_update("domain list file");
     }
     // Control is not on the fast path: a short sleep keeps it off a shared CPU, unless
     // punted packets are still queued.
@@ -795,7 +804,7 @@ void Gateway::shutdown() {
     ctx.stop.store(true);
     rte_eal_mp_wait_lcore();  // each worker flushes its TX buffers before it returns
     workers_launched_ = false;
-    drain_workers(now_ns() / 1000000, now_ns());
+    drain_workers(steady_now_ns() / 1000000, steady_now_ns());
   }
   // The workers are stopped: their flow tables are control's now. Every open flow goes out.
   for (const auto& table : flows_) {

@@ -15,6 +15,7 @@
 #include "control/etcd/etcd_source.h"
 #include "control/domain_policy.h"
 #include "control/exit_policy.h"
+#include "control/heartbeat.h"
 #include "control/export/exporter.h"
 #include "control/metrics.h"
 #include "control/neighbor.h"
@@ -89,12 +90,14 @@ class Gateway {
   unsigned admin_view_ticks_ = 0;
   uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
   uint64_t policy_peers_generation_ = 0;
-  std::unique_ptr<dp::nat::NatConfig> nat_;  // published to workers as ctx.nat
+  uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
+  std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
   // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
   std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
   std::vector<std::unique_ptr<dp::nat::NatEventRing>> nat_event_rings_;
   bool nat_nic_steering_ = false;  // rte_flow rules installed on the internet port
   MetricsServer metrics_;
+  ControlHeartbeat heartbeat_;  // beaten by the control loop, read by /readyz and /metrics
   ControlStats stats_;
   std::vector<std::string> port_labels_;
   std::vector<unsigned> worker_lcores_;

@@ -1,6 +1,9 @@
 // The gateway's metric set, read from per-lcore counters and the control loop's stats.
 #include <rte_lcore.h>
 
+#include "common/log_escape.h"
+#include "control/bounded_file.h"
+#include "control/flags.h"
 #include "control/gateway.h"
 #include "control/net_parse.h"
 #include "control/ports.h"
@@ -40,6 +43,11 @@ std::string Gateway::render_metrics() {
                                 "ARP requests for our addresses answered", MetricType::Counter);
   auto& echo = mf.family("exitgw_icmp_echo_replies_total", "ICMP echo requests answered",
                          MetricType::Counter);
+  auto& icmp_errors_limited =
+      mf.family("exitgw_icmp_errors_rate_limited_total",
+                "ICMP errors (time exceeded, fragmentation needed) not sent because the worker's "
+                "ICMP rate limit (--icmp_rate, --icmp_burst) held them back",
+                MetricType::Counter);
 
   const auto queue_label = [](unsigned q) { return std::to_string(q); };
   const auto add_block = [&](const dp::LcoreCounters& c, const std::string& queue) {
@@ -72,6 +80,7 @@ std::string Gateway::render_metrics() {
     mf.counter(events_lost, wl, double(c.events_lost.get()));
     mf.counter(arp_replies, wl, double(c.arp_replies_sent.get()));
     mf.counter(echo, wl, double(c.icmp_echo_replies.get()));
+    mf.counter(icmp_errors_limited, wl, double(c.icmp_errors_rate_limited.get()));
   }
   add_block(ctx.control_counters, "control");
 
@@ -90,6 +99,22 @@ std::string Gateway::render_metrics() {
              {}, double(stats_.arp_requests_sent.load()));
   mf.gauge(mf.family("exitgw_workers", "Worker lcores", MetricType::Gauge), {},
            double(ctx.n_workers));
+  mf.gauge(mf.family("exitgw_control_heartbeat_age_seconds",
+                     "Seconds since the control thread last completed a loop iteration (/readyz "
+                     "fails past --control_stall_ms)",
+                     MetricType::Gauge),
+           {}, heartbeat_.age_seconds(steady_now_ns()));
+  auto& refused = mf.family("exitgw_watched_file_refusals_total",
+                            "Reloads of watched files (peers, policy, approvals, domains) refused "
+                            "before reading, by why",
+                            MetricType::Counter);
+  mf.counter(refused, {{"reason", "not_regular"}}, double(bounded_file_counters().not_regular));
+  mf.counter(refused, {{"reason", "too_large"}}, double(bounded_file_counters().too_large));
+  mf.counter(mf.family("exitgw_log_bytes_escaped_total",
+                       "Control and non-ASCII bytes escaped in log lines and errors that quote "
+                       "file or client content",
+                       MetricType::Counter),
+             {}, double(g_log_bytes_escaped.load()));
   if (const auto view = admin_view_.load()) {
     mf.gauge(mf.family("exitgw_config_generation",
                        "Generation of the running configuration (every applied update)",
@@ -123,6 +148,10 @@ std::string Gateway::render_metrics() {
     mf.gauge(
         mf.family("exitgw_domain_rules", "Rules in the running domain list", MetricType::Gauge), {},
         double(domains_->rules()));
+    auto& reloads = mf.family("exitgw_domain_reloads_total", "Domain list file reloads, by result",
+                              MetricType::Counter);
+    mf.counter(reloads, {{"result", "ok"}}, double(domains_->reloads_applied()));
+    mf.counter(reloads, {{"result", "rejected"}}, double(domains_->reload_errors()));
     auto& per_rule = mf.family(
         "exitgw_domain_rule_matches_total",
         "Exit packets matched, by the deciding domain rule (its 0-based index in the list, its "
@@ -369,6 +398,11 @@ void Gateway::render_export_metrics(MetricFamilies& mf) {
 
 Readiness Gateway::readiness() {
   const dp::DataplaneContext& ctx = *ctx_;
+  // Served by the metrics thread, so a stalled control thread shows here.
+  if (Readiness r =
+          heartbeat_.readiness(steady_now_ns(), uint64_t{FLAGS_control_stall_ms} * 1'000'000);
+      !r.ready)
+    return r;
   for (unsigned p = 0; p < ctx.n_ports; ++p)
     if (!stats_.link_up[p].load()) return {false, "port " + port_labels_[p] + " link down"};
   for (unsigned w = 0; w < ctx.n_workers; ++w)

@@ -15,6 +15,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/log_escape.h"
+
 namespace exitgw {
 
 namespace {
@@ -70,23 +72,10 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Quotes text from the file for a message, escaping bytes that could upset a terminal or log and
-// cutting it short, so a hostile file cannot forge log lines.
+// Quotes text from the file for a message, escaped and cut short (common/log_escape.h), so a
+// hostile file cannot forge log lines.
 std::string quoted(std::string_view s) {
-  constexpr size_t kMaxShown = 80;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
-      out += hex;
-    }
-  }
-  if (s.size() > kMaxShown) out += "...";
-  return out + "'";
+  return "'" + escape_for_log(s) + "'";
 }
 
 // Plain decimal digits (no sign, no spaces), at most `max`.
@@ -531,6 +520,22 @@ bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfi
 
 Result<std::vector<PeerConfig>> parse_peers(std::string_view text, std::string_view origin) {
   return PeersParser(origin).run(text);
+}
+
+Result<std::vector<PeerConfig>> parse_peers_reload(std::string_view text, std::string_view origin,
+                                                   size_t running) {
+  auto peers = parse_peers(text, origin);
+  if (!peers || !peers->empty() || running == 0) return peers;
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    if (trim(rest.substr(0, nl)) == kNoPeersMarker) return peers;
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+  }
+  return make_error(std::string(origin) + ": holds no peer (" + std::to_string(text.size()) +
+                    " bytes) while " + std::to_string(running) +
+                    " run from it: refused, running peers kept. To remove every peer, write a "
+                    "file whose only content is the line '" +
+                    std::string(kNoPeersMarker) + "'");
 }
 
 std::string format_peers(const std::vector<PeerConfig>& peers) {

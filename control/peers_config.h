@@ -73,6 +73,16 @@ Status validate_peers(const std::vector<PeerConfig>& peers);
 // message, as "origin:line: problem". An empty file is zero peers.
 Result<std::vector<PeerConfig>> parse_peers(std::string_view text, std::string_view origin);
 
+// The line an operator writes, alone on its line, in a peers file that is meant to hold no peers.
+inline constexpr std::string_view kNoPeersMarker = "# exitgw: no peers";
+
+// parse_peers for a file that replaces `running` peers already loaded from it. A file without
+// any peer removes them only when it says so with a kNoPeersMarker line: an empty, blank or
+// comment-only file is far more often one still being written (or truncated by mistake) than
+// an order to cut every peer off, so it is refused and the running peers stay.
+Result<std::vector<PeerConfig>> parse_peers_reload(std::string_view text, std::string_view origin,
+                                                   size_t running);
+
 // The canonical text of `peers`, which parse_peers reads back to the same settings. It holds
 // preshared keys in the clear: write it only to owner-only files.
 std::string format_peers(const std::vector<PeerConfig>& peers);

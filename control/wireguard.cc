@@ -3,9 +3,7 @@
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <new>
-#include <sstream>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -185,13 +183,9 @@ std::string WireGuard::public_key_base64() const {
 }
 
 Status WireGuard::load_peers_file() {
-  std::ifstream in(opt_.peers_file, std::ios::binary);
-  if (!in)
-    return make_error("--peers_file: cannot read " + opt_.peers_file + ": " + strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  auto peers = parse_peers(text, opt_.peers_file);
+  auto text = read_bounded_file(opt_.peers_file, "peers file", kPeersFileMaxBytes);
+  if (!text) return make_error("--peers_file: " + text.error());
+  auto peers = parse_peers_reload(*text, opt_.peers_file, source_peers("file").size());
   if (!peers) return make_error(peers.error());
   return set_source_peers("file", std::move(*peers));
 }
@@ -767,9 +761,7 @@ void WireGuard::tick(uint64_t now_ns) {
   for (auto& [key, p] : peers_) peer_timers(*p, now_ns, now_tsc);
   reclaim();
   send_worker_commands();
-  if (watch_.changed()) reload_due_ns_ = now_ns + 200'000'000;  // let the writer finish
-  if (reload_due_ns_ && now_ns >= reload_due_ns_) {
-    reload_due_ns_ = 0;
+  if (watch_.due(now_ns)) {  // changed, then stood still (a writer may not have finished)
     stats_.peers_reloads++;
     Status s = load_peers_file();
     last_reload_error_ = s ? std::string() : s.error();

@@ -18,7 +18,7 @@
 
 #include "common/result.h"
 #include "common/wg_state.h"
-#include "control/file_watch.h"
+#include "control/bounded_file.h"
 #include "control/neighbor.h"
 #include "control/peers_config.h"
 #include "control/policy/compile.h"
@@ -172,8 +172,7 @@ class WireGuard {
   // Per worker, in order, the commands its full ring refused so far: never dropped, since a
   // removed prefix's NAT state left behind would hand its next owner the old owner's flows.
   std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
-  FileWatch watch_;
-  uint64_t reload_due_ns_ = 0;
+  StableFileWatch watch_;
   uint64_t under_load_until_ns_ = 0;
   bool draining_ = false;
   uint64_t hz_;

@@ -35,6 +35,9 @@ struct alignas(64) LcoreCounters {
   Counter busy_cycles, idle_cycles, loops;
   Counter punted, events, events_lost;
   Counter arp_replies_sent, arp_learned, icmp_echo_replies;
+  // ICMP errors (time exceeded, fragmentation needed) the rate limit held back; the packet that
+  // caused each is dropped under its own reason.
+  Counter icmp_errors_rate_limited;
   Counter wg_keepalives_received, wg_rekey_events, wg_handshake_events;
   // WireGuard transport
   Counter wg_rx_packets, wg_rx_bytes, wg_tx_packets, wg_tx_bytes;

@@ -278,7 +278,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
     if (ip->time_to_live <= 1) [[unlikely]] {
       // Time exceeded goes back through the tunnel (traceroute through the exit works).
-      if (icmp_error_allowed(ip) && w.icmp_allowed()) {
+      if (icmp_error_allowed(ip) && w.icmp_error_within_rate()) {
         rte_mbuf* e =
             make_icmp_error(ctx.pool, ip, ctx.port(PortRole::kInternet).addrs[0], 11, 0, 0);
         if (e) {

@@ -65,7 +65,7 @@ void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       pkts[out++] = m;
       continue;
     }
-    if (type && icmp_error_allowed(ip) && w.icmp_allowed()) {
+    if (type && icmp_error_allowed(ip) && w.icmp_error_within_rate()) {
       rte_mbuf* e = make_icmp_error(ctx.pool, ip, internet.addrs[0], type, code, mtu);
       if (e) {
         meta(e)->in_port = internet_index;

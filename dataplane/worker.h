@@ -91,6 +91,13 @@ class alignas(64) Worker {
   unsigned index() const noexcept { return index_; }
   // Token bucket for ICMP the worker originates (echo replies, later errors).
   bool icmp_allowed() noexcept;
+  // icmp_allowed() for an ICMP error; a refusal is counted (icmp_errors_rate_limited).
+  bool icmp_error_within_rate() noexcept {
+    if (icmp_allowed()) [[likely]]
+      return true;
+    counters_->icmp_errors_rate_limited.add();
+    return false;
+  }
 
  private:
   void release(rte_mbuf* m) noexcept {

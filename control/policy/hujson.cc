@@ -6,6 +6,8 @@
 #include <exception>
 #include <set>
 
+#include "common/log_escape.h"
+
 namespace exitgw::policy {
 namespace {
 
@@ -266,22 +268,8 @@ std::string format_path(const JsonPath& path) {
 }
 
 std::string printable(std::string_view s, size_t max_bytes) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == max_bytes) {
-      out += "...";
-      break;
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+  // JSON strings quote backslashes as written; only control and non-ASCII bytes are escaped.
+  return escape_for_log(s, max_bytes, /*escape_backslash=*/false);
 }
 
 TextPosition HujsonDocument::locate(const JsonPath& path) const {

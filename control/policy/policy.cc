@@ -34,6 +34,12 @@ constexpr std::string_view kIgnoredSections[] = {
 constexpr std::string_view kKnownSections[] = {
     "groups", "tagOwners", "hosts", "acls", "grants", "autoApprovers", "defaultSrcPosture"};
 
+// Bounds on groups: how deep they nest, and how many members all groups hold once expanded
+// (each group counted with its nested groups' users), so no policy text costs the control
+// thread more than milliseconds to expand.
+constexpr size_t kMaxGroupDepth = 32;
+constexpr size_t kMaxGroupMembers = 1u << 18;
+
 // autogroups exitgw cannot resolve from a peer's user and tags (roles, sharing, OS users).
 constexpr std::string_view kUnresolvableAutogroups[] = {
     "autogroup:admin",         "autogroup:owner",         "autogroup:it-admin",
@@ -266,34 +272,55 @@ class Parser {
         }
       }
     }
-    // Expand nested groups; a cycle is an error because its meaning is unclear.
-    for (const auto& [group, members] : section.items()) {
-      std::set<std::string> users;
+    // Expand nested groups, each once (memoised: a group listed twice by each of 30 nested
+    // groups costs 30 expansions, not 2^30); a cycle is an error because its meaning is unclear.
+    std::map<std::string, bool> expanded;  // group -> finished (false: on the current path)
+    size_t members = 0;
+    for (const auto& [group, unused] : section.items()) {
       std::vector<std::string> stack;
-      if (!expand_group(section, group, users, stack)) return false;
-      policy_.group_users[group] = std::move(users);
+      if (!expand_group(section, group, expanded, stack, members)) return false;
     }
     return true;
   }
 
-  bool expand_group(const Json& section, const std::string& group, std::set<std::string>& users,
-                    std::vector<std::string>& stack) {
-    if (std::find(stack.begin(), stack.end(), group) != stack.end()) {
+  // Fills policy_.group_users[group] from its members, expanding the nested groups first.
+  // `members` counts the users of every expanded group so far, against kMaxGroupMembers.
+  bool expand_group(const Json& section, const std::string& group,
+                    std::map<std::string, bool>& expanded, std::vector<std::string>& stack,
+                    size_t& members) {
+    if (auto it = expanded.find(group); it != expanded.end()) {
+      if (it->second) return true;
       std::string cycle;
       for (const auto& g : stack) cycle += printable(g) + " -> ";
       return reject({"groups", group}, "groups include each other: " + cycle + printable(group));
     }
-    if (stack.size() > 32) return reject({"groups", group}, "groups nested deeper than 32");
+    if (stack.size() >= kMaxGroupDepth) {
+      return reject({"groups", group},
+                    "groups nested deeper than " + std::to_string(kMaxGroupDepth) + " (group \"" +
+                        printable(stack.front()) + "\" reaches \"" + printable(group) + "\")");
+    }
+    expanded[group] = false;
     stack.push_back(group);
+    std::set<std::string> users;
     for (const Json& member : section.at(group)) {
       const std::string& m = member.get_ref<const std::string&>();
       if (m.rfind("group:", 0) == 0) {
-        if (!expand_group(section, m, users, stack)) return false;
+        if (!expand_group(section, m, expanded, stack, members)) return false;
+        const std::set<std::string>& nested = policy_.group_users.at(m);
+        users.insert(nested.begin(), nested.end());
       } else {
         users.insert(m);
       }
     }
     stack.pop_back();
+    members += users.size();
+    if (members > kMaxGroupMembers) {
+      return reject({"groups", group},
+                    "groups expand to more than " + std::to_string(kMaxGroupMembers) +
+                        " members in all (at group \"" + printable(group) + "\")");
+    }
+    policy_.group_users[group] = std::move(users);
+    expanded[group] = true;
     return true;
   }
 

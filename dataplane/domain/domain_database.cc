@@ -2,12 +2,17 @@
 #include "dataplane/domain/domain_database.h"
 
 #include <atomic>
+#include <cstdlib>
 
 #include <hs/hs.h>
 
+#include <algorithm>
 #include <initializer_list>
+#include <iterator>
 #include <string>
 #include <vector>
+
+#include "common/log_escape.h"
 
 namespace exitgw::dp::domain {
 
@@ -67,7 +72,62 @@ std::string expression_for(const DomainRule& rule) {
 std::string describe(const DomainList& list, size_t index) {
   const DomainRule& r = list.rules[index];
   return cat({list.origin, ":", std::to_string(r.line), ": ", kMatchKindNames[size_t(r.kind)], " '",
-              r.pattern, "'"});
+              escape_for_log(r.pattern, 256, /*escape_backslash=*/false), "'"});
+}
+
+// Refuses a regex that can match the empty name: it would match every name, and Hyperscan
+// accepts some of them (`^.*$`, `^x?$`) in block mode. Hyperscan's own analysis of the
+// expression says so (its minimum match width is 0), whatever the spelling.
+Status check_matches_a_name(const DomainList& list, size_t index, const char* expression,
+                            unsigned flags) {
+  if (list.rules[index].kind != MatchKind::kRegex) return Ok{};
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* error = nullptr;
+  if (hs_expression_info(expression, flags, &info, &error) != HS_SUCCESS) {
+    std::string message = error != nullptr && error->message ? error->message : "unknown error";
+    hs_free_compile_error(error);
+    // "matches empty buffer" is the very case checked below; anything else is its own error.
+    if (!message.starts_with("Pattern matches empty buffer"))
+      return make_error(cat({describe(list, index), ": ", message}));
+  }
+  const bool empty = info == nullptr || info->min_width == 0;
+  std::free(info);  // allocated by Hyperscan's misc allocator, malloc by default
+  if (empty)
+    return make_error(cat({describe(list, index),
+                           ": the pattern can match the empty name, so it would match every "
+                           "name; anchor it to at least one character"}));
+  return Ok{};
+}
+
+// Names as unlike each other as names get: a regex that matches every one of them matches
+// every name (`^.+$`, `.`, `[a-z0-9]`), which a rule must not.
+constexpr std::string_view kProbeNames[] = {
+    "a", "7", "_", "q.z", "xn--80ak6aa92e.com", "mail-01.corp.example.org", "zz9-zz.invalid"};
+
+// Scans the probe names through the compiled list and refuses a regex that matched them all.
+Status check_matches_some_names_only(const DomainList& list, hs_database_t* db,
+                                     hs_scratch_t* scratch) {
+  const size_t n = list.rules.size();
+  std::vector<uint8_t> matched(n, 0);  // probes matched, per rule
+  std::vector<uint8_t> seen(n, 0);
+  for (std::string_view name : kProbeNames) {
+    std::fill(seen.begin(), seen.end(), 0);
+    const auto on_match = [](unsigned id, unsigned long long, unsigned long long, unsigned,
+                             void* context) -> int {
+      (*static_cast<std::vector<uint8_t>*>(context))[id] = 1;
+      return 0;
+    };
+    if (hs_scan(db, name.data(), unsigned(name.size()), 0, scratch, on_match, &seen) != HS_SUCCESS)
+      return make_error(cat({list.origin, ": Hyperscan scan failed while checking the rules"}));
+    for (size_t i = 0; i < n; ++i) matched[i] += seen[i];
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (list.rules[i].kind == MatchKind::kRegex && matched[i] == std::size(kProbeNames))
+      return make_error(cat({describe(list, i),
+                             ": the pattern matches every name (it matched each of a, 7, _, "
+                             "q.z and xn--80ak6aa92e.com); a rule must single names out"}));
+  }
+  return Ok{};
 }
 
 }  // namespace
@@ -115,6 +175,8 @@ Result<DomainDatabase> compile(const DomainList& list, unsigned workers) {
     if (list.rules[i].kind == MatchKind::kRegex) flags[i] |= HS_FLAG_SINGLEMATCH;
     pointers[i] = expressions[i].c_str();
     ids[i] = unsigned(i);
+    if (Status s = check_matches_a_name(list, i, pointers[i], flags[i]); !s)
+      return make_error(s.error());
   }
   hs_database_t* db = nullptr;
   hs_compile_error_t* error = nullptr;
@@ -124,8 +186,6 @@ Result<DomainDatabase> compile(const DomainList& list, unsigned workers) {
     if (error != nullptr && error->expression >= 0 && size_t(error->expression) < n)
       where = describe(list, size_t(error->expression));
     std::string message = error != nullptr && error->message ? error->message : "unknown error";
-    if (message.starts_with("Pattern matches empty buffer"))
-      message = "the pattern matches the empty name, so it would match every name";
     hs_free_compile_error(error);
     return make_error(cat({where, ": ", message}));
   }
@@ -134,6 +194,7 @@ Result<DomainDatabase> compile(const DomainList& list, unsigned workers) {
   if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
     return make_error(cat({list.origin, ": cannot allocate Hyperscan scratch"}));
   out.prototype_.reset(scratch);
+  if (Status s = check_matches_some_names_only(list, db, scratch); !s) return make_error(s.error());
   return out;
 }
 

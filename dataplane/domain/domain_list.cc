@@ -5,6 +5,8 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "common/log_escape.h"
+
 namespace exitgw::dp::domain {
 namespace {
 
@@ -44,7 +46,7 @@ std::string_view next_token(std::string_view* s) {
 // 253 in all; one trailing dot dropped. Returns an empty string and sets *why on error.
 std::string normalize_domain(std::string_view d, std::string* why) {
   if (d.starts_with("*.")) {
-    *why = cat({"wildcards are not patterns here: write 'suffix ", d.substr(2),
+    *why = cat({"wildcards are not patterns here: write 'suffix ", escape_for_log(d.substr(2)),
                 "' (it matches the domain and every name under it)"});
     return {};
   }
@@ -59,7 +61,7 @@ std::string normalize_domain(std::string_view d, std::string* why) {
   for (char c : d) {
     if (c == '.') {
       if (label == 0) {
-        *why = cat({"empty label in '", d, "'"});
+        *why = cat({"empty label in '", escape_for_log(d), "'"});
         return {};
       }
       label = 0;
@@ -69,7 +71,7 @@ std::string normalize_domain(std::string_view d, std::string* why) {
       c = char(c - 'A' + 'a');
       ++label;
     } else {
-      *why = cat({"'", d, "' holds '", std::string_view(&c, 1),
+      *why = cat({"'", escape_for_log(d), "' holds '", escape_for_log(std::string_view(&c, 1)),
                   "'; a domain holds letters, digits, '-', '_' and dots (use regex for more)"});
       return {};
     }
@@ -80,7 +82,7 @@ std::string normalize_domain(std::string_view d, std::string* why) {
     out.push_back(c);
   }
   if (label == 0) {
-    *why = cat({"empty label in '", d, "'"});
+    *why = cat({"empty label in '", escape_for_log(d), "'"});
     return {};
   }
   return out;
@@ -113,7 +115,7 @@ Result<DomainList> parse_domain_list(std::string_view text, std::string_view ori
     } else if (action == "log") {
       rule.action = Action::kLog;
     } else {
-      return fail(cat({"unknown action '", action, "' (expected block or log)"}));
+      return fail(cat({"unknown action '", escape_for_log(action), "' (expected block or log)"}));
     }
     const std::string_view kind = next_token(&line);
     if (kind == "exact") {
@@ -123,10 +125,11 @@ Result<DomainList> parse_domain_list(std::string_view text, std::string_view ori
     } else if (kind == "regex") {
       rule.kind = MatchKind::kRegex;
     } else if (kind.empty()) {
-      return fail(
-          cat({"missing match kind after '", action, "' (expected exact, suffix or regex)"}));
+      return fail(cat({"missing match kind after '", escape_for_log(action),
+                       "' (expected exact, suffix or regex)"}));
     } else {
-      return fail(cat({"unknown match kind '", kind, "' (expected exact, suffix or regex)"}));
+      return fail(cat(
+          {"unknown match kind '", escape_for_log(kind), "' (expected exact, suffix or regex)"}));
     }
 
     if (rule.kind == MatchKind::kRegex) {
@@ -135,9 +138,10 @@ Result<DomainList> parse_domain_list(std::string_view text, std::string_view ori
       rule.pattern = std::string(line);
     } else {
       const std::string_view domain = next_token(&line);
-      if (domain.empty()) return fail(cat({"missing domain after '", kind, "'"}));
+      if (domain.empty()) return fail(cat({"missing domain after '", escape_for_log(kind), "'"}));
       if (!line.empty() && line.front() != '#') {
-        return fail(cat({"unexpected '", line, "' after the domain (one domain a line)"}));
+        return fail(
+            cat({"unexpected '", escape_for_log(line), "' after the domain (one domain a line)"}));
       }
       std::string why;
       rule.pattern = normalize_domain(domain, &why);

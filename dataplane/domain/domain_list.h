@@ -36,6 +36,8 @@ struct DomainList {
 
 // Most rules one list may hold; far above any feed, low enough that ids fit everywhere.
 inline constexpr size_t kMaxRules = 1u << 22;
+// Largest list file the gateway reads (millions of rules); a larger one is refused unread.
+inline constexpr size_t kMaxListBytes = size_t{64} << 20;
 
 // One rule a line: `<block|log> <exact|suffix|regex> <pattern>`. Blank lines and lines whose
 // first non-blank byte is '#' are ignored; after an exact or suffix domain a `# comment` may

@@ -83,8 +83,25 @@ TEST(DomainDatabase, CompileErrorsNameTheRuleLine) {
   const std::string bad = compile_error("block exact a.com\n# x\nlog regex ^ads[0-9\n");
   EXPECT_TRUE(bad.starts_with("d.conf:3: regex '^ads[0-9': ")) << bad;
   EXPECT_EQ(compile_error("block exact a.com\nlog regex .*\n"),
-            "d.conf:2: regex '.*': the pattern matches the empty name, so it would match "
-            "every name");
+            "d.conf:2: regex '.*': the pattern can match the empty name, so it would match "
+            "every name; anchor it to at least one character");
+  // Hyperscan's own analysis, not a list of spellings: these compile in block mode.
+  for (const char* pattern : {"^.*$", "^x?$", "^(www\\.)?$", "(a|)", "x{0,3}"}) {
+    EXPECT_NE(
+        compile_error(std::string("log regex ") + pattern + "\n").find("can match the empty name"),
+        std::string::npos)
+        << pattern;
+  }
+  // Matching every name (each of a set of unlike names) is refused the same way.
+  for (const char* pattern : {"^.+$", ".", "[a-z0-9_]", "^[^ ]+$"}) {
+    EXPECT_NE(compile_error(std::string("log regex ") + pattern + "\n")
+                  .find("the pattern matches every name"),
+              std::string::npos)
+        << pattern;
+  }
+  // A pattern that singles names out is accepted.
+  EXPECT_EQ(compile_error("log regex ^x$\nlog regex ^api[0-9]+\\.\nlog regex \\.com$\n"),
+            "(compiled)");
   EXPECT_TRUE(compile_error("log regex (?<=a)b\n").starts_with("d.conf:1: regex")) << "lookbehind";
 }
 

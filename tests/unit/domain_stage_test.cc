@@ -1,13 +1,17 @@
 // The domain stage on real workers, fed by the control-side DomainPolicy: every match is
 // counted against its deciding rule in the worker's own row, the rows sum per rule into the
-// status /metrics exports, and counts stay monotonic across a list reload.
+// status /metrics exports, and counts stay monotonic across a list reload. Reloads compile on
+// the builder thread while the running list serves; bad lists are refused whole.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -191,6 +195,121 @@ TEST_F(DomainStageTest, CountsStayMonotonicAcrossAListReload) {
       {{2, "example.org", Action::kLog}, 1},
   };
   EXPECT_EQ(exported(), expected);
+}
+
+// Ticks with a fake clock (200 ms a step, real 20 ms sleeps) until `done` or 60 s; returns the
+// longest single tick().
+std::chrono::nanoseconds tick_until(DomainPolicy& domains, uint64_t& ns,
+                                    const std::function<bool()>& done) {
+  std::chrono::nanoseconds longest{0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ns += 200'000'000;
+    const auto start = std::chrono::steady_clock::now();
+    domains.tick(ns);
+    longest = std::max(longest, std::chrono::steady_clock::now() - start);
+  }
+  return longest;
+}
+
+// 300 ordinary regexes (the 12.9 s compile) are compiled on the builder thread: every
+// tick returns at once, the running database keeps serving until the new one is published.
+TEST_F(DomainStageTest, ALongCompileRunsOnTheBuilderWhileTheRunningListServes) {
+  const dp::domain::DomainDatabase* before = ctx_.domains.load();
+  std::string list = "block exact blocked.lab.test\n";
+  for (int i = 0; i < 300; ++i)
+    list += "log regex ^(www|api|cdn)" + std::to_string(i) +
+            "[a-z0-9-]{2,40}\\.(svc|pod|node)[0-9]*\\.example[0-9]?\\.(test|lab)$\n";
+  write_list(list);
+  uint64_t ns = 0;
+  bool served_meanwhile = false;
+  const auto start = std::chrono::steady_clock::now();
+  const auto longest = tick_until(*domains_, ns, [&] {
+    if (domains_->build_pending() && ctx_.domains.load() == before) {
+      // Mid-build: the old database still decides.
+      served_meanwhile = run(0, {dns("blocked.lab.test")}) == 0;
+    }
+    return domains_->reloads() > 0;
+  });
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(domains_->reloads(), 1u) << domains_->last_reload_error();
+  EXPECT_EQ(domains_->reloads_applied(), 1u);
+  EXPECT_TRUE(served_meanwhile) << "never saw the build in progress";
+  EXPECT_NE(ctx_.domains.load(), before);
+  EXPECT_EQ(domains_->rules(), 301u);
+  EXPECT_LT(longest, std::chrono::milliseconds(100))
+      << "a tick took " << std::chrono::duration_cast<std::chrono::milliseconds>(longest).count()
+      << " ms while the list compiled";
+  std::printf(
+      "300 regexes compiled and published in %lld ms; longest tick %lld us\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::microseconds>(longest).count()));
+}
+
+// A newer file written while an older one compiles wins; the older result is never published.
+TEST_F(DomainStageTest, ANewerListSupersedesABuildInProgress) {
+  std::string slow;
+  for (int i = 0; i < 300; ++i)
+    slow += "log regex ^(www|api)" + std::to_string(i) + "[a-z0-9-]{2,40}\\.svc[0-9]*\\.test$\n";
+  write_list(slow);
+  uint64_t ns = 0;
+  tick_until(*domains_, ns, [&] { return domains_->build_pending(); });
+  ASSERT_TRUE(domains_->build_pending());
+  write_list("block exact newest.test\n");
+  tick_until(*domains_, ns, [&] { return domains_->rules() == 1; });
+  EXPECT_EQ(domains_->rules(), 1u);
+  EXPECT_EQ(domains_->rule_text(0), "newest.test");
+  // Long after the slow build finished, it has not replaced the newest list.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  tick_until(*domains_, ns, [&] { return !domains_->build_pending(); });
+  for (int i = 0; i < 5; ++i) domains_->tick(ns += 200'000'000);
+  EXPECT_EQ(domains_->rules(), 1u);
+  EXPECT_EQ(domains_->rule_text(0), "newest.test");
+}
+
+// Patterns that can match the empty name match every name: refused by Hyperscan's own analysis;
+// a rejected reload leaves the list running, is reported, and does not count as applied (the
+// configuration generation follows reloads_applied()).
+TEST_F(DomainStageTest, AnEmptyMatchingRegexIsRefusedAndTheReloadIsNotApplied) {
+  const dp::domain::DomainDatabase* before = ctx_.domains.load();
+  uint64_t ns = 0;
+  uint64_t rejected = 0;
+  for (const char* pattern : {"^.*$", "^x?$", "(a|)", "^(www\\.)?$"}) {
+    write_list(std::string("block exact blocked.lab.test\nblock regex ") + pattern + "\n");
+    tick_until(*domains_, ns, [&] { return domains_->reload_errors() > rejected; });
+    ASSERT_EQ(domains_->reload_errors(), ++rejected) << pattern << " was accepted";
+    EXPECT_NE(domains_->last_reload_error().find(":2: regex '"), std::string::npos)
+        << domains_->last_reload_error();
+    EXPECT_NE(domains_->last_reload_error().find("can match the empty name"), std::string::npos)
+        << domains_->last_reload_error();
+  }
+  EXPECT_EQ(domains_->reloads_applied(), 0u);
+  EXPECT_EQ(ctx_.domains.load(), before);
+  EXPECT_EQ(domains_->rules(), 5u);
+  EXPECT_EQ(run(0, {dns("blocked.lab.test")}), 0);
+}
+
+// A directory or a FIFO in place of the list is refused, not applied as an empty list.
+TEST_F(DomainStageTest, ADirectoryOrFifoInPlaceOfTheListIsRefusedNotEmptied) {
+  uint64_t ns = 0;
+  std::remove(path_.c_str());
+  ASSERT_EQ(::mkdir(path_.c_str(), 0700), 0);
+  tick_until(*domains_, ns, [&] { return domains_->reload_errors() > 0; });
+  ASSERT_EQ(domains_->reload_errors(), 1u);
+  EXPECT_NE(domains_->last_reload_error().find("is a directory, not a regular file"),
+            std::string::npos)
+      << domains_->last_reload_error();
+  ASSERT_EQ(::rmdir(path_.c_str()), 0);
+  ASSERT_EQ(::mkfifo(path_.c_str(), 0600), 0);
+  tick_until(*domains_, ns, [&] { return domains_->reload_errors() > 1; });
+  ASSERT_EQ(domains_->reload_errors(), 2u);
+  EXPECT_NE(domains_->last_reload_error().find("is a FIFO"), std::string::npos)
+      << domains_->last_reload_error();
+  EXPECT_EQ(domains_->rules(), 5u);
+  EXPECT_EQ(run(0, {dns("blocked.lab.test")}), 0);
+  std::remove(path_.c_str());
 }
 
 }  // namespace

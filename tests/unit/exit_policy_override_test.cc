@@ -197,5 +197,75 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   EXPECT_FALSE(allows(kProtoTcp, 443));
 }
 
+// A rejected file reload is counted as rejected, never as applied (the gateway advances the
+// configuration generation by reloads_applied()), and the running policy stays.
+TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kTcp443Only);
+  start(file);
+  const dp::PolicyView* before = ctx_.policy.load();
+  write(file, "{\"grants\": [");
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 1u);
+  EXPECT_EQ(policy_->reloads_applied(), 0u);
+  EXPECT_EQ(ctx_.policy.load(), before);
+  std::filesystem::remove(file);
+  std::filesystem::create_directory(file);  // a directory in its place: refused, not emptied
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 2u);
+  EXPECT_NE(policy_->last_reload_error().find("is a directory, not a regular file"),
+            std::string::npos)
+      << policy_->last_reload_error();
+  EXPECT_EQ(policy_->reloads_applied(), 0u);
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+}
+
+// A file reload builds the classifier on the builder thread: the running view serves until a
+// later call publishes the new one.
+TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesMeanwhile) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kTcp443Only);
+  start(file);
+  const dp::PolicyView* before = ctx_.policy.load();
+  write(file, kFileAllowsAll);
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reloads_applied(), 1u);
+  // The tick that read the file submitted the build; it is taken at a later call at the
+  // earliest, so the old view still decides.
+  EXPECT_TRUE(policy_->build_pending());
+  EXPECT_EQ(ctx_.policy.load(), before) << "published in the tick that started the build";
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ctx_.policy.load() == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    policy_->publish_finished_build();
+  }
+  ASSERT_NE(ctx_.policy.load(), before);
+  EXPECT_FALSE(policy_->build_pending());
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+}
+
+// An admin update published at once supersedes a file reload still building: the older build
+// never lands over it.
+TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kTcp443Only);
+  start(file);
+  write(file, kFileAllowsAll);
+  tick_until_reloaded();
+  ASSERT_TRUE(policy_->build_pending());
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  const dp::PolicyView* published = ctx_.policy.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 5; ++i) policy_->publish_finished_build();
+  EXPECT_EQ(ctx_.policy.load(), published);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+  // Cleared: the file's reloaded policy (validated, built at once now) runs.
+  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+}
+
 }  // namespace
 }  // namespace exitgw

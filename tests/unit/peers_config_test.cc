@@ -71,6 +71,31 @@ TEST(ParsePeers, EmptyFileIsZeroPeers) {
   EXPECT_TRUE(parse_ok("# nothing here yet\n\n   \n").empty());
 }
 
+// A reload that would remove every running peer: an empty, blank, comment-only or half-written
+// (nothing complete yet) file is refused; the operator's explicit marker line removes them.
+TEST(ParsePeersReload, AFileWithoutPeersDoesNotRemoveRunningPeersUnlessItSaysSo) {
+  for (std::string_view text : {"", "\n", "   \n\t\n", "# being written\n"}) {
+    auto parsed = parse_peers_reload(text, "peers.conf", 3);
+    ASSERT_FALSE(parsed.ok()) << "'" << text << "' removed every peer";
+    EXPECT_TRUE(parsed.error().starts_with("peers.conf: ")) << parsed.error();
+    EXPECT_NE(parsed.error().find("running peers kept"), std::string::npos) << parsed.error();
+    EXPECT_NE(parsed.error().find(kNoPeersMarker), std::string::npos) << parsed.error();
+  }
+  for (std::string_view text : {"# exitgw: no peers\n", "# all gone\n  # exitgw: no peers  \r\n"}) {
+    auto parsed = parse_peers_reload(text, "peers.conf", 3);
+    ASSERT_TRUE(parsed.ok()) << parsed.error();
+    EXPECT_TRUE(parsed->empty());
+  }
+  // Nothing runs from the file yet (start-up, or it is already empty): nothing to protect.
+  EXPECT_TRUE(parse_peers_reload("", "peers.conf", 0).ok());
+  // A file that still holds peers replaces the running set as before.
+  auto some = parse_peers_reload(peer1(), "peers.conf", 3);
+  ASSERT_TRUE(some.ok()) << some.error();
+  EXPECT_EQ(some->size(), 1u);
+  // A half-written file cut inside its first section is a parse error, never zero peers.
+  EXPECT_FALSE(parse_peers_reload("[Peer]\nPublicKey = " + s(kKey1) + "\n", "peers.conf", 3).ok());
+}
+
 TEST(ParsePeers, ReadsEveryFieldOfAMultiPeerFile) {
   // The [Peer] headers are lines 3 and 13; line 7 starts with a tab.
   const std::string text = with_keys(R"(# gateway peers

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -100,6 +101,63 @@ TEST(PolicyParse, NestedGroupsExpandToUsers) {
                         "p");
   ASSERT_TRUE(p.ok()) << p.error();
   EXPECT_EQ(p->group_users.at("group:a"), (std::set<std::string>{"a@x.com", "b@x.com", "c@x.com"}));
+}
+
+// `levels` groups, each listing the next one twice (the 5 KB policy: unmemoised
+// expansion doubles per level), the last listing one user, and a grant using the first.
+std::string twice_nested_groups(int levels) {
+  std::string groups;
+  for (int i = 0; i < levels; ++i) {
+    const std::string next = "\"group:g" + std::to_string(i + 1) + "\"";
+    groups += "\"group:g" + std::to_string(i) + "\": [" +
+              (i + 1 < levels ? next + ", " + next + ", \"u" + std::to_string(i) + "@x.com\""
+                              : std::string("\"last@x.com\"")) +
+              "],\n";
+  }
+  return "{\"groups\": {" + groups +
+         "}, \"grants\": [{\"src\": [\"group:g0\"], \"dst\": [\"autogroup:internet\"], "
+         "\"ip\": [\"*\"]}]}";
+}
+
+TEST(PolicyParse, GroupsListingTheNextTwiceThirtyTwoDeepExpandInMilliseconds) {
+  for (int levels : {25, 32}) {
+    const std::string text = twice_nested_groups(levels);
+    const auto start = std::chrono::steady_clock::now();
+    auto p = parse_policy(text, "p");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(p.ok()) << p.error();
+    EXPECT_LT(took, std::chrono::milliseconds(200)) << levels << " levels";
+    EXPECT_EQ(p->group_users.at("group:g0").size(), size_t(levels));  // u0..u(n-2) and last
+    EXPECT_EQ(p->group_users.at("group:g" + std::to_string(levels - 1)),
+              (std::set<std::string>{"last@x.com"}));
+  }
+}
+
+TEST(PolicyParse, GroupsNestedDeeperThanThirtyTwoAreRefusedNamingTheGroups) {
+  auto p = parse_policy(twice_nested_groups(40), "p");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().find("groups nested deeper than 32 (group \"group:g0\" reaches "
+                           "\"group:g32\")"),
+            std::string::npos)
+      << p.error();
+}
+
+// Many groups that each include one large group: the expanded total is bounded, and the
+// error names the group where it was passed.
+TEST(PolicyParse, GroupsExpandingToTooManyMembersInAllAreRefused) {
+  std::string big;
+  for (int u = 0; u < 3000; ++u) big += "\"u" + std::to_string(u) + "@x.com\",";
+  big.pop_back();
+  std::string groups = "\"group:big\": [" + big + "]";
+  for (int g = 0; g < 100; ++g) groups += ",\"group:c" + std::to_string(g) + "\": [\"group:big\"]";
+  const auto start = std::chrono::steady_clock::now();
+  auto p = parse_policy("{\"groups\": {" + groups + "}}", "p");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().find("groups expand to more than 262144 members in all (at group "
+                           "\"group:c86\")"),
+            std::string::npos)
+      << p.error();
 }
 
 TEST(PolicyParse, IgnoredSectionsAndDeviceDestinationsAreNoted) {

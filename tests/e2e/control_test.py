@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""E2E: the control thread never wedges (tools/lab, real wireguard-go clients).
+
+  /usr/bin/python3 tests/e2e/control_test.py --exitgw build/control/exitgw [-v] [unittest args]
+
+The worst an operator (or an attacker with write access to the config directory) can do to
+the control side, all at once: a FIFO swapped in for the peers file, a policy whose groups
+nest 32 deep, each listing the next twice, and 300 regex domain rules. Meanwhile a client's fresh
+handshake must complete (the control thread answers handshakes), the running peers stay,
+and /readyz stays truthful (200 while the control thread runs, with a fresh heartbeat).
+Root only; the lab's name is unique to this process and it is always taken down.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import labutil as L
+
+NAME = L.lab_name("ct")
+
+
+def nested_policy(levels):
+    """conf/policy.hujson with group:lab also including group:g0, and g0..g(n-1) each listing
+    the next group twice (2^n paths without memoised expansion)."""
+    with open(os.path.join(L.REPO, "conf", "policy.hujson")) as f:
+        text = f.read()
+    groups = ""
+    for i in range(levels):
+        nxt = '"group:g%d"' % (i + 1)
+        members = '%s, %s, "u%d@example.com"' % (nxt, nxt, i) if i + 1 < levels else '"last@example.com"'
+        groups += '    "group:g%d": [%s],\n' % (i, members)
+    old = '"group:lab": ["alice@example.com", "bob@example.com"],'
+    if old not in text:
+        raise AssertionError("conf/policy.hujson changed: no %s line" % old)
+    return text.replace(old, '"group:lab": ["alice@example.com", "bob@example.com", "group:g0"],\n'
+                        + groups)
+
+
+def regex_domains(n):
+    with open(os.path.join(L.REPO, "conf", "domains.conf")) as f:
+        text = f.read()
+    for i in range(n):
+        text += ("log regex ^(www|api|cdn)%d[a-z0-9-]{2,40}\\.(svc|pod|node)[0-9]*"
+                 "\\.example[0-9]?\\.(test|lab)$\n" % i)
+    return text
+
+
+def replace_atomically(path, text):
+    tmp = path + ".tmp%d" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class ControlTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="exitgw-ctltest-")
+        cls.policy = os.path.join(cls.tmp, "policy.hujson")
+        cls.domains = os.path.join(cls.tmp, "domains.conf")
+        shutil.copy(os.path.join(L.REPO, "conf", "policy.hujson"), cls.policy)
+        shutil.copy(os.path.join(L.REPO, "conf", "domains.conf"), cls.domains)
+        L.down(NAME)
+        try:
+            L.up(NAME, clients=2, extra=("--gw-flag", "policy_file=" + cls.policy,
+                                         "--gw-flag", "domain_list_file=" + cls.domains))
+        except BaseException:
+            L.down(NAME)
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            L.down(NAME)
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def fresh_handshake(self, cname):
+        """Resets the client's WireGuard state (wg setconf replaces its peers) and pings; the
+        seconds until its new handshake completed, or None."""
+        c = L.client(NAME, cname)
+        conf = os.path.join(self.tmp, cname + ".conf")
+        shown = L.nsrun(NAME, cname, "wg", "showconf", c["wg"], timeout=10, check=True).stdout
+        with open(conf, "w") as f:
+            f.write(shown)
+        os.chmod(conf, 0o600)
+        old = L.latest_handshake(NAME, cname)
+        if old >= int(time.time()):
+            time.sleep(1.1)  # handshake times have whole seconds: tell the new one apart
+        t0 = time.time()
+        L.nsrun(NAME, cname, "wg", "setconf", c["wg"], conf, timeout=10, check=True)
+        while time.time() - t0 < 20:
+            L.nsrun(NAME, cname, "ping", "-c", "1", "-W", "1", L.SERVER, timeout=10)
+            if L.latest_handshake(NAME, cname) > old:
+                return time.time() - t0
+        return None
+
+    def test_fresh_handshake_completes_while_the_control_side_is_loaded_with_the_worst(self):
+        self.assertEqual(L.ensure_handshakes(NAME, ("c1", "c2"), timeout=25), set())
+        m0 = L.Metrics(NAME)
+        peers_file = L.peers_path(NAME)
+        original_peers = L.read_peers(NAME)
+        fifo = peers_file + ".fifo"
+        os.mkfifo(fifo, 0o600)
+        t_load = time.time()
+        try:
+            # All at once: the FIFO in place of the peers file, the nested policy, 300 regexes.
+            os.replace(fifo, peers_file)
+            replace_atomically(self.policy, nested_policy(31))  # under group:lab: 32 deep
+            replace_atomically(self.domains, regex_domains(300))
+            ready = []
+            hs_s = None
+            # While the domain list compiles (seconds on its builder thread), a fresh handshake.
+            for cname in ("c1", "c2"):
+                ready.append(L.readyz(NAME))
+                took = self.fresh_handshake(cname)
+                self.assertIsNotNone(took, "%s's fresh handshake did not complete within 20 s of "
+                                     "loading the control side; gateway log:\n%s"
+                                     % (cname, L.gateway_log(NAME)[-3000:]))
+                hs_s = max(hs_s or 0, took)
+                ready.append(L.readyz(NAME))
+            applied = L.wait_until(lambda: L.metric_sum(NAME, "exitgw_domain_reloads_total",
+                                                        result="ok") >= 1, 120, step=0.5)
+            t_domains = time.time() - t_load
+            m1 = L.Metrics(NAME)
+            ready.append(L.readyz(NAME))
+        finally:
+            ok0 = L.metric_sum(NAME, "exitgw_wg_peers_reloads_total", result="ok")
+            L.write_peers(NAME, original_peers)  # renamed over the FIFO
+            L.wait_until(lambda: L.metric_sum(NAME, "exitgw_wg_peers_reloads_total",
+                                              result="ok") > ok0, 10)
+        print("\n  fresh handshakes within %.2f s of the load; 300 regexes published after %.1f s"
+              % (hs_s, t_domains), end=" ")
+        log = L.gateway_log(NAME)
+        # The FIFO was refused, named, counted; no peer was removed.
+        self.assertRegex(log, r"peers file \S*peers\.conf is a FIFO, not a regular file")
+        self.assertGreater(m1.get("exitgw_watched_file_refusals_total", reason="not_regular"),
+                           m0.get("exitgw_watched_file_refusals_total", reason="not_regular"))
+        self.assertEqual(m1.get("exitgw_wg_peers"), 2)
+        self.assertGreater(m1.get("exitgw_wg_peers_reloads_total", result="rejected"),
+                           m0.get("exitgw_wg_peers_reloads_total", result="rejected"))
+        # The nested policy was expanded (memoised) and applied; the 300 rules too.
+        self.assertGreater(m1.get("exitgw_policy_reloads_total", result="ok"),
+                           m0.get("exitgw_policy_reloads_total", result="ok"),
+                           "the nested policy was not applied:\n%s\n%s"
+                           % (m1.nonzero("exitgw_policy"), log[-3000:]))
+        self.assertTrue(applied, "the 300-regex domain list was never published:\n%s"
+                        % log[-2000:])
+        self.assertEqual(m1.get("exitgw_domain_rules"), m0.get("exitgw_domain_rules") + 300)
+        # Truthful readiness: the control thread ran throughout, so ready with a fresh heartbeat.
+        self.assertEqual(ready, ["200"] * len(ready))
+        self.assertLess(m1.get("exitgw_control_heartbeat_age_seconds"), 1.0)
+        for c in ("c1", "c2"):
+            tx, rx, out = L.ping(NAME, c, L.SERVER, count=3, interval=0.2, wait=2)
+            self.assertEqual((tx, rx), (3, 3), "%s lost the tunnel:\n%s" % (c, out))
+
+    def test_rejected_domain_list_is_counted_and_shown_and_keeps_the_generation(self):
+        # Start from a settled generation (nothing else pending for a second).
+        last = [None]
+
+        def settled():
+            g, last[0] = last[0], L.Metrics(NAME).get("exitgw_config_generation")
+            return g == last[0]
+        L.wait_until(settled, 15, step=1.0)
+        generation = last[0]
+        with open(self.domains) as f:
+            original = f.read()
+        try:
+            replace_atomically(self.domains, original + "block regex ^.*$\n")
+            ok = L.wait_until(lambda: L.metric_sum(NAME, "exitgw_domain_reloads_total",
+                                                   result="rejected") >= 1, 20)
+            # /v1/status (and this gauge, from the same view) shows the domain file unhealthy.
+            shown = L.wait_until(lambda: L.Metrics(NAME).get(
+                "exitgw_update_source_healthy", source="file:domains") == 0, 5)
+            m1 = L.Metrics(NAME)
+        finally:
+            replace_atomically(self.domains, original)
+        self.assertTrue(ok, "the empty-matching regex was not rejected:\n%s"
+                        % L.gateway_log(NAME)[-2000:])
+        self.assertIn("can match the empty name", L.gateway_log(NAME))
+        self.assertEqual(m1.get("exitgw_config_generation"), generation,
+                         "a rejected domain reload advanced the configuration generation:\n%s"
+                         % L.gateway_log(NAME)[-3000:])
+        self.assertTrue(shown, "the domain file's health was not shown as failed")
+
+
+if __name__ == "__main__":
+    sys.argv = L.parse_args_then_unittest()
+    unittest.main(verbosity=2)
