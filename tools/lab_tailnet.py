@@ -18,8 +18,8 @@ SSL_CERT_FILE (Go's x509 reads it; no system store is touched). The gateway itse
 DERP: paths to it are direct (disco on its WireGuard port) or nothing.
 
 Policy (HuJSON, rewritten and SIGHUP-reloaded on add-client): group:exit is granted
-autogroup:internet, group:noexit is not; every member sees every member; tag:exit is owned by
-group:admin; nodeAttrs give tag:exit suggest-exit-node; with --auto-approve,
+autogroup:internet (and the lab's documentation ranges by name), group:noexit is not; every
+member sees every member and the gateway; tag:exit is owned by group:admin; nodeAttrs give tag:exit suggest-exit-node; with --auto-approve,
 autoApprovers.exitNode approves tag:exit's exit routes (otherwise the lab approves them the
 admin way: headscale nodes approve-routes).
 """
@@ -131,6 +131,10 @@ def teardown_extra(lab, say):
         shutil.rmtree(os.path.join(NETNS_ETC, n), ignore_errors=True)
     if names:
         say("removed %s" % " ".join(os.path.join(NETNS_ETC, n) for n in names))
+        try:
+            os.rmdir(NETNS_ETC)  # only when no other namespace keeps files there
+        except OSError:
+            pass
 
 
 def status_lines(lab, L):
@@ -250,11 +254,19 @@ def policy_text(lab):
     pol = {
         "groups": groups,
         "tagOwners": {"tag:exit": ["group:admin"]},
+        # The lab's "internet" lives in documentation ranges, which exitgw's built-in egress
+        # safety list blocks unless a grant names them (autogroup:internet never lifts it).
+        "hosts": {"lab-net-2": "198.51.100.0/24", "lab-net-3": "203.0.113.0/24"},
         "grants": [
             # The exit users may use exit nodes (autogroup:internet); noexit users may not.
             {"src": ["group:exit"], "dst": ["autogroup:internet"], "ip": ["*"]},
+            {"src": ["group:exit"], "dst": ["lab-net-2", "lab-net-3"], "ip": ["*"]},
             # Members see each other (tailscale status, tailscale ping between clients).
             {"src": ["autogroup:member"], "dst": ["autogroup:member"], "ip": ["*"]},
+            # Every member sees the gateway (tailscale ping it); whether it may exit through
+            # it is the filter's call, so a noexit user's packets reach exitgw and are
+            # counted as denied there instead of never being sent.
+            {"src": ["autogroup:member"], "dst": ["tag:exit"], "ip": ["*"]},
         ],
         "nodeAttrs": [{"target": ["tag:exit"], "attr": ["suggest-exit-node"]}],
         "autoApprovers": {"exitNode": ["tag:exit"]} if t.get("auto_approve") else {},
