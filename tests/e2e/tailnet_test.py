@@ -108,9 +108,8 @@ class TailnetTest(unittest.TestCase):
         # A real tailscaled exit node beside exitgw: proves the policy and approval wiring
         # with Tailscale's own exit node, and is the baseline exitgw is compared with.
         L.lab("add-client", "--name", NAME, "x1", "--exit-node", check=True, timeout=120)
-        st = L.state(NAME)
-        cls.has_disco = "disco_private_key_file" in " ".join(st.get("gw_flags", [])) or \
-            "disco_private_key_file" in open(os.path.join(L.lab_dir(NAME), "exitgw.flags")).read()
+        with open(os.path.join(L.lab_dir(NAME), "exitgw.flags")) as f:
+            cls.has_disco = "--disco_private_key_file=" in f.read()
         print("\ntailnet lab %s up in %.1f s (connector: %s, exitgw disco: %s)"
               % (NAME, cls.up_s, CONNECTOR if cls.has_connector else "none (not built)",
                  cls.has_disco), file=sys.stderr)
@@ -326,6 +325,24 @@ class TailnetTest(unittest.TestCase):
             for c in users:
                 ts(c, "set", "--exit-node=")
 
+    def test_k_throughput_exitgw_beside_tailscaled_exit_node(self):
+        """Reported, not asserted beyond "it flows": iperf3 from c1 through exitgw and from
+        c2 through the tailscaled exit node x1, one after the other in the same run."""
+        self.need_traffic()
+        rates = {}
+        for c, ip in (("c1", self.gw_ip()), ("c2", self.x1_ip())):
+            self.assertEqual(ts(c, "set", "--exit-node=" + ip).returncode, 0)
+            try:
+                self.assertTrue(L.wait_until(lambda: fetch_whoami(c, 2) is not None, 20, 0.3))
+                p = L.nsrun(NAME, c, "iperf3", "-c", L.SERVER, "-t", "5", "-J",
+                            "--connect-timeout", "4000", timeout=30)
+                rates[c] = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+            finally:
+                ts(c, "set", "--exit-node=")
+        print("\niperf3 TCP 5 s: through exitgw %.0f Mbit/s, through a tailscaled exit node "
+              "%.0f Mbit/s" % (rates["c1"], rates["c2"]), file=sys.stderr)
+        self.assertGreater(rates["c1"], 0)
+
     # ------------------------------------------------------------- last: down cleans up
     def test_z_down_removes_everything(self):
         d = L.lab_dir(NAME)
@@ -338,6 +355,28 @@ class TailnetTest(unittest.TestCase):
         self.assertFalse(os.path.exists(d))
         self.assertEqual([k for k, v in pids.items() if L.pid_running(v)], [])
         self.assertEqual(file_hash(RESOLV), self.resolv_before)
+
+
+class AutoApproveTest(unittest.TestCase):
+    """The second approval variant: autoApprovers.exitNode approves tag:exit's routes, the
+    lab never runs approve-routes."""
+
+    def test_auto_approved_exit_routes(self):
+        if not os.access(CONNECTOR, os.X_OK):
+            self.skipTest("needs exitgw-connector at %s (connector branch)" % CONNECTOR)
+        name = L.lab_name("ta")
+        L.down(name)
+        try:
+            p = L.up(name, clients=1, extra=("--tailnet", "--auto-approve", "--connector",
+                                              CONNECTOR))
+            self.assertIn("approved by autoApprovers.exitNode", p.stdout)
+            with open(os.path.join(L.lab_dir(name), "headscale", "policy.hujson")) as f:
+                self.assertIn('"exitNode"', f.read())
+            p = L.lab_exec(name, "ctl", "headscale", "nodes", "list", "-o", "json")
+            gw = [n for n in json.loads(p.stdout) if n.get("given_name") == name + "-gw"][0]
+            self.assertIn("0.0.0.0/0", gw.get("approved_routes") or [])
+        finally:
+            L.down(name)
 
 
 if __name__ == "__main__":
