@@ -15,7 +15,8 @@ What needs what (tests skip with the reason when it is missing, never pass silen
                     tailscaled exit node (x1): usable by group:exit only,
                     approval revoked/restored, Headscale stopped 60 s; down cleans everything
   connector         the gateway node registered with tag:exit, exit routes announced and
-                    approved, `tailscale exit-node list` shows it
+                    approved (by approve-routes, and by autoApprovers.exitNode), `tailscale
+                    exit-node list` shows it, a node deleted in Headscale leaves exitgw
   connector+disco   traffic through the gateway (NAT pool address), direct `tailscale
                     ping`, noexit reaches nothing, approval revoked/restored, Headscale
                     stopped 60 s (exitgw --disco_private_key_file and the connector's admin
@@ -342,6 +343,21 @@ class TailnetTest(unittest.TestCase):
         print("\niperf3 TCP 5 s: through exitgw %.0f Mbit/s, through a tailscaled exit node "
               "%.0f Mbit/s" % (rates["c1"], rates["c2"]), file=sys.stderr)
         self.assertGreater(rates["c1"], 0)
+
+    def test_l_node_deleted_in_headscale_leaves_the_gateway(self):
+        self.need_connector()
+
+        def peers():
+            return L.metric_sum(NAME, "exitgw_wg_peers")
+
+        before = peers()
+        L.lab("add-client", "--name", NAME, "d1", check=True, timeout=120)
+        self.assertTrue(L.wait_until(lambda: peers() == before + 1, 20, 0.5),
+                        "exitgw_wg_peers %s, not %s + 1, after d1 joined" % (peers(), before))
+        p = headscale("nodes", "delete", "--identifier", str(hs_node("d1")["id"]), "--force")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertTrue(L.wait_until(lambda: peers() == before, 20, 0.5),
+                        "exitgw_wg_peers %s, not %s, after d1 was deleted" % (peers(), before))
 
     # ------------------------------------------------------------- last: down cleans up
     def test_z_down_removes_everything(self):
