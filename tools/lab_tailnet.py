@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 
 BIN_DIR = os.environ.get("EXITGW_LAB_BIN", "/opt/exitgw-lab/bin")
@@ -561,7 +560,7 @@ def wait_gateway(lab, L, pid, timeout=60):
     return found["node"]
 
 
-def up(lab, L, a):
+def up(lab, L):
     """The tailnet part of `tools/lab up --tailnet`, after the plain lab's namespaces, servers
     and exitgw exist (exitgw with no WireGuard peers of its own and approval off)."""
     t = lab.state["tailnet"]
