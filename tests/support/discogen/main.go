@@ -4,6 +4,7 @@
 // output is byte-stable; each frame is then opened again with key.DiscoShared.Open and
 // disco.Parse, the calls a real tailscaled uses, so a vector the real code cannot read is
 // never written. Usage: go run . > ../../unit/vectors/disco_vectors.json
+// `go run . ping ...` is a one-shot disco client for end-to-end tests (ping.go).
 package main
 
 import (
@@ -51,19 +52,14 @@ func seal(sender, recipient string, nonce [24]byte, payload []byte) []byte {
 	return box.SealAfterPrecomputation(frame, payload, &nonce, &shared)
 }
 
-// open reads a frame back with the real receive path: key.DiscoShared.Open, then disco.Parse.
-func open(frame []byte, recipient string) (disco.Message, error) {
+// openAs reads a frame back as `recipient` with the real receive path (see open).
+func openAs(frame []byte, recipient string) (disco.Message, error) {
 	src, ok := disco.Source(frame)
 	if !ok {
 		return nil, fmt.Errorf("not a disco frame")
 	}
 	sender := key.DiscoPublicFromRaw32(mem.B(src))
-	shared := privateKey(recipient).Shared(sender)
-	clear, ok := shared.Open(frame[len(disco.Magic)+32:])
-	if !ok {
-		return nil, fmt.Errorf("box does not open")
-	}
-	return disco.Parse(clear)
+	return open(frame, privateKey(recipient).Shared(sender))
 }
 
 type Case struct {
@@ -88,6 +84,10 @@ type Vectors struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ping" {
+		pingMain(os.Args[2:])
+		return
+	}
 	roles := []string{"gateway", "peer", "stranger"}
 	v := Vectors{
 		Generator: "tests/support/discogen (tailscale.com v1.102.5 disco + types/key)",
@@ -158,7 +158,7 @@ func main() {
 
 // check opens a frame with Tailscale's receive path and compares the message it finds.
 func check(frame []byte, recipient string, want disco.Message) {
-	got, err := open(frame, recipient)
+	got, err := openAs(frame, recipient)
 	if err != nil {
 		fail(err)
 	}
