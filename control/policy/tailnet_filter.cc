@@ -172,7 +172,10 @@ Policy policy_from_tailnet_filter(const TailnetFilter& filter) {
       for (uint8_t proto : protocols) {
         Target t;
         t.prefix = d.prefix;
-        t.named = false;  // the built-in egress safety stays on top of the tailnet's grant
+        // Spelled out by the coordination server's policy: a prefix inside a safety range
+        // (say a grant of 198.51.100.0/24) lifts it there, as in the HuJSON policy, while the
+        // wide autogroup:internet ranges never do; tailnet destinations are dropped (notes).
+        t.named = true;
         t.proto = proto;
         t.port_lo = d.port_lo;
         t.port_hi = d.port_hi;

@@ -46,9 +46,11 @@ Result<TailnetFilter> tailnet_filter_from_json(const nlohmann::json& body);
 nlohmann::json tailnet_filter_to_json(const TailnetFilter& filter);
 
 // Rule i becomes permission "tailnet[i]": its sources are address principals (a peer is covered
-// when every allowed IP it has lies in one src prefix), its targets are dst x protocols. No
-// target is "named", so the built-in egress safety ranges apply on top, and approval stays
-// with the approvals file or the approval override (the connector's POST /v1/approval).
+// when every allowed IP it has lies in one src prefix), its targets are dst x protocols, each
+// "named" as in the HuJSON policy: the built-in egress safety ranges apply on top except where a
+// dst lies inside one (an explicit grant of that range); autogroup:internet's ranges each
+// contain or avoid the safety ranges, so they never lift one. Approval stays with the
+// approvals file or the approval override (the connector's POST /v1/approval).
 Policy policy_from_tailnet_filter(const TailnetFilter& filter);
 
 }  // namespace exitgw::policy

@@ -190,6 +190,26 @@ TEST(TailnetFilter, PortsAndProtocolsAndIcmpWithoutPorts) {
   EXPECT_EQ(c(0, kProtoTcp, "1.1.1.1", 0), "deny:default-deny");
 }
 
+TEST(TailnetFilter, ExplicitGrantOfASafetyRangeLiftsItThereOnly) {
+  // The lab's "internet" is TEST-NET-2: reachable only where a rule names it.
+  json internet = internet_rule({"100.64.0.1/32"});
+  const Classify c(json{{"rules",
+                         {internet,
+                          {{"src", {"100.64.0.1/32"}},
+                           {"dst", {{{"prefix", "198.51.100.0/24"}, {"ports", {0, 65535}}}}}},
+                          {{"src", {"100.64.0.1/32"}},
+                           {"dst", {{{"prefix", "100.64.0.0/10"}, {"ports", {0, 65535}}}}}}}}},
+                   {peer(0, "100.64.0.1/32"), peer(1, "100.64.0.2/32")});
+  EXPECT_EQ(c(0, kProtoTcp, "198.51.100.10", 80), "allow:tailnet[1]");
+  EXPECT_EQ(c(1, kProtoTcp, "198.51.100.10", 80), "deny:builtin:test-net-2");
+  EXPECT_EQ(c(0, kProtoTcp, "203.0.113.10", 80), "deny:builtin:test-net-3");
+  // A tailnet destination never goes through the exit, whatever the rule says.
+  EXPECT_EQ(c(0, kProtoTcp, "100.64.0.2", 80), "deny:builtin:tailnet");
+  bool noted = false;
+  for (const std::string& n : c.compiled().notes) noted |= n.find("tailnet[2]") == 0;
+  EXPECT_TRUE(noted);
+}
+
 TEST(TailnetFilter, PeerWithAnAddressOutsideTheSourcesIsNotCovered) {
   PolicyPeer two = peer(0, "100.64.0.1/32");
   two.addresses.push_back(parse_prefix("100.100.0.0/24")->prefix);
