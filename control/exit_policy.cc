@@ -189,6 +189,30 @@ void ExitPolicy::publish_finished_build() {
   }
 }
 
+Status ExitPolicy::set_tailnet_filter(std::optional<policy::TailnetFilter> filter) {
+  const bool setting = filter.has_value();
+  std::optional<TailnetOverride> next;
+  if (filter) {
+    auto shared = std::make_shared<const policy::TailnetFilter>(std::move(*filter));
+    next = TailnetOverride{
+        policy::policy_from_tailnet_filter(*shared), shared,
+        std::make_shared<const std::string>(policy::tailnet_filter_to_json(*shared).dump(2))};
+  }
+  std::optional<TailnetOverride> old = std::move(tailnet_);
+  tailnet_ = std::move(next);
+  if (Status s = compile_and_publish(); !s) {
+    tailnet_ = std::move(old);
+    return make_error((setting ? "the tailnet filter does not compile: "
+                               : "cannot clear the tailnet filter: the HuJSON policy does not "
+                                 "compile: ") +
+                      s.error());
+  }
+  log_info(tailnet_ ? "policy: the tailnet's packet filter is in force (" +
+                          std::to_string(tailnet_->filter->rules.size()) + " rules)"
+                    : std::string("policy: tailnet filter cleared; the HuJSON policy is in force"));
+  return Ok{};
+}
+
 void ExitPolicy::tick(uint64_t now_ns) {
   // A build submitted below is taken at a later call, never in the same one.
   publish_finished_build();
@@ -243,7 +267,11 @@ void ExitPolicy::publish_status() {
     st->rules = current_->view.n_rules;
     st->classes = classes_;
   }
-  if (policy_override_) {
+  if (tailnet_) {
+    st->source = kPolicySourceTailnet;
+    st->text = tailnet_->text;
+    st->tailnet_filter = tailnet_->filter;
+  } else if (policy_override_) {
     st->source = policy_override_->origin;
     st->text = policy_override_->text;
   } else {

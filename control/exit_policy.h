@@ -23,6 +23,7 @@
 #include "control/policy/approvals.h"
 #include "control/policy/compile.h"
 #include "control/policy/policy.h"
+#include "control/policy/tailnet_filter.h"
 #include "dataplane/context.h"
 
 namespace exitgw {
@@ -40,6 +41,8 @@ struct ExitPolicyOptions {
 // wins over --policy_file, which wins over the built-in default.
 inline constexpr std::string_view kPolicySourceDefault = "default";
 inline constexpr std::string_view kPolicySourceFile = "file";
+// The tailnet's packet filter (FilterReplace) wins over both while it is set.
+inline constexpr std::string_view kPolicySourceTailnet = "tailnet";
 
 // What the metrics thread reads (rebuilt by the control thread, swapped whole).
 struct PolicyStatus {
@@ -51,6 +54,7 @@ struct PolicyStatus {
   // The running policy's text: the override's, the file's, or the default policy's.
   // Shared, not copied, each time the status is rebuilt.
   std::shared_ptr<const std::string> text;
+  std::shared_ptr<const policy::TailnetFilter> tailnet_filter;  // null: none set
 };
 
 class ExitPolicy {
@@ -72,6 +76,11 @@ class ExitPolicy {
   // it is set, file reloads are still parsed (errors are reported) but do not replace it.
   Status set_policy_override(std::optional<std::string> text, const std::string& origin);
   bool has_policy_override() const { return policy_override_.has_value(); }
+  // The tailnet's compiled packet filter (FilterReplace): compiled with the current peers and
+  // published; while set it replaces the HuJSON policy (override or file) as the verdict, the
+  // built-in egress safety and approval still apply. nullopt clears it. A filter that does not
+  // compile changes nothing.
+  Status set_tailnet_filter(std::optional<policy::TailnetFilter> filter);
   // File watches, deferred frees, the status for metrics; call every ~100 ms.
   void tick(uint64_t now_ns);
   // Publishes a classifier the builder thread has finished; cheap, call every loop iteration.
@@ -117,6 +126,7 @@ class ExitPolicy {
   ExitPolicyOptions opt_;
   // The policy to compile: the override when one is set, else the file's (or the default).
   const policy::Policy& running_policy() const {
+    if (tailnet_) return tailnet_->policy;
     return policy_override_ ? policy_override_->policy : policy_;
   }
 
@@ -128,6 +138,12 @@ class ExitPolicy {
     std::string origin;  // the update source that set it
   };
   std::optional<PolicyOverride> policy_override_;
+  struct TailnetOverride {
+    policy::Policy policy;
+    std::shared_ptr<const policy::TailnetFilter> filter;
+    std::shared_ptr<const std::string> text;  // the filter as JSON, for GET /v1/policy
+  };
+  std::optional<TailnetOverride> tailnet_;
   size_t classes_ = 0;  // of the running snapshot
   policy::Approvals approvals_;
   std::vector<policy::PolicyPeer> peers_;

@@ -48,6 +48,11 @@ DEFINE_string(private_key_file, "",
 DEFINE_string(peers_file, "",
               "peers file (wg-style [Peer] sections plus User and Tags); watched and reloaded on "
               "change; empty: no peers");
+DEFINE_string(disco_private_key_file, "",
+              "the gateway's disco private key (Tailscale path discovery), same format as "
+              "--private_key_file (`wg genkey`, chmod 600); with it, disco pings from peers' disco "
+              "keys on the WireGuard port are answered; empty: disco frames are counted and "
+              "dropped");
 DEFINE_uint32(max_peers, 4096,
               "capacity of the peer table (allowed-IP and keypair tables scale with it)");
 DEFINE_string(wg_udp_checksum, "full",

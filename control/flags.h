@@ -30,6 +30,7 @@ DECLARE_string(node);
 DECLARE_bool(rss);
 DECLARE_string(private_key_file);
 DECLARE_string(peers_file);
+DECLARE_string(disco_private_key_file);
 DECLARE_uint32(max_peers);
 DECLARE_uint32(tunnel_mtu);
 DECLARE_string(wg_udp_checksum);

@@ -152,6 +152,7 @@ Status Gateway::init() {
   WireGuardOptions wopt;
   wopt.private_key_file = FLAGS_private_key_file;
   wopt.peers_file = FLAGS_peers_file;
+  wopt.disco_private_key_file = FLAGS_disco_private_key_file;
   wopt.max_peers = FLAGS_max_peers;
   if (FLAGS_tunnel_mtu < 576 || FLAGS_tunnel_mtu > 9000)
     return make_error("--tunnel_mtu must be 576..9000");
@@ -248,6 +249,19 @@ Status Gateway::init_export(const std::string& node) {
 
 UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
   UpdateResult r;
+  if (const auto* tr = std::get_if<TailnetReport>(&u)) {
+    // Health, not configuration: shown, never a new generation; logged when the state changes.
+    if (tr->health.state != tailnet_.state)
+      log_info("tailnet: " + tr->health.state +
+               (tr->health.message.empty() ? "" : " (" + tr->health.message + ")"));
+    tailnet_ = tr->health;
+    tailnet_.reported_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    tailnet_health_.store(std::make_shared<const TailnetHealth>(tailnet_));
+    r.generation = generation_;
+    return r;
+  }
   const auto owner_of = [&](const wg::Key& key) { return wg_->source_of(key); };
   if (const auto* up = std::get_if<PeerUpsert>(&u)) {
     const std::string owner = owner_of(up->peer.public_key);
@@ -304,6 +318,11 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
       r.error = UpdateError::kInvalid;
       r.message = s.error();
     }
+  } else if (const auto* fr = std::get_if<FilterReplace>(&u)) {
+    if (Status s = policy_->set_tailnet_filter(fr->filter); !s) {
+      r.error = UpdateError::kInvalid;
+      r.message = s.error();
+    }
   } else if (const auto* dl = std::get_if<DestinationLogging>(&u)) {
     destination_logging_ = dl->on;
     if (exporter_) exporter_->set_destination_logging(dl->on);
@@ -336,10 +355,12 @@ void Gateway::publish_admin_view() {
       v->policy_text = st->text;
       v->policy_rules = st->rules;
       v->policy_classes = st->classes;
+      v->tailnet_filter = st->tailnet_filter;
     }
   }
   v->destination_logging = destination_logging_;
   v->draining = draining_;
+  v->tailnet = tailnet_;
   // A source is healthy when its latest reload applied (a fixed file heals it).
   v->sources["file:peers"].ok = wg_->last_reload_error().empty();
   v->sources["file:peers"].message = wg_->last_reload_error();
@@ -379,6 +400,8 @@ void Gateway::publish_admin_view() {
       p.endpoint_port = pc.endpoint_port;
       p.persistent_keepalive = pc.persistent_keepalive;
       p.has_preshared_key = pc.has_preshared_key;
+      p.has_disco_key = pc.has_disco_key;
+      p.disco_key = pc.disco_key;
       if (auto it = by_key.find(wg::key_to_base64(pc.public_key)); it != by_key.end()) {
         p.last_handshake_unix_ms = static_cast<int64_t>(it->second->last_handshake_unix_ms);
         p.rx_bytes = it->second->rx_bytes;
@@ -614,6 +637,12 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
           case dp::PuntReason::kNeedNeighbor:
             neighbors_->resolve(m, now);
             break;
+          case dp::PuntReason::kDisco:
+            if (wg_) {
+              wg_->handle_disco_punt(m, ns);
+              break;
+            }
+            [[fallthrough]];
           case dp::PuntReason::kHandshake:
             if (wg_) {
               wg_->handle_punt(m, ns);

@@ -62,6 +62,7 @@ class Gateway {
   void render_wireguard_metrics(MetricFamilies& mf);
   void render_nat_metrics(MetricFamilies& mf);
   void render_policy_metrics(MetricFamilies& mf);
+  void render_tailnet_metrics(MetricFamilies& mf);
   Status init_policy();
   Readiness readiness();
   void shutdown();
@@ -104,6 +105,9 @@ class Gateway {
   Labels constant_labels_;
   // Per-peer rows for /metrics, rebuilt by the control loop (at most kMaxPeerSeries peers).
   std::atomic<std::shared_ptr<const std::vector<PeerStatus>>> peer_status_;
+  // The tailnet connector's last report (control thread writes, metrics thread reads).
+  TailnetHealth tailnet_;
+  std::atomic<std::shared_ptr<const TailnetHealth>> tailnet_health_;
   uint64_t last_busy_[dp::kMaxWorkers] = {}, last_idle_[dp::kMaxWorkers] = {};
   uint64_t nat_events_logged_ = 0;
   bool ports_started_ = false;

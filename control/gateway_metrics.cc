@@ -1,6 +1,9 @@
 // The gateway's metric set, read from per-lcore counters and the control loop's stats.
 #include <rte_lcore.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "common/log_escape.h"
 #include "control/bounded_file.h"
 #include "control/flags.h"
@@ -128,6 +131,7 @@ std::string Gateway::render_metrics() {
   if (wg_) render_wireguard_metrics(mf);
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
+  render_tailnet_metrics(mf);
   if (exporter_) render_export_metrics(mf);
   if (!flows_.empty()) render_flow_metrics(mf);
   if (domains_) {
@@ -187,6 +191,12 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
     mf.counter(result, {{"result", std::string(wg::kHandshakeErrorNames[i])}},
                double(s.rejected[i]));
   mf.counter(result, {{"result", "rate_limited"}}, double(s.rate_limited));
+  auto& disco = mf.family("exitgw_disco_frames_total",
+                          "Tailscale disco frames on the WireGuard port, by what became of them: "
+                          "pong_sent or the reason the frame was ignored",
+                          MetricType::Counter);
+  for (size_t i = 0; i < s.disco.size(); ++i)
+    mf.counter(disco, {{"result", std::string(disco::kVerdictNames[i])}}, double(s.disco[i]));
   mf.counter(mf.family("exitgw_wg_cookies_sent_total", "Cookie replies sent while under load",
                        MetricType::Counter),
              {}, double(s.cookies_sent));
@@ -319,6 +329,31 @@ void Gateway::render_nat_metrics(MetricFamilies& mf) {
                double(by_address[a]));
 }
 
+// The connector's health as it last reported it; "none" until one reports. The netmap age grows
+// from the report's last netmap time, so a connector that stopped reporting still shows up.
+void Gateway::render_tailnet_metrics(MetricFamilies& mf) {
+  const auto h = tailnet_health_.load();
+  const std::string state = h ? h->state : "none";
+  auto& st = mf.family("exitgw_tailnet_state",
+                       "1 for the tailnet connector's current state (none: no connector has "
+                       "reported; ok; stale: the coordination server is unreachable and the last "
+                       "netmap stays in force; logged_out; error)",
+                       MetricType::Gauge);
+  for (std::string_view s : kTailnetStates) mf.gauge(st, {{"state", std::string(s)}}, s == state);
+  double age = 0;
+  if (h && h->last_netmap_unix_ms != 0) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    age = double(std::max<int64_t>(0, now - h->last_netmap_unix_ms)) / 1000.0;
+  }
+  mf.gauge(mf.family("exitgw_tailnet_netmap_age_seconds",
+                     "Seconds since the connector's last netmap (0 without a connector or "
+                     "netmap)",
+                     MetricType::Gauge),
+           {}, age);
+}
+
 void Gateway::render_policy_metrics(MetricFamilies& mf) {
   const auto st = policy_->status();
   if (!st) return;
@@ -335,12 +370,14 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
            double(st->rules));
   // One series per source, 1 for the one in force, so a change of source is a value change.
   auto& source = mf.family("exitgw_policy_source",
-                           "1 for the source of the running exit policy (default, file, or the "
-                           "update source of an override: admin, etcd)",
+                           "1 for the source of the running exit policy (default, file, the "
+                           "update source of an override: admin, etcd; or tailnet: the "
+                           "connector's packet filter)",
                            MetricType::Gauge);
   bool known = false;
   for (const std::string_view s : {kPolicySourceDefault, kPolicySourceFile,
-                                   std::string_view("admin"), std::string_view("etcd")}) {
+                                   std::string_view("admin"), std::string_view("etcd"),
+                                   kPolicySourceTailnet}) {
     known |= s == st->source;
     mf.gauge(source, {{"source", std::string(s)}}, s == st->source ? 1 : 0);
   }

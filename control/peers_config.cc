@@ -30,6 +30,7 @@ enum class Field {
   kKeepalive,
   kUser,
   kTags,
+  kDiscoKey,
   kCount
 };
 
@@ -46,6 +47,7 @@ constexpr std::array<FieldInfo, static_cast<size_t>(Field::kCount)> kFields = {{
     {"PersistentKeepalive", false},
     {"User", false},
     {"Tags", true},
+    {"DiscoKey", false},
 }};
 
 constexpr uint8_t kShortestAllowedPrefix = 8;
@@ -190,7 +192,7 @@ class PeersParser {
     if (index == kFields.size()) {
       return at(line_no, "unknown key " + quoted(key) +
                              " in [Peer] (known: PublicKey, PresharedKey, AllowedIPs, Endpoint, "
-                             "PersistentKeepalive, User, Tags)");
+                             "PersistentKeepalive, User, Tags, DiscoKey)");
     }
     const FieldInfo& info = kFields[index];
     int& first_line = section_->first_line[index];
@@ -299,6 +301,13 @@ class PeersParser {
           peer.tags.emplace_back(tag);
           return Ok{};
         });
+      case Field::kDiscoKey: {
+        auto key = parse_disco_key(value);
+        if (!key) return make_error(key.error());
+        peer.disco_key = *key;
+        peer.has_disco_key = true;
+        return Ok{};
+      }
       case Field::kCount:
         break;
     }
@@ -354,6 +363,13 @@ Result<wg::Key> parse_peer_public_key(std::string_view text) {
   auto key = wg::key_from_base64(text);
   if (!key) return make_error("PublicKey: " + key.error());
   if (wg::is_zero(wg::as_bytes(*key))) return make_error("PublicKey is all zeros");
+  return key;
+}
+
+Result<wg::Key> parse_disco_key(std::string_view text) {
+  auto key = wg::key_from_base64(text);
+  if (!key) return make_error("DiscoKey: " + key.error());
+  if (wg::is_zero(wg::as_bytes(*key))) return make_error("DiscoKey is all zeros");
   return key;
 }
 
@@ -507,7 +523,8 @@ bool same_settings(const PeerConfig& a, const PeerConfig& b) {
   return a.public_key == b.public_key && a.has_preshared_key == b.has_preshared_key &&
          a.preshared_key == b.preshared_key && a.has_endpoint == b.has_endpoint &&
          a.endpoint_ip == b.endpoint_ip && a.endpoint_port == b.endpoint_port &&
-         a.persistent_keepalive == b.persistent_keepalive && a.user == b.user && a.tags == b.tags;
+         a.persistent_keepalive == b.persistent_keepalive && a.user == b.user && a.tags == b.tags &&
+         a.has_disco_key == b.has_disco_key && a.disco_key == b.disco_key;
 }
 
 bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b) {
@@ -566,6 +583,7 @@ std::string format_peers(const std::vector<PeerConfig>& peers) {
       for (size_t i = 0; i < peer.tags.size(); ++i) out += (i > 0 ? ", " : "") + peer.tags[i];
       out += "\n";
     }
+    if (peer.has_disco_key) out += "DiscoKey = " + wg::key_to_base64(peer.disco_key) + "\n";
   }
   return out;
 }

@@ -31,7 +31,10 @@ struct PeerConfig {
   uint16_t persistent_keepalive = 0;  // seconds; 0 = disabled
   std::string user;                   // tailnet identity for policy; empty if not given
   std::vector<std::string> tags;      // each "tag:<name>", name in [a-z0-9-]
-  int line = 0;                       // line of the [Peer] header, for messages
+  // The peer's disco public key (Tailscale clients): pings from it are answered.
+  bool has_disco_key = false;
+  wg::Key disco_key{};
+  int line = 0;  // line of the [Peer] header, for messages
 };
 
 // Whether two peers are configured the same; `line` is ignored because it only says where a
@@ -55,6 +58,8 @@ struct PeerEndpoint {
 };
 // "a.b.c.d:port", port 1..65535; host names are not resolved, IPv6 is not supported.
 Result<PeerEndpoint> parse_peer_endpoint(std::string_view text);
+// A disco public key (DiscoKey, "disco_key"): standard base64 of 32 bytes, not all zero.
+Result<wg::Key> parse_disco_key(std::string_view text);
 // Printable ASCII without spaces or commas, at most 256 bytes.
 Status check_peer_user(std::string_view user);
 // "tag:<name>", the name 1 to 63 characters of a-z, 0-9 and '-'.

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "control/peers_config.h"
+#include "control/policy/tailnet_filter.h"
+#include "control/tailnet_health.h"
 #include "control/wg/crypto.h"
 
 namespace exitgw {
@@ -42,13 +44,23 @@ struct DestinationLogging {
 struct PolicyReplace {
   std::optional<std::string> text;
 };
+// The tailnet's packet filter for this node (exitgw-connector, PUT /v1/filter), parsed and
+// checked; compiled with the current peers before anything is published. While set it replaces
+// the HuJSON policy's verdict; nullopt clears it.
+struct FilterReplace {
+  std::optional<policy::TailnetFilter> filter;
+};
+// The connector's health (PUT /v1/tailnet). Not configuration: it changes no generation.
+struct TailnetReport {
+  TailnetHealth health;
+};
 // Drain: stop taking new sessions (handshakes are refused) so a node can leave a fleet.
 struct Drain {
   bool on = false;
 };
 
 using Update = std::variant<PeerUpsert, PeerRemove, PeerSet, ApprovalSet, PolicyReplace,
-                            DestinationLogging, Drain>;
+                            DestinationLogging, Drain, FilterReplace, TailnetReport>;
 
 enum class UpdateError : uint8_t {
   kNone,

@@ -163,6 +163,17 @@ Status WireGuard::init() {
   identity_ = std::make_unique<wg::LocalIdentity>(std::move(*identity));
   cookies_ = std::make_unique<wg::CookieChecker>(identity_->mac1_key, identity_->cookie_key);
 
+  if (!opt_.disco_private_key_file.empty()) {
+    auto disco_key = load_private_key(opt_.disco_private_key_file);
+    if (!disco_key) return make_error("--disco_private_key_file: " + disco_key.error());
+    auto responder = disco::Responder::create(*disco_key);
+    wg::secure_zero(*disco_key);
+    if (!responder) return make_error("--disco_private_key_file: " + responder.error());
+    disco_.emplace(std::move(*responder));
+    log_info("disco: answering pings from peers' disco keys, public key " +
+             disco_public_key_base64());
+  }
+
   ctx_.tunnel_mtu = opt_.tunnel_mtu;
   if (Status s = create_wireguard_tables(ctx_, opt_.max_peers); !s) return s;
   by_slot_.assign(opt_.max_peers, nullptr);
@@ -180,6 +191,10 @@ Status WireGuard::init() {
 
 std::string WireGuard::public_key_base64() const {
   return identity_ ? wg::key_to_base64(identity_->public_key) : "";
+}
+
+std::string WireGuard::disco_public_key_base64() const {
+  return disco_ ? wg::key_to_base64(disco_->public_key()) : "";
 }
 
 Status WireGuard::load_peers_file() {
@@ -336,6 +351,12 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     rte_lpm_delete(ctx_.allowed_ips, static_cast<uint32_t>(k >> 8), static_cast<uint8_t>(k));
   }
   route_slot_ = std::move(next_routes);
+  if (disco_) {
+    std::vector<disco::DiscoPeer> with_disco;
+    for (const auto& [key, p] : peers_)
+      if (p->config.has_disco_key) with_disco.push_back({p->config.disco_key, key});
+    for (const std::string& note : disco_->set_peers(with_disco)) log_error("disco: " + note);
+  }
   stats_.active_peers = peers_.size();
   stats_.generation++;
   return Ok{};
@@ -488,6 +509,25 @@ void WireGuard::handle_punt(rte_mbuf* m, uint64_t now_ns) {
   } else {
     reject(wg::HandshakeError::kBadType);
   }
+  rte_pktmbuf_free(m);
+}
+
+void WireGuard::handle_disco_punt(rte_mbuf* m, uint64_t now_ns) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  const size_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+  disco::Verdict verdict = disco::Verdict::kDisabled;
+  if (disco_) {
+    std::array<uint8_t, 4> addr;
+    std::memcpy(addr.data(), &ip->src_addr, 4);
+    const wg::Endpoint src = wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(udp->src_port));
+    auto out = disco_->handle({reinterpret_cast<const uint8_t*>(udp + 1), len}, src, now_ns);
+    verdict = out.verdict;
+    if (verdict == disco::Verdict::kPongSent &&
+        !send_udp(ip->src_addr, udp->src_port, out.reply.data(), out.reply.size()))
+      verdict = disco::Verdict::kSendFailed;
+  }
+  stats_.disco[static_cast<size_t>(verdict)]++;
   rte_pktmbuf_free(m);
 }
 
@@ -665,15 +705,15 @@ void WireGuard::send_keepalive(Peer& p) {
   stats_.keepalives_sent++;
 }
 
-void WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload,
+bool WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload,
                          size_t len) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-  if (m == nullptr) return;
+  if (m == nullptr) return false;
   const size_t total = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + len;
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
   if (ip == nullptr) {
     rte_pktmbuf_free(m);
-    return;
+    return false;
   }
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
   std::memcpy(udp + 1, payload, len);
@@ -699,6 +739,7 @@ void WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* p
                               std::chrono::steady_clock::now().time_since_epoch())
                               .count();
   neighbors_.output(ctx_.port_index(dp::PortRole::kTunnel), m, now_ms);
+  return true;
 }
 
 void WireGuard::peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc) {

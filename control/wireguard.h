@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "control/peers_config.h"
 #include "control/policy/compile.h"
 #include "control/wg/cookie.h"
+#include "control/wg/disco.h"
 #include "control/wg/handshake_error.h"
 #include "control/wg/index_table.h"
 #include "control/wg/noise.h"
@@ -35,6 +37,7 @@ namespace exitgw {
 struct WireGuardOptions {
   std::string private_key_file;
   std::string peers_file;
+  std::string disco_private_key_file;  // empty: disco frames are counted and dropped
   uint32_t max_peers = 4096;
   uint16_t tunnel_mtu = 1420;
   unsigned rekey_after_s = wg::kRekeyAfterTime;
@@ -49,6 +52,7 @@ struct WireGuardStats {
       keepalives_sent{0}, keypairs_created{0}, keypairs_expired{0}, handshakes_completed{0},
       refused_draining{0}, peers_reloads{0}, peers_reload_errors{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(disco::Verdict::kCount)> disco{};
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
   // Commands for workers that their full command rings have not taken yet (retried each tick).
   std::atomic<uint64_t> worker_commands_waiting{0};
@@ -82,6 +86,9 @@ class WireGuard {
   Status init();
   // Takes ownership of a punted handshake packet (Ethernet header in front).
   void handle_punt(rte_mbuf* m, uint64_t now_ns);
+  // Takes ownership of a punted disco frame (Ethernet header in front): a ping from a current
+  // peer's disco key is answered with a pong from the WireGuard port; the rest is counted.
+  void handle_disco_punt(rte_mbuf* m, uint64_t now_ns);
   void on_event(const dp::Event& e, uint64_t now_ns);
   // Called with the number of punted packets waiting: decides "under load".
   void note_backlog(unsigned queued, uint64_t now_ns);
@@ -102,6 +109,7 @@ class WireGuard {
   // Draining: initiations are refused so peers move to other nodes; sessions run out.
   void set_draining(bool on) { draining_ = on; }
   std::string public_key_base64() const;
+  std::string disco_public_key_base64() const;  // empty without --disco_private_key_file
   std::vector<PeerStatus> peer_status() const;  // control thread only
   // The peers as the exit policy sees them (slot, user, tags, allowed IPs).
   std::vector<policy::PolicyPeer> policy_peers() const;
@@ -136,7 +144,8 @@ class WireGuard {
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);
-  void send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload, size_t len);
+  // False when no mbuf could be had (the send is lost).
+  bool send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload, size_t len);
   void reject(wg::HandshakeError e) { stats_.rejected[static_cast<size_t>(e)]++; }
   void on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be, uint16_t port_be,
                      uint64_t now_ns);
@@ -154,6 +163,7 @@ class WireGuard {
   WireGuardOptions opt_;
   std::unique_ptr<wg::LocalIdentity> identity_;
   std::unique_ptr<wg::CookieChecker> cookies_;
+  std::optional<disco::Responder> disco_;
   wg::RateLimiter ratelimit_;
   wg::IndexTable indices_;
   std::map<wg::Key, std::unique_ptr<Peer>> peers_;          // by public key

@@ -1,9 +1,10 @@
 // Local delivery for our own addresses: ICMP echo is answered (rate limited), WireGuard
-// handshakes are punted to control, transport data goes to the WireGuard stage.
+// handshakes and disco frames are punted to control, transport data goes to the WireGuard stage.
 #include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "common/disco_wire.h"
 #include "common/wg_wire.h"
 #include "dataplane/checksum.h"
 #include "dataplane/stages.h"
@@ -85,6 +86,11 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept 
   }
   if (payload < 4) {
     w.drop(m, DropReason::kWgMalformed);
+    return;
+  }
+  // Disco first: its magic ("TS") is no WireGuard type, and control counts what it cannot use.
+  if (disco::has_magic(reinterpret_cast<const uint8_t*>(udp + 1), payload)) [[unlikely]] {
+    w.punt(m, PuntReason::kDisco);
     return;
   }
   const uint8_t type = *reinterpret_cast<const uint8_t*>(udp + 1);

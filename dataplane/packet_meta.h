@@ -11,6 +11,7 @@ enum class PuntReason : uint8_t {
   kNone,
   kHandshake,     // WireGuard message types 1, 2, 3: the control thread answers them
   kNeedNeighbor,  // a finished IPv4 packet whose next hop has no resolved MAC yet
+  kDisco,         // a Tailscale disco frame on the WireGuard port: control answers pings
 };
 
 // PacketMeta::flags

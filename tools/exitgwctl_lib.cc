@@ -39,7 +39,7 @@ Options (anywhere on the line; --name=value also works):
 
 Commands:
   status                  generation, last update, approval, logging, drain, policy source,
-                          source health
+                          source health, and the tailnet connector's state
   peers                   every peer: key, source, user, allowed IPs, endpoint, handshake, bytes
   peers set FILE          replace every peer the admin API added with the set in FILE
                           ({"peers": [peer, ...]}, each as `peer add` would send it, with its
@@ -59,6 +59,11 @@ Commands:
   policy set FILE         replace the exit policy with FILE (HuJSON, as --policy_file); it
                           overrides the policy file until cleared. A bad policy changes nothing
   policy clear            drop the override: --policy_file (or the default policy) again
+  filter show             the tailnet's packet filter (exitgw-connector sets it), if one is set
+  filter set FILE         replace it with FILE ({"rules": [{"src": [...], "dst": [{"prefix",
+                          "ports": [lo, hi]}], "protocols": [...]}]}); while set it decides
+                          instead of the HuJSON policy. A bad filter changes nothing
+  filter clear            drop it: the HuJSON policy decides again
 
 KEY is a WireGuard public key as `wg pubkey` prints it (base64url also works).
 Peer rules are the peers file's: allowed IPs /8 or longer without host bits, tags tag:<name>.
@@ -240,6 +245,20 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
   }
 }
 
+// "tailnet: ok", "tailnet: stale since <UTC time> (<message>)", or no connector at all.
+std::string tailnet_line(const json& t) {
+  const std::string state = t.value("state", "none");
+  if (state == "none") return "tailnet: no connector has reported";
+  std::string line = "tailnet: " + state;
+  if (state != "ok") {
+    const json since = t.value("since_unix_ms", json());
+    if (since.is_number_integer()) line += " since " + format_time(since);
+    const std::string message = t.value("message", "");
+    if (!message.empty()) line += " (" + message + ")";
+  }
+  return line;
+}
+
 void print_status(std::ostream& out, const json& s) {
   const json& approval = s.value("approval", json::object());
   std::string approval_text = approval.value("approved", false) ? "approved" : "not approved";
@@ -276,6 +295,7 @@ void print_status(std::ostream& out, const json& s) {
     rows.push_back({"source " + name, text});
   }
   print_table(out, rows);
+  if (const json t = s.value("tailnet", json()); t.is_object()) out << tailnet_line(t) << "\n";
 }
 
 std::vector<std::string> peer_row(const json& p) {
@@ -328,6 +348,20 @@ void print_policy(std::ostream& out, const json& p) {
     if (text.back() != '\n') text += '\n';
     out << "\n" << text;
   }
+}
+
+void print_filter(std::ostream& out, const json& f) {
+  const json filter = f.value("filter", json());
+  print_table(out, {
+                       {"policy source", text_of(f.value("policy_source", json()))},
+                       {"tailnet filter",
+                        filter.is_object()
+                            ? std::to_string(filter.value("rules", json::array()).size()) + " rules"
+                            : std::string("none set")},
+                       {"compiled", text_of(f.value("rules", json())) + " rules, " +
+                                        text_of(f.value("classes", json())) + " classes"},
+                   });
+  if (filter.is_object()) out << "\n" << filter.dump(2) << "\n";
 }
 
 // One API call: the method, path and body, and how to print a successful answer.
@@ -478,6 +512,28 @@ Result<Request> build_request(const Options& o) {
                      say("policy override cleared (the policy file or the default is in force)")};
     }
     return usage("usage: exitgwctl policy show|set FILE|clear");
+  }
+  if (cmd == "filter") {
+    const std::string sub = w.size() >= 2 ? w[1] : "";
+    if (sub == "show") {
+      if (auto e = want(2, "filter show")) return *e;
+      return Request{"GET", "/v1/filter", std::nullopt, print_filter};
+    }
+    if (sub == "set") {
+      if (auto e = want(3, "filter set FILE")) return *e;
+      auto text = read_whole_file(w[2], "filter file");
+      if (!text) return make_error(text.error());
+      json body = json::parse(*text, nullptr, false);
+      if (body.is_discarded()) return make_error("filter file " + w[2] + " is not JSON");
+      return Request{"PUT", "/v1/filter", std::move(body),
+                     say("tailnet filter from " + w[2] + " in force")};
+    }
+    if (sub == "clear") {
+      if (auto e = want(2, "filter clear")) return *e;
+      return Request{"DELETE", "/v1/filter", std::nullopt,
+                     say("tailnet filter cleared (the HuJSON policy is in force)")};
+    }
+    return usage("usage: exitgwctl filter show|set FILE|clear");
   }
   return usage("unknown command '" + cmd + "' (see --help)");
 }

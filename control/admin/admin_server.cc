@@ -11,6 +11,7 @@
 
 #include "control/admin/peer_json.h"
 #include "control/admin/secret_file.h"
+#include "control/admin/tailnet_api.h"
 #include "control/log.h"
 #include "control/net_parse.h"
 
@@ -343,7 +344,26 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
       (h->*member)(req, res);
     };
   };
-  const std::array<Route, 7> routes = {{
+  const auto put_filter = [h](const httplib::Request& req, httplib::Response& res) {
+    const auto body = h->json_body(req, res);
+    if (!body) return;
+    auto filter = policy::tailnet_filter_from_json(*body);
+    if (!filter) return reply_error(res, 400, filter.error());
+    h->reply_update(res, FilterReplace{std::move(*filter)});
+  };
+  const auto put_tailnet = [h](const httplib::Request& req, httplib::Response& res) {
+    const auto body = h->json_body(req, res);
+    if (!body) return;
+    auto health = tailnet_health_from_json(*body);
+    if (!health) return reply_error(res, 400, health.error());
+    h->reply_update(res, TailnetReport{std::move(*health)});
+  };
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const std::array<Route, 9> routes = {{
       {"/v1/status", bind(&Handlers::get_status), nullptr, nullptr, nullptr},
       {"/v1/peers", bind(&Handlers::get_peers), nullptr, bind(&Handlers::put_peers), nullptr},
       {std::string(kPeerPath), bind(&Handlers::get_peer), nullptr, bind(&Handlers::put_peer),
@@ -368,6 +388,20 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
                       [](std::optional<bool> on) { return Update{Drain{*on}}; });
        },
        nullptr, nullptr},
+      {"/v1/filter",
+       [h](const httplib::Request&, httplib::Response& res) {
+         if (auto v = h->current_view(res)) reply_json(res, filter_json(*v));
+       },
+       nullptr, put_filter,
+       [h](const httplib::Request&, httplib::Response& res) {
+         h->reply_update(res, FilterReplace{std::nullopt});
+       }},
+      {"/v1/tailnet",
+       [h, now_ms](const httplib::Request&, httplib::Response& res) {
+         if (auto v = h->current_view(res))
+           reply_json(res, tailnet_health_json(v->tailnet, now_ms()));
+       },
+       nullptr, put_tailnet, nullptr},
   }};
   for (const Route& route : routes) {
     std::string allow;

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "control/net_parse.h"
+#include "control/policy/tailnet_filter.h"
+#include "control/tailnet_health.h"
 #include "control/wg/crypto.h"
 
 namespace exitgw::admin {
@@ -32,6 +34,9 @@ struct AdminView {
   std::shared_ptr<const std::string> policy_text;
   size_t policy_rules = 0;
   size_t policy_classes = 0;
+  // The tailnet's packet filter while one is set (policy_source "tailnet"); null otherwise.
+  std::shared_ptr<const policy::TailnetFilter> tailnet_filter;
+  TailnetHealth tailnet;  // state "none" until a connector reports
 
   // One entry per update source ("file:peers", "file:policy", "etcd", ...).
   struct SourceHealth {
@@ -55,6 +60,8 @@ struct AdminView {
     int64_t last_handshake_unix_ms = 0;  // 0: never
     uint64_t rx_bytes = 0;
     uint64_t tx_bytes = 0;
+    bool has_disco_key = false;
+    wg::Key disco_key{};
   };
   std::vector<Peer> peers;  // in any order; the API sorts by key
 };

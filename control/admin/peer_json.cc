@@ -1,11 +1,15 @@
 // JSON for the admin API: bounded parsing, peer bodies to PeerConfig, the running state out.
 #include "control/admin/peer_json.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <array>
 #include <set>
 #include <utility>
 #include <vector>
+
+#include "control/admin/tailnet_api.h"
 
 namespace exitgw::admin {
 
@@ -41,11 +45,12 @@ enum class PeerField {
   kKeepalive,
   kUser,
   kTags,
+  kDiscoKey,
   kCount
 };
 constexpr std::array<std::string_view, static_cast<size_t>(PeerField::kCount)> kPeerFields = {
     "public_key",           "preshared_key", "allowed_ips", "endpoint",
-    "persistent_keepalive", "user",          "tags"};
+    "persistent_keepalive", "user",          "tags",        "disco_key"};
 
 std::string known_peer_fields() {
   std::string out;
@@ -212,6 +217,14 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
           return tag_ok;
         });
         break;
+      case PeerField::kDiscoKey: {
+        if (!value.is_string()) return make_error(field_error(name, "a base64 key string", value));
+        auto key = parse_disco_key(value.get_ref<const std::string&>());
+        if (!key) return make_error("field 'disco_key': " + key.error());
+        peer.disco_key = *key;
+        peer.has_disco_key = true;
+        break;
+      }
       case PeerField::kCount:
         break;
     }
@@ -243,6 +256,7 @@ nlohmann::json peer_to_request_json(const PeerConfig& peer) {
   if (peer.persistent_keepalive != 0) j["persistent_keepalive"] = peer.persistent_keepalive;
   if (!peer.user.empty()) j["user"] = peer.user;
   if (!peer.tags.empty()) j["tags"] = peer.tags;
+  if (peer.has_disco_key) j["disco_key"] = wg::key_to_base64(peer.disco_key);
   return j;
 }
 
@@ -280,6 +294,7 @@ nlohmann::json peer_view_json(const AdminView::Peer& peer) {
       {"last_handshake_unix_ms", nullable_ms(peer.last_handshake_unix_ms)},
       {"rx_bytes", peer.rx_bytes},
       {"tx_bytes", peer.tx_bytes},
+      {"disco_key", peer.has_disco_key ? json(wg::key_to_base64(peer.disco_key)) : json(nullptr)},
   };
 }
 
@@ -321,6 +336,10 @@ nlohmann::json status_json(const AdminView& view) {
         {"classes", view.policy_classes}}},
       {"sources", std::move(sources)},
       {"peer_count", view.peers.size()},
+      {"tailnet",
+       tailnet_health_json(view.tailnet, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count())},
   };
 }
 

@@ -30,10 +30,10 @@ Result<wg::Key> key_from_url(std::string_view text);
 std::string key_to_url(const wg::Key& key);
 
 // A peer body: {"public_key", "preshared_key"?, "allowed_ips": [...], "endpoint"?: "ip:port",
-// "persistent_keepalive"?: n, "user"?, "tags"?: [...]}; null means absent for the optional
-// fields. Unknown fields and wrong types are refused by name; values and the whole peer are
-// checked by the peers file's own rules (parse_allowed_ip, validate_peer, ...). `url_key` is the
-// key the URL names: the body's public_key, if given, must be the same; without a url_key the
+// "persistent_keepalive"?: n, "user"?, "tags"?: [...], "disco_key"?}; null means absent for the
+// optional fields. Unknown fields and wrong types are refused by name; values and the whole peer
+// are checked by the peers file's own rules (parse_allowed_ip, validate_peer, ...). `url_key` is
+// the key the URL names: the body's public_key, if given, must be the same; without a url_key the
 // body must give one.
 Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url_key);
 // The body peer_from_json reads back to the same settings. It holds the preshared key in the

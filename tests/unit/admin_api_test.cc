@@ -167,6 +167,15 @@ class ModelControl {
     drain_ = u.on;
     return {};
   }
+  // Parsed and checked by the server already (policy::tailnet_filter_from_json).
+  UpdateResult apply_one(const FilterReplace& u, const std::string&) {
+    filter_ = u.filter ? std::make_shared<const policy::TailnetFilter>(*u.filter) : nullptr;
+    return {};
+  }
+  UpdateResult apply_one(const TailnetReport& u, const std::string&) {
+    tailnet_ = u.health;
+    return {};
+  }
 
   void publish() {
     auto v = std::make_shared<AdminView>();
@@ -178,7 +187,9 @@ class ModelControl {
     v->approval_reason = approval_ ? "set through the admin API" : "no approval";
     v->destination_logging = logging_;
     v->draining = drain_;
-    v->policy_source = policy_source_;
+    v->policy_source = filter_ ? "tailnet" : policy_source_;
+    v->tailnet_filter = filter_;
+    v->tailnet = tailnet_;
     v->policy_text = std::make_shared<const std::string>(policy_text_);
     v->policy_rules = policy_text_.size() % 7 + 1;
     v->policy_classes = 2;
@@ -211,6 +222,8 @@ class ModelControl {
   bool logging_ = false, drain_ = false;
   std::string policy_source_ = "file";
   std::string policy_text_ = std::string(kFilePolicy);
+  std::shared_ptr<const policy::TailnetFilter> filter_;
+  TailnetHealth tailnet_;
   uint64_t generation_ = 0;
   std::string last_source_;
   mutable std::mutex mu_;
@@ -816,11 +829,95 @@ TEST_F(AdminApi, CtlHelpDocumentsEveryCommandAndExitCode) {
   std::ostringstream out, err;
   EXPECT_EQ(run_ctl({"--help"}, {}, out, err), kCtlOk);
   for (const char* word :
-       {"status", "peers", "peer get", "peer add", "peer remove", "approve", "unapprove",
-        "approval clear", "logging on|off", "drain on|off", "policy show", "policy set FILE",
-        "policy clear", "--json", "--server", "--token-file", "EXITGW_TOKEN", "Exit codes"}) {
+       {"status",       "peers",           "peer get",       "peer add",       "peer remove",
+        "approve",      "unapprove",       "approval clear", "logging on|off", "drain on|off",
+        "policy show",  "policy set FILE", "policy clear",   "filter show",    "filter set FILE",
+        "filter clear", "--json",          "--server",       "--token-file",   "EXITGW_TOKEN",
+        "Exit codes"}) {
     EXPECT_NE(out.str().find(word), std::string::npos) << word;
   }
+}
+
+TEST_F(AdminApi, FilterPutReplacesGetShowsAndDeleteClears) {
+  start();
+  json f = ok_json(client().Get("/v1/filter"));
+  EXPECT_TRUE(f["filter"].is_null());
+  EXPECT_EQ(f["policy_source"], "file");
+  const json filter = {{"rules",
+                        {{{"src", {"100.64.0.1/32"}},
+                          {"dst", {{{"prefix", "0.0.0.0/5"}, {"ports", {0, 65535}}}}},
+                          {"protocols", json::array()}}}}};
+  ok_json(put_json("/v1/filter", filter));
+  f = ok_json(client().Get("/v1/filter"));
+  EXPECT_EQ(f["filter"], filter);
+  EXPECT_EQ(f["policy_source"], "tailnet");
+  EXPECT_EQ(ok_json(client().Get("/v1/status"))["policy"]["source"], "tailnet");
+  ok_json(client().Delete("/v1/filter"));
+  EXPECT_TRUE(ok_json(client().Get("/v1/filter"))["filter"].is_null());
+}
+
+TEST_F(AdminApi, BadFilterIs400NamingRuleAndFieldAndChangesNothing) {
+  start();
+  const json bad = {
+      {"rules",
+       {{{"src", {"100.64.0.1/32"}}, {"dst", {{{"prefix", "0.0.0.0/0"}, {"ports", {0, 65535}}}}}},
+        {{"src", {"100.64.0.1/32"}}, {"dst", {{{"prefix", "0.0.0.0/0"}, {"ports", {9, 1}}}}}}}}};
+  EXPECT_TRUE(is_error(put_json("/v1/filter", bad), 400, "rules[1].dst[0].ports"));
+  EXPECT_TRUE(is_error(client().Put("/v1/filter", "{}", "text/plain"), 415, "application/json"));
+  EXPECT_TRUE(
+      is_error(client().Post("/v1/filter", "{}", "application/json"), 405, "GET, PUT, DELETE"));
+  EXPECT_EQ(control_.view()->generation, 0u);
+  EXPECT_EQ(control_.view()->tailnet_filter, nullptr);
+}
+
+TEST_F(AdminApi, TailnetHealthShowsInStatusAndCtl) {
+  start();
+  EXPECT_EQ(ok_json(client().Get("/v1/status"))["tailnet"]["state"], "none");
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("tailnet: no connector has reported"), std::string::npos) << out_;
+  ok_json(put_json("/v1/tailnet", {{"state", "ok"},
+                                   {"since_unix_ms", 1'700'000'000'000},
+                                   {"last_netmap_unix_ms", 1'700'000'000'000},
+                                   {"node_key", "nodekey:00"},
+                                   {"login_server", "https://hs.lab"}}));
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("\ntailnet: ok\n"), std::string::npos) << out_;
+  ok_json(put_json("/v1/tailnet", {{"state", "stale"},
+                                   {"since_unix_ms", 1'700'000'000'000},
+                                   {"message", "login server unreachable"}}));
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("tailnet: stale since 2023-11-14T22:13:20Z (login server unreachable)"),
+            std::string::npos)
+      << out_;
+  const json t = ok_json(client().Get("/v1/tailnet"));
+  EXPECT_EQ(t["state"], "stale");
+  EXPECT_EQ(t["message"], "login server unreachable");
+  EXPECT_TRUE(is_error(put_json("/v1/tailnet", {{"state", "none"}}), 400, "field 'state'"));
+  EXPECT_TRUE(is_error(put_json("/v1/tailnet", {{"state", "ok"}, {"extra", 1}}), 400,
+                       "unknown field \"extra\""));
+  EXPECT_TRUE(is_error(put_json("/v1/tailnet", {{"state", "ok"}, {"since_unix_ms", -1}}), 400,
+                       "since_unix_ms"));
+}
+
+TEST_F(AdminApi, CtlFilterShowSetClear) {
+  start();
+  const std::string good = dir_.write(
+      "filter.json",
+      R"({"rules": [{"src": ["100.64.0.0/10"], "dst": [{"prefix": "0.0.0.0/5", "ports": [0, 65535]}]}]})",
+      0644);
+  const std::string bad = dir_.write("bad.json", R"({"rules": [{"src": [], "dst": []}]})", 0644);
+  EXPECT_EQ(ctl({"filter", "show"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("none set"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"filter", "set", good}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("tailnet filter from"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"filter", "show"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("1 rules"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("100.64.0.0/10"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"filter", "set", bad}), kCtlRefused);
+  EXPECT_NE(err_.find("rules[0].src: is empty"), std::string::npos) << err_;
+  EXPECT_EQ(ctl({"filter", "frob"}), kCtlUsage);
+  EXPECT_EQ(ctl({"filter", "clear"}), kCtlOk) << err_;
+  EXPECT_EQ(control_.view()->tailnet_filter, nullptr);
 }
 
 }  // namespace

@@ -280,5 +280,22 @@ TEST(ValidatePeer, RefusesBuiltPeersTheFileWouldRefuse) {
   EXPECT_NE(validate_peer(p).error().find("a tag is tag:<name>"), std::string::npos);
 }
 
+TEST(PeerFromJson, DiscoKeyIsReadShownAndChecked) {
+  json body = peer_body();
+  body["disco_key"] = kKey2;
+  auto peer = peer_from_json(body, nullptr);
+  ASSERT_TRUE(peer.ok()) << peer.error();
+  EXPECT_TRUE(peer->has_disco_key);
+  EXPECT_EQ(peer->disco_key, key(kKey2));
+  EXPECT_EQ(peer_to_request_json(*peer)["disco_key"], kKey2);
+  body["disco_key"] = 7;
+  EXPECT_NE(rejection(body).find("field 'disco_key' must be a base64 key string"),
+            std::string::npos);
+  body["disco_key"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  EXPECT_NE(rejection(body).find("DiscoKey is all zeros"), std::string::npos);
+  body["disco_key"] = nullptr;
+  EXPECT_FALSE(peer_from_json(body, nullptr)->has_disco_key);
+}
+
 }  // namespace
 }  // namespace exitgw::admin

@@ -267,5 +267,31 @@ TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   EXPECT_TRUE(allows(kProtoUdp, 7));
 }
 
+TEST_F(ExitPolicyOverride, TailnetFilterWinsOverTheHujsonOverrideAndClearingRestoresIt) {
+  start();
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  // The tailnet grants peer 0 (100.64.0.1) UDP 7 only: the HuJSON override no longer decides.
+  policy::TailnetFilter filter;
+  filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
+  ASSERT_TRUE(policy_->set_tailnet_filter(filter));
+  EXPECT_EQ(policy_->status()->source, "tailnet");
+  ASSERT_NE(policy_->status()->tailnet_filter, nullptr);
+  EXPECT_EQ(policy_->status()->tailnet_filter->rules.size(), 1u);
+  EXPECT_NE(policy_->status()->text->find("\"ports\""), std::string::npos);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+  EXPECT_FALSE(allows(kProtoTcp, 443));
+  // Peers change: the filter is recompiled with them, still in force.
+  policy_->set_peers({{0, "", {}, {Ipv4Prefix{0x64400002, 32}}}});
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  policy_->set_peers({{0, "alice@example.com", {}, {Ipv4Prefix{0x64400001, 32}}}});
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+
+  ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
+  EXPECT_EQ(policy_->status()->source, "admin");
+  EXPECT_EQ(policy_->status()->tailnet_filter, nullptr);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+}
+
 }  // namespace
 }  // namespace exitgw

@@ -537,5 +537,22 @@ TEST_F(PrivateKeyFile, AllZeroKeyRefused) {
             std::string::npos);
 }
 
+TEST(ParsePeers, DiscoKeyIsReadWrittenAndChecked) {
+  const auto peers = parse_ok(peer1("DiscoKey = " + s(kKey3) + "\n"));
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_TRUE(peers[0].has_disco_key);
+  EXPECT_EQ(peers[0].disco_key, key(kKey3));
+  const auto again = parse_ok(format_peers(peers));
+  EXPECT_TRUE(same_settings(again, peers));
+  PeerConfig other = peers[0];
+  other.has_disco_key = false;
+  EXPECT_FALSE(same_settings(other, peers[0]));
+  EXPECT_TRUE(rejected_at(peer1("DiscoKey = nope\n"), 4, "DiscoKey"));
+  EXPECT_TRUE(rejected_at(peer1("DiscoKey = AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 4,
+                          "DiscoKey is all zeros"));
+  EXPECT_TRUE(rejected_at(peer1("DiscoKey = " + s(kKey3) + "\nDiscoKey = " + s(kKey3) + "\n"), 5,
+                          "appears twice"));
+}
+
 }  // namespace
 }  // namespace exitgw
