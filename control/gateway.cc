@@ -33,8 +33,10 @@ uint64_t now_ns() {
       .count();
 }
 
+// Also notes the address in `self` (what no peer endpoint may be).
 Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& value,
-                const std::string& gateway_flag, const std::string& gateway) {
+                const std::string& gateway_flag, const std::string& gateway,
+                std::vector<Ipv4Prefix>& self) {
   auto prefix = parse_ipv4_prefix(value);
   if (!prefix) return make_error("--" + flag + ": " + prefix.error());
   if (prefix->len == 0 || prefix->len > 31)
@@ -45,6 +47,7 @@ Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& 
     info.netmasks[info.n_addrs] = rte_cpu_to_be_32(prefix->mask());
     info.addrs[info.n_addrs++] = addr;
   }
+  self.push_back(*prefix);
   if (!gateway.empty()) {
     auto gw = parse_ipv4(gateway);
     if (!gw) return make_error("--" + gateway_flag + ": " + gw.error());
@@ -166,6 +169,7 @@ Status Gateway::init() {
   wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
+  if (auto own = wg::key_from_base64(wg_->public_key_base64())) self_.public_key = *own;
   if (Status s = init_policy(); !s) return s;
   if (!FLAGS_domain_list_file.empty()) {
     domains_ = std::make_unique<DomainPolicy>(ctx, FLAGS_domain_list_file);
@@ -192,12 +196,12 @@ Status Gateway::init_ports() {
   ctx.ports[1].port_id = internet_id;
   dp::PortInfo& t = ctx.ports[0];
   dp::PortInfo& i = ctx.ports[ctx.port_index(dp::PortRole::kInternet)];
-  if (Status s =
-          set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway", FLAGS_tunnel_gateway);
+  if (Status s = set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway",
+                          FLAGS_tunnel_gateway, self_.interfaces);
       !s)
     return s;
   if (Status s = set_addr(i, "internet_addr", FLAGS_internet_addr, "internet_gateway",
-                          FLAGS_internet_gateway);
+                          FLAGS_internet_gateway, self_.interfaces);
       !s)
     return s;
   PortOptions opt;
@@ -253,52 +257,15 @@ Status Gateway::init_export(const std::string& node) {
 
 UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
   UpdateResult r;
-  const auto owner_of = [&](const wg::Key& key) { return wg_->source_of(key); };
-  if (const auto* up = std::get_if<PeerUpsert>(&u)) {
-    const std::string owner = owner_of(up->peer.public_key);
-    if (!owner.empty() && owner != source) {
-      r.error = UpdateError::kConflict;
-      r.message = "peer " + wg::key_to_base64(up->peer.public_key) + " belongs to source " + owner;
-    } else {
-      std::vector<PeerConfig> mine = wg_->source_peers(source);
-      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == up->peer.public_key; });
-      mine.push_back(up->peer);
-      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
-        r.error = s.error().find("two peers") != std::string::npos ? UpdateError::kConflict
-                                                                   : UpdateError::kInvalid;
-        r.message = s.error();
-      }
+  if (std::holds_alternative<PeerUpsert>(u) || std::holds_alternative<PeerRemove>(u) ||
+      std::holds_alternative<PeerSet>(u)) {
+    PeerPlan plan = plan_peer_update(wg_->sources(), u, source, self_);
+    if (!plan.refusal.ok()) {
+      r = std::move(plan.refusal);
+    } else if (Status s = wg_->set_source_peers(source, std::move(plan.peers)); !s) {
+      r.error = UpdateError::kInvalid;  // what only installing finds: capacity (--max_peers)
+      r.message = s.error();
     }
-  } else if (const auto* rm = std::get_if<PeerRemove>(&u)) {
-    const std::string owner = owner_of(rm->public_key);
-    if (owner.empty()) {
-      r.error = UpdateError::kNotFound;
-      r.message = "no peer " + wg::key_to_base64(rm->public_key);
-    } else if (owner != source) {
-      r.error = UpdateError::kConflict;
-      r.message = "peer " + wg::key_to_base64(rm->public_key) + " belongs to source " + owner;
-    } else {
-      std::vector<PeerConfig> mine = wg_->source_peers(source);
-      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == rm->public_key; });
-      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
-        r.error = UpdateError::kInvalid;
-        r.message = s.error();
-      }
-    }
-  } else if (const auto* set = std::get_if<PeerSet>(&u)) {
-    for (const PeerConfig& p : set->peers) {
-      const std::string owner = owner_of(p.public_key);
-      if (!owner.empty() && owner != source) {
-        r.error = UpdateError::kConflict;
-        r.message = "peer " + wg::key_to_base64(p.public_key) + " belongs to source " + owner;
-        break;
-      }
-    }
-    if (r.ok())
-      if (Status s = wg_->set_source_peers(source, set->peers); !s) {
-        r.error = UpdateError::kInvalid;
-        r.message = s.error();
-      }
   } else if (const auto* ap = std::get_if<ApprovalSet>(&u)) {
     if (Status s = policy_->set_approval_override(ap->approved); !s) {
       r.error = UpdateError::kInvalid;
@@ -424,6 +391,7 @@ Status Gateway::init_nat() {
     auto p = parse_ipv4_prefix(rest.substr(0, comma));
     if (!p) return make_error("--nat_pool: " + p.error());
     cfg->pool.push_back(dp::nat::Ipv4Prefix{p->addr, p->len});
+    self_.nat_pool.push_back(*p);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
   if (FLAGS_nat_mode == "pba")

@@ -91,6 +91,7 @@ class WireGuard {
   // sources, validated whole before anything changes.
   Status set_source_peers(const std::string& source, std::vector<PeerConfig> peers);
   const std::vector<PeerConfig>& source_peers(const std::string& source) const;
+  const std::map<std::string, std::vector<PeerConfig>>& sources() const { return sources_; }
   // The source a peer key belongs to ("" if none): one lookup, not a scan of every source.
   std::string source_of(const wg::Key& key) const;
   // Why the latest peers file reload was refused; empty when it applied (control thread only).
