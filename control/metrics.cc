@@ -95,8 +95,12 @@ void add_listener_metrics(MetricFamilies& mf, std::string_view listener,
                             "HTTP requests refused (4xx/5xx, or closed unanswered), by listener "
                             "and reason",
                             prometheus::MetricType::Counter);
+  auto& connections =
+      mf.family("exitgw_http_connections_total", "TCP connections accepted, by listener",
+                prometheus::MetricType::Counter);
   const std::string name(listener);
   mf.counter(requests, {{"listener", name}}, double(counters.requests.load()));
+  mf.counter(connections, {{"listener", name}}, double(counters.connections.load()));
   for (size_t r = 0; r < counters.refused.size(); ++r)
     mf.counter(refused, {{"listener", name}, {"reason", std::string(http::kRefusalNames[r])}},
                double(counters.refused[r].load()));

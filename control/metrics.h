@@ -63,8 +63,8 @@ class MetricsServer {
   http::Listener listener_;
 };
 
-// exitgw_http_requests_total{listener} and exitgw_http_requests_refused_total{listener,reason}
-// (every reason, zeros too) for one listener.
+// exitgw_http_requests_total{listener}, exitgw_http_connections_total{listener} and
+// exitgw_http_requests_refused_total{listener,reason} (every reason, zeros too) for one listener.
 void add_listener_metrics(MetricFamilies& mf, std::string_view listener,
                           const http::ListenerCounters& counters);
 
