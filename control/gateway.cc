@@ -33,10 +33,8 @@ uint64_t now_ns() {
       .count();
 }
 
-// Also notes the address in `self` (what no peer endpoint may be).
 Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& value,
-                const std::string& gateway_flag, const std::string& gateway,
-                std::vector<Ipv4Prefix>& self) {
+                const std::string& gateway_flag, const std::string& gateway) {
   auto prefix = parse_ipv4_prefix(value);
   if (!prefix) return make_error("--" + flag + ": " + prefix.error());
   if (prefix->len == 0 || prefix->len > 31)
@@ -47,7 +45,6 @@ Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& 
     info.netmasks[info.n_addrs] = rte_cpu_to_be_32(prefix->mask());
     info.addrs[info.n_addrs++] = addr;
   }
-  self.push_back(*prefix);
   if (!gateway.empty()) {
     auto gw = parse_ipv4(gateway);
     if (!gw) return make_error("--" + gateway_flag + ": " + gw.error());
@@ -169,7 +166,13 @@ Status Gateway::init() {
   wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
+  // What no peer may be: this key, these addresses (the NAT pool is noted by init_nat).
   if (auto own = wg::key_from_base64(wg_->public_key_base64())) self_.public_key = *own;
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    for (unsigned a = 0; a < ctx.ports[p].n_addrs; ++a)
+      self_.interfaces.push_back(
+          {rte_be_to_cpu_32(ctx.ports[p].addrs[a]),
+           static_cast<uint8_t>(__builtin_popcount(ctx.ports[p].netmasks[a]))});
   if (Status s = init_policy(); !s) return s;
   if (!FLAGS_domain_list_file.empty()) {
     domains_ = std::make_unique<DomainPolicy>(ctx, FLAGS_domain_list_file);
@@ -196,12 +199,12 @@ Status Gateway::init_ports() {
   ctx.ports[1].port_id = internet_id;
   dp::PortInfo& t = ctx.ports[0];
   dp::PortInfo& i = ctx.ports[ctx.port_index(dp::PortRole::kInternet)];
-  if (Status s = set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway",
-                          FLAGS_tunnel_gateway, self_.interfaces);
+  if (Status s =
+          set_addr(t, "tunnel_addr", FLAGS_tunnel_addr, "tunnel_gateway", FLAGS_tunnel_gateway);
       !s)
     return s;
   if (Status s = set_addr(i, "internet_addr", FLAGS_internet_addr, "internet_gateway",
-                          FLAGS_internet_gateway, self_.interfaces);
+                          FLAGS_internet_gateway);
       !s)
     return s;
   PortOptions opt;

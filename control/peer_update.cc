@@ -51,11 +51,14 @@ Status check_not_self(const PeerConfig& peer, const GatewaySelf& self) {
 PeerPlan plan_peer_update(const PeersBySource& running, const Update& update,
                           const std::string& source, const GatewaySelf& self) {
   PeerPlan plan;
+  // Who holds each key, indexed once: a set of thousands of peers (an etcd load) is checked in
+  // n log n, not n squared.
+  std::map<wg::Key, const std::string*> owners;
+  for (const auto& [name, peers] : running)
+    for (const PeerConfig& p : peers) owners.emplace(p.public_key, &name);
   const auto owner_of = [&](const wg::Key& key) -> std::string {
-    for (const auto& [name, peers] : running)
-      for (const PeerConfig& p : peers)
-        if (p.public_key == key) return name;
-    return {};
+    const auto it = owners.find(key);
+    return it == owners.end() ? std::string() : *it->second;
   };
   const auto mine = running.find(source);
   if (mine != running.end()) plan.peers = mine->second;
