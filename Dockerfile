@@ -1,6 +1,9 @@
 # exitgw production image. The build stage runs the same installer and build script that CI
 # runs (tools/install-deps, tools/build), so what CI proves is what the image contains.
 FROM debian:12 AS build
+# exitgw-connector is Go (connector/go.mod needs Go >= 1.26.6; Debian 12 has 1.19).
+COPY --from=golang:1.26.8-bookworm /usr/local/go /usr/local/go
+ENV PATH=/usr/local/go/bin:$PATH
 WORKDIR /src
 COPY . .
 RUN EXITGW_HUGEPAGES=0 tools/install-deps && tools/build release
@@ -19,6 +22,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       libgflags2.2 libcpp-httplib0.11 libhyperscan5 wireguard-tools iproute2 ethtool curl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/control/exitgw /usr/local/bin/exitgw
+# The tailnet connector (a second container from this image: --entrypoint exitgw-connector).
+COPY --from=build /src/build/connector/exitgw-connector /usr/local/bin/exitgw-connector
 COPY conf/ /etc/exitgw/
 # /etc/exitgw/private.key (chmod 600), peers.conf, policy.hujson and approvals.conf are the
 # operator's: mount them over the examples.

@@ -177,6 +177,11 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
   mf.counter(mf.family("exitgw_wg_keypairs_expired_total",
                        "Keypairs zeroed after REJECT_AFTER_TIME", MetricType::Counter),
              {}, double(s.keypairs_expired));
+  mf.gauge(mf.family("exitgw_worker_commands_waiting",
+                     "Commands to workers (NAT removals of a prefix that left its peer) waiting "
+                     "for room in a full command ring; retried every tick",
+                     MetricType::Gauge),
+           {}, double(s.worker_commands_waiting));
   mf.counter(mf.family("exitgw_wg_peers_reloads_total", "Peers file reloads, by result",
                        MetricType::Counter),
              {{"result", "ok"}}, double(s.peers_reloads - s.peers_reload_errors));

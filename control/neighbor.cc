@@ -93,8 +93,7 @@ void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
   auto it = entries_.find(key(port, pm->next_hop));
   if (it == entries_.end()) {
     if (entries_.size() >= opt_.capacity) {
-      ++unresolved_drops_;
-      rte_pktmbuf_free(m);
+      drop_unresolved(m);
       return;
     }
     it = entries_.emplace(key(port, pm->next_hop), Entry{}).first;
@@ -105,9 +104,8 @@ void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
     return;
   }
   if (e.pending.size() >= opt_.max_pending) {
-    rte_pktmbuf_free(e.pending.front());  // keep the newest, like the kernel's arp_queue
+    drop_unresolved(e.pending.front());  // keep the newest, like the kernel's arp_queue
     e.pending.pop_front();
-    ++unresolved_drops_;
   }
   e.pending.push_back(m);
   if (e.tries == 0) {
@@ -115,6 +113,14 @@ void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
     e.tries = 1;
     e.last_request_ms = now_ms;
   }
+}
+
+// Counted twice on purpose: under the per-reason drop counter every drop has (control's row,
+// by the packet's input port) and in the neighbor table's own total.
+void NeighborTable::drop_unresolved(rte_mbuf* m) {
+  ++unresolved_drops_;
+  ctx_.control_counters.drop(dp::meta(m)->in_port, dp::DropReason::kNeighborUnresolved);
+  rte_pktmbuf_free(m);
 }
 
 void NeighborTable::output(uint8_t port, rte_mbuf* m, uint64_t now_ms) {
@@ -136,8 +142,7 @@ void NeighborTable::tick(uint64_t now_ms) {
     const uint32_t ip_be = static_cast<uint32_t>(it->first);
     if (!e.resolved && e.tries > 0 && now_ms - e.last_request_ms >= opt_.retry_ms) {
       if (e.tries >= opt_.retries) {
-        unresolved_drops_ += e.pending.size();
-        for (rte_mbuf* m : e.pending) rte_pktmbuf_free(m);
+        for (rte_mbuf* m : e.pending) drop_unresolved(m);
         it = entries_.erase(it);
         continue;
       }

@@ -59,6 +59,7 @@ class NeighborTable {
   void send_request(uint8_t port, uint32_t ip_be, const rte_ether_addr* unicast);
   void send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst);
   void transmit(uint8_t port, rte_mbuf* m);
+  void drop_unresolved(rte_mbuf* m);
 
   dp::DataplaneContext& ctx_;
   rte_mempool* pool_;

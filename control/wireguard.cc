@@ -340,22 +340,33 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
 }
 
 // Every worker may hold NAT state for the prefix (the owner changes when a peer is re-added),
-// so each is told; the worker frees it between bursts.
+// so each is told; the worker frees it between bursts. A full ring delays the command (it is
+// retried every tick, in order), never loses it.
 void WireGuard::remove_nat_state(uint64_t route) {
   if (ctx_.nat == nullptr) return;
   dp::WorkerCommand c{dp::WorkerCommandType::kNatRemoveSubscribers,
                       static_cast<uint8_t>(route & 0xff),
                       {},
                       static_cast<uint32_t>(route >> 8)};
+  for (unsigned w = 0; w < ctx_.n_workers; ++w)
+    if (ctx_.workers[w].commands != nullptr) waiting_commands_[w].push_back(c);
+  send_worker_commands();
+}
+
+void WireGuard::send_worker_commands() {
+  uint64_t waiting = 0;
   for (unsigned w = 0; w < ctx_.n_workers; ++w) {
-    rte_ring* r = ctx_.workers[w].commands;
-    if (r == nullptr) continue;
-    if (rte_ring_enqueue_elem(r, &c, sizeof(c)) != 0) {
-      stats_.nat_removals_lost++;
-      log_error("wireguard: worker " + std::to_string(w) +
-                " command ring full: NAT state of a removed prefix stays until it expires");
-    }
+    std::deque<dp::WorkerCommand>& q = waiting_commands_[w];
+    if (q.empty() || ctx_.workers[w].commands == nullptr) continue;
+    while (!q.empty() &&
+           rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front(), sizeof(q.front())) == 0)
+      q.pop_front();
+    waiting += q.size();
   }
+  if (waiting != 0 && stats_.worker_commands_waiting == 0)
+    log_error("wireguard: a worker's command ring is full: " + std::to_string(waiting) +
+              " NAT removal(s) wait and are retried every tick");
+  stats_.worker_commands_waiting = waiting;
 }
 
 void WireGuard::remove_peer(Peer& p) {
@@ -747,6 +758,7 @@ void WireGuard::tick(uint64_t now_ns) {
   const uint64_t now_tsc = rte_rdtsc();
   for (auto& [key, p] : peers_) peer_timers(*p, now_ns, now_tsc);
   reclaim();
+  send_worker_commands();
   if (watch_.changed()) reload_due_ns_ = now_ns + 200'000'000;  // let the writer finish
   if (reload_due_ns_ && now_ns >= reload_due_ns_) {
     reload_due_ns_ = 0;

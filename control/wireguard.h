@@ -47,9 +47,11 @@ struct WireGuardStats {
   std::atomic<uint64_t> initiations_received{0}, responses_sent{0}, initiations_sent{0},
       responses_received{0}, cookies_sent{0}, cookies_received{0}, rate_limited{0},
       keepalives_sent{0}, keypairs_created{0}, keypairs_expired{0}, handshakes_completed{0},
-      refused_draining{0}, peers_reloads{0}, peers_reload_errors{0}, nat_removals_lost{0};
+      refused_draining{0}, peers_reloads{0}, peers_reload_errors{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
+  // Commands for workers that their full command rings have not taken yet (retried each tick).
+  std::atomic<uint64_t> worker_commands_waiting{0};
   std::atomic<bool> under_load{false};
 };
 
@@ -129,6 +131,7 @@ class WireGuard {
   void publish_send(Peer& p);
   void remove_peer(Peer& p);
   void remove_nat_state(uint64_t route);
+  void send_worker_commands();
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);
@@ -164,6 +167,9 @@ class WireGuard {
     uint32_t slot;     // or a peer slot to reuse (UINT32_MAX: none)
   };
   std::deque<Deferred> deferred_;
+  // Per worker, in order, the commands its full ring refused so far: never dropped, since a
+  // removed prefix's NAT state left behind would hand its next owner the old owner's flows.
+  std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
   FileWatch watch_;
   uint64_t reload_due_ns_ = 0;
   uint64_t under_load_until_ns_ = 0;

@@ -180,6 +180,7 @@ class Peer:
         self.lab, self.name = lab, name
         self.inner_ip, self.endpoint_ip, self.endpoint_port = inner_ip, endpoint_ip, endpoint_port
         self.user, self.tags = user, tags
+        self.persistent_keepalive = None  # seconds, written to the peers file when set
         self.priv_b64, self.priv, self.pub_b64 = wg_keypair()
         self.wg = None
         self.inbox = []  # WireGuard UDP payloads the gateway sent to this endpoint
@@ -191,6 +192,8 @@ class Peer:
             self.pub_b64, self.inner_ip, self.user)
         if self.tags:
             text += "Tags = %s\n" % ", ".join(self.tags)
+        if self.persistent_keepalive is not None:
+            text += "PersistentKeepalive = %d\n" % self.persistent_keepalive
         return text
 
     def send_wg(self, payload, udp_checksum=None):
@@ -243,6 +246,17 @@ class Peer:
             _, plain = self.wg.open(msg)
             if plain:
                 return wgpy.unpad_ipv4(plain)
+
+    def recv_transport(self, timeout):
+        """The next transport message the gateway sent this peer, opened: (arrival time,
+        plaintext; empty for a keepalive), or None. Other messages are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._next_wg(deadline - time.monotonic())
+            if msg is None:
+                return None
+            if msg[0] == wgpy.MSG_TRANSPORT:
+                return time.monotonic(), self.wg.open(msg)[1]
 
     def recv_all_inner(self, timeout=1.0):
         out = []
@@ -399,6 +413,13 @@ class Lab:
             flags.append("--policy_file=")
         self.flags = flags + self.extra_flags
 
+    def write_peers(self, text):
+        """Replaces the peers file atomically; the gateway's file watch applies it."""
+        path = os.path.join(self.dir, "peers.conf")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+
     def write_policy(self, text):
         """Replaces the policy file atomically (write a temporary file, rename over)."""
         tmp = self.policy_path + ".tmp"
@@ -547,6 +568,43 @@ class Lab:
         """Frames the kernel dropped on our AF_PACKET socket (tp_drops) since the last call."""
         raw = self.socks[dev].getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
         return struct.unpack("II", raw)[1]
+
+
+# --- test cases ------------------------------------------------------------------------
+
+import unittest  # noqa: E402
+
+
+class LabCase(unittest.TestCase):
+    """A test class sharing one Lab (one gateway) across its cases, built from its class
+    attributes; configure(lab) may change the peers before the gateway starts."""
+
+    lab = None
+    flags = ()
+    policy = None
+    peers = 2
+    workers = 1
+    internet_vdev = "af_packet"
+
+    @classmethod
+    def configure(cls, lab):
+        pass
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = Lab(EXITGW, flags=cls.flags, policy=cls.policy, peers=cls.peers,
+                      workers=cls.workers, internet_vdev=cls.internet_vdev)
+        cls.configure(cls.lab)
+        cls.lab.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.lab:
+            cls.lab.close()
+
+    def setUp(self):
+        self.lab.drain(0.05)
+        self.assertTrue(self.lab.gateway_alive(), self.lab.log_tail())
 
 
 # --- test entry point ------------------------------------------------------------------

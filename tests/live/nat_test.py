@@ -9,14 +9,13 @@ checked through their reason counters (dataplane/drop_reason.h, nat/nat_drops.h)
 
   /usr/bin/python3 tests/live/nat_test.py --exitgw build/control/exitgw [-k NAME]
 """
-import unittest
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import harness
-from harness import DET_FLAGS, PUBLIC_IP, Lab, det_port
+from harness import DET_FLAGS, PUBLIC_IP, det_port
 
 R1, R2, R3 = "93.184.216.34", "93.184.216.35", "151.101.1.69"  # "internet" hosts (on our wire)
 HOP = "62.115.1.1"  # a router on the path, for time-exceeded
@@ -44,27 +43,8 @@ def rebuild(pkt):
     return p.__class__(bytes(p))
 
 
-class NatCase(unittest.TestCase):
-    lab = None
-    flags = ()
-    peers = 2
-    workers = 1
-    internet_vdev = "af_packet"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.lab = Lab(harness.EXITGW, flags=cls.flags, policy=POLICY, peers=cls.peers,
-                      workers=cls.workers, internet_vdev=cls.internet_vdev)
-        cls.lab.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.lab:
-            cls.lab.close()
-
-    def setUp(self):
-        self.lab.drain(0.05)
-        self.assertTrue(self.lab.gateway_alive(), self.lab.log_tail())
+class NatCase(harness.LabCase):
+    policy = POLICY
 
     # packet builders ----------------------------------------------------------------
     def pub(self, peer, port):
@@ -508,6 +488,91 @@ class Exhaustion(NatCase):
                                 - before.sum("exitgw_nat_pool_exhausted_total"), 1)
         # Existing sessions keep working: A to its first destination again.
         self.assertIsNotNone(self.send_out(a, "93.184.216.100", 40201, 7000))
+
+
+class TableFull(NatCase):
+    """--nat_max_sessions=3 on one worker: a fourth session finds no room (nat_table_full);
+    protocols NAT cannot translate are refused before any lookup (nat_unsupported_protocol).
+    Neither packet reaches the internet."""
+
+    flags = ("--nat_max_sessions=3",)
+
+    def test_session_beyond_the_table_dropped_nat_table_full(self):
+        a = self.lab.peers[0]
+        before = self.lab.metrics()
+        for i in range(3):
+            a.send_inner(self.udp(a, "93.184.216.%d" % (100 + i), 40501, 7000, b"fits"))
+            self.assertIsNotNone(self.lab.recv_outer_internet(1.0),
+                                 "drops %s" % self.lab.metrics().drops())
+        a.send_inner(self.udp(a, "93.184.216.103", 40501, 7000, b"no room"))
+        self.nothing_arrives()
+        self.drop_delta(before, "nat_table_full", 1)
+        # Existing sessions keep working.
+        a.send_inner(self.udp(a, "93.184.216.100", 40501, 7000, b"still mapped"))
+        self.assertIsNotNone(self.lab.recv_outer_internet(1.0))
+
+    def test_gre_dropped_nat_unsupported_protocol(self):
+        a = self.lab.peers[0]
+        before = self.lab.metrics()
+        gre = IP(src=a.inner_ip, dst=R1, id=5, proto=47) / Raw(b"\x00\x00\x08\x00" + b"g" * 20)
+        a.send_inner(gre)
+        a.send_inner(gre)
+        self.nothing_arrives()
+        self.drop_delta(before, "nat_unsupported_protocol", 2)
+
+
+class AllowedIpMoves(NatCase):
+    """Peer A's address moves to peer B (peers file rewritten): the NAT state A held for it is
+    freed, so the internet's replies to A's old mapping reach nobody; B gets a fresh mapping
+    of its own when it sends."""
+
+    def test_moved_address_frees_old_sessions_and_new_owner_maps_afresh(self):
+        a, b = self.lab.peers
+        moved = a.inner_ip
+        a.send_inner(self.udp(a, R1, 40601, 7000, b"from A"))
+        f = self.lab.recv_outer_internet(1.0)
+        self.assertIsNotNone(f, "drops %s" % self.lab.metrics().drops())
+        old_port = int.from_bytes(f[34:36], "big")
+        rep = self.reply(R1, 7000, old_port, b"to A")
+        self.lab.send_internet(rep)
+        self.expect_in(a, self.in_packet(rep, a, 40601))
+        before = self.lab.metrics()
+        self.assertGreaterEqual(before.sum("exitgw_nat_sessions"), 1)
+
+        a.inner_ip = "100.64.0.30"
+        text = a.peers_conf() + b.peers_conf().replace(
+            "AllowedIPs = %s/32" % b.inner_ip, "AllowedIPs = %s/32, %s/32" % (b.inner_ip, moved))
+        self.lab.write_peers(text)
+        m = self.lab.wait_metric(lambda m: m.sum("exitgw_wg_peers_reloads_total", result="ok")
+                                 > before.sum("exitgw_wg_peers_reloads_total", result="ok")
+                                 and m.sum("exitgw_nat_sessions") == 0, 5.0)
+        self.assertGreater(m.sum("exitgw_wg_peers_reloads_total", result="ok"),
+                           before.sum("exitgw_wg_peers_reloads_total", result="ok"),
+                           self.lab.log_tail())
+        self.assertEqual(m.sum("exitgw_nat_sessions"), 0, "A's sessions were not freed")
+        self.assertGreaterEqual(m.sum("exitgw_nat_sessions_removed_total")
+                                - before.sum("exitgw_nat_sessions_removed_total"), 1)
+
+        # A's old mapping is gone: a reply to it reaches neither peer.
+        self.lab.send_internet(self.reply(R1, 7000, old_port, b"to A's old mapping"))
+        self.nothing_arrives(b)
+        self.nothing_arrives(a, 0.1)
+        self.drop_delta(before, NAT_NO_MAPPING, 1)
+
+        # B, sending from the moved address, gets a mapping of its own and its replies.
+        pkt = IP(src=moved, dst=R1, id=1, flags="DF") / UDP(sport=40601, dport=7000) / Raw(b"B")
+        b.send_inner(pkt)
+        f = self.lab.recv_outer_internet(1.0)
+        self.assertIsNotNone(f, "drops %s" % self.lab.metrics().drops())
+        new_port = int.from_bytes(f[34:36], "big")
+        rep = self.reply(R1, 7000, new_port, b"to B")
+        self.lab.send_internet(rep)
+        want = rep.copy()
+        want[IP].dst, want[IP].ttl, want[UDP].dport = moved, rep[IP].ttl - 1, 40601
+        self.expect_in(b, bytes(rebuild(want)))
+        self.nothing_arrives(a, 0.1)
+        self.assertGreaterEqual(self.lab.metrics().sum("exitgw_nat_sessions_created_total")
+                                - before.sum("exitgw_nat_sessions_created_total"), 1)
 
 
 if __name__ == "__main__":

@@ -65,22 +65,13 @@ REVOKED = """{
 """
 
 
-class Policy(unittest.TestCase):
-    lab = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.lab = Lab(harness.EXITGW, flags=DET_FLAGS, policy=POLICY, peers=1)
-        cls.lab.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.lab:
-            cls.lab.close()
+class Policy(harness.LabCase):
+    flags = DET_FLAGS
+    policy = POLICY
+    peers = 1
 
     def setUp(self):
-        self.lab.drain(0.05)
-        self.assertTrue(self.lab.gateway_alive(), self.lab.log_tail())
+        super().setUp()
         self.peer = self.lab.peers[0]
 
     def out_frame(self, inner):

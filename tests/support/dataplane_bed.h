@@ -1,6 +1,7 @@
 // A worker and the tables it reads, on net_null ports, without running the daemon: what the
-// pipeline benchmark and the data-path fuzzer drive bursts through. EAL must be initialised
-// with --vdev=net_null0 --vdev=net_null1 before init().
+// pipeline benchmark, the data-path fuzzer and the worker drop tests drive bursts through. EAL
+// must be initialised with --vdev=net_null0 --vdev=net_null1 (or the ports named in
+// BedOptions created) before init().
 #pragma once
 
 #include <rte_ethdev.h>
@@ -11,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -38,6 +40,9 @@ struct BedOptions {
   // A tailnet policy file (HuJSON) to compile instead of the default policy (every member
   // may use the exit).
   std::string policy_text;
+  // The ports by DPDK name (tunnel, internet); tests that read what was sent use ring ports
+  // (rte_eth_from_rings) with one RX and two TX rings each.
+  std::array<std::string, 2> ports{"net_null0", "net_null1"};
 };
 
 // DPDK heap in use (rte_malloc, every socket) and the process's resident set: init() records
@@ -118,11 +123,10 @@ class DataplaneBed {
                                    RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     if (pool == nullptr) return make_error("mbuf pool");
     c.pool = pool;
-    const char* names[2] = {"net_null0", "net_null1"};
     const uint32_t addrs[2] = {kTunnelIp, kInternetIp};
     const uint32_t routers[2] = {kTunnelRouter, kInternetRouter};
     for (unsigned p = 0; p < 2; ++p) {
-      auto id = find_port(names[p]);
+      auto id = find_port(opt.ports[p]);
       if (!id) return make_error(id.error());
       std::string notes;
       auto rxq = start_port(*id, PortOptions{1, 1024, 1024, false}, pool, &notes);

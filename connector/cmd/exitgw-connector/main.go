@@ -1,0 +1,176 @@
+// exitgw-connector makes exitgw a node of a tailnet: it logs in to the coordination server
+// with the gateway's WireGuard key, advertises the exit routes, endpoints, disco key and
+// location, and turns each netmap into the gateway's updates over its admin API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+
+	"exitgw/connector/internal/adminapi"
+	"exitgw/connector/internal/bridge"
+	"exitgw/connector/internal/login"
+)
+
+type endpointsFlag []netip.AddrPort
+
+func (e *endpointsFlag) String() string { return fmt.Sprint(*e) }
+
+func (e *endpointsFlag) Set(s string) error {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return fmt.Errorf("%q is not ip:port (e.g. 198.51.100.7:51820 or [2001:db8::7]:51820)", s)
+	}
+	*e = append(*e, ap)
+	return nil
+}
+
+type options struct {
+	loginServer, authKeyFile, stateDir, wgKeyFile, discoKeyFile, hostname string
+	adminURL, adminTokenFile                                              string
+	endpoints                                                             endpointsFlag
+	location                                                              tailcfg.Location
+	resync                                                                time.Duration
+	verbose                                                               bool
+}
+
+func parseFlags(args []string) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("exitgw-connector", flag.ContinueOnError)
+	host, _ := os.Hostname()
+	fs.StringVar(&o.loginServer, "login-server", "", "coordination server URL (Headscale or Tailscale), e.g. https://headscale.example.com (required)")
+	fs.StringVar(&o.authKeyFile, "auth-key-file", "", "file holding a pre-auth key (a tagged one, e.g. tag:exit); needed for the first login")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/exitgw-connector", "directory for the machine key and login state (kept across restarts)")
+	fs.StringVar(&o.wgKeyFile, "wg-key-file", "/etc/exitgw/private.key", "exitgw's WireGuard private key (its --private_key_file): used as the node key")
+	fs.StringVar(&o.discoKeyFile, "disco-key-file", "", "exitgw's disco private key (its --disco_private_key_file); its public half is advertised. Empty: none, clients reach the gateway only through DERP")
+	fs.StringVar(&o.hostname, "hostname", host, "node name shown in the tailnet")
+	fs.Var(&o.endpoints, "endpoint", "the gateway's public WireGuard UDP endpoint ip:port (repeatable)")
+	fs.StringVar(&o.location.Country, "location-country", "", "Hostinfo.Location country name, e.g. Canada")
+	fs.StringVar(&o.location.CountryCode, "location-country-code", "", "ISO 3166-1 alpha-2 code, e.g. CA")
+	fs.StringVar(&o.location.City, "location-city", "", "city name, e.g. Toronto")
+	fs.StringVar(&o.location.CityCode, "location-city-code", "", "city code, e.g. YYZ")
+	fs.Float64Var(&o.location.Latitude, "location-latitude", 0, "latitude in degrees")
+	fs.Float64Var(&o.location.Longitude, "location-longitude", 0, "longitude in degrees")
+	fs.IntVar(&o.location.Priority, "location-priority", 0, "priority among exit nodes of one location (higher is preferred)")
+	fs.StringVar(&o.adminURL, "admin-url", "http://127.0.0.1:9551", "exitgw's admin API (its --admin_listen)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "exitgw's admin bearer token file (its --admin_token_file) (required)")
+	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
+	fs.BoolVar(&o.verbose, "verbose", false, "log the control client's detailed messages too")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.loginServer == "" {
+		return nil, errors.New("--login-server is required")
+	}
+	if u, err := url.Parse(o.loginServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--login-server %q is not an http(s) URL", o.loginServer)
+	}
+	if o.adminTokenFile == "" {
+		return nil, errors.New("--admin-token-file is required (exitgw's --admin_token_file)")
+	}
+	if o.hostname == "" {
+		return nil, errors.New("--hostname is empty and the system has none")
+	}
+	return &o, nil
+}
+
+func readSecret(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the %s: %w", what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("the %s %s is empty", what, path)
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, o *options) error {
+	nodeKey, err := login.ReadNodeKey(o.wgKeyFile)
+	if err != nil {
+		return err
+	}
+	var disco key.DiscoPublic
+	if o.discoKeyFile != "" {
+		d, err := login.ReadDiscoKey(o.discoKeyFile)
+		if err != nil {
+			return err
+		}
+		disco = d.Public()
+	} else {
+		log.Printf("no --disco-key-file: clients cannot find a direct path to the gateway")
+	}
+	var authKey string
+	if o.authKeyFile != "" {
+		if authKey, err = readSecret(o.authKeyFile, "auth key file"); err != nil {
+			return err
+		}
+	}
+	token, err := readSecret(o.adminTokenFile, "admin token file")
+	if err != nil {
+		return err
+	}
+	var loc *tailcfg.Location
+	if o.location != (tailcfg.Location{}) {
+		loc = &o.location
+	}
+	logf := func(format string, args ...any) {
+		if !o.verbose && (strings.Contains(format, "[v1]") || strings.Contains(format, "[v2]")) {
+			return
+		}
+		log.Printf(format, args...)
+	}
+	client, err := login.Start(login.Config{
+		ServerURL: o.loginServer, AuthKey: authKey, StateDir: o.stateDir, NodeKey: nodeKey,
+		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc, Logf: logf,
+	})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	log.Printf("exitgw-connector: node %s logging in to %s; updates to %s", nodeKey.Public().ShortString(), o.loginServer, o.adminURL)
+	return bridge.Run(ctx, bridge.Config{
+		Admin:          adminapi.NewClient(o.adminURL, token),
+		LoginServer:    o.loginServer,
+		NodeKey:        nodeKey.Public(),
+		ResyncInterval: o.resync,
+		Logf:           log.Printf,
+	}, client)
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.LUTC)
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "exitgw-connector: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		log.Printf("exitgw-connector: %v", err)
+		stop()
+		os.Exit(1)
+	}
+	log.Printf("exitgw-connector: stopped")
+}

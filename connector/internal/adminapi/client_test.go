@@ -1,0 +1,87 @@
+package adminapi_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"exitgw/connector/internal/adminapi"
+	"exitgw/connector/internal/admintest"
+)
+
+func TestUpdatesArriveAsTheContractSpells(t *testing.T) {
+	srv := admintest.New("secret")
+	defer srv.Close()
+	c := adminapi.NewClient(srv.URL+"/", "secret")
+	ctx := context.Background()
+
+	peers := adminapi.PeerSet{Peers: []adminapi.Peer{{PublicKey: "k", AllowedIPs: []string{"100.64.0.5/32"},
+		User: "alice@example.com", Tags: []string{"tag:a"}, DiscoKey: "d"}}}
+	filter := adminapi.Filter{Rules: []adminapi.FilterRule{{Src: []string{"100.64.0.0/10"},
+		Dst: []adminapi.FilterDst{{Prefix: "0.0.0.0/5", Ports: [2]uint16{0, 65535}}}, Protocols: []int{6, 17, 1}}}}
+	health := adminapi.Tailnet{State: adminapi.StateStale, SinceUnixMs: 5, LastNetmapUnixMs: 4, Message: "m", NodeKey: "nodekey:ab", LoginServer: "http://x"}
+	for _, err := range []error{c.PutPeers(ctx, peers), c.PutFilter(ctx, filter), c.PostApproval(ctx, true), c.PutTailnet(ctx, health)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := admintest.Last[adminapi.PeerSet](srv, "/v1/peers"); !reflect.DeepEqual(*got, peers) {
+		t.Errorf("peers: got %+v", got)
+	}
+	if got := admintest.Last[adminapi.Filter](srv, "/v1/filter"); !reflect.DeepEqual(*got, filter) {
+		t.Errorf("filter: got %+v", got)
+	}
+	if got := admintest.Last[admintest.Approval](srv, "/v1/approval"); got.Approved == nil || !*got.Approved {
+		t.Errorf("approval: got %+v", got)
+	}
+	st, err := c.GetStatus(ctx)
+	if err != nil || st.Tailnet == nil || *st.Tailnet != health {
+		t.Errorf("GET /v1/status: %+v, %v; want the tailnet health just put", st, err)
+	}
+}
+
+func TestEmptySetsAreSentAsEmptyArraysNotNull(t *testing.T) {
+	srv := admintest.New("secret")
+	defer srv.Close()
+	c := adminapi.NewClient(srv.URL, "secret")
+	if err := c.PutPeers(context.Background(), adminapi.PeerSet{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutFilter(context.Background(), adminapi.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := admintest.Last[adminapi.PeerSet](srv, "/v1/peers"); p.Peers == nil {
+		t.Error(`PUT /v1/peers sent "peers": null; exitgw needs an array`)
+	}
+	if f := admintest.Last[adminapi.Filter](srv, "/v1/filter"); f.Rules == nil {
+		t.Error(`PUT /v1/filter sent "rules": null; exitgw needs an array`)
+	}
+}
+
+func TestGatewayErrorsAreNamedAndClassified(t *testing.T) {
+	srv := admintest.New("secret")
+	defer srv.Close()
+	srv.Refuse("/v1/filter", "rules[3].dst[0]: prefix 1.2.3.4/33 is not a prefix")
+	ctx := context.Background()
+
+	err := adminapi.NewClient(srv.URL, "secret").PutFilter(ctx, adminapi.Filter{})
+	var se *adminapi.StatusError
+	if !errors.As(err, &se) || se.Code != 400 || se.Message != "rules[3].dst[0]: prefix 1.2.3.4/33 is not a prefix" {
+		t.Fatalf("got %v; want a StatusError 400 carrying the gateway's message", err)
+	}
+	if !adminapi.Refused(err) {
+		t.Error("a 400 is a refusal: resending the same body cannot help")
+	}
+
+	err = adminapi.NewClient(srv.URL, "wrong").PutTailnet(ctx, adminapi.Tailnet{})
+	if !errors.As(err, &se) || se.Code != 401 || adminapi.Refused(err) {
+		t.Errorf("got %v; a wrong token is a 401 and not a refusal of the content", err)
+	}
+
+	srv.Close()
+	err = adminapi.NewClient(srv.URL, "secret").PostApproval(ctx, false)
+	if err == nil || adminapi.Refused(err) {
+		t.Errorf("got %v; an unreachable gateway is an error to retry", err)
+	}
+}

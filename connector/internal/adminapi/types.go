@@ -1,0 +1,54 @@
+// Package adminapi is exitgw's admin API as the connector uses it: the typed updates and a client.
+package adminapi
+
+// Peer is one entry of PUT /v1/peers (control/admin/peer_json.cc on the gateway side).
+type Peer struct {
+	PublicKey  string   `json:"public_key"`
+	AllowedIPs []string `json:"allowed_ips"`
+	User       string   `json:"user,omitempty"`
+	Tags       []string `json:"tags,omitempty"`
+	DiscoKey   string   `json:"disco_key,omitempty"`
+}
+
+// PeerSet is the body of PUT /v1/peers: it replaces the admin source's whole peer set.
+type PeerSet struct {
+	Peers []Peer `json:"peers"`
+}
+
+// FilterDst is one destination of a filter rule: an IPv4 prefix and an inclusive port range.
+type FilterDst struct {
+	Prefix string    `json:"prefix"`
+	Ports  [2]uint16 `json:"ports"`
+}
+
+// FilterRule allows a packet whose inner source is in Src, destination and port in Dst and
+// IP protocol in Protocols.
+type FilterRule struct {
+	Src       []string    `json:"src"`
+	Dst       []FilterDst `json:"dst"`
+	Protocols []int       `json:"protocols"`
+}
+
+// Filter is the body of PUT /v1/filter: the tailnet's packet filter for this node, compiled.
+// No rules means nothing is allowed.
+type Filter struct {
+	Rules []FilterRule `json:"rules"`
+}
+
+// Tailnet states reported with PUT /v1/tailnet.
+const (
+	StateOK        = "ok"         // in the map poll, the last netmap applied
+	StateStale     = "stale"      // the coordination server is away; the gateway keeps the last netmap
+	StateLoggedOut = "logged_out" // the server wants a (new) login: a valid auth key is needed
+	StateError     = "error"      // no netmap yet and login fails, or the connector refuses to go on
+)
+
+// Tailnet is the body of PUT /v1/tailnet: the connector's health as the gateway reports it.
+type Tailnet struct {
+	State            string `json:"state"`
+	SinceUnixMs      int64  `json:"since_unix_ms"`
+	LastNetmapUnixMs int64  `json:"last_netmap_unix_ms"`
+	Message          string `json:"message"`
+	NodeKey          string `json:"node_key"`
+	LoginServer      string `json:"login_server"`
+}

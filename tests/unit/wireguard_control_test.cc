@@ -1,0 +1,269 @@
+// The WireGuard control thread's promises to the workers, on a real WireGuard instance (key
+// file, peer table, handshake) over ring ports: a retired keypair keeps its keys until every
+// worker has passed a quiescent state and is zeroed and freed after; NAT removals for a full
+// worker command ring wait and are delivered in order, never lost.
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_udp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "control/neighbor.h"
+#include "control/ports.h"
+#include "control/wg/noise.h"
+#include "control/wireguard.h"
+#include "dataplane/nat/nat_config.h"
+#include "dataplane/packet_meta.h"
+#include "tests/support/eal_environment.h"
+
+namespace exitgw {
+namespace {
+
+EXITGW_EAL_ENVIRONMENT("wireguard_control_test", 256);
+
+constexpr uint32_t kTunnelIp = RTE_IPV4(10, 77, 0, 1);
+constexpr uint32_t kEndpoint = RTE_IPV4(10, 77, 0, 10);
+constexpr uint16_t kWgPort = 51820;
+
+Ipv4Prefix host(uint32_t a) {
+  return Ipv4Prefix{a, 32};
+}
+
+size_t heap_allocations() {
+  size_t n = 0;
+  for (int s = 0; s < RTE_MAX_NUMA_NODES; ++s) {
+    rte_malloc_socket_stats st{};
+    if (rte_malloc_get_socket_stats(s, &st) == 0) n += st.alloc_count;
+  }
+  return n;
+}
+
+class WireGuardControl : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pool_ = rte_pktmbuf_pool_create("wgc_pool", 1023, 0, sizeof(dp::PacketMeta),
+                                    RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    ASSERT_NE(pool_, nullptr);
+    rte_ring* rx = rte_ring_create("wgc_rx", 64, SOCKET_ID_ANY, 0);
+    rte_ring* tx[2] = {rte_ring_create("wgc_tx0", 64, SOCKET_ID_ANY, 0),
+                       rte_ring_create("wgc_tx1", 64, SOCKET_ID_ANY, 0)};
+    const int id = rte_eth_from_rings("wgc_port", &rx, 1, tx, 2, rte_socket_id());
+    ASSERT_GE(id, 0);
+    tx_ = tx[1];  // control's queue
+    port_id_ = static_cast<uint16_t>(id);
+    std::string notes;
+    ASSERT_TRUE(start_port(port_id_, PortOptions{1, 64, 64, false}, pool_, &notes).ok());
+  }
+
+  void SetUp() override {
+    ctx_ = std::make_unique<dp::DataplaneContext>();
+    dp::DataplaneContext& c = *ctx_;
+    c.n_workers = 1;
+    c.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), 64));
+    ASSERT_NE(c.rcu, nullptr);
+    ASSERT_EQ(rte_rcu_qsbr_init(c.rcu, 1), 0);
+    // One port plays both roles (the gateway allows it).
+    dp::PortInfo& p = c.ports[0];
+    p.port_id = port_id_;
+    rte_eth_macaddr_get(port_id_, &p.mac);
+    p.addrs[0] = rte_cpu_to_be_32(kTunnelIp);
+    p.netmasks[0] = rte_cpu_to_be_32(0xffffff00u);
+    p.n_addrs = 1;
+    p.tx_queue_control = 1;
+    c.n_ports = 1;
+    c.wg_port_be = rte_cpu_to_be_16(kWgPort);
+    c.nat = &nat_config_;  // NAT on: a prefix leaving its peer takes its NAT state along
+    c.workers[0].commands = rte_ring_create_elem(("wgc_cmd" + std::to_string(serial_++)).c_str(),
+                                                 sizeof(dp::WorkerCommand), 4, SOCKET_ID_ANY,
+                                                 RING_F_SP_ENQ | RING_F_SC_DEQ);  // room for 3
+    ASSERT_NE(c.workers[0].commands, nullptr);
+    neighbors_ = std::make_unique<NeighborTable>(c, pool_, NeighborOptions{});
+    ASSERT_TRUE(neighbors_->create_table().ok());
+    const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x10};
+    ASSERT_TRUE(neighbors_->add_static(kEndpoint, mac).ok());
+
+    key_path_ = "/tmp/exitgw-wgc-" + std::to_string(getpid()) + ".key";
+    const wg::Key gateway_key = wg::generate_private_key();
+    {
+      std::ofstream f(key_path_);
+      f << wg::key_to_base64(gateway_key) << "\n";
+    }
+    ::chmod(key_path_.c_str(), 0600);
+    gateway_pub_ = wg::LocalIdentity::from_private_key(gateway_key)->public_key;
+    WireGuardOptions o;
+    o.private_key_file = key_path_;
+    o.max_peers = 16;
+    wg_ = std::make_unique<WireGuard>(c, *neighbors_, pool_, o);
+    const Status s = wg_->init();
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+
+  void TearDown() override {
+    wg_.reset();
+    neighbors_.reset();
+    rte_hash_free(ctx_->neighbors);
+    rte_ring_free(ctx_->workers[0].commands);
+    rte_free(ctx_->rcu);
+    std::remove(key_path_.c_str());
+    rte_mbuf* m;
+    while (rte_ring_dequeue(tx_, reinterpret_cast<void**>(&m)) == 0) rte_pktmbuf_free(m);
+  }
+
+  // A peer with a fresh identity (its private key kept for handshakes) and these addresses.
+  PeerConfig peer(std::vector<Ipv4Prefix> allowed, wg::Key* private_key = nullptr) {
+    const wg::Key k = wg::generate_private_key();
+    if (private_key) *private_key = k;
+    PeerConfig pc;
+    pc.public_key = wg::LocalIdentity::from_private_key(k)->public_key;
+    pc.allowed_ips = std::move(allowed);
+    pc.user = "alice@example.com";
+    return pc;
+  }
+
+  std::vector<dp::WorkerCommand> commands() {
+    std::vector<dp::WorkerCommand> out;
+    dp::WorkerCommand c;
+    while (rte_ring_dequeue_elem(ctx_->workers[0].commands, &c, sizeof(c)) == 0) out.push_back(c);
+    return out;
+  }
+
+  // The peer's handshake initiation, from kEndpoint, as a worker punts it.
+  rte_mbuf* initiation(const wg::Key& peer_private) {
+    auto id = wg::LocalIdentity::from_private_key(peer_private);
+    auto pc = wg::PeerCrypto::create(*id, gateway_pub_);
+    EXPECT_TRUE(pc.ok());
+    auto init = wg::create_initiation(*id, *pc, 0x4242, wg::tai64n_now(), 1'000'000'000);
+    EXPECT_TRUE(init.ok());
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    const size_t len = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) +
+                       sizeof(wg::MessageInitiation);
+    auto* d = rte_pktmbuf_mtod(m, uint8_t*);
+    rte_pktmbuf_append(m, static_cast<uint16_t>(len));
+    std::memset(d, 0, len);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(d + sizeof(rte_ether_hdr));
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(len - sizeof(rte_ether_hdr)));
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = rte_cpu_to_be_32(kEndpoint);
+    ip->dst_addr = rte_cpu_to_be_32(kTunnelIp);
+    udp->src_port = rte_cpu_to_be_16(51000);
+    udp->dst_port = rte_cpu_to_be_16(kWgPort);
+    udp->dgram_len =
+        rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + sizeof(init->message)));
+    std::memcpy(udp + 1, &init->message, sizeof(init->message));
+    return m;
+  }
+
+  static inline rte_mempool* pool_ = nullptr;
+  static inline uint16_t port_id_ = 0;
+  static inline rte_ring* tx_ = nullptr;
+  static inline unsigned serial_ = 0;
+  dp::nat::NatConfig nat_config_;
+  std::unique_ptr<dp::DataplaneContext> ctx_;
+  std::unique_ptr<NeighborTable> neighbors_;
+  std::unique_ptr<WireGuard> wg_;
+  std::string key_path_;
+  wg::Key gateway_pub_{};
+};
+
+TEST_F(WireGuardControl, NatRemovalsForAFullCommandRingWaitAndArriveInOrder) {
+  std::vector<Ipv4Prefix> moving;
+  for (uint32_t i = 1; i <= 5; ++i) moving.push_back(host(RTE_IPV4(100, 64, 1, i)));
+  PeerConfig a = peer(moving);
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_TRUE(commands().empty());
+
+  // All five addresses move from A to B: five removals for a ring with room for three.
+  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+  b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  std::vector<dp::WorkerCommand> got = commands();
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  // The worker drained its ring; the next tick delivers the rest.
+  wg_->tick(2'000'000'000);
+  const std::vector<dp::WorkerCommand> rest = commands();
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  ASSERT_EQ(got.size(), 5u);
+  std::set<uint32_t> prefixes;
+  for (const dp::WorkerCommand& c : got) {
+    EXPECT_EQ(c.type, dp::WorkerCommandType::kNatRemoveSubscribers);
+    EXPECT_EQ(c.len, 32);
+    prefixes.insert(c.prefix);
+  }
+  std::set<uint32_t> want;
+  for (const Ipv4Prefix& p : moving) want.insert(p.addr);
+  EXPECT_EQ(prefixes, want);
+
+  // Removing peer B altogether: its six prefixes, nothing lost across several ticks.
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  got = commands();
+  for (uint64_t t = 3; got.size() < 6 && t < 10; ++t) {
+    wg_->tick(t * 1'000'000'000);
+    const auto more = commands();
+    got.insert(got.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(got.size(), 6u);
+}
+
+TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFreed) {
+  wg::Key peer_private{};
+  ASSERT_TRUE(
+      wg_->set_source_peers("file", {peer({host(RTE_IPV4(100, 64, 0, 10))}, &peer_private)}).ok());
+  wg_->handle_punt(initiation(peer_private), 1'000'000'000);
+  ASSERT_EQ(wg_->stats().responses_sent.load(), 1u) << "handshake not answered";
+  // The responder's keypair, the only one in the table.
+  const void* key = nullptr;
+  void* data = nullptr;
+  uint32_t next = 0;
+  ASSERT_GE(rte_hash_iterate(ctx_->keypairs, &key, &data, &next), 0);
+  auto* kp = static_cast<Keypair*>(data);
+  uint8_t keys[2 * wg::kKeyLen];
+  std::memcpy(keys, kp->send_key, wg::kKeyLen);
+  std::memcpy(keys + wg::kKeyLen, kp->recv_key, wg::kKeyLen);
+  ASSERT_FALSE(std::all_of(std::begin(keys), std::end(keys), [](uint8_t b) { return b == 0; }));
+
+  // A worker is mid-burst (online, not yet quiescent) when the peer is removed.
+  ASSERT_EQ(rte_rcu_qsbr_thread_register(ctx_->rcu, 0), 0);
+  rte_rcu_qsbr_thread_online(ctx_->rcu, 0);
+  const size_t allocations = heap_allocations();
+  ASSERT_TRUE(wg_->set_source_peers("file", {}).ok());
+  for (uint64_t t = 2; t < 5; ++t) wg_->tick(t * 1'000'000'000);
+  // It may still be reading the keypair: keys intact, memory not freed.
+  EXPECT_EQ(std::memcmp(kp->send_key, keys, wg::kKeyLen), 0);
+  EXPECT_EQ(std::memcmp(kp->recv_key, keys + wg::kKeyLen, wg::kKeyLen), 0);
+  EXPECT_EQ(heap_allocations(), allocations);
+
+  // Once it has passed a quiescent state the keypair is zeroed and freed.
+  rte_rcu_qsbr_quiescent(ctx_->rcu, 0);
+  wg_->tick(6'000'000'000);
+  EXPECT_EQ(heap_allocations(), allocations - 1);
+  const volatile uint8_t* mem = kp->send_key;
+  bool zero = true;
+  for (size_t i = 0; i < 2 * wg::kKeyLen; ++i) zero = zero && mem[i] == 0;
+  EXPECT_TRUE(zero) << "key bytes left in freed memory";
+  rte_rcu_qsbr_thread_offline(ctx_->rcu, 0);
+  rte_rcu_qsbr_thread_unregister(ctx_->rcu, 0);
+}
+
+}  // namespace
+}  // namespace exitgw

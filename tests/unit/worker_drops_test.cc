@@ -1,0 +1,380 @@
+// Drops only a fault reaches, through the real worker stages (DataplaneBed: NAT, policy, the
+// WireGuard tables) on ring ports the test reads back: a peer without an endpoint, a send
+// counter at REJECT_AFTER_MESSAGES, a keypair past REJECT_AFTER_TIME, no headroom for the tunnel
+// header, a full hand-off ring, a full TX ring, and a next hop that never answers ARP. Each
+// asserts its reason counter rose by exactly the packets it dropped and that none of them left.
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "control/wg/crypto.h"
+#include "tests/support/dataplane_bed.h"
+#include "tests/support/eal_environment.h"
+
+namespace exitgw {
+namespace {
+
+EXITGW_EAL_ENVIRONMENT("worker_drops_test", 512);
+
+using Bed = testing::DataplaneBed;
+using dp::DropReason;
+using Bytes = std::vector<uint8_t>;
+
+constexpr uint8_t kTunnel = 0, kInternet = 1;
+constexpr uint32_t kRemote = RTE_IPV4(93, 184, 216, 34);
+constexpr uint16_t kRemotePort = 7000;
+// The internet port's worker TX ring holds this many frames; the tunnel's are larger.
+constexpr unsigned kInternetTxRing = 16;
+
+// Each port: one RX ring (unused: the test feeds bursts itself) and TX rings for the worker
+// (queue 0) and control (queue 1), which hold every frame the gateway sent.
+struct RingPort {
+  rte_ring* rx = nullptr;
+  rte_ring* tx[2] = {};
+};
+
+Bytes udp4(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, const Bytes& payload) {
+  Bytes b(sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + payload.size(), 0);
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(b.data());
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(b.size()));
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = rte_cpu_to_be_32(src);
+  ip->dst_addr = rte_cpu_to_be_32(dst);
+  udp->src_port = rte_cpu_to_be_16(sport);
+  udp->dst_port = rte_cpu_to_be_16(dport);
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(b.size() - sizeof(rte_ipv4_hdr)));
+  std::memcpy(udp + 1, payload.data(), payload.size());
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  return b;
+}
+
+class WorkerDrops : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::array<std::string, 2> names;
+    for (unsigned p = 0; p < 2; ++p) {
+      const std::string n = "drops_port" + std::to_string(p);
+      ports_[p].rx =
+          rte_ring_create((n + "_rx").c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      for (unsigned q = 0; q < 2; ++q) {
+        const unsigned size = (p == kInternet && q == 0) ? kInternetTxRing : 1024;
+        ports_[p].tx[q] =
+            rte_ring_create((n + "_tx" + std::to_string(q)).c_str(), size, SOCKET_ID_ANY,
+                            RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+      }
+      const int id =
+          rte_eth_from_rings(n.c_str(), &ports_[p].rx, 1, ports_[p].tx, 2, rte_socket_id());
+      ASSERT_GE(id, 0);
+      char name[RTE_ETH_NAME_MAX_LEN];
+      ASSERT_EQ(rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), name), 0);
+      names[p] = name;
+    }
+    bed_ = new Bed;
+    testing::BedOptions o;
+    o.peers = 16;
+    o.nat = true;
+    o.ports = names;
+    const Status s = bed_->init(o);
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+
+  void SetUp() override {
+    ASSERT_NE(bed_, nullptr);
+    ASSERT_NE(bed_->worker, nullptr);
+    drain_all();
+  }
+  void TearDown() override { drain_all(); }
+
+  static dp::DataplaneContext& ctx() { return bed_->ctx; }
+
+  // Every frame the gateway sent on (port, queue) since the last call, and control's rings.
+  std::vector<Bytes> sent(uint8_t port, unsigned queue = 0) {
+    std::vector<Bytes> out;
+    rte_mbuf* m;
+    while (rte_ring_dequeue(ports_[port].tx[queue], reinterpret_cast<void**>(&m)) == 0) {
+      const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+      out.emplace_back(d, d + rte_pktmbuf_data_len(m));
+      rte_pktmbuf_free(m);
+    }
+    return out;
+  }
+  void drain_all() {
+    for (uint8_t p = 0; p < 2; ++p)
+      for (unsigned q = 0; q < 2; ++q) sent(p, q);
+    bed_->drain_control();
+  }
+
+  // Drops under `r`: every port, the worker's row and control's.
+  static uint64_t drops(DropReason r) {
+    uint64_t n = 0;
+    for (unsigned p = 0; p < ctx().n_ports; ++p) {
+      n += ctx().workers[0].counters.drops[p][static_cast<size_t>(r)].get();
+      n += ctx().control_counters.drops[p][static_cast<size_t>(r)].get();
+    }
+    return n;
+  }
+
+  static rte_mbuf* mbuf(const Bytes& frame, uint16_t headroom = RTE_PKTMBUF_HEADROOM) {
+    rte_mbuf* m = rte_pktmbuf_alloc(bed_->pool);
+    EXPECT_NE(m, nullptr);
+    m->data_off = headroom;
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
+    return m;
+  }
+
+  static Bytes ether(uint8_t port, const Bytes& ip) {
+    Bytes f(sizeof(rte_ether_hdr), 0);
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(f.data());
+    eth->dst_addr = ctx().ports[port].mac;
+    eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x01}};
+    eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+    f.insert(f.end(), ip.begin(), ip.end());
+    return f;
+  }
+
+  // Peer `peer`'s inner packet, sealed with `kp`'s receive key as a transport message from the
+  // peer's endpoint, framed for the tunnel port.
+  Bytes sealed(uint32_t peer, const Bytes& inner, Keypair* kp = nullptr) {
+    if (kp == nullptr) kp = bed_->keypairs[peer];
+    const size_t padded = (inner.size() + 15) & ~size_t{15};
+    Bytes msg(sizeof(wg::MessageTransportHeader) + padded + wg::kTagLen, 0);
+    auto* hdr = reinterpret_cast<wg::MessageTransportHeader*>(msg.data());
+    hdr->type = static_cast<uint32_t>(wg::MessageType::kTransport);
+    hdr->receiver_index = kp->local_index;
+    hdr->counter = next_counter_[kp]++;
+    Bytes plain(padded, 0);
+    std::memcpy(plain.data(), inner.data(), inner.size());
+    wg::Key key;
+    std::memcpy(key.data(), kp->recv_key, key.size());
+    wg::aead_encrypt(msg.data() + sizeof(*hdr), key, hdr->counter, plain, {});
+    return ether(kTunnel, udp4(Bed::endpoint_addr(peer), Bed::kTunnelIp,
+                               static_cast<uint16_t>(30000 + peer), Bed::kWgPort, msg));
+  }
+  Bytes from_peer(uint32_t peer, uint16_t sport, Keypair* kp = nullptr) {
+    return sealed(peer, udp4(Bed::peer_addr(peer), kRemote, sport, kRemotePort, Bytes(20, 'o')),
+                  kp);
+  }
+
+  static void run(uint8_t port, std::vector<rte_mbuf*> pkts) {
+    bed_->worker->process_burst(port, pkts.data(), static_cast<uint16_t>(pkts.size()));
+    bed_->worker->flush();
+  }
+
+  // Sends one packet from `peer` and returns the public endpoint NAT gave it (network order).
+  std::pair<uint32_t, uint16_t> mapping(uint32_t peer, uint16_t sport = 40000) {
+    run(kTunnel, {mbuf(from_peer(peer, sport))});
+    const auto out = sent(kInternet);
+    EXPECT_EQ(out.size(), 1u) << "the peer's packet did not leave";
+    if (out.size() != 1) return {0, 0};
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(out[0].data() + sizeof(rte_ether_hdr));
+    const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+    return {ip->src_addr, udp->src_port};
+  }
+  // The remote's reply to that public endpoint, framed for the internet port.
+  static Bytes reply(std::pair<uint32_t, uint16_t> pub) {
+    return ether(kInternet, udp4(kRemote, rte_be_to_cpu_32(pub.first), kRemotePort,
+                                 rte_be_to_cpu_16(pub.second), Bytes(24, 'r')));
+  }
+
+  static std::vector<dp::Event> events() {
+    std::vector<dp::Event> out;
+    dp::Event e;
+    while (rte_ring_dequeue_elem(ctx().workers[0].events, &e, sizeof(e)) == 0) out.push_back(e);
+    return out;
+  }
+  static bool handshake_wanted(const std::vector<dp::Event>& ev, uint32_t slot) {
+    for (const dp::Event& e : ev)
+      if (e.type == dp::EventType::kHandshakeWanted && e.value == slot) return true;
+    return false;
+  }
+
+  static inline Bed* bed_ = nullptr;
+  static inline RingPort ports_[2];
+  std::map<const Keypair*, uint64_t> next_counter_;
+};
+
+TEST_F(WorkerDrops, ReplyForPeerWithoutEndpointDroppedWgNoEndpoint) {
+  const uint32_t peer = 1;
+  const auto pub = mapping(peer);
+  const uint64_t endpoint = ctx().peers[peer].endpoint.load();
+  ctx().peers[peer].endpoint.store(0);
+  const uint64_t before = drops(DropReason::kWgNoEndpoint);
+  run(kInternet, {mbuf(reply(pub)), mbuf(reply(pub))});
+  EXPECT_EQ(drops(DropReason::kWgNoEndpoint) - before, 2u);
+  EXPECT_TRUE(sent(kTunnel).empty());
+  // With its endpoint back the same reply is sealed and sent.
+  ctx().peers[peer].endpoint.store(endpoint);
+  run(kInternet, {mbuf(reply(pub))});
+  EXPECT_EQ(sent(kTunnel).size(), 1u);
+  EXPECT_EQ(drops(DropReason::kWgNoEndpoint) - before, 2u);
+}
+
+TEST_F(WorkerDrops, SendCounterAtRejectAfterMessagesDroppedWgCounterExhausted) {
+  const uint32_t peer = 2;
+  const auto pub = mapping(peer);
+  // One counter value left: the first reply takes it, the second finds none.
+  bed_->keypairs[peer]->send_counter.store(wg::kRejectAfterMessages - 1);
+  events();
+  const uint64_t before = drops(DropReason::kWgCounterExhausted);
+  run(kInternet, {mbuf(reply(pub)), mbuf(reply(pub))});
+  EXPECT_EQ(drops(DropReason::kWgCounterExhausted) - before, 1u);
+  const auto out = sent(kTunnel);
+  ASSERT_EQ(out.size(), 1u);
+  const auto* hdr = reinterpret_cast<const wg::MessageTransportHeader*>(
+      out[0].data() + sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
+  EXPECT_EQ(hdr->counter, wg::kRejectAfterMessages - 1);
+  EXPECT_TRUE(handshake_wanted(events(), peer)) << "no new session asked for";
+}
+
+TEST_F(WorkerDrops, KeypairPastRejectAfterTimeRefusedBothWays) {
+  const uint32_t peer = 3;
+  const auto pub = mapping(peer);
+  // A second session for the peer that lives one second (REJECT_AFTER_TIME = 1 s).
+  wg::SessionKeys keys;
+  for (size_t i = 0; i < keys.send_key.size(); ++i) {
+    keys.send_key[i] = uint8_t(i * 3 + 1);
+    keys.recv_key[i] = uint8_t(i * 5 + 2);
+  }
+  keys.local_index = 0x7000;
+  keys.remote_index = 0x7001;
+  Keypair* kp = publish_keypair(ctx(), keys, peer, 0, 1);
+  ASSERT_NE(kp, nullptr);
+  Keypair* const steady = ctx().peers[peer].send_keypair.load();
+  ctx().peers[peer].send_keypair.store(kp);
+  // Within its life it works both ways.
+  run(kTunnel, {mbuf(from_peer(peer, 40000, kp))});
+  EXPECT_EQ(sent(kInternet).size(), 1u);
+  run(kInternet, {mbuf(reply(pub))});
+  EXPECT_EQ(sent(kTunnel).size(), 1u);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  events();
+  const uint64_t expired = drops(DropReason::kWgKeypairExpired);
+  const uint64_t no_keypair = drops(DropReason::kWgNoKeypair);
+  run(kTunnel, {mbuf(from_peer(peer, 40000, kp)), mbuf(from_peer(peer, 40000, kp))});
+  EXPECT_EQ(drops(DropReason::kWgKeypairExpired) - expired, 2u);
+  EXPECT_TRUE(sent(kInternet).empty());
+  run(kInternet, {mbuf(reply(pub))});
+  EXPECT_EQ(drops(DropReason::kWgNoKeypair) - no_keypair, 1u);
+  EXPECT_TRUE(sent(kTunnel).empty());
+  EXPECT_TRUE(handshake_wanted(events(), peer)) << "no new session asked for";
+
+  ctx().peers[peer].send_keypair.store(steady);
+  rte_hash_del_key(ctx().keypairs, &kp->local_index);
+  rte_rcu_qsbr_synchronize(ctx().rcu, RTE_QSBR_THRID_INVALID);
+  rte_free(kp);
+}
+
+TEST_F(WorkerDrops, PacketWithoutHeadroomForTheTunnelHeaderDroppedNoMbuf) {
+  const uint32_t peer = 4;
+  const auto pub = mapping(peer);
+  const uint64_t before = drops(DropReason::kNoMbuf);
+  // Received with no headroom: the outer IPv4/UDP/WireGuard headers (44 bytes) do not fit in
+  // front of it once its Ethernet header (14) is stripped.
+  run(kInternet, {mbuf(reply(pub), 0)});
+  EXPECT_EQ(drops(DropReason::kNoMbuf) - before, 1u);
+  EXPECT_TRUE(sent(kTunnel).empty());
+  run(kInternet, {mbuf(reply(pub))});
+  EXPECT_EQ(sent(kTunnel).size(), 1u);
+  EXPECT_EQ(drops(DropReason::kNoMbuf) - before, 1u);
+}
+
+TEST_F(WorkerDrops, PeerOwnedByAnotherWorkerWithFullHandoffRingDroppedHandoffRingFull) {
+  const uint32_t peer = 5;
+  rte_ring* ring = rte_ring_create("drops_handoff", 4, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  ASSERT_NE(ring, nullptr);
+  static int filler[3];
+  for (int& f : filler) ASSERT_EQ(rte_ring_enqueue(ring, &f), 0);  // capacity 3: full
+  // A second worker owns the peer's NAT state and its hand-off ring is full.
+  ctx().n_workers = 2;
+  ctx().workers[1].handoff = ring;
+  ctx().peers[peer].nat_owner.store(1);
+  const uint64_t before = drops(DropReason::kHandoffRingFull);
+  run(kTunnel, {mbuf(from_peer(peer, 40000)), mbuf(from_peer(peer, 40001))});
+  EXPECT_EQ(drops(DropReason::kHandoffRingFull) - before, 2u);
+  EXPECT_TRUE(sent(kInternet).empty());
+  EXPECT_EQ(rte_ring_count(ring), 3u);
+  // With room, the same packet is handed off, not dropped.
+  void* f = nullptr;
+  ASSERT_EQ(rte_ring_dequeue(ring, &f), 0);
+  run(kTunnel, {mbuf(from_peer(peer, 40002))});
+  EXPECT_EQ(drops(DropReason::kHandoffRingFull) - before, 2u);
+  ASSERT_EQ(rte_ring_count(ring), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(rte_ring_dequeue(ring, &f), 0);
+    if (i == 2) rte_pktmbuf_free(static_cast<rte_mbuf*>(f));
+  }
+  ctx().n_workers = 1;
+  ctx().workers[1].handoff = nullptr;
+  ctx().peers[peer].nat_owner.store(PeerRuntime::kNoOwner);
+  rte_ring_free(ring);
+}
+
+TEST_F(WorkerDrops, BurstBeyondTheTxRingDroppedTxQueueFull) {
+  const uint32_t peer = 6;
+  const unsigned room = rte_ring_free_count(ports_[kInternet].tx[0]);
+  ASSERT_EQ(room, kInternetTxRing);
+  const unsigned n = room + 5;
+  std::vector<rte_mbuf*> burst;
+  for (unsigned i = 0; i < n; ++i)
+    burst.push_back(mbuf(from_peer(peer, static_cast<uint16_t>(41000 + i))));
+  const uint64_t before = drops(DropReason::kTxQueueFull);
+  const uint64_t tx_before = ctx().workers[0].counters.port[kInternet].tx_packets.get();
+  run(kTunnel, burst);
+  EXPECT_EQ(drops(DropReason::kTxQueueFull) - before, 5u);
+  EXPECT_EQ(ctx().workers[0].counters.port[kInternet].tx_packets.get() - tx_before, room);
+  EXPECT_EQ(sent(kInternet).size(), room);
+}
+
+TEST_F(WorkerDrops, NextHopThatNeverAnswersArpDroppedNeighborUnresolved) {
+  const uint32_t peer = 7;
+  const auto pub = mapping(peer);
+  // The peer roamed to an endpoint on the tunnel's own link that nobody answers ARP for.
+  constexpr uint32_t kSilent = RTE_IPV4(10, 77, 0, 50);
+  ctx().peers[peer].endpoint.store(
+      pack_endpoint(rte_cpu_to_be_32(kSilent), rte_cpu_to_be_16(40000)));
+  run(kInternet, {mbuf(reply(pub))});
+  EXPECT_TRUE(sent(kTunnel).empty());
+  rte_mbuf* punted = nullptr;
+  ASSERT_EQ(rte_ring_dequeue(ctx().workers[0].punt, reinterpret_cast<void**>(&punted)), 0)
+      << "the sealed reply was not punted for resolution";
+  ASSERT_EQ(rte_ring_count(ctx().workers[0].punt), 0u);
+
+  // Control: one ARP request per try (NeighborOptions: 3 tries 1 s apart), then the drop.
+  const uint64_t before = drops(DropReason::kNeighborUnresolved);
+  const uint64_t table_before = bed_->neighbors->unresolved_drops();
+  uint64_t now_ms = 1'000'000;
+  bed_->neighbors->resolve(punted, now_ms);
+  for (int i = 0; i < 3; ++i) {
+    now_ms += 1000;
+    bed_->neighbors->tick(now_ms);
+  }
+  EXPECT_EQ(drops(DropReason::kNeighborUnresolved) - before, 1u);
+  EXPECT_EQ(bed_->neighbors->unresolved_drops() - table_before, 1u);
+  // What went out on the tunnel: ARP requests for the endpoint, never the packet.
+  const auto control_sent = sent(kTunnel, 1);
+  EXPECT_EQ(control_sent.size(), 3u);
+  for (const Bytes& f : control_sent) {
+    const auto* eth = reinterpret_cast<const rte_ether_hdr*>(f.data());
+    EXPECT_EQ(eth->ether_type, RTE_BE16(RTE_ETHER_TYPE_ARP));
+  }
+  EXPECT_TRUE(sent(kTunnel).empty());
+  ctx().peers[peer].endpoint.store(
+      pack_endpoint(rte_cpu_to_be_32(Bed::endpoint_addr(peer)), rte_cpu_to_be_16(30007)));
+}
+
+}  // namespace
+}  // namespace exitgw
