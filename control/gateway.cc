@@ -162,6 +162,13 @@ Status Gateway::init() {
   wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
+  // What no peer may be: this key, these addresses (the NAT pool is noted by init_nat).
+  if (auto own = wg::key_from_base64(wg_->public_key_base64())) self_.public_key = *own;
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    for (unsigned a = 0; a < ctx.ports[p].n_addrs; ++a)
+      self_.interfaces.push_back(
+          {rte_be_to_cpu_32(ctx.ports[p].addrs[a]),
+           static_cast<uint8_t>(__builtin_popcount(ctx.ports[p].netmasks[a]))});
   if (Status s = init_policy(); !s) return s;
   if (!FLAGS_domain_list_file.empty()) {
     domains_ = std::make_unique<DomainPolicy>(ctx, FLAGS_domain_list_file);
@@ -262,52 +269,15 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
     r.generation = generation_;
     return r;
   }
-  const auto owner_of = [&](const wg::Key& key) { return wg_->source_of(key); };
-  if (const auto* up = std::get_if<PeerUpsert>(&u)) {
-    const std::string owner = owner_of(up->peer.public_key);
-    if (!owner.empty() && owner != source) {
-      r.error = UpdateError::kConflict;
-      r.message = "peer " + wg::key_to_base64(up->peer.public_key) + " belongs to source " + owner;
-    } else {
-      std::vector<PeerConfig> mine = wg_->source_peers(source);
-      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == up->peer.public_key; });
-      mine.push_back(up->peer);
-      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
-        r.error = s.error().find("two peers") != std::string::npos ? UpdateError::kConflict
-                                                                   : UpdateError::kInvalid;
-        r.message = s.error();
-      }
+  if (std::holds_alternative<PeerUpsert>(u) || std::holds_alternative<PeerRemove>(u) ||
+      std::holds_alternative<PeerSet>(u)) {
+    PeerPlan plan = plan_peer_update(wg_->sources(), u, source, self_);
+    if (!plan.refusal.ok()) {
+      r = std::move(plan.refusal);
+    } else if (Status s = wg_->set_source_peers(source, std::move(plan.peers)); !s) {
+      r.error = UpdateError::kInvalid;  // what only installing finds: capacity (--max_peers)
+      r.message = s.error();
     }
-  } else if (const auto* rm = std::get_if<PeerRemove>(&u)) {
-    const std::string owner = owner_of(rm->public_key);
-    if (owner.empty()) {
-      r.error = UpdateError::kNotFound;
-      r.message = "no peer " + wg::key_to_base64(rm->public_key);
-    } else if (owner != source) {
-      r.error = UpdateError::kConflict;
-      r.message = "peer " + wg::key_to_base64(rm->public_key) + " belongs to source " + owner;
-    } else {
-      std::vector<PeerConfig> mine = wg_->source_peers(source);
-      std::erase_if(mine, [&](const PeerConfig& p) { return p.public_key == rm->public_key; });
-      if (Status s = wg_->set_source_peers(source, std::move(mine)); !s) {
-        r.error = UpdateError::kInvalid;
-        r.message = s.error();
-      }
-    }
-  } else if (const auto* set = std::get_if<PeerSet>(&u)) {
-    for (const PeerConfig& p : set->peers) {
-      const std::string owner = owner_of(p.public_key);
-      if (!owner.empty() && owner != source) {
-        r.error = UpdateError::kConflict;
-        r.message = "peer " + wg::key_to_base64(p.public_key) + " belongs to source " + owner;
-        break;
-      }
-    }
-    if (r.ok())
-      if (Status s = wg_->set_source_peers(source, set->peers); !s) {
-        r.error = UpdateError::kInvalid;
-        r.message = s.error();
-      }
   } else if (const auto* ap = std::get_if<ApprovalSet>(&u)) {
     if (Status s = policy_->set_approval_override(ap->approved); !s) {
       r.error = UpdateError::kInvalid;
@@ -447,6 +417,7 @@ Status Gateway::init_nat() {
     auto p = parse_ipv4_prefix(rest.substr(0, comma));
     if (!p) return make_error("--nat_pool: " + p.error());
     cfg->pool.push_back(dp::nat::Ipv4Prefix{p->addr, p->len});
+    self_.nat_pool.push_back(*p);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
   if (FLAGS_nat_mode == "pba")

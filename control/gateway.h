@@ -12,6 +12,7 @@
 
 #include "common/result.h"
 #include "control/admin/admin_server.h"
+#include "control/peer_update.h"
 #include "control/etcd/etcd_source.h"
 #include "control/domain_policy.h"
 #include "control/exit_policy.h"
@@ -79,6 +80,7 @@ class Gateway {
   std::unique_ptr<DomainPolicy> domains_;
   std::unique_ptr<exporter::Exporter> exporter_;
   UpdateQueue updates_;
+  GatewaySelf self_;  // what no peer may be (own key, addresses, NAT pool); set by init
   admin::AdminServer admin_;
   std::atomic<std::shared_ptr<const admin::AdminView>> admin_view_;
   std::atomic<uint64_t> generation_{0};  // advanced by every applied update, from any source

@@ -46,29 +46,64 @@ Status MetricsServer::start(const std::string& listen, std::function<std::string
                             std::function<Readiness()> ready) {
   auto hp = parse_host_port(listen);
   if (!hp) return make_error("--metrics_listen: " + hp.error());
-  server_ = std::make_unique<httplib::Server>();
-  server_->Get("/metrics", [render](const httplib::Request&, httplib::Response& res) {
+  routes_ = std::make_unique<httplib::Server>();
+  routes_->Get("/metrics", [render](const httplib::Request&, httplib::Response& res) {
     res.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  routes_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  server_->Get("/readyz", [ready](const httplib::Request&, httplib::Response& res) {
+  routes_->Get("/readyz", [ready](const httplib::Request&, httplib::Response& res) {
     const Readiness r = ready();
     res.status = r.ready ? 200 : 503;
     res.set_content(r.ready ? "ready\n" : r.reason + "\n", "text/plain");
   });
-  if (!server_->bind_to_port(hp->host.c_str(), hp->port))
-    return make_error("--metrics_listen: cannot listen on " + listen +
-                      " (address in use or not local?)");
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  http::ListenerOptions options;
+  options.name = "metrics";
+  options.host = hp->host;
+  options.port = static_cast<uint16_t>(hp->port);
+  options.max_body_bytes = 0;
+  options.workers = 2;
+  const auto admit = [](const http::RequestHead& head) -> std::optional<http::Refused> {
+    if (head.method != "GET" && head.method != "HEAD")
+      return http::Refused{405,
+                           "only GET and HEAD are served here",
+                           http::Refusal::kMethodNotAllowed,
+                           {{"Allow", "GET, HEAD"}}};
+    const std::string_view path = head.path();
+    if (path != "/metrics" && path != "/healthz" && path != "/readyz")
+      return http::Refused{
+          404, "no such path (/metrics, /healthz, /readyz)", http::Refusal::kNotFound, {}};
+    return std::nullopt;
+  };
+  if (Status s = listener_.start(options, *routes_, admit); !s)
+    return make_error("--metrics_listen: " + s.error() + " (address in use or not local?)");
   return Ok{};
 }
 
 void MetricsServer::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
+  listener_.stop();
+  routes_.reset();
+}
+
+void add_listener_metrics(MetricFamilies& mf, std::string_view listener,
+                          const http::ListenerCounters& counters) {
+  auto& requests = mf.family("exitgw_http_requests_total",
+                             "HTTP requests answered by a handler, by listener (admin, metrics)",
+                             prometheus::MetricType::Counter);
+  auto& refused = mf.family("exitgw_http_requests_refused_total",
+                            "HTTP requests refused (4xx/5xx, or closed unanswered), by listener "
+                            "and reason",
+                            prometheus::MetricType::Counter);
+  auto& connections =
+      mf.family("exitgw_http_connections_total", "TCP connections accepted, by listener",
+                prometheus::MetricType::Counter);
+  const std::string name(listener);
+  mf.counter(requests, {{"listener", name}}, double(counters.requests.load()));
+  mf.counter(connections, {{"listener", name}}, double(counters.connections.load()));
+  for (size_t r = 0; r < counters.refused.size(); ++r)
+    mf.counter(refused, {{"listener", name}, {"reason", std::string(http::kRefusalNames[r])}},
+               double(counters.refused[r].load()));
 }
 
 }  // namespace exitgw

@@ -6,13 +6,13 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
 
 #include "common/result.h"
+#include "control/http/listener.h"
 
 namespace httplib {
 class Server;
@@ -45,7 +45,9 @@ struct Readiness {
   std::string reason;
 };
 
-// Runs its own thread; the callbacks are invoked there and must only read shared atomics.
+// Serves GET and HEAD of /metrics, /healthz and /readyz, and nothing else (405 for another
+// method, 404 for another path, 413 for any body, none of it read), on the strict
+// http::Listener. The callbacks run on its worker threads and must only read shared atomics.
 class MetricsServer {
  public:
   MetricsServer();
@@ -53,11 +55,18 @@ class MetricsServer {
   Status start(const std::string& listen, std::function<std::string()> render,
                std::function<Readiness()> ready);
   void stop();
+  uint16_t port() const { return listener_.port(); }
+  const http::ListenerCounters& counters() const { return listener_.counters(); }
 
  private:
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<httplib::Server> routes_;
+  http::Listener listener_;
 };
+
+// exitgw_http_requests_total{listener}, exitgw_http_connections_total{listener} and
+// exitgw_http_requests_refused_total{listener,reason} (every reason, zeros too) for one listener.
+void add_listener_metrics(MetricFamilies& mf, std::string_view listener,
+                          const http::ListenerCounters& counters);
 
 std::string serialize(const std::vector<prometheus::MetricFamily>& families);
 

@@ -213,16 +213,8 @@ Status WireGuard::set_source_peers(const std::string& source, std::vector<PeerCo
     if (name != source) all.insert(all.end(), list.begin(), list.end());
   all.insert(all.end(), peers.begin(), peers.end());
   if (Status s = apply_peers(all); !s) return s;
-  std::vector<PeerConfig>& slot = sources_[source];
-  for (const PeerConfig& p : slot) owner_.erase(p.public_key);
-  for (const PeerConfig& p : peers) owner_[p.public_key] = source;
-  slot = std::move(peers);
+  sources_[source] = std::move(peers);
   return Ok{};
-}
-
-std::string WireGuard::source_of(const wg::Key& key) const {
-  auto it = owner_.find(key);
-  return it == owner_.end() ? std::string() : it->second;
 }
 
 const std::vector<PeerConfig>& WireGuard::source_peers(const std::string& source) const {

@@ -100,8 +100,7 @@ class WireGuard {
   // sources, validated whole before anything changes.
   Status set_source_peers(const std::string& source, std::vector<PeerConfig> peers);
   const std::vector<PeerConfig>& source_peers(const std::string& source) const;
-  // The source a peer key belongs to ("" if none): one lookup, not a scan of every source.
-  std::string source_of(const wg::Key& key) const;
+  const std::map<std::string, std::vector<PeerConfig>>& sources() const { return sources_; }
   // Why the latest peers file reload was refused; empty when it applied (control thread only).
   const std::string& last_reload_error() const { return last_reload_error_; }
 
@@ -168,8 +167,7 @@ class WireGuard {
   wg::IndexTable indices_;
   std::map<wg::Key, std::unique_ptr<Peer>> peers_;          // by public key
   std::map<std::string, std::vector<PeerConfig>> sources_;  // what each source asked for
-  std::map<wg::Key, std::string> owner_;
-  std::string last_reload_error_;  // peer key -> its source
+  std::string last_reload_error_;
   std::vector<Peer*> by_slot_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, uint32_t> route_slot_;  // allowed prefix (addr << 8 | len) -> slot

@@ -373,17 +373,11 @@ struct Request {
   std::optional<std::string> text;  // a HuJSON body sent as is (policy set), instead of `body`
 };
 
-// A file for `policy set` or `peers set`, read whole; the server enforces its own size limit.
+// A file for `policy set` or `peers set`: a regular file (not /dev/zero, a FIFO or a directory)
+// of at most kMaxBytes, read with that bound; the server enforces its own, smaller, limit.
 Result<std::string> read_whole_file(const std::string& path, const std::string& what) {
-  constexpr size_t kMaxBytes = 64 * 1024 * 1024;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read " + what + " " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return make_error("cannot read " + what + " " + path);
-  std::string text = ss.str();
-  if (text.size() > kMaxBytes) return make_error(what + " " + path + " is too large");
-  return text;
+  constexpr size_t kMaxBytes = 16 * 1024 * 1024;
+  return read_regular_file(path, what, kMaxBytes);
 }
 
 std::function<void(std::ostream&, const json&)> say(std::string what) {

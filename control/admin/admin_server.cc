@@ -121,18 +121,21 @@ struct AdminServer::Handlers {
   Handlers(AdminServerOptions o, std::string_view t, UpdateQueue& u, ViewSource v)
       : options(std::move(o)), token(t), updates(&u), view(std::move(v)) {}
 
-  bool authorized(const httplib::Request& req, httplib::Response& res) const {
-    if (!req.has_header("Authorization")) {
-      res.set_header("WWW-Authenticate", R"(Bearer realm="exitgw-admin")");
-      reply_error(res, 401, "missing 'Authorization: Bearer <token>' header");
-      return false;
-    }
-    if (!token.accepts(req.get_header_value("Authorization"))) {
-      res.set_header("WWW-Authenticate", R"(Bearer realm="exitgw-admin", error="invalid_token")");
-      reply_error(res, 401, "wrong bearer token");
-      return false;
-    }
-    return true;
+  // On the request head, before any body is read: a missing or wrong token is 401 at once.
+  std::optional<http::Refused> admit(const http::RequestHead& head) const {
+    const std::string* authorization = head.find("Authorization");
+    if (authorization == nullptr)
+      return http::Refused{401,
+                           "missing 'Authorization: Bearer <token>' header",
+                           http::Refusal::kUnauthorized,
+                           {{"WWW-Authenticate", R"(Bearer realm="exitgw-admin")"}}};
+    if (!token.accepts(*authorization))
+      return http::Refused{
+          401,
+          "wrong bearer token",
+          http::Refusal::kUnauthorized,
+          {{"WWW-Authenticate", R"(Bearer realm="exitgw-admin", error="invalid_token")"}}};
+    return std::nullopt;
   }
 
   // The body of a request that must carry JSON; null after replying with the error.
@@ -292,11 +295,14 @@ struct AdminServer::Handlers {
     reply_update(res, make(*flag));
   }
 
-  void audit(const httplib::Request& req, const httplib::Response& res) const {
+  // One line per request that changes something or is refused before its handler.
+  void audit(std::string_view method, std::string_view path, std::string_view remote,
+             int status) const {
     if (!options.audit_log) return;
-    if (req.method == "GET" && res.status != 401) return;
-    log_info("admin API: " + printable(req.method) + " " + printable(req.path) + " from " +
-             printable(req.remote_addr) + " -> " + std::to_string(res.status));
+    if (method == "GET" && status < 400) return;
+    log_info("admin API: " + printable(method.empty() ? "?" : method) + " " +
+             printable(path.empty() ? "?" : path) + " from " + printable(remote) + " -> " +
+             std::to_string(status));
   }
 };
 
@@ -307,7 +313,7 @@ AdminServer::~AdminServer() {
 
 Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& updates,
                           ViewSource view) {
-  if (server_) return make_error("the admin API is already running");
+  if (routes_) return make_error("the admin API is already running");
   auto hp = parse_host_port(options.listen);
   if (!hp) return make_error("--admin_listen: " + hp.error());
   if (!options.allow_non_loopback && !is_loopback(hp->host)) {
@@ -328,9 +334,8 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
 
   auto server = std::make_unique<httplib::Server>();
   Handlers* h = handlers_.get();
+  // The listener has read the body within the limit already; this only backs it up.
   server->set_payload_max_length(options.max_body_bytes);
-  server->set_read_timeout(5, 0);
-  server->set_write_timeout(5, 0);
 
   // Every route answers every method: the allowed ones run their handler after auth, the
   // others get 405 with an Allow header, so a wrong method is not mistaken for a wrong path.
@@ -410,9 +415,8 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
           std::pair{"PUT", &route.put}, std::pair{"DELETE", &route.del}}) {
       if (*handler) allow += (allow.empty() ? "" : ", ") + std::string(name);
     }
-    const auto wrap = [h, allow](const Handler& handler) -> httplib::Server::Handler {
-      return [h, allow, handler](const httplib::Request& req, httplib::Response& res) {
-        if (!h->authorized(req, res)) return;
+    const auto wrap = [allow](const Handler& handler) -> httplib::Server::Handler {
+      return [allow, handler](const httplib::Request& req, httplib::Response& res) {
         if (!handler) {
           res.set_header("Allow", allow);
           return reply_error(res, 405,
@@ -445,40 +449,40 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         reply_error(res, 500, "internal error while handling the request");
       });
-  server->set_logger(
-      [h](const httplib::Request& req, const httplib::Response& res) { h->audit(req, res); });
-
-  int port = hp->port;
-  if (port == 0) {
-    port = server->bind_to_any_port(hp->host.c_str());
-    if (port <= 0) port = -1;
-  } else if (!server->bind_to_port(hp->host.c_str(), port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    handlers_.reset();
-    return make_error("--admin_listen: cannot listen on " + options.listen +
-                      " (address in use or not local?)");
-  }
-  port_ = static_cast<uint16_t>(port);
-  server_ = std::move(server);
-  listener_done_ = false;
-  thread_ = std::thread([this] {
-    server_->listen_after_bind();
-    listener_done_ = true;
+  server->set_logger([h](const httplib::Request& req, const httplib::Response& res) {
+    h->audit(req.method, req.path, req.remote_addr, res.status);
   });
-  // httplib's stop() does nothing until the listener thread has marked itself running, so a
-  // stop() right after start() would leave that thread in accept() for ever: wait for it.
-  while (!server_->is_running() && !listener_done_)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  http::ListenerOptions lo;
+  lo.name = "admin";
+  lo.host = hp->host;
+  lo.port = static_cast<uint16_t>(hp->port);
+  lo.max_body_bytes = options.max_body_bytes;
+  lo.head_timeout = options.head_timeout;
+  lo.body_timeout = options.body_timeout;
+  // Handlers may wait up to update_timeout for the control thread; reads do not, and with
+  // this many workers a few stuck writes leave them room.
+  lo.workers = 8;
+  lo.error_body = [](int, std::string_view message) {
+    return std::pair{std::string("application/json"), error_body(message)};
+  };
+  Status s = listener_.start(
+      lo, *server, [h](const http::RequestHead& head) { return h->admit(head); },
+      [h](const http::RequestHead& head, const std::string& remote, int status) {
+        h->audit(head.method, head.path(), remote, status);
+      });
+  if (!s) {
+    handlers_.reset();
+    return make_error("--admin_listen: " + s.error() + " (address in use or not local?)");
+  }
+  routes_ = std::move(server);
   return Ok{};
 }
 
 void AdminServer::stop() {
   if (handlers_) handlers_->stopping.store(true, std::memory_order_relaxed);
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
+  listener_.stop();
+  routes_.reset();
   handlers_.reset();
 }
 

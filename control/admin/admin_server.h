@@ -10,11 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "common/result.h"
 #include "control/admin/admin_view.h"
 #include "control/admin/bearer_token.h"
+#include "control/http/listener.h"
 #include "control/updates.h"
 
 namespace httplib {
@@ -31,7 +31,10 @@ struct AdminServerOptions {
   std::string token_file;                 // required; owner-only, >= kMinTokenChars
   bool allow_non_loopback = false;        // refuse any host but 127.0.0.0/8, ::1, localhost
   std::chrono::milliseconds update_timeout{5000};  // then 503: the control thread is stuck
-  size_t max_body_bytes = 64 * 1024;               // larger bodies get 413
+  size_t max_body_bytes = 64 * 1024;               // larger bodies get 413, however they are framed
+  // How long a client may take to send its request head, then its body (408 after that).
+  std::chrono::milliseconds head_timeout{5000};
+  std::chrono::milliseconds body_timeout{10000};
   bool audit_log = true;  // one stderr line per request that changes something or fails auth
 };
 
@@ -39,8 +42,10 @@ struct AdminServerOptions {
 // threads: it must only load a published pointer (e.g. std::atomic<std::shared_ptr<...>>).
 using ViewSource = std::function<std::shared_ptr<const AdminView>()>;
 
-// Runs its own listener thread (and httplib's worker pool). Handlers never touch control state:
-// they submit updates and wait, bounded, for the control thread's answer.
+// Runs on the strict http::Listener: the token is checked on the request head, before a byte
+// of body is read (an unauthenticated upload costs nothing but its head). Handlers run on the
+// listener's workers and never touch control state: they submit updates and wait, bounded, for
+// the control thread's answer.
 class AdminServer {
  public:
   AdminServer();
@@ -53,16 +58,16 @@ class AdminServer {
   Status start(const AdminServerOptions& options, UpdateQueue& updates, ViewSource view);
   // Stops listening; requests waiting for the control thread give up with 503 at once.
   void stop();
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listener_.port(); }
+  // Requests answered and refused (401s among them), by reason; valid after stop() too.
+  const http::ListenerCounters& counters() const { return listener_.counters(); }
 
  private:
   struct Handlers;
 
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<httplib::Server> routes_;
   std::unique_ptr<Handlers> handlers_;
-  std::thread thread_;
-  std::atomic<bool> listener_done_{false};
-  uint16_t port_ = 0;
+  http::Listener listener_;
 };
 
 }  // namespace exitgw::admin

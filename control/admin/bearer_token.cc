@@ -34,6 +34,10 @@ bool BearerToken::accepts(std::string_view authorization) const {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   if (token.empty() || wg::is_zero(wg::as_bytes(digest_))) return false;
+  // A token is printable ASCII without spaces (as read_token_file requires): a NUL or another
+  // control byte is refused here, not hashed, whatever the HTTP layer let through.
+  for (char c : token)
+    if (c < 0x21 || c > 0x7e) return false;
   const wg::HashValue offered = digest(token);
   return wg::equal_constant_time(wg::as_bytes(offered), wg::as_bytes(digest_));
 }

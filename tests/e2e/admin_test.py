@@ -168,6 +168,34 @@ class AdminTest(unittest.TestCase):
         finally:
             self.api("DELETE", url1)
 
+    def test_both_listeners_refuse_ambiguous_or_unauthorized_requests_and_count_them(self):
+        """The daemon's listeners read requests strictly (control/http/): checked in the lab so
+        the wiring (admin and metrics listeners, their counters in /metrics) is the real one."""
+        def refused(listener, reason):
+            return L.metric_sum(NAME, "exitgw_http_requests_refused_total", listener=listener,
+                                reason=reason)
+        unauthorized, malformed = refused("admin", "unauthorized"), refused("admin", "malformed")
+        not_allowed = refused("metrics", "method_not_allowed")
+        code, body = self.api("GET", "/v1/status", token="0123456789abcdef0123456789")
+        self.assertEqual(code, 401, body)
+        # Two Content-Lengths, sent raw: 400 on the head, nothing applied.
+        g = self.status()["generation"]
+        raw = ("import socket; s = socket.create_connection(('127.0.0.1', 9551), 5); "
+               "s.sendall(b'DELETE /v1/policy HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1"
+               "\\r\\nContent-Length: 2\\r\\n\\r\\nab'); print(s.recv(100)[:12].decode())")
+        p = L.nsrun(NAME, "gw", "python3", "-c", raw, timeout=15)
+        self.assertIn("HTTP/1.1 400", p.stdout, p.stdout)
+        self.assertEqual(self.status()["generation"], g)
+        # The metrics listener takes GET and HEAD only.
+        p = L.nsrun(NAME, "gw", "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
+                    "%{http_code}", "-X", "POST", "--data-binary", "x" * 1000,
+                    "http://127.0.0.1:9550/readyz", timeout=15)
+        self.assertEqual(p.stdout.strip(), "405", p.stdout)
+        self.assertEqual(L.readyz(NAME), "200")
+        self.assertGreaterEqual(refused("admin", "unauthorized"), unauthorized + 1)
+        self.assertGreaterEqual(refused("admin", "malformed"), malformed + 1)
+        self.assertGreaterEqual(refused("metrics", "method_not_allowed"), not_allowed + 1)
+
     def test_unapprove_stops_forwarding_at_once_and_clear_restores_it(self):
         try:
             rc, out = ctl("unapprove")

@@ -3,8 +3,13 @@
 // commands, output and exit codes against the same server.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +25,8 @@
 
 #include "control/admin/admin_server.h"
 #include "control/admin/peer_json.h"
+#include "control/metrics.h"
+#include "control/peer_update.h"
 #include "control/policy/policy.h"
 #include "tools/exitgwctl_lib.h"
 
@@ -33,6 +40,8 @@ constexpr std::string_view kKey1 = "xiDQIB2Qx4UzFfqxCiTODnTd2LowLtgAESpFjJNxyQs=
 constexpr std::string_view kKey2 = "4Pa/u/49Pt2PkHMK3mfrbOjMdSSZ0xeO4GW3ECoPoUk=";
 constexpr std::string_view kFileKey = "VcAal5QcrW0D1dxHu+oDfuKxh568yEvlvi0his8x9x0=";
 constexpr std::string_view kPsk = "xnbDEo95x+Rv7Lvr90X76ISQi0N6DegLBiAH4SuFkR4=";
+// The gateway's own key in the model.
+constexpr std::string_view kSelfKey = "QFaRpRv+ee8EZ0IhrJ2CuBQBLO9ROdwuE7ssWqWqgUo=";
 constexpr std::string_view kToken = "0123456789abcdef-test-token";
 constexpr std::string_view kFilePolicy = R"({"grants": []})";
 // HuJSON with a comment and trailing commas, as an operator's policy file has them.
@@ -48,15 +57,25 @@ wg::Key key(std::string_view base64) {
   return *wg::key_from_base64(base64);
 }
 
-// The control thread's side, as simply as possible: peers by key with their source, the three
-// switches, a generation. Applies each update whole or not at all, like the real one must.
+// The model gateway: tunnel 10.0.0.1/24, internet 192.0.2.1/24, NAT pool 198.51.100.0/28.
+GatewaySelf model_self() {
+  GatewaySelf self;
+  self.public_key = key(kSelfKey);
+  self.interfaces = {{(10u << 24) | 1u, 24}, {(192u << 24) | (2u << 8) | 1u, 24}};
+  self.nat_pool = {{(198u << 24) | (51u << 16) | (100u << 8), 28}};
+  return self;
+}
+
+// The control thread's side, as simply as possible: peers by source, the three switches, a
+// generation. Applies each update whole or not at all, like the real one must; peer updates
+// are checked by the real plan_peer_update, so their status codes are the gateway's.
 class ModelControl {
  public:
   explicit ModelControl(UpdateQueue& queue) : queue_(queue) {
     PeerConfig file_peer;
     file_peer.public_key = key(kFileKey);
     file_peer.allowed_ips = {{(100u << 24) | (64u << 16) | 99u, 32}};
-    peers_[file_peer.public_key] = {file_peer, "file"};
+    peers_["file"] = {file_peer};
     publish();
   }
   ~ModelControl() { pause(); }
@@ -86,17 +105,20 @@ class ModelControl {
   }
 
  private:
-  struct Entry {
-    PeerConfig peer;
-    std::string source;
-  };
-
   UpdateResult apply(const Update& update, const std::string& source) {
     {
       std::lock_guard lock(mu_);
       sources_seen_.push_back(source);
     }
-    UpdateResult r = std::visit([&](const auto& u) { return apply_one(u, source); }, update);
+    UpdateResult r;
+    if (std::holds_alternative<PeerUpsert>(update) || std::holds_alternative<PeerRemove>(update) ||
+        std::holds_alternative<PeerSet>(update)) {
+      PeerPlan plan = plan_peer_update(peers_, update, source, model_self());
+      r = plan.refusal;
+      if (r.ok()) peers_[source] = std::move(plan.peers);
+    } else {
+      r = std::visit([&](const auto& u) { return apply_one(u, source); }, update);
+    }
     if (r.ok()) {
       ++generation_;
       last_source_ = source;
@@ -105,42 +127,9 @@ class ModelControl {
     r.generation = generation_;
     return r;
   }
-  UpdateResult apply_one(const PeerUpsert& u, const std::string& source) {
-    const auto it = peers_.find(u.peer.public_key);
-    if (it != peers_.end() && it->second.source != source)
-      return {UpdateError::kConflict, "the peer belongs to the " + it->second.source, 0};
-    std::vector<PeerConfig> candidate;
-    for (const auto& [k, e] : peers_)
-      if (k != u.peer.public_key) candidate.push_back(e.peer);
-    candidate.push_back(u.peer);
-    Status valid = validate_peers(candidate);
-    if (!valid) return {UpdateError::kConflict, valid.error(), 0};
-    peers_[u.peer.public_key] = {u.peer, source};
-    return {};
-  }
-  UpdateResult apply_one(const PeerRemove& u, const std::string& source) {
-    const auto it = peers_.find(u.public_key);
-    if (it == peers_.end()) return {UpdateError::kNotFound, "no such peer", 0};
-    if (it->second.source != source)
-      return {UpdateError::kConflict, "the peer belongs to the " + it->second.source, 0};
-    peers_.erase(it);
-    return {};
-  }
-  // A whole set (PUT /v1/peers, etcd's load): checked whole as control does, then swapped.
-  UpdateResult apply_one(const PeerSet& u, const std::string& source) {
-    std::vector<PeerConfig> candidate = u.peers;
-    for (const auto& [k, e] : peers_) {
-      if (e.source == source) continue;
-      for (const PeerConfig& p : u.peers)
-        if (p.public_key == k)
-          return {UpdateError::kConflict, "the peer belongs to the " + e.source, 0};
-      candidate.push_back(e.peer);
-    }
-    if (Status valid = validate_peers(candidate); !valid)
-      return {UpdateError::kConflict, valid.error(), 0};
-    std::erase_if(peers_, [&](const auto& kv) { return kv.second.source == source; });
-    for (const PeerConfig& p : u.peers) peers_[p.public_key] = {p, source};
-    return {};
+  template <typename PeerUpdate>
+  UpdateResult apply_one(const PeerUpdate&, const std::string&) {
+    return {};  // handled above
   }
   UpdateResult apply_one(const ApprovalSet& u, const std::string&) {
     approval_ = u.approved;
@@ -195,21 +184,22 @@ class ModelControl {
     v->policy_classes = 2;
     v->sources["file:peers"] = {true, "", 1'700'000'000'000};
     v->sources["etcd"] = {false, "connection refused", 0};
-    for (const auto& [k, e] : peers_) {
-      AdminView::Peer p;
-      p.public_key = k;
-      p.source = e.source;
-      p.user = e.peer.user;
-      p.tags = e.peer.tags;
-      p.allowed_ips = e.peer.allowed_ips;
-      p.has_endpoint = e.peer.has_endpoint;
-      p.endpoint_ip = e.peer.endpoint_ip;
-      p.endpoint_port = e.peer.endpoint_port;
-      p.persistent_keepalive = e.peer.persistent_keepalive;
-      p.has_preshared_key = e.peer.has_preshared_key;
-      p.rx_bytes = 1536;
-      v->peers.push_back(std::move(p));
-    }
+    for (const auto& [source, list] : peers_)
+      for (const PeerConfig& peer : list) {
+        AdminView::Peer p;
+        p.public_key = peer.public_key;
+        p.source = source;
+        p.user = peer.user;
+        p.tags = peer.tags;
+        p.allowed_ips = peer.allowed_ips;
+        p.has_endpoint = peer.has_endpoint;
+        p.endpoint_ip = peer.endpoint_ip;
+        p.endpoint_port = peer.endpoint_port;
+        p.persistent_keepalive = peer.persistent_keepalive;
+        p.has_preshared_key = peer.has_preshared_key;
+        p.rx_bytes = 1536;
+        v->peers.push_back(std::move(p));
+      }
     std::lock_guard lock(mu_);
     view_ = std::move(v);
   }
@@ -217,7 +207,7 @@ class ModelControl {
   UpdateQueue& queue_;
   std::atomic<bool> running_{false};
   std::thread thread_;
-  std::map<wg::Key, Entry> peers_;
+  PeersBySource peers_;
   std::optional<bool> approval_;
   bool logging_ = false, drain_ = false;
   std::string policy_source_ = "file";
@@ -324,6 +314,80 @@ json ok_json(const httplib::Result& res) {
   return json::parse(res->body, nullptr, false);
 }
 
+// A raw TCP connection to a listener, for requests no well-behaved client sends.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return connected_; }
+  bool send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // What the server sends until it closes (or resets), or `timeout` passes.
+  std::string receive_all(std::chrono::milliseconds timeout = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string out;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      timeval tv{0, 100'000};
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n == 0) break;
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+        break;
+      }
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+// The status code of a raw response ("HTTP/1.1 400 ..."), 0 when there is none.
+int status_code(std::string_view response) {
+  if (response.size() < 12 || response.substr(0, 9) != "HTTP/1.1 ") return 0;
+  return std::stoi(std::string(response.substr(9, 3)));
+}
+
+std::string raw_exchange(uint16_t port, std::string_view request) {
+  RawConnection c(port);
+  EXPECT_TRUE(c.connected());
+  c.send(request);
+  return c.receive_all();
+}
+
+std::string chunked(std::string_view body, size_t piece) {
+  std::string out;
+  for (size_t i = 0; i < body.size(); i += piece) {
+    const std::string_view part = body.substr(i, piece);
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx\r\n", part.size());
+    out += size + std::string(part) + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+uint64_t refused(const http::ListenerCounters& c, http::Refusal reason) {
+  return c.refused[static_cast<size_t>(reason)].load();
+}
+
 TEST_F(AdminApi, StatusReportsThePublishedView) {
   start();
   const json s = ok_json(client().Get("/v1/status"));
@@ -415,7 +479,7 @@ TEST_F(AdminApi, DeleteRemovesAPeerAndThenSaysNotFound) {
   ok_json(put_json(peer_path(kKey2), {{"allowed_ips", {"10.9.0.0/24"}}}));
   ok_json(client().Delete(peer_path(kKey2)));
   EXPECT_TRUE(is_error(client().Get(peer_path(kKey2)), 404, "no peer with public key"));
-  EXPECT_TRUE(is_error(client().Delete(peer_path(kKey2)), 404, "no such peer"));
+  EXPECT_TRUE(is_error(client().Delete(peer_path(kKey2)), 404, "no peer"));
 }
 
 TEST_F(AdminApi, ApprovalLoggingAndDrainSwitches) {
@@ -516,7 +580,7 @@ TEST_F(AdminApi, ConflictWithAnotherSourceIs409) {
   // The prefix belongs to the file's peer.
   EXPECT_TRUE(is_error(put_json(peer_path(kKey2), {{"allowed_ips", {"100.64.0.99/32"}}}), 409,
                        "100.64.0.99/32 is allowed for both"));
-  EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to the file"));
+  EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to source file"));
 }
 
 TEST_F(AdminApi, BodyOverTheLimitIs413) {
@@ -918,6 +982,369 @@ TEST_F(AdminApi, CtlFilterShowSetClear) {
   EXPECT_EQ(ctl({"filter", "frob"}), kCtlUsage);
   EXPECT_EQ(ctl({"filter", "clear"}), kCtlOk) << err_;
   EXPECT_EQ(control_.view()->tailnet_filter, nullptr);
+}
+
+// HTTP: strict framing, limits whatever the encoding, auth before the body, slow clients.
+
+TEST_F(AdminApi, AmbiguousOrMalformedRequestsAre400AndReachNothing) {
+  start();
+  const std::string auth = "Authorization: Bearer " + std::string(kToken) + "\r\n";
+  const std::string body(kHttpsOnly);
+  const std::string n = std::to_string(body.size());
+  const std::string put =
+      "PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n" + auth;
+  const std::string get = "GET /v1/status HTTP/1.1\r\nHost: x\r\n";
+  const std::string nul_token =
+      "Authorization: Bearer " + std::string(kToken) + std::string(1, '\0') + "x\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"two different Content-Lengths",
+       put + "Content-Length: " + n + "\r\nContent-Length: " + std::to_string(body.size() + 1) +
+           "\r\n\r\n" + body + " "},
+      {"Content-Length: +N", put + "Content-Length: +" + n + "\r\n\r\n" + body},
+      {"Content-Length: Nabc", put + "Content-Length: " + n + "abc\r\n\r\n" + body},
+      {"xchunked with a Content-Length",
+       put + "Transfer-Encoding: xchunked\r\nContent-Length: " + n + "\r\n\r\n" + body},
+      {"chunked with a Content-Length",
+       put + "Transfer-Encoding: chunked\r\nContent-Length: " + n + "\r\n\r\n" + chunked(body, 64)},
+      {"a list of codings", put + "Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked(body, 64)},
+      {"a chunk extension",
+       put + "Transfer-Encoding: chunked\r\n\r\n5;x=1\r\n{\"a\":\r\n0\r\n\r\n"},
+      {"a chunk size with a sign",
+       put + "Transfer-Encoding: chunked\r\n\r\n+5\r\n{\"a\":\r\n0\r\n\r\n"},
+      {"a trailer", put + "Transfer-Encoding: chunked\r\n\r\n" +
+                        chunked(body, 64).substr(0, chunked(body, 64).size() - 2) +
+                        "X-T: 1\r\n\r\n"},
+      {"a NUL inside the bearer token", get + nul_token + "\r\n"},
+      {"a control byte in a header", get + auth +
+                                         "X-Note: a\x01"
+                                         "b\r\n\r\n"},
+      {"bare LF line ends",
+       "GET /v1/status HTTP/1.1\nHost: x\nAuthorization: Bearer " + std::string(kToken) + "\n\n"},
+      {"a folded header", get + auth + "X-A: 1\r\n b\r\n\r\n"},
+      {"a space before the colon", "GET /v1/status HTTP/1.1\r\nHost : x\r\n" + auth + "\r\n"},
+      {"no Host", "GET /v1/status HTTP/1.1\r\n" + auth + "\r\n"},
+      {"two Authorization headers", get + auth + auth + "\r\n"},
+      {"an absolute target", "GET http://x/v1/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"},
+      {"HTTP/1.2", "GET /v1/status HTTP/1.2\r\nHost: x\r\n" + auth + "\r\n"},
+  };
+  for (const auto& [name, request] : cases) {
+    const std::string response = raw_exchange(server_.port(), request);
+    EXPECT_EQ(status_code(response), 400) << name << ": " << response;
+    EXPECT_NE(response.find("Connection: close"), std::string::npos) << name;
+    EXPECT_NE(response.find("{\"error\":"), std::string::npos) << name << ": " << response;
+  }
+  EXPECT_TRUE(control_.sources_seen().empty());  // nothing reached the control thread
+  EXPECT_EQ(control_.view()->policy_source, "file");
+  EXPECT_EQ(refused(server_.counters(), http::Refusal::kMalformed), cases.size());
+  // A Content-Encoding (a compressed body could expand without bound) is 415, unread.
+  EXPECT_EQ(status_code(raw_exchange(
+                server_.port(), put + "Content-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd")),
+            415);
+  // The same request, well-formed, is applied: the cases failed on their framing only.
+  EXPECT_EQ(
+      status_code(raw_exchange(server_.port(), put + "Content-Length: " + n + "\r\n\r\n" + body)),
+      200);
+  EXPECT_EQ(control_.view()->policy_source, "admin");
+}
+
+TEST_F(AdminApi, ChunkedBodiesHaveTheSameLimitAsOthers) {
+  options_.max_body_bytes = 1024;
+  start();
+  const std::string head =
+      "PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+      "Authorization: Bearer " +
+      std::string(kToken) + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string big = "{\n// " + std::string(2000, 'x') + "\n}";
+  const std::string refused_big = raw_exchange(server_.port(), head + chunked(big, 100));
+  EXPECT_EQ(status_code(refused_big), 413) << refused_big;
+  EXPECT_NE(refused_big.find("too large"), std::string::npos) << refused_big;
+  EXPECT_EQ(control_.view()->generation, 0u);
+  // One chunk announcing more than the limit is refused before its data is read.
+  EXPECT_EQ(status_code(raw_exchange(server_.port(), head + "100000\r\n")), 413);
+  // Within the limit, chunked is as good as Content-Length.
+  const std::string ok = raw_exchange(server_.port(), head + chunked(kHttpsOnly, 50));
+  EXPECT_EQ(status_code(ok), 200) << ok;
+  EXPECT_EQ(control_.view()->policy_source, "admin");
+  EXPECT_EQ(refused(server_.counters(), http::Refusal::kBodyTooLarge), 2u);
+}
+
+TEST_F(AdminApi, UnauthenticatedHugeChunkedUploadIsRefusedBeforeItsBodyIsRead) {
+  start();
+  RawConnection c(server_.port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(
+      c.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n"));
+  constexpr uint64_t kAttempt = 300ull << 20;
+  std::atomic<uint64_t> sent{0};
+  std::thread sender([&] {
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    while (sent < kAttempt && c.send(chunk)) sent += chunk.size();
+  });
+  const auto began = std::chrono::steady_clock::now();
+  const std::string response = c.receive_all(10s);
+  sender.join();  // ends when the server closes the connection
+  EXPECT_EQ(status_code(response), 401) << response.substr(0, 200);
+  EXPECT_NE(response.find("missing 'Authorization: Bearer <token>'"), std::string::npos);
+  // What the client could push before the close is what the socket buffers hold, not 300 MB.
+  EXPECT_LT(sent.load(), 48ull << 20);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+  EXPECT_EQ(refused(server_.counters(), http::Refusal::kUnauthorized), 1u);
+  // The server is fine afterwards.
+  ok_json(client().Get("/v1/status"));
+}
+
+TEST_F(AdminApi, SlowClientsNeverHoldBackOtherRequests) {
+  options_.head_timeout = 2500ms;
+  start();
+  MetricsServer metrics;
+  ASSERT_TRUE(metrics
+                  .start(
+                      "127.0.0.1:0", [] { return std::string("# nothing\n"); },
+                      [] {
+                        return Readiness{true, ""};
+                      })
+                  .ok());
+  // Ten slow clients on each listener, each sending its head one byte a second.
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 10; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(server_.port()));
+    slow.push_back(std::make_unique<RawConnection>(metrics.port()));
+  }
+  std::atomic<bool> done{false};
+  std::thread trickle([&] {
+    const std::string head = "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (size_t i = 0; i < head.size() && !done; ++i) {
+      for (auto& c : slow) c->send(head.substr(i, 1));
+      for (int t = 0; t < 10 && !done; ++t) std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  for (int round = 0; round < 3; ++round) {
+    auto began = std::chrono::steady_clock::now();
+    ok_json(client().Get("/v1/status"));
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 1s) << "admin, round " << round;
+    began = std::chrono::steady_clock::now();
+    httplib::Client m("127.0.0.1", metrics.port());
+    auto ready = m.Get("/readyz");
+    ASSERT_TRUE(ready) << httplib::to_string(ready.error());
+    EXPECT_EQ(ready->status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 1s) << "readyz, round " << round;
+    std::this_thread::sleep_for(300ms);
+  }
+  // exitgwctl too.
+  EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
+  // Past the head timeout each slow client got 408 and was closed.
+  for (auto& c : slow) {
+    const std::string r = c->receive_all(4s);
+    EXPECT_EQ(status_code(r), 408) << r;
+  }
+  done = true;
+  trickle.join();
+  EXPECT_EQ(refused(server_.counters(), http::Refusal::kTimeout), 10u);
+  EXPECT_EQ(refused(metrics.counters(), http::Refusal::kTimeout), 10u);
+}
+
+TEST_F(AdminApi, MetricsListenerServesOnlyGetAndHeadOfItsPaths) {
+  MetricsServer metrics;
+  ASSERT_TRUE(metrics
+                  .start(
+                      "127.0.0.1:0", [] { return std::string("exitgw_up 1\n"); },
+                      [] {
+                        return Readiness{true, ""};
+                      })
+                  .ok());
+  const uint16_t port = metrics.port();
+  // A 200 MB POST is answered on its head: nothing of the body is waited for.
+  const auto began = std::chrono::steady_clock::now();
+  const std::string post = raw_exchange(
+      port, "POST /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n0123456789");
+  EXPECT_EQ(status_code(post), 405) << post;
+  EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos) << post;
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 2s);
+  EXPECT_EQ(status_code(raw_exchange(port,
+                                     "POST /metrics HTTP/1.1\r\nHost: x\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")),
+            405);
+  EXPECT_EQ(status_code(raw_exchange(port, "PUT /healthz HTTP/1.1\r\nHost: x\r\n\r\n")), 405);
+  EXPECT_EQ(status_code(raw_exchange(port, "DELETE /readyz HTTP/1.1\r\nHost: x\r\n\r\n")), 405);
+  EXPECT_EQ(status_code(raw_exchange(port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")), 404);
+  EXPECT_EQ(status_code(raw_exchange(
+                port, "GET /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")),
+            413);
+  EXPECT_EQ(status_code(raw_exchange(port,
+                                     "GET /readyz HTTP/1.1\r\nHost: x\r\n"
+                                     "Content-Length: 1\r\nContent-Length: 2\r\n\r\n")),
+            400);
+  const std::string head = raw_exchange(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status_code(head), 200) << head;
+  EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
+  const std::string get = raw_exchange(port, "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status_code(get), 200) << get;
+  EXPECT_NE(get.find("exitgw_up 1"), std::string::npos);
+  httplib::Client client("127.0.0.1", port);
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->body, "ready\n");
+  const auto& c = metrics.counters();
+  EXPECT_EQ(refused(c, http::Refusal::kMethodNotAllowed), 4u);
+  EXPECT_EQ(refused(c, http::Refusal::kNotFound), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kBodyTooLarge), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kMalformed), 1u);
+  EXPECT_EQ(c.requests.load(), 3u);
+}
+
+// The gateway itself, and one status per kind of refusal.
+
+TEST_F(AdminApi, PeersThatAreTheGatewayAre400OnEveryEndpoint) {
+  start();
+  const auto put_one = [&](const json& peer) { return put_json(peer_path(kKey2), peer); };
+  const auto put_set = [&](json peer) {
+    peer["public_key"] = kKey2;
+    return put_json("/v1/peers", {{"peers", {peer}}});
+  };
+  const json own_key = {{"allowed_ips", {"10.9.0.0/24"}}};
+  EXPECT_TRUE(is_error(put_json(peer_path(kSelfKey), own_key), 400, "the gateway's own key"));
+  json own_key_in_set = own_key;
+  own_key_in_set["public_key"] = kSelfKey;
+  EXPECT_TRUE(
+      is_error(put_json("/v1/peers", {{"peers", {own_key_in_set}}}), 400, "the gateway's own key"));
+  const std::vector<std::pair<std::string, std::string>> endpoints = {
+      {"255.255.255.255:51820", "the broadcast address"},
+      {"224.0.0.5:51820", "a multicast address"},
+      {"239.1.2.3:51820", "a multicast address"},
+      {"0.0.0.0:51820", "unspecified"},
+      {"127.0.0.1:51820", "loopback"},
+      {"10.0.0.1:51820", "the gateway's own address"},
+      {"192.0.2.1:51820", "the gateway's own address"},
+      {"10.0.0.255:51820", "the broadcast address of the gateway's subnet 10.0.0.0/24"},
+      {"198.51.100.7:4000", "the gateway's own NAT pool"},
+  };
+  for (const auto& [endpoint, why] : endpoints) {
+    const json peer = {{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", endpoint}};
+    EXPECT_TRUE(is_error(put_one(peer), 400, why)) << endpoint;
+    EXPECT_TRUE(is_error(put_set(peer), 400, why)) << endpoint;
+  }
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey2), "--allowed-ips", "10.9.0.0/24", "--endpoint",
+                 "255.255.255.255:51820"}),
+            kCtlRefused);
+  EXPECT_NE(err_.find("refused (400)"), std::string::npos) << err_;
+  EXPECT_EQ(control_.view()->generation, 0u);
+  // A neighbour of those is an ordinary endpoint.
+  ok_json(put_one({{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", "10.0.0.2:51820"}}));
+}
+
+TEST_F(AdminApi, EachKindOfRefusalHasOneStatusOnEveryEndpoint) {
+  start();
+  // An allowed IP another peer holds: 409 on the single and the whole-set endpoint.
+  const json clash = {{"allowed_ips", {"100.64.0.99/32"}}};
+  EXPECT_TRUE(is_error(put_json(peer_path(kKey2), clash), 409, "is allowed for both"));
+  json clash_in_set = clash;
+  clash_in_set["public_key"] = kKey2;
+  EXPECT_TRUE(
+      is_error(put_json("/v1/peers", {{"peers", {clash_in_set}}}), 409, "is allowed for both"));
+  // Two peers of one set sharing a prefix is the same clash.
+  const json twins = {{"peers",
+                       {{{"public_key", kKey1}, {"allowed_ips", {"10.9.0.0/24"}}},
+                        {{"public_key", kKey2}, {"allowed_ips", {"10.9.0.0/24"}}}}}};
+  EXPECT_TRUE(is_error(put_json("/v1/peers", twins), 409, "is allowed for both"));
+  // A key another source owns: 409 everywhere.
+  EXPECT_TRUE(is_error(put_json(peer_path(kFileKey), {{"allowed_ips", {"10.9.0.0/24"}}}), 409,
+                       "belongs to source file"));
+  EXPECT_TRUE(is_error(
+      put_json("/v1/peers",
+               {{"peers", {{{"public_key", kFileKey}, {"allowed_ips", {"10.9.0.0/24"}}}}}}),
+      409, "belongs to source file"));
+  EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to source file"));
+  // A bad value: 400 everywhere.
+  const json short_prefix = {{"allowed_ips", {"10.0.0.0/4"}}};
+  EXPECT_TRUE(is_error(put_json(peer_path(kKey2), short_prefix), 400, "shorter than /8"));
+  json short_in_set = short_prefix;
+  short_in_set["public_key"] = kKey2;
+  EXPECT_TRUE(is_error(put_json("/v1/peers", {{"peers", {short_in_set}}}), 400, "shorter than /8"));
+  EXPECT_EQ(control_.view()->generation, 0u);
+}
+
+TEST_F(AdminApi, EveryRefusalIsCountedByReason) {
+  start();
+  EXPECT_EQ(client("").Get("/v1/status")->status, 401);
+  EXPECT_EQ(client("wrong-token-wrong-token").Get("/v1/status")->status, 401);
+  EXPECT_EQ(client("wrong-token-wrong-token").Delete("/v1/policy")->status, 401);
+  EXPECT_EQ(put_json(peer_path(kKey2), {{"allowed_ips", {"100.64.0.99/32"}}})->status, 409);
+  EXPECT_EQ(client().Put(peer_path(kKey2), "{", "application/json")->status, 400);
+  EXPECT_EQ(client().Get(peer_path(kKey1))->status, 404);
+  EXPECT_EQ(client().Post("/v1/drain", "{}", "text/plain")->status, 415);
+  EXPECT_EQ(client().Post("/v1/status", "{}", "application/json")->status, 405);
+  ok_json(client().Get("/v1/status"));
+  const auto& c = server_.counters();
+  EXPECT_EQ(refused(c, http::Refusal::kUnauthorized), 3u);
+  EXPECT_EQ(refused(c, http::Refusal::kConflict), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kInvalid), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kNotFound), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kUnsupportedMedia), 1u);
+  EXPECT_EQ(refused(c, http::Refusal::kMethodNotAllowed), 1u);
+  EXPECT_EQ(c.requests.load(), 6u);  // the 401s never reached a handler
+  MetricFamilies mf(Labels{});
+  add_listener_metrics(mf, "admin", c);
+  const std::string text = serialize(mf.take());
+  EXPECT_NE(
+      text.find(R"(exitgw_http_requests_refused_total{listener="admin",reason="unauthorized"} 3)"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(exitgw_http_requests_refused_total{listener="admin",reason="timeout"} 0)"),
+            std::string::npos)
+      << text;
+}
+
+// exitgwctl reads its files with a bound: no device, FIFO or directory, nothing past 16 MiB.
+TEST(ExitgwctlFiles, PolicyAndPeersSetRefuseWhatIsNotASmallRegularFile) {
+  TempDir dir;
+  const std::string fifo = dir.write("fifo", "", 0600) + ".fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string big = dir.write("big", "", 0600);
+  std::filesystem::resize_file(big, (16u << 20) + 1);
+  const std::string directory = std::filesystem::path(big).parent_path().string();
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"/dev/zero", "is a character device, not a regular file"},
+      {fifo, "is a FIFO, not a regular file"},
+      {directory, "is a directory, not a regular file"},
+      {big, "is larger than 16777216 bytes"},
+  };
+  for (const auto& [path, why] : files) {
+    for (const char* what : {"policy", "peers"}) {
+      // In a child with a deadline and a memory cap, so a reader without a bound fails the
+      // test instead of taking the machine down.
+      int pipe_fds[2];
+      ASSERT_EQ(::pipe(pipe_fds), 0);
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        ::close(pipe_fds[0]);
+        ::alarm(5);
+#if !defined(__SANITIZE_ADDRESS__)
+        const rlimit cap{1u << 30, 1u << 30};
+        ::setrlimit(RLIMIT_AS, &cap);
+#endif
+        std::ostringstream out, err;
+        const int code = run_ctl({"--server", "http://127.0.0.1:1", std::string(what), "set", path},
+                                 CtlEnvironment{std::string(kToken)}, out, err);
+        const std::string text = std::to_string(code) + " " + err.str();
+        (void)!::write(pipe_fds[1], text.data(), text.size());
+        ::_exit(0);
+      }
+      ::close(pipe_fds[1]);
+      std::string text;
+      char buf[512];
+      ssize_t n;
+      while ((n = ::read(pipe_fds[0], buf, sizeof(buf))) > 0) text.append(buf, n);
+      ::close(pipe_fds[0]);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status)) << what << " set " << path << ": killed by a signal";
+      EXPECT_EQ(text.substr(0, 2), std::to_string(kCtlUsage) + " ") << what << " set " << path;
+      EXPECT_NE(text.find(why), std::string::npos) << what << " set " << path << ": " << text;
+    }
+  }
 }
 
 }  // namespace
