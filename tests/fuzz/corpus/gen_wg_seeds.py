@@ -72,7 +72,7 @@ def dataplane_seeds(r):
     key, index = r["t1"], r["sender_r"]
     inner_udp = udp4(PEER_INNER, INTERNET_HOST, 40000, 53, b"abcd")
     bad_checksum = bytearray(inner_udp)
-    bad_checksum[26] ^= 0xFF  # the UDP checksum
+    bad_checksum[10] ^= 0xFF  # the IPv4 header checksum
     truncated = bytearray(inner_udp)
     truncated[2:4] = struct.pack("!H", len(inner_udp) + 40)  # total length beyond the payload
     seeds = {
@@ -112,7 +112,7 @@ def punt_seeds(r):
         "initiation_unknown_peer": (0, stranger),
         "initiation_garbage_body": (RECOMPUTE_MAC1, init[:8] + bytes(140)),
         "initiation_truncated": (0, init[:100]),
-        "response_unexpected": (0, r["resp_msg"]),
+        "response_unexpected": (RECOMPUTE_MAC1, r["resp_msg"]),
         "cookie_reply": (0, r["cookie_reply"]),
         "cookie_reply_truncated": (0, r["cookie_reply"][:40]),
         "transport": (0, transport(r["t1"], r["sender_r"], 0, b"")),
