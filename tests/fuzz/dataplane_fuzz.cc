@@ -6,7 +6,7 @@
 //
 // Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
 // kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
-// (tests/fuzz/corpus/gen_dataplane_seeds.py) decrypt, and their mutations exercise the AEAD
+// (tests/fuzz/corpus/gen_wg_seeds.py) decrypt, and their mutations exercise the AEAD
 // tag, the replay window and the inner packet as they arrive.
 #include <rte_ip.h>
 #include <rte_udp.h>
