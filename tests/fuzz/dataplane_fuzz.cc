@@ -3,43 +3,44 @@
 // internet), bit 1 whether the rest is sealed as a WireGuard transport message from peer 0 (so
 // the fuzzer reaches the inner-packet stages: checks, cryptokey routing, policy, NAT), bit 2
 // whether the rest is an IPv4 packet given an Ethernet header for our MAC.
-#include <rte_eal.h>
+//
+// Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
+// kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
+// (tests/fuzz/corpus/gen_wg_seeds.py) decrypt, and their mutations exercise the AEAD
+// tag, the replay window and the inner packet as they arrive.
 #include <rte_ip.h>
 #include <rte_udp.h>
 #include <sodium.h>
-#include <unistd.h>
 
+#include <array>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
-#include "tests/support/dataplane_bed.h"
+#include "tests/fuzz/fuzz_bed.h"
+#include "tests/unit/vectors/wg_handshake_vectors.h"
 
 namespace {
 
 using Bed = exitgw::testing::DataplaneBed;
+namespace vectors = exitgw::wg::vectors;
+
+exitgw::Keypair* g_reference = nullptr;
 
 Bed* bed() {
   static Bed* b = [] {
-    const std::string prefix = "--file-prefix=dpfuzz" + std::to_string(getpid());
-    std::vector<std::string> args = {
-        "dataplane_fuzz",      "--no-huge",        "-m", "512", "--no-pci",
-        "--vdev=net_null0",    "--vdev=net_null1", "-l", "0",   prefix,
-        "--log-level=*:error", "--no-telemetry"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0 || sodium_init() < 0) {
-      std::fprintf(stderr, "dataplane_fuzz: EAL init failed (root needed)\n");
-      std::abort();
-    }
-    auto* nb = new Bed;
-    if (exitgw::Status s = nb->init(4, true); !s) {
-      std::fprintf(stderr, "dataplane_fuzz: %s\n", s.error().c_str());
-      std::abort();
-    }
+    exitgw::testing::BedOptions options;
+    options.peers = 4;
+    options.nat = true;
+    Bed* nb = exitgw::testing::make_fuzz_bed("dpfuzz", options);
+    exitgw::wg::SessionKeys keys;
+    keys.recv_key = std::to_array(vectors::kInitiatorSendKey);
+    keys.send_key = std::to_array(vectors::kInitiatorRecvKey);
+    keys.local_index = vectors::kResponderIndex;
+    keys.remote_index = vectors::kInitiatorIndex;
+    g_reference = exitgw::publish_keypair(nb->ctx, keys, 0, 3600, 7200);
+    if (g_reference == nullptr) std::abort();
     return nb;
   }();
   return b;
@@ -51,6 +52,9 @@ uint64_t g_counter = 0;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Bed& b = *bed();
+  // Every input starts with a fresh window, so a sealed seed is accepted each time it runs (the
+  // worker runs in this thread, between bursts: nothing reads the window concurrently).
+  g_reference->replay.reset();
   if (size == 0) return 0;
   const uint8_t mode = data[0];
   ++data;

@@ -1,5 +1,6 @@
 // Runs a libFuzzer target without libFuzzer: every file of a seed corpus, then N random
 // mutations of them (bit flips, truncations, extensions), with a fixed seed so runs repeat.
+// A missing or empty corpus directory is an error: a target with no seeds proves nothing.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -19,10 +20,20 @@ int main(int argc, char** argv) {
   std::vector<std::vector<uint8_t>> seeds;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(argv[1], ec)) {
+    if (!entry.is_regular_file()) continue;
     std::ifstream in(entry.path(), std::ios::binary);
     seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  if (seeds.empty()) seeds.emplace_back();
+  if (ec) {
+    std::fprintf(stderr, "%s: cannot read the seed corpus %s: %s\n", argv[0], argv[1],
+                 ec.message().c_str());
+    return 1;
+  }
+  if (seeds.empty()) {
+    std::fprintf(stderr, "%s: the seed corpus %s has no files; add seeds for this target\n",
+                 argv[0], argv[1]);
+    return 1;
+  }
   const long iterations = argc > 2 ? std::stol(argv[2]) : 10000;
   for (const auto& s : seeds) LLVMFuzzerTestOneInput(s.data(), s.size());
   std::mt19937_64 rng(0x5eed);

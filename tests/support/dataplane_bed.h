@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ struct BedOptions {
   // The ports by DPDK name (tunnel, internet); tests that read what was sent use ring ports
   // (rte_eth_from_rings) with one RX and two TX rings each.
   std::array<std::string, 2> ports{"net_null0", "net_null1"};
+  // The real WireGuard control (its identity and peers file) instead of `peers` synthetic
+  // peers with ready keypairs: what the punt fuzzer drives handshakes through.
+  std::optional<WireGuardOptions> wireguard;
 };
 
 // DPDK heap in use (rte_malloc, every socket) and the process's resident set: init() records
@@ -107,7 +111,8 @@ class DataplaneBed {
   Status init(const BedOptions& opt) {
     dp::DataplaneContext& c = ctx;
     const uint32_t peers = opt.peers;
-    if (peers == 0 || peers > (1u << 22)) return make_error("bed: peers must be 1..4194304");
+    if (!opt.wireguard && (peers == 0 || peers > (1u << 22)))
+      return make_error("bed: peers must be 1..4194304");
     if (opt.nat) {
       nat_config.pool = {opt.nat_pool};
       nat_config.n_workers = 1;
@@ -153,6 +158,29 @@ class DataplaneBed {
     const uint8_t router_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
     if (Status s = neighbors->add_static(kTunnelRouter, router_mac); !s) return s;
     if (Status s = neighbors->add_static(kInternetRouter, router_mac); !s) return s;
+    std::vector<policy::PolicyPeer> pp;
+    if (opt.wireguard) {
+      wireguard_options = *opt.wireguard;
+      if (Status s = restart_wireguard(); !s) return s;
+      pp = wireguard->policy_peers();
+    } else if (Status s = add_synthetic_peers(peers, pp); !s) {
+      return s;
+    }
+    return finish_init(opt, std::move(pp));
+  }
+
+  // A new WireGuard control with the options init() was given: nothing kept from the last one
+  // (handshake and replay state, keypairs, rate limits), so a fuzz input can start afresh.
+  Status restart_wireguard() {
+    wireguard.reset();
+    wireguard = std::make_unique<WireGuard>(ctx, *neighbors, pool, wireguard_options);
+    return wireguard->init();
+  }
+
+ private:
+  // `peers` peers with a published keypair each, as after a handshake, without WireGuard.
+  Status add_synthetic_peers(uint32_t peers, std::vector<policy::PolicyPeer>& pp) {
+    dp::DataplaneContext& c = ctx;
     // Measured from here: the peer tables (keypair hash, allowed-IPs LPM, PeerRuntime array)
     // and one keypair per peer, as the gateway allocates them for this many peers.
     const MemoryUse before_peers = memory_now();
@@ -177,6 +205,14 @@ class DataplaneBed {
         return make_error("bed: allowed-IPs LPM full at peer " + std::to_string(i));
     }
     peer_memory = memory_since(before_peers);
+    pp.reserve(peers);
+    for (uint32_t i = 0; i < peers; ++i)
+      pp.push_back(policy::PolicyPeer{i, "bench@example.com", {}, {Ipv4Prefix{peer_addr(i), 32}}});
+    return Ok{};
+  }
+
+  Status finish_init(const BedOptions& opt, std::vector<policy::PolicyPeer> pp) {
+    dp::DataplaneContext& c = ctx;
     // The default policy (members may use the exit) with the node approved by file: the
     // real compile and publish path, so the worker runs its policy stage as in production.
     approvals_path = "/tmp/exitgw-bed-approvals-" + std::to_string(getpid());
@@ -194,10 +230,6 @@ class DataplaneBed {
     }
     popt.own_addresses = {kTunnelIp, kInternetIp};
     policy = std::make_unique<ExitPolicy>(c, popt);
-    std::vector<policy::PolicyPeer> pp;
-    pp.reserve(peers);
-    for (uint32_t i = 0; i < peers; ++i)
-      pp.push_back(policy::PolicyPeer{i, "bench@example.com", {}, {Ipv4Prefix{peer_addr(i), 32}}});
     // The compiled classifier (rte_acl), class-by-slot table and the control side's copy.
     const MemoryUse before_policy = memory_now();
     const Status policy_status = policy->init(std::move(pp));
@@ -214,6 +246,7 @@ class DataplaneBed {
     return worker_status;
   }
 
+ public:
   // Drains what the worker handed to control, so rings never fill.
   void drain_control() {
     rte_mbuf* m[64];
@@ -238,6 +271,9 @@ class DataplaneBed {
   // plus one keypair and one LPM route per peer.
   MemoryUse peer_memory, peer_table_memory, policy_memory, worker_memory;
   std::unique_ptr<dp::Worker> worker;
+  // With BedOptions::wireguard: the control side's WireGuard, which owns the peer tables.
+  WireGuardOptions wireguard_options;
+  std::unique_ptr<WireGuard> wireguard;
 };
 
 }  // namespace exitgw::testing

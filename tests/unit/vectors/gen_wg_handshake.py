@@ -39,7 +39,10 @@ def c_array(name, data):
     return "inline constexpr uint8_t %s[%d] = {\n%s\n};\n" % (name, len(data), "\n".join(lines))
 
 
-def main():
+def reference_handshake():
+    """The reference handshake from fixed keys: its keys, indices, messages and the transport
+    keys it ends with (t1: initiator to responder, t2: back), as a dict. Also used by
+    tests/fuzz/corpus/gen_*_seeds.py, which seal seeds under these keys."""
     s_i_priv, s_r_priv = fixed(b"initiator static"), fixed(b"responder static")
     e_i_priv, e_r_priv = fixed(b"initiator ephemeral"), fixed(b"responder ephemeral")
     psk = fixed(b"preshared key")
@@ -60,6 +63,14 @@ def main():
     cookie_reply = struct.pack("<II", 3, sender_i) + cookie_nonce + enc_cookie
     assert len(cookie_reply) == 64
     init_mac2_msg, _, _ = initiation(s_i_priv, s_r_pub, e_i_priv, sender_i, ts, cookie)
+    return dict(s_i_priv=s_i_priv, s_r_priv=s_r_priv, e_i_priv=e_i_priv, e_r_priv=e_r_priv,
+                psk=psk, sender_i=sender_i, sender_r=sender_r, secs=secs, nanos=nanos, ts=ts,
+                s_i_pub=s_i_pub, s_r_pub=s_r_pub, init_msg=init_msg, resp_msg=resp_msg, t1=t1,
+                t2=t2, cookie=cookie, cookie_reply=cookie_reply, init_mac2_msg=init_mac2_msg)
+
+
+def main():
+    r = reference_handshake()
 
     # Primitive cross-checks: HMAC with short and long (> 64-byte block) keys, KDF1..3, MAC.
     prim_key = bytes(range(32))
@@ -71,18 +82,20 @@ def main():
            "// handshake). Do not edit; rerun the script with /usr/bin/python3 to regenerate.",
            "#pragma once", "", "#include <cstdint>", "",
            "namespace exitgw::wg::vectors {", "",
-           "inline constexpr uint32_t kInitiatorIndex = 0x%08x;" % sender_i,
-           "inline constexpr uint32_t kResponderIndex = 0x%08x;" % sender_r,
-           "inline constexpr int64_t kTimestampSeconds = %d;" % secs,
-           "inline constexpr uint32_t kTimestampNanos = 0x%08x;" % nanos, ""]
+           "inline constexpr uint32_t kInitiatorIndex = 0x%08x;" % r["sender_i"],
+           "inline constexpr uint32_t kResponderIndex = 0x%08x;" % r["sender_r"],
+           "inline constexpr int64_t kTimestampSeconds = %d;" % r["secs"],
+           "inline constexpr uint32_t kTimestampNanos = 0x%08x;" % r["nanos"], ""]
     for name, data in [
-        ("kInitiatorStaticPrivate", s_i_priv), ("kInitiatorStaticPublic", s_i_pub),
-        ("kResponderStaticPrivate", s_r_priv), ("kResponderStaticPublic", s_r_pub),
-        ("kInitiatorEphemeralPrivate", e_i_priv), ("kResponderEphemeralPrivate", e_r_priv),
-        ("kPresharedKey", psk), ("kTimestamp", ts),
-        ("kInitiation", init_msg), ("kResponse", resp_msg),
-        ("kInitiatorSendKey", t1), ("kInitiatorRecvKey", t2),
-        ("kCookie", cookie), ("kCookieReply", cookie_reply), ("kInitiationWithMac2", init_mac2_msg),
+        ("kInitiatorStaticPrivate", r["s_i_priv"]), ("kInitiatorStaticPublic", r["s_i_pub"]),
+        ("kResponderStaticPrivate", r["s_r_priv"]), ("kResponderStaticPublic", r["s_r_pub"]),
+        ("kInitiatorEphemeralPrivate", r["e_i_priv"]),
+        ("kResponderEphemeralPrivate", r["e_r_priv"]),
+        ("kPresharedKey", r["psk"]), ("kTimestamp", r["ts"]),
+        ("kInitiation", r["init_msg"]), ("kResponse", r["resp_msg"]),
+        ("kInitiatorSendKey", r["t1"]), ("kInitiatorRecvKey", r["t2"]),
+        ("kCookie", r["cookie"]), ("kCookieReply", r["cookie_reply"]),
+        ("kInitiationWithMac2", r["init_mac2_msg"]),
         ("kPrimKey", prim_key), ("kPrimInput", prim_input), ("kPrimLongKey", long_key),
         ("kHmacShortKey", HMAC(prim_key, prim_input)), ("kHmacLongKey", HMAC(long_key, prim_input)),
         ("kKdf1", KDF(1, prim_key, prim_input)[0]),
@@ -102,8 +115,8 @@ def main():
     corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz", "corpus",
                           "wg_handshake_fuzz")
     os.makedirs(corpus, exist_ok=True)
-    for name, data in [("initiation", init_msg), ("response", resp_msg),
-                       ("cookie_reply", cookie_reply), ("initiation_mac2", init_mac2_msg)]:
+    for name, data in [("initiation", r["init_msg"]), ("response", r["resp_msg"]),
+                       ("cookie_reply", r["cookie_reply"]), ("initiation_mac2", r["init_mac2_msg"])]:
         with open(os.path.join(corpus, name + ".bin"), "wb") as f:
             f.write(data)
     print("wrote", os.path.normpath(corpus))

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""WireGuard seeds for the fuzz targets that take whole packets, sealed under known keys.
+
+The keys are the reference handshake's (tests/unit/vectors/gen_wg_handshake.py, built on the
+independent Python WireGuard in tests/support/wgpy.py); the targets install the same session
+and identity, so these seeds pass the checks a fuzzer cannot pass by mutation (AEAD tags,
+mac1, Noise) and mutations start behind them.
+
+  dataplane_fuzz/wg_*: byte 0 = 0x04 (an IPv4 packet on the tunnel port), then IPv4 + UDP to
+    the gateway's WireGuard port + a transport message for the reference session (receiver
+    index kResponderIndex, sealed with the initiator's sending key): inner packets the gateway
+    forwards, answers or drops for each inner-packet reason, a keepalive, a bad tag, an
+    unknown index and an exhausted counter.
+  control_punt_fuzz/*: byte 0 = flags (bit 0: under load, bit 1: the target recomputes mac1),
+    then the UDP payload: valid initiations for the gateway's key (the reference responder),
+    initiations from an unknown key, responses and cookie replies nobody asked for,
+    truncated and garbage messages.
+
+Run: /usr/bin/python3 tests/fuzz/corpus/gen_wg_seeds.py (rewrites the files it owns only).
+"""
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "live"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "unit", "vectors"))
+from gen_wg_handshake import fixed, reference_handshake  # noqa: E402
+from harness import checksum, ipv4, udp4  # noqa: E402
+from wgpy import AEAD, MSG_TRANSPORT, initiation, padded, tai64n  # noqa: E402
+
+# tests/support/dataplane_bed.h: the tunnel address, WireGuard port and peer 0's endpoint and
+# allowed IP (the reference session is installed for peer 0).
+TUNNEL_IP, WG_PORT = "10.77.0.1", 51820
+PEER_ENDPOINT, PEER_PORT = "203.0.113.0", 30000
+PEER_INNER = "100.64.0.0"
+INTERNET_HOST = "1.0.0.1"
+
+# control_punt_fuzz flags (byte 0)
+UNDER_LOAD, RECOMPUTE_MAC1 = 1, 2
+
+
+def icmp_echo(src, dst, ttl=64, data=b"ping"):
+    body = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + data
+    body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+    return ipv4(src, dst, 1, body, ttl=ttl)
+
+
+def tcp_syn(src, dst, sport, dport):
+    seg = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 65535, 0, 0)
+    pseudo = bytes(map(int, src.split("."))) + bytes(map(int, dst.split("."))) + struct.pack(
+        "!BBH", 0, 6, len(seg))
+    seg = seg[:16] + struct.pack("!H", checksum(pseudo + seg)) + seg[18:]
+    return ipv4(src, dst, 6, seg)
+
+
+def transport(key, receiver, counter, inner):
+    return struct.pack("<IIQ", MSG_TRANSPORT, receiver, counter) + AEAD(
+        key, counter, padded(inner), b"")
+
+
+def on_tunnel(wg_message):
+    """dataplane_fuzz input: an IPv4/UDP packet to the gateway's WireGuard port (UDP checksum
+    0, as WireGuard peers commonly send) on the tunnel port."""
+    length = 8 + len(wg_message)
+    udp = struct.pack("!HHHH", PEER_PORT, WG_PORT, length, 0) + wg_message
+    return b"\x04" + ipv4(PEER_ENDPOINT, TUNNEL_IP, 17, udp)
+
+
+def dataplane_seeds(r):
+    key, index = r["t1"], r["sender_r"]
+    inner_udp = udp4(PEER_INNER, INTERNET_HOST, 40000, 53, b"abcd")
+    bad_checksum = bytearray(inner_udp)
+    bad_checksum[10] ^= 0xFF  # the IPv4 header checksum
+    truncated = bytearray(inner_udp)
+    truncated[2:4] = struct.pack("!H", len(inner_udp) + 40)  # total length beyond the payload
+    seeds = {
+        "wg_sealed_udp": transport(key, index, 0, inner_udp),
+        "wg_sealed_icmp": transport(key, index, 1, icmp_echo(PEER_INNER, INTERNET_HOST)),
+        "wg_sealed_tcp_syn": transport(key, index, 2, tcp_syn(PEER_INNER, INTERNET_HOST, 40001, 80)),
+        "wg_sealed_ttl1": transport(key, index, 3, icmp_echo(PEER_INNER, INTERNET_HOST, ttl=1)),
+        "wg_sealed_keepalive": transport(key, index, 4, b""),
+        "wg_sealed_high_counter": transport(key, index, 100000, inner_udp),
+        "wg_sealed_bad_inner_checksum": transport(key, index, 5, bytes(bad_checksum)),
+        "wg_sealed_inner_malformed": transport(key, index, 6, bytes(truncated)),
+        "wg_sealed_inner_not_ipv4": transport(key, index, 7, b"\x60" + bytes(39)),
+        "wg_sealed_bad_source": transport(key, index, 8,
+                                          udp4("100.64.9.9", INTERNET_HOST, 40000, 53, b"x")),
+        "wg_sealed_to_gateway": transport(key, index, 9, icmp_echo(PEER_INNER, TUNNEL_IP)),
+        "wg_sealed_counter_exhausted": transport(key, index, 2**64 - 1, inner_udp),
+    }
+    bad_tag = bytearray(seeds["wg_sealed_udp"])
+    bad_tag[-1] ^= 1
+    seeds["wg_sealed_bad_tag"] = bytes(bad_tag)
+    seeds["wg_sealed_unknown_index"] = transport(key, index ^ 0xFFFF, 0, inner_udp)
+    return {name: on_tunnel(msg) for name, msg in seeds.items()}
+
+
+def punt_seeds(r):
+    s_r_pub = r["s_r_pub"]
+    later, _, _ = initiation(r["s_i_priv"], s_r_pub, fixed(b"seed ephemeral"), 0x55667788,
+                             tai64n(r["secs"] + 3600, 0))
+    stranger, _, _ = initiation(fixed(b"unknown peer static"), s_r_pub, r["e_i_priv"], 0x99AABBCC,
+                                r["ts"])
+    init = r["init_msg"]
+    seeds = {
+        "initiation": (0, init),
+        "initiation_later": (0, later),
+        "initiation_under_load": (UNDER_LOAD, init),
+        "initiation_mac2_under_load": (UNDER_LOAD, r["init_mac2_msg"]),
+        "initiation_unknown_peer": (0, stranger),
+        "initiation_garbage_body": (RECOMPUTE_MAC1, init[:8] + bytes(140)),
+        "initiation_truncated": (0, init[:100]),
+        "response_unexpected": (RECOMPUTE_MAC1, r["resp_msg"]),
+        "cookie_reply": (0, r["cookie_reply"]),
+        "cookie_reply_truncated": (0, r["cookie_reply"][:40]),
+        "transport": (0, transport(r["t1"], r["sender_r"], 0, b"")),
+        "garbage_type": (0, b"\x05\x00\x00\x00" + bytes(60)),
+        "garbage_short": (0, b"\x01\x00"),
+    }
+    return {name: bytes([flags]) + msg for name, (flags, msg) in seeds.items()}
+
+
+def write(target, seeds):
+    corpus = os.path.join(HERE, target)
+    os.makedirs(corpus, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(corpus, name), "wb") as f:
+            f.write(data)
+    print("wrote %d seeds in %s" % (len(seeds), os.path.relpath(corpus)))
+
+
+def main():
+    r = reference_handshake()
+    write("dataplane_fuzz", dataplane_seeds(r))
+    write("control_punt_fuzz", punt_seeds(r))
+
+
+if __name__ == "__main__":
+    main()
