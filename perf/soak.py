@@ -353,7 +353,8 @@ class Soak:
         problems = []
         if not exited:
             problems.append("the gateway did not exit within 60 s of SIGTERM")
-        for marker in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer", "runtime error:"):
+        for marker in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer", "runtime error:",
+                       "LeakSanitizer has encountered a fatal error"):
             if marker in tail:
                 problems.append("sanitizer: " + marker)
         with open(os.path.join(self.work, "exitgw-shutdown.log"), "w") as f:
