@@ -1,5 +1,6 @@
 // The gateway's metric set, read from per-lcore counters and the control loop's stats.
 #include <rte_lcore.h>
+#include <rte_mempool.h>
 
 #include <algorithm>
 #include <chrono>
@@ -118,6 +119,27 @@ std::string Gateway::render_metrics() {
                        "file or client content",
                        MetricType::Counter),
              {}, double(g_log_bytes_escaped.load()));
+  // Every mempool of the process (rte_mempool_walk), so a leak of mbufs shows as a rising
+  // in-use count. Mbufs in the lcores' caches count as available, as DPDK counts them.
+  auto& pool_size =
+      mf.family("exitgw_mempool_size", "Objects in the DPDK mempool, by pool", MetricType::Gauge);
+  auto& pool_in_use = mf.family("exitgw_mempool_in_use",
+                                "Objects of the DPDK mempool in use (allocated, not in the pool's "
+                                "ring or an lcore cache), by pool",
+                                MetricType::Gauge);
+  struct PoolFamilies {
+    MetricFamilies* mf;
+    prometheus::MetricFamily* size;
+    prometheus::MetricFamily* in_use;
+  } pools{&mf, &pool_size, &pool_in_use};
+  rte_mempool_walk(
+      [](rte_mempool* mp, void* arg) {
+        auto* p = static_cast<PoolFamilies*>(arg);
+        const Labels l{{"pool", mp->name}};
+        p->mf->gauge(*p->size, l, double(mp->size));
+        p->mf->gauge(*p->in_use, l, double(rte_mempool_in_use_count(mp)));
+      },
+      &pools);
   if (const auto view = admin_view_.load()) {
     mf.gauge(mf.family("exitgw_config_generation",
                        "Generation of the running configuration (every applied update)",
