@@ -234,6 +234,10 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   for (const PeerConfig& pc : wanted) {
     if (!by_key.emplace(pc.public_key, &pc).second)
       return make_error("peer " + wg::key_to_base64(pc.public_key) + " appears twice");
+    // Whatever the source (file, admin, etcd, tailnet): a peer with our own key would be us.
+    if (identity_ && pc.public_key == identity_->public_key)
+      return make_error("peer " + wg::key_to_base64(pc.public_key) +
+                        " is the gateway's own public key");
     for (const Ipv4Prefix& p : pc.allowed_ips)
       if (!prefixes.emplace(route_key(p), &pc).second)
         return make_error("allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +

@@ -225,6 +225,22 @@ TEST_F(WireGuardControl, NatRemovalsForAFullCommandRingWaitAndArriveInOrder) {
   EXPECT_EQ(got.size(), 6u);
 }
 
+// No source may make the gateway its own peer: the file's reload goes the same way as the API.
+TEST_F(WireGuardControl, APeerWithTheGatewaysOwnKeyIsRefusedFromEverySource) {
+  PeerConfig good = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {good}).ok());
+  PeerConfig self = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  self.public_key = gateway_pub_;
+  for (const char* source : {"file", "admin", "etcd"}) {
+    const Status s = wg_->set_source_peers(source, std::string(source) == "file"
+                                                       ? std::vector<PeerConfig>{good, self}
+                                                       : std::vector<PeerConfig>{self});
+    ASSERT_FALSE(s.ok()) << source;
+    EXPECT_NE(s.error().find("is the gateway's own public key"), std::string::npos) << s.error();
+  }
+  EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
+}
+
 TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFreed) {
   wg::Key peer_private{};
   ASSERT_TRUE(
