@@ -47,6 +47,9 @@ Status MetricsServer::start(const std::string& listen, std::function<std::string
   auto hp = parse_host_port(listen);
   if (!hp) return make_error("--metrics_listen: " + hp.error());
   server_ = std::make_unique<httplib::Server>();
+  // Headers and body go out as separate writes: without this a keep-alive scraper's delayed
+  // ACK holds each answer back about 40 ms (Nagle).
+  server_->set_tcp_nodelay(true);
   server_->Get("/metrics", [render](const httplib::Request&, httplib::Response& res) {
     res.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
   });
