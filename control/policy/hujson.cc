@@ -259,11 +259,7 @@ std::string format_path(const JsonPath& path) {
       if (!out.empty()) out += '.';
       out += printable(*key);
     } else {
-      // Appended piece by piece: `"[" + std::string&&` inlines to an insert at 0 that GCC 12
-      // at -O3 flags as an overlapping memcpy (-Wrestrict, a known false positive).
-      out += '[';
-      out += std::to_string(std::get<size_t>(step));
-      out += ']';
+      out += "[" + std::to_string(std::get<size_t>(step)) + "]";
     }
   }
   return out;
