@@ -650,9 +650,7 @@ void Gateway::sample_stats() {
     last_idle_[w] = idle;
   }
   for (unsigned p = 0; p < ctx.n_ports; ++p) {
-    rte_eth_link link{};
-    rte_eth_link_get_nowait(ctx.ports[p].port_id, &link);
-    const bool up = link.link_status == RTE_ETH_LINK_UP;
+    const bool up = port_link_up(ctx.ports[p].port_id);
     if (stats_.link_up[p].exchange(up) != up)
       log_info("port " + port_name(ctx.ports[p].port_id) + " link " + (up ? "up" : "down"));
   }

@@ -1,6 +1,11 @@
 // Port bring-up: validate queue counts against what the device offers, explain shortfalls.
 #include "control/ports.h"
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <charconv>
 
 #include <rte_ethdev.h>
@@ -94,6 +99,27 @@ Result<uint16_t> start_port(uint16_t port_id, const PortOptions& opt, rte_mempoo
   if (int rc = rte_eth_dev_start(port_id); rc != 0)
     return make_error("port " + name + ": start failed: " + rte_strerror(-rc));
   return static_cast<uint16_t>(nb_rx);
+}
+
+// True when the kernel interface if_index is up and has carrier (IFF_UP and IFF_RUNNING).
+static bool kernel_interface_up(unsigned if_index) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ifreq ifr{};
+  ifr.ifr_ifindex = static_cast<int>(if_index);
+  const bool up = ioctl(fd, SIOCGIFNAME, &ifr) == 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+                  (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
+  close(fd);
+  return up;
+}
+
+bool port_link_up(uint16_t port_id) {
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(port_id, &link) != 0 || link.link_status != RTE_ETH_LINK_UP)
+    return false;
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(port_id, &info) != 0) return false;
+  return info.if_index == 0 || kernel_interface_up(info.if_index);
 }
 
 }  // namespace exitgw

@@ -27,4 +27,11 @@ Result<uint16_t> start_port(uint16_t port_id, const PortOptions& opt, rte_mempoo
                             std::string* notes);
 std::string port_name(uint16_t port_id);
 
+// The port's link as an operator means it: the device's link status and, for a device backed
+// by a kernel interface (af_packet, tap: a non-zero if_index), that interface administratively
+// up with carrier. DPDK 22.11's af_packet PMD reports "up" from start to stop whatever its
+// interface does, so its readiness would otherwise ignore a cable pulled or a veth set down.
+// A few system calls: for the control thread's periodic sampling, not the data path.
+bool port_link_up(uint16_t port_id);
+
 }  // namespace exitgw

@@ -548,7 +548,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="shorter trials (< 3 min)")
     ap.add_argument("--json", default="", help="write the results here")
     ap.add_argument("--peers", type=int, default=0, help="generator peers (default 1000, quick 256)")
-    ap.add_argument("--build-dir", default=os.path.join(REPO, "build-perf"))
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build"),
+                    help="the build with control/exitgw and perf/exitgw_loadgen (default build/, "
+                         "what tools/build release and perf/run make)")
     ap.add_argument("--no-iperf", action="store_true", help="skip the TCP iperf3 runs")
     ap.add_argument("--loss", type=float, default=0.001, help="zero-loss tolerance (default 0.001)")
     ap.add_argument("--gw-flag", action="append", default=[], metavar="FLAG=VALUE",
@@ -562,8 +564,7 @@ def main():
     a.loadgen = os.path.join(a.build_dir, "perf", "exitgw_loadgen")
     for b in (a.exitgw, a.loadgen):
         if not os.access(b, os.X_OK):
-            log("missing %s; build with: cmake -S %s -B %s -G Ninja && ninja -C %s exitgw exitgw_loadgen"
-                % (b, REPO, a.build_dir, a.build_dir))
+            log("missing %s; build with: tools/build release (or pass --build-dir)" % b)
             return 1
     for tool in ("wireguard-go", "wg", "nft", "iperf3", "ethtool", "taskset", "curl"):
         if not shutil.which(tool):

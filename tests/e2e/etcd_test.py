@@ -143,4 +143,4 @@ class EtcdTest(unittest.TestCase):
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
-    unittest.main(verbosity=2)
+    L.main(verbosity=2)

@@ -614,4 +614,4 @@ class LabBulkTest(unittest.TestCase):
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
-    unittest.main(verbosity=2)
+    L.main(verbosity=2)

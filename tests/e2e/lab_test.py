@@ -7,7 +7,9 @@ Runs as root; builds labs with names unique to this process and always takes the
 """
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import unittest
 
 import labutil as L
@@ -132,7 +134,47 @@ class LabTest(unittest.TestCase):
             self.assertEqual(running, {})
         self.assertEqual(L.readyz(NAME), "200", "taking another lab down hurt this one")
 
+    def test_up_refuses_a_binary_without_a_flag_the_lab_needs(self):
+        # A stand-in whose help is exitgw's minus --domain_list_file: the lab must not run a
+        # gateway without it (it used to note the flag as "not accepted" and carry on).
+        help_text = subprocess.run([L.EXITGW, "--help"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True).stdout
+        self.assertIn("-domain_list_file", help_text)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "help.txt"), "w") as f:
+                f.write("".join(ln + "\n" for ln in help_text.splitlines()
+                                if "-domain_list_file" not in ln))
+            fake = os.path.join(d, "exitgw")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\ncat %s/help.txt\n" % d)
+            os.chmod(fake, 0o755)
+            name = L.lab_name("e2f")
+            p = L.lab("up", "--name", name, "--exitgw", fake)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn("does not accept --domain_list_file, which the lab needs", p.stdout)
+        self.assertEqual(L.namespaces(name), [], "nothing is built for a refused binary")
+
+    def test_demo_exit_code_follows_a_failed_check(self):
+        # An iperf3 floor no veth reaches: that check fails, says what it required and
+        # measured, the summary says FAIL and the exit code is 1; the other checks pass.
+        name = L.lab_name("e2m")
+        L.down(name)
+        try:
+            p = L.lab("demo", "--name", name, "--clients", "1", "--exitgw", L.EXITGW,
+                      "--iperf-floor", "1000000", timeout=300)
+        finally:
+            L.down(name)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        lines = p.stdout.splitlines()
+        iperf = [ln for ln in lines if "iperf3 tcp 5s" in ln and "requires" in ln]
+        self.assertTrue(iperf and " FAIL " in iperf[0], p.stdout)
+        self.assertIn("requires >= 1000000 Mbit/s received", iperf[0])
+        self.assertRegex(iperf[0], r"measured \d+ Mbit/s received")
+        failed = [ln for ln in lines if " FAIL " in ln and "requires" in ln]
+        self.assertEqual(len(failed), 1, "only the iperf3 check may fail:\n" + p.stdout)
+        self.assertTrue(any(ln.startswith("== FAIL: ") for ln in lines), p.stdout)
+
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
-    unittest.main(verbosity=2)
+    L.main(verbosity=2)

@@ -167,4 +167,4 @@ class TunnelTest(unittest.TestCase):
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
-    unittest.main(verbosity=2)
+    L.main(verbosity=2)

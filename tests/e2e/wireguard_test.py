@@ -589,4 +589,4 @@ class WireGuardTest(unittest.TestCase):
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
-    unittest.main(verbosity=2)
+    L.main(verbosity=2)

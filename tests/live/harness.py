@@ -26,12 +26,12 @@ import subprocess
 import tempfile
 import time
 import sys
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
+import skips  # noqa: E402
 import wgpy  # noqa: E402
+from gateway_process import http_get, wg_keypair  # noqa: E402,F401
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -162,15 +162,6 @@ class Metrics:
 
 
 # --- the lab ---------------------------------------------------------------------------
-
-def wg_keypair():
-    """(private key base64, private key bytes, public key base64), clamped as `wg genkey`."""
-    raw = bytearray(os.urandom(32))
-    raw[0] &= 248
-    raw[31] = (raw[31] & 127) | 64
-    raw = bytes(raw)
-    return base64.b64encode(raw).decode(), raw, base64.b64encode(wgpy.PUB(raw)).decode()
-
 
 class Peer:
     """A Python WireGuard peer at an endpoint on the tunnel wire, with one inner address."""
@@ -468,12 +459,7 @@ class Lab:
             return "(no log)"
 
     def _get(self, path):
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open("http://127.0.0.1:%d%s" % (self.metrics_port, path), timeout=3) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+        return http_get(self.metrics_port, path)
 
     def metrics(self):
         status, text = self._get("/metrics")
@@ -650,4 +636,4 @@ def main(argv=None):
         raise SystemExit("no exitgw at %s (build it: ninja -C build exitgw)" % EXITGW)
     if os.geteuid() != 0:
         raise SystemExit("live tests need root (namespaces, AF_PACKET, DPDK)")
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    skips.main(argv=[sys.argv[0]] + rest, verbosity=2)
