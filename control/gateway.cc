@@ -260,7 +260,9 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
     // Health, not configuration: shown, never a new generation; logged when the state changes.
     if (tr->health.state != tailnet_.state)
       log_info("tailnet: " + tr->health.state +
-               (tr->health.message.empty() ? "" : " (" + tr->health.message + ")"));
+               (tr->health.message.empty()
+                    ? ""
+                    : " (" + escape_for_log(tr->health.message, 1024) + ")"));
     tailnet_ = tr->health;
     tailnet_.reported_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -347,6 +348,10 @@ void Listener::accept_all() {
       return;
     }
     counters_.connections.fetch_add(1, std::memory_order_relaxed);
+    // A response may go out in more than one write: without this, a client's delayed ACK holds
+    // the rest back about 40 ms (Nagle).
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connections_.size() >= options_.max_connections) {
       // Make room: the connection reading longest goes (a slow client), else this one.
       Connection* oldest = nullptr;
@@ -474,8 +479,9 @@ void Listener::on_readable(Connection& c) {
         c.deadline = Clock::now() + options_.body_timeout;
         if (p.state() == RequestParser::State::kBody && p.head().expect_continue) {
           c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+          const uint64_t id = c.id;  // flush() may close and free `c` (a reset client)
           flush(c);
-          if (connections_.count(c.id) == 0) return;
+          if (connections_.count(id) == 0) return;
         }
         continue;
       }
