@@ -94,6 +94,8 @@ class ExitPolicy {
   uint64_t reloads_applied() const { return reloads_ - reload_errors_; }
   // True while a classifier is being built on the builder thread (not yet published).
   bool build_pending() const { return builder_.pending(); }
+  // True when the builder thread runs nothing, not even a superseded build.
+  bool builder_idle() const { return builder_.idle(); }
   // Why the latest policy/approvals file reload was refused; empty when it applied (control
   // thread only).
   const std::string& last_reload_error() const { return last_reload_error_; }

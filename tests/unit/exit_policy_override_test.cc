@@ -257,7 +257,11 @@ TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   ASSERT_TRUE(policy_->build_pending());
   ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
   const dp::PolicyView* published = ctx_.policy.load();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Wait for the superseded build to finish, however long it takes: only then could it land.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!policy_->builder_idle() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_TRUE(policy_->builder_idle()) << "the superseded build never finished";
   for (int i = 0; i < 5; ++i) policy_->publish_finished_build();
   EXPECT_EQ(ctx_.policy.load(), published);
   EXPECT_FALSE(allows(kProtoUdp, 7));
