@@ -399,9 +399,9 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                            "connector's packet filter)",
                            MetricType::Gauge);
   bool known = false;
-  for (const std::string_view s : {kPolicySourceDefault, kPolicySourceFile,
-                                   std::string_view("admin"), std::string_view("etcd"),
-                                   kPolicySourceTailnet}) {
+  for (const std::string_view s :
+       {kPolicySourceDefault, kPolicySourceFile, std::string_view("admin"),
+        std::string_view("etcd"), kPolicySourceTailnet}) {
     known |= s == st->source;
     mf.gauge(source, {{"source", std::string(s)}}, s == st->source ? 1 : 0);
   }
@@ -410,6 +410,11 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                             "Policy or approvals file reloads, by result", MetricType::Counter);
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
   mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
+  mf.counter(mf.family("exitgw_policy_build_errors_total",
+                       "Policy file reloads refused because the classifier build failed (out of "
+                       "DPDK memory); also counted as rejected reloads",
+                       MetricType::Counter),
+             {}, double(policy_->build_errors()));
 }
 
 void Gateway::render_flow_metrics(MetricFamilies& mf) {
