@@ -48,7 +48,7 @@ Status ExitPolicy::load_files() {
   return Ok{};
 }
 
-Result<policy::CompiledPolicy> ExitPolicy::compile() const {
+Result<policy::CompiledPolicy> ExitPolicy::compile(const policy::Policy& p) const {
   policy::NodeIdentity node;
   node.user = opt_.node_user;
   node.tags = opt_.node_tags;
@@ -56,7 +56,14 @@ Result<policy::CompiledPolicy> ExitPolicy::compile() const {
   node.own_addresses = opt_.own_addresses;
   policy::Approvals approvals = approvals_;
   if (override_) approvals.exit_node = *override_;
-  return policy::compile_policy(running_policy(), peers_, node, approvals);
+  return policy::compile_policy(p, peers_, node, approvals);
+}
+
+Status ExitPolicy::check_hidden_policy(const policy::Policy& p) const {
+  if (&p == &running_policy()) return Ok{};  // compiled anyway when it is published
+  auto compiled = compile(p);
+  if (!compiled) return make_error(compiled.error());
+  return Ok{};
 }
 
 ExitPolicy::Origin ExitPolicy::origin() const {
@@ -173,24 +180,23 @@ Status ExitPolicy::set_policy_override(std::optional<std::string> text, const st
   }
   std::optional<PolicyOverride> old = std::move(policy_override_);
   policy_override_ = std::move(next);
-  if (Status s = compile_and_publish(); !s) {
+  // Under a tailnet filter nothing in force changes: the HuJSON policy is checked and stored.
+  if (Status s = tailnet_ ? check_hidden_policy(hujson_policy()) : compile_and_publish(); !s) {
     policy_override_ = std::move(old);
     return make_error(text ? s.error()
                            : "cannot clear the policy override: the file's policy does not "
                              "compile: " +
                                  s.error());
   }
+  const std::string file = opt_.policy_file.empty() ? std::string("the default policy")
+                                                    : "--policy_file " + opt_.policy_file;
+  const std::string state =
+      tailnet_ ? "stored; the tailnet filter stays in force" : std::string("in force");
   if (policy_override_) {
     for (const std::string& note : policy_override_->policy.notes) log_info("policy: " + note);
-    log_info("policy: the " + origin + " policy is in force (overrides " +
-             (opt_.policy_file.empty() ? std::string("the default policy")
-                                       : "--policy_file " + opt_.policy_file) +
-             ")");
+    log_info("policy: the " + origin + " policy is " + state + " (overrides " + file + ")");
   } else {
-    log_info("policy: override cleared; " +
-             (opt_.policy_file.empty() ? std::string("the default policy")
-                                       : "--policy_file " + opt_.policy_file) +
-             " is in force");
+    log_info("policy: override cleared; " + file + " is " + state);
   }
   return Ok{};
 }
@@ -250,6 +256,7 @@ void ExitPolicy::tick(uint64_t now_ns) {
     // A bad file changes nothing: the inputs before it come back.
     FileInputs before{policy_, policy_file_text_, approvals_};
     Status s = load_files();
+    if (s) s = check_hidden_policy(policy_);
     if (s) s = compile_and_build_async();
     if (!s) {
       ++reloads_;

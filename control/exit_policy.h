@@ -73,7 +73,8 @@ class ExitPolicy {
   // A whole policy (HuJSON text) from the admin API or etcd, `origin` being that source: parsed
   // and compiled with the current peers, then published; it replaces the policy file's until
   // cleared (nullopt). A bad text changes nothing and the error names it (line:column). While
-  // it is set, file reloads are still parsed (errors are reported) but do not replace it.
+  // it is set, file reloads are still parsed and compiled (errors are reported) but do not
+  // replace it. While a tailnet filter is set the text is compiled to check it, then stored.
   Status set_policy_override(std::optional<std::string> text, const std::string& origin);
   bool has_policy_override() const { return policy_override_.has_value(); }
   // The tailnet's compiled packet filter (FilterReplace): compiled with the current peers and
@@ -134,7 +135,12 @@ class ExitPolicy {
   Origin origin() const;
   void restore_files(FileInputs inputs);
   // Compiles the running inputs to rules and classes: the validation (fast, control thread).
-  Result<policy::CompiledPolicy> compile() const;
+  Result<policy::CompiledPolicy> compile() const { return compile(running_policy()); }
+  Result<policy::CompiledPolicy> compile(const policy::Policy& p) const;
+  // A HuJSON policy hidden by what is in force (the tailnet filter, or an override over the
+  // file's) is compiled too, only to check it: it must be able to take over when that is
+  // cleared.
+  Status check_hidden_policy(const policy::Policy& p) const;
   // Builds the rte_acl classifier of `compiled` (slow for large policies; any thread).
   static Result<Built> build(const policy::CompiledPolicy& compiled, Origin origin);
   void publish(Built built);
@@ -148,7 +154,10 @@ class ExitPolicy {
   ExitPolicyOptions opt_;
   // The policy to compile: the override when one is set, else the file's (or the default).
   const policy::Policy& running_policy() const {
-    if (tailnet_) return tailnet_->policy;
+    return tailnet_ ? tailnet_->policy : hujson_policy();
+  }
+  // The HuJSON policy: what decides while no tailnet filter is set.
+  const policy::Policy& hujson_policy() const {
     return policy_override_ ? policy_override_->policy : policy_;
   }
 

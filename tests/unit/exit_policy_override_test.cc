@@ -316,5 +316,55 @@ TEST_F(ExitPolicyOverride, TailnetFilterWinsOverTheHujsonOverrideAndClearingRest
   EXPECT_TRUE(allows(kProtoTcp, 443));
 }
 
+// A policy that parses but does not compile: two grants of 300 destinations x 200 ports each
+// come to 120000 classifier rules, more than kMaxCompiledRules.
+std::string policy_over_the_rule_limit() {
+  std::string text = "{\"grants\": [";
+  for (int g = 0; g < 2; ++g) {
+    text += "{\"src\": [\"autogroup:member\"], \"dst\": [";
+    for (int d = 0; d < 300; ++d)
+      text += "\"44." + std::to_string(d / 200) + "." + std::to_string(d % 200) + ".1/32\",";
+    text += "], \"ip\": [";
+    for (int port = 0; port < 200; ++port)
+      text += "\"tcp:" + std::to_string(2 * port + 2 + 1000 * g) + "\",";
+    text += "]},";
+  }
+  return text + "]}";
+}
+
+// While the tailnet filter decides, a HuJSON policy (override or file) is still compiled to
+// check it: one that does not compile is refused, so clearing the filter later never fails.
+TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsRefused) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kFileAllowsAll);
+  start(file);
+  policy::TailnetFilter filter;
+  filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
+  ASSERT_TRUE(policy_->set_tailnet_filter(filter));
+  const dp::PolicyView* before = ctx_.policy.load();
+
+  const Status s = policy_->set_policy_override(policy_over_the_rule_limit(), "admin");
+  ASSERT_FALSE(s) << "an override that does not compile was accepted";
+  EXPECT_NE(s.error().find("classifier rules"), std::string::npos) << s.error();
+  EXPECT_FALSE(policy_->has_policy_override());
+
+  write(file, policy_over_the_rule_limit());
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 1u);
+  EXPECT_NE(policy_->last_reload_error().find("classifier rules"), std::string::npos)
+      << policy_->last_reload_error();
+  EXPECT_EQ(ctx_.policy.load(), before);
+  EXPECT_EQ(policy_->status()->source, "tailnet");
+
+  // A good override is stored without replacing the filter, and takes over when it is cleared.
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  EXPECT_EQ(ctx_.policy.load(), before);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+  ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
+  EXPECT_EQ(policy_->status()->source, "admin");
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+}
+
 }  // namespace
 }  // namespace exitgw
