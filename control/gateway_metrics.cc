@@ -243,6 +243,11 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
                      "for room in a full command ring; retried every tick",
                      MetricType::Gauge),
            {}, double(s.worker_commands_waiting));
+  mf.counter(mf.family("exitgw_worker_commands_dropped_total",
+                       "NAT removals dropped because a worker let the most allowed wait (it "
+                       "takes no commands); the prefix's old NAT state may stay behind",
+                       MetricType::Counter),
+             {}, double(s.worker_commands_dropped));
   mf.counter(mf.family("exitgw_wg_peers_reloads_total", "Peers file reloads, by result",
                        MetricType::Counter),
              {{"result", "ok"}}, double(s.peers_reloads - s.peers_reload_errors));
