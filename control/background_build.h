@@ -75,6 +75,13 @@ class BackgroundBuild {
            (finished_ && finished_->serial == latest_);
   }
 
+  // True when no build is queued or running, superseded ones included (a cancelled build may
+  // still be running after pending() turned false).
+  bool idle() const {
+    std::lock_guard lock(mutex_);
+    return !queued_.has_value() && running_ == 0;
+  }
+
   // Builds that finished after a newer one was submitted, and were dropped.
   uint64_t superseded() const {
     std::lock_guard lock(mutex_);

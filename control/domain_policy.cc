@@ -15,10 +15,10 @@ DomainPolicy::~DomainPolicy() {
   ctx_.domains.store(nullptr);
 }
 
-Result<dp::domain::DomainList> DomainPolicy::load() const {
-  auto text = read_bounded_file(path_, "domain list file", dp::domain::kMaxListBytes);
+Result<dp::domain::DomainList> DomainPolicy::load(const std::string& path) {
+  auto text = read_bounded_file(path, "domain list file", dp::domain::kMaxListBytes);
   if (!text) return make_error(text.error());
-  return dp::domain::parse_domain_list(*text, path_);
+  return dp::domain::parse_domain_list(*text, path);
 }
 
 void DomainPolicy::publish(dp::domain::DomainDatabase db) {
@@ -39,7 +39,7 @@ void DomainPolicy::reject(const std::string& why) {
 
 Status DomainPolicy::init() {
   if (Status s = watch_.watch(path_); !s) return make_error("--domain_list_file: " + s.error());
-  auto list = load();
+  auto list = load(path_);
   if (!list) return make_error("--domain_list_file: " + list.error());
   // One counter row per worker; at least one so a context without workers still compiles.
   auto db = dp::domain::compile(*list, std::max(1u, ctx_.n_workers));
@@ -65,16 +65,14 @@ void DomainPolicy::tick(uint64_t now_ns) {
   // A build submitted below is taken at a later call, never in the same one.
   publish_finished_build();
   if (watch_.due(now_ns)) {
-    auto list = load();
-    if (!list) {
-      ++reloads_;
-      builder_.cancel();  // the newest file is the bad one: an older build must not land later
-      reject(list.error());
-    } else {
-      const unsigned workers = std::max(1u, ctx_.n_workers);
-      builder_.submit(
-          [list = std::move(*list), workers] { return dp::domain::compile(list, workers); });
-    }
+    // Reading and parsing a list of millions of rules takes seconds too: all on the builder. A
+    // bad newest file supersedes an older build, which never lands after it.
+    const unsigned workers = std::max(1u, ctx_.n_workers);
+    builder_.submit([path = path_, workers]() -> Result<dp::domain::DomainDatabase> {
+      auto list = load(path);
+      if (!list) return make_error(list.error());
+      return dp::domain::compile(*list, workers);
+    });
   }
   bool freed = false;
   while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1) {

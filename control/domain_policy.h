@@ -1,8 +1,8 @@
-// Domain policy on the control thread: reads the domain list (watched, bounded), has it compiled
-// into one Hyperscan database on a builder thread (the running database serves meanwhile),
-// publishes the result to the workers by pointer swap and frees the old one after an RCU grace
-// period. A bad list is rejected whole and the running one stays. Sums the
-// workers' per-rule match counters into a status the metrics thread reads.
+// Domain policy on the control thread: watches the domain list and has it read (bounded), parsed
+// and compiled into one Hyperscan database on a builder thread (the running database serves
+// meanwhile), publishes the result to the workers by pointer swap and frees the old one after an
+// RCU grace period. A bad list is rejected whole and the running one stays. Sums the workers'
+// per-rule match counters into a status the metrics thread reads.
 #pragma once
 
 #include <atomic>
@@ -66,8 +66,8 @@ class DomainPolicy {
   void publish_status();
 
  private:
-  // The file's list, read with a bound and parsed (fast: no compile).
-  Result<dp::domain::DomainList> load() const;
+  // The list at `path`, read with a bound and parsed (no compile); on any thread.
+  static Result<dp::domain::DomainList> load(const std::string& path);
   void publish(dp::domain::DomainDatabase db);
   void reject(const std::string& why);
   using RuleKey = std::tuple<uint32_t, std::string, dp::domain::Action>;

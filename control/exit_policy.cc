@@ -48,7 +48,7 @@ Status ExitPolicy::load_files() {
   return Ok{};
 }
 
-Result<policy::CompiledPolicy> ExitPolicy::compile() const {
+Result<policy::CompiledPolicy> ExitPolicy::compile(const policy::Policy& p) const {
   policy::NodeIdentity node;
   node.user = opt_.node_user;
   node.tags = opt_.node_tags;
@@ -56,14 +56,34 @@ Result<policy::CompiledPolicy> ExitPolicy::compile() const {
   node.own_addresses = opt_.own_addresses;
   policy::Approvals approvals = approvals_;
   if (override_) approvals.exit_node = *override_;
-  return policy::compile_policy(running_policy(), peers_, node, approvals);
+  return policy::compile_policy(p, peers_, node, approvals);
 }
 
-Result<ExitPolicy::Built> ExitPolicy::build(const policy::CompiledPolicy& compiled) {
+Status ExitPolicy::check_hidden_policy(const policy::Policy& p) const {
+  if (&p == &running_policy()) return Ok{};  // compiled anyway when it is published
+  auto compiled = compile(p);
+  if (!compiled) return make_error(compiled.error());
+  return Ok{};
+}
+
+ExitPolicy::Origin ExitPolicy::origin() const {
+  if (tailnet_) return Origin{std::string(kPolicySourceTailnet), tailnet_->text, tailnet_->filter};
+  if (policy_override_) return Origin{policy_override_->origin, policy_override_->text, nullptr};
+  return Origin{std::string(opt_.policy_file.empty() ? kPolicySourceDefault : kPolicySourceFile),
+                policy_file_text_, nullptr};
+}
+
+void ExitPolicy::restore_files(FileInputs inputs) {
+  policy_ = std::move(inputs.policy);
+  policy_file_text_ = std::move(inputs.text);
+  approvals_ = std::move(inputs.approvals);
+}
+
+Result<ExitPolicy::Built> ExitPolicy::build(const policy::CompiledPolicy& compiled, Origin origin) {
   auto snapshot = policy::build_snapshot(compiled);
   if (!snapshot) return make_error(snapshot.error());
   return Built{std::move(*snapshot), compiled.exit.reason, compiled.class_count,
-               compiled.rules.size()};
+               compiled.rules.size(), std::move(origin)};
 }
 
 void ExitPolicy::publish(Built built) {
@@ -77,6 +97,7 @@ void ExitPolicy::publish(Built built) {
   pub->view.n_rules = n_rules;
   pub->view.exit_approved = pub->snapshot->exit_approved;
   pub->view.rule_hits = pub->hits.get();
+  pub->origin = std::move(built.origin);
   if (pub->snapshot->exit_approved != last_approved_ || !current_)
     log_info(std::string("policy: exit node ") +
              (pub->snapshot->exit_approved ? "approved" : "NOT approved, forwarding nothing") +
@@ -96,10 +117,16 @@ void ExitPolicy::publish(Built built) {
 Status ExitPolicy::compile_and_publish() {
   auto compiled = compile();
   if (!compiled) return make_error(compiled.error());
-  auto built = build(*compiled);
+  auto built = build(*compiled, origin());
   if (!built) return make_error(built.error());
   builder_.cancel();  // this state is the newest: a build still running must not land after it
   publish(std::move(*built));
+  if (reload_in_build_) {
+    // The cancelled build's file reload was part of this state: it is applied now.
+    reload_in_build_.reset();
+    last_reload_error_.clear();
+    ++reloads_;
+  }
   return Ok{};
 }
 
@@ -109,7 +136,7 @@ Status ExitPolicy::compile_and_build_async() {
   // Validated: only the rte_acl build is left, and it runs on the builder thread; the running
   // classifier serves until tick() publishes the result.
   auto shared = std::make_shared<const policy::CompiledPolicy>(std::move(*compiled));
-  builder_.submit([shared] { return build(*shared); });
+  builder_.submit([shared, origin = origin()] { return build(*shared, origin); });
   return Ok{};
 }
 
@@ -153,38 +180,44 @@ Status ExitPolicy::set_policy_override(std::optional<std::string> text, const st
   }
   std::optional<PolicyOverride> old = std::move(policy_override_);
   policy_override_ = std::move(next);
-  if (Status s = compile_and_publish(); !s) {
+  // Under a tailnet filter nothing in force changes: the HuJSON policy is checked and stored.
+  if (Status s = tailnet_ ? check_hidden_policy(hujson_policy()) : compile_and_publish(); !s) {
     policy_override_ = std::move(old);
     return make_error(text ? s.error()
                            : "cannot clear the policy override: the file's policy does not "
                              "compile: " +
                                  s.error());
   }
+  const std::string file = opt_.policy_file.empty() ? std::string("the default policy")
+                                                    : "--policy_file " + opt_.policy_file;
+  const std::string state =
+      tailnet_ ? "stored; the tailnet filter stays in force" : std::string("in force");
   if (policy_override_) {
     for (const std::string& note : policy_override_->policy.notes) log_info("policy: " + note);
-    log_info("policy: the " + origin + " policy is in force (overrides " +
-             (opt_.policy_file.empty() ? std::string("the default policy")
-                                       : "--policy_file " + opt_.policy_file) +
-             ")");
+    log_info("policy: the " + origin + " policy is " + state + " (overrides " + file + ")");
   } else {
-    log_info("policy: override cleared; " +
-             (opt_.policy_file.empty() ? std::string("the default policy")
-                                       : "--policy_file " + opt_.policy_file) +
-             " is in force");
+    log_info("policy: override cleared; " + file + " is " + state);
   }
   return Ok{};
 }
 
 void ExitPolicy::publish_finished_build() {
+  // Only file reloads build here; one counts once its build is done, as applied or refused.
   if (auto done = builder_.take()) {
+    ++reloads_;
+    std::optional<FileInputs> before = std::move(reload_in_build_);
+    reload_in_build_.reset();
     if (done->result) {
+      last_reload_error_.clear();
       publish(std::move(*done->result));
     } else {
-      // Validation passed; only the classifier build failed (out of DPDK memory): the running
-      // policy stays, and the next change builds again.
+      // Validation passed; only the classifier build failed (out of DPDK memory): refused
+      // whole, so the files' previous inputs come back with the policy still running.
       ++build_errors_;
+      ++reload_errors_;
+      if (before) restore_files(std::move(*before));
       last_reload_error_ = "classifier build failed: " + done->result.error();
-      log_error("policy: " + last_reload_error_ + "; running policy unchanged");
+      log_error("policy: reload rejected, running policy unchanged: " + last_reload_error_);
     }
   }
 }
@@ -220,20 +253,21 @@ void ExitPolicy::tick(uint64_t now_ns) {
   const bool p = policy_watch_.due(now_ns);
   const bool a = approvals_watch_.due(now_ns);
   if (p || a) {
-    ++reloads_;
-    // Parse both into temporaries first: a bad file changes nothing.
-    policy::Policy old_policy = policy_;
-    auto old_text = policy_file_text_;
-    policy::Approvals old_approvals = approvals_;
+    // A bad file changes nothing: the inputs before it come back.
+    FileInputs before{policy_, policy_file_text_, approvals_};
     Status s = load_files();
+    if (s) s = check_hidden_policy(policy_);
     if (s) s = compile_and_build_async();
-    last_reload_error_ = s ? std::string() : s.error();
     if (!s) {
+      ++reloads_;
       ++reload_errors_;
-      policy_ = std::move(old_policy);
-      policy_file_text_ = std::move(old_text);
-      approvals_ = old_approvals;
+      restore_files(std::move(before));
+      last_reload_error_ = s.error();
       log_error("policy: reload rejected, running policy unchanged: " + s.error());
+    } else if (!reload_in_build_) {
+      // Counted when its build is published (or fails); a newer reload replaces the build but
+      // keeps the inputs from before the first.
+      reload_in_build_ = std::move(before);
     }
   }
   while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1) {
@@ -266,17 +300,10 @@ void ExitPolicy::publish_status() {
     st->approval_reason = approval_reason_;
     st->rules = current_->view.n_rules;
     st->classes = classes_;
-  }
-  if (tailnet_) {
-    st->source = kPolicySourceTailnet;
-    st->text = tailnet_->text;
-    st->tailnet_filter = tailnet_->filter;
-  } else if (policy_override_) {
-    st->source = policy_override_->origin;
-    st->text = policy_override_->text;
-  } else {
-    st->source = opt_.policy_file.empty() ? kPolicySourceDefault : kPolicySourceFile;
-    st->text = policy_file_text_;
+    // What is in force, not what is still building.
+    st->source = current_->origin.source;
+    st->text = current_->origin.text;
+    st->tailnet_filter = current_->origin.tailnet_filter;
   }
   st->rule_hits.assign(hits.begin(), hits.end());
   status_.store(std::move(st));

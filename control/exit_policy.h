@@ -73,7 +73,8 @@ class ExitPolicy {
   // A whole policy (HuJSON text) from the admin API or etcd, `origin` being that source: parsed
   // and compiled with the current peers, then published; it replaces the policy file's until
   // cleared (nullopt). A bad text changes nothing and the error names it (line:column). While
-  // it is set, file reloads are still parsed (errors are reported) but do not replace it.
+  // it is set, file reloads are still parsed and compiled (errors are reported) but do not
+  // replace it. While a tailnet filter is set the text is compiled to check it, then stored.
   Status set_policy_override(std::optional<std::string> text, const std::string& origin);
   bool has_policy_override() const { return policy_override_.has_value(); }
   // The tailnet's compiled packet filter (FilterReplace): compiled with the current peers and
@@ -87,34 +88,61 @@ class ExitPolicy {
   void publish_finished_build();
 
   std::shared_ptr<const PolicyStatus> status() const { return status_.load(); }
+  // File reloads that finished: refused, or published (by their own build or by an immediate
+  // one that included them). A reload whose classifier is still building is not counted yet.
   uint64_t reloads() const { return reloads_; }
   uint64_t reload_errors() const { return reload_errors_; }
   // Reloads that replaced the running files' policy and approvals (the generation advances
   // only for these).
   uint64_t reloads_applied() const { return reloads_ - reload_errors_; }
+  // File reloads refused because their classifier build failed (counted in reload_errors too).
+  uint64_t build_errors() const { return build_errors_; }
   // True while a classifier is being built on the builder thread (not yet published).
   bool build_pending() const { return builder_.pending(); }
+  // True when the builder thread runs nothing, not even a superseded build.
+  bool builder_idle() const { return builder_.idle(); }
   // Why the latest policy/approvals file reload was refused; empty when it applied (control
   // thread only).
   const std::string& last_reload_error() const { return last_reload_error_; }
 
  private:
+  // Where a compiled policy came from, as the status shows it once it is published.
+  struct Origin {
+    std::string source;
+    std::shared_ptr<const std::string> text;
+    std::shared_ptr<const policy::TailnetFilter> tailnet_filter;
+  };
   struct Published {
     std::unique_ptr<policy::PolicySnapshot> snapshot;
     std::unique_ptr<dp::Counter[]> hits;
     dp::PolicyView view;
+    Origin origin;
   };
   // What a build hands to publish(): the snapshot and what the log and status say of it.
   struct Built {
     std::unique_ptr<policy::PolicySnapshot> snapshot;
     std::string approval_reason;
     size_t classes = 0, rules = 0;
+    Origin origin;
+  };
+  // The files' parsed inputs, kept to restore them when a reload's build fails.
+  struct FileInputs {
+    policy::Policy policy;
+    std::shared_ptr<const std::string> text;
+    policy::Approvals approvals;
   };
   Status load_files();
+  Origin origin() const;
+  void restore_files(FileInputs inputs);
   // Compiles the running inputs to rules and classes: the validation (fast, control thread).
-  Result<policy::CompiledPolicy> compile() const;
+  Result<policy::CompiledPolicy> compile() const { return compile(running_policy()); }
+  Result<policy::CompiledPolicy> compile(const policy::Policy& p) const;
+  // A HuJSON policy hidden by what is in force (the tailnet filter, or an override over the
+  // file's) is compiled too, only to check it: it must be able to take over when that is
+  // cleared.
+  Status check_hidden_policy(const policy::Policy& p) const;
   // Builds the rte_acl classifier of `compiled` (slow for large policies; any thread).
-  static Result<Built> build(const policy::CompiledPolicy& compiled);
+  static Result<Built> build(const policy::CompiledPolicy& compiled, Origin origin);
   void publish(Built built);
   // Compiles, builds and publishes now: for updates whose caller waits for the result.
   Status compile_and_publish();
@@ -126,7 +154,10 @@ class ExitPolicy {
   ExitPolicyOptions opt_;
   // The policy to compile: the override when one is set, else the file's (or the default).
   const policy::Policy& running_policy() const {
-    if (tailnet_) return tailnet_->policy;
+    return tailnet_ ? tailnet_->policy : hujson_policy();
+  }
+  // The HuJSON policy: what decides while no tailnet filter is set.
+  const policy::Policy& hujson_policy() const {
     return policy_override_ ? policy_override_->policy : policy_;
   }
 
@@ -156,8 +187,10 @@ class ExitPolicy {
   std::map<std::string, uint64_t> retired_hits_;  // counts of rules in freed snapshots
   StableFileWatch policy_watch_, approvals_watch_;
   BackgroundBuild<Built> builder_;
-  uint64_t build_errors_ = 0;
-  std::atomic<uint64_t> reloads_{0}, reload_errors_{0};  // read by the metrics thread
+  // The files' inputs from before the reload whose classifier is building (none: no reload is).
+  std::optional<FileInputs> reload_in_build_;
+  // Read by the metrics thread.
+  std::atomic<uint64_t> reloads_{0}, reload_errors_{0}, build_errors_{0};
   std::string last_reload_error_;
   bool last_approved_ = false;
   std::optional<bool> override_;

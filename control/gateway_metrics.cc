@@ -243,6 +243,11 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
                      "for room in a full command ring; retried every tick",
                      MetricType::Gauge),
            {}, double(s.worker_commands_waiting));
+  mf.counter(mf.family("exitgw_worker_commands_dropped_total",
+                       "NAT removals dropped because a worker let the most allowed wait (it "
+                       "takes no commands); the prefix's old NAT state may stay behind",
+                       MetricType::Counter),
+             {}, double(s.worker_commands_dropped));
   mf.counter(mf.family("exitgw_wg_peers_reloads_total", "Peers file reloads, by result",
                        MetricType::Counter),
              {{"result", "ok"}}, double(s.peers_reloads - s.peers_reload_errors));
@@ -399,9 +404,9 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                            "connector's packet filter)",
                            MetricType::Gauge);
   bool known = false;
-  for (const std::string_view s : {kPolicySourceDefault, kPolicySourceFile,
-                                   std::string_view("admin"), std::string_view("etcd"),
-                                   kPolicySourceTailnet}) {
+  for (const std::string_view s :
+       {kPolicySourceDefault, kPolicySourceFile, std::string_view("admin"),
+        std::string_view("etcd"), kPolicySourceTailnet}) {
     known |= s == st->source;
     mf.gauge(source, {{"source", std::string(s)}}, s == st->source ? 1 : 0);
   }
@@ -410,6 +415,11 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                             "Policy or approvals file reloads, by result", MetricType::Counter);
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
   mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
+  mf.counter(mf.family("exitgw_policy_build_errors_total",
+                       "Policy file reloads refused because the classifier build failed (out of "
+                       "DPDK memory); also counted as rejected reloads",
+                       MetricType::Counter),
+             {}, double(policy_->build_errors()));
 }
 
 void Gateway::render_flow_metrics(MetricFamilies& mf) {

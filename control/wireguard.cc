@@ -323,27 +323,28 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     log_info("wireguard: and " + std::to_string(logged - kLogPeersPerApply) +
              " more peers added or removed");
 
-  // Routes: add or re-point every wanted prefix, then delete the ones no longer wanted, so a
-  // prefix that moves between peers is never absent.
   std::unordered_map<uint64_t, uint32_t> next_routes;
   for (const auto& [key, pc] : by_key) {
     const uint32_t slot = peers_.at(key)->slot;
-    for (const Ipv4Prefix& p : pc->allowed_ips) {
-      const uint64_t k = route_key(p);
-      next_routes[k] = slot;
-      auto old = route_slot_.find(k);
-      if (old != route_slot_.end() && old->second == slot) continue;
-      if (int rc = rte_lpm_add(ctx_.allowed_ips, p.addr & p.mask(), p.len, slot); rc != 0)
-        log_error("wireguard: allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +
-                  " not installed: " + rte_strerror(-rc) + " (raise --max_peers)");
-    }
+    for (const Ipv4Prefix& p : pc->allowed_ips) next_routes[route_key(p)] = slot;
   }
+  // A prefix that left its peer takes the NAT state its addresses held along. The removals go
+  // first, so a new owner's route can wait for one its workers have not taken (install_route);
+  // a route still held for the peer it left is void.
   for (const auto& [k, slot] : route_slot_) {
     auto next = next_routes.find(k);
     if (next != next_routes.end() && next->second == slot) continue;
-    // The prefix left its peer: the NAT state its addresses held goes with it.
+    held_routes_.erase(k);
     remove_nat_state(k);
-    if (next != next_routes.end()) continue;
+  }
+  // Routes: add or re-point every wanted prefix, then delete the ones no longer wanted, so a
+  // prefix that moves between peers is never absent (unless its NAT removal waits).
+  for (const auto& [k, slot] : next_routes) {
+    auto old = route_slot_.find(k);
+    if (old == route_slot_.end() || old->second != slot) install_route(k, slot);
+  }
+  for (const auto& [k, slot] : route_slot_) {
+    if (next_routes.contains(k)) continue;
     rte_lpm_delete(ctx_.allowed_ips, static_cast<uint32_t>(k >> 8), static_cast<uint8_t>(k));
   }
   route_slot_ = std::move(next_routes);
@@ -358,18 +359,57 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   return Ok{};
 }
 
+void WireGuard::install_route(uint64_t route, uint32_t slot) {
+  const auto addr = static_cast<uint32_t>(route >> 8);
+  const auto len = static_cast<uint8_t>(route);
+  if (removal_waiting_.contains(route)) {
+    // The new owner's sessions would be deleted by the removal, or inherit the old owner's
+    // flows: no route (its packets are dropped as unknown sources) until every worker has it.
+    held_routes_[route] = slot;
+    rte_lpm_delete(ctx_.allowed_ips, addr, len);
+    return;
+  }
+  held_routes_.erase(route);
+  if (int rc = rte_lpm_add(ctx_.allowed_ips, addr, len, slot); rc != 0)
+    log_error("wireguard: allowed IP " + format_ipv4(addr) + "/" + std::to_string(len) +
+              " not installed: " + rte_strerror(-rc) + " (raise --max_peers)");
+}
+
 // Every worker may hold NAT state for the prefix (the owner changes when a peer is re-added),
 // so each is told; the worker frees it between bursts. A full ring delays the command (it is
-// retried every tick, in order), never loses it.
+// retried every tick, in order); one waiting removal of a prefix serves every later one. Only a
+// worker that let max_waiting_worker_commands prefixes wait (stuck) loses more, counted.
 void WireGuard::remove_nat_state(uint64_t route) {
   if (ctx_.nat == nullptr) return;
   dp::WorkerCommand c{dp::WorkerCommandType::kNatRemoveSubscribers,
                       static_cast<uint8_t>(route & 0xff),
                       {},
                       static_cast<uint32_t>(route >> 8)};
-  for (unsigned w = 0; w < ctx_.n_workers; ++w)
-    if (ctx_.workers[w].commands != nullptr) waiting_commands_[w].push_back(c);
+  uint32_t waiting = 0;
+  if (auto it = removal_waiting_.find(route); it != removal_waiting_.end()) waiting = it->second;
+  for (unsigned w = 0; w < ctx_.n_workers; ++w) {
+    if (ctx_.workers[w].commands == nullptr || (waiting & (1u << w)) != 0) continue;
+    if (waiting_commands_[w].size() >= opt_.max_waiting_worker_commands) {
+      if (stats_.worker_commands_dropped++ == 0)
+        log_error("wireguard: worker " + std::to_string(w) +
+                  " takes no commands: " + std::to_string(opt_.max_waiting_worker_commands) +
+                  " NAT removals wait, further ones are dropped (counted)");
+      continue;
+    }
+    waiting_commands_[w].push_back(c);
+    waiting |= 1u << w;
+  }
+  if (waiting != 0) removal_waiting_[route] = waiting;
   send_worker_commands();
+}
+
+void WireGuard::command_taken(unsigned worker, const dp::WorkerCommand& c) {
+  const uint64_t route = uint64_t{c.prefix} << 8 | c.len;
+  auto it = removal_waiting_.find(route);
+  if (it == removal_waiting_.end() || (it->second &= ~(1u << worker)) != 0) return;
+  removal_waiting_.erase(it);
+  if (auto held = held_routes_.find(route); held != held_routes_.end())
+    install_route(route, held->second);
 }
 
 void WireGuard::send_worker_commands() {
@@ -378,8 +418,10 @@ void WireGuard::send_worker_commands() {
     std::deque<dp::WorkerCommand>& q = waiting_commands_[w];
     if (q.empty() || ctx_.workers[w].commands == nullptr) continue;
     while (!q.empty() &&
-           rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front(), sizeof(q.front())) == 0)
+           rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front(), sizeof(q.front())) == 0) {
+      command_taken(w, q.front());
       q.pop_front();
+    }
     waiting += q.size();
   }
   if (waiting != 0 && stats_.worker_commands_waiting == 0)

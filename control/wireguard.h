@@ -43,6 +43,9 @@ struct WireGuardOptions {
   unsigned rekey_after_s = wg::kRekeyAfterTime;
   unsigned reject_after_s = wg::kRejectAfterTime;
   unsigned under_load_backlog = 128;  // punted packets waiting that mean "under load"
+  // NAT removals that may wait per worker for room in its command ring; beyond, the worker is
+  // stuck and further ones are dropped (counted).
+  size_t max_waiting_worker_commands = 65536;
 };
 
 // Counters the metrics thread reads.
@@ -56,6 +59,8 @@ struct WireGuardStats {
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
   // Commands for workers that their full command rings have not taken yet (retried each tick).
   std::atomic<uint64_t> worker_commands_waiting{0};
+  // NAT removals dropped for a worker with max_waiting_worker_commands waiting (stuck).
+  std::atomic<uint64_t> worker_commands_dropped{0};
   std::atomic<bool> under_load{false};
 };
 
@@ -138,8 +143,13 @@ class WireGuard {
   void retire_all(Peer& p);
   void publish_send(Peer& p);
   void remove_peer(Peer& p);
+  // Tells every worker to remove the NAT state of a prefix that left its peer (now, or queued).
   void remove_nat_state(uint64_t route);
   void send_worker_commands();
+  // Worker `worker`'s ring took `c`: a route held for its prefix is installed once all have.
+  void command_taken(unsigned worker, const dp::WorkerCommand& c);
+  // Points the prefix at `slot` now, or once no worker's removal of its NAT state waits.
+  void install_route(uint64_t route, uint32_t slot);
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);
@@ -177,9 +187,15 @@ class WireGuard {
     uint32_t slot;     // or a peer slot to reuse (UINT32_MAX: none)
   };
   std::deque<Deferred> deferred_;
-  // Per worker, in order, the commands its full ring refused so far: never dropped, since a
-  // removed prefix's NAT state left behind would hand its next owner the old owner's flows.
+  // Per worker, in order, the commands its full ring refused so far: dropped only past
+  // max_waiting_worker_commands (a stuck worker; counted), since a removed prefix's NAT state left
+  // behind would hand its next owner the old owner's flows.
   std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
+  // Per prefix with a waiting removal, the workers whose queue holds it (bit w: worker w).
+  std::unordered_map<uint64_t, uint32_t> removal_waiting_;
+  static_assert(dp::kMaxWorkers <= 32);
+  // Routes (prefix -> slot) held back until no removal of the prefix's NAT state waits.
+  std::unordered_map<uint64_t, uint32_t> held_routes_;
   StableFileWatch watch_;
   uint64_t under_load_until_ns_ = 0;
   bool draining_ = false;

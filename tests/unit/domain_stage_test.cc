@@ -291,6 +291,33 @@ TEST_F(DomainStageTest, AnEmptyMatchingRegexIsRefusedAndTheReloadIsNotApplied) {
   EXPECT_EQ(run(0, {dns("blocked.lab.test")}), 0);
 }
 
+// A list of a million rules is read and parsed on the builder thread too, not in a tick: here
+// its last line is bad, so the whole cost is the read and the parse, and the refusal arrives
+// at a later tick with the running list unchanged.
+TEST_F(DomainStageTest, AHugeListIsReadAndParsedOnTheBuilderNotInATick) {
+  const dp::domain::DomainDatabase* before = ctx_.domains.load();
+  std::string list;
+  constexpr int kRules = 1'000'000;
+  list.reserve(size_t{kRules} * 32);
+  for (int i = 0; i < kRules; ++i) list += "log exact host" + std::to_string(i) + ".example.test\n";
+  list += "block nonsense x.test\n";
+  write_list(list);
+  uint64_t ns = 0;
+  const auto longest = tick_until(*domains_, ns, [&] { return domains_->reload_errors() > 0; });
+  ASSERT_EQ(domains_->reload_errors(), 1u);
+  EXPECT_NE(domains_->last_reload_error().find(":" + std::to_string(kRules + 1) + ":"),
+            std::string::npos)
+      << domains_->last_reload_error();
+  EXPECT_EQ(domains_->reloads_applied(), 0u);
+  EXPECT_EQ(ctx_.domains.load(), before);
+  EXPECT_LT(longest, std::chrono::milliseconds(100))
+      << "a tick took " << std::chrono::duration_cast<std::chrono::milliseconds>(longest).count()
+      << " ms reading the list";
+  std::printf("a %zu MiB list refused; longest tick %lld us\n", list.size() >> 20,
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::microseconds>(longest).count()));
+}
+
 // A directory or a FIFO in place of the list is refused, not applied as an empty list.
 TEST_F(DomainStageTest, ADirectoryOrFifoInPlaceOfTheListIsRefusedNotEmptied) {
   uint64_t ns = 0;

@@ -105,6 +105,19 @@ class ExitPolicyOverride : public ::testing::Test {
     ASSERT_NE(policy_->reloads(), before) << "the policy file was not reloaded";
   }
 
+  // Ticks until a file reload was read and its classifier build submitted (not yet taken: a
+  // build is taken at the next call at the earliest).
+  void tick_until_building() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!policy_->build_pending() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      policy_->tick(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count()));
+    }
+    ASSERT_TRUE(policy_->build_pending()) << "no build was started";
+  }
+
   dp::DataplaneContext ctx_;
   std::unique_ptr<ExitPolicy> policy_;
   std::filesystem::path dir_;
@@ -222,20 +235,22 @@ TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
 }
 
 // A file reload builds the classifier on the builder thread: the running view serves until a
-// later call publishes the new one.
+// later call publishes the new one, and only then is the reload counted as applied (the
+// generation follows reloads_applied()) and its text shown as the running policy.
 TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesMeanwhile) {
   const std::string file = (dir_ / "policy.hujson").string();
   write(file, kTcp443Only);
   start(file);
   const dp::PolicyView* before = ctx_.policy.load();
   write(file, kFileAllowsAll);
-  tick_until_reloaded();
-  EXPECT_EQ(policy_->reloads_applied(), 1u);
+  tick_until_building();
   // The tick that read the file submitted the build; it is taken at a later call at the
   // earliest, so the old view still decides.
-  EXPECT_TRUE(policy_->build_pending());
   EXPECT_EQ(ctx_.policy.load(), before) << "published in the tick that started the build";
   EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_EQ(policy_->reloads(), 0u) << "counted before its build was published";
+  EXPECT_EQ(policy_->reloads_applied(), 0u);
+  EXPECT_EQ(*policy_->status()->text, kTcp443Only) << "shows a text not yet in force";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (ctx_.policy.load() == before && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -244,6 +259,9 @@ TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesM
   ASSERT_NE(ctx_.policy.load(), before);
   EXPECT_FALSE(policy_->build_pending());
   EXPECT_TRUE(allows(kProtoUdp, 7));
+  EXPECT_EQ(policy_->reloads_applied(), 1u);
+  EXPECT_EQ(policy_->reload_errors(), 0u);
+  EXPECT_EQ(*policy_->status()->text, kFileAllowsAll);
 }
 
 // An admin update published at once supersedes a file reload still building: the older build
@@ -253,11 +271,16 @@ TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   write(file, kTcp443Only);
   start(file);
   write(file, kFileAllowsAll);
-  tick_until_reloaded();
-  ASSERT_TRUE(policy_->build_pending());
+  tick_until_building();
   ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  // The file's reload is part of the state just published: applied, though not in force.
+  EXPECT_EQ(policy_->reloads_applied(), 1u);
   const dp::PolicyView* published = ctx_.policy.load();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Wait for the superseded build to finish, however long it takes: only then could it land.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!policy_->builder_idle() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_TRUE(policy_->builder_idle()) << "the superseded build never finished";
   for (int i = 0; i < 5; ++i) policy_->publish_finished_build();
   EXPECT_EQ(ctx_.policy.load(), published);
   EXPECT_FALSE(allows(kProtoUdp, 7));
@@ -289,6 +312,56 @@ TEST_F(ExitPolicyOverride, TailnetFilterWinsOverTheHujsonOverrideAndClearingRest
   ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_EQ(policy_->status()->tailnet_filter, nullptr);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+}
+
+// A policy that parses but does not compile: two grants of 300 destinations x 200 ports each
+// come to 120000 classifier rules, more than kMaxCompiledRules.
+std::string policy_over_the_rule_limit() {
+  std::string text = "{\"grants\": [";
+  for (int g = 0; g < 2; ++g) {
+    text += "{\"src\": [\"autogroup:member\"], \"dst\": [";
+    for (int d = 0; d < 300; ++d)
+      text += "\"44." + std::to_string(d / 200) + "." + std::to_string(d % 200) + ".1/32\",";
+    text += "], \"ip\": [";
+    for (int port = 0; port < 200; ++port)
+      text += "\"tcp:" + std::to_string(2 * port + 2 + 1000 * g) + "\",";
+    text += "]},";
+  }
+  return text + "]}";
+}
+
+// While the tailnet filter decides, a HuJSON policy (override or file) is still compiled to
+// check it: one that does not compile is refused, so clearing the filter later never fails.
+TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsRefused) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  write(file, kFileAllowsAll);
+  start(file);
+  policy::TailnetFilter filter;
+  filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
+  ASSERT_TRUE(policy_->set_tailnet_filter(filter));
+  const dp::PolicyView* before = ctx_.policy.load();
+
+  const Status s = policy_->set_policy_override(policy_over_the_rule_limit(), "admin");
+  ASSERT_FALSE(s) << "an override that does not compile was accepted";
+  EXPECT_NE(s.error().find("classifier rules"), std::string::npos) << s.error();
+  EXPECT_FALSE(policy_->has_policy_override());
+
+  write(file, policy_over_the_rule_limit());
+  tick_until_reloaded();
+  EXPECT_EQ(policy_->reload_errors(), 1u);
+  EXPECT_NE(policy_->last_reload_error().find("classifier rules"), std::string::npos)
+      << policy_->last_reload_error();
+  EXPECT_EQ(ctx_.policy.load(), before);
+  EXPECT_EQ(policy_->status()->source, "tailnet");
+
+  // A good override is stored without replacing the filter, and takes over when it is cleared.
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  EXPECT_EQ(ctx_.policy.load(), before);
+  EXPECT_TRUE(allows(kProtoUdp, 7));
+  ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
+  EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_FALSE(allows(kProtoUdp, 7));
   EXPECT_TRUE(allows(kProtoTcp, 443));
 }

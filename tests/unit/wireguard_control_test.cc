@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
+#include <rte_lpm.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
@@ -135,6 +136,22 @@ class WireGuardControl : public ::testing::Test {
     return pc;
   }
 
+  // The peer slot the allowed-IPs table routes `addr` to; -1: no route.
+  int64_t route(uint32_t addr) const {
+    uint32_t slot = 0;
+    return rte_lpm_lookup(ctx_->allowed_ips, addr, &slot) == 0 ? int64_t{slot} : -1;
+  }
+
+  // Restarts WireGuard with `o` (the key and the context stay).
+  void restart(WireGuardOptions o) {
+    wg_.reset();
+    o.private_key_file = key_path_;
+    o.max_peers = 16;
+    wg_ = std::make_unique<WireGuard>(*ctx_, *neighbors_, pool_, o);
+    const Status s = wg_->init();
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+
   std::vector<dp::WorkerCommand> commands() {
     std::vector<dp::WorkerCommand> out;
     dp::WorkerCommand c;
@@ -223,6 +240,83 @@ TEST_F(WireGuardControl, NatRemovalsForAFullCommandRingWaitAndArriveInOrder) {
     got.insert(got.end(), more.begin(), more.end());
   }
   EXPECT_EQ(got.size(), 6u);
+}
+
+// A prefix that moves while its NAT removal waits for a full ring gets no route to its new owner
+// until the removal is delivered: the new owner's fresh sessions are never deleted by it, and
+// never inherit the old owner's.
+TEST_F(WireGuardControl, APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivered) {
+  std::vector<Ipv4Prefix> moving;
+  for (uint32_t i = 1; i <= 5; ++i) moving.push_back(host(RTE_IPV4(100, 64, 1, i)));
+  PeerConfig a = peer(moving);
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_a = route(RTE_IPV4(100, 64, 1, 1));
+  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+
+  // Five removals for a ring with room for three: the two waiting prefixes have no route.
+  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+  b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  auto routed_to_b = [&] {
+    size_t n = 0;
+    for (const Ipv4Prefix& p : moving) {
+      const int64_t r = route(p.addr);
+      EXPECT_TRUE(r == -1 || r == slot_b) << format_ipv4(p.addr) << " still routed to A";
+      n += r == slot_b;
+    }
+    return n;
+  };
+  EXPECT_EQ(routed_to_b(), 3u) << "routed before their NAT removal was delivered";
+
+  // B loses them and gets them back while the ring is still full: the three delivered get new
+  // removals, the two waiting ones serve again (not repeated), and none is routed meanwhile.
+  PeerConfig b_without = b;
+  b_without.allowed_ips = {host(RTE_IPV4(100, 64, 2, 1))};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b_without}).ok());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 5u) << "a waiting removal was repeated";
+  EXPECT_EQ(routed_to_b(), 0u);
+
+  // The worker drains its ring: the rest are delivered, and only then routed.
+  std::vector<dp::WorkerCommand> got = commands();
+  for (uint64_t t = 2; wg_->stats().worker_commands_waiting.load() != 0 && t < 10; ++t) {
+    wg_->tick(t * 1'000'000'000);
+    const auto more = commands();
+    got.insert(got.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(got.size(), 8u);
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  EXPECT_EQ(routed_to_b(), 5u);
+  // After the routes came, no removal is left to delete the new owner's sessions.
+  for (uint64_t t = 11; t < 14; ++t) wg_->tick(t * 1'000'000'000);
+  EXPECT_TRUE(commands().empty());
+  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 0u);
+}
+
+// A worker that takes no commands holds at most max_waiting_worker_commands removals; the rest
+// are dropped and counted, and their prefixes are routed.
+TEST_F(WireGuardControl, WaitingNatRemovalsAreCappedAndTheOverflowIsCounted) {
+  WireGuardOptions o;
+  o.max_waiting_worker_commands = 2;
+  restart(o);
+  std::vector<Ipv4Prefix> moving;
+  for (uint32_t i = 1; i <= 7; ++i) moving.push_back(host(RTE_IPV4(100, 64, 1, i)));
+  PeerConfig a = peer(moving);
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+  b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
+  // Seven removals: three in the ring, two waiting, two dropped.
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 2u);
+  size_t routed = 0;
+  for (const Ipv4Prefix& p : moving) routed += route(p.addr) >= 0;
+  EXPECT_EQ(routed, 5u);
 }
 
 // No source may make the gateway its own peer: the file's reload goes the same way as the API.
