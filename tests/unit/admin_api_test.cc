@@ -583,6 +583,53 @@ TEST_F(AdminApi, ConflictWithAnotherSourceIs409) {
   EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to source file"));
 }
 
+// The connector's peers (PUT /v1/tailnet/peers) are the "tailnet" source: an operator's PUT
+// /v1/peers or exitgwctl never removes or changes them, and the connector's set never removes
+// the operator's peers.
+TEST_F(AdminApi, TailnetPeersAreASourceOfTheirOwn) {
+  start();
+  const json tailnet = {
+      {"peers", {{{"public_key", kKey1}, {"allowed_ips", {"100.64.0.5/32"}}, {"user", "a@b"}}}}};
+  ok_json(put_json("/v1/tailnet/peers", tailnet));
+  ok_json(put_json("/v1/peers",
+                   {{"peers", {{{"public_key", kKey2}, {"allowed_ips", {"10.9.0.0/24"}}}}}}));
+  // The operator's set left the tailnet's peer alone, and GET /v1/tailnet/peers shows only it.
+  const json mine = ok_json(client().Get("/v1/tailnet/peers"));
+  ASSERT_EQ(mine["peers"].size(), 1u) << mine.dump();
+  EXPECT_EQ(mine["peers"][0]["public_key"], kKey1);
+  EXPECT_EQ(mine["peers"][0]["source"], "tailnet");
+  EXPECT_EQ(mine["peers"][0]["allowed_ips"], json({"100.64.0.5/32"}));
+  EXPECT_EQ(ok_json(client().Get("/v1/peers"))["peers"].size(), 3u);  // file, admin, tailnet
+  // The tailnet's peer cannot be changed, removed or taken over through the admin source.
+  EXPECT_TRUE(is_error(put_json(peer_path(kKey1), {{"allowed_ips", {"100.64.0.5/32"}}}), 409,
+                       "belongs to source tailnet"));
+  EXPECT_TRUE(is_error(client().Delete(peer_path(kKey1)), 409, "belongs to source tailnet"));
+  EXPECT_TRUE(
+      is_error(put_json("/v1/peers",
+                        {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"10.8.0.0/24"}}}}}}),
+               409, "belongs to source tailnet"));
+  EXPECT_EQ(ctl({"peer", "remove", std::string(kKey1)}), kCtlRefused);
+  EXPECT_NE(err_.find("belongs to source tailnet"), std::string::npos) << err_;
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey1), "--allowed-ips", "10.8.0.0/24"}), kCtlRefused);
+  // And the other way round: the connector cannot take the operator's peer or its addresses.
+  EXPECT_TRUE(
+      is_error(put_json("/v1/tailnet/peers",
+                        {{"peers", {{{"public_key", kKey2}, {"allowed_ips", {"100.64.0.6/32"}}}}}}),
+               409, "belongs to source admin"));
+  EXPECT_EQ(put_json("/v1/tailnet/peers",
+                     {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"10.9.0.0/24"}}}}}})
+                ->status,
+            409);
+  // An empty tailnet set removes only the tailnet's peers.
+  ok_json(put_json("/v1/tailnet/peers", {{"peers", json::array()}}));
+  EXPECT_EQ(ok_json(client().Get("/v1/tailnet/peers"))["peers"], json::array());
+  EXPECT_EQ(ok_json(client().Get(peer_path(kKey2)))["source"], "admin");
+  EXPECT_EQ(ok_json(client().Get(peer_path(kFileKey)))["source"], "file");
+  EXPECT_TRUE(
+      is_error(put_json("/v1/tailnet/peers", {{"peer", json::array()}}), 400, "the body must be"));
+  EXPECT_TRUE(is_error(client().Delete("/v1/tailnet/peers"), 405, "allowed: GET, PUT"));
+}
+
 TEST_F(AdminApi, BodyOverTheLimitIs413) {
   options_.max_body_bytes = 1024;
   start();
