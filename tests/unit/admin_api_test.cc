@@ -1355,7 +1355,7 @@ TEST(ExitgwctlFiles, PolicyAndPeersSetRefuseWhatIsNotASmallRegularFile) {
       {"/dev/zero", "is a character device, not a regular file"},
       {fifo, "is a FIFO, not a regular file"},
       {directory, "is a directory, not a regular file"},
-      {big, "is larger than 16777216 bytes"},
+      {big, "has 16777217 bytes, more than the 16777216 allowed"},
   };
   for (const auto& [path, why] : files) {
     for (const char* what : {"policy", "peers"}) {

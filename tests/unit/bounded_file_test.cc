@@ -115,6 +115,34 @@ TEST_F(BoundedFileTest, AFileOverTheBoundIsRefusedNamingTheBound) {
   EXPECT_TRUE(read_within_a_second(1024).ok());
 }
 
+// The buffer follows the file, not the bound: a 1 KiB file under a bound no machine could
+// allocate is read (a reader that reserved the bound first would throw).
+TEST_F(BoundedFileTest, TheBufferIsSizedByTheFileNotByTheBound) {
+  write(path_, std::string(1024, 'x'));
+  for (const size_t bound : {size_t{1} << 62, SIZE_MAX}) {
+    auto text = read_regular_file(path_, "peers file", bound);
+    ASSERT_TRUE(text.ok()) << text.error();
+    EXPECT_EQ(text->size(), 1024u);
+  }
+}
+
+// Secrets: owner-only, as the admin token and the private key are checked; the refusal says why.
+TEST_F(BoundedFileTest, OwnerOnlyRefusesAFileGroupOrOthersMayRead) {
+  write(path_, "secret\n");
+  ASSERT_EQ(::chmod(path_.c_str(), 0640), 0);
+  ReadRefusal why = ReadRefusal::kNone;
+  auto text = read_regular_file(path_, "token file", 64, true, &why);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(why, ReadRefusal::kNotOwnerOnly);
+  EXPECT_NE(text.error().find("has mode 0640"), std::string::npos) << text.error();
+  EXPECT_EQ(text.error().find("secret"), std::string::npos) << "the content is never echoed";
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  EXPECT_EQ(*read_regular_file(path_, "token file", 64, true, &why), "secret\n");
+  EXPECT_EQ(why, ReadRefusal::kNone);
+  EXPECT_FALSE(read_regular_file(path_, "token file", 6, true, &why).ok());
+  EXPECT_EQ(why, ReadRefusal::kTooLarge);
+}
+
 // Log lines quote what the file system holds through one escaping helper, which counts.
 TEST_F(BoundedFileTest, ControlBytesInTheFileNameAreEscapedInTheErrorAndCounted) {
   path_ = dir_ + "/peers\x1b[2J.conf";
