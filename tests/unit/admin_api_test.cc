@@ -29,6 +29,7 @@
 #include "control/peer_update.h"
 #include "control/policy/policy.h"
 #include "tools/exitgwctl_lib.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw::admin {
 namespace {
@@ -119,7 +120,11 @@ class ModelControl {
     } else {
       r = std::visit([&](const auto& u) { return apply_one(u, source); }, update);
     }
-    if (r.ok()) {
+    // Health is shown, never configuration: a TailnetReport is not a new generation nor the
+    // last update (Gateway::apply_update).
+    if (r.ok() && std::holds_alternative<TailnetReport>(update)) {
+      publish();
+    } else if (r.ok()) {
       ++generation_;
       last_source_ = source;
       publish();
@@ -231,8 +236,7 @@ class TempDir {
   ~TempDir() { std::filesystem::remove_all(path_); }
   std::string write(const std::string& name, std::string_view content, mode_t mode) const {
     const std::string path = path_ + "/" + name;
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-    ::chmod(path.c_str(), mode);
+    test::write_file(path, content, mode);
     return path;
   }
 
@@ -986,11 +990,18 @@ TEST_F(AdminApi, TailnetHealthShowsInStatusAndCtl) {
   EXPECT_EQ(ok_json(client().Get("/v1/status"))["tailnet"]["state"], "none");
   EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
   EXPECT_NE(out_.find("tailnet: no connector has reported"), std::string::npos) << out_;
-  ok_json(put_json("/v1/tailnet", {{"state", "ok"},
-                                   {"since_unix_ms", 1'700'000'000'000},
-                                   {"last_netmap_unix_ms", 1'700'000'000'000},
-                                   {"node_key", "nodekey:00"},
-                                   {"login_server", "https://hs.lab"}}));
+  ok_json(client().Post("/v1/drain", R"({"on": false})", "application/json"));
+  const json before = ok_json(client().Get("/v1/status"));
+  const json reply = ok_json(put_json("/v1/tailnet", {{"state", "ok"},
+                                                      {"since_unix_ms", 1'700'000'000'000},
+                                                      {"last_netmap_unix_ms", 1'700'000'000'000},
+                                                      {"node_key", "nodekey:00"},
+                                                      {"login_server", "https://hs.lab"}}));
+  // Health is not configuration: the generation and the last update stay, as in the Gateway.
+  const json after = ok_json(client().Get("/v1/status"));
+  EXPECT_EQ(reply["generation"], before["generation"]);
+  EXPECT_EQ(after["generation"], before["generation"]);
+  EXPECT_EQ(after["last_update"], before["last_update"]);
   EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
   EXPECT_NE(out_.find("\ntailnet: ok\n"), std::string::npos) << out_;
   ok_json(put_json("/v1/tailnet", {{"state", "stale"},
@@ -1347,7 +1358,7 @@ TEST_F(AdminApi, EveryRefusalIsCountedByReason) {
 TEST(ExitgwctlFiles, PolicyAndPeersSetRefuseWhatIsNotASmallRegularFile) {
   TempDir dir;
   const std::string fifo = dir.write("fifo", "", 0600) + ".fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(test::make_fifo(fifo));
   const std::string big = dir.write("big", "", 0600);
   std::filesystem::resize_file(big, (16u << 20) + 1);
   const std::string directory = std::filesystem::path(big).parent_path().string();

@@ -21,6 +21,7 @@
 #include "common/acl_layout.h"
 #include "control/exit_policy.h"
 #include "tests/support/eal_environment.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw {
 namespace {
@@ -57,16 +58,12 @@ class ExitPolicyOverride : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     approvals_ = (dir_ / "approvals.conf").string();
-    write(approvals_, "exit-node approved\n");
+    test::write_file(approvals_, "exit-node approved\n");
   }
   void TearDown() override {
     policy_.reset();
     rte_free(ctx_.rcu);
     std::filesystem::remove_all(dir_);
-  }
-
-  static void write(const std::string& path, std::string_view text) {
-    std::ofstream(path, std::ios::trunc) << text;
   }
 
   void start(const std::string& policy_file = "") {
@@ -159,7 +156,7 @@ TEST_F(ExitPolicyOverride, BadTextIsRejectedWithItsLineAndColumnAndChangesNothin
 
 TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCleared) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   start(file);
   EXPECT_EQ(policy_->status()->source, "file");
   EXPECT_EQ(*policy_->status()->text, kFileAllowsAll);
@@ -172,7 +169,7 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   const std::string new_file =
       R"({"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["udp:7"]}]})";
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  write(file, new_file);
+  test::write_file(file, new_file);
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 0u);
   EXPECT_EQ(policy_->status()->source, "admin");
@@ -180,14 +177,14 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   EXPECT_FALSE(allows(kProtoUdp, 7));
 
   // A bad file is reported as a rejected reload; the override still runs.
-  write(file, "{\"grants\": [");
+  test::write_file(file, "{\"grants\": [");
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 1u);
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_TRUE(allows(kProtoTcp, 443));
 
   // Fixed again, then cleared: the file's latest good policy runs.
-  write(file, new_file);
+  test::write_file(file, new_file);
   tick_until_reloaded();
   ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
   EXPECT_EQ(policy_->status()->source, "file");
@@ -201,10 +198,10 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
 // configuration generation by reloads_applied()), and the running policy stays.
 TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
   const dp::PolicyView* before = ctx_.policy.load();
-  write(file, "{\"grants\": [");
+  test::write_file(file, "{\"grants\": [");
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 1u);
   EXPECT_EQ(policy_->reloads_applied(), 0u);
@@ -225,10 +222,10 @@ TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
 // later call publishes the new one.
 TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesMeanwhile) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
   const dp::PolicyView* before = ctx_.policy.load();
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   tick_until_reloaded();
   EXPECT_EQ(policy_->reloads_applied(), 1u);
   // The tick that read the file submitted the build; it is taken at a later call at the
@@ -250,9 +247,9 @@ TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesM
 // never lands over it.
 TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   tick_until_reloaded();
   ASSERT_TRUE(policy_->build_pending());
   ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
