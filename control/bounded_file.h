@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/bounded_read.h"
 #include "common/result.h"
 #include "control/file_watch.h"
 
@@ -37,15 +38,12 @@ struct FileStamp {
   bool operator==(const FileStamp&) const = default;
 };
 
-// "a FIFO", "a directory", ... for an st_mode that is not a regular file.
-std::string_view file_kind(mode_t mode);
-
 // The stamp of whatever `path` names now (stat, following symlinks; never opens it).
 FileStamp file_stamp(const std::string& path);
 
-// The whole content of `path`: opened with O_NONBLOCK|O_CLOEXEC, checked with fstat to be a
-// regular file of at most `max_bytes`, read with that bound (a file that grows past it while
-// being read is refused too). Errors name the file and say what it is.
+// The whole content of `path` (common/bounded_read.h's read_regular_file: non-blocking, a
+// regular file of at most `max_bytes`, read within that bound); a refusal is counted and says
+// the running configuration is kept. Errors name the file and say what it is.
 Result<std::string> read_bounded_file(const std::string& path, std::string_view what,
                                       size_t max_bytes);
 

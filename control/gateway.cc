@@ -359,7 +359,7 @@ void Gateway::publish_admin_view() {
   const auto rows = wg_->peer_status();
   std::map<std::string, const PeerStatus*> by_key;
   for (const PeerStatus& ps : rows) by_key[ps.public_key] = &ps;
-  for (const char* src : {"file", "admin", "etcd"}) {
+  for (const char* src : {"file", "admin", "etcd", "tailnet"}) {
     for (const PeerConfig& pc : wg_->source_peers(src)) {
       admin::AdminView::Peer p;
       p.public_key = pc.public_key;

@@ -163,8 +163,8 @@ struct AdminServer::Handlers {
 
   // Submits an update and waits for the control thread, polling so stop() need not wait out the
   // timeout. On timeout the update stays queued and may still apply: the message says so.
-  UpdateResult submit(Update update) const {
-    auto done = updates->submit(std::move(update), std::string(kAdminSource));
+  UpdateResult submit(Update update, std::string_view source) const {
+    auto done = updates->submit(std::move(update), std::string(source));
     const auto deadline = std::chrono::steady_clock::now() + options.update_timeout;
     constexpr auto kPoll = std::chrono::milliseconds(20);
     while (done.wait_for(kPoll) != std::future_status::ready) {
@@ -181,8 +181,9 @@ struct AdminServer::Handlers {
     return done.get();
   }
 
-  void reply_update(httplib::Response& res, Update update) const {
-    const UpdateResult result = submit(std::move(update));
+  void reply_update(httplib::Response& res, Update update,
+                    std::string_view source = kAdminSource) const {
+    const UpdateResult result = submit(std::move(update), source);
     if (!result.ok()) {
       reply_error(res, status_of(result.error), result.message);
       return;
@@ -209,6 +210,10 @@ struct AdminServer::Handlers {
     if (auto v = current_view(res)) reply_json(res, peers_json(*v));
   }
 
+  void get_tailnet_peers(const httplib::Request&, httplib::Response& res) const {
+    if (auto v = current_view(res)) reply_json(res, peers_json(*v, kTailnetSource));
+  }
+
   void get_peer(const httplib::Request& req, httplib::Response& res) const {
     const auto key = url_key(req, res);
     if (!key) return;
@@ -230,10 +235,17 @@ struct AdminServer::Handlers {
     reply_update(res, PeerUpsert{std::move(*peer)});
   }
 
-  // The admin source's whole peer set at once ({"peers": [peer, ...]}, each with its
-  // public_key): every peer parsed and the set validated before anything applies; the admin
-  // peers not in it are removed.
+  // A source's whole peer set at once ({"peers": [peer, ...]}, each with its public_key):
+  // every peer parsed and the set validated before anything applies; the source's peers not in
+  // it are removed. PUT /v1/peers is the admin source's, PUT /v1/tailnet/peers the tailnet's.
   void put_peers(const httplib::Request& req, httplib::Response& res) const {
+    put_peer_set(req, res, kAdminSource);
+  }
+  void put_tailnet_peers(const httplib::Request& req, httplib::Response& res) const {
+    put_peer_set(req, res, kTailnetSource);
+  }
+  void put_peer_set(const httplib::Request& req, httplib::Response& res,
+                    std::string_view source) const {
     const auto body = json_body(req, res);
     if (!body) return;
     if (!body->is_object() || body->size() != 1 || !body->contains("peers") ||
@@ -254,7 +266,7 @@ struct AdminServer::Handlers {
                                wg::key_to_base64(peer->public_key) + " appears twice");
       set.peers.push_back(std::move(*peer));
     }
-    reply_update(res, std::move(set));
+    reply_update(res, std::move(set), source);
   }
 
   void delete_peer(const httplib::Request& req, httplib::Response& res) const {
@@ -368,7 +380,7 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  const std::array<Route, 9> routes = {{
+  const std::array<Route, 10> routes = {{
       {"/v1/status", bind(&Handlers::get_status), nullptr, nullptr, nullptr},
       {"/v1/peers", bind(&Handlers::get_peers), nullptr, bind(&Handlers::put_peers), nullptr},
       {std::string(kPeerPath), bind(&Handlers::get_peer), nullptr, bind(&Handlers::put_peer),
@@ -407,6 +419,8 @@ Status AdminServer::start(const AdminServerOptions& options, UpdateQueue& update
            reply_json(res, tailnet_health_json(v->tailnet, now_ms()));
        },
        nullptr, put_tailnet, nullptr},
+      {"/v1/tailnet/peers", bind(&Handlers::get_tailnet_peers), nullptr,
+       bind(&Handlers::put_tailnet_peers), nullptr},
   }};
   for (const Route& route : routes) {
     std::string allow;

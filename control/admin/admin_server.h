@@ -23,8 +23,11 @@ class Server;
 
 namespace exitgw::admin {
 
-// The `source` every update from the admin API carries.
+// The `source` every update from the admin API carries, but for the connector's peer set
+// (PUT /v1/tailnet/peers), which is a source of its own: an operator's peers and the
+// tailnet's never replace each other, and a peer of one cannot be changed through the other.
 inline constexpr std::string_view kAdminSource = "admin";
+inline constexpr std::string_view kTailnetSource = "tailnet";
 
 struct AdminServerOptions {
   std::string listen = "127.0.0.1:9551";  // HOST:PORT; port 0 takes a free port (see port())

@@ -298,10 +298,11 @@ nlohmann::json peer_view_json(const AdminView::Peer& peer) {
   };
 }
 
-nlohmann::json peers_json(const AdminView& view) {
+nlohmann::json peers_json(const AdminView& view, std::string_view source) {
   std::vector<const AdminView::Peer*> sorted;
   sorted.reserve(view.peers.size());
-  for (const AdminView::Peer& p : view.peers) sorted.push_back(&p);
+  for (const AdminView::Peer& p : view.peers)
+    if (source.empty() || p.source == source) sorted.push_back(&p);
   std::sort(sorted.begin(), sorted.end(),
             [](const auto* a, const auto* b) { return a->public_key < b->public_key; });
   json peers = json::array();

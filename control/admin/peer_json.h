@@ -47,7 +47,8 @@ Result<std::optional<bool>> flag_from_json(const nlohmann::json& body, std::stri
 
 // Responses: no preshared key ever appears in them.
 nlohmann::json peer_view_json(const AdminView::Peer& peer);
-nlohmann::json peers_json(const AdminView& view);  // {"generation", "peers": [...]} sorted by key
+// {"generation", "peers": [...]} sorted by key; only the peers of `source` when it is not empty.
+nlohmann::json peers_json(const AdminView& view, std::string_view source = {});
 nlohmann::json status_json(const AdminView& view);
 // GET /v1/policy: {"source", "text", "rules", "classes", "generation"}.
 nlohmann::json policy_json(const AdminView& view);

@@ -184,7 +184,7 @@ Responder::Outcome Responder::handle(std::span<const uint8_t> frame, const wg::E
     return out;
   }
   if (source.is_ipv6) {
-    out.verdict = Verdict::kSendFailed;  // the gateway answers on IPv4 only
+    out.verdict = Verdict::kIpv6Source;  // the gateway answers on IPv4 only
     return out;
   }
   const uint32_t ip = uint32_t{source.address[0]} << 24 | uint32_t{source.address[1]} << 16 |

@@ -48,6 +48,7 @@ inline constexpr size_t kPongFrameLen = kHeaderLen + kBoxTagLen + kMessageHeader
   X(kPongIgnored, "pong_ignored")                 \
   X(kCallMeMaybeIgnored, "call_me_maybe_ignored") \
   X(kOtherTypeIgnored, "other_type_ignored")      \
+  X(kIpv6Source, "ipv6_source")                   \
   X(kSendFailed, "send_failed")
 
 enum class Verdict : uint8_t {

@@ -10,6 +10,7 @@ it does not is dropped and counted (policy_denied); clearing it brings the HuJSO
 policy back. PUT /v1/tailnet reports the connector's health: `exitgwctl status` says
 "tailnet: stale since ...", the metrics follow, /readyz does not.
 """
+import base64
 import json
 import os
 import sys
@@ -40,15 +41,23 @@ def ctl(*args):
     return p.returncode, p.stdout
 
 
-def put_tailnet(body):
-    """PUT /v1/tailnet as the connector sends it (exitgwctl has no command for it)."""
+def api(method, path, body=None):
+    """A request as the connector sends it (exitgwctl has no command for these): (status
+    code, body text)."""
     with open(os.path.join(L.lab_dir(NAME), "admin.token")) as f:
         token = f.read().strip()
-    p = L.nsrun(NAME, "gw", "curl", "-sS", "-X", "PUT", "--max-time", "5",
-                "-H", "Authorization: Bearer " + token, "-H", "Content-Type: application/json",
-                "--data", json.dumps(body), "-w", "\n%{http_code}",
-                "http://127.0.0.1:9551/v1/tailnet", timeout=15)
-    return p.stdout.strip().splitlines()[-1]
+    args = ["curl", "-sS", "-X", method, "--max-time", "5", "-H", "Authorization: Bearer " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    p = L.nsrun(NAME, "gw", *args, "-w", "\n%{http_code}", "http://127.0.0.1:9551" + path,
+                timeout=15)
+    lines = p.stdout.strip().splitlines()
+    return lines[-1], "\n".join(lines[:-1])
+
+
+def put_tailnet(body):
+    """PUT /v1/tailnet: the connector's health."""
+    return api("PUT", "/v1/tailnet", body)[0]
 
 
 def http_ok(host):
@@ -107,6 +116,31 @@ class TailnetApiTest(unittest.TestCase):
         rc, out = ctl("filter", "clear")
         self.assertEqual(rc, 0, out)
         self.assertTrue(L.wait_until(lambda: http_ok("c2"), 10), "the HuJSON policy is back")
+
+    def test_tailnet_peers_are_their_own_source(self):
+        """The connector's peers (PUT /v1/tailnet/peers) show with source tailnet; the
+        operator's exitgwctl cannot remove them, and an empty set removes only them."""
+        key = base64.b64encode(os.urandom(32)).decode()
+        def owners():
+            rc, out = ctl("--json", "peers")
+            self.assertEqual(rc, 0, out)
+            return {p["public_key"]: p["source"] for p in json.loads(out)["peers"]}
+
+        before = owners()
+        code, out = api("PUT", "/v1/tailnet/peers",
+                        {"peers": [{"public_key": key, "allowed_ips": ["100.100.200.1/32"],
+                                    "user": "tn@example.com"}]})
+        self.assertEqual(code, "200", out)
+        code, out = api("GET", "/v1/tailnet/peers")
+        self.assertEqual([(p["public_key"], p["source"]) for p in json.loads(out)["peers"]],
+                         [(key, "tailnet")], out)
+        self.assertEqual(owners(), dict(before, **{key: "tailnet"}))
+        rc, out = ctl("peer", "remove", key)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("belongs to source tailnet", out)
+        code, out = api("PUT", "/v1/tailnet/peers", {"peers": []})
+        self.assertEqual(code, "200", out)
+        self.assertEqual(owners(), before)
 
     def test_tailnet_health_in_status_and_metrics_not_readyz(self):
         rc, out = ctl("status")

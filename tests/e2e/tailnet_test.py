@@ -9,18 +9,16 @@ outside) in P-ctl, two tailscaled clients of group:exit (granted autogroup:inter
 adds one of group:noexit; the gateway is exitgw + exitgw-connector. Binaries come from
 tools/install-tailnet (/opt/exitgw-lab/bin).
 
-What needs what (tests skip with the reason when it is missing, never pass silently):
-  always            Headscale offline, clients registered and seeing each other, direct
-                    paths between clients, the machine's /etc/resolv.conf untouched; a real
-                    tailscaled exit node (x1): usable by group:exit only,
-                    approval revoked/restored, Headscale stopped 60 s; down cleans everything
-  connector         the gateway node registered with tag:exit, exit routes announced and
-                    approved (by approve-routes, and by autoApprovers.exitNode), `tailscale
-                    exit-node list` shows it, a node deleted in Headscale leaves exitgw
-  connector+disco   traffic through the gateway (NAT pool address), direct `tailscale
-                    ping`, noexit reaches nothing, approval revoked/restored, Headscale
-                    stopped 60 s (exitgw --disco_private_key_file and the connector's admin
-                    API updates: peers, approval, filter)
+What it proves (the connector must be built: a missing one fails the suite, it is no skip):
+  Headscale offline, clients registered and seeing each other, direct paths between
+  clients, the machine's /etc/resolv.conf untouched; a real tailscaled exit node (x1):
+  usable by group:exit only, approval revoked/restored, Headscale stopped 60 s; down cleans
+  everything. The gateway node registered with tag:exit, exit routes announced and approved
+  (by approve-routes, and by autoApprovers.exitNode), `tailscale exit-node list` shows it, a
+  node deleted in Headscale leaves exitgw; traffic through the gateway (NAT pool address),
+  direct `tailscale ping` (exitgw --disco_private_key_file), noexit reaches nothing,
+  approval revoked/restored, Headscale stopped 60 s (the connector's admin API updates:
+  peers, approval, filter).
 """
 import argparse
 import hashlib
@@ -91,6 +89,13 @@ def fetch_whoami(host, timeout=4):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+def require_connector():
+    """The connector is part of exitgw: a missing binary fails the suite, it never skips."""
+    if not os.access(CONNECTOR, os.X_OK):
+        raise AssertionError("exitgw-connector missing at %s: build it (ninja -C build "
+                             "exitgw_connector)" % CONNECTOR)
+
+
 class TailnetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -98,35 +103,24 @@ class TailnetTest(unittest.TestCase):
             if not os.access(os.path.join(BIN, b), os.X_OK):
                 raise AssertionError("%s/%s missing: run tools/install-tailnet (install-deps runs "
                                      "it)" % (BIN, b))
+        require_connector()
         cls.resolv_before = file_hash(RESOLV)
-        cls.has_connector = os.access(CONNECTOR, os.X_OK)
         L.down(NAME)
         t0 = time.monotonic()
-        L.up(NAME, clients=2, extra=("--tailnet", "--connector",
-                                     CONNECTOR if cls.has_connector else "none"))
+        L.up(NAME, clients=2, extra=("--tailnet", "--connector", CONNECTOR))
         cls.up_s = time.monotonic() - t0
         L.lab("add-client", "--name", NAME, "n1", "--group", "noexit", check=True, timeout=120)
         # A real tailscaled exit node beside exitgw: proves the policy and approval wiring
         # with Tailscale's own exit node, and is the baseline exitgw is compared with.
         L.lab("add-client", "--name", NAME, "x1", "--exit-node", check=True, timeout=120)
         with open(os.path.join(L.lab_dir(NAME), "exitgw.flags")) as f:
-            cls.has_disco = "--disco_private_key_file=" in f.read()
-        print("\ntailnet lab %s up in %.1f s (connector: %s, exitgw disco: %s)"
-              % (NAME, cls.up_s, CONNECTOR if cls.has_connector else "none (not built)",
-                 cls.has_disco), file=sys.stderr)
+            assert "--disco_private_key_file=" in f.read(), "the lab ran exitgw without disco"
+        print("\ntailnet lab %s up in %.1f s (connector: %s)" % (NAME, cls.up_s, CONNECTOR),
+              file=sys.stderr)
 
     @classmethod
     def tearDownClass(cls):
         L.down(NAME)
-
-    def need_connector(self):
-        if not self.has_connector:
-            self.skipTest("needs exitgw-connector at %s (connector branch)" % CONNECTOR)
-
-    def need_traffic(self):
-        self.need_connector()
-        if not self.has_disco:
-            self.skipTest("needs exitgw --disco_private_key_file (disco branch)")
 
     def gw_ip(self):
         n = hs_node(NAME + "-gw")
@@ -225,7 +219,6 @@ class TailnetTest(unittest.TestCase):
 
     # ------------------------------------------------------------- the gateway node
     def test_e_gateway_registered_tagged_with_exit_routes_approved(self):
-        self.need_connector()
         n = hs_node(NAME + "-gw")
         self.assertIsNotNone(n)
         self.assertIn("tag:exit", n.get("tags") or [])
@@ -234,7 +227,6 @@ class TailnetTest(unittest.TestCase):
             self.assertIn(r, n.get("approved_routes") or [])
 
     def test_f_exit_node_list_shows_gateway(self):
-        self.need_connector()
         gw = self.gw_ip()
         self.assertTrue(L.wait_until(lambda: gw in ts("c1", "exit-node", "list").stdout, 20, 1),
                         ts("c1", "exit-node", "list").stdout)
@@ -245,7 +237,6 @@ class TailnetTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout)
 
     def test_g_exit_traffic_shows_nat_pool_and_direct_ping(self):
-        self.need_traffic()
         t0 = time.monotonic()
         self.use_exit("c1")
         self.assertTrue(L.wait_until(lambda: fetch_whoami("c1", 2) is not None, 20, 0.2))
@@ -257,7 +248,6 @@ class TailnetTest(unittest.TestCase):
         self.assertIn("via 10.77.0.1:51820", p.stdout.strip().splitlines()[-1])
 
     def test_h_ungranted_user_reaches_nothing(self):
-        self.need_traffic()
         before = L.metric_sum(NAME, "exitgw_drops_total", reason="policy_denied")
         p = ts("n1", "set", "--exit-node=" + self.gw_ip())
         answers = []
@@ -278,7 +268,6 @@ class TailnetTest(unittest.TestCase):
             ts("n1", "set", "--exit-node=")
 
     def test_i_revoked_approval_stops_forwarding_and_restored_restores(self):
-        self.need_traffic()
         self.use_exit("c2")
         self.assertTrue(L.wait_until(lambda: fetch_whoami("c2", 2) is not None, 20, 0.2))
         node_id = str(hs_node(NAME + "-gw")["id"])
@@ -296,11 +285,8 @@ class TailnetTest(unittest.TestCase):
                         "not forwarding 20 s after the approval was restored")
 
     def test_j_headscale_stopped_60s_clients_keep_working(self):
-        """Through the reference exit node always (c2); through exitgw (c1) with the
-        connector and disco."""
-        users = {"c2": self.x1_ip()}
-        if self.has_connector and self.has_disco:
-            users["c1"] = self.gw_ip()
+        """Through the reference exit node (c2) and through exitgw (c1)."""
+        users = {"c2": self.x1_ip(), "c1": self.gw_ip()}
         for c, ip in users.items():
             self.assertEqual(ts(c, "set", "--exit-node=" + ip).returncode, 0)
         try:
@@ -329,7 +315,6 @@ class TailnetTest(unittest.TestCase):
     def test_k_throughput_exitgw_beside_tailscaled_exit_node(self):
         """Reported, not asserted beyond "it flows": iperf3 from c1 through exitgw and from
         c2 through the tailscaled exit node x1, one after the other in the same run."""
-        self.need_traffic()
         rates = {}
         for c, ip in (("c1", self.gw_ip()), ("c2", self.x1_ip())):
             self.assertEqual(ts(c, "set", "--exit-node=" + ip).returncode, 0)
@@ -345,7 +330,6 @@ class TailnetTest(unittest.TestCase):
         self.assertGreater(rates["c1"], 0)
 
     def test_l_node_deleted_in_headscale_leaves_the_gateway(self):
-        self.need_connector()
 
         def peers():
             return L.metric_sum(NAME, "exitgw_wg_peers")
@@ -378,8 +362,7 @@ class AutoApproveTest(unittest.TestCase):
     lab never runs approve-routes."""
 
     def test_auto_approved_exit_routes(self):
-        if not os.access(CONNECTOR, os.X_OK):
-            self.skipTest("needs exitgw-connector at %s (connector branch)" % CONNECTOR)
+        require_connector()
         name = L.lab_name("ta")
         L.down(name)
         try:

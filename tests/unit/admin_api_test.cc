@@ -29,6 +29,7 @@
 #include "control/peer_update.h"
 #include "control/policy/policy.h"
 #include "tools/exitgwctl_lib.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw::admin {
 namespace {
@@ -119,7 +120,11 @@ class ModelControl {
     } else {
       r = std::visit([&](const auto& u) { return apply_one(u, source); }, update);
     }
-    if (r.ok()) {
+    // Health is shown, never configuration: a TailnetReport is not a new generation nor the
+    // last update (Gateway::apply_update).
+    if (r.ok() && std::holds_alternative<TailnetReport>(update)) {
+      publish();
+    } else if (r.ok()) {
       ++generation_;
       last_source_ = source;
       publish();
@@ -231,8 +236,7 @@ class TempDir {
   ~TempDir() { std::filesystem::remove_all(path_); }
   std::string write(const std::string& name, std::string_view content, mode_t mode) const {
     const std::string path = path_ + "/" + name;
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-    ::chmod(path.c_str(), mode);
+    test::write_file(path, content, mode);
     return path;
   }
 
@@ -581,6 +585,53 @@ TEST_F(AdminApi, ConflictWithAnotherSourceIs409) {
   EXPECT_TRUE(is_error(put_json(peer_path(kKey2), {{"allowed_ips", {"100.64.0.99/32"}}}), 409,
                        "100.64.0.99/32 is allowed for both"));
   EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to source file"));
+}
+
+// The connector's peers (PUT /v1/tailnet/peers) are the "tailnet" source: an operator's PUT
+// /v1/peers or exitgwctl never removes or changes them, and the connector's set never removes
+// the operator's peers.
+TEST_F(AdminApi, TailnetPeersAreASourceOfTheirOwn) {
+  start();
+  const json tailnet = {
+      {"peers", {{{"public_key", kKey1}, {"allowed_ips", {"100.64.0.5/32"}}, {"user", "a@b"}}}}};
+  ok_json(put_json("/v1/tailnet/peers", tailnet));
+  ok_json(put_json("/v1/peers",
+                   {{"peers", {{{"public_key", kKey2}, {"allowed_ips", {"10.9.0.0/24"}}}}}}));
+  // The operator's set left the tailnet's peer alone, and GET /v1/tailnet/peers shows only it.
+  const json mine = ok_json(client().Get("/v1/tailnet/peers"));
+  ASSERT_EQ(mine["peers"].size(), 1u) << mine.dump();
+  EXPECT_EQ(mine["peers"][0]["public_key"], kKey1);
+  EXPECT_EQ(mine["peers"][0]["source"], "tailnet");
+  EXPECT_EQ(mine["peers"][0]["allowed_ips"], json({"100.64.0.5/32"}));
+  EXPECT_EQ(ok_json(client().Get("/v1/peers"))["peers"].size(), 3u);  // file, admin, tailnet
+  // The tailnet's peer cannot be changed, removed or taken over through the admin source.
+  EXPECT_TRUE(is_error(put_json(peer_path(kKey1), {{"allowed_ips", {"100.64.0.5/32"}}}), 409,
+                       "belongs to source tailnet"));
+  EXPECT_TRUE(is_error(client().Delete(peer_path(kKey1)), 409, "belongs to source tailnet"));
+  EXPECT_TRUE(
+      is_error(put_json("/v1/peers",
+                        {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"10.8.0.0/24"}}}}}}),
+               409, "belongs to source tailnet"));
+  EXPECT_EQ(ctl({"peer", "remove", std::string(kKey1)}), kCtlRefused);
+  EXPECT_NE(err_.find("belongs to source tailnet"), std::string::npos) << err_;
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey1), "--allowed-ips", "10.8.0.0/24"}), kCtlRefused);
+  // And the other way round: the connector cannot take the operator's peer or its addresses.
+  EXPECT_TRUE(
+      is_error(put_json("/v1/tailnet/peers",
+                        {{"peers", {{{"public_key", kKey2}, {"allowed_ips", {"100.64.0.6/32"}}}}}}),
+               409, "belongs to source admin"));
+  EXPECT_EQ(put_json("/v1/tailnet/peers",
+                     {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"10.9.0.0/24"}}}}}})
+                ->status,
+            409);
+  // An empty tailnet set removes only the tailnet's peers.
+  ok_json(put_json("/v1/tailnet/peers", {{"peers", json::array()}}));
+  EXPECT_EQ(ok_json(client().Get("/v1/tailnet/peers"))["peers"], json::array());
+  EXPECT_EQ(ok_json(client().Get(peer_path(kKey2)))["source"], "admin");
+  EXPECT_EQ(ok_json(client().Get(peer_path(kFileKey)))["source"], "file");
+  EXPECT_TRUE(
+      is_error(put_json("/v1/tailnet/peers", {{"peer", json::array()}}), 400, "the body must be"));
+  EXPECT_TRUE(is_error(client().Delete("/v1/tailnet/peers"), 405, "allowed: GET, PUT"));
 }
 
 TEST_F(AdminApi, BodyOverTheLimitIs413) {
@@ -939,11 +990,18 @@ TEST_F(AdminApi, TailnetHealthShowsInStatusAndCtl) {
   EXPECT_EQ(ok_json(client().Get("/v1/status"))["tailnet"]["state"], "none");
   EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
   EXPECT_NE(out_.find("tailnet: no connector has reported"), std::string::npos) << out_;
-  ok_json(put_json("/v1/tailnet", {{"state", "ok"},
-                                   {"since_unix_ms", 1'700'000'000'000},
-                                   {"last_netmap_unix_ms", 1'700'000'000'000},
-                                   {"node_key", "nodekey:00"},
-                                   {"login_server", "https://hs.lab"}}));
+  ok_json(client().Post("/v1/drain", R"({"on": false})", "application/json"));
+  const json before = ok_json(client().Get("/v1/status"));
+  const json reply = ok_json(put_json("/v1/tailnet", {{"state", "ok"},
+                                                      {"since_unix_ms", 1'700'000'000'000},
+                                                      {"last_netmap_unix_ms", 1'700'000'000'000},
+                                                      {"node_key", "nodekey:00"},
+                                                      {"login_server", "https://hs.lab"}}));
+  // Health is not configuration: the generation and the last update stay, as in the Gateway.
+  const json after = ok_json(client().Get("/v1/status"));
+  EXPECT_EQ(reply["generation"], before["generation"]);
+  EXPECT_EQ(after["generation"], before["generation"]);
+  EXPECT_EQ(after["last_update"], before["last_update"]);
   EXPECT_EQ(ctl({"status"}), kCtlOk) << err_;
   EXPECT_NE(out_.find("\ntailnet: ok\n"), std::string::npos) << out_;
   ok_json(put_json("/v1/tailnet", {{"state", "stale"},
@@ -1300,7 +1358,7 @@ TEST_F(AdminApi, EveryRefusalIsCountedByReason) {
 TEST(ExitgwctlFiles, PolicyAndPeersSetRefuseWhatIsNotASmallRegularFile) {
   TempDir dir;
   const std::string fifo = dir.write("fifo", "", 0600) + ".fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(test::make_fifo(fifo));
   const std::string big = dir.write("big", "", 0600);
   std::filesystem::resize_file(big, (16u << 20) + 1);
   const std::string directory = std::filesystem::path(big).parent_path().string();
@@ -1308,7 +1366,7 @@ TEST(ExitgwctlFiles, PolicyAndPeersSetRefuseWhatIsNotASmallRegularFile) {
       {"/dev/zero", "is a character device, not a regular file"},
       {fifo, "is a FIFO, not a regular file"},
       {directory, "is a directory, not a regular file"},
-      {big, "is larger than 16777216 bytes"},
+      {big, "has 16777217 bytes, more than the 16777216 allowed"},
   };
   for (const auto& [path, why] : files) {
     for (const char* what : {"policy", "peers"}) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "common/log_escape.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw {
 namespace {
@@ -32,10 +33,6 @@ class BoundedFileTest : public ::testing::Test {
     path_ = dir_ + "/peers.conf";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  static void write(const std::string& path, const std::string& content) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  }
 
   // read_bounded_file on another thread, so a read that blocks fails the test instead of
   // hanging it (the FIFO is then opened for writing to set the reader free).
@@ -55,17 +52,17 @@ class BoundedFileTest : public ::testing::Test {
 };
 
 TEST_F(BoundedFileTest, ARegularFileIsReadWhole) {
-  write(path_, "[Peer]\nPublicKey = x\n");
+  test::write_file(path_, "[Peer]\nPublicKey = x\n");
   auto text = read_within_a_second();
   ASSERT_TRUE(text.ok()) << text.error();
   EXPECT_EQ(*text, "[Peer]\nPublicKey = x\n");
-  write(path_, "");
+  test::write_file(path_, "");
   EXPECT_EQ(*read_within_a_second(), "");
 }
 
 TEST_F(BoundedFileTest, AFifoIsRefusedWithoutWaitingForAWriter) {
   const uint64_t before = bounded_file_counters().not_regular.load();
-  ASSERT_EQ(mkfifo(path_.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(test::make_fifo(path_));
   auto text = read_within_a_second();
   ASSERT_FALSE(text.ok());
   EXPECT_NE(text.error().find("peers file " + path_ + " is a FIFO, not a regular file"),
@@ -105,14 +102,42 @@ TEST_F(BoundedFileTest, ASocketIsRefused) {
 
 TEST_F(BoundedFileTest, AFileOverTheBoundIsRefusedNamingTheBound) {
   const uint64_t before = bounded_file_counters().too_large.load();
-  write(path_, std::string(1025, 'x'));
+  test::write_file(path_, std::string(1025, 'x'));
   auto text = read_within_a_second(1024);
   ASSERT_FALSE(text.ok());
   EXPECT_NE(text.error().find("has 1025 bytes, more than the 1024 allowed"), std::string::npos)
       << text.error();
   EXPECT_EQ(bounded_file_counters().too_large.load(), before + 1);
-  write(path_, std::string(1024, 'x'));
+  test::write_file(path_, std::string(1024, 'x'));
   EXPECT_TRUE(read_within_a_second(1024).ok());
+}
+
+// The buffer follows the file, not the bound: a 1 KiB file under a bound no machine could
+// allocate is read (a reader that reserved the bound first would throw).
+TEST_F(BoundedFileTest, TheBufferIsSizedByTheFileNotByTheBound) {
+  test::write_file(path_, std::string(1024, 'x'));
+  for (const size_t bound : {size_t{1} << 62, SIZE_MAX}) {
+    auto text = read_regular_file(path_, "peers file", bound);
+    ASSERT_TRUE(text.ok()) << text.error();
+    EXPECT_EQ(text->size(), 1024u);
+  }
+}
+
+// Secrets: owner-only, as the admin token and the private key are checked; the refusal says why.
+TEST_F(BoundedFileTest, OwnerOnlyRefusesAFileGroupOrOthersMayRead) {
+  test::write_file(path_, "secret\n");
+  ASSERT_EQ(::chmod(path_.c_str(), 0640), 0);
+  ReadRefusal why = ReadRefusal::kNone;
+  auto text = read_regular_file(path_, "token file", 64, true, &why);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(why, ReadRefusal::kNotOwnerOnly);
+  EXPECT_NE(text.error().find("has mode 0640"), std::string::npos) << text.error();
+  EXPECT_EQ(text.error().find("secret"), std::string::npos) << "the content is never echoed";
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  EXPECT_EQ(*read_regular_file(path_, "token file", 64, true, &why), "secret\n");
+  EXPECT_EQ(why, ReadRefusal::kNone);
+  EXPECT_FALSE(read_regular_file(path_, "token file", 6, true, &why).ok());
+  EXPECT_EQ(why, ReadRefusal::kTooLarge);
 }
 
 // Log lines quote what the file system holds through one escaping helper, which counts.
@@ -153,11 +178,11 @@ TEST_F(BoundedFileTest, AFileStillBeingWrittenIsDueOnlyOnceItStandsStill) {
 // A FIFO (or anything) swapped in by rename is reported like any change, so the reader refuses
 // it; the watch itself never opens the path.
 TEST_F(BoundedFileTest, AFifoRenamedIntoPlaceIsDueWithoutBeingOpened) {
-  write(path_, "");
+  test::write_file(path_, "");
   StableFileWatch watch(1);
   ASSERT_TRUE(watch.watch(path_).ok());
   const std::string fifo = dir_ + "/x";
-  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(test::make_fifo(fifo));
   std::filesystem::rename(fifo, path_);
   EXPECT_FALSE(watch.due(10));
   EXPECT_TRUE(watch.due(20));

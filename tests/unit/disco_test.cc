@@ -204,6 +204,19 @@ TEST(Disco, PingNamingAnotherNodeKeyIsRefused) {
             Verdict::kPongSent);
 }
 
+// The gateway answers on IPv4 only: a valid ping from an IPv6 source gets no pong and its own
+// count (not send_failed, which is a pong the gateway failed to send).
+TEST(Disco, PingFromAnIpv6SourceIsCountedAsSuch) {
+  Responder r = gateway_with_peer();
+  const auto frame = unhex(case_named("ping_with_node_key")["frame"]);
+  std::array<uint8_t, 16> address{0x20, 0x01, 0x0d, 0xb8};  // 2001:db8::1
+  address[15] = 1;
+  const auto out = r.handle(frame, wg::Endpoint::ipv6(address, 41641), kNow);
+  EXPECT_EQ(out.verdict, Verdict::kIpv6Source);
+  EXPECT_TRUE(out.reply.empty());
+  EXPECT_EQ(verdict_name(Verdict::kIpv6Source), "ipv6_source");
+}
+
 TEST(Disco, RateLimitedPerSourceLikeHandshakes) {
   Responder r = gateway_with_peer();
   const auto frame = unhex(case_named("ping_with_node_key")["frame"]);

@@ -30,6 +30,7 @@
 #include "dataplane/worker.h"
 #include "tests/support/eal_environment.h"
 #include "tests/support/inner_packets.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw {
 namespace {
@@ -329,7 +330,7 @@ TEST_F(DomainStageTest, ADirectoryOrFifoInPlaceOfTheListIsRefusedNotEmptied) {
             std::string::npos)
       << domains_->last_reload_error();
   ASSERT_EQ(::rmdir(path_.c_str()), 0);
-  ASSERT_EQ(::mkfifo(path_.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(test::make_fifo(path_));
   tick_until(*domains_, ns, [&] { return domains_->reload_errors() > 1; });
   ASSERT_EQ(domains_->reload_errors(), 2u);
   EXPECT_NE(domains_->last_reload_error().find("is a FIFO"), std::string::npos)

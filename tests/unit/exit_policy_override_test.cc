@@ -21,6 +21,7 @@
 #include "common/acl_layout.h"
 #include "control/exit_policy.h"
 #include "tests/support/eal_environment.h"
+#include "tests/support/test_files.h"
 
 namespace exitgw {
 namespace {
@@ -57,16 +58,12 @@ class ExitPolicyOverride : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     approvals_ = (dir_ / "approvals.conf").string();
-    write(approvals_, "exit-node approved\n");
+    test::write_file(approvals_, "exit-node approved\n");
   }
   void TearDown() override {
     policy_.reset();
     rte_free(ctx_.rcu);
     std::filesystem::remove_all(dir_);
-  }
-
-  static void write(const std::string& path, std::string_view text) {
-    std::ofstream(path, std::ios::trunc) << text;
   }
 
   void start(const std::string& policy_file = "") {
@@ -172,7 +169,7 @@ TEST_F(ExitPolicyOverride, BadTextIsRejectedWithItsLineAndColumnAndChangesNothin
 
 TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCleared) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   start(file);
   EXPECT_EQ(policy_->status()->source, "file");
   EXPECT_EQ(*policy_->status()->text, kFileAllowsAll);
@@ -185,7 +182,7 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   const std::string new_file =
       R"({"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["udp:7"]}]})";
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  write(file, new_file);
+  test::write_file(file, new_file);
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 0u);
   EXPECT_EQ(policy_->status()->source, "admin");
@@ -193,14 +190,14 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   EXPECT_FALSE(allows(kProtoUdp, 7));
 
   // A bad file is reported as a rejected reload; the override still runs.
-  write(file, "{\"grants\": [");
+  test::write_file(file, "{\"grants\": [");
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 1u);
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_TRUE(allows(kProtoTcp, 443));
 
   // Fixed again, then cleared: the file's latest good policy runs.
-  write(file, new_file);
+  test::write_file(file, new_file);
   tick_until_reloaded();
   ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
   EXPECT_EQ(policy_->status()->source, "file");
@@ -214,10 +211,10 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
 // configuration generation by reloads_applied()), and the running policy stays.
 TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
   const dp::PolicyView* before = ctx_.policy.load();
-  write(file, "{\"grants\": [");
+  test::write_file(file, "{\"grants\": [");
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 1u);
   EXPECT_EQ(policy_->reloads_applied(), 0u);
@@ -239,10 +236,10 @@ TEST_F(ExitPolicyOverride, ARejectedFileReloadIsNotCountedAsApplied) {
 // generation follows reloads_applied()) and its text shown as the running policy.
 TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesMeanwhile) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
   const dp::PolicyView* before = ctx_.policy.load();
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   tick_until_building();
   // The tick that read the file submitted the build; it is taken at a later call at the
   // earliest, so the old view still decides.
@@ -268,9 +265,9 @@ TEST_F(ExitPolicyOverride, AFileReloadBuildsOnTheBuilderAndTheRunningViewServesM
 // never lands over it.
 TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kTcp443Only);
+  test::write_file(file, kTcp443Only);
   start(file);
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   tick_until_building();
   ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
   // The file's reload is part of the state just published: applied, though not in force.
@@ -336,7 +333,7 @@ std::string policy_over_the_rule_limit() {
 // check it: one that does not compile is refused, so clearing the filter later never fails.
 TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsRefused) {
   const std::string file = (dir_ / "policy.hujson").string();
-  write(file, kFileAllowsAll);
+  test::write_file(file, kFileAllowsAll);
   start(file);
   policy::TailnetFilter filter;
   filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
@@ -348,7 +345,7 @@ TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsR
   EXPECT_NE(s.error().find("classifier rules"), std::string::npos) << s.error();
   EXPECT_FALSE(policy_->has_policy_override());
 
-  write(file, policy_over_the_rule_limit());
+  test::write_file(file, policy_over_the_rule_limit());
   tick_until_reloaded();
   EXPECT_EQ(policy_->reload_errors(), 1u);
   EXPECT_NE(policy_->last_reload_error().find("classifier rules"), std::string::npos)

@@ -1,5 +1,6 @@
 // FileWatch sees every way a config file gets replaced, and nothing else in its directory.
 #include "control/file_watch.h"
+#include "tests/support/test_files.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -23,16 +24,12 @@ class FileWatchTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  static void write(const std::string& path, const std::string& content) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  }
-
   std::string dir_;
   std::string path_;
 };
 
 TEST_F(FileWatchTest, NoEventMeansNotChanged) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   EXPECT_FALSE(watch.changed());
@@ -46,7 +43,7 @@ TEST_F(FileWatchTest, UnwatchedFileNeverChanges) {
 }
 
 TEST_F(FileWatchTest, WriteInPlaceDetectedOnceThenDrained) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   std::ofstream(path_, std::ios::app) << "b\n";
@@ -55,8 +52,8 @@ TEST_F(FileWatchTest, WriteInPlaceDetectedOnceThenDrained) {
 }
 
 TEST_F(FileWatchTest, CopyOverDetected) {
-  write(path_, "a\n");
-  write(dir_ + "/staged", "b\n");
+  test::write_file(path_, "a\n");
+  test::write_file(dir_ + "/staged", "b\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   ASSERT_TRUE(std::filesystem::copy_file(dir_ + "/staged", path_,
@@ -65,17 +62,17 @@ TEST_F(FileWatchTest, CopyOverDetected) {
 }
 
 TEST_F(FileWatchTest, AtomicRenameIntoPlaceDetected) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
-  write(dir_ + "/.peers.conf.swp", "b\n");
+  test::write_file(dir_ + "/.peers.conf.swp", "b\n");
   EXPECT_FALSE(watch.changed());  // the editor's temporary file is not the watched one
   ASSERT_EQ(std::rename((dir_ + "/.peers.conf.swp").c_str(), path_.c_str()), 0);
   EXPECT_TRUE(watch.changed());
 }
 
 TEST_F(FileWatchTest, RenameAwayDetected) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   ASSERT_EQ(std::rename(path_.c_str(), (dir_ + "/peers.conf.old").c_str()), 0);
@@ -83,13 +80,13 @@ TEST_F(FileWatchTest, RenameAwayDetected) {
 }
 
 TEST_F(FileWatchTest, DeleteAndRecreateEachDetected) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   ASSERT_EQ(unlink(path_.c_str()), 0);
   EXPECT_TRUE(watch.changed());
   EXPECT_FALSE(watch.changed());
-  write(path_, "b\n");
+  test::write_file(path_, "b\n");
   EXPECT_TRUE(watch.changed());
 }
 
@@ -97,21 +94,21 @@ TEST_F(FileWatchTest, FileCreatedAfterTheWatchStartedDetected) {
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   EXPECT_FALSE(watch.changed());
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   EXPECT_TRUE(watch.changed());
 }
 
 TEST_F(FileWatchTest, UnrelatedFileInTheSameDirectoryNotReported) {
-  write(path_, "a\n");
+  test::write_file(path_, "a\n");
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
   const std::string other = dir_ + "/other.conf";
-  write(other, "x\n");
+  test::write_file(other, "x\n");
   std::ofstream(other, std::ios::app) << "y\n";
   ASSERT_EQ(std::rename(other.c_str(), (dir_ + "/peers.conf.bak").c_str()), 0);
   ASSERT_EQ(unlink((dir_ + "/peers.conf.bak").c_str()), 0);
   std::filesystem::create_directory(dir_ + "/sub");
-  write(dir_ + "/sub/peers.conf", "z\n");  // same name, other directory
+  test::write_file(dir_ + "/sub/peers.conf", "z\n");  // same name, other directory
   EXPECT_FALSE(watch.changed());
 }
 
@@ -125,20 +122,20 @@ TEST_F(FileWatchTest, DirectoryRemovedThenRecreatedDetected) {
   EXPECT_FALSE(watch.changed());  // and cannot come back while the directory is missing
   std::filesystem::create_directory(sub);
   EXPECT_TRUE(watch.changed());  // watched again
-  write(sub + "/peers.conf", "a\n");
+  test::write_file(sub + "/peers.conf", "a\n");
   EXPECT_TRUE(watch.changed());
 }
 
 TEST_F(FileWatchTest, RewatchingReportsOnlyTheNewFile) {
   FileWatch watch;
   ASSERT_TRUE(watch.watch(path_).ok());
-  write(path_, "a\n");  // pending for the old watch, dropped by the new one
+  test::write_file(path_, "a\n");  // pending for the old watch, dropped by the new one
   std::filesystem::create_directory(dir_ + "/b");
   ASSERT_TRUE(watch.watch(dir_ + "/b/peers.conf").ok());
   EXPECT_FALSE(watch.changed());
-  write(path_, "b\n");
+  test::write_file(path_, "b\n");
   EXPECT_FALSE(watch.changed());
-  write(dir_ + "/b/peers.conf", "c\n");
+  test::write_file(dir_ + "/b/peers.conf", "c\n");
   EXPECT_TRUE(watch.changed());
 }
 

@@ -1,6 +1,7 @@
 // The peers file parser (every rejection names its line), the canonical format round trip, and
 // the private key loader's permission and content checks.
 #include "control/peers_config.h"
+#include "tests/support/test_files.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -471,13 +472,8 @@ class PrivateKeyFile : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  void write(std::string_view content, mode_t mode) {
-    std::ofstream(path_, std::ios::binary | std::ios::trunc) << content;
-    ASSERT_EQ(chmod(path_.c_str(), mode), 0);
-  }
-
   std::string error_for(std::string_view content, mode_t mode) {
-    write(content, mode);
+    test::write_file(path_, content, mode);
     auto key = load_private_key(path_);
     EXPECT_FALSE(key.ok());
     return key.ok() ? "" : key.error();
@@ -489,11 +485,11 @@ class PrivateKeyFile : public ::testing::Test {
 
 TEST_F(PrivateKeyFile, OwnerOnlyKeyWithTrailingNewlineLoads) {
   const wg::Key generated = wg::generate_private_key();
-  write(wg::key_to_base64(generated) + "\n", 0600);
+  test::write_file(path_, wg::key_to_base64(generated) + "\n", 0600);
   auto key = load_private_key(path_);
   ASSERT_TRUE(key.ok()) << key.error();
   EXPECT_EQ(*key, generated);
-  write(wg::key_to_base64(generated) + " \r\n\n", 0400);
+  test::write_file(path_, wg::key_to_base64(generated) + " \r\n\n", 0400);
   EXPECT_TRUE(load_private_key(path_).ok());
 }
 

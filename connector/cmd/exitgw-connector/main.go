@@ -23,6 +23,7 @@ import (
 	"exitgw/connector/internal/adminapi"
 	"exitgw/connector/internal/bridge"
 	"exitgw/connector/internal/login"
+	"exitgw/connector/internal/secretfile"
 )
 
 type endpointsFlag []netip.AddrPort
@@ -90,18 +91,6 @@ func parseFlags(args []string) (*options, error) {
 	return &o, nil
 }
 
-func readSecret(path, what string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading the %s: %w", what, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("the %s %s is empty", what, path)
-	}
-	return s, nil
-}
-
 func run(ctx context.Context, o *options) error {
 	nodeKey, err := login.ReadNodeKey(o.wgKeyFile)
 	if err != nil {
@@ -119,11 +108,11 @@ func run(ctx context.Context, o *options) error {
 	}
 	var authKey string
 	if o.authKeyFile != "" {
-		if authKey, err = readSecret(o.authKeyFile, "auth key file"); err != nil {
+		if authKey, err = secretfile.Read(o.authKeyFile, "auth key file"); err != nil {
 			return err
 		}
 	}
-	token, err := readSecret(o.adminTokenFile, "admin token file")
+	token, err := secretfile.Read(o.adminTokenFile, "admin token file")
 	if err != nil {
 		return err
 	}

@@ -46,12 +46,22 @@ func Refused(err error) bool {
 	return errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != 401
 }
 
-// PutPeers replaces the admin source's peer set.
+// PutPeers replaces the gateway's "tailnet" peer source (PUT /v1/tailnet/peers): the
+// connector's own, which an operator's PUT /v1/peers and exitgwctl never touch, and which
+// never touches theirs.
 func (c *Client) PutPeers(ctx context.Context, set PeerSet) error {
 	if set.Peers == nil {
 		set.Peers = []Peer{}
 	}
-	return c.do(ctx, http.MethodPut, "/v1/peers", set, nil)
+	return c.do(ctx, http.MethodPut, "/v1/tailnet/peers", set, nil)
+}
+
+// GetPeers reads the gateway's "tailnet" peer source (GET /v1/tailnet/peers); the fields a
+// PeerSet does not have (source, counters) are left out.
+func (c *Client) GetPeers(ctx context.Context) (PeerSet, error) {
+	var set PeerSet
+	err := c.do(ctx, http.MethodGet, "/v1/tailnet/peers", nil, &set)
+	return set, err
 }
 
 // PutFilter sets the tailnet packet filter (it replaces the HuJSON policy's verdict while set).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	"exitgw/connector/internal/adminapi"
@@ -26,7 +27,7 @@ func TestUpdatesArriveAsTheContractSpells(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := admintest.Last[adminapi.PeerSet](srv, "/v1/peers"); !reflect.DeepEqual(*got, peers) {
+	if got := admintest.Last[adminapi.PeerSet](srv, "/v1/tailnet/peers"); !reflect.DeepEqual(*got, peers) {
 		t.Errorf("peers: got %+v", got)
 	}
 	if got := admintest.Last[adminapi.Filter](srv, "/v1/filter"); !reflect.DeepEqual(*got, filter) {
@@ -51,8 +52,8 @@ func TestEmptySetsAreSentAsEmptyArraysNotNull(t *testing.T) {
 	if err := c.PutFilter(context.Background(), adminapi.Filter{}); err != nil {
 		t.Fatal(err)
 	}
-	if p := admintest.Last[adminapi.PeerSet](srv, "/v1/peers"); p.Peers == nil {
-		t.Error(`PUT /v1/peers sent "peers": null; exitgw needs an array`)
+	if p := admintest.Last[adminapi.PeerSet](srv, "/v1/tailnet/peers"); p.Peers == nil {
+		t.Error(`PUT /v1/tailnet/peers sent "peers": null; exitgw needs an array`)
 	}
 	if f := admintest.Last[adminapi.Filter](srv, "/v1/filter"); f.Rules == nil {
 		t.Error(`PUT /v1/filter sent "rules": null; exitgw needs an array`)
@@ -83,5 +84,44 @@ func TestGatewayErrorsAreNamedAndClassified(t *testing.T) {
 	err = adminapi.NewClient(srv.URL, "secret").PostApproval(ctx, false)
 	if err == nil || adminapi.Refused(err) {
 		t.Errorf("got %v; an unreachable gateway is an error to retry", err)
+	}
+}
+
+func TestTailnetPeersReadBackAsSentWhateverTheOrder(t *testing.T) {
+	srv := admintest.New("secret")
+	defer srv.Close()
+	c := adminapi.NewClient(srv.URL, "secret")
+	ctx := context.Background()
+	sent := adminapi.PeerSet{Peers: []adminapi.Peer{
+		{PublicKey: "b", AllowedIPs: []string{"100.64.0.6/32"}, Tags: []string{"tag:y", "tag:x"}},
+		{PublicKey: "a", AllowedIPs: []string{"100.64.0.5/32"}, User: "alice@example.com", DiscoKey: "d"},
+	}}
+	if err := c.PutPeers(ctx, sent); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetPeers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reordered := adminapi.PeerSet{Peers: []adminapi.Peer{sent.Peers[1], sent.Peers[0]}}
+	reordered.Peers[1].Tags = []string{"tag:x", "tag:y"}
+	if !adminapi.SamePeers(got, sent) || !adminapi.SamePeers(reordered, sent) {
+		t.Errorf("GET /v1/tailnet/peers gave %+v; want the set sent, %+v", got, sent)
+	}
+	for _, changed := range []func(p *adminapi.Peer){
+		func(p *adminapi.Peer) { p.AllowedIPs = []string{"100.64.0.7/32"} },
+		func(p *adminapi.Peer) { p.User = "bob@example.com" },
+		func(p *adminapi.Peer) { p.DiscoKey = "" },
+		func(p *adminapi.Peer) { p.Tags = []string{"tag:x"} },
+		func(p *adminapi.Peer) { p.PublicKey = "c" },
+	} {
+		other := adminapi.PeerSet{Peers: slices.Clone(sent.Peers)}
+		changed(&other.Peers[1])
+		if adminapi.SamePeers(other, sent) {
+			t.Errorf("%+v and %+v compare the same", other, sent)
+		}
+	}
+	if adminapi.SamePeers(adminapi.PeerSet{Peers: sent.Peers[:1]}, sent) {
+		t.Error("a set with a peer less compares the same")
 	}
 }

@@ -1,7 +1,9 @@
 // Package adminapi is exitgw's admin API as the connector uses it: the typed updates and a client.
 package adminapi
 
-// Peer is one entry of PUT /v1/peers (control/admin/peer_json.cc on the gateway side).
+import "slices"
+
+// Peer is one entry of PUT /v1/tailnet/peers (control/admin/peer_json.cc on the gateway side).
 type Peer struct {
 	PublicKey  string   `json:"public_key"`
 	AllowedIPs []string `json:"allowed_ips"`
@@ -10,9 +12,38 @@ type Peer struct {
 	DiscoKey   string   `json:"disco_key,omitempty"`
 }
 
-// PeerSet is the body of PUT /v1/peers: it replaces the admin source's whole peer set.
+// PeerSet is the body of PUT /v1/tailnet/peers: it replaces the tailnet source's whole peer set.
 type PeerSet struct {
 	Peers []Peer `json:"peers"`
+}
+
+// SamePeers reports whether a and b hold the same peers, whatever their order and that of
+// their allowed IPs and tags (the gateway's GET answers sorted by key).
+func SamePeers(a, b PeerSet) bool {
+	if len(a.Peers) != len(b.Peers) {
+		return false
+	}
+	norm := func(s PeerSet) map[string]Peer {
+		m := make(map[string]Peer, len(s.Peers))
+		for _, p := range s.Peers {
+			p.AllowedIPs = slices.Sorted(slices.Values(p.AllowedIPs))
+			p.Tags = slices.Sorted(slices.Values(p.Tags))
+			m[p.PublicKey] = p
+		}
+		return m
+	}
+	ma, mb := norm(a), norm(b)
+	if len(ma) != len(a.Peers) {
+		return false
+	}
+	for k, pa := range ma {
+		pb, ok := mb[k]
+		if !ok || pa.User != pb.User || pa.DiscoKey != pb.DiscoKey ||
+			!slices.Equal(pa.AllowedIPs, pb.AllowedIPs) || !slices.Equal(pa.Tags, pb.Tags) {
+			return false
+		}
+	}
+	return true
 }
 
 // FilterDst is one destination of a filter rule: an IPv4 prefix and an inclusive port range.

@@ -16,7 +16,7 @@ import (
 // Request is one recorded update.
 type Request struct {
 	Method, Path string
-	Body         any // *adminapi.PeerSet, *adminapi.Filter, *Approval or *adminapi.Tailnet
+	Body         any // *adminapi.PeerSet (the tailnet source's), *adminapi.Filter, *Approval or *adminapi.Tailnet
 }
 
 // Approval is the body of POST /v1/approval.
@@ -32,6 +32,7 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	tailnet  *adminapi.Tailnet
+	peers    *adminapi.PeerSet // the tailnet peer source as GET /v1/tailnet/peers shows it
 	refuse   map[string]string // path -> error message answered with 400
 }
 
@@ -58,6 +59,15 @@ func (s *Server) Forget() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tailnet = nil
+	s.peers = nil
+}
+
+// SetPeers changes the tailnet peer source behind the connector's back (as another client's
+// PUT /v1/tailnet/peers would), without recording an update.
+func (s *Server) SetPeers(set adminapi.PeerSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.peers = &set
 }
 
 // Requests returns the updates recorded so far.
@@ -105,7 +115,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		defer s.mu.Unlock()
 		reply(w, 200, map[string]any{"generation": len(s.requests), "tailnet": s.tailnet})
 		return
-	case "PUT /v1/peers":
+	case "GET /v1/tailnet/peers":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// As exitgw shows them: every field, user null when empty, source "tailnet".
+		peers := []map[string]any{}
+		if s.peers != nil {
+			for _, p := range s.peers.Peers {
+				view := map[string]any{"public_key": p.PublicKey, "source": "tailnet", "user": nil,
+					"tags": append([]string{}, p.Tags...), "allowed_ips": p.AllowedIPs, "endpoint": nil,
+					"persistent_keepalive": 0, "has_preshared_key": false, "last_handshake_unix_ms": nil,
+					"rx_bytes": 0, "tx_bytes": 0, "disco_key": nil}
+				if p.User != "" {
+					view["user"] = p.User
+				}
+				if p.DiscoKey != "" {
+					view["disco_key"] = p.DiscoKey
+				}
+				peers = append(peers, view)
+			}
+		}
+		reply(w, 200, map[string]any{"generation": len(s.requests), "peers": peers})
+		return
+	case "PUT /v1/tailnet/peers":
 		body = &adminapi.PeerSet{}
 	case "PUT /v1/filter":
 		body = &adminapi.Filter{}
@@ -134,8 +166,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, 400, map[string]string{"error": msg})
 		return
 	}
-	if t, ok := body.(*adminapi.Tailnet); ok {
-		s.tailnet = t
+	switch b := body.(type) {
+	case *adminapi.Tailnet:
+		s.tailnet = b
+	case *adminapi.PeerSet:
+		s.peers = b
 	}
 	reply(w, 200, map[string]any{"generation": len(s.requests)})
 }

@@ -312,7 +312,8 @@ func sendUpdate[T any](ctx context.Context, b *bridge, last **T, want T, what st
 }
 
 // checkGateway notices a gateway that lost the updates (restarted): its status no longer
-// shows the health last sent. Everything is then sent again.
+// shows the health last sent. Everything is then sent again. And a gateway whose tailnet peer
+// source differs from the set last sent (someone else PUT it) gets the peers again.
 func (b *bridge) checkGateway(ctx context.Context) {
 	if b.sent.tailnet == nil {
 		return
@@ -322,6 +323,7 @@ func (b *bridge) checkGateway(ctx context.Context) {
 	st, err := b.cfg.Admin.GetStatus(c)
 	if err == nil && st.Tailnet != nil && st.Tailnet.SinceUnixMs == b.sent.tailnet.SinceUnixMs &&
 		st.Tailnet.LastNetmapUnixMs == b.sent.tailnet.LastNetmapUnixMs && st.Tailnet.State == b.sent.tailnet.State {
+		b.checkPeers(ctx)
 		return
 	}
 	if err != nil {
@@ -332,4 +334,29 @@ func (b *bridge) checkGateway(ctx context.Context) {
 		b.cfg.Logf("bridge: the gateway does not show the last tailnet state (restarted?): sending everything again")
 	}
 	b.sent = applied{}
+}
+
+// checkPeers compares the gateway's tailnet peer source with the set last sent and drops the
+// record of it when they differ, so the next apply sends it again. A refused set is not
+// compared: the gateway keeps its previous one until the netmap changes.
+func (b *bridge) checkPeers(ctx context.Context) {
+	if b.sent.peers == nil {
+		return
+	}
+	if _, refused := b.refused["peers"]; refused {
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	got, err := b.cfg.Admin.GetPeers(c)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			b.cfg.Logf("bridge: reading the gateway's tailnet peers: %v", err)
+		}
+	case !adminapi.SamePeers(got, *b.sent.peers):
+		b.cfg.Logf("bridge: the gateway holds %d tailnet peers, not the %d last sent: sending them again",
+			len(got.Peers), len(b.sent.peers.Peers))
+		b.sent.peers = nil
+	}
 }

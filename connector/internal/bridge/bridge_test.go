@@ -107,7 +107,7 @@ func lastApproval(admin *admintest.Server) *bool {
 }
 
 func hasPeer(admin *admintest.Server, publicKey string) (adminapi.Peer, bool) {
-	if set := admintest.Last[adminapi.PeerSet](admin, "/v1/peers"); set != nil {
+	if set := admintest.Last[adminapi.PeerSet](admin, "/v1/tailnet/peers"); set != nil {
 		for _, p := range set.Peers {
 			if p.PublicKey == publicKey {
 				return p, true
@@ -191,7 +191,7 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	waitFor(t, "the client in PUT /v1/peers", func() bool { _, ok := hasPeer(admin, b64(clientKey.Public().Raw32())); return ok })
+	waitFor(t, "the client in PUT /v1/tailnet/peers", func() bool { _, ok := hasPeer(admin, b64(clientKey.Public().Raw32())); return ok })
 	peer, _ := hasPeer(admin, b64(clientKey.Public().Raw32()))
 	clientNode := ctl.Node(clientKey.Public())
 	wantIP := clientNode.Addresses[0].String()
@@ -204,7 +204,7 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 	waitFor(t, "approval true", func() bool { a := lastApproval(admin); return a != nil && *a })
 
 	// Nothing identical is sent twice in a row.
-	for _, path := range []string{"/v1/peers", "/v1/filter"} {
+	for _, path := range []string{"/v1/tailnet/peers", "/v1/filter"} {
 		var last any
 		for _, r := range admin.Requests() {
 			if r.Path != path {
@@ -216,7 +216,7 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 			last = r.Body
 		}
 	}
-	peersBefore := len(admintest.Of[adminapi.PeerSet](admin, "/v1/peers"))
+	peersBefore := len(admintest.Of[adminapi.PeerSet](admin, "/v1/tailnet/peers"))
 
 	// Control goes away: stale, and the gateway keeps its peers (nothing cleared).
 	proxy.stop()
@@ -224,7 +224,7 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 	if h := lastTailnet(admin); h.Message == "" || h.SinceUnixMs == 0 {
 		t.Errorf("stale health without a message or since: %+v", h)
 	}
-	if n := len(admintest.Of[adminapi.PeerSet](admin, "/v1/peers")); n != peersBefore {
+	if n := len(admintest.Of[adminapi.PeerSet](admin, "/v1/tailnet/peers")); n != peersBefore {
 		t.Errorf("the peer set was sent %d more times while control was away", n-peersBefore)
 	}
 
@@ -298,7 +298,7 @@ func TestRotatedNodeKeyStopsWithAClearError(t *testing.T) {
 	if h := lastTailnet(admin); h.State != adminapi.StateError || h.Message == "" {
 		t.Errorf("the gateway must be told why: health %+v", h)
 	}
-	if admintest.Last[adminapi.PeerSet](admin, "/v1/peers") != nil || lastApproval(admin) != nil {
+	if admintest.Last[adminapi.PeerSet](admin, "/v1/tailnet/peers") != nil || lastApproval(admin) != nil {
 		t.Error("nothing from a netmap for another node key may reach the gateway")
 	}
 }
@@ -352,4 +352,47 @@ func TestUnauthorizedSelfIsLoggedOutAndLongMessagesFit(t *testing.T) {
 		h := lastTailnet(admin)
 		return h.State == adminapi.StateStale && len(h.Message) <= 1024 && strings.HasSuffix(h.Message, "é...") && utf8.ValidString(h.Message)
 	})
+}
+
+// The gateway's tailnet peer source is compared on every resync: a set someone else PUT (or
+// one the gateway lost while keeping the health) is replaced by the netmap's again.
+func TestResyncSendsThePeersAgainWhenTheGatewayHoldsOthers(t *testing.T) {
+	admin := admintest.New("tok")
+	defer admin.Close()
+	gwKey, peerKey := key.NewNode(), key.NewNode()
+	self := (&tailcfg.Node{ID: 1, Key: gwKey.Public(), MachineAuthorized: true}).View()
+	peer := &tailcfg.Node{ID: 2, Key: peerKey.Public(), MachineAuthorized: true, User: 1,
+		Addresses:  []netip.Prefix{netip.MustParsePrefix("100.64.0.5/32")},
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("100.64.0.5/32")}}
+	src := &source{ch: make(chan struct{}, 1), snap: login.Snapshot{
+		NetMap: &netmap.NetworkMap{SelfNode: self, NodeKey: gwKey.Public(), Peers: []tailcfg.NodeView{peer.View()},
+			UserProfiles: map[tailcfg.UserID]tailcfg.UserProfileView{
+				1: (&tailcfg.UserProfile{ID: 1, LoginName: "alice@example.com"}).View()}},
+		LoggedIn: true, InMapPoll: true,
+	}}
+	src.ch <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: gwKey.Public(),
+			ResyncInterval: 100 * time.Millisecond, Logf: t.Logf}, src)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	want := b64(peerKey.Public().Raw32())
+	waitFor(t, "the peer in PUT /v1/tailnet/peers", func() bool { _, ok := hasPeer(admin, want); return ok })
+	// Several resyncs of an unchanged gateway send nothing again.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(admintest.Of[adminapi.PeerSet](admin, "/v1/tailnet/peers")); n != 1 {
+		t.Fatalf("the peer set was sent %d times to a gateway that holds it; once is enough", n)
+	}
+	admin.SetPeers(adminapi.PeerSet{Peers: []adminapi.Peer{}})
+	waitFor(t, "the peer set sent again", func() bool {
+		return len(admintest.Of[adminapi.PeerSet](admin, "/v1/tailnet/peers")) == 2
+	})
+	if _, ok := hasPeer(admin, want); !ok {
+		t.Error("the peer set sent again lacks the peer")
+	}
 }

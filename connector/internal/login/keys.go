@@ -6,21 +6,22 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"strings"
 
 	"go4.org/mem"
 	"tailscale.com/types/key"
+
+	"exitgw/connector/internal/secretfile"
 )
 
-// readKey32 reads a wg(8)-style key file: one line, base64 of 32 bytes.
+// readKey32 reads a wg(8)-style key file: one line, base64 of 32 bytes, in an owner-only regular
+// file as exitgw demands of its own key files.
 func readKey32(path, what string) ([32]byte, error) {
 	var raw [32]byte
-	text, err := os.ReadFile(path)
+	text, err := secretfile.Read(path, what)
 	if err != nil {
-		return raw, fmt.Errorf("reading the %s: %w", what, err)
+		return raw, err
 	}
-	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(text)))
+	decoded, err := base64.StdEncoding.DecodeString(text)
 	if err != nil || len(decoded) != 32 {
 		return raw, fmt.Errorf("the %s %s is not one base64 key of 32 bytes as `wg genkey` writes it", what, path)
 	}
