@@ -156,6 +156,13 @@ std::string Gateway::render_metrics() {
   render_tailnet_metrics(mf);
   if (exporter_) render_export_metrics(mf);
   if (!flows_.empty()) render_flow_metrics(mf);
+  // Always present (zero without --domains_file), so the reload-rejected alert has a series.
+  auto& domain_reloads = mf.family("exitgw_domain_reloads_total",
+                                   "Domain list file reloads, by result", MetricType::Counter);
+  mf.counter(domain_reloads, {{"result", "ok"}},
+             domains_ ? double(domains_->reloads_applied()) : 0.0);
+  mf.counter(domain_reloads, {{"result", "rejected"}},
+             domains_ ? double(domains_->reload_errors()) : 0.0);
   if (domains_) {
     auto& m = mf.family("exitgw_domain_matches_total",
                         "Exit packets whose DNS name, TLS SNI or HTTP Host matched a domain rule",
@@ -174,10 +181,6 @@ std::string Gateway::render_metrics() {
     mf.gauge(
         mf.family("exitgw_domain_rules", "Rules in the running domain list", MetricType::Gauge), {},
         double(domains_->rules()));
-    auto& reloads = mf.family("exitgw_domain_reloads_total", "Domain list file reloads, by result",
-                              MetricType::Counter);
-    mf.counter(reloads, {{"result", "ok"}}, double(domains_->reloads_applied()));
-    mf.counter(reloads, {{"result", "rejected"}}, double(domains_->reload_errors()));
     auto& per_rule = mf.family(
         "exitgw_domain_rule_matches_total",
         "Exit packets matched, by the deciding domain rule (its 0-based index in the list, its "
