@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 
 BIN_DIR = os.environ.get("EXITGW_LAB_BIN", "/opt/exitgw-lab/bin")
@@ -598,8 +599,61 @@ def up(lab, L):
     if not ok:
         raise TailnetError("the exit routes of node %s were not approved within 20 s (%s)"
                            % (node["id"], "autoApprovers" if t.get("auto_approve") else "approve-routes"))
+    # Headscale's word is not the gateway's: the connector applies approval from its own
+    # netmap (the self node's exit route), so wait until exitgw says approved.
+    def gw_approved():
+        return any(n == "exitgw_exit_approved" and v == 1
+                   for n, _l, v in L.parse_metrics(lab.metrics_text()))
+
+    if not L.wait_for(gw_approved, 20, step=0.5):
+        raise TailnetError("Headscale lists the exit routes of node %s approved, yet exitgw "
+                           "does not report approval (exitgw_exit_approved) 20 s later: the "
+                           "connector's netmap did not carry it (see %s)"
+                           % (node["id"], lab.path("connector.log")))
     timings["gateway_approved_s"] = round(time.monotonic() - t0, 2)
     L.log("gateway node %s (id %s) registered by the connector, exit routes approved by %s "
           "(%.1f s)" % (lab.gw, node["id"], "autoApprovers.exitNode" if t.get("auto_approve")
                         else "headscale nodes approve-routes", timings["gateway_approved_s"]))
     lab.save()
+
+
+# --------------------------------------------------------------------------- the demo's views
+
+def gateway_ipv4(lab, L):
+    """The gateway node's tailnet IPv4 address (what a client passes to --exit-node)."""
+    n = gateway_node(lab, L)
+    ips = [a for a in (n or {}).get("ip_addresses") or [] if ":" not in a]
+    if not ips:
+        raise TailnetError("headscale lists no node %s with an IPv4 address" % lab.gw)
+    return ips[0]
+
+
+# Reads the admin token from its file inside P-gw, so it never shows on a command line.
+_PEERS_SCRIPT = """
+import sys, urllib.request
+tok = open(sys.argv[2]).read().strip()
+req = urllib.request.Request(sys.argv[1] + "/v1/peers", headers={"Authorization": "Bearer " + tok})
+sys.stdout.write(urllib.request.urlopen(req, timeout=5).read().decode())
+"""
+
+
+def gateway_peers(lab, L):
+    """exitgw's peers as its admin API reports them (GET /v1/peers), or raises TailnetError."""
+    p = L.run([sys.executable, "-c", _PEERS_SCRIPT, ADMIN_URL, lab.path("admin.token")],
+              ns=lab.gw, check=False, timeout=10)
+    if p.returncode != 0:
+        raise TailnetError("GET %s/v1/peers in %s failed: %s"
+                           % (ADMIN_URL, lab.gw, (p.stderr or p.stdout).strip()[-200:]))
+    try:
+        return json.loads(p.stdout).get("peers") or []
+    except ValueError:
+        raise TailnetError("GET %s/v1/peers: not JSON: %s" % (ADMIN_URL, p.stdout[:200]))
+
+
+def gateway_peer_of(lab, L, c):
+    """The gateway's peer for client c: the one whose allowed IPs hold c's tailnet IPv4."""
+    want = {ip + "/32" for ip in c.get("ts_ips") or [] if ":" not in ip}
+    for peer in gateway_peers(lab, L):
+        if want & set(peer.get("allowed_ips") or []):
+            return peer
+    return None

@@ -154,14 +154,20 @@ class LabTest(unittest.TestCase):
         self.assertIn("does not accept --domain_list_file, which the lab needs", p.stdout)
         self.assertEqual(L.namespaces(name), [], "nothing is built for a refused binary")
 
-    def test_demo_exit_code_follows_a_failed_check(self):
-        # An iperf3 floor no veth reaches: that check fails, says what it required and
+    def connector(self):
+        """The exitgw-connector beside the exitgw under test (build/connector/)."""
+        return os.path.join(os.path.dirname(os.path.dirname(L.EXITGW)), "connector",
+                            "exitgw-connector")
+
+    def test_demo_defaults_to_the_tailnet_and_exit_code_follows_a_failed_check(self):
+        # The default demo is the tailnet one: a tailscaled client selects exitgw as its exit
+        # node. An iperf3 floor no veth reaches: that check fails, says what it required and
         # measured, the summary says FAIL and the exit code is 1; the other checks pass.
         name = L.lab_name("e2m")
         L.down(name)
         try:
             p = L.lab("demo", "--name", name, "--clients", "1", "--exitgw", L.EXITGW,
-                      "--iperf-floor", "1000000", timeout=300)
+                      "--connector", self.connector(), "--iperf-floor", "1000000", timeout=300)
         finally:
             L.down(name)
         self.assertEqual(p.returncode, 1, p.stdout)
@@ -173,7 +179,35 @@ class LabTest(unittest.TestCase):
         failed = [ln for ln in lines if " FAIL " in ln and "requires" in ln]
         self.assertEqual(len(failed), 1, "only the iperf3 check may fail:\n" + p.stdout)
         self.assertTrue(any(ln.startswith("== FAIL: ") for ln in lines), p.stdout)
+        # The tailnet's own checks ran and passed: exit node selected, first byte timed,
+        # the NAT pool seen by the server, a direct path, the gateway-side handshake.
+        for label in ("exit-node list", "exit ttfb", "nat source", "direct path", "handshake"):
+            got = [ln for ln in lines if ln.startswith("  c1    %s " % label)]
+            self.assertTrue(got and " PASS " in got[0], "%s:\n%s" % (label, p.stdout))
+        self.assertRegex(p.stdout, r"exit ttfb +PASS requires first byte .* measured [\d.]+ s")
+        self.assertIn("via 10.77.0.1:51820", [ln for ln in lines if "direct path" in ln][0])
+        self.assertIn("== c1: tailscale status ==", p.stdout)
+        self.assertNotIn("wg show", p.stdout)
 
+    def test_demo_wireguard_go_option_passes(self):
+        name = L.lab_name("e2w")
+        L.down(name)
+        try:
+            p = L.lab("demo", "--name", name, "--clients", "1", "--exitgw", L.EXITGW,
+                      "--wireguard-go", timeout=300)
+        finally:
+            L.down(name)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertTrue(any(ln.startswith("== PASS: ") for ln in p.stdout.splitlines()), p.stdout)
+        self.assertIn("== peers (wg show on the clients) ==", p.stdout)
+        self.assertNotIn("exit ttfb", p.stdout)
+
+    def test_demo_refuses_tailnet_with_wireguard_go(self):
+        name = L.lab_name("e2x")
+        p = L.lab("demo", "--name", name, "--exitgw", L.EXITGW, "--tailnet", "--wireguard-go")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("--tailnet and --wireguard-go exclude each other", p.stdout)
+        self.assertEqual(L.namespaces(name), [], "nothing is built for a refused demo")
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
