@@ -232,9 +232,18 @@ class TailnetTest(unittest.TestCase):
                         ts("c1", "exit-node", "list").stdout)
 
     # ------------------------------------------------------------- traffic (disco too)
-    def use_exit(self, host):
-        p = ts(host, "set", "--exit-node=" + self.gw_ip())
-        self.assertEqual(p.returncode, 0, p.stdout)
+    def use_exit(self, host, ip=None):
+        """Selects the exit node, retrying while the client's netmap does not yet show it
+        advertising one (an approval restored a moment ago takes a netmap to arrive)."""
+        ip = ip or self.gw_ip()
+        tries = []
+
+        def selected():
+            tries.append(ts(host, "set", "--exit-node=" + ip))
+            return tries[-1].returncode == 0
+
+        if not L.wait_until(selected, 20, 0.5):
+            self.fail("%s could not select %s within 20 s: %s" % (host, ip, tries[-1].stdout))
 
     def test_g_exit_traffic_shows_nat_pool_and_direct_ping(self):
         t0 = time.monotonic()
@@ -288,7 +297,7 @@ class TailnetTest(unittest.TestCase):
         """Through the reference exit node (c2) and through exitgw (c1)."""
         users = {"c2": self.x1_ip(), "c1": self.gw_ip()}
         for c, ip in users.items():
-            self.assertEqual(ts(c, "set", "--exit-node=" + ip).returncode, 0)
+            self.use_exit(c, ip)
         try:
             for c in users:
                 self.assertTrue(L.wait_until(lambda: fetch_whoami(c, 2) is not None, 20, 0.3), c)
