@@ -65,21 +65,12 @@ class ControlTest(unittest.TestCase):
         cls.domains = os.path.join(cls.tmp, "domains.conf")
         shutil.copy(os.path.join(L.REPO, "conf", "policy.hujson"), cls.policy)
         shutil.copy(os.path.join(L.REPO, "conf", "domains.conf"), cls.domains)
-        L.down(NAME)
-        try:
-            L.up(NAME, clients=2, extra=("--gw-flag", "policy_file=" + cls.policy,
-                                         "--gw-flag", "domain_list_file=" + cls.domains))
-        except BaseException:
-            L.down(NAME)
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
+        L.up_or_clean(NAME, cls.tmp, extra=("--gw-flag", "policy_file=" + cls.policy,
+                                           "--gw-flag", "domain_list_file=" + cls.domains))
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            L.down(NAME)
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        L.down_and_clean(NAME, cls.tmp)
 
     def fresh_handshake(self, cname):
         """Resets the client's WireGuard state (wg setconf replaces its peers) and pings; the

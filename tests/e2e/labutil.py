@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +51,25 @@ def up(name, clients=2, extra=()):
 
 def down(name):
     return lab("down", "--name", name, timeout=60)
+
+
+def up_or_clean(name, tmp, clients=2, extra=()):
+    """A suite's setUpClass: the lab up, or on any failure the lab down and `tmp` removed."""
+    down(name)
+    try:
+        return up(name, clients=clients, extra=extra)
+    except BaseException:
+        down(name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def down_and_clean(name, tmp):
+    """A suite's tearDownClass: the lab down and `tmp` removed."""
+    try:
+        down(name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def lab_exec(name, host, *cmd, timeout=60):

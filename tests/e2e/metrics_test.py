@@ -37,21 +37,16 @@ class MetricsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="exitgw-metricstest-")
-        L.down(NAME)
+        L.up_or_clean(NAME, cls.tmp)
         try:
-            L.up(NAME, clients=2)
             cls.missing = L.ensure_handshakes(NAME, ("c1", "c2"), timeout=25)
         except BaseException:
-            L.down(NAME)
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+            L.down_and_clean(NAME, cls.tmp)
             raise
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            L.down(NAME)
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        L.down_and_clean(NAME, cls.tmp)
 
     def test_metrics_scraped_by_a_real_prometheus_server(self):
         self.assertEqual(self.missing, set(), "clients without a handshake")
