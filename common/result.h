@@ -1,7 +1,9 @@
-// Result<T>: a value or an error message; how control code reports failure without exceptions.
+// Result: a value or why not; how control code reports failure without exceptions.
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -11,11 +13,14 @@ struct Error {
   std::string message;
 };
 
-template <typename T>
+// Result<T>: the value, or an Error with a message for people. Result<T, Code> carries an
+// enumerated reason instead (a handshake's rejection that indexes a counter array); beside such
+// an enum an ADL-found `std::string_view reason_name(Code)` names it.
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
@@ -26,10 +31,20 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T& operator*() { return value(); }
   const T& operator*() const { return value(); }
-  const std::string& error() const { return std::get<Error>(v_).message; }
+  // The message (Error), or the reason code.
+  const auto& error() const {
+    if constexpr (std::is_same_v<E, Error>)
+      return std::get<Error>(v_).message;
+    else
+      return std::get<E>(v_);
+  }
+  // A reason code's name.
+  std::string_view error_name() const requires(!std::is_same_v<E, Error>) {
+    return reason_name(error());
+  }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 struct Ok {};

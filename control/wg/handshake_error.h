@@ -59,34 +59,13 @@ constexpr std::string_view handshake_error_name(HandshakeError e) {
              : std::string_view("unknown");
 }
 
-// A value or the reason it could not be produced. Like Result<T>, but the error is a code that
-// can index a counter array instead of a free-form message.
+// For Result<T, HandshakeError>::error_name().
+constexpr std::string_view reason_name(HandshakeError e) {
+  return handshake_error_name(e);
+}
+
+// A value or the handshake's reason it could not be produced (indexes a counter array).
 template <typename T>
-class [[nodiscard]] Outcome {
- public:
-  Outcome(T value) : v_(std::move(value)) {}    // NOLINT(google-explicit-constructor)
-  Outcome(HandshakeError error) : v_(error) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() { return value(); }
-  const T& operator*() const { return value(); }
-  HandshakeError error() const { return std::get<HandshakeError>(v_); }
-  std::string_view error_name() const { return handshake_error_name(error()); }
-
-  // For callers that only report: the message is the reason's name.
-  Result<T> to_result() && {
-    if (ok()) return std::move(*this).value();
-    return make_error("handshake rejected: " + std::string(error_name()));
-  }
-
- private:
-  std::variant<T, HandshakeError> v_;
-};
+using Outcome = Result<T, HandshakeError>;
 
 }  // namespace exitgw::wg
