@@ -21,34 +21,7 @@ namespace exitgw {
 
 namespace {
 
-// The keys a [Peer] section may hold; the table yields both the names and which may repeat.
-enum class Field {
-  kPublicKey,
-  kPresharedKey,
-  kAllowedIps,
-  kEndpoint,
-  kKeepalive,
-  kUser,
-  kTags,
-  kDiscoKey,
-  kCount
-};
-
-struct FieldInfo {
-  std::string_view name;
-  bool repeatable;  // list-valued keys may appear on several lines, as wg allows AllowedIPs
-};
-
-constexpr std::array<FieldInfo, static_cast<size_t>(Field::kCount)> kFields = {{
-    {"PublicKey", false},
-    {"PresharedKey", false},
-    {"AllowedIPs", true},
-    {"Endpoint", false},
-    {"PersistentKeepalive", false},
-    {"User", false},
-    {"Tags", true},
-    {"DiscoKey", false},
-}};
+using Field = PeerField;
 
 constexpr uint8_t kShortestAllowedPrefix = 8;
 constexpr size_t kMaxUserBytes = 256;
@@ -188,20 +161,21 @@ class PeersParser {
       return at(line_no, quoted(key) + " comes before any [Peer] section");
     }
     size_t index = 0;
-    while (index < kFields.size() && !iequals(key, kFields[index].name)) ++index;
-    if (index == kFields.size()) {
+    while (index < kPeerFields.size() && !iequals(key, kPeerFields[index].file_key)) ++index;
+    if (index == kPeerFields.size()) {
       return at(line_no, "unknown key " + quoted(key) +
                              " in [Peer] (known: PublicKey, PresharedKey, AllowedIPs, Endpoint, "
                              "PersistentKeepalive, User, Tags, DiscoKey)");
     }
-    const FieldInfo& info = kFields[index];
+    const PeerFieldInfo& info = kPeerFields[index];
     int& first_line = section_->first_line[index];
     if (first_line != 0 && !info.repeatable) {
-      return at(line_no, std::string(info.name) + " appears twice in this [Peer] (first at line " +
+      return at(line_no, std::string(info.file_key) +
+                             " appears twice in this [Peer] (first at line " +
                              std::to_string(first_line) + ")");
     }
     if (first_line == 0) first_line = line_no;
-    if (value.empty()) return at(line_no, std::string(info.name) + " has no value");
+    if (value.empty()) return at(line_no, std::string(info.file_key) + " has no value");
     Status s = parse_value(static_cast<Field>(index), value, line_no);
     if (!s) return at(line_no, s.error());
     return Ok{};

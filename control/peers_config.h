@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -19,6 +20,35 @@ inline constexpr size_t kPeersFileMaxBytes = 16 * 1024 * 1024;
 inline constexpr size_t kPeersLineMaxBytes = 4096;
 
 // One [Peer] section. Only what the file says; defaults are zero/empty/false.
+// A peer's fields, the same in the peers file ([Peer] keys, wg-quick style) and in the admin
+// API and etcd (JSON names); one table gives both names and which file keys may repeat.
+enum class PeerField : uint8_t {
+  kPublicKey,
+  kPresharedKey,
+  kAllowedIps,
+  kEndpoint,
+  kKeepalive,
+  kUser,
+  kTags,
+  kDiscoKey,
+  kCount
+};
+struct PeerFieldInfo {
+  std::string_view file_key;  // in a [Peer] section (case-insensitive)
+  std::string_view json_name;
+  bool repeatable;  // list-valued keys may appear on several lines, as wg allows AllowedIPs
+};
+inline constexpr std::array<PeerFieldInfo, static_cast<size_t>(PeerField::kCount)> kPeerFields = {{
+    {"PublicKey", "public_key", false},
+    {"PresharedKey", "preshared_key", false},
+    {"AllowedIPs", "allowed_ips", true},
+    {"Endpoint", "endpoint", false},
+    {"PersistentKeepalive", "persistent_keepalive", false},
+    {"User", "user", false},
+    {"Tags", "tags", true},
+    {"DiscoKey", "disco_key", false},
+}};
+
 struct PeerConfig {
   wg::Key public_key{};
   wg::Key preshared_key{};  // all zero unless has_preshared_key

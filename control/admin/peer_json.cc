@@ -36,25 +36,10 @@ std::string field_error(std::string_view field, std::string_view expected, const
          got.type_name();
 }
 
-// The fields a peer body may hold; the table gives each its expected type for messages.
-enum class PeerField {
-  kPublicKey,
-  kPresharedKey,
-  kAllowedIps,
-  kEndpoint,
-  kKeepalive,
-  kUser,
-  kTags,
-  kDiscoKey,
-  kCount
-};
-constexpr std::array<std::string_view, static_cast<size_t>(PeerField::kCount)> kPeerFields = {
-    "public_key",           "preshared_key", "allowed_ips", "endpoint",
-    "persistent_keepalive", "user",          "tags",        "disco_key"};
-
 std::string known_peer_fields() {
   std::string out;
-  for (std::string_view f : kPeerFields) out += (out.empty() ? "" : ", ") + std::string(f);
+  for (const PeerFieldInfo& f : kPeerFields)
+    out += (out.empty() ? "" : ", ") + std::string(f.json_name);
   return out;
 }
 
@@ -150,7 +135,8 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
   PeerConfig peer;
   bool has_key = false;
   for (const auto& [name, value] : body.items()) {
-    const auto found = std::find(kPeerFields.begin(), kPeerFields.end(), name);
+    const auto found = std::find_if(kPeerFields.begin(), kPeerFields.end(),
+                                    [&](const PeerFieldInfo& f) { return f.json_name == name; });
     if (found == kPeerFields.end()) {
       return make_error("unknown field " + quote_field(name) +
                         " in a peer (known: " + known_peer_fields() + ")");
