@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "control/etcd/etcd_wire.h"
-#include "control/etcd/testing/etcd_process.h"
+#include "tests/support/etcd_process.h"
 
 namespace exitgw::etcd {
 namespace {

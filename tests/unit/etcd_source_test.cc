@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "control/admin/peer_json.h"
-#include "control/etcd/testing/etcd_process.h"
+#include "tests/support/etcd_process.h"
 #include "control/policy/policy.h"
 
 namespace exitgw::etcd {
