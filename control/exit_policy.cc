@@ -79,64 +79,140 @@ void ExitPolicy::restore_files(FileInputs inputs) {
   approvals_ = std::move(inputs.approvals);
 }
 
-Result<ExitPolicy::Built> ExitPolicy::build(const policy::CompiledPolicy& compiled, Origin origin) {
-  auto snapshot = policy::build_snapshot(compiled);
+Result<ExitPolicy::Built> ExitPolicy::build(
+    std::shared_ptr<const policy::CompiledPolicy> compiled,
+    std::shared_ptr<const std::vector<policy::PolicyPeer>> peers, Origin origin) {
+  auto snapshot = policy::build_snapshot(*compiled);
   if (!snapshot) return make_error(snapshot.error());
-  return Built{std::move(*snapshot), compiled.exit.reason, compiled.class_count,
-               compiled.rules.size(), std::move(origin)};
+  Built b;
+  b.classifier.snapshot = std::shared_ptr<const policy::PolicySnapshot>(std::move(*snapshot));
+  b.classifier.rules = std::shared_ptr<const std::vector<policy::CompiledRule>>(
+      compiled, &compiled->rules);  // shares the compiled policy's lifetime
+  b.classifier.peers = std::move(peers);
+  b.class_by_slot = compiled->class_by_slot;
+  b.approved = compiled->exit.approved;
+  b.approval_reason = compiled->exit.reason;
+  b.classes = compiled->class_count;
+  b.origin = std::move(origin);
+  return b;
+}
+
+std::optional<ExitPolicy::Built> ExitPolicy::reuse(const policy::CompiledPolicy& compiled) const {
+  if (!current_) return std::nullopt;
+  const Classifier& running = current_->classifier;
+  if (*running.rules != compiled.rules || running.snapshot->rule_names != compiled.rule_names)
+    return std::nullopt;
+  Built b;
+  b.classifier.snapshot = running.snapshot;
+  b.classifier.rules = running.rules;
+  b.classifier.peers = std::make_shared<const std::vector<policy::PolicyPeer>>(peers_);
+  b.class_by_slot = compiled.class_by_slot;
+  b.approved = compiled.exit.approved;
+  b.approval_reason = compiled.exit.reason;
+  b.classes = compiled.class_count;
+  b.origin = origin();
+  return b;
 }
 
 void ExitPolicy::publish(Built built) {
   auto pub = std::make_unique<Published>();
-  pub->snapshot = std::move(built.snapshot);
-  const auto n_rules = static_cast<uint32_t>(pub->snapshot->rule_names.size());
+  pub->classifier = std::move(built.classifier);
+  pub->class_by_slot = std::move(built.class_by_slot);
+  const policy::PolicySnapshot& snap = *pub->classifier.snapshot;
+  const auto n_rules = static_cast<uint32_t>(snap.rule_names.size());
   pub->hits = std::make_unique<dp::Counter[]>(size_t{n_rules} * ctx_.n_workers);
-  pub->view.acl = pub->snapshot->classifier.context();
-  pub->view.class_by_slot = pub->snapshot->class_by_slot.data();
-  pub->view.n_slots = static_cast<uint32_t>(pub->snapshot->class_by_slot.size());
+  pub->view.acl = snap.classifier.context();
+  pub->view.class_by_slot = pub->class_by_slot.data();
+  pub->view.n_slots = static_cast<uint32_t>(pub->class_by_slot.size());
   pub->view.n_rules = n_rules;
-  pub->view.exit_approved = pub->snapshot->exit_approved;
+  pub->view.exit_approved = built.approved;
   pub->view.rule_hits = pub->hits.get();
   pub->origin = std::move(built.origin);
-  if (pub->snapshot->exit_approved != last_approved_ || !current_)
+  if (built.approved != last_approved_ || !current_)
     log_info(std::string("policy: exit node ") +
-             (pub->snapshot->exit_approved ? "approved" : "NOT approved, forwarding nothing") +
-             " (" + built.approval_reason + ")");
-  last_approved_ = pub->snapshot->exit_approved;
+             (built.approved ? "approved" : "NOT approved, forwarding nothing") + " (" +
+             built.approval_reason + ")");
+  const bool same_classifier =
+      current_ && current_->classifier.snapshot == pub->classifier.snapshot;
+  last_approved_ = built.approved;
   approval_reason_ = std::move(built.approval_reason);
   classes_ = built.classes;
   ctx_.policy.store(&pub->view, std::memory_order_release);
   if (current_)
     retired_.push_back(Retired{ctx_.rcu ? rte_rcu_qsbr_start(ctx_.rcu) : 0, std::move(current_)});
   current_ = std::move(pub);
-  log_info("policy: " + std::to_string(built.rules) + " rules in " + std::to_string(built.classes) +
-           " classes for " + std::to_string(peers_.size()) + " peers");
+  if (!same_classifier)
+    log_info("policy: " + std::to_string(current_->classifier.rules->size()) + " rules in " +
+             std::to_string(built.classes) + " classes for " + std::to_string(peers_.size()) +
+             " peers");
   publish_status();
 }
 
-Status ExitPolicy::compile_and_publish() {
-  auto compiled = compile();
-  if (!compiled) return make_error(compiled.error());
-  auto built = build(*compiled, origin());
-  if (!built) return make_error(built.error());
-  builder_.cancel();  // this state is the newest: a build still running must not land after it
-  publish(std::move(*built));
-  if (reload_in_build_) {
-    // The cancelled build's file reload was part of this state: it is applied now.
-    reload_in_build_.reset();
-    last_reload_error_.clear();
-    ++reloads_;
+void ExitPolicy::publish_interim() {
+  if (!current_) return;
+  const Classifier& running = current_->classifier;
+  std::vector<uint32_t> classes = running.snapshot->class_by_slot;
+  std::map<uint32_t, const policy::PolicyPeer*> now;
+  for (const policy::PolicyPeer& p : peers_) now.emplace(p.slot, &p);
+  for (const policy::PolicyPeer& was : *running.peers) {
+    auto it = now.find(was.slot);
+    if ((it == now.end() || !(*it->second == was)) && was.slot < classes.size())
+      classes[was.slot] = policy::kNoAccessClass;
   }
-  return Ok{};
+  if (classes == current_->class_by_slot) return;
+  Built b;
+  b.classifier = running;
+  b.class_by_slot = std::move(classes);
+  b.approved = current_->view.exit_approved;
+  b.approval_reason = approval_reason_;
+  b.classes = classes_;
+  b.origin = current_->origin;
+  publish(std::move(b));
 }
 
-Status ExitPolicy::compile_and_build_async() {
+void ExitPolicy::settle(const Status& result) {
+  std::vector<PendingChange> changes = std::move(pending_changes_);
+  pending_changes_.clear();
+  std::optional<FileInputs> before = std::move(reload_in_build_);
+  reload_in_build_.reset();
+  if (!result) {
+    // Refused whole: the changes are undone, newest first, and the files' inputs come back.
+    for (auto it = changes.rbegin(); it != changes.rend(); ++it)
+      if (it->undo) it->undo();
+    if (before) restore_files(std::move(*before));
+  }
+  if (before) {
+    ++reloads_;
+    if (result) {
+      last_reload_error_.clear();
+    } else {
+      ++reload_errors_;
+      last_reload_error_ = result.error();
+      log_error("policy: reload rejected, running policy unchanged: " + result.error());
+    }
+  }
+  for (PendingChange& c : changes)
+    if (c.done) c.done(result);
+}
+
+Status ExitPolicy::compile_and_apply(std::optional<PendingChange> change) {
   auto compiled = compile();
   if (!compiled) return make_error(compiled.error());
+  if (change) pending_changes_.push_back(std::move(*change));
+  if (auto same = reuse(*compiled)) {
+    // This state is the newest: a build still running must not land after it.
+    builder_.cancel();
+    ++builds_skipped_;
+    publish(std::move(*same));
+    settle(Ok{});
+    return Ok{};
+  }
+  publish_interim();
   // Validated: only the rte_acl build is left, and it runs on the builder thread; the running
-  // classifier serves until tick() publishes the result.
+  // classifier serves until publish_finished_build() publishes the result.
   auto shared = std::make_shared<const policy::CompiledPolicy>(std::move(*compiled));
-  builder_.submit([shared, origin = origin()] { return build(*shared, origin); });
+  auto peers = std::make_shared<const std::vector<policy::PolicyPeer>>(peers_);
+  builder_.submit([shared, peers, origin = origin()] { return build(shared, peers, origin); });
   return Ok{};
 }
 
@@ -149,28 +225,38 @@ Status ExitPolicy::init(std::vector<policy::PolicyPeer> peers) {
     if (Status s = approvals_watch_.watch(opt_.approvals_file); !s)
       return make_error("--approvals_file: " + s.error());
   if (Status s = load_files(); !s) return s;
-  return compile_and_publish();
+  auto compiled = compile();
+  if (!compiled) return make_error(compiled.error());
+  auto built = build(std::make_shared<const policy::CompiledPolicy>(std::move(*compiled)),
+                     std::make_shared<const std::vector<policy::PolicyPeer>>(peers_), origin());
+  if (!built) return make_error(built.error());
+  publish(std::move(*built));
+  return Ok{};
 }
 
 void ExitPolicy::set_peers(std::vector<policy::PolicyPeer> peers) {
   peers_ = std::move(peers);
-  // At once, not on the builder: a freed peer slot may be reused by a new peer, which must
-  // never run under the old peer's class while a build is in progress.
-  if (Status s = compile_and_publish(); !s)
+  if (Status s = compile_and_apply(std::nullopt); !s) {
+    // The running classifier stays; peers that changed lose their class until a compile works.
+    publish_interim();
     log_error("policy: not recompiled for the new peers, running policy kept: " + s.error());
+  }
 }
 
-Status ExitPolicy::set_approval_override(std::optional<bool> approved) {
+Status ExitPolicy::set_approval_override(std::optional<bool> approved, Done done) {
   const std::optional<bool> old = override_;
   override_ = approved;
-  if (Status s = compile_and_publish(); !s) {
+  if (Status s =
+          compile_and_apply(PendingChange{std::move(done), [this, old] { override_ = old; }});
+      !s) {
     override_ = old;
     return s;
   }
   return Ok{};
 }
 
-Status ExitPolicy::set_policy_override(std::optional<std::string> text, const std::string& origin) {
+Status ExitPolicy::set_policy_override(std::optional<std::string> text, const std::string& origin,
+                                       Done done) {
   std::optional<PolicyOverride> next;
   if (text) {
     auto parsed = policy::parse_policy(*text, origin + " policy");
@@ -178,11 +264,16 @@ Status ExitPolicy::set_policy_override(std::optional<std::string> text, const st
     next = PolicyOverride{std::move(*parsed), std::make_shared<const std::string>(std::move(*text)),
                           origin};
   }
-  std::optional<PolicyOverride> old = std::move(policy_override_);
+  auto old = std::make_shared<std::optional<PolicyOverride>>(std::move(policy_override_));
   policy_override_ = std::move(next);
   // Under a tailnet filter nothing in force changes: the HuJSON policy is checked and stored.
-  if (Status s = tailnet_ ? check_hidden_policy(hujson_policy()) : compile_and_publish(); !s) {
-    policy_override_ = std::move(old);
+  Status s = check_hidden_policy(hujson_policy());
+  if (s && tailnet_ && done) done(Ok{});
+  if (s && !tailnet_)
+    s = compile_and_apply(
+        PendingChange{std::move(done), [this, old] { policy_override_ = std::move(*old); }});
+  if (!s) {
+    policy_override_ = std::move(*old);
     return make_error(text ? s.error()
                            : "cannot clear the policy override: the file's policy does not "
                              "compile: " +
@@ -202,27 +293,21 @@ Status ExitPolicy::set_policy_override(std::optional<std::string> text, const st
 }
 
 void ExitPolicy::publish_finished_build() {
-  // Only file reloads build here; one counts once its build is done, as applied or refused.
-  if (auto done = builder_.take()) {
-    ++reloads_;
-    std::optional<FileInputs> before = std::move(reload_in_build_);
-    reload_in_build_.reset();
-    if (done->result) {
-      last_reload_error_.clear();
-      publish(std::move(*done->result));
-    } else {
-      // Validation passed; only the classifier build failed (out of DPDK memory): refused
-      // whole, so the files' previous inputs come back with the policy still running.
-      ++build_errors_;
-      ++reload_errors_;
-      if (before) restore_files(std::move(*before));
-      last_reload_error_ = "classifier build failed: " + done->result.error();
-      log_error("policy: reload rejected, running policy unchanged: " + last_reload_error_);
-    }
+  auto done = builder_.take();
+  if (!done) return;
+  if (done->result) {
+    publish(std::move(*done->result));
+    settle(Ok{});
+    return;
   }
+  // Validation passed; only the classifier build failed (out of DPDK memory).
+  ++build_errors_;
+  const std::string error = "classifier build failed: " + done->result.error();
+  settle(make_error(error));
+  log_error("policy: " + error + "; the running classifier stays");
 }
 
-Status ExitPolicy::set_tailnet_filter(std::optional<policy::TailnetFilter> filter) {
+Status ExitPolicy::set_tailnet_filter(std::optional<policy::TailnetFilter> filter, Done done) {
   const bool setting = filter.has_value();
   std::optional<TailnetOverride> next;
   if (filter) {
@@ -231,10 +316,12 @@ Status ExitPolicy::set_tailnet_filter(std::optional<policy::TailnetFilter> filte
         policy::policy_from_tailnet_filter(*shared), shared,
         std::make_shared<const std::string>(policy::tailnet_filter_to_json(*shared).dump(2))};
   }
-  std::optional<TailnetOverride> old = std::move(tailnet_);
+  auto old = std::make_shared<std::optional<TailnetOverride>>(std::move(tailnet_));
   tailnet_ = std::move(next);
-  if (Status s = compile_and_publish(); !s) {
-    tailnet_ = std::move(old);
+  if (Status s = compile_and_apply(
+          PendingChange{std::move(done), [this, old] { tailnet_ = std::move(*old); }});
+      !s) {
+    tailnet_ = std::move(*old);
     return make_error((setting ? "the tailnet filter does not compile: "
                                : "cannot clear the tailnet filter: the HuJSON policy does not "
                                  "compile: ") +
@@ -257,17 +344,18 @@ void ExitPolicy::tick(uint64_t now_ns) {
     FileInputs before{policy_, policy_file_text_, approvals_};
     Status s = load_files();
     if (s) s = check_hidden_policy(policy_);
-    if (s) s = compile_and_build_async();
+    // Counted when the state that includes it is published (or its build fails); a newer
+    // reload replaces the build but keeps the inputs from before the first.
+    const bool first = !reload_in_build_;
+    if (s && first) reload_in_build_ = before;
+    if (s) s = compile_and_apply(std::nullopt);
     if (!s) {
+      if (first) reload_in_build_.reset();
       ++reloads_;
       ++reload_errors_;
       restore_files(std::move(before));
       last_reload_error_ = s.error();
       log_error("policy: reload rejected, running policy unchanged: " + s.error());
-    } else if (!reload_in_build_) {
-      // Counted when its build is published (or fails); a newer reload replaces the build but
-      // keeps the inputs from before the first.
-      reload_in_build_ = std::move(before);
     }
   }
   while (!retired_.empty() && rte_rcu_qsbr_check(ctx_.rcu, retired_.front().token, false) == 1) {
@@ -275,7 +363,7 @@ void ExitPolicy::tick(uint64_t now_ns) {
     for (uint32_t r = 0; r < old.view.n_rules; ++r) {
       uint64_t sum = 0;
       for (unsigned w = 0; w < ctx_.n_workers; ++w) sum += old.hits[w * old.view.n_rules + r].get();
-      retired_hits_[old.snapshot->rule_names[r]] += sum;
+      retired_hits_[old.classifier.snapshot->rule_names[r]] += sum;
     }
     retired_.pop_front();
   }
@@ -290,7 +378,7 @@ void ExitPolicy::publish_status() {
     for (uint32_t r = 0; r < pub.view.n_rules; ++r) {
       uint64_t sum = 0;
       for (unsigned w = 0; w < ctx_.n_workers; ++w) sum += pub.hits[w * pub.view.n_rules + r].get();
-      hits[pub.snapshot->rule_names[r]] += sum;
+      hits[pub.classifier.snapshot->rule_names[r]] += sum;
     }
   };
   for (const Retired& r : retired_) add(*r.published);

@@ -1,15 +1,21 @@
 // Exit approval and policy on the control thread: reads the policy and approvals files
 // (watched, bounded), compiles them with the current peers, publishes a PolicyView to the
-// workers by pointer swap and frees the old one after an RCU grace period. A bad file is
-// rejected whole and the running policy stays. For file reloads the rte_acl build runs on a
-// builder thread (the running classifier serves meanwhile); admin and etcd updates, whose
-// callers wait for the result, and peer changes (a reused peer slot must never keep a removed
-// peer's class) build at once and supersede a build in progress.
+// workers by pointer swap and frees the old one after an RCU grace period. A bad input is
+// rejected whole and the running policy stays.
+//
+// Compiling (validation, classes, rules) is fast and runs on the control thread; building an
+// rte_acl classifier can take seconds and runs on a builder thread while the running one
+// serves. A change that leaves the rules as they are (a peer of an identity that has other
+// peers, an approval) needs no build: it is published at once with the running classifier.
+// While a build for changed peers is in progress, a removed or changed peer's slot loses its
+// class at once (a reused slot never runs under the previous peer's class) and a new peer's
+// traffic waits for the build.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -62,26 +68,35 @@ class ExitPolicy {
   ExitPolicy(dp::DataplaneContext& ctx, ExitPolicyOptions opt);
   ~ExitPolicy();
 
-  // Reads the files and publishes the first policy; a bad file fails start-up.
+  // Called once a change accepted by a set_* method is in force (Ok), or when its classifier
+  // could not be built (the error; the change was undone). It may be called before the set_*
+  // method returns, when no build was needed.
+  using Done = std::function<void(Status)>;
+
+  // Reads the files and publishes the first policy (built here: nothing runs yet); a bad file
+  // fails start-up.
   Status init(std::vector<policy::PolicyPeer> peers);
-  // Peers changed (added, removed, identity): recompile with the same files, at once.
+  // Peers changed (added, removed, identity): recompiled with the same inputs.
   void set_peers(std::vector<policy::PolicyPeer> peers);
   // An approval set through the admin API or etcd: overrides the approvals file until
-  // cleared (nullopt). Recompiles and publishes at once.
-  Status set_approval_override(std::optional<bool> approved);
+  // cleared (nullopt).
+  Status set_approval_override(std::optional<bool> approved, Done done = {});
   std::optional<bool> approval_override() const { return override_; }
   // A whole policy (HuJSON text) from the admin API or etcd, `origin` being that source: parsed
   // and compiled with the current peers, then published; it replaces the policy file's until
   // cleared (nullopt). A bad text changes nothing and the error names it (line:column). While
   // it is set, file reloads are still parsed and compiled (errors are reported) but do not
   // replace it. While a tailnet filter is set the text is compiled to check it, then stored.
-  Status set_policy_override(std::optional<std::string> text, const std::string& origin);
+  Status set_policy_override(std::optional<std::string> text, const std::string& origin,
+                             Done done = {});
   bool has_policy_override() const { return policy_override_.has_value(); }
   // The tailnet's compiled packet filter (FilterReplace): compiled with the current peers and
   // published; while set it replaces the HuJSON policy (override or file) as the verdict, the
   // built-in egress safety and approval still apply. nullopt clears it. A filter that does not
   // compile changes nothing.
-  Status set_tailnet_filter(std::optional<policy::TailnetFilter> filter);
+  Status set_tailnet_filter(std::optional<policy::TailnetFilter> filter, Done done = {});
+  // The set_* methods return an error when the change is refused (nothing changed, `done` is
+  // never called); Ok when it was accepted: in force already, or building.
   // File watches, deferred frees, the status for metrics; call every ~100 ms.
   void tick(uint64_t now_ns);
   // Publishes a classifier the builder thread has finished; cheap, call every loop iteration.
@@ -95,10 +110,13 @@ class ExitPolicy {
   // Reloads that replaced the running files' policy and approvals (the generation advances
   // only for these).
   uint64_t reloads_applied() const { return reloads_ - reload_errors_; }
-  // File reloads refused because their classifier build failed (counted in reload_errors too).
+  // Classifier builds that failed (out of DPDK memory): the changes they carried were refused
+  // (a file reload among them is counted in reload_errors too).
   uint64_t build_errors() const { return build_errors_; }
   // True while a classifier is being built on the builder thread (not yet published).
   bool build_pending() const { return builder_.pending(); }
+  // Changes published without a classifier build (the running one serves the new classes).
+  uint64_t builds_skipped() const { return builds_skipped_; }
   // True when the builder thread runs nothing, not even a superseded build.
   bool builder_idle() const { return builder_.idle(); }
   // Why the latest policy/approvals file reload was refused; empty when it applied (control
@@ -112,18 +130,33 @@ class ExitPolicy {
     std::shared_ptr<const std::string> text;
     std::shared_ptr<const policy::TailnetFilter> tailnet_filter;
   };
+  // What the classifier was compiled from: its peers and their classes, shared by the views
+  // that reuse it.
+  struct Classifier {
+    std::shared_ptr<const policy::PolicySnapshot> snapshot;
+    std::shared_ptr<const std::vector<policy::CompiledRule>> rules;
+    std::shared_ptr<const std::vector<policy::PolicyPeer>> peers;
+  };
   struct Published {
-    std::unique_ptr<policy::PolicySnapshot> snapshot;
+    Classifier classifier;
+    std::vector<uint32_t> class_by_slot;  // what the workers read (may deny changed peers)
     std::unique_ptr<dp::Counter[]> hits;
     dp::PolicyView view;
     Origin origin;
   };
-  // What a build hands to publish(): the snapshot and what the log and status say of it.
+  // What a compile or build hands to publish().
   struct Built {
-    std::unique_ptr<policy::PolicySnapshot> snapshot;
+    Classifier classifier;
+    std::vector<uint32_t> class_by_slot;
+    bool approved = false;
     std::string approval_reason;
-    size_t classes = 0, rules = 0;
+    size_t classes = 0;
     Origin origin;
+  };
+  // A set_* change waiting for its build: how to report it and how to undo it if it fails.
+  struct PendingChange {
+    Done done;
+    std::function<void()> undo;
   };
   // The files' parsed inputs, kept to restore them when a reload's build fails.
   struct FileInputs {
@@ -142,12 +175,21 @@ class ExitPolicy {
   // cleared.
   Status check_hidden_policy(const policy::Policy& p) const;
   // Builds the rte_acl classifier of `compiled` (slow for large policies; any thread).
-  static Result<Built> build(const policy::CompiledPolicy& compiled, Origin origin);
+  static Result<Built> build(std::shared_ptr<const policy::CompiledPolicy> compiled,
+                             std::shared_ptr<const std::vector<policy::PolicyPeer>> peers,
+                             Origin origin);
+  // The compiled state as a view of the running classifier, when its rules are the running ones.
+  std::optional<Built> reuse(const policy::CompiledPolicy& compiled) const;
   void publish(Built built);
-  // Compiles, builds and publishes now: for updates whose caller waits for the result.
-  Status compile_and_publish();
-  // Compiles now, builds on the builder thread; tick() publishes the result when it is ready.
-  Status compile_and_build_async();
+  // Publishes the running classifier with the slots of peers that changed since it was
+  // compiled denied (class 0), when there are such slots.
+  void publish_interim();
+  // Compiles the running inputs; publishes at once when no classifier build is needed, else
+  // publishes an interim view and builds on the builder thread (publish_finished_build()
+  // publishes it). `change` (if any) is settled when the state it belongs to is in force.
+  Status compile_and_apply(std::optional<PendingChange> change);
+  // The state that includes every pending change and file reload is in force (or failed).
+  void settle(const Status& result);
   void publish_status();
 
   dp::DataplaneContext& ctx_;
@@ -187,10 +229,11 @@ class ExitPolicy {
   std::map<std::string, uint64_t> retired_hits_;  // counts of rules in freed snapshots
   StableFileWatch policy_watch_, approvals_watch_;
   BackgroundBuild<Built> builder_;
+  std::vector<PendingChange> pending_changes_;  // in the build in progress, oldest first
   // The files' inputs from before the reload whose classifier is building (none: no reload is).
   std::optional<FileInputs> reload_in_build_;
   // Read by the metrics thread.
-  std::atomic<uint64_t> reloads_{0}, reload_errors_{0}, build_errors_{0};
+  std::atomic<uint64_t> reloads_{0}, reload_errors_{0}, build_errors_{0}, builds_skipped_{0};
   std::string last_reload_error_;
   bool last_approved_ = false;
   std::optional<bool> override_;

@@ -160,15 +160,16 @@ Status Gateway::init() {
   wopt.rekey_after_s = FLAGS_wg_rekey_after_time;
   wopt.reject_after_s = FLAGS_wg_reject_after_time;
   wopt.under_load_backlog = std::max(1u, FLAGS_handshake_under_load);
-  wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
-  if (Status s = wg_->init(); !s) return s;
-  // What no peer may be: this key, these addresses (the NAT pool is noted by init_nat).
-  if (auto own = wg::key_from_base64(wg_->public_key_base64())) self_.public_key = *own;
+  // What no peer may be: these addresses (the NAT pool is noted by init_nat), this key.
   for (unsigned p = 0; p < ctx.n_ports; ++p)
     for (unsigned a = 0; a < ctx.ports[p].n_addrs; ++a)
       self_.interfaces.push_back(
           {rte_be_to_cpu_32(ctx.ports[p].addrs[a]),
            static_cast<uint8_t>(__builtin_popcount(ctx.ports[p].netmasks[a]))});
+  wopt.self = self_;
+  wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
+  if (Status s = wg_->init(); !s) return s;
+  if (auto own = wg::key_from_base64(wg_->public_key_base64())) self_.public_key = *own;
   if (Status s = init_policy(); !s) return s;
   if (!FLAGS_domain_list_file.empty()) {
     domains_ = std::make_unique<DomainPolicy>(ctx, FLAGS_domain_list_file);
@@ -254,7 +255,7 @@ Status Gateway::init_export(const std::string& node) {
   return Ok{};
 }
 
-UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
+std::optional<UpdateResult> Gateway::apply_update(const Update& u, const std::string& source) {
   UpdateResult r;
   if (const auto* tr = std::get_if<TailnetReport>(&u)) {
     // Health, not configuration: shown, never a new generation; logged when the state changes.
@@ -280,21 +281,26 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
       r.error = UpdateError::kInvalid;  // what only installing finds: capacity (--max_peers)
       r.message = s.error();
     }
-  } else if (const auto* ap = std::get_if<ApprovalSet>(&u)) {
-    if (Status s = policy_->set_approval_override(ap->approved); !s) {
+  } else if (std::holds_alternative<ApprovalSet>(u) || std::holds_alternative<PolicyReplace>(u) ||
+             std::holds_alternative<FilterReplace>(u)) {
+    // Accepted changes are in force once their classifier is: at once when the running one
+    // serves them, else when the builder thread has built it (the loop finishes the update).
+    policy_done_.reset();
+    auto done = [this](Status s) { policy_done_ = std::move(s); };
+    Status s = Ok{};
+    if (const auto* ap = std::get_if<ApprovalSet>(&u))
+      s = policy_->set_approval_override(ap->approved, done);
+    else if (const auto* pr = std::get_if<PolicyReplace>(&u))
+      s = policy_->set_policy_override(pr->text, source, done);
+    else
+      s = policy_->set_tailnet_filter(std::get<FilterReplace>(u).filter, done);
+    if (s && !policy_done_) return std::nullopt;  // building; finished by finish_policy_update()
+    if (!s) policy_done_ = std::move(s);
+    if (!*policy_done_) {
       r.error = UpdateError::kInvalid;
-      r.message = s.error();
+      r.message = policy_done_->error();
     }
-  } else if (const auto* pr = std::get_if<PolicyReplace>(&u)) {
-    if (Status s = policy_->set_policy_override(pr->text, source); !s) {
-      r.error = UpdateError::kInvalid;
-      r.message = s.error();
-    }
-  } else if (const auto* fr = std::get_if<FilterReplace>(&u)) {
-    if (Status s = policy_->set_tailnet_filter(fr->filter); !s) {
-      r.error = UpdateError::kInvalid;
-      r.message = s.error();
-    }
+    policy_done_.reset();
   } else if (const auto* dl = std::get_if<DestinationLogging>(&u)) {
     destination_logging_ = dl->on;
     if (exporter_) exporter_->set_destination_logging(dl->on);
@@ -302,6 +308,10 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
     draining_ = dr->on;
     wg_->set_draining(dr->on);
   }
+  return settle_update(std::move(r), source);
+}
+
+UpdateResult Gateway::settle_update(UpdateResult r, const std::string& source) {
   if (r.ok()) {
     note_applied(source);
     log_info("update from " + source + " applied, generation " + std::to_string(generation_));
@@ -310,6 +320,19 @@ UpdateResult Gateway::apply_update(const Update& u, const std::string& source) {
   }
   r.generation = generation_;
   return r;
+}
+
+void Gateway::finish_policy_update() {
+  if (!updates_.in_flight() || !policy_done_) return;
+  UpdateResult r;
+  if (!*policy_done_) {
+    r.error = UpdateError::kInvalid;  // what only building finds: out of DPDK memory
+    r.message = policy_done_->error();
+  }
+  policy_done_.reset();
+  const std::string source = *updates_.in_flight_source();
+  updates_.finish(settle_update(std::move(r), source));
+  publish_admin_view();
 }
 
 void Gateway::publish_admin_view() {
@@ -730,22 +753,14 @@ int Gateway::run(const std::atomic<bool>& stop) {
       return apply_update(u, source);
     });
     if (applied) {
-      if (const uint64_t g = wg_->stats().generation; g != policy_peers_generation_) {
-        policy_peers_generation_ = g;
-        policy_->set_peers(wg_->policy_peers());
-      }
+      sync_policy_peers();
       publish_admin_view();
     }
     if (ns - last_tick >= 100'000'000) {
       neighbors_->tick(ms);
       wg_->tick(ns);
-      // Peers changed (file reload): the policy's classes follow them.
-      if (const uint64_t g = wg_->stats().generation; g != policy_peers_generation_) {
-        // The peers file was reloaded: an update from the file source.
-        policy_peers_generation_ = g;
-        policy_->set_peers(wg_->policy_peers());
-        note_file_update("file");
-      }
+      // The peers file was reloaded: an update from the file source.
+      if (sync_policy_peers()) note_file_update("file");
       // Policy, approvals and domain files reloaded by their watchers are updates too.
       policy_->tick(ns);
       if (domains_) domains_->tick(ns);
@@ -755,6 +770,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
     }
     // Builds finished on the builder threads are published at once, not at the next tick.
     policy_->publish_finished_build();
+    finish_policy_update();
     if (domains_) domains_->publish_finished_build();
     // Only applied reloads advance the generation; a rejected one changes nothing.
     if (const uint64_t n = policy_->reloads_applied(); n != policy_reloads_seen_) {
@@ -774,6 +790,14 @@ int Gateway::run(const std::atomic<bool>& stop) {
   log_info("stopping");
   shutdown();
   return 0;
+}
+
+bool Gateway::sync_policy_peers() {
+  const uint64_t g = wg_->stats().generation;
+  if (g == policy_peers_generation_) return false;
+  policy_peers_generation_ = g;
+  policy_->set_peers(wg_->policy_peers());
+  return true;
 }
 
 void Gateway::note_applied(const std::string& source) {

@@ -49,7 +49,13 @@ class Gateway {
   Status init_ports();
   Status init_nat();
   Status init_export(const std::string& node);
-  UpdateResult apply_update(const Update& u, const std::string& source);
+  // The result, or nullopt while the update's policy classifier builds (finish_policy_update()
+  // answers it once it is in force).
+  std::optional<UpdateResult> apply_update(const Update& u, const std::string& source);
+  // Logs the result, advances the generation when it applied.
+  UpdateResult settle_update(UpdateResult r, const std::string& source);
+  // Answers the update in flight once the policy reported it in force (or refused).
+  void finish_policy_update();
   void publish_admin_view();
   void render_export_metrics(MetricFamilies& mf);
   void drain_nat_events();
@@ -71,6 +77,8 @@ class Gateway {
   void note_file_update(const char* source);
   // Any applied update: generation, last update and its source's last success.
   void note_applied(const std::string& source);
+  // Set by ExitPolicy's Done callback for the policy update being applied or in flight.
+  std::optional<Status> policy_done_;
 
   std::unique_ptr<dp::DataplaneContext> ctx_;
   rte_mempool* pool_ = nullptr;
@@ -92,7 +100,9 @@ class Gateway {
   bool draining_ = false;
   unsigned admin_view_ticks_ = 0;
   uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
-  uint64_t policy_peers_generation_ = 0;
+  uint64_t policy_peers_generation_ = 0;        // the peers generation the policy was given
+  // Peers changed since the policy last saw them: its classes follow. True when they had.
+  bool sync_policy_peers();
   uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
   std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
   // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.

@@ -419,10 +419,15 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
   mf.counter(reloads, {{"result", "ok"}}, double(policy_->reloads() - policy_->reload_errors()));
   mf.counter(reloads, {{"result", "rejected"}}, double(policy_->reload_errors()));
   mf.counter(mf.family("exitgw_policy_build_errors_total",
-                       "Policy file reloads refused because the classifier build failed (out of "
-                       "DPDK memory); also counted as rejected reloads",
+                       "Policy classifier builds that failed (out of DPDK memory); the changes "
+                       "they carried were refused (file reloads also count as rejected)",
                        MetricType::Counter),
              {}, double(policy_->build_errors()));
+  mf.counter(mf.family("exitgw_policy_builds_skipped_total",
+                       "Policy changes published with the running classifier: only peers' "
+                       "classes or the approval changed, no rte_acl build was needed",
+                       MetricType::Counter),
+             {}, double(policy_->builds_skipped()));
 }
 
 void Gateway::render_flow_metrics(MetricFamilies& mf) {

@@ -14,6 +14,7 @@ struct Ipv4Prefix {
   uint32_t addr = 0;  // host order
   uint8_t len = 0;
   uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+  bool operator==(const Ipv4Prefix&) const = default;
 };
 
 struct HostPort {

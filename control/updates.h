@@ -89,15 +89,35 @@ class UpdateQueue {
     }
     return fut;
   }
-  // Control thread: applies every queued update in order and fulfils each promise.
+  // Control thread: applies queued updates in order and fulfils each promise. `apply` returns
+  // the result, or nullopt when the update was accepted but is not in force yet (its classifier
+  // is building): the queue then keeps its promise and applies nothing more until finish().
   template <typename Apply>
   void drain(Apply&& apply) {
-    std::deque<Item> batch;
-    {
-      std::lock_guard lock(mu_);
-      batch.swap(items_);
+    while (!in_flight_) {
+      Item item;
+      {
+        std::lock_guard lock(mu_);
+        if (items_.empty()) return;
+        item = std::move(items_.front());
+        items_.pop_front();
+      }
+      std::optional<UpdateResult> r = apply(item.update, item.source);
+      if (!r) {
+        in_flight_ = std::move(item);
+        return;
+      }
+      item.done.set_value(std::move(*r));
     }
-    for (Item& item : batch) item.done.set_value(apply(item.update, item.source));
+  }
+  // The update in flight, if any (control thread).
+  bool in_flight() const { return in_flight_.has_value(); }
+  const std::string* in_flight_source() const { return in_flight_ ? &in_flight_->source : nullptr; }
+  // Fulfils the update in flight; drain() goes on with the next.
+  void finish(UpdateResult r) {
+    if (!in_flight_) return;
+    in_flight_->done.set_value(std::move(r));
+    in_flight_.reset();
   }
 
  private:
@@ -108,6 +128,7 @@ class UpdateQueue {
   };
   std::mutex mu_;
   std::deque<Item> items_;
+  std::optional<Item> in_flight_;  // control thread only
 };
 
 }  // namespace exitgw

@@ -161,6 +161,7 @@ Status WireGuard::init() {
   wg::secure_zero(*key);
   if (!identity) return make_error("--private_key_file: " + identity.error());
   identity_ = std::make_unique<wg::LocalIdentity>(std::move(*identity));
+  opt_.self.public_key = identity_->public_key;
   cookies_ = std::make_unique<wg::CookieChecker>(identity_->mac1_key, identity_->cookie_key);
 
   if (!opt_.disco_private_key_file.empty()) {
@@ -234,10 +235,9 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   for (const PeerConfig& pc : wanted) {
     if (!by_key.emplace(pc.public_key, &pc).second)
       return make_error("peer " + wg::key_to_base64(pc.public_key) + " appears twice");
-    // Whatever the source (file, admin, etcd, tailnet): a peer with our own key would be us.
-    if (identity_ && pc.public_key == identity_->public_key)
-      return make_error("peer " + wg::key_to_base64(pc.public_key) +
-                        " is the gateway's own public key");
+    // Whatever the source (file, admin, etcd, tailnet): a peer that is the gateway itself.
+    if (Status s = check_not_self(pc, opt_.self); !s)
+      return make_error("peer " + wg::key_to_base64(pc.public_key) + ": " + s.error());
     for (const Ipv4Prefix& p : pc.allowed_ips)
       if (!prefixes.emplace(route_key(p), &pc).second)
         return make_error("allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +

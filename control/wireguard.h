@@ -21,6 +21,7 @@
 #include "common/wg_state.h"
 #include "control/bounded_file.h"
 #include "control/neighbor.h"
+#include "control/peer_update.h"
 #include "control/peers_config.h"
 #include "control/policy/compile.h"
 #include "control/wg/cookie.h"
@@ -46,6 +47,9 @@ struct WireGuardOptions {
   // NAT removals that may wait per worker for room in its command ring; beyond, the worker is
   // stuck and further ones are dropped (counted).
   size_t max_waiting_worker_commands = 65536;
+  // What no peer may be, from any source (the peers file too): the gateway's port addresses and
+  // NAT pool (its own key is added once loaded).
+  GatewaySelf self;
 };
 
 // Counters the metrics thread reads.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -124,6 +125,8 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
   class_of_set[{}] = kNoAccessClass;
   std::vector<const std::vector<uint32_t>*> sets{nullptr};
   std::set<uint32_t> slots;
+  std::vector<std::pair<uint32_t, std::map<std::vector<uint32_t>, uint32_t>::iterator>> peer_sets;
+  peer_sets.reserve(peers.size());
   // Without address principals a peer's set depends only on (user, tags): memoised, so ten
   // thousand peers of a few identities cost a few evaluations.
   bool by_address = false;
@@ -156,10 +159,17 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
       if (found == memo.end()) found = memo.emplace(std::move(identity), evaluate()).first;
       set = found->second;
     }
-    auto [it, inserted] = class_of_set.emplace(set, static_cast<uint32_t>(sets.size()));
-    if (inserted) sets.push_back(&it->first);
-    if (peer.slot >= out.class_by_slot.size()) out.class_by_slot.resize(peer.slot + 1, 0);
-    out.class_by_slot[peer.slot] = it->second;
+    peer_sets.emplace_back(peer.slot, class_of_set.emplace(std::move(set), 0).first);
+  }
+  // Class ids in the order of the sets (the empty set, class 0, first): the rules depend on
+  // which classes exist, never on the order the peers came in.
+  for (auto it = std::next(class_of_set.begin()); it != class_of_set.end(); ++it) {
+    it->second = static_cast<uint32_t>(sets.size());
+    sets.push_back(&it->first);
+  }
+  for (const auto& [slot, it] : peer_sets) {
+    if (slot >= out.class_by_slot.size()) out.class_by_slot.resize(slot + 1, 0);
+    out.class_by_slot[slot] = it->second;
   }
   out.class_count = static_cast<uint32_t>(sets.size());
 

@@ -22,6 +22,7 @@ struct PolicyPeer {
   std::string user;
   std::vector<std::string> tags;
   std::vector<Ipv4Prefix> addresses;
+  bool operator==(const PolicyPeer&) const = default;
 };
 
 inline constexpr Ipv4Prefix kTailnetRange{0x64400000, 10};  // 100.64.0.0/10
@@ -50,6 +51,7 @@ struct CompiledRule {
   uint16_t port_hi = 65535;
   RuleAction action = RuleAction::kDeny;
   uint32_t rule_index = 0;  // index into CompiledPolicy::rule_names: the per-rule counter
+  bool operator==(const CompiledRule&) const = default;
 };
 
 struct ExitApproval {
@@ -59,9 +61,12 @@ struct ExitApproval {
 };
 
 struct CompiledPolicy {
-  std::vector<uint32_t> class_by_slot;  // slot -> class id; slots not listed -> class 0
-  uint32_t class_count = 1;             // including class 0
-  std::vector<CompiledRule> rules;      // first match wins
+  // slot -> class id; slots not listed -> class 0. Class ids follow the order of the classes'
+  // permission sets, not of the peers: adding or removing a peer of an identity that keeps other
+  // peers leaves the rules unchanged, so the running classifier serves the new classes at once.
+  std::vector<uint32_t> class_by_slot;
+  uint32_t class_count = 1;         // including class 0
+  std::vector<CompiledRule> rules;  // first match wins
   // Counter labels: [0] "default-deny", then "builtin:<range>" for the safety ranges, then
   // the policy's "acls[i]" / "grants[i]".
   std::vector<std::string> rule_names;

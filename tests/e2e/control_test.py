@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -48,6 +49,40 @@ def regex_domains(n):
         text += ("log regex ^(www|api|cdn)%d[a-z0-9-]{2,40}\\.(svc|pod|node)[0-9]*"
                  "\\.example[0-9]?\\.(test|lab)$\n" % i)
     return text
+
+
+def large_policy(destinations, ports):
+    """A policy whose one grant compiles to destinations x ports classifier rules: a build of
+    seconds on the builder thread (it once ran on the control thread)."""
+    dsts = ", ".join('"44.%d.%d.1/32"' % (d // 250, d % 250) for d in range(destinations))
+    ips = ", ".join('"tcp:%d"' % (1000 + 2 * p) for p in range(ports))
+    return ('{"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], '
+            '"ip": ["*"]}, {"src": ["autogroup:member"], "dst": [%s], "ip": [%s]}]}'
+            % (dsts, ips))
+
+
+def admin_put_policy(name, text, result):
+    """PUT /v1/policy through the lab gateway's admin API; stores (HTTP status, seconds)."""
+    with open(os.path.join(L.lab_dir(name), "admin.token")) as f:
+        token = f.read().strip()
+    body = os.path.join(L.lab_dir(name), "large-policy.hujson")
+    with open(body, "w") as f:
+        f.write(text)
+    t0 = time.time()
+    p = L.nsrun(name, "gw", "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w",
+                "%{http_code}", "-X", "PUT", "-H", "Authorization: Bearer " + token, "-H",
+                "Content-Type: text/plain", "--data-binary", "@" + body,
+                "http://127.0.0.1:9551/v1/policy", timeout=40)
+    result["code"] = p.stdout.strip()
+    result["seconds"] = time.time() - t0
+
+
+def admin_delete_policy(name):
+    with open(os.path.join(L.lab_dir(name), "admin.token")) as f:
+        token = f.read().strip()
+    L.nsrun(name, "gw", "curl", "-sS", "--max-time", "10", "-X", "DELETE", "-H",
+            "Authorization: Bearer " + token, "http://127.0.0.1:9551/v1/policy", timeout=20,
+            check=True)
 
 
 def replace_atomically(path, text):
@@ -100,11 +135,26 @@ class ControlTest(unittest.TestCase):
         fifo = peers_file + ".fifo"
         os.mkfifo(fifo, 0o600)
         t_load = time.time()
+        put = {}
+        sampler = None
+        putter = threading.Thread(target=admin_put_policy,
+                                  args=(NAME, large_policy(250, 200), put))
         try:
-            # All at once: the FIFO in place of the peers file, the nested policy, 300 regexes.
+            # All at once: the FIFO in place of the peers file, the nested policy, 300 regexes,
+            # and an admin policy of 50,000 classifier rules.
             os.replace(fifo, peers_file)
             replace_atomically(self.policy, nested_policy(31))  # under group:lab: 32 deep
             replace_atomically(self.domains, regex_domains(300))
+            putter.start()
+            # The control loop's heartbeat while the admin policy builds: never old.
+            ages = []
+
+            def sample():
+                while putter.is_alive() and time.time() - t_load < 40:
+                    ages.append(L.metric_sum(NAME, "exitgw_control_heartbeat_age_seconds"))
+                    time.sleep(0.05)
+            sampler = threading.Thread(target=sample)
+            sampler.start()
             ready = []
             hs_s = None
             # While the domain list compiles (seconds on its builder thread), a fresh handshake.
@@ -122,13 +172,27 @@ class ControlTest(unittest.TestCase):
             m1 = L.Metrics(NAME)
             ready.append(L.readyz(NAME))
         finally:
+            if putter.is_alive() or put:
+                putter.join(60)
+            if sampler:
+                sampler.join(60)
             ok0 = L.metric_sum(NAME, "exitgw_wg_peers_reloads_total", result="ok")
             L.write_peers(NAME, original_peers)  # renamed over the FIFO
             L.wait_until(lambda: L.metric_sum(NAME, "exitgw_wg_peers_reloads_total",
                                               result="ok") > ok0, 10)
-        print("\n  fresh handshakes within %.2f s of the load; 300 regexes published after %.1f s"
-              % (hs_s, t_domains), end=" ")
         log = L.gateway_log(NAME)
+        print("\n  fresh handshakes within %.2f s of the load; 300 regexes published after %.1f s;"
+              " admin policy of 50,000 rules answered %s after %.1f s, heartbeat age at most"
+              " %.3f s over %d samples meanwhile"
+              % (hs_s, t_domains, put.get("code"), put.get("seconds", 0), max(ages or [0]),
+                 len(ages)), end=" ")
+        # The admin policy was built off the control thread and answered once in force.
+        self.assertEqual(put.get("code"), "200", "PUT /v1/policy: %r\n%s" % (put, log[-3000:]))
+        self.assertGreater(len(ages), 3, "the admin policy was answered before it could be "
+                           "watched building (%r)" % put)
+        self.assertLess(max(ages), 1.0, "the control loop stalled while the admin policy built")
+        self.assertEqual(m1.get("exitgw_policy_source", source="admin"), 1)
+        admin_delete_policy(NAME)
         # The FIFO was refused, named, counted; no peer was removed.
         self.assertRegex(log, r"peers file \S*peers\.conf is a FIFO, not a regular file")
         self.assertGreater(m1.get("exitgw_watched_file_refusals_total", reason="not_regular"),

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +90,22 @@ class ExitPolicyOverride : public ::testing::Test {
     return policy::acl_result_allows(result);
   }
 
+  // Publishes builds as they finish until none is pending.
+  void settle() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (policy_->build_pending() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      policy_->publish_finished_build();
+    }
+  }
+  // A set_* call's result once what it accepted is in force (its classifier built).
+  ::testing::AssertionResult in_force(const Status& accepted) {
+    if (!accepted) return ::testing::AssertionFailure() << accepted.error();
+    settle();
+    if (policy_->build_pending()) return ::testing::AssertionFailure() << "still building";
+    return ::testing::AssertionSuccess();
+  }
+
   // The file watch settles 200 ms after a change: tick until the reload count moves.
   void tick_until_reloaded() {
     const uint64_t before = policy_->reloads();
@@ -127,7 +144,7 @@ TEST_F(ExitPolicyOverride, OverrideReplacesTheDefaultPolicyAndClearingRestoresIt
   EXPECT_EQ(*policy_->status()->text, policy::kDefaultPolicyText);
   EXPECT_TRUE(allows(kProtoUdp, 7));
 
-  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "admin")));
   EXPECT_TRUE(policy_->has_policy_override());
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_EQ(*policy_->status()->text, kTcp443Only);
@@ -135,7 +152,7 @@ TEST_F(ExitPolicyOverride, OverrideReplacesTheDefaultPolicyAndClearingRestoresIt
   EXPECT_TRUE(allows(kProtoTcp, 443));
   EXPECT_FALSE(allows(kProtoTcp, 80));
 
-  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::nullopt, "admin")));
   EXPECT_FALSE(policy_->has_policy_override());
   EXPECT_EQ(policy_->status()->source, "default");
   EXPECT_TRUE(allows(kProtoUdp, 7));
@@ -143,7 +160,7 @@ TEST_F(ExitPolicyOverride, OverrideReplacesTheDefaultPolicyAndClearingRestoresIt
 
 TEST_F(ExitPolicyOverride, BadTextIsRejectedWithItsLineAndColumnAndChangesNothing) {
   start();
-  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "etcd"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "etcd")));
   const dp::PolicyView* before = ctx_.policy.load();
   const size_t rules_before = policy_->status()->rules;
 
@@ -175,7 +192,7 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   EXPECT_EQ(*policy_->status()->text, kFileAllowsAll);
   EXPECT_TRUE(allows(kProtoUdp, 7));
 
-  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "admin")));
   EXPECT_FALSE(allows(kProtoUdp, 7));
 
   // A good new file: parsed and counted as a reload, but the override stays in force.
@@ -199,7 +216,7 @@ TEST_F(ExitPolicyOverride, FileReloadsAreParsedButDoNotReplaceTheOverrideUntilCl
   // Fixed again, then cleared: the file's latest good policy runs.
   test::write_file(file, new_file);
   tick_until_reloaded();
-  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::nullopt, "admin")));
   EXPECT_EQ(policy_->status()->source, "file");
   EXPECT_EQ(*policy_->status()->text, new_file);
   EXPECT_NE(policy_->status()->rules, 0u);
@@ -269,7 +286,11 @@ TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   start(file);
   test::write_file(file, kFileAllowsAll);
   tick_until_building();
+  const uint64_t skipped = policy_->builds_skipped();
+  // The override's rules are the running classifier's: published at once, no build.
   ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  EXPECT_EQ(policy_->builds_skipped(), skipped + 1);
+  EXPECT_FALSE(policy_->build_pending());
   // The file's reload is part of the state just published: applied, though not in force.
   EXPECT_EQ(policy_->reloads_applied(), 1u);
   const dp::PolicyView* published = ctx_.policy.load();
@@ -283,17 +304,17 @@ TEST_F(ExitPolicyOverride, AnImmediateUpdateSupersedesABuildInProgress) {
   EXPECT_FALSE(allows(kProtoUdp, 7));
   EXPECT_TRUE(allows(kProtoTcp, 443));
   // Cleared: the file's reloaded policy (validated, built at once now) runs.
-  ASSERT_TRUE(policy_->set_policy_override(std::nullopt, "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::nullopt, "admin")));
   EXPECT_TRUE(allows(kProtoUdp, 7));
 }
 
 TEST_F(ExitPolicyOverride, TailnetFilterWinsOverTheHujsonOverrideAndClearingRestoresIt) {
   start();
-  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "admin")));
   // The tailnet grants peer 0 (100.64.0.1) UDP 7 only: the HuJSON override no longer decides.
   policy::TailnetFilter filter;
   filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
-  ASSERT_TRUE(policy_->set_tailnet_filter(filter));
+  ASSERT_TRUE(in_force(policy_->set_tailnet_filter(filter)));
   EXPECT_EQ(policy_->status()->source, "tailnet");
   ASSERT_NE(policy_->status()->tailnet_filter, nullptr);
   EXPECT_EQ(policy_->status()->tailnet_filter->rules.size(), 1u);
@@ -302,11 +323,13 @@ TEST_F(ExitPolicyOverride, TailnetFilterWinsOverTheHujsonOverrideAndClearingRest
   EXPECT_FALSE(allows(kProtoTcp, 443));
   // Peers change: the filter is recompiled with them, still in force.
   policy_->set_peers({{0, "", {}, {Ipv4Prefix{0x64400002, 32}}}});
+  settle();
   EXPECT_FALSE(allows(kProtoUdp, 7));
   policy_->set_peers({{0, "alice@example.com", {}, {Ipv4Prefix{0x64400001, 32}}}});
+  settle();
   EXPECT_TRUE(allows(kProtoUdp, 7));
 
-  ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
+  ASSERT_TRUE(in_force(policy_->set_tailnet_filter(std::nullopt)));
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_EQ(policy_->status()->tailnet_filter, nullptr);
   EXPECT_FALSE(allows(kProtoUdp, 7));
@@ -337,7 +360,7 @@ TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsR
   start(file);
   policy::TailnetFilter filter;
   filter.rules.push_back({{Ipv4Prefix{0x64400001, 32}}, {{Ipv4Prefix{0, 0}, 7, 7}}, {kProtoUdp}});
-  ASSERT_TRUE(policy_->set_tailnet_filter(filter));
+  ASSERT_TRUE(in_force(policy_->set_tailnet_filter(filter)));
   const dp::PolicyView* before = ctx_.policy.load();
 
   const Status s = policy_->set_policy_override(policy_over_the_rule_limit(), "admin");
@@ -354,13 +377,86 @@ TEST_F(ExitPolicyOverride, UnderATailnetFilterAHujsonPolicyThatDoesNotCompileIsR
   EXPECT_EQ(policy_->status()->source, "tailnet");
 
   // A good override is stored without replacing the filter, and takes over when it is cleared.
-  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin"));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "admin")));
   EXPECT_EQ(ctx_.policy.load(), before);
   EXPECT_TRUE(allows(kProtoUdp, 7));
-  ASSERT_TRUE(policy_->set_tailnet_filter(std::nullopt));
+  ASSERT_TRUE(in_force(policy_->set_tailnet_filter(std::nullopt)));
   EXPECT_EQ(policy_->status()->source, "admin");
   EXPECT_FALSE(allows(kProtoUdp, 7));
   EXPECT_TRUE(allows(kProtoTcp, 443));
+}
+
+// An admin or etcd policy whose rules differ is built on the builder thread: accepted at once,
+// the running classifier serves until the build is published, and only then is the change
+// reported in force (the gateway answers the update then).
+TEST_F(ExitPolicyOverride, AnOverrideThatNeedsABuildIsInForceOnlyOnceBuilt) {
+  start();
+  const dp::PolicyView* before = ctx_.policy.load();
+  std::optional<Status> done;
+  ASSERT_TRUE(policy_->set_policy_override(std::string(kTcp443Only), "admin",
+                                           [&](Status s) { done = std::move(s); }));
+  EXPECT_TRUE(policy_->build_pending());
+  EXPECT_FALSE(done.has_value()) << "reported in force before its classifier was built";
+  EXPECT_EQ(ctx_.policy.load(), before) << "published before the build";
+  EXPECT_TRUE(allows(kProtoUdp, 7)) << "the running policy stopped serving";
+  settle();
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(*done);
+  EXPECT_NE(ctx_.policy.load(), before);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_TRUE(allows(kProtoTcp, 443));
+  EXPECT_EQ(policy_->status()->source, "admin");
+}
+
+// An approval changes no rule: the running classifier serves it, published before the call
+// returns.
+TEST_F(ExitPolicyOverride, AnApprovalIsPublishedAtOnceWithoutABuild) {
+  start();
+  const uint64_t skipped = policy_->builds_skipped();
+  std::optional<Status> done;
+  ASSERT_TRUE(policy_->set_approval_override(false, [&](Status s) { done = std::move(s); }));
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(*done);
+  EXPECT_FALSE(policy_->build_pending());
+  EXPECT_EQ(policy_->builds_skipped(), skipped + 1);
+  EXPECT_FALSE(ctx_.policy.load()->exit_approved);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+}
+
+// A peer with the identity of a running class gets that class at once (no build); a peer of a
+// new identity waits for the build, and a removed peer's slot, reused by the newcomer, never
+// serves under the removed peer's grants meanwhile.
+TEST_F(ExitPolicyOverride, PeerChangesNeverLeaveAReusedSlotWithTheOldPeersClass) {
+  const std::string file = (dir_ / "policy.hujson").string();
+  // alice may use the exit; bob may not (and nobody else).
+  test::write_file(file, R"({
+    "grants": [{"src": ["alice@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]}],
+  })");
+  start(file);
+  ASSERT_TRUE(allows(kProtoUdp, 7));  // slot 0: alice
+
+  // A second alice device at slot 1: the same class, no build.
+  const uint64_t skipped = policy_->builds_skipped();
+  policy_->set_peers({{0, "alice@example.com", {}, {Ipv4Prefix{0x64400001, 32}}},
+                      {1, "alice@example.com", {}, {Ipv4Prefix{0x64400003, 32}}}});
+  EXPECT_FALSE(policy_->build_pending());
+  EXPECT_EQ(policy_->builds_skipped(), skipped + 1);
+  const dp::PolicyView* view = ctx_.policy.load();
+  ASSERT_GT(view->n_slots, 1u);
+  EXPECT_EQ(view->class_by_slot[1], view->class_by_slot[0]);
+
+  // Both alice devices leave; bob takes slot 0. The rules change (alice's class is gone), so a
+  // build runs, and meanwhile slot 0 must not keep alice's class.
+  policy_->set_peers({{0, "bob@example.com", {}, {Ipv4Prefix{0x64400002, 32}}}});
+  EXPECT_TRUE(policy_->build_pending());
+  EXPECT_FALSE(allows(kProtoUdp, 7)) << "bob served under alice's grants while building";
+  settle();
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+
+  // alice comes back at slot 0: a new class again, allowed once built.
+  policy_->set_peers({{0, "alice@example.com", {}, {Ipv4Prefix{0x64400001, 32}}}});
+  settle();
+  EXPECT_TRUE(allows(kProtoUdp, 7));
 }
 
 }  // namespace

@@ -330,7 +330,39 @@ TEST_F(WireGuardControl, APeerWithTheGatewaysOwnKeyIsRefusedFromEverySource) {
                                                        ? std::vector<PeerConfig>{good, self}
                                                        : std::vector<PeerConfig>{self});
     ASSERT_FALSE(s.ok()) << source;
-    EXPECT_NE(s.error().find("is the gateway's own public key"), std::string::npos) << s.error();
+    EXPECT_NE(s.error().find("is the gateway's own key"), std::string::npos) << s.error();
+  }
+  EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
+}
+
+// The endpoint checks the admin API makes hold for the peers file too: a peer whose endpoint is
+// the gateway's own address, its NAT pool or an address no peer can have is refused whole.
+TEST_F(WireGuardControl, APeerWhoseEndpointIsTheGatewayItselfIsRefusedFromTheFile) {
+  WireGuardOptions o;
+  o.self.interfaces = {{kTunnelIp, 24}};
+  o.self.nat_pool = {{RTE_IPV4(198, 51, 100, 0), 28}};
+  restart(o);
+  PeerConfig good = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {good}).ok());
+  const struct {
+    uint32_t ip;
+    const char* why;
+  } cases[] = {
+      {kTunnelIp, "the gateway's own address"},
+      {(kTunnelIp & 0xffffff00u) | 0xff, "the broadcast address of the gateway's subnet"},
+      {RTE_IPV4(198, 51, 100, 5), "in the gateway's own NAT pool"},
+      {RTE_IPV4(127, 0, 0, 1), "a loopback address"},
+      {RTE_IPV4(224, 0, 0, 9), "a multicast address"},
+      {0, "unspecified"},
+  };
+  for (const auto& c : cases) {
+    PeerConfig bad = peer({host(RTE_IPV4(100, 64, 1, 2))});
+    bad.has_endpoint = true;
+    bad.endpoint_ip = c.ip;
+    bad.endpoint_port = 51820;
+    const Status s = wg_->set_source_peers("file", {good, bad});
+    ASSERT_FALSE(s.ok()) << c.why;
+    EXPECT_NE(s.error().find(c.why), std::string::npos) << s.error();
   }
   EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
 }
