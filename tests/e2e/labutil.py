@@ -150,7 +150,7 @@ def lab_dir(name):
 
 def ns_of(name, host):
     """The namespace of a lab host: gw, inet, sw or a client name."""
-    if host in ("gw", "inet", "sw"):
+    if host in ("gw", "gw2", "inet", "sw", "ctl"):
         return "%s-%s" % (name, host)
     return client(name, host)["ns"]
 
