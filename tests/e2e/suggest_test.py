@@ -19,7 +19,6 @@ What it proves:
   c. P-gw's approval withdrawn (headscale nodes approve-routes --routes "") makes c1 suggest
      P-gw2; restored, P-gw again.
 """
-import argparse
 import json
 import os
 import re
@@ -41,12 +40,8 @@ FOLLOW_S = 30
 
 def parse_args():
     global CONNECTOR
-    argv = L.parse_args_then_unittest()
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--connector", default=CONNECTOR)
-    a, rest = p.parse_known_args(argv[1:])
-    CONNECTOR = os.path.realpath(a.connector)
-    return [argv[0]] + rest
+    argv, CONNECTOR = L.parse_args_with_connector(CONNECTOR)
+    return argv
 
 
 def ts(host, *args, timeout=30):

@@ -96,27 +96,22 @@ func TestLevelEntersAtTheRatioAndLeavesBelowTheBand(t *testing.T) {
 // A ratio wobbling across a step's edge changes the level once, not on every sample.
 func TestLevelDoesNotFlapAroundAnEdge(t *testing.T) {
 	c := Curve{{0.5, -10}}
-	level, changes := 0, 0
-	for _, r := range []float64{0.2, 0.51, 0.47, 0.52, 0.45, 0.5, 0.42, 0.55, 0.3} {
-		n := c.Level(r, level, 0.1)
-		if n != level {
-			changes++
+	wobble := []float64{0.2, 0.51, 0.47, 0.52, 0.45, 0.5, 0.42, 0.55, 0.3}
+	changes := func(band float64) (n, level int) {
+		for _, r := range wobble {
+			next := c.Level(r, level, band)
+			if next != level {
+				n++
+			}
+			level = next
 		}
-		level = n
+		return n, level
 	}
-	if changes != 2 || level != 0 {
-		t.Errorf("%d changes ending at level %d, want 2 (in at 0.51, out at 0.3) ending at 0", changes, level)
+	if n, level := changes(0.1); n != 2 || level != 0 {
+		t.Errorf("%d changes ending at level %d, want 2 (in at 0.51, out at 0.3) ending at 0", n, level)
 	}
-	level, changes = 0, 0
-	for _, r := range []float64{0.2, 0.51, 0.47, 0.52, 0.45, 0.5, 0.42, 0.55, 0.3} {
-		n := c.Level(r, level, 0)
-		if n != level {
-			changes++
-		}
-		level = n
-	}
-	if changes != 8 {
-		t.Errorf("without a band: %d changes, want 8 (every crossing)", changes)
+	if n, _ := changes(0); n != 8 {
+		t.Errorf("without a band: %d changes, want 8 (every crossing)", n)
 	}
 }
 
