@@ -8,7 +8,7 @@
 granting tag:exit `suggest-exit-node`, one tailscaled client c1 and two gateways, each exitgw
 + exitgw-connector: P-gw ("North", 33 km from the client's DERP region, --location-priority
 100) and P-gw2 ("South", region lab2, 56 km, priority 60), both with
---priority-load-curve 0.2:-50,0.5:-90 and --priority-hysteresis 0.1. Within tailscaled's
+--priority-load-curve 0.2:-50 and --priority-hysteresis 0.1. Within tailscaled's
 100 km allowance the higher Location.Priority wins (ipn/ipnlocal suggestExitNodeUsingDERP).
 
 What it proves:

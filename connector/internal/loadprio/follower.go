@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,6 +20,7 @@ type Flags struct {
 	curve         string
 	band          float64
 	interval      time.Duration
+	smoothing     time.Duration
 	metricsURL    string
 	metricsListen string
 }
@@ -29,6 +31,7 @@ func AddFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.curve, "priority-load-curve", "", "let the advertised --location-priority follow the gateway's load: steps RATIO:DELTA,... over the busiest worker's busy ratio, e.g. \"0.5:-10,0.8:-50\" (from a ratio of 0.5 the priority is the base - 10, from 0.8 the base - 50; never below 0). Empty: the priority stays --location-priority")
 	fs.Float64Var(&f.band, "priority-hysteresis", 0.1, "a curve step, once entered, is left only when the busy ratio falls this far below its RATIO")
 	fs.DurationVar(&f.interval, "load-poll-interval", 2*time.Second, "how often to read the gateway's busy ratio from --load-metrics-url")
+	fs.DurationVar(&f.smoothing, "load-smoothing", 10*time.Second, "time constant of the moving average the busy ratio goes through before the curve (each sample covers only 100 ms and is noisy); 0: each sample as it is")
 	fs.StringVar(&f.metricsURL, "load-metrics-url", "http://127.0.0.1:9550/metrics", "exitgw's /metrics (its --metrics_listen), read for exitgw_worker_busy_ratio")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve the connector's own Prometheus metrics (busy ratio seen, base and effective priority) on this address, e.g. 127.0.0.1:9552. Empty: off")
 	return f
@@ -39,6 +42,7 @@ type Config struct {
 	Curve         Curve
 	Band          float64
 	Interval      time.Duration
+	Smoothing     time.Duration
 	MetricsURL    string
 	MetricsListen string
 	Base          int // --location-priority: the priority with no load
@@ -63,6 +67,9 @@ func (f *Flags) Config(base int) (Config, error) {
 	if f.interval < 100*time.Millisecond {
 		return Config{}, errors.New("--load-poll-interval must be at least 100ms (the busy ratio covers 100 ms)")
 	}
+	if f.smoothing < 0 {
+		return Config{}, errors.New("--load-smoothing must not be negative")
+	}
 	if !strings.HasPrefix(f.metricsURL, "http://") && !strings.HasPrefix(f.metricsURL, "https://") {
 		return Config{}, fmt.Errorf("--load-metrics-url %q is not an http(s) URL", f.metricsURL)
 	}
@@ -71,7 +78,7 @@ func (f *Flags) Config(base int) (Config, error) {
 			return Config{}, fmt.Errorf("--metrics-listen %q: want host:port, e.g. 127.0.0.1:9552", f.metricsListen)
 		}
 	}
-	return Config{Curve: c, Band: f.band, Interval: f.interval, MetricsURL: f.metricsURL,
+	return Config{Curve: c, Band: f.band, Interval: f.interval, Smoothing: f.smoothing, MetricsURL: f.metricsURL,
 		MetricsListen: f.metricsListen, Base: base}, nil
 }
 
@@ -85,6 +92,7 @@ type Follower struct {
 	mu        sync.Mutex
 	load      Load
 	haveLoad  bool
+	smoothed  float64 // the moving average of load.Busiest the curve sees
 	level     int
 	priority  int
 	scrapesOK uint64
@@ -100,14 +108,30 @@ func NewFollower(cfg Config, apply func(priority int), logf func(string, ...any)
 		http: &http.Client{Timeout: 5 * time.Second}}
 }
 
-// Observe takes one scrape's load and returns the effective priority and whether it changed.
-func (f *Follower) Observe(ld Load) (int, bool) {
+// Smooth is an exponentially weighted moving average with time constant tau: the new average
+// after a sample taken dt after the previous one (tau <= 0: the sample itself).
+func Smooth(avg, sample float64, dt, tau time.Duration) float64 {
+	if tau <= 0 {
+		return sample
+	}
+	alpha := 1 - math.Exp(-dt.Seconds()/tau.Seconds())
+	return avg + alpha*(sample-avg)
+}
+
+// Observe takes one scrape's load, dt after the previous one, and returns the effective
+// priority and whether it changed.
+func (f *Follower) Observe(ld Load, dt time.Duration) (int, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.haveLoad {
+		f.smoothed = Smooth(f.smoothed, ld.Busiest, dt, f.cfg.Smoothing)
+	} else {
+		f.smoothed = ld.Busiest
+	}
 	f.load, f.haveLoad = ld, true
 	f.scrapesOK++
 	f.failing = false
-	f.level = f.cfg.Curve.Level(ld.Busiest, f.level, f.cfg.Band)
+	f.level = f.cfg.Curve.Level(f.smoothed, f.level, f.cfg.Band)
 	p := f.cfg.Curve.Priority(f.cfg.Base, f.level)
 	if p == f.priority {
 		return p, false
@@ -122,8 +146,10 @@ func (f *Follower) Observe(ld Load) (int, bool) {
 func (f *Follower) Run(ctx context.Context) {
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		ld, err := Scrape(ctx, f.http, f.cfg.MetricsURL)
+		now := time.Now()
 		if ctx.Err() != nil {
 			return
 		}
@@ -138,8 +164,10 @@ func (f *Follower) Run(ctx context.Context) {
 			}
 		} else {
 			old := f.Priority()
-			if p, changed := f.Observe(ld); changed {
-				f.logf("loadprio: busiest worker %.3f: Location.Priority %d -> %d", ld.Busiest, old, p)
+			p, changed := f.Observe(ld, now.Sub(last))
+			last = now
+			if changed {
+				f.logf("loadprio: busiest worker %.3f (average %.3f): Location.Priority %d -> %d", ld.Busiest, f.Smoothed(), old, p)
 				f.apply(p)
 			}
 		}
@@ -149,6 +177,13 @@ func (f *Follower) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Smoothed is the moving average of the busiest worker's ratio the curve last saw.
+func (f *Follower) Smoothed() float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.smoothed
 }
 
 // Priority is the effective priority last decided.
@@ -181,6 +216,7 @@ func (f *Follower) WriteMetrics(w io.Writer) error {
 	}
 	if f.haveLoad {
 		series("exitgw_connector_busy_ratio", "gauge", "The busiest worker's exitgw_worker_busy_ratio at the last scrape of the gateway", "", f.load.Busiest)
+		series("exitgw_connector_busy_ratio_average", "gauge", "The moving average (--load-smoothing) of exitgw_connector_busy_ratio: what --priority-load-curve sees", "", f.smoothed)
 	}
 	series("exitgw_connector_location_priority", "gauge", "Location.Priority the connector advertises (the base, lowered by --priority-load-curve)", "", float64(f.priority))
 	series("exitgw_connector_location_priority_base", "gauge", "--location-priority: the priority with no load", "", float64(f.cfg.Base))

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,6 +27,7 @@ func TestFlagsConfigValidates(t *testing.T) {
 		{[]string{"--priority-load-curve", "0.5:10"}, 100, "<= 0"},
 		{[]string{"--priority-load-curve", "0.3:-10", "--priority-hysteresis", "0.3"}, 100, "could never be left"},
 		{[]string{"--load-poll-interval", "10ms"}, 0, "at least 100ms"},
+		{[]string{"--load-smoothing", "-1s"}, 0, "must not be negative"},
 		{[]string{"--load-metrics-url", "127.0.0.1:9550/metrics"}, 0, "not an http(s) URL"},
 		{[]string{"--metrics-listen", "9552"}, 0, "want host:port"},
 	} {
@@ -53,10 +55,52 @@ func TestObserveReportsOnlyChangesOfTheEffectivePriority(t *testing.T) {
 		{0.1, 100, false}, {0.55, 90, true}, {0.45, 90, false}, {0.85, 50, true},
 		{0.75, 50, false}, {0.6, 90, true}, {0.3, 100, true}, {0.3, 100, false},
 	} {
-		p, changed := f.Observe(Load{Busiest: o.r, Workers: 1})
+		p, changed := f.Observe(Load{Busiest: o.r, Workers: 1}, time.Second)
 		if p != o.p || changed != o.changed {
 			t.Errorf("step %d (ratio %g): priority %d changed %v, want %d %v", i, o.r, p, changed, o.p, o.changed)
 		}
+	}
+}
+
+func TestSmoothIsAnExponentialAverageWithTheGivenTimeConstant(t *testing.T) {
+	for _, tc := range []struct {
+		avg, sample float64
+		dt, tau     time.Duration
+		want        float64
+	}{
+		{0.2, 0.8, time.Second, 0, 0.8},                              // no smoothing
+		{0.2, 0.8, 0, 10 * time.Second, 0.2},                         // no time passed
+		{0, 1, 10 * time.Second, 10 * time.Second, 1 - math.Exp(-1)}, // one time constant: 63%
+		{1, 0, 20 * time.Second, 10 * time.Second, math.Exp(-2)},
+		{0.5, 0.5, time.Second, 10 * time.Second, 0.5},
+	} {
+		if got := Smooth(tc.avg, tc.sample, tc.dt, tc.tau); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("Smooth(%g, %g, %v, %v) = %g, want %g", tc.avg, tc.sample, tc.dt, tc.tau, got, tc.want)
+		}
+	}
+}
+
+// With smoothing a one-sample spike does not move the priority; sustained load does.
+func TestSmoothedLoadIgnoresASpikeAndFollowsSustainedLoad(t *testing.T) {
+	cfg := Config{Curve: Curve{{0.2, -50}}, Band: 0.1, Base: 100, Smoothing: 10 * time.Second}
+	f := NewFollower(cfg, nil, t.Logf)
+	f.Observe(Load{Busiest: 0}, time.Second)
+	if p, changed := f.Observe(Load{Busiest: 1}, time.Second); changed || p != 100 {
+		t.Fatalf("a 1 s spike to 1.0 moved the priority to %d", p)
+	}
+	var when int
+	for i := 1; i <= 30; i++ {
+		if _, changed := f.Observe(Load{Busiest: 0.5}, time.Second); changed {
+			when = i
+			break
+		}
+	}
+	// The average of 0.5 reaches 0.2 after about tau*ln(0.5/0.3), 5 s (the spike helps).
+	if when == 0 || when > 6 {
+		t.Errorf("sustained 0.5 lowered the priority after %d s, want within 6 s", when)
+	}
+	if f.Priority() != 50 {
+		t.Errorf("priority %d, want 50", f.Priority())
 	}
 }
 
@@ -117,6 +161,7 @@ func TestRunFollowsTheServedBusyRatio(t *testing.T) {
 	}
 	for _, want := range []string{
 		`exitgw_connector_busy_ratio{region="r1",node="gw1"} 0.2`,
+		`exitgw_connector_busy_ratio_average{region="r1",node="gw1"} 0.2`,
 		`exitgw_connector_location_priority{region="r1",node="gw1"} 100`,
 		`exitgw_connector_location_priority_base{region="r1",node="gw1"} 100`,
 		`exitgw_connector_load_level{region="r1",node="gw1"} 0`,
