@@ -532,13 +532,15 @@ GATEWAY_LOCATIONS = (
      "latitude": "-0.5", "longitude": "0", "priority": "60"},
 )
 # The load curve both connectors run with in the two-gateway lab: from a busiest-worker busy
-# ratio of 0.2 (the connector's 10 s moving average) the priority drops by 50: 100 -> 50, below
-# the other's 60. 0.2 is what one tailscaled client's iperf3 -P 2 through exitgw reaches on this
-# 2-CPU machine (single 100 ms samples 0.11-1.0, mostly above 0.38, on the worker it lands on
-# at about 520 Mbit/s; idle: 0). One step: a second one at 0.5 sat on that average's edge and
-# changed the priority (and every client's netmap) every few seconds.
-LAB_PRIORITY_CURVE = "0.2:-50"
-LAB_PRIORITY_HYSTERESIS = "0.1"
+# ratio of 0.1 (the connector's 10 s moving average) the priority drops by 50: 100 -> 50, below
+# the other's 60; it comes back once the average falls below 0.05. One tailscaled client's
+# iperf3 -P 2 through exitgw on this shared 2-CPU machine gives single 100 ms samples of
+# 0.11-1.0 on the worker it lands on (an average of 0.2-0.4, lower while other work shares the
+# CPUs) at about 520 Mbit/s; idle gives 0. 0.2 was reached, but with too thin a margin on a busy
+# machine; a second step at 0.5 sat on the average's edge and changed the priority (and every
+# client's netmap) every few seconds.
+LAB_PRIORITY_CURVE = "0.1:-50"
+LAB_PRIORITY_HYSTERESIS = "0.05"
 CONNECTOR_METRICS = "127.0.0.1:9552"
 
 
