@@ -68,7 +68,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.location.CityCode, "location-city-code", "", "city code, e.g. YYZ")
 	fs.Float64Var(&o.location.Latitude, "location-latitude", 0, "latitude in degrees")
 	fs.Float64Var(&o.location.Longitude, "location-longitude", 0, "longitude in degrees")
-	fs.IntVar(&o.location.Priority, "location-priority", 0, "priority among exit nodes of one location (higher is preferred)")
+	fs.IntVar(&o.location.Priority, "location-priority", 0, "priority among exit nodes near each other (higher is preferred; tailscaled ignores one below 0); with --priority-load-curve, the priority with no load")
 	fs.StringVar(&o.adminURL, "admin-url", "http://127.0.0.1:9551", "exitgw's admin API (its --admin_listen)")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "exitgw's admin bearer token file (its --admin_token_file) (required)")
 	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
