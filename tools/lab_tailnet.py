@@ -17,6 +17,22 @@ CA and a certificate for 10.77.0.2; tailscaled and the connector trust it throug
 SSL_CERT_FILE (Go's x509 reads it; no system store is touched). The gateway itself speaks no
 DERP: paths to it are direct (disco on its WireGuard port) or nothing.
 
+With --gateways 2 a second gateway joins in a second "region" (tools/lab up --tailnet
+--gateways 2):
+  P-gw2: exitgw (--region lab2, one worker, DPDK --file-prefix=Pg2) on tun0 10.77.0.3 on the
+         bridge and inet0 192.0.4.1/24 into P-inet (192.0.4.2 there; its NAT pool
+         203.0.113.2/32 routed back over that link) + its own exitgw-connector
+         (--endpoint 10.77.0.3:51820), whose control traffic goes over ctl0 10.78.0.5/30 to
+         P-ctl (gw20 10.78.0.6/30)
+Both connectors then advertise a Location and a load-following priority (GATEWAY_LOCATIONS,
+LAB_PRIORITY_CURVE; --connector-flag overrides) and serve their own metrics on
+127.0.0.1:9552 in their namespace. Why these locations: tailscaled (ipn/ipnlocal
+suggestExitNodeUsingDERP, v1.102.5) measures a DERP-less candidate's Location from the
+client's home DERP region; Headscale's embedded region has no coordinates (0, 0), so both
+gateways sit near (0, 0), 33 and 56 km away, inside tailscaled's 100 km allowance of the
+nearest: Location.Priority decides, and gw (priority 100) is suggested until its load or a
+withdrawn approval hands the suggestion to gw2 (priority 60).
+
 Policy (HuJSON, rewritten and SIGHUP-reloaded on add-client): group:exit is granted
 autogroup:internet (and the lab's documentation ranges by name), group:noexit is not; every
 member sees every member and the gateway; tag:exit is owned by group:admin; nodeAttrs give tag:exit suggest-exit-node; with --auto-approve,
@@ -92,15 +108,19 @@ def marker(lab, base):
     """Command-line marker of the processes behind the tailnet pid files."""
     if base == "headscale":
         return "headscale serve -c %s" % hs_config(lab)
-    if base == "connector":
-        return "--state-dir %s" % lab.path("connector")
+    if base in ("connector", "connector2"):
+        return "--state-dir %s " % lab.path(base)
+    if base == "exitgw2":
+        return "--file-prefix=%s " % gw2_prefix(lab)
     if base.startswith("ts-"):
         return "--socket=%s" % ts_socket(lab, base[3:])
     return None
 
 
 def wanted_namespaces(lab):
-    return {ctl_ns(lab)} if is_tailnet(lab) else set()
+    if not is_tailnet(lab):
+        return set()
+    return {ctl_ns(lab)} | ({gw2_ns(lab)} if gateways(lab) > 1 else set())
 
 
 def client_problems(lab, L, c):
@@ -113,6 +133,8 @@ def client_problems(lab, L, c):
 def problems(lab, L):
     out = []
     bases = ["headscale"] + ([] if lab.state["tailnet"]["connector"] == "none" else ["connector"])
+    if gateways(lab) > 1:
+        bases += ["exitgw2", "connector2"]
     for base in bases:
         pf = lab.path(base + ".pid")
         if not L.alive(L.read_pid(pf), marker(lab, base)):
@@ -129,6 +151,9 @@ def teardown_extra(lab, say):
         names = []
     for n in names:
         shutil.rmtree(os.path.join(NETNS_ETC, n), ignore_errors=True)
+    # The second gateway's DPDK runtime dir (the first's is tools/lab's).
+    if lab.state and gateways(lab) > 1:
+        shutil.rmtree(os.path.join("/var/run/dpdk", gw2_prefix(lab)), ignore_errors=True)
     if names:
         say("removed %s" % " ".join(os.path.join(NETNS_ETC, n) for n in names))
         try:
@@ -143,7 +168,11 @@ def status_lines(lab, L):
         ns = nodes(lab, L)
     except TailnetError as e:
         return ["headscale: %s" % e]
-    lines = ["headscale %s (%s), %d nodes:" % (SERVER_URL, ctl_ns(lab), len(ns))]
+    lines = []
+    if gateways(lab) > 1:
+        lines.append("second gateway %s: readyz %s, log %s" % (
+            gw2_ns(lab), gw2_readyz(lab, L) or "-", lab.path("exitgw2.log")))
+    lines.append("headscale %s (%s), %d nodes:" % (SERVER_URL, ctl_ns(lab), len(ns)))
     for n in ns:
         lines.append("  %-12s id %-3s %-15s %-7s user %-9s tags %-9s routes %s approved %s" % (
             n.get("given_name"), n.get("id"), ",".join(a for a in n.get("ip_addresses", [])
@@ -494,29 +523,169 @@ def default_connector(repo):
     return os.path.join(repo, "build", "connector", "exitgw-connector")
 
 
-def start_connector(lab, L, connector):
-    """exitgw-connector in P-gw with the contract's flags; returns its pid."""
+# The two gateways' places (--gateways 2; the module docstring says why near 0, 0): the first
+# the nearer and preferred, the second in another region with a lower base priority.
+GATEWAY_LOCATIONS = (
+    {"country": "Labland", "country-code": "LL", "city": "North", "city-code": "LNO",
+     "latitude": "0.3", "longitude": "0", "priority": "100"},
+    {"country": "Labland", "country-code": "LL", "city": "South", "city-code": "LSO",
+     "latitude": "-0.5", "longitude": "0", "priority": "60"},
+)
+# The load curve both connectors run with in the two-gateway lab: from a busiest-worker busy
+# ratio of 0.1 (the connector's 10 s moving average) the priority drops by 50: 100 -> 50, below
+# the other's 60; it comes back once the average falls below 0.05. One tailscaled client's
+# iperf3 -P 2 through exitgw on this shared 2-CPU machine gives single 100 ms samples of
+# 0.11-1.0 on the worker it lands on (an average of 0.2-0.4, lower while other work shares the
+# CPUs) at about 520 Mbit/s; idle gives 0. 0.2 was reached, but with too thin a margin on a busy
+# machine; a second step at 0.5 sat on the average's edge and changed the priority (and every
+# client's netmap) every few seconds.
+LAB_PRIORITY_CURVE = "0.1:-50"
+LAB_PRIORITY_HYSTERESIS = "0.05"
+CONNECTOR_METRICS = "127.0.0.1:9552"
+
+
+def gateways(lab):
+    return int(((lab.state or {}).get("tailnet") or {}).get("gateways", 1))
+
+
+def connector_extra(lab, idx):
+    """The connector flags beyond the contract's: location and load priority when the lab has
+    two gateways, then --connector-flag (later flags win)."""
+    t = lab.state["tailnet"]
+    out = []
+    if gateways(lab) > 1:
+        for k, v in sorted(GATEWAY_LOCATIONS[idx - 1].items()):
+            out += ["--location-" + k, v]
+        out += ["--priority-load-curve", LAB_PRIORITY_CURVE,
+                "--priority-hysteresis", LAB_PRIORITY_HYSTERESIS,
+                "--load-poll-interval", "1s", "--metrics-listen", CONNECTOR_METRICS]
+    for item in t.get("connector_flags") or []:
+        k, _, v = item.partition("=")
+        out += ["--" + k, v]
+    return out
+
+
+def start_connector(lab, L, connector, idx=1):
+    """exitgw-connector of gateway idx (1: P-gw, 2: P-gw2) with the contract's flags; returns
+    its pid."""
     if not os.access(connector, os.X_OK):
         raise TailnetError("no exitgw-connector at %s: build it (connector/) or pass --connector "
                            "PATH; tailnet mode cannot register the gateway without it" % connector)
+    sfx = "" if idx == 1 else str(idx)
     key = preauth_key(lab, L, ADMIN_USER, tags=("tag:exit",))
-    kf = lab.path("gateway.authkey")
+    kf = lab.path("gateway%s.authkey" % sfx)
     L.write_file(kf, key + "\n", 0o600)
-    os.makedirs(lab.path("connector"), mode=0o700, exist_ok=True)
+    state = lab.path("connector" + sfx)
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    ns = lab.gw if idx == 1 else gw2_ns(lab)
     args = [connector, "--login-server", SERVER_URL, "--auth-key-file", kf,
-            "--state-dir", lab.path("connector"), "--wg-key-file", lab.path("gateway.key"),
-            "--disco-key-file", lab.path("disco.key"), "--endpoint", WG_ENDPOINT,
+            "--state-dir", state, "--wg-key-file", lab.path("gateway%s.key" % sfx),
+            "--disco-key-file", lab.path("disco%s.key" % sfx),
+            "--endpoint", WG_ENDPOINT if idx == 1 else GW2_WG_ENDPOINT,
             "--admin-url", ADMIN_URL, "--admin-token-file", lab.path("admin.token"),
-            "--hostname", lab.gw]
-    L.write_file(lab.path("connector.cmd"), " ".join(args) + "\n")
-    logf = lab.path("connector.log")
-    pid = L.spawn(args, lab.gw, logf, env=ts_env(lab))
-    L.write_file(lab.path("connector.pid"), "%d\n" % pid)
+            "--hostname", ns] + connector_extra(lab, idx)
+    L.write_file(lab.path("connector%s.cmd" % sfx), " ".join(args) + "\n")
+    logf = lab.path("connector%s.log" % sfx)
+    pid = L.spawn(args, ns, logf, env=ts_env(lab))
+    L.write_file(lab.path("connector%s.pid" % sfx), "%d\n" % pid)
     return pid
 
 
-def gateway_node(lab, L):
-    return node_by_name(lab, L, lab.gw)
+# --------------------------------------------------------------------------- second gateway
+
+GW2_TUN = "10.77.0.3"
+GW2_WG_ENDPOINT = GW2_TUN + ":51820"
+GW2_INET_GW = "192.0.4.1"   # exitgw's internet port
+GW2_INET = "192.0.4.2"      # P-inet's end of the link
+GW2_NAT_POOL = "203.0.113.2/32"
+GW2_P2P_GW = "10.78.0.5"
+GW2_P2P_CTL = "10.78.0.6"
+GW2_WORKERS = 1
+
+
+def gw2_ns(lab):
+    return lab.name + "-gw2"
+
+
+def gw2_prefix(lab):
+    return lab.name + "g2"
+
+
+def gw2_flags(lab, L):
+    """The first gateway's flags with the second's addresses, keys, files and region."""
+    own = {"tunnel_addr": GW2_TUN + "/24", "internet_addr": GW2_INET_GW + "/24",
+           "internet_gateway": GW2_INET, "region": "lab2", "node": gw2_ns(lab),
+           "private_key_file": lab.path("gateway2.key"), "peers_file": lab.path("peers2.conf"),
+           "nat_pool": GW2_NAT_POOL, "approvals_file": lab.path("approvals2.conf")}
+    flags = [(f, own.get(f, v)) for f, v in L.gateway_flags(lab)]
+    flags.append(("disco_private_key_file", lab.path("disco2.key")))
+    flags += [tuple(item.split("=", 1)) for item in lab.state.get("gw_flags") or []]
+    return flags
+
+
+def create_gw2_net(lab, L):
+    ns = gw2_ns(lab)
+    L.ns_add(ns)
+    L.veth(ns, "tun0", lab.sw, "gw2")
+    L.bridge_port(lab, "gw2")
+    L.veth(ns, "inet0", lab.inet, "gw2")
+    for dev in ("tun0", "inet0"):
+        L.run(["ip", "-n", ns, "link", "set", dev, "up"])
+    L.run(["ip", "-n", lab.inet, "addr", "add", GW2_INET + "/24", "dev", "gw2"])
+    L.run(["ip", "-n", lab.inet, "link", "set", "gw2", "up"])
+    L.run(["ip", "-n", lab.inet, "route", "add", GW2_NAT_POOL, "via", GW2_INET_GW])
+    L.veth(ns, "ctl0", ctl_ns(lab), "gw20")
+    L.run(["ip", "-n", ns, "addr", "add", GW2_P2P_GW + "/30", "dev", "ctl0"])
+    L.run(["ip", "-n", ctl_ns(lab), "addr", "add", GW2_P2P_CTL + "/30", "dev", "gw20"])
+    L.run(["ip", "-n", ns, "link", "set", "ctl0", "up"])
+    L.run(["ip", "-n", ctl_ns(lab), "link", "set", "gw20", "up"])
+    L.run(["ip", "-n", ns, "route", "add", CTL_ADDR + "/32", "via", GW2_P2P_CTL])
+
+
+def gw2_readyz(lab, L, timeout=2):
+    p = L.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(timeout),
+               "http://%s/readyz" % L.METRICS], ns=gw2_ns(lab), check=False, timeout=timeout + 3)
+    return p.stdout.strip()
+
+
+def gw2_metrics_text(lab, L):
+    p = L.run(["curl", "-sS", "--max-time", "3", "http://%s/metrics" % L.METRICS],
+              ns=gw2_ns(lab), check=False, timeout=6)
+    return p.stdout if p.returncode == 0 else None
+
+
+def start_gateway2(lab, L):
+    """exitgw in P-gw2: one worker, its own DPDK file prefix, approval off until Headscale's."""
+    ns = gw2_ns(lab)
+    L.gen_keypair(lab.dir, "gateway2")
+    L.gen_keypair(lab.dir, "disco2")
+    L.write_file(lab.path("peers2.conf"), "# exitgw peers of the second gateway: the connector's\n")
+    L.write_file(lab.path("approvals2.conf"), "# written by tools/lab\nexit-node unapproved\n")
+    lines = ["# exitgw flags for the second gateway of lab %s, written by tools/lab_tailnet.py"
+             % lab.name] + ["--%s=%s" % fv for fv in gw2_flags(lab, L)]
+    L.write_file(lab.path("exitgw2.flags"), "\n".join(lines) + "\n")
+    cpu = "1" if (os.cpu_count() or 1) > 1 else "0"
+    lcores = ",".join(["0@0"] + ["%d@%s" % (w, cpu) for w in range(1, GW2_WORKERS + 1)])
+    qpairs = GW2_WORKERS + 1
+    mem = [] if L.hugepages_usable() else ["--no-huge", "-m", "512"]
+    args = [lab.state["exitgw"], "--lcores=" + lcores, "--file-prefix=" + gw2_prefix(lab),
+            "--no-pci", "--vdev=net_af_packet0,iface=tun0,qpairs=%d" % qpairs,
+            "--vdev=net_af_packet1,iface=inet0,qpairs=%d" % qpairs] + mem + \
+        ["--", "--flagfile=" + lab.path("exitgw2.flags")]
+    L.write_file(lab.path("exitgw2.cmd"), " ".join(["ip", "netns", "exec", ns] + args) + "\n")
+    logf = lab.path("exitgw2.log")
+    pid = L.spawn(args, ns, logf)
+    L.write_file(lab.path("exitgw2.pid"), "%d\n" % pid)
+    ok = L.wait_for(lambda: not L.alive(pid) or gw2_readyz(lab, L, 1) == "200", 20, step=0.2)
+    if not ok or not L.alive(pid):
+        why = "exited" if not L.alive(pid) else "did not answer /readyz with 200 within 20 s"
+        raise TailnetError("the second exitgw %s; last lines of %s:\n%s"
+                           % (why, logf, L.log_tail(logf)))
+    return pid
+
+
+def gateway_node(lab, L, idx=1):
+    return node_by_name(lab, L, lab.gw if idx == 1 else gw2_ns(lab))
 
 
 def route_state(lab, L, node_id):
@@ -536,15 +705,16 @@ def approve_exit(lab, L, node_id, approved=True):
        "--routes", ",".join(EXIT_ROUTES) if approved else "")
 
 
-def wait_gateway(lab, L, pid, timeout=60):
+def wait_gateway(lab, L, pid, timeout=60, idx=1):
     """Waits for the connector's node with both exit routes announced; returns the node."""
-    logf = lab.path("connector.log")
+    logf = lab.path("connector%s.log" % ("" if idx == 1 else idx))
+    name = lab.gw if idx == 1 else gw2_ns(lab)
     found = {}
 
     def registered():
         if not L.alive(pid):
             return True
-        n = gateway_node(lab, L)
+        n = gateway_node(lab, L, idx)
         if n:
             avail, _ = route_state(lab, L, n["id"])
             if all(r in avail for r in EXIT_ROUTES):
@@ -557,8 +727,46 @@ def wait_gateway(lab, L, pid, timeout=60):
         raise TailnetError("exitgw-connector exited; last lines of %s:\n%s" % (logf, L.log_tail(logf)))
     if "node" not in found:
         raise TailnetError("the gateway node %s did not register with the exit routes announced "
-                           "within %d s; last lines of %s:\n%s" % (lab.gw, timeout, logf, L.log_tail(logf)))
+                           "within %d s; last lines of %s:\n%s" % (name, timeout, logf, L.log_tail(logf)))
     return found["node"]
+
+
+def join_gateway(lab, L, idx):
+    """Starts gateway idx's connector, waits for its node, approves its exit routes (unless
+    autoApprovers does) and waits until exitgw itself reports approval."""
+    t = lab.state["tailnet"]
+    timings = t.setdefault("timings", {})
+    sfx = "" if idx == 1 else str(idx)
+    name = lab.gw if idx == 1 else gw2_ns(lab)
+    metrics = lab.metrics_text if idx == 1 else (lambda: gw2_metrics_text(lab, L))
+    t0 = time.monotonic()
+    pid = start_connector(lab, L, t["connector"], idx)
+    node = wait_gateway(lab, L, pid, idx=idx)
+    t["gw%s_node_id" % sfx] = int(node["id"])
+    timings["gateway%s_registered_s" % sfx] = round(time.monotonic() - t0, 2)
+    if not t.get("auto_approve"):
+        approve_exit(lab, L, node["id"], True)
+    ok = L.wait_for(lambda: all(r in route_state(lab, L, node["id"])[1] for r in EXIT_ROUTES),
+                    20, step=0.5)
+    if not ok:
+        raise TailnetError("the exit routes of node %s were not approved within 20 s (%s)"
+                           % (node["id"], "autoApprovers" if t.get("auto_approve") else "approve-routes"))
+    # Headscale's word is not the gateway's: the connector applies approval from its own
+    # netmap (the self node's exit route), so wait until exitgw says approved.
+    def gw_approved():
+        return any(n == "exitgw_exit_approved" and v == 1
+                   for n, _l, v in L.parse_metrics(metrics()))
+
+    if not L.wait_for(gw_approved, 20, step=0.5):
+        raise TailnetError("Headscale lists the exit routes of node %s approved, yet exitgw "
+                           "does not report approval (exitgw_exit_approved) 20 s later: the "
+                           "connector's netmap did not carry it (see %s)"
+                           % (node["id"], lab.path("connector%s.log" % sfx)))
+    timings["gateway%s_approved_s" % sfx] = round(time.monotonic() - t0, 2)
+    L.log("gateway node %s (id %s) registered by the connector, exit routes approved by %s "
+          "(%.1f s)" % (name, node["id"], "autoApprovers.exitNode" if t.get("auto_approve")
+                        else "headscale nodes approve-routes", timings["gateway%s_approved_s" % sfx]))
+    lab.save()
 
 
 def up(lab, L):
@@ -587,34 +795,13 @@ def up(lab, L):
     L.log("%d tailscaled clients registered in %.1f s" % (len(lab.clients), timings["clients_s"]))
     if t["connector"] == "none":
         return
-    t0 = time.monotonic()
-    pid = start_connector(lab, L, t["connector"])
-    node = wait_gateway(lab, L, pid)
-    t["gw_node_id"] = int(node["id"])
-    timings["gateway_registered_s"] = round(time.monotonic() - t0, 2)
-    if not t.get("auto_approve"):
-        approve_exit(lab, L, node["id"], True)
-    ok = L.wait_for(lambda: all(r in route_state(lab, L, node["id"])[1] for r in EXIT_ROUTES),
-                    20, step=0.5)
-    if not ok:
-        raise TailnetError("the exit routes of node %s were not approved within 20 s (%s)"
-                           % (node["id"], "autoApprovers" if t.get("auto_approve") else "approve-routes"))
-    # Headscale's word is not the gateway's: the connector applies approval from its own
-    # netmap (the self node's exit route), so wait until exitgw says approved.
-    def gw_approved():
-        return any(n == "exitgw_exit_approved" and v == 1
-                   for n, _l, v in L.parse_metrics(lab.metrics_text()))
-
-    if not L.wait_for(gw_approved, 20, step=0.5):
-        raise TailnetError("Headscale lists the exit routes of node %s approved, yet exitgw "
-                           "does not report approval (exitgw_exit_approved) 20 s later: the "
-                           "connector's netmap did not carry it (see %s)"
-                           % (node["id"], lab.path("connector.log")))
-    timings["gateway_approved_s"] = round(time.monotonic() - t0, 2)
-    L.log("gateway node %s (id %s) registered by the connector, exit routes approved by %s "
-          "(%.1f s)" % (lab.gw, node["id"], "autoApprovers.exitNode" if t.get("auto_approve")
-                        else "headscale nodes approve-routes", timings["gateway_approved_s"]))
-    lab.save()
+    join_gateway(lab, L, 1)
+    if gateways(lab) > 1:
+        t0 = time.monotonic()
+        create_gw2_net(lab, L)
+        start_gateway2(lab, L)
+        L.log("second gateway %s ready in %.1f s" % (gw2_ns(lab), time.monotonic() - t0))
+        join_gateway(lab, L, 2)
 
 
 # --------------------------------------------------------------------------- the demo's views

@@ -30,6 +30,16 @@ def parse_args_then_unittest():
     return [sys.argv[0]] + rest
 
 
+def parse_args_with_connector(default):
+    """parse_args_then_unittest plus --connector PATH (exitgw-connector, given by CTest to the
+    tailnet suites): (argv for unittest, the connector's real path)."""
+    argv = parse_args_then_unittest()
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--connector", default=default)
+    a, rest = p.parse_known_args(argv[1:])
+    return [argv[0]] + rest, os.path.realpath(a.connector)
+
+
 def lab_name(tag):
     """A lab name unique to this process: tag + pid digits, at most 8 characters."""
     return (tag + "%05d" % (os.getpid() % 100000))[:8]
@@ -150,7 +160,7 @@ def lab_dir(name):
 
 def ns_of(name, host):
     """The namespace of a lab host: gw, inet, sw or a client name."""
-    if host in ("gw", "inet", "sw"):
+    if host in ("gw", "gw2", "inet", "sw", "ctl"):
         return "%s-%s" % (name, host)
     return client(name, host)["ns"]
 

@@ -20,7 +20,6 @@ What it proves (the connector must be built: a missing one fails the suite, it i
   approval revoked/restored, Headscale stopped 60 s (the connector's admin API updates:
   peers, approval, filter).
 """
-import argparse
 import hashlib
 import json
 import os
@@ -39,12 +38,8 @@ RESOLV = "/etc/resolv.conf"
 
 def parse_args():
     global CONNECTOR
-    argv = L.parse_args_then_unittest()
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--connector", default=CONNECTOR)
-    a, rest = p.parse_known_args(argv[1:])
-    CONNECTOR = os.path.realpath(a.connector)
-    return [argv[0]] + rest
+    argv, CONNECTOR = L.parse_args_with_connector(CONNECTOR)
+    return argv
 
 
 def file_hash(path):

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"exitgw/connector/internal/adminapi"
 	"exitgw/connector/internal/bridge"
+	"exitgw/connector/internal/loadprio"
 	"exitgw/connector/internal/login"
 	"exitgw/connector/internal/secretfile"
 )
@@ -45,6 +47,7 @@ type options struct {
 	endpoints                                                             endpointsFlag
 	location                                                              tailcfg.Location
 	resync                                                                time.Duration
+	load                                                                  loadprio.Config
 	verbose                                                               bool
 }
 
@@ -65,10 +68,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.location.CityCode, "location-city-code", "", "city code, e.g. YYZ")
 	fs.Float64Var(&o.location.Latitude, "location-latitude", 0, "latitude in degrees")
 	fs.Float64Var(&o.location.Longitude, "location-longitude", 0, "longitude in degrees")
-	fs.IntVar(&o.location.Priority, "location-priority", 0, "priority among exit nodes of one location (higher is preferred)")
+	fs.IntVar(&o.location.Priority, "location-priority", 0, "priority among exit nodes near each other (higher is preferred; tailscaled ignores one below 0); with --priority-load-curve, the priority with no load")
 	fs.StringVar(&o.adminURL, "admin-url", "http://127.0.0.1:9551", "exitgw's admin API (its --admin_listen)")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "exitgw's admin bearer token file (its --admin_token_file) (required)")
 	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
+	loadFlags := loadprio.AddFlags(fs)
 	fs.BoolVar(&o.verbose, "verbose", false, "log the control client's detailed messages too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -87,6 +91,10 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.hostname == "" {
 		return nil, errors.New("--hostname is empty and the system has none")
+	}
+	var err error
+	if o.load, err = loadFlags.Config(o.location.Priority); err != nil {
+		return nil, err
 	}
 	return &o, nil
 }
@@ -126,6 +134,13 @@ func run(ctx context.Context, o *options) error {
 		}
 		log.Printf(format, args...)
 	}
+	var metricsLn net.Listener
+	if o.load.MetricsListen != "" {
+		if metricsLn, err = o.load.Listen(); err != nil {
+			return err
+		}
+		defer metricsLn.Close()
+	}
 	client, err := login.Start(login.Config{
 		ServerURL: o.loginServer, AuthKey: authKey, StateDir: o.stateDir, NodeKey: nodeKey,
 		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc, Logf: logf,
@@ -134,6 +149,17 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	defer client.Close()
+	if o.load.Enabled() {
+		lp := loadprio.NewFollower(o.load, client.SetLocationPriority, log.Printf)
+		go lp.Run(ctx)
+		if metricsLn != nil {
+			go func() {
+				if err := lp.Serve(ctx, metricsLn); err != nil {
+					log.Printf("exitgw-connector: %v", err)
+				}
+			}()
+		}
+	}
 	log.Printf("exitgw-connector: node %s logging in to %s; updates to %s", nodeKey.Public().ShortString(), o.loginServer, o.adminURL)
 	return bridge.Run(ctx, bridge.Config{
 		Admin:          adminapi.NewClient(o.adminURL, token),

@@ -142,6 +142,25 @@ func (c *Client) SetControlClientStatus(_ controlclient.Client, s controlclient.
 	}
 }
 
+// SetLocationPriority sends a Hostinfo whose Location.Priority is p (the rest unchanged) to
+// the coordination server; nothing is sent when p is what the node already advertises.
+func (c *Client) SetLocationPriority(p int) {
+	c.mu.Lock()
+	loc := tailcfg.Location{}
+	if c.cfg.Location != nil {
+		loc = *c.cfg.Location
+	}
+	if c.cfg.Location != nil && loc.Priority == p {
+		c.mu.Unlock()
+		return
+	}
+	loc.Priority = p
+	c.cfg.Location = &loc
+	hi := Hostinfo(c.cfg, c.state.BackendLogID)
+	c.mu.Unlock()
+	c.auto.SetHostinfo(hi)
+}
+
 // Changed is readable after each new status.
 func (c *Client) Changed() <-chan struct{} { return c.changed }
 

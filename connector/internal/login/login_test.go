@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration/testcontrol"
 	"tailscale.com/types/key"
 
@@ -87,4 +88,45 @@ func TestWrongAuthKeyIsAnErrorStatus(t *testing.T) {
 		t.Errorf("logged in with a wrong auth key: %+v", s)
 	}
 	t.Logf("error status: %v", c.Snapshot().Err)
+}
+
+// A new priority goes to the server in Hostinfo with the rest of the location kept.
+func TestSetLocationPriorityReachesTheServer(t *testing.T) {
+	ctl := &testcontrol.Server{Logf: func(string, ...any) {}}
+	ctl.HTTPTestServer = httptest.NewUnstartedServer(ctl)
+	ctl.HTTPTestServer.Start()
+	defer ctl.HTTPTestServer.Close()
+	nodeKey := key.NewNode()
+	c, err := login.Start(login.Config{ServerURL: ctl.HTTPTestServer.URL, StateDir: t.TempDir(),
+		NodeKey: nodeKey, Hostname: "gw", Logf: t.Logf,
+		Location: &tailcfg.Location{City: "Toronto", CityCode: "YYZ", Latitude: 43.7, Longitude: -79.4, Priority: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitNetmap(t, c)
+	location := func() tailcfg.Location {
+		if n := ctl.Node(nodeKey.Public()); n != nil && n.Hostinfo.Valid() && n.Hostinfo.Location().Valid() {
+			return *n.Hostinfo.Location().AsStruct()
+		}
+		return tailcfg.Location{}
+	}
+	if got := location(); got.Priority != 100 || got.City != "Toronto" {
+		t.Fatalf("the server holds location %+v after login, want Toronto at priority 100", got)
+	}
+	c.SetLocationPriority(40)
+	deadline := time.Now().Add(30 * time.Second)
+	for location().Priority != 40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server holds location %+v 30 s after SetLocationPriority(40)", location())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := tailcfg.Location{City: "Toronto", CityCode: "YYZ", Latitude: 43.7, Longitude: -79.4, Priority: 40}
+	if got := location(); got != want {
+		t.Errorf("location %+v, want %+v", got, want)
+	}
+	if n := ctl.Node(nodeKey.Public()); n.Hostinfo.Hostname() != "gw" || n.Hostinfo.RoutableIPs().Len() != 2 {
+		t.Errorf("the rest of Hostinfo changed: %v", n.Hostinfo)
+	}
 }
