@@ -1,6 +1,7 @@
 // exitgw-connector makes exitgw a node of a tailnet: it logs in to the coordination server
 // with the gateway's WireGuard key, advertises the exit routes, endpoints, disco key and
-// location, and turns each netmap into the gateway's updates over its admin API.
+// location, turns each netmap into the gateway's updates over its admin API, and serves the
+// exit node's DNS to its clients (PeerAPI DNS-over-HTTP).
 package main
 
 import (
@@ -9,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -22,6 +25,7 @@ import (
 
 	"exitgw/connector/internal/adminapi"
 	"exitgw/connector/internal/bridge"
+	"exitgw/connector/internal/doh"
 	"exitgw/connector/internal/login"
 	"exitgw/connector/internal/secretfile"
 )
@@ -45,6 +49,8 @@ type options struct {
 	endpoints                                                             endpointsFlag
 	location                                                              tailcfg.Location
 	resync                                                                time.Duration
+	dns                                                                   doh.Options
+	metricsListen                                                         string
 	verbose                                                               bool
 }
 
@@ -69,6 +75,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.adminURL, "admin-url", "http://127.0.0.1:9551", "exitgw's admin API (its --admin_listen)")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "exitgw's admin bearer token file (its --admin_token_file) (required)")
 	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
+	o.dns.RegisterFlags(fs)
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve the connector's own Prometheus metrics (DNS-over-HTTP counters) on this address, e.g. 127.0.0.1:9552. Empty: off")
 	fs.BoolVar(&o.verbose, "verbose", false, "log the control client's detailed messages too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -87,6 +95,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.hostname == "" {
 		return nil, errors.New("--hostname is empty and the system has none")
+	}
+	if err := o.dns.Validate(); err != nil {
+		return nil, err
 	}
 	return &o, nil
 }
@@ -126,9 +137,26 @@ func run(ctx context.Context, o *options) error {
 		}
 		log.Printf(format, args...)
 	}
+	var dns *doh.Service // nil: DoH off
+	if o.dns.Enabled() {
+		dns = doh.Start(ctx, o.dns.Config(log.Printf))
+		defer dns.Close()
+	} else {
+		log.Printf("no --dns-upstream: clients that select this exit node get no DNS from it")
+	}
+	if o.metricsListen != "" {
+		ln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer ln.Close()
+		go (&http.Server{Handler: doh.MetricsHandler(dns.WriteMetrics), ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+	}
+	p4, p6 := o.dns.PeerAPIPorts()
 	client, err := login.Start(login.Config{
 		ServerURL: o.loginServer, AuthKey: authKey, StateDir: o.stateDir, NodeKey: nodeKey,
-		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc, Logf: logf,
+		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc,
+		PeerAPI4Port: p4, PeerAPI6Port: p6, Logf: logf,
 	})
 	if err != nil {
 		return err
@@ -140,6 +168,7 @@ func run(ctx context.Context, o *options) error {
 		LoginServer:    o.loginServer,
 		NodeKey:        nodeKey.Public(),
 		ResyncInterval: o.resync,
+		OnNetMap:       dns.SetNetMap,
 		Logf:           log.Printf,
 	}, client)
 }
