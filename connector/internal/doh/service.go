@@ -28,11 +28,10 @@ type Config struct {
 	// Listen are the addresses to serve on; empty: the self node's IPv4 tailnet address from
 	// the netmap, once one arrives.
 	Listen []netip.Addr
-	Logf   logger.Logf
+	// MaxInFlight bounds the queries waiting for the upstream at once; more get 503 (0: 512).
+	MaxInFlight int
+	Logf        logger.Logf
 }
-
-// maxInFlight bounds the queries waiting for the upstream at once; more get 503.
-const maxInFlight = 512
 
 // Listen retry backoff while an address cannot be bound (not on an interface yet).
 const (
@@ -76,12 +75,15 @@ func New(cfg Config) *Service {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 512
+	}
 	s := &Service{
 		cfg:      cfg,
 		logf:     cfg.Logf,
 		limited:  logger.RateLimitedFn(cfg.Logf, time.Minute, 3, 64),
 		upstream: &Upstream{Addr: cfg.Upstream},
-		inflight: make(chan struct{}, maxInFlight),
+		inflight: make(chan struct{}, cfg.MaxInFlight),
 		want:     append([]netip.Addr(nil), cfg.Listen...),
 		wake:     make(chan struct{}, 1),
 		boundCh:  make(chan struct{}),
@@ -216,7 +218,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) Outcome {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	default:
-		s.limited("doh: %d queries already wait for the upstream: answering 503", maxInFlight)
+		s.limited("doh: %d queries already wait for the upstream: answering 503", s.cfg.MaxInFlight)
 		http.Error(w, "too many queries in flight", http.StatusServiceUnavailable)
 		return OutcomeOverloaded
 	}
