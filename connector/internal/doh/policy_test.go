@@ -183,7 +183,7 @@ func TestPolicyAgreesWithTailscaledsFilterOnRandomNetmaps(t *testing.T) {
 	capChoices := []tailcfg.NodeCapability{"a", "b", "c"}
 	setKnownAddr := func(n int) string { return fmt.Sprintf("100.64.0.%d", n) }
 
-	disagreements := 0
+	disagreements, allowed, refused := 0, 0, 0
 	for round := range 2000 {
 		var peers []testPeer
 		for i := 1; i <= 7; i++ {
@@ -218,6 +218,11 @@ func TestPolicyAgreesWithTailscaledsFilterOnRandomNetmaps(t *testing.T) {
 				}
 				want := reference.CheckTCP(src, dst, 53) == filter.Accept
 				_, got := policy.Allows(src)
+				if want {
+					allowed++
+				} else {
+					refused++
+				}
 				if got != want {
 					disagreements++
 					if disagreements <= 5 {
@@ -231,6 +236,11 @@ func TestPolicyAgreesWithTailscaledsFilterOnRandomNetmaps(t *testing.T) {
 	if disagreements > 0 {
 		t.Errorf("%d disagreements", disagreements)
 	}
+	// Both answers must be common, or the comparison proves little.
+	if allowed < 2000 || refused < 2000 {
+		t.Errorf("tailscaled's filter allowed %d and refused %d of the sources: the random netmaps do not exercise both", allowed, refused)
+	}
+	t.Logf("%d sources allowed, %d refused, all as tailscaled's filter", allowed, refused)
 }
 
 // tailscaledFilter builds the filter tailscaled runs as an exit node for nm (updateFilterLocked

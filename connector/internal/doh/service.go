@@ -8,7 +8,6 @@ package doh
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -61,7 +60,6 @@ type Service struct {
 	upstreamE string             // the last upstream error logged ("" while it answers)
 	wake      chan struct{}      // want changed
 	boundCh   chan struct{}      // closed and replaced when bound changes
-	metrics   net.Listener       // nil when not serving /metrics
 	cancel    context.CancelFunc // stops Run
 	done      chan struct{}      // closed when Run returned
 	http      *http.Server       // serves every DoH listener
@@ -97,7 +95,6 @@ func New(cfg Config) *Service {
 		WriteTimeout:      cfg.Timeout + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    128 << 10, // a GET's ?dns= of a 65535-byte query is 87380 bytes
-		ErrorLog:          nil,
 		Protocols:         new(http.Protocols),
 	}
 	// Like tailscaled's PeerAPI: HTTP/1.1, and HTTP/2 without TLS (the tunnel encrypts).
