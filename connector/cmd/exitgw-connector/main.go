@@ -1,6 +1,7 @@
 // exitgw-connector makes exitgw a node of a tailnet: it logs in to the coordination server
 // with the gateway's WireGuard key, advertises the exit routes, endpoints, disco key and
-// location, and turns each netmap into the gateway's updates over its admin API.
+// location, turns each netmap into the gateway's updates over its admin API, and serves the
+// exit node's DNS to its clients (PeerAPI DNS-over-HTTP).
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"exitgw/connector/internal/adminapi"
 	"exitgw/connector/internal/bridge"
+	"exitgw/connector/internal/doh"
 	"exitgw/connector/internal/loadprio"
 	"exitgw/connector/internal/login"
 	"exitgw/connector/internal/secretfile"
@@ -48,6 +50,7 @@ type options struct {
 	location                                                              tailcfg.Location
 	resync                                                                time.Duration
 	load                                                                  loadprio.Config
+	dns                                                                   doh.Options
 	verbose                                                               bool
 }
 
@@ -73,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "exitgw's admin bearer token file (its --admin_token_file) (required)")
 	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
 	loadFlags := loadprio.AddFlags(fs)
+	o.dns.RegisterFlags(fs)
 	fs.BoolVar(&o.verbose, "verbose", false, "log the control client's detailed messages too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -94,6 +98,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	var err error
 	if o.load, err = loadFlags.Config(o.location.Priority); err != nil {
+		return nil, err
+	}
+	if err := o.dns.Validate(); err != nil {
 		return nil, err
 	}
 	return &o, nil
@@ -141,9 +148,18 @@ func run(ctx context.Context, o *options) error {
 		}
 		defer metricsLn.Close()
 	}
+	var dns *doh.Service // nil: DoH off
+	if o.dns.Enabled() {
+		dns = doh.Start(ctx, o.dns.Config(log.Printf))
+		defer dns.Close()
+	} else {
+		log.Printf("no --dns-upstream: clients that select this exit node get no DNS from it")
+	}
+	p4, p6 := o.dns.PeerAPIPorts()
 	client, err := login.Start(login.Config{
 		ServerURL: o.loginServer, AuthKey: authKey, StateDir: o.stateDir, NodeKey: nodeKey,
-		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc, Logf: logf,
+		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc,
+		PeerAPI4Port: p4, PeerAPI6Port: p6, Logf: logf,
 	})
 	if err != nil {
 		return err
@@ -154,7 +170,7 @@ func run(ctx context.Context, o *options) error {
 		go lp.Run(ctx)
 		if metricsLn != nil {
 			go func() {
-				if err := lp.Serve(ctx, metricsLn); err != nil {
+				if err := lp.Serve(ctx, metricsLn, dns.WriteMetrics); err != nil {
 					log.Printf("exitgw-connector: %v", err)
 				}
 			}()
@@ -166,6 +182,7 @@ func run(ctx context.Context, o *options) error {
 		LoginServer:    o.loginServer,
 		NodeKey:        nodeKey.Public(),
 		ResyncInterval: o.resync,
+		OnNetMap:       dns.SetNetMap,
 		Logf:           log.Printf,
 	}, client)
 }

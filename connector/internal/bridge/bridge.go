@@ -35,7 +35,10 @@ type Config struct {
 	// ResyncInterval is how often the gateway's status is read to notice it lost the updates
 	// (a restart): it then gets them all again.
 	ResyncInterval time.Duration
-	Logf           logger.Logf
+	// OnNetMap, if set, gets each new netmap (after the node key check), e.g. the DoH service's
+	// policy. It must not block.
+	OnNetMap func(*netmap.NetworkMap)
+	Logf     logger.Logf
 }
 
 // ErrNodeKeyRotated means the server gave this node another node key than exitgw's WireGuard
@@ -137,6 +140,9 @@ func (b *bridge) take(s login.Snapshot) error {
 		b.haveNetmap = true
 		b.lastNetmapAt = now
 		b.convert(now)
+		if b.cfg.OnNetMap != nil {
+			b.cfg.OnNetMap(s.NetMap)
+		}
 	}
 	switch {
 	case s.URL != "":

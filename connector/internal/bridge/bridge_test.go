@@ -396,3 +396,67 @@ func TestResyncSendsThePeersAgainWhenTheGatewayHoldsOthers(t *testing.T) {
 		t.Error("the peer set sent again lacks the peer")
 	}
 }
+
+// OnNetMap (the DoH policy) gets each new netmap of this node, once, and never one for another
+// node key.
+func TestOnNetMapGetsEachNewNetmapOfThisNode(t *testing.T) {
+	admin := admintest.New("tok")
+	defer admin.Close()
+	gwKey, other := key.NewNode(), key.NewNode()
+	self := (&tailcfg.Node{ID: 1, Key: gwKey.Public(), MachineAuthorized: true}).View()
+	first := &netmap.NetworkMap{SelfNode: self, NodeKey: gwKey.Public()}
+	src := &lockedSource{ch: make(chan struct{}, 1), snap: login.Snapshot{NetMap: first, LoggedIn: true, InMapPoll: true}}
+	got := make(chan *netmap.NetworkMap, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- bridge.Run(ctx, bridge.Config{Admin: adminapi.NewClient(admin.URL, "tok"), NodeKey: gwKey.Public(),
+			ResyncInterval: time.Hour, OnNetMap: func(nm *netmap.NetworkMap) { got <- nm }, Logf: t.Logf}, src)
+	}()
+	next := func() *netmap.NetworkMap {
+		select {
+		case nm := <-got:
+			return nm
+		case <-time.After(10 * time.Second):
+			t.Fatal("no netmap handed on")
+			return nil
+		}
+	}
+	src.ch <- struct{}{}
+	if nm := next(); nm != first {
+		t.Fatalf("handed on %p, want the first netmap %p", nm, first)
+	}
+	src.ch <- struct{}{} // the same netmap again: nothing new
+	waitFor(t, "the status taken", func() bool { return len(src.ch) == 0 })
+	rotated := &netmap.NetworkMap{SelfNode: (&tailcfg.Node{ID: 1, Key: other.Public(), MachineAuthorized: true}).View(), NodeKey: other.Public()}
+	src.set(rotated)
+	src.ch <- struct{}{}
+	if err := <-done; !errors.Is(err, bridge.ErrNodeKeyRotated) {
+		t.Fatalf("Run = %v, want ErrNodeKeyRotated", err)
+	}
+	select {
+	case nm := <-got:
+		t.Fatalf("handed on %p after the first; the same netmap again or another node key's must not be", nm)
+	default:
+	}
+}
+
+// lockedSource is a source whose snapshot the test changes while the bridge runs.
+type lockedSource struct {
+	ch   chan struct{}
+	mu   sync.Mutex
+	snap login.Snapshot
+}
+
+func (s *lockedSource) Changed() <-chan struct{} { return s.ch }
+func (s *lockedSource) Snapshot() login.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+func (s *lockedSource) set(nm *netmap.NetworkMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap.NetMap = nm
+}

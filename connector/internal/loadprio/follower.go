@@ -244,12 +244,16 @@ func (c Config) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers GET /metrics on ln until ctx ends.
-func (f *Follower) Serve(ctx context.Context, ln net.Listener) error {
+// Serve answers GET (and HEAD) /metrics on ln until ctx ends: the follower's series, then
+// those of each of `more` (the DoH service's).
+func (f *Follower) Serve(ctx context.Context, ln net.Listener, more ...func(io.Writer)) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_ = f.WriteMetrics(w)
+		for _, write := range more {
+			write(w)
+		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

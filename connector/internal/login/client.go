@@ -31,7 +31,10 @@ type Config struct {
 	Hostname  string
 	Endpoints []netip.AddrPort // the gateway's public WireGuard UDP endpoints
 	Location  *tailcfg.Location
-	Logf      logger.Logf
+	// PeerAPI4Port and PeerAPI6Port are the DoH server's ports (zero: not offered); see
+	// peerAPIServices.
+	PeerAPI4Port, PeerAPI6Port uint16
+	Logf                       logger.Logf
 }
 
 // Snapshot is the latest of everything the control client reported. The control client
@@ -70,7 +73,27 @@ func Hostinfo(cfg Config, backendLogID string) *tailcfg.Hostinfo {
 	if cfg.Location != nil {
 		hi.Location = cfg.Location.Clone()
 	}
+	hi.Services = peerAPIServices(cfg)
 	return hi
+}
+
+// peerAPIServices is what tailscaled advertises for its PeerAPI (ipn/ipnlocal/local.go,
+// peerAPIServicesLocked): peerapi4/peerapi6 with the port of each family's listener, which
+// clients join to this node's tailnet address as http://IP:PORT/dns-query once they select it
+// as their exit node, and peerapi-dns-proxy (port 1: the version) saying it resolves for peers,
+// which clients check when the server does not tell them this node's capability version.
+func peerAPIServices(cfg Config) []tailcfg.Service {
+	var svcs []tailcfg.Service
+	if cfg.PeerAPI4Port != 0 {
+		svcs = append(svcs, tailcfg.Service{Proto: tailcfg.PeerAPI4, Port: cfg.PeerAPI4Port})
+	}
+	if cfg.PeerAPI6Port != 0 {
+		svcs = append(svcs, tailcfg.Service{Proto: tailcfg.PeerAPI6, Port: cfg.PeerAPI6Port})
+	}
+	if len(svcs) > 0 {
+		svcs = append(svcs, tailcfg.Service{Proto: tailcfg.PeerAPIDNS, Port: 1})
+	}
+	return svcs
 }
 
 // Start loads the state, starts the control client and asks it to log in. Progress comes as

@@ -1,7 +1,10 @@
 package login_test
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -128,5 +131,90 @@ func TestSetLocationPriorityReachesTheServer(t *testing.T) {
 	}
 	if n := ctl.Node(nodeKey.Public()); n.Hostinfo.Hostname() != "gw" || n.Hostinfo.RoutableIPs().Len() != 2 {
 		t.Errorf("the rest of Hostinfo changed: %v", n.Hostinfo)
+	}
+}
+
+// With a DoH port, the node advertises what tailscaled's PeerAPI does: peerapi4 (and peerapi6)
+// with the port, and peerapi-dns-proxy version 1; without one, no services.
+func TestHostinfoAdvertisesThePeerAPIOnlyWithAPort(t *testing.T) {
+	tests := []struct {
+		name   string
+		p4, p6 uint16
+		want   []tailcfg.Service
+	}{
+		{"off", 0, 0, nil},
+		{"IPv4", 5380, 0, []tailcfg.Service{{Proto: tailcfg.PeerAPI4, Port: 5380}, {Proto: tailcfg.PeerAPIDNS, Port: 1}}},
+		{"both", 5380, 5381, []tailcfg.Service{{Proto: tailcfg.PeerAPI4, Port: 5380}, {Proto: tailcfg.PeerAPI6, Port: 5381}, {Proto: tailcfg.PeerAPIDNS, Port: 1}}},
+		{"IPv6 only", 0, 5380, []tailcfg.Service{{Proto: tailcfg.PeerAPI6, Port: 5380}, {Proto: tailcfg.PeerAPIDNS, Port: 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hi := login.Hostinfo(login.Config{Hostname: "gw", PeerAPI4Port: tt.p4, PeerAPI6Port: tt.p6}, "log-id")
+			if !reflect.DeepEqual(hi.Services, tt.want) {
+				t.Errorf("Services %v, want %v", hi.Services, tt.want)
+			}
+		})
+	}
+}
+
+// A client in the tailnet finds the gateway's DoH the way tailscaled does when it selects it as
+// its exit node (ipn/ipnlocal/local.go: exitNodeCanProxyDNS, peerCanProxyDNS, peerAPIBase):
+// the peer's capability version is 26 or later (or it lists peerapi-dns-proxy), and its
+// peerapi4 port joined to its IPv4 tailnet address is the DoH URL.
+func TestClientsSeeTheGatewaysDoHURL(t *testing.T) {
+	ctl := &testcontrol.Server{Logf: func(string, ...any) {}}
+	ctl.HTTPTestServer = httptest.NewUnstartedServer(ctl)
+	ctl.HTTPTestServer.Start()
+	defer ctl.HTTPTestServer.Close()
+
+	gwKey := key.NewNode()
+	gw, err := login.Start(login.Config{ServerURL: ctl.HTTPTestServer.URL, StateDir: t.TempDir(), NodeKey: gwKey,
+		Hostname: "gw", PeerAPI4Port: 5380, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gwSelf := waitNetmap(t, gw).NetMap.SelfNode
+
+	client, err := login.Start(login.Config{ServerURL: ctl.HTTPTestServer.URL, StateDir: t.TempDir(), NodeKey: key.NewNode(),
+		Hostname: "laptop", Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	deadline := time.After(45 * time.Second)
+	for {
+		if nm := client.Snapshot().NetMap; nm != nil {
+			for _, p := range nm.Peers {
+				if p.Key() != gwKey.Public() || !p.Hostinfo().Valid() || p.Hostinfo().Services().Len() == 0 {
+					continue
+				}
+				canProxy := p.Cap() >= 26
+				var p4 uint16
+				for _, s := range p.Hostinfo().Services().All() {
+					canProxy = canProxy || (s.Proto == tailcfg.PeerAPIDNS && s.Port >= 1)
+					if s.Proto == tailcfg.PeerAPI4 {
+						p4 = s.Port
+					}
+				}
+				var ip4 netip.Addr
+				for _, a := range p.Addresses().All() {
+					if a.IsSingleIP() && a.Addr().Is4() {
+						ip4 = a.Addr()
+						break
+					}
+				}
+				want := fmt.Sprintf("http://%s:5380/dns-query", gwSelf.Addresses().At(0).Addr())
+				if got := fmt.Sprintf("http://%s/dns-query", netip.AddrPortFrom(ip4, p4)); !canProxy || got != want {
+					t.Fatalf("client sees DoH %v at %s (cap %d), want true at %s", canProxy, got, p.Cap(), want)
+				}
+				return
+			}
+		}
+		select {
+		case <-client.Changed():
+		case <-deadline:
+			t.Fatal("the client never saw the gateway's services")
+		}
 	}
 }
