@@ -91,7 +91,8 @@ Status Gateway::init() {
     node = host;
   }
   constant_labels_ = {{"region", FLAGS_region}, {"node", node}};
-  if (Status s = init_export(node); !s) return s;
+  flow_export_ = std::make_unique<FlowExport>(ctx);
+  if (Status s = flow_export_->init_exporter(node); !s) return s;
 
   unsigned lcore;
   RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -140,7 +141,7 @@ Status Gateway::init() {
   }
 
   if (Status s = init_nat(); !s) return s;
-  if (Status s = init_flows(); !s) return s;
+  if (Status s = flow_export_->init_flows(); !s) return s;
 
   NeighborOptions nopt{FLAGS_neighbor_capacity, FLAGS_arp_retry_ms, FLAGS_arp_retries,
                        FLAGS_arp_max_pending, FLAGS_neighbor_reachable_s};
@@ -231,30 +232,6 @@ Status Gateway::init_ports() {
   return Ok{};
 }
 
-Status Gateway::init_export(const std::string& node) {
-  tsc_epoch_ = rte_rdtsc();
-  unix_ms_epoch_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count());
-  destination_logging_ = FLAGS_destination_logging;
-  if (FLAGS_ipfix_collector.empty() && FLAGS_flow_log_json.empty()) return Ok{};
-  exporter::ExporterOptions opt;
-  opt.collector = FLAGS_ipfix_collector;
-  opt.spool_dir = FLAGS_export_spool_dir;
-  opt.spool_max_bytes = uint64_t{FLAGS_export_spool_max_mb} << 20;
-  opt.json_path = FLAGS_flow_log_json;
-  opt.node_id = node;
-  opt.destination_logging = FLAGS_destination_logging;
-  auto e = exporter::Exporter::create(opt);
-  if (!e) return make_error("export: " + e.error());
-  exporter_ = std::move(*e);
-  log_info(
-      "export: " + (opt.collector.empty() ? std::string("no IPFIX collector") : opt.collector) +
-      (opt.json_path.empty() ? "" : ", JSON lines to " + opt.json_path) + ", spool " +
-      opt.spool_dir + ", destination logging " + (opt.destination_logging ? "on" : "off"));
-  return Ok{};
-}
-
 std::optional<UpdateResult> Gateway::apply_update(const Update& u, const std::string& source) {
   UpdateResult r;
   if (const auto* tr = std::get_if<TailnetReport>(&u)) {
@@ -302,8 +279,7 @@ std::optional<UpdateResult> Gateway::apply_update(const Update& u, const std::st
     }
     policy_done_.reset();
   } else if (const auto* dl = std::get_if<DestinationLogging>(&u)) {
-    destination_logging_ = dl->on;
-    if (exporter_) exporter_->set_destination_logging(dl->on);
+    flow_export_->set_destination_logging(dl->on);
   } else if (const auto* dr = std::get_if<Drain>(&u)) {
     draining_ = dr->on;
     wg_->set_draining(dr->on);
@@ -353,7 +329,7 @@ void Gateway::publish_admin_view() {
       v->tailnet_filter = st->tailnet_filter;
     }
   }
-  v->destination_logging = destination_logging_;
+  v->destination_logging = flow_export_->destination_logging();
   v->draining = draining_;
   v->tailnet = tailnet_;
   // A source is healthy when its latest reload applied (a fixed file heals it).
@@ -376,9 +352,7 @@ void Gateway::publish_admin_view() {
     auto it = source_last_ok_ms_.find(name);
     if (it != source_last_ok_ms_.end()) health.last_ok_unix_ms = it->second;
   }
-  if (exporter_)
-    v->sources["ipfix"].ok =
-        exporter_->counters().state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp);
+  if (flow_export_->has_exporter()) v->sources["ipfix"].ok = flow_export_->collector_up();
   const auto rows = wg_->peer_status();
   std::map<std::string, const PeerStatus*> by_key;
   for (const PeerStatus& ps : rows) by_key[ps.public_key] = &ps;
@@ -486,12 +460,7 @@ Status Gateway::init_nat() {
            " worker slice(s), " + FLAGS_nat_filtering + " filtering");
   nat_ = std::move(cfg);
   ctx_->nat = nat_.get();
-  // The event rings are control's, so what workers pushed last is still there to drain after
-  // they stop.
-  for (unsigned w = 0; w < ctx_->n_workers; ++w) {
-    nat_event_rings_.push_back(std::make_unique<dp::nat::NatEventRing>(4096));
-    ctx_->workers[w].nat_events = nat_event_rings_.back().get();
-  }
+  flow_export_->init_nat_events();
   if (ctx_->n_workers > 1 && FLAGS_nat_nic_steering) {
     const uint16_t port = ctx_->port(dp::PortRole::kInternet).port_id;
     auto rules = install_nat_steering(port, *nat_, ctx_->n_workers);
@@ -504,93 +473,6 @@ Status Gateway::init_nat() {
                "; inbound packets reach their worker through the hand-off ring");
   }
   return Ok{};
-}
-
-Status Gateway::init_flows() {
-  if (!FLAGS_flow_accounting || !exporter_) {
-    log_info(std::string("flow accounting off") +
-             (FLAGS_flow_accounting ? " (no exporter configured)" : ""));
-    return Ok{};
-  }
-  if (FLAGS_flow_table_size == 0 || FLAGS_flow_table_size > (1u << 24))
-    return make_error("--flow_table_size must be 1..16777216");
-  if (FLAGS_flow_idle_timeout == 0 || FLAGS_flow_active_timeout == 0)
-    return make_error("--flow_idle_timeout and --flow_active_timeout must be at least 1 second");
-  try {
-    for (unsigned w = 0; w < ctx_->n_workers; ++w) {
-      // Allocated here, once; the worker that owns it never allocates.
-      flows_.push_back(std::make_unique<dp::flow::FlowTable>(dp::flow::FlowConfig::with_timeouts(
-          FLAGS_flow_table_size, FLAGS_flow_idle_timeout, FLAGS_flow_active_timeout,
-          rte_get_tsc_hz(), static_cast<uint8_t>(w))));
-      ctx_->workers[w].flows = flows_.back().get();
-    }
-  } catch (const std::bad_alloc&) {
-    return make_error("cannot allocate flow tables of " + std::to_string(FLAGS_flow_table_size) +
-                      " flows per worker: lower --flow_table_size");
-  }
-  log_info("flow accounting: " + std::to_string(FLAGS_flow_table_size) +
-           " flows per worker, idle " + std::to_string(FLAGS_flow_idle_timeout) + " s, active " +
-           std::to_string(FLAGS_flow_active_timeout) + " s");
-  return Ok{};
-}
-
-uint64_t Gateway::tsc_to_unix_ms(uint64_t tsc) const {
-  const auto since = static_cast<int64_t>(tsc - tsc_epoch_);
-  return unix_ms_epoch_ + static_cast<uint64_t>(static_cast<__int128>(since) * 1000 /
-                                                static_cast<__int128>(rte_get_tsc_hz()));
-}
-
-// Finished and interval flow records from each worker's ring to the exporter, bounded per
-// pass like the NAT events (the loop comes back at once).
-void Gateway::drain_flow_records() {
-  for (const auto& table : flows_) {
-    dp::flow::FlowExport e;
-    for (int budget = 1024; budget > 0 && table->ring().pop(&e); --budget) {
-      exporter::FlowRecord r;
-      r.start_ms = tsc_to_unix_ms(e.first_tsc);
-      r.end_ms = tsc_to_unix_ms(e.last_tsc);
-      r.src_address = rte_be_to_cpu_32(e.key.src_address);
-      r.dst_address = rte_be_to_cpu_32(e.key.dst_address);
-      r.src_port = rte_be_to_cpu_16(e.key.src_port);
-      r.dst_port = rte_be_to_cpu_16(e.key.dst_port);
-      r.post_nat_address = rte_be_to_cpu_32(e.post_nat_address);
-      r.post_nat_port = rte_be_to_cpu_16(e.post_nat_port);
-      r.protocol = e.key.protocol;
-      r.tcp_flags = e.tcp_flags;
-      r.tx_packets = e.tx_packets;
-      r.tx_bytes = e.tx_bytes;
-      r.rx_packets = e.rx_packets;
-      r.rx_bytes = e.rx_bytes;
-      r.peer_id = e.key.peer_slot;
-      r.log_destination = destination_logging_;
-      exporter_->submit_flow(r);
-    }
-  }
-}
-
-// NAT events become one structured log line each (RFC 8158's fields); the IPFIX exporter
-// will take them from here.
-void Gateway::drain_nat_events() {
-  static const char* const kNames[] = {"block_allocated", "block_released", "pool_exhausted",
-                                       "port_limit", "session_limit"};
-  for (unsigned w = 0; w < ctx_->n_workers; ++w) {
-    dp::nat::NatEventRing* ring = ctx_->workers[w].nat_events;
-    if (ring == nullptr) continue;
-    dp::nat::NatEvent e;
-    for (int budget = 256; budget > 0 && ring->pop(&e); --budget) {
-      const unsigned type = static_cast<unsigned>(e.type);
-      log_info(std::string("nat_event type=") + (type < 5 ? kNames[type] : "unknown") +
-               " worker=" + std::to_string(e.worker) + " subscriber=" + format_ipv4(e.subscriber) +
-               " public=" + format_ipv4(e.public_address) +
-               " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
-      ++nat_events_logged_;
-      if (exporter_) {
-        const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
-        exporter_->submit_nat_event(exporter::to_nat_record(e, ms));
-      }
-    }
-  }
-  if (exporter_) drain_flow_records();
 }
 
 void Gateway::drain_workers(uint64_t now, uint64_t ns) {
@@ -652,7 +534,7 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
       }
     }
   }
-  drain_nat_events();
+  flow_export_->drain();
 }
 
 void Gateway::sample_stats() {
@@ -830,18 +712,11 @@ void Gateway::shutdown() {
     workers_launched_ = false;
     drain_workers(steady_now_ns() / 1000000, steady_now_ns());
   }
-  // The workers are stopped: their flow tables are control's now. Every open flow goes out.
-  for (const auto& table : flows_) {
-    while (table->active() > 0) {
-      table->expire_all(table->ring().capacity() - table->ring().size());
-      drain_flow_records();
-    }
-    drain_flow_records();
-  }
+  if (flow_export_) flow_export_->flush_flows();
   domains_.reset();
   policy_.reset();
   wg_.reset();
-  exporter_.reset();  // flushes what it can; the rest stays in the spool for the next start
+  if (flow_export_) flow_export_->close();
   neighbors_.reset();
   if (ports_started_) {
     if (nat_nic_steering_) remove_nat_steering(ctx.port(dp::PortRole::kInternet).port_id);

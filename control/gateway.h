@@ -17,14 +17,13 @@
 #include "control/domain_policy.h"
 #include "control/exit_policy.h"
 #include "control/heartbeat.h"
-#include "control/export/exporter.h"
+#include "control/flow_export.h"
 #include "control/metrics.h"
 #include "control/neighbor.h"
 #include "control/updates.h"
 #include "control/wireguard.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/context.h"
-#include "dataplane/flow/flow_table.h"
 
 namespace exitgw {
 
@@ -48,7 +47,6 @@ class Gateway {
  private:
   Status init_ports();
   Status init_nat();
-  Status init_export(const std::string& node);
   // The result, or nullopt while the update's policy classifier builds (finish_policy_update()
   // answers it once it is in force).
   std::optional<UpdateResult> apply_update(const Update& u, const std::string& source);
@@ -57,12 +55,6 @@ class Gateway {
   // Answers the update in flight once the policy reported it in force (or refused).
   void finish_policy_update();
   void publish_admin_view();
-  void render_export_metrics(MetricFamilies& mf);
-  void drain_nat_events();
-  void drain_flow_records();
-  Status init_flows();
-  void render_flow_metrics(MetricFamilies& mf);
-  uint64_t tsc_to_unix_ms(uint64_t tsc) const;
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
   void sample_stats();
   std::string render_metrics();
@@ -86,7 +78,7 @@ class Gateway {
   std::unique_ptr<WireGuard> wg_;
   std::unique_ptr<ExitPolicy> policy_;
   std::unique_ptr<DomainPolicy> domains_;
-  std::unique_ptr<exporter::Exporter> exporter_;
+  std::unique_ptr<FlowExport> flow_export_;  // exporter, flow tables, NAT event rings
   UpdateQueue updates_;
   GatewaySelf self_;  // what no peer may be (own key, addresses, NAT pool); set by init
   admin::AdminServer admin_;
@@ -96,18 +88,13 @@ class Gateway {
   std::string last_update_source_;
   std::map<std::string, int64_t> source_last_ok_ms_;  // admin view source name -> unix ms
   int64_t last_update_unix_ms_ = 0;
-  bool destination_logging_ = false;
   bool draining_ = false;
   unsigned admin_view_ticks_ = 0;
-  uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
-  uint64_t policy_peers_generation_ = 0;        // the peers generation the policy was given
+  uint64_t policy_peers_generation_ = 0;  // the peers generation the policy was given
   // Peers changed since the policy last saw them: its classes follow. True when they had.
   bool sync_policy_peers();
   uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
   std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
-  // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
-  std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
-  std::vector<std::unique_ptr<dp::nat::NatEventRing>> nat_event_rings_;
   bool nat_nic_steering_ = false;  // rte_flow rules installed on the internet port
   MetricsServer metrics_;
   ControlHeartbeat heartbeat_;  // beaten by the control loop, read by /readyz and /metrics
@@ -121,7 +108,6 @@ class Gateway {
   TailnetHealth tailnet_;
   std::atomic<std::shared_ptr<const TailnetHealth>> tailnet_health_;
   uint64_t last_busy_[dp::kMaxWorkers] = {}, last_idle_[dp::kMaxWorkers] = {};
-  uint64_t nat_events_logged_ = 0;
   bool ports_started_ = false;
   bool workers_launched_ = false;
 };

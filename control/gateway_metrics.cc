@@ -154,8 +154,7 @@ std::string Gateway::render_metrics() {
   if (nat_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
   render_tailnet_metrics(mf);
-  if (exporter_) render_export_metrics(mf);
-  if (!flows_.empty()) render_flow_metrics(mf);
+  if (flow_export_) flow_export_->render_metrics(mf);
   // Always present (zero without --domains_file), so the reload-rejected alert has a series.
   auto& domain_reloads = mf.family("exitgw_domain_reloads_total",
                                    "Domain list file reloads, by result", MetricType::Counter);
@@ -428,51 +427,6 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                        "classes or the approval changed, no rte_acl build was needed",
                        MetricType::Counter),
              {}, double(policy_->builds_skipped()));
-}
-
-void Gateway::render_flow_metrics(MetricFamilies& mf) {
-  auto& created = mf.family("exitgw_flows_created_total", "Flows the workers started tracking",
-                            MetricType::Counter);
-  auto& active =
-      mf.family("exitgw_flows_active", "Flows in the workers' flow tables", MetricType::Gauge);
-  auto& records = mf.family("exitgw_flow_records_emitted_total",
-                            "Flow records the workers handed to the control thread for export",
-                            MetricType::Counter);
-  auto& lost = mf.family("exitgw_flow_records_lost_total",
-                         "Flow records lost because the ring to the control thread was full",
-                         MetricType::Counter);
-  auto& untracked = mf.family("exitgw_flow_untracked_packets_total",
-                              "Packets not accounted because the worker's flow table was full",
-                              MetricType::Counter);
-  for (size_t w = 0; w < flows_.size(); ++w) {
-    const dp::flow::FlowCounters& c = flows_[w]->counters();
-    const Labels wl{{"worker", std::to_string(w)}};
-    mf.counter(created, wl, double(c.created.get()));
-    mf.gauge(active, wl, double(c.active()));
-    mf.counter(records, wl, double(c.records.get()));
-    mf.counter(lost, wl, double(c.ring_full.get()));
-    mf.counter(untracked, wl, double(c.untracked.get()));
-  }
-}
-
-void Gateway::render_export_metrics(MetricFamilies& mf) {
-  const exporter::ExporterCounters& c = exporter_->counters();
-  auto& records = mf.family("exitgw_export_records_total",
-                            "Flow and NAT records by fate: exported (confirmed by the collector), "
-                            "spooled, replayed from the spool, dropped",
-                            MetricType::Counter);
-  mf.counter(records, {{"fate", "exported"}}, double(c.exported.load()));
-  mf.counter(records, {{"fate", "spooled"}}, double(c.spooled.load()));
-  mf.counter(records, {{"fate", "replayed"}}, double(c.replayed.load()));
-  mf.counter(records, {{"fate", "dropped_queue_full"}}, double(c.dropped_queue_full.load()));
-  mf.counter(records, {{"fate", "dropped_spool_limit"}}, double(c.dropped_spool_limit.load()));
-  mf.counter(records, {{"fate", "dropped_io_error"}}, double(c.dropped_io_error.load()));
-  mf.gauge(mf.family("exitgw_export_spool_bytes", "Bytes waiting in the on-disk spool",
-                     MetricType::Gauge),
-           {}, double(c.spool_bytes.load()));
-  mf.gauge(mf.family("exitgw_export_collector_up", "1 while the IPFIX collector takes records",
-                     MetricType::Gauge),
-           {}, c.state.load() == static_cast<uint8_t>(exporter::CollectorState::kUp) ? 1 : 0);
 }
 
 Readiness Gateway::readiness() {
