@@ -9,7 +9,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/events.h"
 #include "dataplane/frag_park.h"
 #include "dataplane/packet_meta.h"
