@@ -9,19 +9,22 @@
 //                                          │                         └─ kWireGuard ─ outbound
 //                                          └─ kTransit ─ inbound (internet port; else dropped)
 //
-//   outbound: wg_input ─ transit_out_checks ─┬─ kIcmpError ─ to_peer
-//             └─ kForward ─ exit_policy ─ domain_policy ─ [note_source] ─ nat44_out ─ to_internet
-//   nat44_out: nat_out_steer (hand-off) ─ nat_out ─┬─ kInternet ─ (back to the caller)
-//                                                  ├─ kHairpin ─ to_peer
-//                                                  ├─ kHairpinOtherWorker ─ nat44_in
-//                                                  └─ parked fragments follow their first
-//   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output
+//   outbound: wg_input ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
+//             └─ kForward ─ exit_policy ─ domain_policy ─ [note_source]
+//                ─ nat_out_steer (hand-off to the owner) ─ nat44_out ─ to_internet
+//   nat44_out: nat_out ─┬─ kInternet ─ (back to the caller)
+//                       ├─ kHairpin ─ to_peer
+//                       ├─ kHairpinOtherWorker ─ nat44_in
+//                       └─ parked fragments follow their first: nat44_out ─ to_internet
+//   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
-//   nat44_in: nat_in (hand-off by port) ─ to_peer; parked fragments follow their first
-//   to_peer:     [account_in] ─ wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor)
-//   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor)
+//   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
+//             parked fragments follow their first: nat44_in
+//   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet)
+//   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
 //                               └─ kNatIn ── nat44_in
+//   [...]: only when flow accounting is on.
 //
 // IPv6 slots in as a sibling: eth_input gains kIpv6, and ipv6 chains sit beside these.
 #include "dataplane/graph.h"
