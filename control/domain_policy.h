@@ -17,7 +17,7 @@
 #include "common/result.h"
 #include "control/background_build.h"
 #include "control/bounded_file.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/domain/domain_database.h"
 
 namespace exitgw {

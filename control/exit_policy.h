@@ -30,7 +30,7 @@
 #include "control/policy/compile.h"
 #include "control/policy/policy.h"
 #include "control/policy/tailnet_filter.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 
 namespace exitgw {
 

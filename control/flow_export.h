@@ -11,9 +11,9 @@
 #include "common/result.h"
 #include "control/export/exporter.h"
 #include "control/metrics.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/flow/flow_table.h"
-#include "dataplane/nat/nat_types.h"
+#include "common/nat_types.h"
 
 namespace exitgw {
 

@@ -20,7 +20,7 @@
 #include "control/ports.h"
 #include "dataplane/events.h"
 #include "control/export/nat_event.h"
-#include "dataplane/nat/nat_types.h"
+#include "common/nat_types.h"
 #include "dataplane/packet_meta.h"
 #include "dataplane/worker.h"
 

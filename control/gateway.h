@@ -23,7 +23,7 @@
 #include "control/updates.h"
 #include "control/wireguard.h"
 #include "dataplane/nat/nat_config.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 
 namespace exitgw {
 

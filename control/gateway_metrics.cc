@@ -11,7 +11,7 @@
 #include "control/gateway.h"
 #include "control/net_parse.h"
 #include "control/ports.h"
-#include "dataplane/nat/nat_types.h"
+#include "common/nat_types.h"
 
 namespace exitgw {
 

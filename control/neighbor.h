@@ -11,7 +11,7 @@
 #include <rte_mbuf.h>
 
 #include "common/result.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 
 namespace exitgw {
 

@@ -17,6 +17,7 @@
 #include <rte_ring_elem.h>
 #include <rte_udp.h>
 
+#include "common/ipv4_header.h"
 #include "control/log.h"
 #include "control/net_parse.h"
 #include "control/wg/crypto.h"
@@ -756,17 +757,7 @@ bool WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* p
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
   std::memcpy(udp + 1, payload, len);
   const dp::PortInfo& tunnel = ctx_.port(dp::PortRole::kTunnel);
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(total));
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = tunnel.addrs[0];
-  ip->dst_addr = dst_ip_be;
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  fill_ipv4_header(ip, tunnel.addrs[0], dst_ip_be, static_cast<uint16_t>(total), IPPROTO_UDP);
   udp->src_port = ctx_.wg_port_be;
   udp->dst_port = dst_port_be;
   udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));

@@ -30,7 +30,7 @@
 #include "control/wg/index_table.h"
 #include "control/wg/noise.h"
 #include "control/wg/ratelimit.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/events.h"
 
 namespace exitgw {

@@ -1,4 +1,5 @@
-// L2 input: frames for our MAC (or broadcast) continue; ARP is answered here; the rest drop.
+// L2 input: frames for our MAC (or broadcast) are sorted to IPv4 or ARP; the rest drop. The
+// ARP responder and learner.
 #include <rte_arp.h>
 #include <rte_ether.h>
 
@@ -7,9 +8,8 @@
 
 namespace exitgw::dp {
 
-uint16_t eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthExit>& x) noexcept {
   const rte_ether_addr& own = w.ctx().ports[port].mac;
-  uint16_t out = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
@@ -34,19 +34,20 @@ uint16_t eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcep
     }
     switch (eth->ether_type) {
       case RTE_BE16(RTE_ETHER_TYPE_IPV4):
-        pkts[out++] = m;
+        x.to(EthExit::kIpv4, m);
         break;
       case RTE_BE16(RTE_ETHER_TYPE_ARP):
-        arp_input(w, port, m);
+        x.to(EthExit::kArp, m);
         break;
       default:
         w.drop(m, DropReason::kEthUnsupportedType);
     }
   }
-  return out;
 }
 
-void arp_input(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
+namespace {
+
+void arp_one(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
   const PortInfo& info = w.ctx().ports[port];
   if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)) {
     w.drop(m, DropReason::kArpMalformed);
@@ -95,6 +96,12 @@ void arp_input(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
   eth->src_addr = info.mac;
   w.counters().arp_replies_sent.add();
   w.transmit(port, m);
+}
+
+}  // namespace
+
+void arp_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  for (uint16_t i = 0; i < n; ++i) arp_one(w, port, pkts[i]);
 }
 
 }  // namespace exitgw::dp

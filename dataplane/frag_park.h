@@ -15,12 +15,12 @@
 
 #include <cstdint>
 
-#include "dataplane/drop_reason.h"
+#include "common/drop_reason.h"
 
 namespace exitgw::dp {
 
-class Worker;
-
+// The methods that may drop take the sink as a template parameter (the Worker, in practice:
+// anything with drop(rte_mbuf*, DropReason)), so this header needs nothing of the worker's.
 class FragmentPark {
  public:
   struct Key {
@@ -61,15 +61,41 @@ class FragmentPark {
   uint8_t owner(const Key& k, uint64_t now) const noexcept;
   // Records that k's first fragment went to `owner` (evicting the oldest datagram if the set
   // is full) and moves the fragments held for it to `out` in arrival order; returns how many.
-  unsigned learn(Worker& w, const Key& k, uint8_t owner, uint64_t now, rte_mbuf** out) noexcept;
+  template <typename DropSink>
+  unsigned learn(DropSink& w, const Key& k, uint8_t owner, uint64_t now, rte_mbuf** out) noexcept {
+    Entry* e = find(k, now);
+    if (e == nullptr) e = claim(w, k, now, true);
+    e->owner = owner;
+    e->expires = now + timeout_;
+    const unsigned n = e->n;
+    for (unsigned i = 0; i < n; ++i) out[i] = e->held[i];
+    n_held_ -= n;
+    e->n = 0;
+    return n;
+  }
   // The fragments held for k, now that its first fragment has passed on this worker.
   unsigned release(const Key& k, rte_mbuf** out) noexcept;
   // Holds m until its datagram's first fragment passes; false when there is no room (the
   // caller drops it).
-  bool hold(Worker& w, const Key& k, rte_mbuf* m, uint64_t now) noexcept;
+  template <typename DropSink>
+  bool hold(DropSink& w, const Key& k, rte_mbuf* m, uint64_t now) noexcept {
+    Entry* e = find(k, now);
+    if (e == nullptr && (e = claim(w, k, now, false)) == nullptr) return false;
+    if (e->n == kHeld) return false;
+    e->held[e->n++] = m;
+    ++n_held_;
+    return true;
+  }
   // Drops (counted as fragment_timeout) what was held past the timeout; O(table), call only
   // while holding().
-  void expire(Worker& w, uint64_t now) noexcept;
+  template <typename DropSink>
+  void expire(DropSink& w, uint64_t now) noexcept {
+    for (Entry& e : entries_) {
+      if (!e.used || e.expires > now) continue;
+      drop_held(w, e, DropReason::kFragmentTimeout);
+      e.used = false;
+    }
+  }
 
  private:
   struct Entry {
@@ -81,7 +107,19 @@ class FragmentPark {
     rte_mbuf* held[kHeld];
   };
   Entry* find(const Key& k, uint64_t now) noexcept;
-  Entry* claim(Worker& w, const Key& k, uint64_t now, bool evict_live) noexcept;
+  // A slot for a new datagram: a free or expired one, else (evict_live) the one closest to
+  // expiry. Fragments still held in the slot taken are dropped and counted.
+  template <typename DropSink>
+  Entry* claim(DropSink& w, const Key& k, uint64_t now, bool evict_live) noexcept {
+    Entry* victim = victim_for(k, now);
+    const bool live = victim->used && victim->expires > now;
+    if (live && !evict_live) return nullptr;
+    if (victim->used)
+      drop_held(w, *victim, live ? DropReason::kFragmentParkFull : DropReason::kFragmentTimeout);
+    *victim = Entry{k, now + timeout_, kNoOwner, 0, true, {}};
+    return victim;
+  }
+  Entry* victim_for(const Key& k, uint64_t now) noexcept;
   static unsigned set_of(const Key& k) noexcept {
     return static_cast<unsigned>(
                ((uint64_t{k.src} * 0x9e3779b1u) ^ k.dst ^ (uint32_t{k.id} << 16) ^ k.proto) *
@@ -89,7 +127,12 @@ class FragmentPark {
                28) %
            kSets;
   }
-  void drop_held(Worker& w, Entry& e, DropReason why) noexcept;
+  template <typename DropSink>
+  void drop_held(DropSink& w, Entry& e, DropReason why) noexcept {
+    for (unsigned i = 0; i < e.n; ++i) w.drop(e.held[i], why);
+    n_held_ -= e.n;
+    e.n = 0;
+  }
 
   Entry entries_[kSets * kWays] = {};
   uint64_t timeout_ = 0;

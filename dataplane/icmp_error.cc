@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/ipv4_header.h"
 #include "dataplane/checksum.h"
 
 namespace exitgw::dp {
@@ -41,17 +42,7 @@ rte_mbuf* make_icmp_error(rte_mempool* pool, const rte_ipv4_hdr* orig, uint32_t 
     return nullptr;
   }
   auto* icmp = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(total);
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_ICMP;
-  ip->src_addr = from_be;
-  ip->dst_addr = orig->src_addr;
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  fill_ipv4_header(ip, from_be, orig->src_addr, total, IPPROTO_ICMP);
   icmp->icmp_type = type;
   icmp->icmp_code = code;
   icmp->icmp_cksum = 0;

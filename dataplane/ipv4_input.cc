@@ -1,5 +1,5 @@
-// IPv4 input: every header check with its own drop reason; our own addresses go to local
-// delivery, transit packets continue. The Ethernet header stays at the front of the data.
+// IPv4 input: every header check with its own drop reason; packets for our own addresses go
+// to the local exit, the others to the transit exit. The Ethernet header stays in front.
 #include <rte_ip.h>
 
 #include "dataplane/stages.h"
@@ -44,10 +44,8 @@ DropReason check_ipv4(rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t l3_avail) no
 
 }  // namespace
 
-uint16_t ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+void ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv4Exit>& x) noexcept {
   const PortInfo& info = w.ctx().ports[port];
-  rte_mbuf* local[kBurst];
-  uint16_t n_local = 0, out = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, sizeof(rte_ether_hdr));
@@ -67,13 +65,8 @@ uint16_t ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexce
       w.drop(m, DropReason::kIpv4BadSource);
       continue;
     }
-    if (info.owns(ip->dst_addr))
-      local[n_local++] = m;
-    else
-      pkts[out++] = m;
+    x.to(info.owns(ip->dst_addr) ? Ipv4Exit::kLocal : Ipv4Exit::kTransit, m);
   }
-  if (n_local) local_input(w, port, local, n_local);
-  return out;
 }
 
 }  // namespace exitgw::dp

@@ -1,5 +1,5 @@
 // Local delivery for our own addresses: ICMP echo is answered (rate limited), WireGuard
-// handshakes and disco frames are punted to control, transport data goes to the WireGuard stage.
+// handshakes and disco frames are punted to control, transport data goes to the WireGuard exit.
 #include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_udp.h>
@@ -55,7 +55,8 @@ void icmp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept
   w.transmit(port, m);
 }
 
-void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept {
+void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip,
+               Exits<LocalExit>& x) noexcept {
   const unsigned len = rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr);
   if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
     w.drop(m, DropReason::kIpv4Fragment);
@@ -101,7 +102,7 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept 
       w.punt(m, PuntReason::kHandshake);
       return;
     case static_cast<uint8_t>(wg::MessageType::kTransport):
-      w.collect_wg(m);
+      x.to(LocalExit::kWireGuard, m);
       return;
     default:
       w.drop(m, DropReason::kWgUnknownType);
@@ -110,7 +111,8 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip) noexcept 
 
 }  // namespace
 
-void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
+                 Exits<LocalExit>& x) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, sizeof(rte_ether_hdr));
@@ -119,7 +121,7 @@ void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept 
         icmp_input(w, port, m, ip);
         break;
       case IPPROTO_UDP:
-        udp_input(w, port, m, ip);
+        udp_input(w, port, m, ip, x);
         break;
       default:
         w.drop(m, DropReason::kLocalUnsupportedProtocol);

@@ -1,10 +1,10 @@
-// The NAT stages around WireGuard: inbound internet packets are steered to the worker that
-// owns their public port (hand-off ring, as VPP's worker hand-off), translated back to the
-// subscriber in one burst call and sealed; outbound translation runs inside wg_input.
+// The NAT44 stages and their glue: steering each packet to the worker that owns its NAT state
+// (hand-off ring, as VPP's worker hand-off: outbound by the peer's claimed owner, inbound by the
+// public port's slice, fragments through their datagram's home worker), the fragment park, and
+// one burst call into NatWorker each way. graph.cc wires their exits.
 #include <rte_ip.h>
 
 #include "dataplane/frag_park.h"
-#include "dataplane/flow/flow_stage.h"
 #include "dataplane/nat/nat_config.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/stages.h"
@@ -65,22 +65,73 @@ uint32_t fragment_owner(Worker& w, rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t
 
 }  // namespace
 
-void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return;
-  nat::NatWorker* nat = w.nat();
-  if (nat == nullptr) {
-    if (w.flows()) flow::account_in(*w.flows(), nullptr, w.ctx(), pkts, n, rte_rdtsc());
-    wg_seal(w, pkts, n);
-    return;
+uint16_t nat_out_steer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (w.ctx().n_workers == 1) return n;
+  const auto self = static_cast<uint8_t>(w.index());
+  uint16_t out = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    std::atomic<uint8_t>& owner = w.ctx().peers[meta(pkts[i])->peer_slot].nat_owner;
+    uint8_t o = owner.load(std::memory_order_relaxed);
+    if (o == PeerRuntime::kNoOwner && owner.compare_exchange_strong(o, self)) o = self;
+    if (o == self) {
+      pkts[out++] = pkts[i];
+    } else {
+      meta(pkts[i])->flags |= kMetaNatOut;
+      w.handoff(o, pkts[i]);
+    }
   }
+  return out;
+}
+
+void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+             FirstFragments& firsts) noexcept {
+  nat::NatWorker& nat = *w.nat();
+  rte_ipv4_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv4_hdr*);
+    lens[i] = rte_pktmbuf_data_len(pkts[i]);
+    if (FragmentPark::first_fragment(ips[i])) [[unlikely]]
+      firsts.keys[firsts.n++] = FragmentPark::key_of(ips[i], false);
+  }
+  const uint64_t now = rte_rdtsc();
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.out_burst(ips, lens, n, now, verdict, why);
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    switch (verdict[i]) {
+      case nat::NatVerdict::kForward:
+        x.to(NatOutExit::kInternet, m);
+        break;
+      // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
+      case nat::NatVerdict::kHairpin:
+        meta(m)->flags |= kMetaLocal;
+        x.to(NatOutExit::kHairpin, m);
+        break;
+      case nat::NatVerdict::kHairpinHandoff:
+        meta(m)->flags |= kMetaLocal;
+        x.to(NatOutExit::kHairpinOtherWorker, m);
+        break;
+      default:
+        // A later fragment that comes before its first one waits in the park and follows it.
+        if (why[i] == nat::NatDrop::kFragmentNoState &&
+            w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
+          break;
+        w.drop(m, drop_reason_of(why[i]));
+    }
+  }
+}
+
+uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
+  nat::NatWorker* nat = w.nat();
   const nat::NatConfig& cfg = *w.ctx().nat;
   const unsigned n_workers = w.ctx().n_workers;
   const uint64_t now = rte_rdtsc();
   rte_ipv4_hdr* ips[kBurst];
   uint32_t lens[kBurst];
-  rte_mbuf* mine[kBurst];
-  FragmentPark::Key firsts[kBurst];
-  uint16_t k = 0, n_firsts = 0;
+  rte_mbuf** mine = pkts;  // this worker's, compacted in place
+  uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
@@ -101,7 +152,7 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     }
     pm->flags &= static_cast<uint8_t>(~kMetaNatIn);
     if (FragmentPark::first_fragment(ip)) [[unlikely]]
-      firsts[n_firsts++] = FragmentPark::key_of(ip, true);  // before translation rewrites it
+      firsts.keys[firsts.n++] = FragmentPark::key_of(ip, true);  // before translation rewrites it
     ips[k] = ip;
     lens[k] = len;
     mine[k++] = m;
@@ -120,14 +171,18 @@ void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.drop(mine[j], drop_reason_of(why[j]));
     }
   }
-  if (w.flows()) flow::account_in(*w.flows(), nat, w.ctx(), mine, out, rte_rdtsc());
-  wg_seal(w, mine, out);
-  // Fragments that waited for a first fragment translated just now follow it.
-  for (uint16_t f = 0; f < n_firsts && w.frag_park().holding(); ++f) {
-    rte_mbuf* held[FragmentPark::kHeld];
-    const unsigned n_held = w.frag_park().release(firsts[f], held);
-    for (unsigned i = 0; i < n_held; ++i) meta(held[i])->flags |= kMetaNatIn;
-    nat_in(w, held, static_cast<uint16_t>(n_held));
+  return out;
+}
+
+void handoff_input(Worker& /*w*/, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    PacketMeta* pm = meta(pkts[i]);
+    if (pm->flags & kMetaNatOut) {
+      pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
+      x.to(HandoffExit::kNatOut, pkts[i]);
+    } else {
+      x.to(HandoffExit::kNatIn, pkts[i]);
+    }
   }
 }
 

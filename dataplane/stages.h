@@ -1,44 +1,114 @@
-// The worker's stages. Each takes a burst, sends every packet to one exit (the next stage,
-// a TX buffer, the punt ring or a counted drop) and returns how many continue.
+// The worker's stages. Each takes a burst and sends every packet to one exit: a named exit
+// (dataplane/exits.h) that dataplane/graph.cc wires to the next stage, or one of the worker's
+// sinks (TX buffer, punt ring, hand-off ring, counted drop). Single-exit stages return how many
+// continue, compacted at the front of `pkts`.
 #pragma once
 
 #include <cstdint>
 
 #include <rte_mbuf.h>
 
+#include "dataplane/exits.h"
+#include "dataplane/frag_park.h"
+
 namespace exitgw::dp {
 
 class Worker;
 
-// L2: own MAC or broadcast, ARP handled, IPv4 continues (Ethernet header left in place).
-uint16_t eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
-// The ARP responder and learner (called by eth_input for each ARP frame).
-void arp_input(Worker& w, uint8_t port, rte_mbuf* m) noexcept;
-// IPv4 header checks; packets for our own addresses go to local delivery, others continue.
-uint16_t ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
-// Local delivery: ICMP echo, the WireGuard UDP port; everything else is counted and dropped.
-void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
-// Packets with meta out_port set and an IPv4 header at the front of the data (no L2 yet):
-// the next hop's MAC from the neighbor table, an Ethernet header, then TX or a punt to ARP.
-void ipv4_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// WireGuard transport messages (Ethernet header in front): decrypt, check, forward out.
-void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// Transit packets from the internet (Ethernet header in front): seal toward the peer that
-// owns the destination.
-void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// Peers' decrypted packets bound for the internet (IPv4 header in front, meta peer_slot set):
-// dropped unless the node is an approved exit and the policy allows the destination; returns
-// how many continue, compacted.
+// ---- L2 and IPv4 in (eth_input.cc, ipv4_input.cc, local_input.cc) ----
+
+enum class EthExit : uint8_t { kIpv4, kArp, kCount };
+// Own MAC or broadcast; IPv4 and ARP sorted (Ethernet header left in place), the rest dropped.
+void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthExit>& x) noexcept;
+// The ARP responder and learner: replies go out of `port`, learned neighbors to control.
+void arp_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
+
+enum class Ipv4Exit : uint8_t {
+  kLocal,    // for one of the port's own addresses
+  kTransit,  // for somewhere else
+  kCount
+};
+// IPv4 header checks, each with its own drop reason.
+void ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv4Exit>& x) noexcept;
+
+enum class LocalExit : uint8_t {
+  kWireGuard,  // transport messages on the WireGuard port, decrypted as one burst
+  kCount
+};
+// Local delivery: ICMP echo answered (rate limited), WireGuard handshakes and disco frames
+// punted to control; everything else counted and dropped.
+void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
+                 Exits<LocalExit>& x) noexcept;
+
+// ---- outbound, peer -> internet ----
+
+// WireGuard transport messages (Ethernet header in front): receiver index, replay, ONE batched
+// decrypt, roaming, keepalives, inner IPv4 checks, cryptokey routing. Continue with the inner
+// IPv4 header in front and meta peer_slot set.
+uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
+enum class TransitExit : uint8_t {
+  kForward,    // TTL decremented, out_port set: continues
+  kIcmpError,  // a new ICMP error (time exceeded, fragmentation needed) about a dropped packet
+  kCount
+};
+// Peers' packets leaving through the exit (IPv4 header in front): TTL checked and decremented;
+// an expired one is answered with time exceeded, which goes back into the tunnel.
+void transit_out_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
+// Dropped unless the node is an approved exit and the policy allows the destination.
 uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Domain rules (DNS names, TLS SNI, HTTP Host) on the same packets: blocked ones dropped.
 uint16_t domain_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// Internet packets (IPv4 header in front) for the NAT pool: each goes to the worker owning
-// its public port, is translated back to the subscriber, then sealed (routed mode: sealed).
-void nat_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// Source translation of peers' packets bound for the internet (IPv4 header in front, on the
-// worker owning the subscriber); returns how many go on to the internet port, compacted.
-uint16_t nat_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// IPv4 packets (header at the front) for peers: peer by destination, seal, UDP to endpoint.
-void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
+// ---- NAT44 (nat_stage.cc): steering to the owning worker, translation, fragments ----
+
+// First fragments translated in a burst: the fragments parked for them follow (graph.cc).
+struct FirstFragments {
+  FragmentPark::Key keys[kBurst];
+  uint16_t n = 0;
+};
+
+// A subscriber's NAT state lives on one worker, claimed by the first to forward for its peer;
+// packets of peers claimed elsewhere are handed there. Continue: this worker's.
+uint16_t nat_out_steer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
+enum class NatOutExit : uint8_t {
+  kInternet,            // source translated
+  kHairpin,             // to another subscriber's public address, translated both ways
+  kHairpinOtherWorker,  // same, but the destination port is another worker's: inbound NAT
+  kCount
+};
+// Source translation (IPv4 header in front) on the worker owning the subscriber. A later
+// fragment before its first one is parked; first fragments are listed in `firsts`.
+void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+             FirstFragments& firsts) noexcept;
+
+// Internet packets for the NAT pool (IPv4 header in front): each is handed to the worker owning
+// its public port (fragments through their datagram's home worker) or translated back to the
+// subscriber here. Continue: translated, for a peer. First fragments are listed in `firsts`.
+uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept;
+
+enum class HandoffExit : uint8_t {
+  kNatOut,  // another worker's peer, for this worker's NAT state: outbound NAT here
+  kNatIn,   // a public port of this worker's slice (or a fragment's home): inbound NAT here
+  kCount
+};
+// Packets other workers handed to this one, sorted by what is left to do.
+void handoff_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept;
+
+// ---- inbound, internet -> peer ----
+
+// Transit packets from the internet (Ethernet header in front; stripped): TTL and the tunnel
+// MTU checked, with ICMP errors back to the internet source quoting the packet as it came.
+void transit_in_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
+// IPv4 packets (header at the front) for peers: peer by destination, ONE batched seal, UDP to
+// the peer's endpoint. Continue: outer IPv4 header in front, out_port the tunnel port.
+uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
+// ---- out ----
+
+// Packets with meta out_port set and an IPv4 header at the front of the data (no L2 yet):
+// the next hop's MAC from the neighbor table, an Ethernet header, then TX or a punt to ARP.
+void ipv4_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 }  // namespace exitgw::dp

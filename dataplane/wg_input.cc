@@ -1,15 +1,13 @@
 // WireGuard receive on a worker: receiver index -> keypair (one bulk hash lookup), the
 // replay pre-check, ONE batched ChaCha20-Poly1305 decrypt for the burst, the replay update
 // (only after the tag verified), roaming, keepalives, inner IPv4 checks and cryptokey routing
-// (one bulk LPM lookup), then out to the internet port. The kernel's receive.c order.
+// (one bulk LPM lookup); what passes goes on with its inner IPv4 header in front. The kernel's
+// receive.c order.
 #include <rte_ip.h>
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
-#include "dataplane/flow/flow_stage.h"
-#include "dataplane/icmp_error.h"
-#include "dataplane/nat/nat_config.h"
 #include "dataplane/peer_tally.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
@@ -40,92 +38,10 @@ DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
   return DropReason::kCount;
 }
 
-// Source translation for a burst bound for the internet; returns how many still go there.
-// Hairpinned packets (one subscriber to another's public address) go back into the tunnel,
-// through the owning worker when the destination port is in another worker's slice. A later
-// fragment that comes before its first one waits in the fragment park and follows it.
-uint16_t nat_out_here(Worker& w, nat::NatWorker& nat, rte_mbuf** pkts, uint16_t n) noexcept {
-  rte_ipv4_hdr* ips[kBurst];
-  uint32_t lens[kBurst];
-  FragmentPark::Key firsts[kBurst];
-  uint16_t n_firsts = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv4_hdr*);
-    lens[i] = rte_pktmbuf_data_len(pkts[i]);
-    if (FragmentPark::first_fragment(ips[i])) [[unlikely]]
-      firsts[n_firsts++] = FragmentPark::key_of(ips[i], false);
-  }
-  const uint64_t now = rte_rdtsc();
-  nat::NatVerdict verdict[kBurst];
-  nat::NatDrop why[kBurst];
-  nat.out_burst(ips, lens, n, now, verdict, why);
-  rte_mbuf* hairpin[kBurst];
-  rte_mbuf* elsewhere[kBurst];
-  uint16_t out = 0, n_hairpin = 0, n_elsewhere = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    switch (verdict[i]) {
-      case nat::NatVerdict::kForward:
-        pkts[out++] = m;
-        break;
-      // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
-      case nat::NatVerdict::kHairpin:
-        meta(m)->flags |= kMetaLocal;
-        hairpin[n_hairpin++] = m;
-        break;
-      case nat::NatVerdict::kHairpinHandoff:
-        meta(m)->flags |= kMetaLocal;
-        elsewhere[n_elsewhere++] = m;
-        break;
-      default:
-        if (why[i] == nat::NatDrop::kFragmentNoState &&
-            w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
-          break;
-        w.drop(m, drop_reason_of(why[i]));
-    }
-  }
-  wg_seal(w, hairpin, n_hairpin);
-  // Translated as if from the internet: nat_in steers them as it steers arrivals (by port,
-  // fragments through their home worker).
-  nat_in(w, elsewhere, n_elsewhere);
-  for (uint16_t f = 0; f < n_firsts && w.frag_park().holding(); ++f) {
-    rte_mbuf* held[FragmentPark::kHeld];
-    auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts[f], held));
-    n_held = nat_out_here(w, nat, held, n_held);
-    if (w.flows()) flow::account_out(*w.flows(), held, n_held, now);
-    ipv4_output(w, held, n_held);
-  }
-  return out;
-}
-
-// A subscriber's NAT state lives on one worker: the first to forward for the peer claims it.
-// Packets of peers claimed elsewhere (RSS or af_packet rollover moved them) go there.
-uint16_t steer_to_nat_owner(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (w.ctx().n_workers == 1) return n;
-  const auto self = static_cast<uint8_t>(w.index());
-  uint16_t out = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    std::atomic<uint8_t>& owner = w.ctx().peers[meta(pkts[i])->peer_slot].nat_owner;
-    uint8_t o = owner.load(std::memory_order_relaxed);
-    if (o == PeerRuntime::kNoOwner && owner.compare_exchange_strong(o, self)) o = self;
-    if (o == self) {
-      pkts[out++] = pkts[i];
-    } else {
-      meta(pkts[i])->flags |= kMetaNatOut;
-      w.handoff(o, pkts[i]);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
-uint16_t nat_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  return nat_out_here(w, *w.nat(), pkts, n);
-}
-
-void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return;
+uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return 0;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
 
@@ -264,49 +180,19 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (keepalives) w.counters().wg_keepalives_received.add(keepalives);
 
   // 5. Cryptokey routing: the inner source must be one of this peer's allowed IPs.
-  if (f == 0) return;
+  if (f == 0) return 0;
   rte_lpm_lookup_bulk(ctx.allowed_ips, src, hop, f);
-  uint16_t out = 0, n_errors = 0;
-  rte_mbuf* errors[kBurst];
-  const uint8_t internet = ctx.port_index(PortRole::kInternet);
+  uint16_t out = 0;
   for (uint16_t j = 0; j < f; ++j) {
     rte_mbuf* m = fwd[j];
     if (!(hop[j] & RTE_LPM_LOOKUP_SUCCESS) || (hop[j] & 0xffffff) != slot[j]) [[unlikely]] {
       w.drop(m, DropReason::kWgBadSource);
       continue;
     }
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-    if (ip->time_to_live <= 1) [[unlikely]] {
-      // Time exceeded goes back through the tunnel (traceroute through the exit works).
-      if (icmp_error_allowed(ip) && w.icmp_error_within_rate()) {
-        rte_mbuf* e =
-            make_icmp_error(ctx.pool, ip, ctx.port(PortRole::kInternet).addrs[0], 11, 0, 0);
-        if (e) {
-          meta(e)->in_port = meta(m)->in_port;
-          meta(e)->flags = kMetaLocal;
-          errors[n_errors++] = e;
-        }
-      }
-      w.drop(m, DropReason::kIpv4TtlExpired);
-      continue;
-    }
-    ipv4_decrement_ttl(ip);
-    PacketMeta* pm = meta(m);
-    pm->out_port = internet;
-    pm->peer_slot = slot[j];
-    fwd[out++] = m;
+    meta(m)->peer_slot = slot[j];
+    pkts[out++] = m;
   }
-  out = exit_policy(w, fwd, out);
-  out = domain_policy(w, fwd, out);
-  if (w.flows()) flow::note_source(fwd, out);
-  if (w.nat()) {
-    out = steer_to_nat_owner(w, fwd, out);
-    out = nat_out(w, fwd, out);
-  }
-  if (w.flows()) flow::account_out(*w.flows(), fwd, out, now);
-  w.counters().forwarded_out.add(out);
-  ipv4_output(w, fwd, out);
-  wg_seal(w, errors, n_errors);
+  return out;
 }
 
 }  // namespace exitgw::dp

@@ -4,8 +4,7 @@
 #include <rte_lcore.h>
 #include <rte_pause.h>
 
-#include "dataplane/flow/flow_stage.h"
-#include "dataplane/stages.h"
+#include "dataplane/graph.h"
 
 namespace exitgw::dp {
 
@@ -88,17 +87,7 @@ void Worker::process_rx(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
   }
   counters_->port[port].rx_packets.add(n);
   counters_->port[port].rx_bytes.add(bytes);
-  n = eth_input(*this, port, pkts, n);
-  n = ipv4_input(*this, port, pkts, n);
-  // Transit packets: from the internet they are replies for peers; on a separate tunnel port
-  // peers must use the tunnel, so plain IP from there is refused.
-  if (port == ctx_->port_index(PortRole::kInternet)) {
-    wg_output(*this, pkts, n);
-  } else {
-    for (uint16_t i = 0; i < n; ++i) drop(pkts[i], DropReason::kTransitFromTunnel);
-  }
-  wg_input(*this, wg_rx_, n_wg_rx_);
-  n_wg_rx_ = 0;
+  receive(*this, port, pkts, n);
 }
 
 void Worker::idle_backoff(unsigned idle_loops) noexcept {
@@ -163,24 +152,7 @@ unsigned Worker::process_handoff() noexcept {
   rte_mbuf* pkts[kBurst];
   const unsigned n =
       rte_ring_dequeue_burst(shared_->handoff, reinterpret_cast<void**>(pkts), kBurst, nullptr);
-  rte_mbuf* in[kBurst];
-  rte_mbuf* out[kBurst];
-  uint16_t n_in = 0, n_out = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    PacketMeta* pm = meta(pkts[i]);
-    if (pm->flags & kMetaNatOut) {
-      pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
-      out[n_out++] = pkts[i];
-    } else {
-      in[n_in++] = pkts[i];
-    }
-  }
-  if (n_out) {
-    n_out = nat_out(*this, out, n_out);
-    if (flows_) flow::account_out(*flows_, out, n_out, rte_rdtsc());
-    ipv4_output(*this, out, n_out);
-  }
-  nat_in(*this, in, n_in);
+  receive_handoff(*this, pkts, static_cast<uint16_t>(n));
   return n;
 }
 

@@ -9,7 +9,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/events.h"
 #include "dataplane/frag_park.h"
 #include "dataplane/packet_meta.h"
@@ -40,6 +40,9 @@ class alignas(64) Worker {
     counters_->drop(meta(m)->in_port, reason);
     release(m);
   }
+  void drop_all(rte_mbuf** pkts, uint16_t n, DropReason reason) noexcept {
+    for (uint16_t i = 0; i < n; ++i) drop(pkts[i], reason);
+  }
   // Ends a packet's life that did its job (an ARP reply learned, a keepalive).
   void consume(rte_mbuf* m) noexcept { release(m); }
   void transmit(uint8_t port, rte_mbuf* m) noexcept {
@@ -54,8 +57,6 @@ class alignas(64) Worker {
       flush_punt();
     punt_[n_punt_++] = m;
   }
-  // WireGuard transport messages wait here so the burst is decrypted in one submission.
-  void collect_wg(rte_mbuf* m) noexcept { wg_rx_[n_wg_rx_++] = m; }
   void event(const Event& e) noexcept {
     Event copy = e;  // the C API takes a non-const pointer
     if (rte_ring_enqueue_elem(shared_->events, &copy, sizeof(copy)) != 0) [[unlikely]]
@@ -69,7 +70,8 @@ class alignas(64) Worker {
   // Per-lcore setup that may fail (the ipsec-mb manager); call on the lcore that runs it.
   Status init() noexcept;
   int run() noexcept;
-  // One received burst through every stage, as the loop does after rte_eth_rx_burst; then
+  // One received burst through the stage graph (graph.cc), as the loop does after
+  // rte_eth_rx_burst; then
   // flush() sends what it produced. Public for benchmarks that feed prepared bursts.
   void process_burst(uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
     process_rx(port, pkts, n);
@@ -132,8 +134,6 @@ class alignas(64) Worker {
   TxBuffer tx_[kMaxPorts];
   rte_mbuf* free_[kFreeCapacity];
   uint16_t n_free_ = 0;
-  rte_mbuf* wg_rx_[kBurst];
-  uint16_t n_wg_rx_ = 0;
   rte_mbuf* punt_[kBurst];
   uint16_t n_punt_ = 0;
   uint64_t icmp_tokens_;  // scaled by kTokenScale

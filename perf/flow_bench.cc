@@ -26,7 +26,7 @@
 #include <rte_udp.h>
 
 #include "control/export/exporter.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/flow/flow_stage.h"
 #include "dataplane/packet_meta.h"
 

@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "common/ipv4_header.h"
 #include "control/wg/cookie.h"
 #include "control/wg/crypto.h"
 #include "control/wg/noise.h"
@@ -310,17 +311,7 @@ struct Gen {
 };
 
 void fill_ipv4(rte_ipv4_hdr* ip, uint32_t src, uint32_t dst, uint16_t total) {
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(total);
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = rte_cpu_to_be_32(src);
-  ip->dst_addr = rte_cpu_to_be_32(dst);
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  exitgw::fill_ipv4_header(ip, rte_cpu_to_be_32(src), rte_cpu_to_be_32(dst), total, IPPROTO_UDP);
 }
 
 // Outer Ethernet/IPv4/UDP from peer p to the exit, with a UDP payload of udp_payload bytes.

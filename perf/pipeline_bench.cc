@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "common/ipv4_header.h"
 #include "control/policy/compile.h"
 #include "control/policy/policy.h"
 #include "dataplane/worker.h"
@@ -61,17 +62,7 @@ uint32_t endpoint_addr(uint32_t i) {
 }
 
 void fill_ipv4(rte_ipv4_hdr* ip, uint32_t src, uint32_t dst, uint16_t total, uint8_t proto) {
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(total);
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = proto;
-  ip->src_addr = rte_cpu_to_be_32(src);
-  ip->dst_addr = rte_cpu_to_be_32(dst);
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  exitgw::fill_ipv4_header(ip, rte_cpu_to_be_32(src), rte_cpu_to_be_32(dst), total, proto);
 }
 
 // An IPv4/UDP packet of `total` bytes (>= 28) at p, from port `sport` to port 443.

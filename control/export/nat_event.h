@@ -2,7 +2,7 @@
 #pragma once
 
 #include "control/export/ipfix.h"
-#include "dataplane/nat/nat_types.h"
+#include "common/nat_types.h"
 
 namespace exitgw::exporter {
 

@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "common/result.h"
-#include "dataplane/counters.h"
+#include "common/counters.h"
 #include "dataplane/domain/domain_list.h"
 
 struct hs_database;

@@ -11,7 +11,7 @@
 #include <rte_udp.h>
 
 #include "common/wg_state.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/nat/nat_worker.h"
 #include "dataplane/packet_meta.h"
 

@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "common/spsc_ring.h"
-#include "dataplane/counters.h"
+#include "common/counters.h"
 #include "dataplane/nat/huge_array.h"
 
 namespace exitgw::dp::flow {

@@ -16,7 +16,7 @@
 #include "dataplane/nat/bucket_index.h"
 #include "dataplane/nat/huge_array.h"
 #include "dataplane/nat/nat_config.h"
-#include "dataplane/nat/nat_types.h"
+#include "common/nat_types.h"
 
 namespace exitgw::dp::nat {
 
@@ -24,7 +24,7 @@ enum class NatProto : uint8_t { kTcp = 0, kUdp = 1, kIcmp = 2, kCount = 3 };
 
 // The worker a packet arriving from the internet must be handed to: the owner of its
 // destination port, ICMP identifier, or (ICMP error) embedded source port. kNone when the
-// packet carries none (non-first fragments: see README note in nat_worker.cc).
+// packet carries none (non-first fragments: see the note in nat_fragments.cc).
 uint32_t inbound_owner(const NatConfig& config, const rte_ipv4_hdr* ip, uint32_t len) noexcept;
 
 class NatWorker {
@@ -89,6 +89,10 @@ class NatWorker {
 
   NatVerdict out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept;
   NatVerdict in_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept;
+  // The burst loop of out_burst() and in_burst(), and its lookup warming (nat_internal.h).
+  template <bool kOutbound>
+  void burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+             NatVerdict* verdicts, NatDrop* why) noexcept;
   template <bool kOutbound>
   void prefetch_lookups(const Packet* p, const bool* parsed, uint16_t n) const noexcept;
   NatVerdict translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
@@ -99,11 +103,13 @@ class NatWorker {
                        NatVerdict v, uint32_t now_s) noexcept;
 
   uint32_t seconds(uint64_t now) noexcept;
-  uint32_t find_mapping_in(uint32_t sub_ip, uint16_t sub_port, uint8_t proto) const noexcept;
-  uint32_t find_mapping_out(uint32_t pub_ip, uint16_t pub_port, uint8_t proto) const noexcept;
-  uint32_t find_session(uint32_t mapping, uint32_t remote, uint16_t remote_port) const noexcept;
-  uint32_t find_subscriber(uint32_t ip) const noexcept;
-  bool address_permitted(uint32_t mapping, uint32_t remote) const noexcept;
+  inline uint32_t find_mapping_in(uint32_t sub_ip, uint16_t sub_port, uint8_t proto) const noexcept;
+  inline uint32_t find_mapping_out(uint32_t pub_ip, uint16_t pub_port,
+                                   uint8_t proto) const noexcept;
+  inline uint32_t find_session(uint32_t mapping, uint32_t remote,
+                               uint16_t remote_port) const noexcept;
+  inline uint32_t find_subscriber(uint32_t ip) const noexcept;
+  inline bool address_permitted(uint32_t mapping, uint32_t remote) const noexcept;
 
   uint32_t get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noexcept;
   uint32_t create_mapping(uint32_t sub, uint32_t sub_ip, uint16_t sub_port, uint8_t proto,
@@ -116,9 +122,9 @@ class NatWorker {
   void delete_mapping(uint32_t m) noexcept;
   void maybe_free_subscriber(uint32_t sub) noexcept;
   bool session_admissible(uint32_t sub, uint32_t pub_ip, uint64_t now, NatDrop* why) noexcept;
-  static bool parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop* why) noexcept;
-  void rewrite_src(Packet& p, uint32_t ip, uint16_t port) noexcept;
-  void rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept;
+  static inline bool parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop* why) noexcept;
+  inline void rewrite_src(Packet& p, uint32_t ip, uint16_t port) noexcept;
+  inline void rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept;
   uint64_t ticks(uint32_t now_s) const noexcept {
     return epoch_ + uint64_t{now_s} * config_.ticks_per_second;
   }
@@ -128,8 +134,8 @@ class NatWorker {
   uint32_t new_block(Subscriber& sub, uint32_t sub_index, uint64_t now, NatDrop* why) noexcept;
   bool take_port_in_block(uint32_t block, uint8_t proto, uint16_t want, int mode,
                           uint16_t* port) noexcept;
-  void touch(uint32_t s, uint32_t now_s) noexcept;
-  void tcp_update(uint32_t s, uint8_t tcp_flags, bool outbound) noexcept;
+  inline void touch(uint32_t s, uint32_t now_s) noexcept;
+  inline void tcp_update(uint32_t s, uint8_t tcp_flags, bool outbound) noexcept;
   void count_session(uint8_t proto, uint8_t timeout_class, int64_t delta) noexcept;
   void event(NatEventType type, uint32_t sub_ip, uint32_t pub_ip, uint16_t first, uint16_t last,
              uint64_t now) noexcept;

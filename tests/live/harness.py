@@ -47,7 +47,7 @@ WG_PORT = 51820
 PUBLIC_IP = "203.0.113.1"
 # Deterministic NAT (RFC 7422) over the peers' inner addresses: with one public address and
 # one worker, subscriber i of the /28 owns ports 1024 + i * 4032 ... + 4031, and the gateway
-# keeps a port's offset within that range (nat_worker.cc, take_port_in_block mode 0).
+# keeps a port's offset within that range (nat_alloc.cc, take_port_in_block mode 0).
 DET_INSIDE = "100.64.0.0/28"
 DET_FLAGS = ("--nat_mode=deterministic", "--nat_deterministic_inside=" + DET_INSIDE,
              "--nat_port_min=1024", "--nat_port_max=65535")

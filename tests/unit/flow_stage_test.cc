@@ -19,7 +19,7 @@
 #include <rte_udp.h>
 
 #include "common/wg_state.h"
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/packet_meta.h"
 #include "tests/support/eal_environment.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/worker.h"
 #include "tests/support/eal_environment.h"
 

@@ -3,7 +3,7 @@
 // icmp_errors_rate_limited.
 #include <gtest/gtest.h>
 
-#include "dataplane/context.h"
+#include "common/dataplane_context.h"
 #include "dataplane/worker.h"
 #include "tests/support/eal_environment.h"
 

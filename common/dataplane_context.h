@@ -13,7 +13,7 @@
 #include <rte_ring.h>
 
 #include "common/wg_state.h"
-#include "dataplane/counters.h"
+#include "common/counters.h"
 
 namespace exitgw::dp {
 

@@ -1,13 +1,12 @@
-// WireGuard send on a worker: internet packets (TTL and tunnel MTU checked, with ICMP errors
-// back to their source) for a peer's allowed IPs are found by one bulk LPM lookup, given a counter
-// from the peer's current keypair, padded to 16 bytes, sealed in ONE batched ChaCha20-Poly1305
-// submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
+// WireGuard send on a worker: packets for a peer's allowed IPs are found by one bulk LPM
+// lookup, given a counter from the peer's current keypair, padded to 16 bytes, sealed in ONE
+// batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
 #include <rte_ip.h>
 #include <rte_lpm.h>
 #include <rte_udp.h>
 
+#include "common/ipv4_header.h"
 #include "dataplane/checksum.h"
-#include "dataplane/icmp_error.h"
 #include "dataplane/peer_tally.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
@@ -34,53 +33,8 @@ void want_handshake(Worker& w, PeerRuntime& peer, uint32_t slot) noexcept {
 
 }  // namespace
 
-void wg_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  DataplaneContext& ctx = w.ctx();
-  const PortInfo& internet = ctx.port(PortRole::kInternet);
-  const uint8_t internet_index = ctx.port_index(PortRole::kInternet);
-  rte_mbuf* errors[kBurst];
-  uint16_t n_errors = 0, out = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
-    const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
-    // Errors go back to the internet source quoting the packet as it arrived (before NAT).
-    uint8_t type = 0, code = 0;
-    uint16_t mtu = 0;
-    DropReason why = DropReason::kCount;
-    if (ip->time_to_live <= 1) [[unlikely]] {
-      type = 11;  // time exceeded in transit
-      why = DropReason::kIpv4TtlExpired;
-    } else if (rte_be_to_cpu_16(ip->total_length) > ctx.tunnel_mtu) [[unlikely]] {
-      // Too big for the tunnel: fragmentation needed, so path MTU discovery finds the
-      // tunnel's MTU (RFC 1191). Packets without DF are not fragmented here: counted drop.
-      if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
-        type = 3;
-        code = 4;
-        mtu = ctx.tunnel_mtu;
-      }
-      why = DropReason::kWgTooLarge;
-    }
-    if (why == DropReason::kCount) [[likely]] {
-      pkts[out++] = m;
-      continue;
-    }
-    if (type && icmp_error_allowed(ip) && w.icmp_error_within_rate()) {
-      rte_mbuf* e = make_icmp_error(ctx.pool, ip, internet.addrs[0], type, code, mtu);
-      if (e) {
-        meta(e)->in_port = internet_index;
-        meta(e)->out_port = internet_index;
-        errors[n_errors++] = e;
-      }
-    }
-    w.drop(m, why);
-  }
-  if (n_errors) ipv4_output(w, errors, n_errors);
-  nat_in(w, pkts, out);
-}
-
-void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return;
+uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return 0;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
   uint32_t dst[kBurst], hop[kBurst];
@@ -159,7 +113,6 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     next_counter[g] = group_kp[g]->send_counter.fetch_add(group_size[g], std::memory_order_relaxed);
 
   AeadOp ops[kBurst];
-  rte_mbuf* sealed[kBurst];
   uint64_t endpoint[kBurst];
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -206,7 +159,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     meta(m)->peer_slot = slot;
     peer.last_tx_tsc.store(now, std::memory_order_relaxed);
     peer.last_data_tx_tsc.store(now, std::memory_order_relaxed);
-    sealed[k++] = m;
+    pkts[k++] = m;  // compacted in place: k <= i
   }
   w.aead().encrypt_burst(ops, k);
 
@@ -215,21 +168,11 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
   uint64_t tx_bytes = 0;  // stored once per burst, as wg_input does
   for (uint16_t j = 0; j < k; ++j) {
-    rte_mbuf* m = sealed[j];
+    rte_mbuf* m = pkts[j];
     const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->type_of_service = 0;
-    ip->total_length = rte_cpu_to_be_16(total);
-    ip->packet_id = 0;
-    ip->fragment_offset = 0;
-    ip->time_to_live = 64;
-    ip->next_proto_id = IPPROTO_UDP;
-    ip->src_addr = tunnel.addrs[0];
-    ip->dst_addr = endpoint_ip(endpoint[j]);
-    ip->hdr_checksum = 0;
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    fill_ipv4_header(ip, tunnel.addrs[0], endpoint_ip(endpoint[j]), total, IPPROTO_UDP);
     udp->src_port = ctx.wg_port_be;
     udp->dst_port = endpoint_port(endpoint[j]);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
@@ -244,7 +187,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   w.counters().wg_tx_packets.add(k);
   w.counters().wg_tx_bytes.add(tx_bytes);
   w.counters().forwarded_in.add(k);
-  ipv4_output(w, sealed, k);
+  return k;
 }
 
 }  // namespace exitgw::dp

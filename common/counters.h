@@ -4,7 +4,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "dataplane/drop_reason.h"
+#include "common/drop_reason.h"
 
 namespace exitgw::dp {
 

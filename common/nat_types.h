@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "common/spsc_ring.h"
-#include "dataplane/counters.h"
-#include "dataplane/nat/nat_drops.h"
+#include "common/counters.h"
+#include "common/nat_drops.h"
 
 namespace exitgw::dp::nat {
 

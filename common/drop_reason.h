@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "dataplane/nat/nat_drops.h"
+#include "common/nat_drops.h"
 
 namespace exitgw::dp {
 
@@ -57,7 +57,7 @@ namespace exitgw::dp {
   X(kWgTooLarge, "wg_too_large")                             \
   X(kWgCounterExhausted, "wg_counter_exhausted")             \
   X(kTransitFromTunnel, "transit_from_tunnel")               \
-  /* nat (dataplane/nat/nat_drops.h), in NatDrop order */    \
+  /* nat (common/nat_drops.h), in NatDrop order */           \
   EXITGW_NAT_DROPS(X)                                        \
   X(kHandoffRingFull, "handoff_ring_full")                   \
   X(kFragmentParkFull, "fragment_park_full")                 \

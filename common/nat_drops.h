@@ -1,5 +1,5 @@
 // Why NAT drops a packet: one table that yields NatDrop here and the matching entries of the
-// data path's DropReason (dataplane/drop_reason.h), so every NAT drop is counted once.
+// data path's DropReason (common/drop_reason.h), so every NAT drop is counted once.
 #pragma once
 
 // X(enum name, metric label): declared once, the enum and the names come from this table.

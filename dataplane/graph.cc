@@ -1,0 +1,148 @@
+// The stage graph: how a packet moves between the stages, outbound and inbound, in one file.
+// Each stage sorts its burst into named exits (dataplane/stages.h); this file passes each
+// exit's sub-burst on, in the order the packets must leave. Drops are counted and freed by the
+// stage that drops them (Worker::drop); TX, punt and hand-off are the worker's sinks.
+//
+//   rx ─ eth_input ─┬─ kArp ── arp_input ─ tx (reply)
+//                   └─ kIpv4 ─ ipv4_input ─┬─ kLocal ── local_input ─┬─ echo reply ─ tx
+//                                          │                         ├─ handshake, disco ─ punt
+//                                          │                         └─ kWireGuard ─ outbound
+//                                          └─ kTransit ─ inbound (internet port; else dropped)
+//
+//   outbound: wg_input ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
+//             └─ kForward ─ exit_policy ─ domain_policy ─ [note_source]
+//                ─ nat_out_steer (hand-off to the owner) ─ nat44_out ─ to_internet
+//   nat44_out: nat_out ─┬─ kInternet ─ (back to the caller)
+//                       ├─ kHairpin ─ to_peer
+//                       ├─ kHairpinOtherWorker ─ nat44_in
+//                       └─ parked fragments follow their first: nat44_out ─ to_internet
+//   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
+//                                └─ kForward ─ nat44_in
+//   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
+//             parked fragments follow their first: nat44_in
+//   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet)
+//   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
+//   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
+//                               └─ kNatIn ── nat44_in
+//   [...]: only when flow accounting is on.
+//
+// IPv6 slots in as a sibling: eth_input gains kIpv6, and ipv6 chains sit beside these.
+#include "dataplane/graph.h"
+
+#include <rte_cycles.h>
+
+#include "dataplane/flow/flow_stage.h"
+#include "dataplane/stages.h"
+#include "dataplane/worker.h"
+
+namespace exitgw::dp {
+
+namespace {
+
+void to_peer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  ipv4_output(w, pkts, wg_seal(w, pkts, n));
+}
+
+void to_internet(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (w.flows()) flow::account_out(*w.flows(), pkts, n, rte_rdtsc());
+  ipv4_output(w, pkts, n);
+}
+
+// Inbound NAT and on to the peer; in routed mode straight to the peer.
+void nat44_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  nat::NatWorker* nat = w.nat();
+  FirstFragments firsts;
+  if (nat) n = nat_in(w, pkts, n, firsts);
+  if (w.flows()) flow::account_in(*w.flows(), nat, w.ctx(), pkts, n, rte_rdtsc());
+  to_peer(w, pkts, n);
+  // Fragments that waited for a first fragment translated just now follow it.
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const unsigned n_held = w.frag_park().release(firsts.keys[f], held);
+    for (unsigned i = 0; i < n_held; ++i) meta(held[i])->flags |= kMetaNatIn;
+    nat44_in(w, held, static_cast<uint16_t>(n_held));
+  }
+}
+
+// Outbound NAT on this worker; the translated packets are left in x's kInternet exit for the
+// caller, everything else goes on from here.
+void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noexcept {
+  FirstFragments firsts;
+  nat_out(w, pkts, n, x, firsts);
+  to_peer(w, x.of(NatOutExit::kHairpin), x.count(NatOutExit::kHairpin));
+  // Translated as if from the internet: inbound NAT steers them as it steers arrivals.
+  nat44_in(w, x.of(NatOutExit::kHairpinOtherWorker), x.count(NatOutExit::kHairpinOtherWorker));
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts.keys[f], held));
+    Exits<NatOutExit> y;
+    nat44_out(w, held, n_held, y);
+    to_internet(w, y.of(NatOutExit::kInternet), y.count(NatOutExit::kInternet));
+  }
+}
+
+// Peers' WireGuard transport messages, on to the internet.
+void outbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  n = wg_input(w, pkts, n);
+  if (n == 0) return;
+  Exits<TransitExit> t;
+  transit_out_checks(w, pkts, n, t);
+  rte_mbuf** fwd = t.of(TransitExit::kForward);
+  uint16_t out = t.count(TransitExit::kForward);
+  out = exit_policy(w, fwd, out);
+  out = domain_policy(w, fwd, out);
+  if (w.flows()) flow::note_source(fwd, out);
+  Exits<NatOutExit> x;
+  if (w.nat()) {
+    out = nat_out_steer(w, fwd, out);
+    nat44_out(w, fwd, out, x);
+    fwd = x.of(NatOutExit::kInternet);
+    out = x.count(NatOutExit::kInternet);
+  }
+  w.counters().forwarded_out.add(out);
+  to_internet(w, fwd, out);
+  to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
+}
+
+// Transit packets from the internet, on to the peers.
+void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  Exits<TransitExit> t;
+  transit_in_checks(w, pkts, n, t);
+  ipv4_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
+  nat44_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward));
+}
+
+}  // namespace
+
+void receive(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  Exits<EthExit> l2;
+  eth_input(w, port, pkts, n, l2);
+  arp_input(w, port, l2.of(EthExit::kArp), l2.count(EthExit::kArp));
+  Exits<Ipv4Exit> l3;
+  ipv4_input(w, port, l2.of(EthExit::kIpv4), l2.count(EthExit::kIpv4), l3);
+  Exits<LocalExit> local;
+  local_input(w, port, l3.of(Ipv4Exit::kLocal), l3.count(Ipv4Exit::kLocal), local);
+  // Transit packets: from the internet they are replies for peers; on a separate tunnel port
+  // peers must use the tunnel, so plain IP from there is refused.
+  if (port == w.ctx().port_index(PortRole::kInternet))
+    inbound(w, l3.of(Ipv4Exit::kTransit), l3.count(Ipv4Exit::kTransit));
+  else
+    w.drop_all(l3.of(Ipv4Exit::kTransit), l3.count(Ipv4Exit::kTransit),
+               DropReason::kTransitFromTunnel);
+  outbound(w, local.of(LocalExit::kWireGuard), local.count(LocalExit::kWireGuard));
+}
+
+void receive_handoff(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  Exits<HandoffExit> h;
+  handoff_input(w, pkts, n, h);
+  if (h.count(HandoffExit::kNatOut)) {
+    Exits<NatOutExit> x;
+    nat44_out(w, h.of(HandoffExit::kNatOut), h.count(HandoffExit::kNatOut), x);
+    to_internet(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
+  }
+  nat44_in(w, h.of(HandoffExit::kNatIn), h.count(HandoffExit::kNatIn));
+}
+
+}  // namespace exitgw::dp
