@@ -14,6 +14,8 @@
 
 namespace exitgw {
 
+using prometheus::MetricType;
+
 void FlowExport::init_nat_events() {
   for (unsigned w = 0; w < ctx_.n_workers; ++w) {
     nat_event_rings_.push_back(std::make_unique<dp::nat::NatEventRing>(4096));

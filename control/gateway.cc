@@ -342,8 +342,8 @@ void Gateway::publish_admin_view() {
     d.ok = domains_->last_reload_error().empty();
     d.message = domains_->last_reload_error();
   }
-  if (etcd_) {
-    const auto h = etcd_->health();
+  if (const etcd::EtcdSource* etcd = services_.etcd()) {
+    const auto h = etcd->health();
     auto& e = v->sources["etcd"];
     e.ok = h.connected && h.loaded;
     e.message = h.last_error;
@@ -577,50 +577,21 @@ int Gateway::run(const std::atomic<bool>& stop) {
   workers_launched_ = true;
   heartbeat_.beat(steady_now_ns());
   sample_stats();
-  if (!FLAGS_metrics_listen.empty()) {
-    Status s = metrics_.start(
-        FLAGS_metrics_listen, [this] { return render_metrics(); }, [this] { return readiness(); });
-    if (!s) {
-      log_error(s.error());
-      shutdown();
-      return 1;
-    }
-    log_info("metrics on http://" + FLAGS_metrics_listen + "/metrics");
-  }
   publish_admin_view();
-  if (!FLAGS_admin_token_file.empty()) {
-    admin::AdminServerOptions aopt;
-    aopt.listen = FLAGS_admin_listen;
-    aopt.token_file = FLAGS_admin_token_file;
-    aopt.allow_non_loopback = FLAGS_admin_allow_non_loopback;
-    aopt.max_body_bytes = size_t{FLAGS_admin_max_body_kb} * 1024;
-    Status s = admin_.start(aopt, updates_, [this] { return admin_view_.load(); });
-    if (!s) {
-      log_error("admin API: " + s.error());
-      shutdown();
-      return 1;
-    }
-    log_info("admin API on http://" + FLAGS_admin_listen + "/v1/status");
-  }
-  if (!FLAGS_etcd_endpoints.empty()) {
-    etcd::EtcdSourceOptions eopt;
-    eopt.endpoints = FLAGS_etcd_endpoints;
-    eopt.prefix = FLAGS_etcd_prefix;
-    eopt.node = constant_labels_[1].second;
-    eopt.status_ttl = std::chrono::seconds(FLAGS_etcd_status_ttl);
-    // Runs on the source's thread: only atomics here.
-    etcd_ = std::make_unique<etcd::EtcdSource>(eopt, updates_, [this] {
-      double busy = 0;
-      for (unsigned w = 0; w < ctx_->n_workers; ++w)
-        busy = std::max(busy, stats_.busy_ratio[w].load());
-      return etcd::NodeStatus{generation_.load(), wg_->stats().active_peers.load(), busy, true};
-    });
-    if (Status s = etcd_->start(); !s) {
-      log_error("etcd: " + s.error());
-      shutdown();
-      return 1;
-    }
-    log_info("etcd: watching " + FLAGS_etcd_prefix + " at " + FLAGS_etcd_endpoints);
+  Services::Hooks hooks;
+  hooks.render_metrics = [this] { return render_metrics(); };
+  hooks.readiness = [this] { return readiness(); };
+  hooks.admin_view = [this] { return admin_view_.load(); };
+  hooks.node_status = [this] {
+    double busy = 0;
+    for (unsigned w = 0; w < ctx_->n_workers; ++w)
+      busy = std::max(busy, stats_.busy_ratio[w].load());
+    return etcd::NodeStatus{generation_.load(), wg_->stats().active_peers.load(), busy, true};
+  };
+  if (Status s = services_.start(updates_, constant_labels_[1].second, std::move(hooks)); !s) {
+    log_error(s.error());
+    shutdown();
+    return 1;
   }
   log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
   uint64_t last_tick = steady_now_ns();
@@ -703,9 +674,7 @@ void Gateway::note_file_update(const char* source) {
 
 void Gateway::shutdown() {
   dp::DataplaneContext& ctx = *ctx_;
-  if (etcd_) etcd_->stop();
-  admin_.stop();
-  metrics_.stop();
+  services_.stop();
   if (workers_launched_) {
     ctx.stop.store(true);
     rte_eal_mp_wait_lcore();  // each worker flushes its TX buffers before it returns

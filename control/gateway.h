@@ -11,14 +11,13 @@
 #include <rte_mempool.h>
 
 #include "common/result.h"
-#include "control/admin/admin_server.h"
 #include "control/peer_update.h"
-#include "control/etcd/etcd_source.h"
 #include "control/domain_policy.h"
 #include "control/exit_policy.h"
 #include "control/heartbeat.h"
 #include "control/flow_export.h"
 #include "control/metrics.h"
+#include "control/services.h"
 #include "control/neighbor.h"
 #include "control/updates.h"
 #include "control/wireguard.h"
@@ -81,10 +80,8 @@ class Gateway {
   std::unique_ptr<FlowExport> flow_export_;  // exporter, flow tables, NAT event rings
   UpdateQueue updates_;
   GatewaySelf self_;  // what no peer may be (own key, addresses, NAT pool); set by init
-  admin::AdminServer admin_;
   std::atomic<std::shared_ptr<const admin::AdminView>> admin_view_;
   std::atomic<uint64_t> generation_{0};  // advanced by every applied update, from any source
-  std::unique_ptr<etcd::EtcdSource> etcd_;
   std::string last_update_source_;
   std::map<std::string, int64_t> source_last_ok_ms_;  // admin view source name -> unix ms
   int64_t last_update_unix_ms_ = 0;
@@ -96,8 +93,8 @@ class Gateway {
   uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
   std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
   bool nat_nic_steering_ = false;  // rte_flow rules installed on the internet port
-  MetricsServer metrics_;
-  ControlHeartbeat heartbeat_;  // beaten by the control loop, read by /readyz and /metrics
+  Services services_;              // metrics listener, admin API, etcd watch
+  ControlHeartbeat heartbeat_;     // beaten by the control loop, read by /readyz and /metrics
   ControlStats stats_;
   std::vector<std::string> port_labels_;
   std::vector<unsigned> worker_lcores_;

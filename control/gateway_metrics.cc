@@ -192,8 +192,8 @@ std::string Gateway::render_metrics() {
                   {"action", std::string(dp::domain::kActionNames[size_t(r.action)])}},
                  double(r.matches));
   }
-  add_listener_metrics(mf, "metrics", metrics_.counters());
-  add_listener_metrics(mf, "admin", admin_.counters());
+  add_listener_metrics(mf, "metrics", services_.metrics_counters());
+  add_listener_metrics(mf, "admin", services_.admin_counters());
   return serialize(mf.take());
 }
 
