@@ -134,7 +134,9 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
                       body.type_name());
   PeerConfig peer;
   bool has_key = false;
-  for (const auto& [name, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& value = item.value();
     const auto found = std::find_if(kPeerFields.begin(), kPeerFields.end(),
                                     [&](const PeerFieldInfo& f) { return f.json_name == name; });
     if (found == kPeerFields.end()) {
