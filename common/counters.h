@@ -8,7 +8,8 @@
 
 namespace exitgw::dp {
 
-inline constexpr unsigned kMaxPorts = 2;  // tunnel and internet; equal when they share a port
+// Tunnel and internet (equal when they share a port), and the exception port when there is one.
+inline constexpr unsigned kMaxPorts = 3;
 
 // A counter written by exactly one lcore and read by others. Relaxed load+store compiles to a
 // plain add (no locked instruction) yet keeps the cross-thread read well defined.
@@ -43,6 +44,9 @@ struct alignas(64) LcoreCounters {
   Counter wg_rx_packets, wg_rx_bytes, wg_tx_packets, wg_tx_bytes;
   Counter forwarded_out, forwarded_in;
   Counter domain_blocked, domain_logged, domain_scan_errors;
+  // The exception path (dataplane/exception.cc): inner packets for the gateway's own tailnet
+  // addresses handed to the host, the host's packets sealed back, TSMP messages consumed.
+  Counter exception_to_host, exception_from_host, tsmp_consumed;
 
   void drop(uint8_t port, DropReason r, uint64_t n = 1) noexcept {
     drops[port][static_cast<size_t>(r)].add(n);

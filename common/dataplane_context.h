@@ -46,6 +46,8 @@ struct PolicyView {
 inline constexpr uint16_t kBurst = 32;
 inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr unsigned kMaxPortAddrs = 4;
+inline constexpr unsigned kMaxTailnetAddrs = 2;
+inline constexpr uint8_t kNoPort = 0xff;
 
 enum class PortRole : uint8_t { kTunnel = 0, kInternet = 1, kCount };
 
@@ -59,6 +61,7 @@ struct PortInfo {
   uint32_t gateway = 0;  // next hop for off-link destinations, network order; 0 = none
   uint16_t tx_queue_control = 0;
   uint16_t n_rx_queues = 1;  // worker w polls queues w, w + n_workers, ...
+  bool l3 = false;           // a TUN device (the exception port): IP packets, no Ethernet
 
   bool owns(uint32_t ip) const noexcept {
     for (unsigned i = 0; i < n_addrs; ++i)
@@ -156,6 +159,14 @@ struct DataplaneContext {
 
   // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
   const nat::NatConfig* nat = nullptr;
+
+  // The exception path: inner packets for the gateway's own tailnet addresses (written by
+  // control from the connector's report; 0: none, network order) leave through this port, a
+  // kernel TUN where the connector serves PeerAPI DNS; kNoPort: no exception port.
+  std::atomic<uint32_t> tailnet_addrs[kMaxTailnetAddrs] = {};
+  uint8_t exception_port = kNoPort;
+  unsigned exception_rate_per_sec = 20000;  // per worker, to the host
+  unsigned exception_burst = 2000;
 
   PollMode poll_mode = PollMode::kAdaptive;
   unsigned idle_sleep_max_us = 200;

@@ -57,6 +57,13 @@ namespace exitgw::dp {
   X(kWgTooLarge, "wg_too_large")                             \
   X(kWgCounterExhausted, "wg_counter_exhausted")             \
   X(kTransitFromTunnel, "transit_from_tunnel")               \
+  /* exception path (the gateway's own tailnet addresses) */ \
+  X(kExceptionPortOff, "exception_port_off")                 \
+  X(kExceptionRateLimited, "exception_rate_limited")         \
+  X(kExceptionMalformed, "exception_malformed")              \
+  X(kExceptionNotIpv4, "exception_not_ipv4")                 \
+  X(kExceptionBadSource, "exception_bad_source")             \
+  X(kExceptionTooLarge, "exception_too_large")               \
   /* nat (common/nat_drops.h), in NatDrop order */           \
   EXITGW_NAT_DROPS(X)                                        \
   X(kHandoffRingFull, "handoff_ring_full")                   \

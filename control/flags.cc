@@ -7,6 +7,15 @@ DEFINE_string(tunnel_port, "0",
 DEFINE_string(internet_port, "",
               "DPDK port facing the upstream router and owning the NAT pool; empty means the "
               "same port as --tunnel_port");
+DEFINE_string(exception_port, "",
+              "DPDK port (name or number) of a TUN for inner packets addressed to the gateway's "
+              "own tailnet addresses, e.g. net_tun0 with --vdev=net_tun0,iface=exitgw0: the "
+              "gateway brings the interface up with --tunnel_mtu and the address the connector "
+              "reports, and seals what the host sends back (the connector's PeerAPI DNS). "
+              "Empty: no exception port (such packets are dropped as exception_port_off)");
+DEFINE_uint32(exception_rate, 20000,
+              "packets per second each worker may hand to the host through --exception_port "
+              "(a tenth of it back to back); the rest are dropped as exception_rate_limited");
 DEFINE_string(tunnel_addr, "10.77.0.1/24",
               "IPv4 address/prefix of the gateway on the tunnel port (peers send WireGuard "
               "UDP to it)");

@@ -5,6 +5,8 @@
 
 DECLARE_string(tunnel_port);
 DECLARE_string(internet_port);
+DECLARE_string(exception_port);
+DECLARE_uint32(exception_rate);
 DECLARE_string(tunnel_addr);
 DECLARE_string(tunnel_gateway);
 DECLARE_string(internet_addr);

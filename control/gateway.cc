@@ -78,6 +78,8 @@ Status Gateway::init() {
   ctx.idle_sleep_max_us = std::max(1u, FLAGS_idle_sleep_max_us);
   ctx.icmp_rate_per_sec = FLAGS_icmp_rate;
   ctx.icmp_burst = std::max(1u, FLAGS_icmp_burst);
+  ctx.exception_rate_per_sec = FLAGS_exception_rate;
+  ctx.exception_burst = std::max(1u, FLAGS_exception_rate / 10);
   ctx.wg_port_be = rte_cpu_to_be_16(static_cast<uint16_t>(FLAGS_wg_listen_port));
   if (auto hp = parse_host_port(FLAGS_metrics_listen); !FLAGS_metrics_listen.empty() && !hp)
     return make_error("--metrics_listen: " + hp.error());
@@ -205,6 +207,18 @@ Status Gateway::init_ports() {
                           FLAGS_internet_gateway);
       !s)
     return s;
+  if (!FLAGS_exception_port.empty()) {
+    auto exception = find_port(FLAGS_exception_port);
+    if (!exception) return make_error("--exception_port: " + exception.error());
+    if (*exception == *tunnel || *exception == internet_id)
+      return make_error(
+          "--exception_port must be a port of its own (a TUN), not the tunnel or "
+          "internet port");
+    ctx.exception_port = static_cast<uint8_t>(ctx.n_ports);
+    ctx.ports[ctx.n_ports].port_id = *exception;
+    ctx.ports[ctx.n_ports].l3 = true;
+    ++ctx.n_ports;
+  }
   PortOptions opt;
   opt.workers = ctx.n_workers;
   opt.rx_desc = static_cast<uint16_t>(FLAGS_rx_desc);
@@ -220,16 +234,46 @@ Status Gateway::init_ports() {
     info.n_rx_queues = *rxq;
     if (!notes.empty()) log_info(notes);
     rte_eth_macaddr_get(info.port_id, &info.mac);
-    std::string role = ctx.n_ports == 1 ? "tunnel+internet" : (p == 0 ? "tunnel" : "internet");
+    std::string role = p == ctx.exception_port ? "exception"
+                       : p == ctx.port_index(dp::PortRole::kInternet)
+                           ? (p == 0 ? "tunnel+internet" : "internet")
+                           : "tunnel";
     port_labels_.push_back(role);
     char mac[RTE_ETHER_ADDR_FMT_SIZE];
     rte_ether_format_addr(mac, sizeof(mac), &info.mac);
     log_info("port " + port_name(info.port_id) + " (" + role + ") mac " + mac + " address " +
-             format_ipv4(rte_be_to_cpu_32(info.addrs[0])) + ", " +
+             (info.n_addrs ? format_ipv4(rte_be_to_cpu_32(info.addrs[0])) : "none") + ", " +
              std::to_string(info.n_rx_queues) + " RX / " + std::to_string(ctx.n_workers + 1) +
              " TX queues");
   }
+  if (ctx.exception_port != dp::kNoPort) {
+    auto e = ExceptionInterface::open(ctx.ports[ctx.exception_port].port_id,
+                                      static_cast<uint16_t>(FLAGS_tunnel_mtu));
+    if (!e) return make_error("--exception_port: " + e.error());
+    exception_ = std::move(*e);
+    log_info("exception port: kernel interface " + exception_->name() +
+             "; it gets the node's tailnet address when the connector reports it");
+  }
   return Ok{};
+}
+
+void Gateway::set_tailnet_addresses(const std::vector<std::string>& addresses) {
+  dp::DataplaneContext& ctx = *ctx_;
+  uint32_t v4[dp::kMaxTailnetAddrs] = {};
+  unsigned n = 0;
+  for (const std::string& a : addresses) {
+    auto ip = parse_ipv4(a);  // IPv6 ones wait for the IPv6 data path
+    if (ip && n < dp::kMaxTailnetAddrs) v4[n++] = *ip;
+  }
+  // Published one word at a time: a worker may see a mix for one burst, never a wrong address.
+  for (unsigned i = 0; i < dp::kMaxTailnetAddrs; ++i)
+    ctx.tailnet_addrs[i].store(rte_cpu_to_be_32(v4[i]), std::memory_order_relaxed);
+  std::string shown;
+  for (unsigned i = 0; i < n; ++i) shown += (i ? ", " : "") + format_ipv4(v4[i]);
+  log_info("tailnet addresses: " + (shown.empty() ? std::string("none") : shown));
+  if (exception_) {
+    if (Status s = exception_->set_address(v4[0]); !s) log_error(s.error());
+  }
 }
 
 std::optional<UpdateResult> Gateway::apply_update(const Update& u, const std::string& source) {
@@ -241,6 +285,7 @@ std::optional<UpdateResult> Gateway::apply_update(const Update& u, const std::st
                (tr->health.message.empty()
                     ? ""
                     : " (" + escape_for_log(tr->health.message, 1024) + ")"));
+    if (tr->health.addresses != tailnet_.addresses) set_tailnet_addresses(tr->health.addresses);
     tailnet_ = tr->health;
     tailnet_.reported_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())

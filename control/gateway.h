@@ -15,6 +15,7 @@
 #include "control/domain_policy.h"
 #include "control/exit_policy.h"
 #include "control/heartbeat.h"
+#include "control/exception_port.h"
 #include "control/flow_export.h"
 #include "control/metrics.h"
 #include "control/services.h"
@@ -103,6 +104,10 @@ class Gateway {
   std::atomic<std::shared_ptr<const std::vector<PeerStatus>>> peer_status_;
   // The tailnet connector's last report (control thread writes, metrics thread reads).
   TailnetHealth tailnet_;
+  // The exception port's kernel interface (--exception_port); empty: none.
+  std::optional<ExceptionInterface> exception_;
+  // The node's IPv4 tailnet addresses to the data path and the exception interface.
+  void set_tailnet_addresses(const std::vector<std::string>& addresses);
   std::atomic<std::shared_ptr<const TailnetHealth>> tailnet_health_;
   uint64_t last_busy_[dp::kMaxWorkers] = {}, last_idle_[dp::kMaxWorkers] = {};
   bool ports_started_ = false;

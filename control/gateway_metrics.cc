@@ -52,6 +52,15 @@ std::string Gateway::render_metrics() {
                 "ICMP errors (time exceeded, fragmentation needed) not sent because the worker's "
                 "ICMP rate limit (--icmp_rate, --icmp_burst) held them back",
                 MetricType::Counter);
+  auto& exception =
+      mf.family("exitgw_exception_packets_total",
+                "Inner packets for the gateway's own tailnet addresses handed to the host through "
+                "--exception_port (direction=to_host), and the host's packets sealed back to peers "
+                "(direction=from_host)",
+                MetricType::Counter);
+  auto& tsmp = mf.family("exitgw_tsmp_consumed_total",
+                         "TSMP messages (IP protocol 99) addressed to the gateway, consumed",
+                         MetricType::Counter);
 
   const auto queue_label = [](unsigned q) { return std::to_string(q); };
   const auto add_block = [&](const dp::LcoreCounters& c, const std::string& queue) {
@@ -85,6 +94,12 @@ std::string Gateway::render_metrics() {
     mf.counter(arp_replies, wl, double(c.arp_replies_sent.get()));
     mf.counter(echo, wl, double(c.icmp_echo_replies.get()));
     mf.counter(icmp_errors_limited, wl, double(c.icmp_errors_rate_limited.get()));
+    Labels el = wl;
+    el.push_back({"direction", "to_host"});
+    mf.counter(exception, el, double(c.exception_to_host.get()));
+    el.back().second = "from_host";
+    mf.counter(exception, el, double(c.exception_from_host.get()));
+    mf.counter(tsmp, wl, double(c.tsmp_consumed.get()));
   }
   add_block(ctx.control_counters, "control");
 

@@ -54,6 +54,10 @@ Result<uint16_t> start_port(uint16_t port_id, const PortOptions& opt, rte_mempoo
   // or not: every one must be polled, or the flows hashed to it vanish.
   if (std::string(info.driver_name) == "net_af_packet")
     nb_rx = std::max(nb_rx, unsigned{info.max_rx_queues});
+  // The TAP/TUN driver wants as many RX queues as TX queues (one kernel queue fd each); the
+  // kernel spreads its packets over all of them, and the workers poll every one.
+  const std::string driver = info.driver_name;
+  if (driver == "net_tap" || driver == "net_tun") nb_rx = nb_tx;
   if (info.max_rx_queues < nb_rx || info.max_tx_queues < nb_tx)
     return make_error("port " + name + " offers " + std::to_string(info.max_rx_queues) +
                       " RX and " + std::to_string(info.max_tx_queues) + " TX queues, but " +

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace exitgw {
 
@@ -20,6 +21,9 @@ struct TailnetHealth {
   std::string message;
   std::string node_key;          // "nodekey:<hex>", as the coordination server knows the node
   std::string login_server;      // the coordination server's URL
+  // The node's own tailnet addresses ("100.64.0.1", "fd7a:115c:a1e0::1"), canonical; the IPv4
+  // ones are the exception path's (dataplane/exception.cc).
+  std::vector<std::string> addresses;
   int64_t reported_unix_ms = 0;  // when exitgw received the report (set by the control thread)
 };
 

@@ -9,7 +9,10 @@
 //                                          │                         └─ kWireGuard ─ outbound
 //                                          └─ kTransit ─ inbound (internet port; else dropped)
 //
-//   outbound: wg_input ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
+//   rx(exception port, the host's TUN) ─ exception_input ─ to_peer
+//
+//   outbound: wg_input ─ tailnet_local (own tailnet address: TSMP consumed, rest ─ tx(E))
+//             ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
 //             └─ kForward ─ exit_policy ─ domain_policy ─ [note_source]
 //                ─ nat_out_steer (hand-off to the owner) ─ nat44_out ─ to_internet
 //   nat44_out: nat_out ─┬─ kInternet ─ (back to the caller)
@@ -86,6 +89,7 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
 void outbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   n = wg_input(w, pkts, n);
+  n = tailnet_local(w, pkts, n);
   if (n == 0) return;
   Exits<TransitExit> t;
   transit_out_checks(w, pkts, n, t);
@@ -117,6 +121,10 @@ void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 }  // namespace
 
 void receive(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (port == w.ctx().exception_port) [[unlikely]] {
+    to_peer(w, pkts, exception_input(w, pkts, n));
+    return;
+  }
   Exits<EthExit> l2;
   eth_input(w, port, pkts, n, l2);
   arp_input(w, port, l2.of(EthExit::kArp), l2.count(EthExit::kArp));

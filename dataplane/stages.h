@@ -47,6 +47,14 @@ void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
 // IPv4 header in front and meta peer_slot set.
 uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
+// Decrypted packets for the gateway's own tailnet addresses leave the exit path here: TSMP
+// (IP protocol 99) is consumed and counted, the rest goes to the host through the exception
+// port (rate limited per worker; without the port, dropped). The others continue, compacted.
+uint16_t tailnet_local(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// The host's packets from the exception port (IPv4 header in front): length, version and
+// source (one of the gateway's tailnet addresses) checked; continue to the peers, compacted.
+uint16_t exception_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
 enum class TransitExit : uint8_t {
   kForward,    // TTL decremented, out_port set: continues
   kIcmpError,  // a new ICMP error (time exceeded, fragmentation needed) about a dropped packet

@@ -10,7 +10,6 @@ namespace exitgw::dp {
 
 namespace {
 DataplaneContext* g_ctx = nullptr;
-constexpr uint64_t kTokenScale = 1u << 16;
 // Loops of rte_pause() before the first sleep; then sleeps double up to idle_sleep_max_us.
 constexpr unsigned kSpinLoops = 256;
 }  // namespace
@@ -25,25 +24,15 @@ Worker::Worker(DataplaneContext& ctx, unsigned index) noexcept
       flows_(ctx.workers[index].flows),
       counters_(&ctx.workers[index].counters),
       index_(index),
-      icmp_tokens_(uint64_t{ctx.icmp_burst} * kTokenScale),
-      icmp_last_tsc_(rte_rdtsc()) {}
+      icmp_tokens_(ctx.icmp_rate_per_sec, ctx.icmp_burst, rte_rdtsc()),
+      exception_tokens_(ctx.exception_rate_per_sec, ctx.exception_burst, rte_rdtsc()) {}
 
 bool Worker::icmp_allowed() noexcept {
-  const uint64_t now = rte_rdtsc();
-  const uint64_t hz = rte_get_tsc_hz();
-  const uint64_t cap = uint64_t{ctx_->icmp_burst} * kTokenScale;
-  const uint64_t elapsed = now - icmp_last_tsc_;
-  // Refill in whole token fractions only, so rounding never leaks tokens.
-  // 128-bit: elapsed * rate * scale overflows 64 bits after minutes without ICMP.
-  const uint64_t refill = static_cast<uint64_t>(static_cast<unsigned __int128>(elapsed) *
-                                                ctx_->icmp_rate_per_sec * kTokenScale / hz);
-  if (refill > 0) {
-    icmp_tokens_ = std::min(cap, icmp_tokens_ + refill);
-    icmp_last_tsc_ = now;
-  }
-  if (icmp_tokens_ < kTokenScale) return false;
-  icmp_tokens_ -= kTokenScale;
-  return true;
+  return icmp_tokens_.take(rte_rdtsc(), rte_get_tsc_hz());
+}
+
+bool Worker::exception_allowed() noexcept {
+  return exception_tokens_.take(rte_rdtsc(), rte_get_tsc_hz());
 }
 
 void Worker::flush_tx(uint8_t port) noexcept {

@@ -17,6 +17,7 @@
 #include "dataplane/domain/domain_database.h"
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/nat/nat_worker.h"
+#include "dataplane/token_bucket.h"
 #include "dataplane/wg/aead_burst.h"
 
 namespace exitgw::dp {
@@ -93,6 +94,8 @@ class alignas(64) Worker {
   unsigned index() const noexcept { return index_; }
   // Token bucket for ICMP the worker originates (echo replies, later errors).
   bool icmp_allowed() noexcept;
+  // Token bucket for packets handed to the host through the exception port.
+  bool exception_allowed() noexcept;
   // icmp_allowed() for an ICMP error; a refusal is counted (icmp_errors_rate_limited).
   bool icmp_error_within_rate() noexcept {
     if (icmp_allowed()) [[likely]]
@@ -136,8 +139,8 @@ class alignas(64) Worker {
   uint16_t n_free_ = 0;
   rte_mbuf* punt_[kBurst];
   uint16_t n_punt_ = 0;
-  uint64_t icmp_tokens_;  // scaled by kTokenScale
-  uint64_t icmp_last_tsc_;
+  TokenBucket icmp_tokens_;
+  TokenBucket exception_tokens_;
 };
 
 // rte_eal_remote_launch entry point; `arg` is the WorkerShared slot's index cast to pointer.

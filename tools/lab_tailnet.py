@@ -57,6 +57,11 @@ DERP_REGION = 900
 TS_BASE_PORT = 41640
 ADMIN_URL = "http://127.0.0.1:9551"
 WG_ENDPOINT = "10.77.0.1:51820"
+# The operator's resolver the connector's PeerAPI DNS forwards to: the lab's DNS server in
+# P-inet, reached over a management link of its own (dns0 in P-gw, 10.79.0.1/30 for gateway 1,
+# 10.79.0.5/30 for gateway 2), never through exitgw's ports.
+DNS_UPSTREAM = "198.51.100.10"
+DNS_LINKS = {1: ("10.79.0.1", "10.79.0.2", "gwdns"), 2: ("10.79.0.5", "10.79.0.6", "gw2dns")}
 NETNS_ETC = "/etc/netns"
 GROUPS = ("exit", "noexit")
 ADMIN_USER = "labadmin"
@@ -424,6 +429,18 @@ def create_ctl_net(lab, L):
     L.run(["ip", "-n", lab.gw, "route", "add", CTL_ADDR + "/32", "via", CTL_P2P_CTL])
 
 
+def create_dns_link(lab, L, idx):
+    """Gateway idx's management link to the lab's resolver (DNS_LINKS)."""
+    ns = lab.gw if idx == 1 else gw2_ns(lab)
+    gw_addr, inet_addr, inet_dev = DNS_LINKS[idx]
+    L.veth(ns, "dns0", lab.inet, inet_dev)
+    L.run(["ip", "-n", ns, "addr", "add", gw_addr + "/30", "dev", "dns0"])
+    L.run(["ip", "-n", lab.inet, "addr", "add", inet_addr + "/30", "dev", inet_dev])
+    L.run(["ip", "-n", ns, "link", "set", "dns0", "up"])
+    L.run(["ip", "-n", lab.inet, "link", "set", inet_dev, "up"])
+    L.run(["ip", "-n", ns, "route", "add", DNS_UPSTREAM + "/32", "via", inet_addr])
+
+
 def write_resolv(ns, text="nameserver 198.51.100.10\nsearch lab.test\n"):
     """The namespace's own resolv.conf (bind-mounted by ip netns exec over /etc/resolv.conf),
     written before tailscaled starts so nothing there can rewrite the machine's."""
@@ -550,7 +567,7 @@ def gateways(lab):
 
 def connector_extra(lab, idx):
     """The connector flags beyond the contract's: location and load priority when the lab has
-    two gateways, then --connector-flag (later flags win)."""
+    two gateways, its metrics listener, then --connector-flag (later flags win)."""
     t = lab.state["tailnet"]
     out = []
     if gateways(lab) > 1:
@@ -558,7 +575,8 @@ def connector_extra(lab, idx):
             out += ["--location-" + k, v]
         out += ["--priority-load-curve", LAB_PRIORITY_CURVE,
                 "--priority-hysteresis", LAB_PRIORITY_HYSTERESIS,
-                "--load-poll-interval", "1s", "--metrics-listen", CONNECTOR_METRICS]
+                "--load-poll-interval", "1s"]
+    out += ["--metrics-listen", CONNECTOR_METRICS]  # its own metrics, DoH's included
     for item in t.get("connector_flags") or []:
         k, _, v = item.partition("=")
         out += ["--" + k, v]
@@ -583,7 +601,7 @@ def start_connector(lab, L, connector, idx=1):
             "--disco-key-file", lab.path("disco%s.key" % sfx),
             "--endpoint", WG_ENDPOINT if idx == 1 else GW2_WG_ENDPOINT,
             "--admin-url", ADMIN_URL, "--admin-token-file", lab.path("admin.token"),
-            "--hostname", ns] + connector_extra(lab, idx)
+            "--hostname", ns, "--dns-upstream", DNS_UPSTREAM + ":53"] + connector_extra(lab, idx)
     L.write_file(lab.path("connector%s.cmd" % sfx), " ".join(args) + "\n")
     logf = lab.path("connector%s.log" % sfx)
     pid = L.spawn(args, ns, logf, env=ts_env(lab))
@@ -670,7 +688,8 @@ def start_gateway2(lab, L):
     mem = [] if L.hugepages_usable() else ["--no-huge", "-m", "512"]
     args = [lab.state["exitgw"], "--lcores=" + lcores, "--file-prefix=" + gw2_prefix(lab),
             "--no-pci", "--vdev=net_af_packet0,iface=tun0,qpairs=%d" % qpairs,
-            "--vdev=net_af_packet1,iface=inet0,qpairs=%d" % qpairs] + mem + \
+            "--vdev=net_af_packet1,iface=inet0,qpairs=%d" % qpairs,
+            "--vdev=%s,iface=%s" % (L.EXCEPTION_VDEV, L.EXCEPTION_IFACE)] + mem + \
         ["--", "--flagfile=" + lab.path("exitgw2.flags")]
     L.write_file(lab.path("exitgw2.cmd"), " ".join(["ip", "netns", "exec", ns] + args) + "\n")
     logf = lab.path("exitgw2.log")
@@ -775,6 +794,7 @@ def up(lab, L):
     t = lab.state["tailnet"]
     timings = t.setdefault("timings", {})
     create_ctl_net(lab, L)
+    create_dns_link(lab, L, 1)
     write_resolv(ctl_ns(lab))
     os.makedirs(hs_dir(lab), mode=0o700, exist_ok=True)
     make_ca(lab, L)
@@ -799,6 +819,7 @@ def up(lab, L):
     if gateways(lab) > 1:
         t0 = time.monotonic()
         create_gw2_net(lab, L)
+        create_dns_link(lab, L, 2)
         start_gateway2(lab, L)
         L.log("second gateway %s ready in %.1f s" % (gw2_ns(lab), time.monotonic() - t0))
         join_gateway(lab, L, 2)

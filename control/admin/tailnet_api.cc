@@ -1,6 +1,8 @@
 // JSON for the tailnet endpoints: the connector's health in and out, the filter out.
 #include "control/admin/tailnet_api.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <string>
 
@@ -12,6 +14,26 @@ using nlohmann::json;
 
 constexpr size_t kMaxMessageBytes = 1024;
 constexpr size_t kMaxNameBytes = 512;
+constexpr size_t kMaxAddresses = 8;
+
+// One of the node's addresses: IPv4 or IPv6, bare or as a host prefix (/32, /128); canonical.
+Result<std::string> node_address(const json& value) {
+  if (!value.is_string() || value.get_ref<const std::string&>().size() > 64)
+    return make_error("an address string");
+  std::string text = value.get<std::string>();
+  const bool v6 = text.find(':') != std::string::npos;
+  if (const auto slash = text.find('/'); slash != std::string::npos) {
+    if (text.substr(slash + 1) != (v6 ? "128" : "32")) return make_error("a host address");
+    text.resize(slash);
+  }
+  unsigned char bin[16];
+  char out[INET6_ADDRSTRLEN];
+  const int family = v6 ? AF_INET6 : AF_INET;
+  if (inet_pton(family, text.c_str(), bin) != 1 ||
+      inet_ntop(family, bin, out, sizeof(out)) == nullptr)
+    return make_error("an IPv4 or IPv6 address");
+  return std::string(out);
+}
 
 json nullable_ms(int64_t ms) {
   return ms == 0 ? json(nullptr) : json(ms);
@@ -48,12 +70,24 @@ Result<TailnetHealth> tailnet_health_from_json(const nlohmann::json& body) {
       (name == "message"    ? h.message
        : name == "node_key" ? h.node_key
                             : h.login_server) = value.get<std::string>();
+    } else if (name == "addresses") {
+      if (!value.is_array() || value.size() > kMaxAddresses)
+        return make_error("field 'addresses' must be an array of at most " +
+                          std::to_string(kMaxAddresses) + " addresses");
+      for (const json& a : value) {
+        auto addr = node_address(a);
+        if (!addr)
+          return make_error("field 'addresses': " +
+                            a.dump(-1, ' ', true, json::error_handler_t::replace).substr(0, 80) +
+                            " is not " + addr.error());
+        h.addresses.push_back(std::move(*addr));
+      }
     } else {
       return make_error(
           "unknown field " +
           json(name.substr(0, 64)).dump(-1, ' ', true, json::error_handler_t::replace) +
           " (known: state, since_unix_ms, last_netmap_unix_ms, message, node_key, "
-          "login_server)");
+          "login_server, addresses)");
     }
   }
   if (!has_state) return make_error("field 'state' is missing");
@@ -71,6 +105,7 @@ nlohmann::json tailnet_health_json(const TailnetHealth& h, int64_t now_unix_ms) 
           {"message", h.message},
           {"node_key", h.node_key},
           {"login_server", h.login_server},
+          {"addresses", h.addresses},
           {"reported_unix_ms", nullable_ms(h.reported_unix_ms)}};
 }
 

@@ -20,9 +20,11 @@ What it proves (the connector must be built: a missing one fails the suite, it i
   approval revoked/restored, Headscale stopped 60 s (the connector's admin API updates:
   peers, approval, filter).
 """
+import base64
 import hashlib
 import json
 import os
+import struct
 import sys
 import time
 import unittest
@@ -82,6 +84,27 @@ def fetch_whoami(host, timeout=4):
     p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout),
                 "http://%s/whoami" % L.SERVER, timeout=timeout + 5)
     return p.stdout.strip() if p.returncode == 0 else None
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def dns_query(name, qid=0x4242):
+    """A DNS query for name's A record (RFC 1035 wire format)."""
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", 1, 1)
+
+
+def connector_metric(metric, **labels):
+    """The sum of a metric of the connector beside the gateway (its --metrics-listen)."""
+    p = L.nsrun(NAME, "gw", "curl", "-sS", "--max-time", "3", "http://127.0.0.1:9552/metrics",
+                timeout=10)
+    return sum(v for n, l, v in L.parse_metrics(p.stdout)
+               if n == metric and all(l.get(k) == w for k, w in labels.items()))
 
 
 def require_connector():
@@ -250,6 +273,70 @@ class TailnetTest(unittest.TestCase):
         p = ts("c1", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
         self.assertEqual(p.returncode, 0, p.stdout)
         self.assertIn("via 10.77.0.1:51820", p.stdout.strip().splitlines()[-1])
+
+    def test_g1_dns_through_the_exit_node(self):
+        """The client's DNS goes to the exit node: tailscaled's DoH to the gateway's tailnet
+        address, through exitgw's exception port to the connector, which asks the lab's
+        resolver; a member without the exit grant is refused."""
+        gw = self.gw_ip()
+        # The host behind the exception port answers ping on the gateway's tailnet address.
+        self.assertTrue(L.wait_until(lambda: L.ping(NAME, "c1", gw, count=1)[1] == 1, 20, 0.5),
+                        "c1 gets no ping answer from the gateway's tailnet address %s" % gw)
+        tx, rx, out = L.ping(NAME, "c1", gw, count=3)
+        self.assertEqual((tx, rx), (3, 3), out)
+        to_host = L.metric_sum(NAME, "exitgw_exception_packets_total", direction="to_host")
+        doh_before = connector_metric("exitgw_connector_doh_requests_total", result="answered")
+        self.use_exit("c1")
+        try:
+            p = ts("c1", "set", "--accept-dns=true")
+            self.assertEqual(p.returncode, 0, p.stdout)
+            # tailscaled now owns c1's resolv.conf: its resolver (100.100.100.100) forwards
+            # to the exit node's DoH, with no fallback to the lab's resolver.
+            resolv = "/etc/netns/%s/resolv.conf" % L.ns_of(NAME, "c1")
+            self.assertTrue(L.wait_until(lambda: "100.100.100.100" in read_text(resolv), 20, 0.3),
+                            "tailscaled did not take c1's DNS: " + read_text(resolv))
+            answers = []
+
+            def resolved():
+                r = L.nsrun(NAME, "c1", "getent", "hosts", "dns-exit.lab.test", timeout=10)
+                answers.append(r.stdout.strip() or "rc=%d" % r.returncode)
+                return r.returncode == 0 and r.stdout.split()[0] == L.SERVER
+
+            t0 = time.monotonic()
+            self.assertTrue(L.wait_until(resolved, 30, 0.5),
+                            "getent hosts through the exit node never answered %s: %s"
+                            % (L.SERVER, answers[-5:]))
+            print("\nfirst getent answer through the exit node's DNS after %.2f s"
+                  % (time.monotonic() - t0), file=sys.stderr)
+            d = L.nsrun(NAME, "c1", "dig", "+short", "+time=5", "+tries=1", "@100.100.100.100",
+                        "dig-exit.lab.test", "A", timeout=15)
+            self.assertEqual(d.stdout.split(), [L.SERVER], d.stdout)
+            # Both answers came from the connector's DoH, through exitgw's exception port.
+            self.assertGreaterEqual(
+                connector_metric("exitgw_connector_doh_requests_total", result="answered"),
+                doh_before + 2)
+            self.assertGreater(
+                L.metric_sum(NAME, "exitgw_exception_packets_total", direction="to_host"),
+                to_host + 4, "the answers did not come through exitgw's exception port")
+        finally:
+            ts("c1", "set", "--accept-dns=false")
+            ts("c1", "set", "--exit-node=")
+        # n1 (group:noexit) sees the gateway but may not use the exit node: refused.
+        query = base64.urlsafe_b64encode(dns_query("refused.lab.test")).rstrip(b"=").decode()
+        codes = []
+
+        def refused():
+            r = L.nsrun(NAME, "n1", "curl", "-sS", "-m", "3", "-o", "/dev/null", "-w",
+                        "%{http_code}", "http://%s:5380/dns-query?dns=%s" % (gw, query),
+                        timeout=8)
+            codes.append(r.stdout.strip())
+            return r.stdout.strip() == "403"
+
+        forbidden = connector_metric("exitgw_connector_doh_requests_total", result="forbidden")
+        self.assertTrue(L.wait_until(refused, 20, 0.5), "n1 was not refused: %s" % codes[-5:])
+        self.assertNotIn("200", codes)
+        self.assertGreater(
+            connector_metric("exitgw_connector_doh_requests_total", result="forbidden"), forbidden)
 
     def test_h_ungranted_user_reaches_nothing(self):
         before = L.metric_sum(NAME, "exitgw_drops_total", reason="policy_denied")

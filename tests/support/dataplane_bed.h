@@ -44,6 +44,8 @@ struct BedOptions {
   // The ports by DPDK name (tunnel, internet); tests that read what was sent use ring ports
   // (rte_eth_from_rings) with one RX and two TX rings each.
   std::array<std::string, 2> ports{"net_null0", "net_null1"};
+  // An exception port (a ring port standing in for the host's TUN) by DPDK name; empty: none.
+  std::string exception_port;
   // The real WireGuard control (its identity and peers file) instead of `peers` synthetic
   // peers with ready keypairs: what the punt fuzzer drives handshakes through.
   std::optional<WireGuardOptions> wireguard;
@@ -147,6 +149,20 @@ class DataplaneBed {
       info.gateway = rte_cpu_to_be_32(routers[p]);
     }
     c.n_ports = 2;
+    if (!opt.exception_port.empty()) {
+      auto id = find_port(opt.exception_port);
+      if (!id) return make_error(id.error());
+      std::string notes;
+      auto rxq = start_port(*id, PortOptions{1, 1024, 1024, false}, pool, &notes);
+      if (!rxq) return make_error(rxq.error());
+      dp::PortInfo& info = c.ports[2];
+      info.port_id = *id;
+      info.n_rx_queues = *rxq;
+      info.tx_queue_control = 1;
+      info.l3 = true;
+      c.exception_port = 2;
+      c.n_ports = 3;
+    }
     c.role_port[0] = 0;
     c.role_port[1] = 1;
     c.wg_port_be = rte_cpu_to_be_16(kWgPort);

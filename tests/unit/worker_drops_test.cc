@@ -28,7 +28,12 @@ using Bed = testing::DataplaneBed;
 using dp::DropReason;
 using Bytes = std::vector<uint8_t>;
 
-constexpr uint8_t kTunnel = 0, kInternet = 1;
+constexpr uint8_t kTunnel = 0, kInternet = 1, kException = 2;
+constexpr unsigned kPorts = 3;
+// The gateway's own tailnet address (outside the bed's peers, 100.64.0.0 + i) and the
+// exception path's burst, kept small so the test reaches the rate limit.
+constexpr uint32_t kOwnTailnet = RTE_IPV4(100, 100, 0, 1);
+constexpr unsigned kExceptionBurst = 8;
 constexpr uint32_t kRemote = RTE_IPV4(93, 184, 216, 34);
 constexpr uint16_t kRemotePort = 7000;
 // The internet port's worker TX ring holds this many frames; the tunnel's are larger.
@@ -63,8 +68,8 @@ Bytes udp4(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, const Byt
 class WorkerDrops : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::array<std::string, 2> names;
-    for (unsigned p = 0; p < 2; ++p) {
+    std::array<std::string, kPorts> names;
+    for (unsigned p = 0; p < kPorts; ++p) {
       const std::string n = "drops_port" + std::to_string(p);
       ports_[p].rx =
           rte_ring_create((n + "_rx").c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -82,10 +87,13 @@ class WorkerDrops : public ::testing::Test {
       names[p] = name;
     }
     bed_ = new Bed;
+    bed_->ctx.exception_rate_per_sec = 1;
+    bed_->ctx.exception_burst = kExceptionBurst;
     testing::BedOptions o;
     o.peers = 16;
     o.nat = true;
-    o.ports = names;
+    o.ports = {names[kTunnel], names[kInternet]};
+    o.exception_port = names[kException];
     const Status s = bed_->init(o);
     ASSERT_TRUE(s.ok()) << s.error();
   }
@@ -111,7 +119,7 @@ class WorkerDrops : public ::testing::Test {
     return out;
   }
   void drain_all() {
-    for (uint8_t p = 0; p < 2; ++p)
+    for (uint8_t p = 0; p < kPorts; ++p)
       for (unsigned q = 0; q < 2; ++q) sent(p, q);
     bed_->drain_control();
   }
@@ -202,7 +210,7 @@ class WorkerDrops : public ::testing::Test {
   }
 
   static inline Bed* bed_ = nullptr;
-  static inline RingPort ports_[2];
+  static inline RingPort ports_[kPorts];
   std::map<const Keypair*, uint64_t> next_counter_;
 };
 
@@ -374,6 +382,111 @@ TEST_F(WorkerDrops, NextHopThatNeverAnswersArpDroppedNeighborUnresolved) {
   EXPECT_TRUE(sent(kTunnel).empty());
   ctx().peers[peer].endpoint.store(
       pack_endpoint(rte_cpu_to_be_32(Bed::endpoint_addr(peer)), rte_cpu_to_be_16(30007)));
+}
+
+// ---- the exception path (dataplane/exception.cc) ----
+
+Bytes with_proto(Bytes ip, uint8_t proto) {
+  auto* h = reinterpret_cast<rte_ipv4_hdr*>(ip.data());
+  h->next_proto_id = proto;
+  h->hdr_checksum = 0;
+  h->hdr_checksum = rte_ipv4_cksum(h);
+  return ip;
+}
+
+TEST_F(WorkerDrops, PacketForTheOwnTailnetAddressGoesToTheHostAndTsmpIsConsumed) {
+  ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+  const uint32_t peer = 9;
+  const Bytes dns = udp4(Bed::peer_addr(peer), kOwnTailnet, 41000, 5380, Bytes(30, 'q'));
+  const Bytes tsmp = with_proto(udp4(Bed::peer_addr(peer), kOwnTailnet, 1, 2, Bytes(8, 't')), 99);
+  const uint64_t tsmp_before = ctx().workers[0].counters.tsmp_consumed.get();
+  run(kTunnel, {mbuf(sealed(peer, dns)), mbuf(sealed(peer, tsmp)), mbuf(from_peer(peer, 40000))});
+  // The host gets the inner packet as it was sent (a TUN: no Ethernet header, TTL untouched).
+  const auto host = sent(kException);
+  ASSERT_EQ(host.size(), 1u);
+  EXPECT_EQ(host[0], dns);
+  EXPECT_EQ(ctx().workers[0].counters.tsmp_consumed.get() - tsmp_before, 1u);
+  EXPECT_EQ(sent(kInternet).size(), 1u);  // the exit traffic beside it is untouched
+  ctx().tailnet_addrs[0].store(0);
+}
+
+TEST_F(WorkerDrops, HostPacketIsSealedToThePeerThatOwnsItsDestination) {
+  ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+  const uint32_t peer = 10;
+  const uint64_t from_before = ctx().workers[0].counters.exception_from_host.get();
+  run(kException, {mbuf(udp4(kOwnTailnet, Bed::peer_addr(peer), 5380, 41000, Bytes(40, 'a')))});
+  const auto out = sent(kTunnel);
+  ASSERT_EQ(out.size(), 1u);
+  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(out[0].data() + sizeof(rte_ether_hdr));
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  EXPECT_EQ(rte_be_to_cpu_32(ip->dst_addr), Bed::endpoint_addr(peer));
+  EXPECT_EQ(rte_be_to_cpu_16(udp->src_port), Bed::kWgPort);
+  const auto* hdr = reinterpret_cast<const wg::MessageTransportHeader*>(udp + 1);
+  EXPECT_EQ(hdr->type, static_cast<uint32_t>(wg::MessageType::kTransport));
+  EXPECT_EQ(hdr->receiver_index, bed_->keypairs[peer]->remote_index);
+  EXPECT_EQ(ctx().workers[0].counters.exception_from_host.get() - from_before, 1u);
+  ctx().tailnet_addrs[0].store(0);
+}
+
+TEST_F(WorkerDrops, BadHostPacketsDroppedEachUnderItsReason) {
+  ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+  const uint32_t peer = 11;
+  const Bytes good = udp4(kOwnTailnet, Bed::peer_addr(peer), 5380, 41000, Bytes(40, 'a'));
+  Bytes v6 = good;
+  v6[0] = 0x60;
+  Bytes truncated = good;
+  truncated.resize(12);
+  Bytes short_total = good;  // total length beyond what arrived
+  short_total[3] = static_cast<uint8_t>(short_total[3] + 8);
+  const Bytes spoofed = udp4(Bed::peer_addr(6), Bed::peer_addr(peer), 1, 2, Bytes(10, 's'));
+  const Bytes big =
+      udp4(kOwnTailnet, Bed::peer_addr(peer), 5380, 41000, Bytes(ctx().tunnel_mtu, 'b'));
+  const Bytes nobody = udp4(kOwnTailnet, RTE_IPV4(100, 99, 0, 1), 5380, 41000, Bytes(10, 'n'));
+  const std::pair<Bytes, DropReason> cases[] = {
+      {v6, DropReason::kExceptionNotIpv4},
+      {truncated, DropReason::kExceptionMalformed},
+      {short_total, DropReason::kExceptionMalformed},
+      {spoofed, DropReason::kExceptionBadSource},
+      {big, DropReason::kExceptionTooLarge},
+      {nobody, DropReason::kWgNoPeerForDestination},
+  };
+  for (const auto& [packet, reason] : cases) {
+    const uint64_t before = drops(reason);
+    run(kException, {mbuf(packet)});
+    EXPECT_EQ(drops(reason) - before, 1u) << dp::drop_reason_name(reason);
+    EXPECT_TRUE(sent(kTunnel).empty()) << dp::drop_reason_name(reason);
+  }
+  ctx().tailnet_addrs[0].store(0);
+}
+
+TEST_F(WorkerDrops, FloodAtTheOwnTailnetAddressIsRateLimitedAndExitTrafficGoesOn) {
+  ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+  const uint32_t peer = 12;
+  const uint64_t limited_before = drops(DropReason::kExceptionRateLimited);
+  const uint64_t to_host_before = ctx().workers[0].counters.exception_to_host.get();
+  std::vector<rte_mbuf*> burst;
+  for (unsigned i = 0; i < 3 * kExceptionBurst; ++i)
+    burst.push_back(mbuf(sealed(peer, udp4(Bed::peer_addr(peer), kOwnTailnet,
+                                           static_cast<uint16_t>(42000 + i), 80, Bytes(8, 'f')))));
+  burst.push_back(mbuf(from_peer(peer, 40000)));
+  run(kTunnel, burst);
+  const uint64_t to_host = ctx().workers[0].counters.exception_to_host.get() - to_host_before;
+  const uint64_t limited = drops(DropReason::kExceptionRateLimited) - limited_before;
+  EXPECT_LE(to_host, kExceptionBurst);  // 1 token per second after the burst
+  EXPECT_EQ(to_host + limited, 3u * kExceptionBurst);
+  EXPECT_EQ(sent(kException).size(), to_host);
+  EXPECT_EQ(sent(kInternet).size(), 1u);
+  ctx().tailnet_addrs[0].store(0);
+}
+
+TEST_F(WorkerDrops, PacketForTheOwnTailnetAddressWithoutAnExceptionPortDroppedPortOff) {
+  ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+  ctx().exception_port = dp::kNoPort;
+  const uint64_t before = drops(DropReason::kExceptionPortOff);
+  run(kTunnel, {mbuf(sealed(13, udp4(Bed::peer_addr(13), kOwnTailnet, 1, 53, Bytes(8, 'x'))))});
+  EXPECT_EQ(drops(DropReason::kExceptionPortOff) - before, 1u);
+  ctx().exception_port = kException;
+  ctx().tailnet_addrs[0].store(0);
 }
 
 }  // namespace

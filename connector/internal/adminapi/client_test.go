@@ -21,7 +21,7 @@ func TestUpdatesArriveAsTheContractSpells(t *testing.T) {
 		User: "alice@example.com", Tags: []string{"tag:a"}, DiscoKey: "d"}}}
 	filter := adminapi.Filter{Rules: []adminapi.FilterRule{{Src: []string{"100.64.0.0/10"},
 		Dst: []adminapi.FilterDst{{Prefix: "0.0.0.0/5", Ports: [2]uint16{0, 65535}}}, Protocols: []int{6, 17, 1}}}}
-	health := adminapi.Tailnet{State: adminapi.StateStale, SinceUnixMs: 5, LastNetmapUnixMs: 4, Message: "m", NodeKey: "nodekey:ab", LoginServer: "http://x"}
+	health := adminapi.Tailnet{State: adminapi.StateStale, SinceUnixMs: 5, LastNetmapUnixMs: 4, Message: "m", NodeKey: "nodekey:ab", LoginServer: "http://x", Addresses: []string{"100.64.0.1", "fd7a:115c:a1e0::1"}}
 	for _, err := range []error{c.PutPeers(ctx, peers), c.PutFilter(ctx, filter), c.PostApproval(ctx, true), c.PutTailnet(ctx, health)} {
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +37,7 @@ func TestUpdatesArriveAsTheContractSpells(t *testing.T) {
 		t.Errorf("approval: got %+v", got)
 	}
 	st, err := c.GetStatus(ctx)
-	if err != nil || st.Tailnet == nil || *st.Tailnet != health {
+	if err != nil || st.Tailnet == nil || !reflect.DeepEqual(*st.Tailnet, health) {
 		t.Errorf("GET /v1/status: %+v, %v; want the tailnet health just put", st, err)
 	}
 }

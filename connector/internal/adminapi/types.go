@@ -82,4 +82,7 @@ type Tailnet struct {
 	Message          string `json:"message"`
 	NodeKey          string `json:"node_key"`
 	LoginServer      string `json:"login_server"`
+	// The node's own tailnet addresses (netmap SelfNode.Addresses, bare IPs): exitgw puts
+	// the IPv4 one on its exception port, where the PeerAPI DoH server listens.
+	Addresses []string `json:"addresses,omitempty"`
 }

@@ -163,6 +163,20 @@ func (b *bridge) take(s login.Snapshot) error {
 	return nil
 }
 
+// selfAddresses lists the node's tailnet addresses (host prefixes, as bare IPs).
+func selfAddresses(nm *netmap.NetworkMap) []string {
+	if !nm.SelfNode.Valid() {
+		return nil
+	}
+	var out []string
+	for _, p := range nm.SelfNode.Addresses().All() {
+		if p.IsSingleIP() {
+			out = append(out, p.Addr().String())
+		}
+	}
+	return out
+}
+
 func selfExpired(nm *netmap.NetworkMap, now time.Time) bool {
 	exp := nm.SelfKeyExpiry()
 	return nm.SelfNode.Valid() && (nm.SelfNode.Expired() || (!exp.IsZero() && !exp.After(now)))
@@ -228,6 +242,7 @@ func (b *bridge) desiredHealth() adminapi.Tailnet {
 	h := b.health
 	if b.haveNetmap {
 		h.LastNetmapUnixMs = b.lastNetmapAt.UnixMilli()
+		h.Addresses = selfAddresses(b.lastNetMap)
 	}
 	if h.State == adminapi.StateOK {
 		for _, what := range []string{"peers", "filter", "approval"} {
