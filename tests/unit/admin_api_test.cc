@@ -1021,6 +1021,30 @@ TEST_F(AdminApi, TailnetHealthShowsInStatusAndCtl) {
                        "since_unix_ms"));
 }
 
+TEST_F(AdminApi, TailnetAddressesAreCanonicalAndBadOnesRefused) {
+  start();
+  ok_json(
+      put_json("/v1/tailnet",
+               {{"state", "ok"}, {"addresses", {"100.64.0.1/32", "fd7a:115c:a1e0:0::0001/128"}}}));
+  EXPECT_EQ(ok_json(client().Get("/v1/tailnet"))["addresses"],
+            json({"100.64.0.1", "fd7a:115c:a1e0::1"}));
+  const std::vector<std::pair<json, std::string>> bad = {
+      {json({"100.64.0.0/10"}), "is not a host address"},
+      {json({"100.64.0.256"}), "is not an IPv4 or IPv6 address"},
+      {json({"fd7a::1/64"}), "is not a host address"},
+      {json({1}), "is not an address string"},
+      {json("100.64.0.1"), "must be an array"},
+      {json(std::vector<std::string>(9, "100.64.0.1")), "at most 8"},
+  };
+  for (const auto& [value, want] : bad)
+    EXPECT_TRUE(
+        is_error(put_json("/v1/tailnet", {{"state", "ok"}, {"addresses", value}}), 400, want))
+        << value.dump();
+  // A refused report changes nothing.
+  EXPECT_EQ(ok_json(client().Get("/v1/tailnet"))["addresses"],
+            json({"100.64.0.1", "fd7a:115c:a1e0::1"}));
+}
+
 TEST_F(AdminApi, CtlFilterShowSetClear) {
   start();
   const std::string good = dir_.write(
