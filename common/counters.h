@@ -47,6 +47,8 @@ struct alignas(64) LcoreCounters {
   // The exception path (dataplane/exception.cc): inner packets for the gateway's own tailnet
   // addresses handed to the host, the host's packets sealed back, TSMP messages consumed.
   Counter exception_to_host, exception_from_host, tsmp_consumed;
+  // Peers' WireGuard and disco packets the connector relays from DERP, and what is sent back.
+  Counter relay_from_peers, relay_to_peers;
 
   void drop(uint8_t port, DropReason r, uint64_t n = 1) noexcept {
     drops[port][static_cast<size_t>(r)].add(n);

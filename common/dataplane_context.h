@@ -166,6 +166,11 @@ struct DataplaneContext {
   std::atomic<uint32_t> tailnet_addrs[kMaxTailnetAddrs] = {};
   uint8_t exception_port = kNoPort;
   unsigned exception_rate_per_sec = 20000;  // per worker, to the host
+  // The DERP relay on the exception port (--relay_net; 0: off), network order: the connector's
+  // sockets on the host side (relay_host) send relayed peers' packets to relay_gateway at the
+  // WireGuard port; peers whose endpoint is relay_host:port are answered through the TUN.
+  uint32_t relay_host = 0;
+  uint32_t relay_gateway = 0;
   unsigned exception_burst = 2000;
 
   PollMode poll_mode = PollMode::kAdaptive;

@@ -64,6 +64,7 @@ namespace exitgw::dp {
   X(kExceptionNotIpv4, "exception_not_ipv4")                 \
   X(kExceptionBadSource, "exception_bad_source")             \
   X(kExceptionTooLarge, "exception_too_large")               \
+  X(kExceptionBadRelay, "exception_bad_relay")               \
   /* nat (common/nat_drops.h), in NatDrop order */           \
   EXITGW_NAT_DROPS(X)                                        \
   X(kHandoffRingFull, "handoff_ring_full")                   \

@@ -88,4 +88,17 @@ Status ExceptionInterface::set_address(uint32_t addr) {
   return Ok{};
 }
 
+Status ExceptionInterface::set_relay_address(uint32_t addr, uint8_t prefix_len) {
+  const std::string label = name_ + ":r";
+  if (label.size() >= IFNAMSIZ)
+    return make_error("exception port " + name_ + ": the name is too long for the relay's label " +
+                      label);
+  ifreq ifr{};
+  set_sockaddr(ifr.ifr_addr, addr);
+  if (Status s = interface_ioctl(label, SIOCSIFADDR, ifr, "set the relay address"); !s) return s;
+  ifr = {};
+  set_sockaddr(ifr.ifr_netmask, prefix_len ? ~0u << (32 - prefix_len) : 0);
+  return interface_ioctl(label, SIOCSIFNETMASK, ifr, "set the relay netmask");
+}
+
 }  // namespace exitgw

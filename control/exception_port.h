@@ -22,6 +22,9 @@ class ExceptionInterface {
   // through the TUN; another gets /32 and a warning.
   Status set_address(uint32_t addr);
   uint32_t address() const noexcept { return addr_; }
+  // The DERP relay's host side: `addr` (host order) with `prefix_len`, on a label of its own
+  // (NAME:r) beside the tailnet address, so the connector's relay sockets can bind it.
+  Status set_relay_address(uint32_t addr, uint8_t prefix_len);
 
  private:
   std::string name_;

@@ -13,6 +13,12 @@ DEFINE_string(exception_port, "",
               "gateway brings the interface up with --tunnel_mtu and the address the connector "
               "reports, and seals what the host sends back (the connector's PeerAPI DNS). "
               "Empty: no exception port (such packets are dropped as exception_port_off)");
+DEFINE_string(relay_net, "169.254.77.0/30",
+              "with --exception_port: the DERP relay's subnet on the exception TUN; its first "
+              "address goes on the kernel side (the connector's relay sockets bind it, its "
+              "--relay-local), the second is the gateway's relay endpoint (the connector's "
+              "--relay-gateway, at --wg_listen_port). Peers whose endpoint is the first address "
+              "are answered through the TUN. Empty: no relay");
 DEFINE_uint32(exception_rate, 20000,
               "packets per second each worker may hand to the host through --exception_port "
               "(a tenth of it back to back); the rest are dropped as exception_rate_limited");

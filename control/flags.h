@@ -7,6 +7,7 @@ DECLARE_string(tunnel_port);
 DECLARE_string(internet_port);
 DECLARE_string(exception_port);
 DECLARE_uint32(exception_rate);
+DECLARE_string(relay_net);
 DECLARE_string(tunnel_addr);
 DECLARE_string(tunnel_gateway);
 DECLARE_string(internet_addr);

@@ -253,6 +253,19 @@ Status Gateway::init_ports() {
     exception_ = std::move(*e);
     log_info("exception port: kernel interface " + exception_->name() +
              "; it gets the node's tailnet address when the connector reports it");
+    if (!FLAGS_relay_net.empty()) {
+      auto net = parse_ipv4_prefix(FLAGS_relay_net);
+      if (!net || net->len > 30 || (net->addr & ~net->mask()) != 0)
+        return make_error("--relay_net=" + FLAGS_relay_net +
+                          ": give a network of at least 4 addresses, e.g. 169.254.77.0/30");
+      const uint32_t host = net->addr + 1, gateway = net->addr + 2;
+      if (Status s = exception_->set_relay_address(host, net->len); !s)
+        return make_error("--relay_net: " + s.error());
+      ctx.relay_host = rte_cpu_to_be_32(host);
+      ctx.relay_gateway = rte_cpu_to_be_32(gateway);
+      log_info("DERP relay: the connector's sockets on " + format_ipv4(host) + ", exitgw at " +
+               format_ipv4(gateway) + ":" + std::to_string(FLAGS_wg_listen_port));
+    }
   }
   return Ok{};
 }

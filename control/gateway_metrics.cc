@@ -58,6 +58,11 @@ std::string Gateway::render_metrics() {
                 "--exception_port (direction=to_host), and the host's packets sealed back to peers "
                 "(direction=from_host)",
                 MetricType::Counter);
+  auto& relay = mf.family(
+      "exitgw_derp_relay_packets_total",
+      "Peers' packets the connector relayed from DERP through --exception_port "
+      "(direction=from_peers), and packets sealed back to peers behind the relay (to_peers)",
+      MetricType::Counter);
   auto& tsmp = mf.family("exitgw_tsmp_consumed_total",
                          "TSMP messages (IP protocol 99) addressed to the gateway, consumed",
                          MetricType::Counter);
@@ -100,6 +105,10 @@ std::string Gateway::render_metrics() {
     el.back().second = "from_host";
     mf.counter(exception, el, double(c.exception_from_host.get()));
     mf.counter(tsmp, wl, double(c.tsmp_consumed.get()));
+    el.back().second = "from_peers";
+    mf.counter(relay, el, double(c.relay_from_peers.get()));
+    el.back().second = "to_peers";
+    mf.counter(relay, el, double(c.relay_to_peers.get()));
   }
   add_block(ctx.control_counters, "control");
 

@@ -19,8 +19,8 @@ struct TailnetHealth {
   int64_t since_unix_ms = 0;        // when the connector entered the state; 0: unknown
   int64_t last_netmap_unix_ms = 0;  // 0: never had one
   std::string message;
-  std::string node_key;          // "nodekey:<hex>", as the coordination server knows the node
-  std::string login_server;      // the coordination server's URL
+  std::string node_key;      // "nodekey:<hex>", as the coordination server knows the node
+  std::string login_server;  // the coordination server's URL
   // The node's own tailnet addresses ("100.64.0.1", "fd7a:115c:a1e0::1"), canonical; the IPv4
   // ones are the exception path's (dataplane/exception.cc).
   std::vector<std::string> addresses;

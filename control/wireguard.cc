@@ -8,6 +8,7 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ether.h>
+#include <rte_ethdev.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
@@ -757,12 +758,27 @@ bool WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* p
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
   std::memcpy(udp + 1, payload, len);
   const dp::PortInfo& tunnel = ctx_.port(dp::PortRole::kTunnel);
-  fill_ipv4_header(ip, tunnel.addrs[0], dst_ip_be, static_cast<uint16_t>(total), IPPROTO_UDP);
+  // A peer behind the DERP relay: through the exception TUN to the connector's socket.
+  const bool relayed = dst_ip_be == ctx_.relay_host && ctx_.relay_host != 0;
+  fill_ipv4_header(ip, relayed ? ctx_.relay_gateway : tunnel.addrs[0], dst_ip_be,
+                   static_cast<uint16_t>(total), IPPROTO_UDP);
   udp->src_port = ctx_.wg_port_be;
   udp->dst_port = dst_port_be;
   udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));
   udp->dgram_cksum = 0;
   udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  if (relayed) {
+    const dp::PortInfo& e = ctx_.ports[ctx_.exception_port];
+    dp::meta(m)->in_port = ctx_.exception_port;
+    if (rte_eth_tx_burst(e.port_id, e.tx_queue_control, &m, 1) != 1) {
+      ctx_.control_counters.drop(ctx_.exception_port, dp::DropReason::kTxQueueFull);
+      rte_pktmbuf_free(m);
+      return false;
+    }
+    ctx_.control_counters.port[ctx_.exception_port].tx_packets.add();
+    ctx_.control_counters.port[ctx_.exception_port].tx_bytes.add(total);
+    return true;
+  }
   dp::meta(m)->in_port = ctx_.port_index(dp::PortRole::kTunnel);
   const uint64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::steady_clock::now().time_since_epoch())

@@ -1,7 +1,10 @@
 // The exception path, as VPP and grout punt to the host: inner packets addressed to the
 // gateway's own tailnet addresses (the connector's PeerAPI DNS, ping) go to a kernel TUN, and
-// what the host sends back through it is sealed to the peer that owns the destination.
+// what the host sends back through it is sealed to the peer that owns the destination. The
+// same TUN carries the DERP relay: peers' datagrams the connector receives over DERP arrive
+// from relay_host and go to local delivery as if they had come to the WireGuard port.
 #include <rte_ip.h>
+#include <rte_udp.h>
 
 #include "dataplane/stages.h"
 #include "dataplane/worker.h"
@@ -49,12 +52,11 @@ uint16_t tailnet_local(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   return k;
 }
 
-uint16_t exception_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+void exception_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<ExceptionExit>& x) noexcept {
   DataplaneContext& ctx = w.ctx();
   uint32_t own[kMaxTailnetAddrs];
   for (unsigned a = 0; a < kMaxTailnetAddrs; ++a)
     own[a] = ctx.tailnet_addrs[a].load(std::memory_order_relaxed);
-  uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (m->nb_segs != 1) [[unlikely]] {
@@ -81,18 +83,38 @@ uint16_t exception_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.drop(m, DropReason::kExceptionTooLarge);
       continue;
     }
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(len - total));
+    if (ip->dst_addr == ctx.relay_gateway && ctx.relay_gateway != 0) {
+      // The DERP relay: UDP from the connector's socket to our WireGuard port, nothing else.
+      const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+      if (ip->src_addr != ctx.relay_host || ihl != sizeof(rte_ipv4_hdr) ||
+          ip->next_proto_id != IPPROTO_UDP || total < ihl + sizeof(rte_udp_hdr) ||
+          udp->dst_port != ctx.wg_port_be) [[unlikely]] {
+        w.drop(m, DropReason::kExceptionBadRelay);
+        continue;
+      }
+      // Local delivery reads frames: an Ethernet header nobody looks at goes in front.
+      auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
+      if (eth == nullptr) [[unlikely]] {
+        w.drop(m, DropReason::kNoMbuf);
+        continue;
+      }
+      *eth = rte_ether_hdr{};
+      eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+      w.counters().relay_from_peers.add();
+      x.to(ExceptionExit::kRelay, m);
+      continue;
+    }
     bool mine = false;
     for (unsigned a = 0; a < kMaxTailnetAddrs; ++a) mine |= own[a] != 0 && ip->src_addr == own[a];
     if (!mine) [[unlikely]] {
       w.drop(m, DropReason::kExceptionBadSource);
       continue;
     }
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(len - total));
     meta(m)->flags = kMetaLocal;  // the host's own packet: sealed without a TTL decrement
-    pkts[k++] = m;
+    w.counters().exception_from_host.add();
+    x.to(ExceptionExit::kToPeer, m);
   }
-  w.counters().exception_from_host.add(k);
-  return k;
 }
 
 }  // namespace exitgw::dp

@@ -9,7 +9,8 @@
 //                                          │                         └─ kWireGuard ─ outbound
 //                                          └─ kTransit ─ inbound (internet port; else dropped)
 //
-//   rx(exception port, the host's TUN) ─ exception_input ─ to_peer
+//   rx(exception port, the host's TUN) ─ exception_input ─┬─ kToPeer ─ to_peer
+//                                                         └─ kRelay (DERP) ─ local_input ─ ...
 //
 //   outbound: wg_input ─ tailnet_local (own tailnet address: TSMP consumed, rest ─ tx(E))
 //             ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
@@ -23,7 +24,8 @@
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
-//   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet)
+//   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet);
+//                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
 //                               └─ kNatIn ── nat44_in
@@ -122,7 +124,12 @@ void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
 void receive(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
   if (port == w.ctx().exception_port) [[unlikely]] {
-    to_peer(w, pkts, exception_input(w, pkts, n));
+    Exits<ExceptionExit> e;
+    exception_input(w, pkts, n, e);
+    to_peer(w, e.of(ExceptionExit::kToPeer), e.count(ExceptionExit::kToPeer));
+    Exits<LocalExit> relayed;
+    local_input(w, port, e.of(ExceptionExit::kRelay), e.count(ExceptionExit::kRelay), relayed);
+    outbound(w, relayed.of(LocalExit::kWireGuard), relayed.count(LocalExit::kWireGuard));
     return;
   }
   Exits<EthExit> l2;

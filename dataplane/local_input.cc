@@ -68,8 +68,10 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip,
     w.drop(m, DropReason::kUdpMalformed);
     return;
   }
+  // The WireGuard port: on the tunnel port, and on the exception port for the DERP relay.
   const bool wg =
-      port == w.ctx().port_index(PortRole::kTunnel) && udp->dst_port == w.ctx().wg_port_be;
+      (port == w.ctx().port_index(PortRole::kTunnel) || port == w.ctx().exception_port) &&
+      udp->dst_port == w.ctx().wg_port_be;
   const unsigned payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
   // --wg_udp_checksum=aead: a transport message's tag authenticates its payload.
   const bool aead_covers = wg && w.ctx().wg_udp_checksum_aead && payload >= 4 &&

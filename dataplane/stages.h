@@ -51,9 +51,15 @@ uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // (IP protocol 99) is consumed and counted, the rest goes to the host through the exception
 // port (rate limited per worker; without the port, dropped). The others continue, compacted.
 uint16_t tailnet_local(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+enum class ExceptionExit : uint8_t {
+  kToPeer,  // the host's own packet for a peer (from the node's tailnet address): seal it
+  kRelay,   // a peer's WireGuard/disco datagram the connector relays from DERP (relay_host ->
+            // relay_gateway:wg port), an Ethernet header put in front: local delivery
+  kCount
+};
 // The host's packets from the exception port (IPv4 header in front): length, version and
-// source (one of the gateway's tailnet addresses) checked; continue to the peers, compacted.
-uint16_t exception_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// source checked, sorted into the host's own and the DERP relay's.
+void exception_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<ExceptionExit>& x) noexcept;
 
 enum class TransitExit : uint8_t {
   kForward,    // TTL decremented, out_port set: continues

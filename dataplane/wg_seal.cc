@@ -167,12 +167,15 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
   uint64_t tx_bytes = 0;  // stored once per burst, as wg_input does
+  uint16_t out = 0;       // compacted: what goes on to ipv4_output
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = pkts[j];
     const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
     auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    fill_ipv4_header(ip, tunnel.addrs[0], endpoint_ip(endpoint[j]), total, IPPROTO_UDP);
+    const uint32_t dst = endpoint_ip(endpoint[j]);
+    const bool relayed = dst == ctx.relay_host && ctx.relay_host != 0;
+    fill_ipv4_header(ip, relayed ? ctx.relay_gateway : tunnel.addrs[0], dst, total, IPPROTO_UDP);
     udp->src_port = ctx.wg_port_be;
     udp->dst_port = endpoint_port(endpoint[j]);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
@@ -183,11 +186,19 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     const uint32_t message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);
     tx_bytes += message;
     tally.add(meta(m)->peer_slot, message);
+    if (relayed) [[unlikely]] {
+      // Behind the DERP relay: to the connector's socket through the TUN (no Ethernet).
+      meta(m)->out_port = ctx.exception_port;
+      w.counters().relay_to_peers.add();
+      w.transmit(ctx.exception_port, m);
+      continue;
+    }
+    pkts[out++] = m;
   }
   w.counters().wg_tx_packets.add(k);
   w.counters().wg_tx_bytes.add(tx_bytes);
   w.counters().forwarded_in.add(k);
-  return k;
+  return out;
 }
 
 }  // namespace exitgw::dp

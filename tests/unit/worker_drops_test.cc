@@ -34,6 +34,9 @@ constexpr unsigned kPorts = 3;
 // exception path's burst, kept small so the test reaches the rate limit.
 constexpr uint32_t kOwnTailnet = RTE_IPV4(100, 100, 0, 1);
 constexpr unsigned kExceptionBurst = 8;
+// The DERP relay's two ends on the exception port (--relay_net 169.254.77.0/30).
+constexpr uint32_t kRelayHost = RTE_IPV4(169, 254, 77, 1);
+constexpr uint32_t kRelayGateway = RTE_IPV4(169, 254, 77, 2);
 constexpr uint32_t kRemote = RTE_IPV4(93, 184, 216, 34);
 constexpr uint16_t kRemotePort = 7000;
 // The internet port's worker TX ring holds this many frames; the tunnel's are larger.
@@ -89,6 +92,8 @@ class WorkerDrops : public ::testing::Test {
     bed_ = new Bed;
     bed_->ctx.exception_rate_per_sec = 1;
     bed_->ctx.exception_burst = kExceptionBurst;
+    bed_->ctx.relay_host = rte_cpu_to_be_32(kRelayHost);
+    bed_->ctx.relay_gateway = rte_cpu_to_be_32(kRelayGateway);
     testing::BedOptions o;
     o.peers = 16;
     o.nat = true;
@@ -487,6 +492,58 @@ TEST_F(WorkerDrops, PacketForTheOwnTailnetAddressWithoutAnExceptionPortDroppedPo
   EXPECT_EQ(drops(DropReason::kExceptionPortOff) - before, 1u);
   ctx().exception_port = kException;
   ctx().tailnet_addrs[0].store(0);
+}
+
+// The WireGuard message inside a frame `sealed` built, as the connector's relay socket sends
+// it: UDP from relay_host:port to the gateway's relay address, on the TUN (no Ethernet).
+Bytes relayed(const Bytes& frame, uint16_t sport, uint16_t dport = Bed::kWgPort) {
+  const size_t off = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+  return udp4(kRelayHost, kRelayGateway, sport, dport, Bytes(frame.begin() + off, frame.end()));
+}
+
+TEST_F(WorkerDrops, PeerBehindTheDerpRelayIsForwardedAndAnsweredThroughTheTun) {
+  const uint32_t peer = 14;
+  const uint64_t endpoint = ctx().peers[peer].endpoint.load();
+  const uint64_t from = ctx().workers[0].counters.relay_from_peers.get();
+  const uint64_t to = ctx().workers[0].counters.relay_to_peers.get();
+  // The peer's packet, relayed: it leaves for the internet, and the peer's endpoint is now
+  // the relay socket (roaming).
+  run(kException, {mbuf(relayed(from_peer(peer, 40000), 41641))});
+  const auto out = sent(kInternet);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(ctx().peers[peer].endpoint.load(),
+            pack_endpoint(rte_cpu_to_be_32(kRelayHost), rte_cpu_to_be_16(41641)));
+  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(out[0].data() + sizeof(rte_ether_hdr));
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  // The reply is sealed to the relay socket and written to the TUN as a bare IPv4 datagram.
+  run(kInternet, {mbuf(reply({ip->src_addr, udp->src_port}))});
+  EXPECT_TRUE(sent(kTunnel).empty());
+  const auto back = sent(kException);
+  ASSERT_EQ(back.size(), 1u);
+  const auto* rip = reinterpret_cast<const rte_ipv4_hdr*>(back[0].data());
+  const auto* rudp = reinterpret_cast<const rte_udp_hdr*>(rip + 1);
+  EXPECT_EQ(rip->src_addr, rte_cpu_to_be_32(kRelayGateway));
+  EXPECT_EQ(rip->dst_addr, rte_cpu_to_be_32(kRelayHost));
+  EXPECT_EQ(rte_raw_cksum(rip, sizeof(*rip)), 0xffff);
+  EXPECT_EQ(rte_be_to_cpu_16(rudp->src_port), Bed::kWgPort);
+  EXPECT_EQ(rte_be_to_cpu_16(rudp->dst_port), 41641);
+  EXPECT_EQ(rte_ipv4_udptcp_cksum_verify(rip, rudp), 0);
+  EXPECT_EQ(reinterpret_cast<const wg::MessageTransportHeader*>(rudp + 1)->receiver_index,
+            bed_->keypairs[peer]->remote_index);
+  EXPECT_EQ(ctx().workers[0].counters.relay_from_peers.get() - from, 1u);
+  EXPECT_EQ(ctx().workers[0].counters.relay_to_peers.get() - to, 1u);
+  ctx().peers[peer].endpoint.store(endpoint);
+}
+
+TEST_F(WorkerDrops, RelayDatagramNotForTheWireGuardPortDroppedBadRelay) {
+  const uint64_t before = drops(DropReason::kExceptionBadRelay);
+  Bytes icmp = relayed(from_peer(15, 40000), 41641);
+  icmp = with_proto(icmp, IPPROTO_ICMP);
+  Bytes spoofed = relayed(from_peer(15, 40000), 41641);
+  reinterpret_cast<rte_ipv4_hdr*>(spoofed.data())->src_addr = rte_cpu_to_be_32(kOwnTailnet);
+  run(kException, {mbuf(relayed(from_peer(15, 40000), 41641, 53)), mbuf(icmp), mbuf(spoofed)});
+  EXPECT_EQ(drops(DropReason::kExceptionBadRelay) - before, 3u);
+  EXPECT_TRUE(sent(kInternet).empty());
 }
 
 }  // namespace
