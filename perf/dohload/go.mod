@@ -1,0 +1,3 @@
+module exitgw/perf/dohload
+
+go 1.24
