@@ -26,9 +26,10 @@ const (
 	// stableAfter is how long a DERP connection must have lasted for its failure to count as
 	// a first failure again (backoff from backoffMin) rather than one more of a series.
 	stableAfter = time.Minute
-	// maxDatagram is the largest packet DERP carries; each socket's reader holds a buffer of
-	// this size (only the pages a datagram touches become resident).
-	maxDatagram = derp.MaxPacketSize
+	// maxDatagram bounds what exitgw sends to a relay socket: a WireGuard message of at most
+	// its --tunnel_mtu (576..9000) plus 32 bytes, or a disco frame; each socket's reader holds
+	// a buffer of this size (9 KiB, not DERP's 64 KiB: 36 MiB at 4096 peers).
+	maxDatagram = 9216
 )
 
 // Config is what the relay needs; the flags of the same names set it.
