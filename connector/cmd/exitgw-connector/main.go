@@ -1,7 +1,8 @@
 // exitgw-connector makes exitgw a node of a tailnet: it logs in to the coordination server
 // with the gateway's WireGuard key, advertises the exit routes, endpoints, disco key and
-// location, turns each netmap into the gateway's updates over its admin API, and serves the
-// exit node's DNS to its clients (PeerAPI DNS-over-HTTP).
+// location, turns each netmap into the gateway's updates over its admin API, serves the
+// exit node's DNS to its clients (PeerAPI DNS-over-HTTP), and relays what peers send the
+// gateway through its home DERP region to exitgw's WireGuard port (DERP fallback).
 package main
 
 import (
@@ -21,9 +22,11 @@ import (
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
+	"tailscale.com/types/netmap"
 
 	"exitgw/connector/internal/adminapi"
 	"exitgw/connector/internal/bridge"
+	"exitgw/connector/internal/derprelay"
 	"exitgw/connector/internal/doh"
 	"exitgw/connector/internal/loadprio"
 	"exitgw/connector/internal/login"
@@ -51,7 +54,63 @@ type options struct {
 	resync                                                                time.Duration
 	load                                                                  loadprio.Config
 	dns                                                                   doh.Options
+	derp                                                                  derpOptions
 	verbose                                                               bool
+}
+
+// derpOptions are the DERP fallback's flags.
+type derpOptions struct {
+	region                int
+	relayLocal, relayGate string
+	maxPeers              int
+	idleTimeout           time.Duration
+}
+
+func (d *derpOptions) register(fs *flag.FlagSet) {
+	fs.IntVar(&d.region, "derp-region", derprelay.RegionAuto,
+		"The DERP region advertised as the gateway's home (Hostinfo.NetInfo.PreferredDERP), through which the connector relays "+
+			"what clients without a direct UDP path send the gateway. -1 (the default) picks the lowest region ID in the netmap's "+
+			"DERPMap that has a node; a positive value is that region; 0 turns DERP off: no home region is advertised and no DERP "+
+			"connection kept, so clients without a direct path cannot reach the gateway at all. The choice also steers exit node "+
+			"suggestions: tailscaled suggests exit nodes that have a home DERP region by the client's latency to that region and then "+
+			"at random among the nodes of the region, ignoring Location and Priority (and so --priority-load-curve); only with no home "+
+			"region (0) does it weigh Location.Priority and distance. Choose between DERP fallback and load-following suggestions.")
+	fs.StringVar(&d.relayLocal, "relay-local", "169.254.77.1",
+		"The address the DERP relay's per-peer UDP sockets bind (port 0, one socket and source port per relayed peer); exitgw puts it "+
+			"on its exception interface. Until it is there, relayed packets are dropped and binding is retried with backoff.")
+	fs.StringVar(&d.relayGate, "relay-gateway", "169.254.77.2:51820",
+		"exitgw's relay endpoint ip:port, the far side of its exception interface: the DERP relay's sockets send peers' packets "+
+			"there and take exitgw's answers from there.")
+	fs.IntVar(&d.maxPeers, "relay-max-peers", 4096,
+		"The most peers relayed at once (one UDP socket each); packets of further peers are dropped and counted as too_many_peers.")
+	fs.DurationVar(&d.idleTimeout, "relay-idle-timeout", 5*time.Minute,
+		"A relayed peer's socket with no packet in either direction for this long is closed; the peer's next packet opens a new "+
+			"one from a new port, which WireGuard's roaming follows.")
+}
+
+func (d *derpOptions) config() (derprelay.Config, error) {
+	var c derprelay.Config
+	if d.region < derprelay.RegionAuto {
+		return c, fmt.Errorf("--derp-region %d: want -1 (auto), 0 (off) or a region ID", d.region)
+	}
+	local, err := netip.ParseAddr(d.relayLocal)
+	if err != nil {
+		return c, fmt.Errorf("--relay-local %q is not an IP address", d.relayLocal)
+	}
+	gw, err := netip.ParseAddrPort(d.relayGate)
+	if err != nil || gw.Port() == 0 {
+		return c, fmt.Errorf("--relay-gateway %q is not ip:port", d.relayGate)
+	}
+	if local.Is4() != gw.Addr().Is4() {
+		return c, fmt.Errorf("--relay-local %s and --relay-gateway %s are not of one address family", local, gw)
+	}
+	if d.maxPeers < 1 {
+		return c, fmt.Errorf("--relay-max-peers %d: want at least 1", d.maxPeers)
+	}
+	if d.idleTimeout <= 0 {
+		return c, fmt.Errorf("--relay-idle-timeout %v: want a positive duration", d.idleTimeout)
+	}
+	return derprelay.Config{Region: d.region, Local: local, Gateway: gw, MaxPeers: d.maxPeers, IdleTimeout: d.idleTimeout}, nil
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -77,6 +136,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resync, "resync-interval", 10*time.Second, "how often to check that the gateway still holds the updates (a restarted gateway gets them again)")
 	loadFlags := loadprio.AddFlags(fs)
 	o.dns.RegisterFlags(fs)
+	o.derp.register(fs)
 	fs.BoolVar(&o.verbose, "verbose", false, "log the control client's detailed messages too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -101,6 +161,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, err
 	}
 	if err := o.dns.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := o.derp.config(); err != nil {
 		return nil, err
 	}
 	return &o, nil
@@ -159,18 +222,30 @@ func run(ctx context.Context, o *options) error {
 	client, err := login.Start(login.Config{
 		ServerURL: o.loginServer, AuthKey: authKey, StateDir: o.stateDir, NodeKey: nodeKey,
 		DiscoKey: disco, Hostname: o.hostname, Endpoints: o.endpoints, Location: loc,
-		PeerAPI4Port: p4, PeerAPI6Port: p6, Logf: logf,
+		PeerAPI4Port: p4, PeerAPI6Port: p6, HomeDERP: max(o.derp.region, 0), Logf: logf,
 	})
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	var relay *derprelay.Relay // nil: DERP off
+	if o.derp.region != derprelay.RegionOff {
+		rc, _ := o.derp.config() // validated in parseFlags
+		rc.NodeKey, rc.OnHomeRegion, rc.Logf = nodeKey, client.SetHomeDERP, logf
+		relay = derprelay.New(rc)
+		rctx, stopRelay := context.WithCancel(ctx)
+		relayDone := make(chan struct{})
+		go func() { defer close(relayDone); relay.Run(rctx) }()
+		defer func() { stopRelay(); <-relayDone }() // before the client closes
+	} else {
+		log.Printf("--derp-region 0: no home DERP region; clients without a direct path cannot reach the gateway")
+	}
 	if o.load.Enabled() {
 		lp := loadprio.NewFollower(o.load, client.SetLocationPriority, log.Printf)
 		go lp.Run(ctx)
 		if metricsLn != nil {
 			go func() {
-				if err := lp.Serve(ctx, metricsLn, dns.WriteMetrics); err != nil {
+				if err := lp.Serve(ctx, metricsLn, dns.WriteMetrics, relay.WriteMetrics); err != nil {
 					log.Printf("exitgw-connector: %v", err)
 				}
 			}()
@@ -182,8 +257,11 @@ func run(ctx context.Context, o *options) error {
 		LoginServer:    o.loginServer,
 		NodeKey:        nodeKey.Public(),
 		ResyncInterval: o.resync,
-		OnNetMap:       dns.SetNetMap,
-		Logf:           log.Printf,
+		OnNetMap: func(nm *netmap.NetworkMap) {
+			dns.SetNetMap(nm)
+			relay.SetNetMap(nm)
+		},
+		Logf: log.Printf,
 	}, client)
 }
 

@@ -34,7 +34,11 @@ type Config struct {
 	// PeerAPI4Port and PeerAPI6Port are the DoH server's ports (zero: not offered); see
 	// peerAPIServices.
 	PeerAPI4Port, PeerAPI6Port uint16
-	Logf                       logger.Logf
+	// HomeDERP is the DERP region advertised as the node's home (Hostinfo.NetInfo.PreferredDERP,
+	// which Headscale and Tailscale take as the node's DERP region); zero: none. SetHomeDERP
+	// changes it later (e.g. once the region is chosen from the first netmap's DERPMap).
+	HomeDERP int
+	Logf     logger.Logf
 }
 
 // Snapshot is the latest of everything the control client reported. The control client
@@ -74,7 +78,16 @@ func Hostinfo(cfg Config, backendLogID string) *tailcfg.Hostinfo {
 		hi.Location = cfg.Location.Clone()
 	}
 	hi.Services = peerAPIServices(cfg)
+	if cfg.HomeDERP != 0 {
+		hi.NetInfo = netInfo(cfg.HomeDERP)
+	}
 	return hi
+}
+
+// netInfo is the NetInfo the node reports: only its home DERP region. The control client
+// keeps NetInfo apart from the rest of Hostinfo and sends it with each Hostinfo.
+func netInfo(region int) *tailcfg.NetInfo {
+	return &tailcfg.NetInfo{PreferredDERP: region}
 }
 
 // peerAPIServices is what tailscaled advertises for its PeerAPI (ipn/ipnlocal/local.go,
@@ -182,6 +195,19 @@ func (c *Client) SetLocationPriority(p int) {
 	hi := Hostinfo(c.cfg, c.state.BackendLogID)
 	c.mu.Unlock()
 	c.auto.SetHostinfo(hi)
+}
+
+// SetHomeDERP advertises region as the node's home DERP region (zero: none), so that clients
+// without a direct path send to the node through that region. Nothing is sent when the
+// region is what the node already advertises.
+func (c *Client) SetHomeDERP(region int) {
+	c.mu.Lock()
+	same := c.cfg.HomeDERP == region
+	c.cfg.HomeDERP = region
+	c.mu.Unlock()
+	if !same {
+		c.auto.SetNetInfo(netInfo(region))
+	}
 }
 
 // Changed is readable after each new status.

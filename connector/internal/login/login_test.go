@@ -218,3 +218,63 @@ func TestClientsSeeTheGatewaysDoHURL(t *testing.T) {
 		}
 	}
 }
+
+// The home DERP region goes to the server as Hostinfo.NetInfo.PreferredDERP, both from the
+// Config at login and from SetHomeDERP later, and the server makes it the node's HomeDERP.
+func TestHomeDERPReachesTheServer(t *testing.T) {
+	ctl := &testcontrol.Server{Logf: func(string, ...any) {}}
+	ctl.HTTPTestServer = httptest.NewUnstartedServer(ctl)
+	ctl.HTTPTestServer.Start()
+	defer ctl.HTTPTestServer.Close()
+	nodeKey := key.NewNode()
+	c, err := login.Start(login.Config{ServerURL: ctl.HTTPTestServer.URL, StateDir: t.TempDir(),
+		NodeKey: nodeKey, Hostname: "gw", HomeDERP: 7, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitNetmap(t, c)
+	home := func() int {
+		if n := ctl.Node(nodeKey.Public()); n != nil {
+			return n.HomeDERP
+		}
+		return 0
+	}
+	for _, want := range []int{7, 3} {
+		if want != 7 {
+			c.SetHomeDERP(want)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for home() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server holds home DERP %d, want %d", home(), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A later Hostinfo change (the load-following priority) keeps the home region.
+	c.SetLocationPriority(5)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := ctl.Node(nodeKey.Public())
+		if n.Hostinfo.Location().Valid() && n.Hostinfo.Location().Priority() == 5 {
+			if ni := n.Hostinfo.NetInfo(); !ni.Valid() || ni.PreferredDERP() != 3 {
+				t.Fatalf("after a priority change the Hostinfo's NetInfo is %v, want PreferredDERP 3", ni)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the priority change did not reach the server")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestHostinfoCarriesTheHomeDERPOnlyWhenSet(t *testing.T) {
+	if hi := login.Hostinfo(login.Config{Hostname: "gw"}, "id"); hi.NetInfo != nil {
+		t.Errorf("no home DERP: NetInfo %v, want none", hi.NetInfo)
+	}
+	if hi := login.Hostinfo(login.Config{Hostname: "gw", HomeDERP: 2}, "id"); hi.NetInfo == nil || hi.NetInfo.PreferredDERP != 2 {
+		t.Errorf("home DERP 2: NetInfo %v, want PreferredDERP 2", hi.NetInfo)
+	}
+}
