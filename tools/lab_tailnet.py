@@ -14,8 +14,14 @@ Why the embedded DERP: Headscale v0.29.2 refuses to start with an empty DERP map
 would be a lie; the embedded DERP is real, local, and gives every client a home region (which
 `tailscale exit-node suggest` needs). It needs an https server_url, so the lab makes its own
 CA and a certificate for 10.77.0.2; tailscaled and the connector trust it through
-SSL_CERT_FILE (Go's x509 reads it; no system store is touched). The gateway itself speaks no
-DERP: paths to it are direct (disco on its WireGuard port) or nothing.
+SSL_CERT_FILE (Go's x509 reads it; no system store is touched). exitgw itself speaks no
+DERP: the connector holds the DERP connection (home region 900, advertised in NetInfo) and
+relays peers' packets to exitgw over its exception TUN (exitgw0: 169.254.77.1 the connector's
+relay sockets, 169.254.77.2:51820 exitgw), so a client's first packets are answered before
+disco finds the direct path, and a client that cannot reach UDP 10.77.0.1:51820 works through
+DERP alone. The exception TUN also carries the gateway's tailnet address, where the
+connector serves the exit node's DNS (DoH), forwarding to the lab's resolver 198.51.100.10
+over a management link of its own (dns0, 10.79.0.1/30 to P-inet).
 
 With --gateways 2 a second gateway joins in a second "region" (tools/lab up --tailnet
 --gateways 2):
@@ -575,7 +581,11 @@ def connector_extra(lab, idx):
             out += ["--location-" + k, v]
         out += ["--priority-load-curve", LAB_PRIORITY_CURVE,
                 "--priority-hysteresis", LAB_PRIORITY_HYSTERESIS,
-                "--load-poll-interval", "1s"]
+                "--load-poll-interval", "1s",
+                # With a home DERP, tailscaled suggests by DERP region latency and then at
+                # random within the region (ipn/ipnlocal randomNode): Location.Priority
+                # decides only among DERP-less exit nodes, so these two advertise none.
+                "--derp-region", "0"]
     out += ["--metrics-listen", CONNECTOR_METRICS]  # its own metrics, DoH's included
     for item in t.get("connector_flags") or []:
         k, _, v = item.partition("=")

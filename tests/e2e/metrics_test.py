@@ -140,7 +140,9 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual((code, body.strip()), (200, "ready"))
         self.assertEqual(http("/no-such-page")[0], 404)
         m = L.Metrics(NAME)
-        self.assertEqual(m.get("exitgw_port_link_up"), 2)
+        # tunnel, internet and the exception TUN (the lab's --exception_port).
+        self.assertEqual(m.get("exitgw_port_link_up"), 3)
+        self.assertEqual(m.get("exitgw_port_link_up", port="exception"), 1)
         self.assertEqual(m.get("exitgw_workers"), 2)
         # Carrier loss on the internet side (the far end of inet0 goes down): the port's link
         # is down (af_packet: the gateway reads its kernel interface), so /readyz answers 503

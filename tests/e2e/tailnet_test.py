@@ -338,6 +338,52 @@ class TailnetTest(unittest.TestCase):
         self.assertGreater(
             connector_metric("exitgw_connector_doh_requests_total", result="forbidden"), forbidden)
 
+    def first_byte_after_exit_node(self, host):
+        """Seconds from `tailscale set --exit-node` to the first HTTP answer through it."""
+        t0 = time.monotonic()
+        self.use_exit(host)
+        self.assertTrue(L.wait_until(lambda: fetch_whoami(host, 2) is not None, 30, 0.05),
+                        "%s got no answer through the gateway within 30 s" % host)
+        return time.monotonic() - t0
+
+    def test_g2_derp_fallback_first_byte_with_and_without_the_udp_port(self):
+        """A fresh client's first packets reach the gateway through the connector's DERP
+        relay, so its first byte does not wait for disco; one whose UDP to the gateway is
+        blocked works through the relay alone, counted as relayed."""
+        for c in ("d1", "d2"):
+            L.lab("add-client", "--name", NAME, c, "--group", "exit", check=True, timeout=120)
+        gw_ns_relay = lambda: L.metric_sum(NAME, "exitgw_derp_relay_packets_total",
+                                           direction="from_peers")
+        # d2 can never reach the gateway's UDP port (WireGuard and disco alike).
+        for cmd in (["add", "table", "inet", "blockgw"],
+                    ["add", "chain", "inet", "blockgw", "out",
+                     "{ type filter hook output priority 0; }"],
+                    ["add", "rule", "inet", "blockgw", "out", "ip", "daddr", "10.77.0.1", "udp",
+                     "dport", "51820", "drop"]):
+            p = L.nsrun(NAME, "d2", "nft", *cmd, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stdout)
+        try:
+            self.assertGreater(connector_metric("exitgw_connector_derp_connected"), 0,
+                               "the connector holds no DERP connection")
+            direct = self.first_byte_after_exit_node("d1")
+            relayed_before = gw_ns_relay()
+            blocked = self.first_byte_after_exit_node("d2")
+            self.assertIn(NAT_POOL_ADDR, fetch_whoami("d2"))
+            self.assertGreater(gw_ns_relay(), relayed_before,
+                               "d2's packets did not come through the DERP relay")
+            self.assertGreater(
+                L.metric_sum(NAME, "exitgw_derp_relay_packets_total", direction="to_peers"), 0)
+            # d1 found the direct path: its ping ends "via 10.77.0.1:51820"; d2 never does.
+            p = ts("d1", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
+            self.assertIn("via 10.77.0.1:51820", p.stdout.strip().splitlines()[-1], p.stdout)
+            p = ts("d2", "ping", "--c", "3", self.gw_ip(), timeout=40)
+            self.assertIn("via DERP", p.stdout, p.stdout)
+            print("\ntime to first byte after --exit-node: %.2f s with the UDP port open, %.2f s "
+                  "with it blocked (DERP relay only)" % (direct, blocked), file=sys.stderr)
+        finally:
+            for c in ("d1", "d2"):
+                ts(c, "set", "--exit-node=")
+
     def test_h_ungranted_user_reaches_nothing(self):
         before = L.metric_sum(NAME, "exitgw_drops_total", reason="policy_denied")
         p = ts("n1", "set", "--exit-node=" + self.gw_ip())
