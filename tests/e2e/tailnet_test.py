@@ -350,38 +350,38 @@ class TailnetTest(unittest.TestCase):
         """A fresh client's first packets reach the gateway through the connector's DERP
         relay, so its first byte does not wait for disco; one whose UDP to the gateway is
         blocked works through the relay alone, counted as relayed."""
-        for c in ("d1", "d2"):
+        for c in ("r1", "r2"):
             L.lab("add-client", "--name", NAME, c, "--group", "exit", check=True, timeout=120)
         gw_ns_relay = lambda: L.metric_sum(NAME, "exitgw_derp_relay_packets_total",
                                            direction="from_peers")
-        # d2 can never reach the gateway's UDP port (WireGuard and disco alike).
+        # r2 can never reach the gateway's UDP port (WireGuard and disco alike).
         for cmd in (["add", "table", "inet", "blockgw"],
                     ["add", "chain", "inet", "blockgw", "out",
                      "{ type filter hook output priority 0; }"],
                     ["add", "rule", "inet", "blockgw", "out", "ip", "daddr", "10.77.0.1", "udp",
                      "dport", "51820", "drop"]):
-            p = L.nsrun(NAME, "d2", "nft", *cmd, timeout=10)
+            p = L.nsrun(NAME, "r2", "nft", *cmd, timeout=10)
             self.assertEqual(p.returncode, 0, p.stdout)
         try:
             self.assertGreater(connector_metric("exitgw_connector_derp_connected"), 0,
                                "the connector holds no DERP connection")
-            direct = self.first_byte_after_exit_node("d1")
+            direct = self.first_byte_after_exit_node("r1")
             relayed_before = gw_ns_relay()
-            blocked = self.first_byte_after_exit_node("d2")
-            self.assertIn(NAT_POOL_ADDR, fetch_whoami("d2"))
+            blocked = self.first_byte_after_exit_node("r2")
+            self.assertIn(NAT_POOL_ADDR, fetch_whoami("r2"))
             self.assertGreater(gw_ns_relay(), relayed_before,
-                               "d2's packets did not come through the DERP relay")
+                               "r2's packets did not come through the DERP relay")
             self.assertGreater(
                 L.metric_sum(NAME, "exitgw_derp_relay_packets_total", direction="to_peers"), 0)
-            # d1 found the direct path: its ping ends "via 10.77.0.1:51820"; d2 never does.
-            p = ts("d1", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
+            # r1 found the direct path: its ping ends "via 10.77.0.1:51820"; r2 never does.
+            p = ts("r1", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
             self.assertIn("via 10.77.0.1:51820", p.stdout.strip().splitlines()[-1], p.stdout)
-            p = ts("d2", "ping", "--c", "3", self.gw_ip(), timeout=40)
+            p = ts("r2", "ping", "--c", "3", self.gw_ip(), timeout=40)
             self.assertIn("via DERP", p.stdout, p.stdout)
             print("\ntime to first byte after --exit-node: %.2f s with the UDP port open, %.2f s "
                   "with it blocked (DERP relay only)" % (direct, blocked), file=sys.stderr)
         finally:
-            for c in ("d1", "d2"):
+            for c in ("r1", "r2"):
                 ts(c, "set", "--exit-node=")
 
     def test_h_ungranted_user_reaches_nothing(self):

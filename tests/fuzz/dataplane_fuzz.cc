@@ -2,7 +2,11 @@
 // policy, NAT, output) on net_null ports. Byte 0 picks the input: bit 0 the port (tunnel or
 // internet), bit 1 whether the rest is sealed as a WireGuard transport message from peer 0 (so
 // the fuzzer reaches the inner-packet stages: checks, cryptokey routing, policy, NAT), bit 2
-// whether the rest is an IPv4 packet given an Ethernet header for our MAC.
+// whether the rest is an IPv4 packet given an Ethernet header for our MAC, bit 3 whether the
+// rest arrives on the exception port (the host's TUN: an IP packet, no Ethernet), and with it
+// bit 4 whether it is wrapped as the DERP relay's datagram (UDP relay_host -> relay_gateway at
+// the WireGuard port), so it reaches local delivery. The node's tailnet address is set, so
+// sealed inner packets addressed to it take the exception path.
 //
 // Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
 // kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
@@ -27,13 +31,20 @@ using Bed = exitgw::testing::DataplaneBed;
 namespace vectors = exitgw::wg::vectors;
 
 exitgw::Keypair* g_reference = nullptr;
+constexpr uint32_t kOwnTailnet = RTE_IPV4(100, 100, 0, 1);
+constexpr uint32_t kRelayHost = RTE_IPV4(169, 254, 77, 1);
+constexpr uint32_t kRelayGateway = RTE_IPV4(169, 254, 77, 2);
 
 Bed* bed() {
   static Bed* b = [] {
     exitgw::testing::BedOptions options;
     options.peers = 4;
     options.nat = true;
+    options.exception_port = "net_null2";
     Bed* nb = exitgw::testing::make_fuzz_bed("dpfuzz", options);
+    nb->ctx.tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
+    nb->ctx.relay_host = rte_cpu_to_be_32(kRelayHost);
+    nb->ctx.relay_gateway = rte_cpu_to_be_32(kRelayGateway);
     exitgw::wg::SessionKeys keys;
     keys.recv_key = std::to_array(vectors::kInitiatorSendKey);
     keys.send_key = std::to_array(vectors::kInitiatorRecvKey);
@@ -94,6 +105,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     udp->src_port = rte_cpu_to_be_16(30000);
     udp->dst_port = rte_cpu_to_be_16(Bed::kWgPort);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(frame.size() - 34));
+  } else if ((mode & 24) == 24) {
+    // The DERP relay's datagram carrying the input as what a peer sent over DERP.
+    frame.assign(20 + 8 + size, 0);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(frame.data());
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(frame.size()));
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = rte_cpu_to_be_32(kRelayHost);
+    ip->dst_addr = rte_cpu_to_be_32(kRelayGateway);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    udp->src_port = rte_cpu_to_be_16(41641);
+    udp->dst_port = rte_cpu_to_be_16(Bed::kWgPort);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(frame.size() - 20));
+    if (size) std::memcpy(udp + 1, data, size);
+    udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
   } else if (mode & 4) {
     frame.assign(14 + size, 0);
     auto* eth = reinterpret_cast<rte_ether_hdr*>(frame.data());
@@ -113,7 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   std::memcpy(dst, frame.data(), frame.size());
-  b.worker->process_burst((mode & 2) ? 0 : port, &m, 1);
+  const uint8_t in_port = (mode & 2) ? 0 : (mode & 8) ? b.ctx.exception_port : port;
+  b.worker->process_burst(in_port, &m, 1);
   b.worker->flush();
   b.drain_control();
   return 0;

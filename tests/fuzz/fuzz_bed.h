@@ -25,6 +25,7 @@ inline DataplaneBed* make_fuzz_bed(const std::string& name, const BedOptions& op
                                    "--no-pci",
                                    "--vdev=net_null0",
                                    "--vdev=net_null1",
+                                   "--vdev=net_null2",  // an exception port, for who wants one
                                    "-l",
                                    "0",
                                    prefix,
