@@ -154,7 +154,12 @@ uint64_t submit_and_wait(Env& e, Update u, uint32_t probe_ip) {
   auto done = e.queue.submit(std::move(u), kSource);
   control_pass(e);
   done.get();
-  while (e.probe.ip.load(std::memory_order_acquire) != 0) rte_pause();
+  // The policy's classifier builds on its builder thread; the control loop publishes it as
+  // soon as it is finished (Gateway::run calls this every iteration), and so does this wait.
+  while (e.probe.ip.load(std::memory_order_acquire) != 0) {
+    e.policy->publish_finished_build();
+    rte_pause();
+  }
   return e.probe.seen_tsc.load(std::memory_order_relaxed) - t0;
 }
 
@@ -163,6 +168,7 @@ void reset(Env& e) {
   e.queue.submit(PeerSet{}, kSource);
   control_pass(e);
   for (int i = 0; i < 100; ++i) {
+    e.policy->publish_finished_build();
     e.wg->tick(0);
     rte_delay_us_sleep(1000);
   }
