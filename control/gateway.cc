@@ -533,13 +533,8 @@ Status Gateway::init_nat() {
   return Ok{};
 }
 
-void Gateway::drain_workers(uint64_t now, uint64_t ns) {
+void Gateway::drain_events(uint64_t now, uint64_t ns) {
   dp::DataplaneContext& ctx = *ctx_;
-  // Bounded work per pass: under a handshake flood the rings never empty, and timers,
-  // reloads and the other workers' rings must still get their turn (each pass is at most
-  // kPuntBursts bursts per worker; the loop calls again at once when there was work).
-  constexpr unsigned kPuntBursts = 4;
-  unsigned backlog = 0;
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
     dp::WorkerShared& ws = ctx.workers[w];
     dp::Event events[64];
@@ -560,6 +555,23 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
           wg_->on_event(e, ns);
       }
     }
+  }
+}
+
+void Gateway::drain_workers(uint64_t now, uint64_t ns) {
+  dp::DataplaneContext& ctx = *ctx_;
+  // Bounded work per pass: under a handshake flood the rings never empty, and timers,
+  // reloads and the other workers' rings must still get their turn (each pass is at most
+  // kPuntBursts bursts per worker; the loop calls again at once when there was work).
+  constexpr unsigned kPuntBursts = 4;
+  unsigned backlog = 0;
+  // Every worker's events before any punt: a keypair one worker confirmed is published before
+  // a packet another worker could not seal without it is looked at (kNeedKeypair).
+  drain_events(now, ns);
+  bool events_redrained = false;
+  for (unsigned w = 0; w < ctx.n_workers; ++w) {
+    dp::WorkerShared& ws = ctx.workers[w];
+    unsigned n;
     // How deep the queue is decides "under load", as the kernel judges by its queue length.
     backlog += rte_ring_count(ws.punt);
     if (wg_) wg_->note_backlog(backlog, ns);
@@ -573,6 +585,32 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
           case dp::PuntReason::kNeedNeighbor:
             neighbors_->resolve(m, now);
             break;
+          case dp::PuntReason::kNeedKeypair: {
+            // Back to the worker that punted it, to be sealed, if the peer has a sending
+            // keypair now; else it is what the worker would have dropped.
+            // The confirming event may have been queued after this pass drained the events
+            // (the packet's round trip is that short): look once more before giving up.
+            const dp::PacketMeta* pm = dp::meta(m);
+            const auto has_keypair = [&] {
+              return pm->peer_slot < ctx.max_peers && ctx.peers[pm->peer_slot].send_keypair.load(
+                                                          std::memory_order_acquire) != nullptr;
+            };
+            bool ready = has_keypair();
+            if (!ready && !events_redrained) {
+              events_redrained = true;
+              drain_events(now, ns);
+              ready = has_keypair();
+            }
+            if (ready) {
+              dp::meta(m)->flags |= dp::kMetaSeal;
+              if (rte_ring_enqueue(ws.handoff, m) == 0) break;
+              dp::meta(m)->flags &= static_cast<uint8_t>(~dp::kMetaSeal);
+            }
+            ctx.control_counters.drop(pm->in_port, ready ? dp::DropReason::kHandoffRingFull
+                                                         : dp::DropReason::kWgNoKeypair);
+            rte_pktmbuf_free(m);
+            break;
+          }
           case dp::PuntReason::kDisco:
             if (wg_) {
               wg_->handle_disco_punt(m, ns);

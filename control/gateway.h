@@ -56,6 +56,7 @@ class Gateway {
   void finish_policy_update();
   void publish_admin_view();
   void drain_workers(uint64_t now_ms, uint64_t now_ns);
+  void drain_events(uint64_t now_ms, uint64_t now_ns);  // every worker's event ring
   void sample_stats();
   std::string render_metrics();
   void render_wireguard_metrics(MetricFamilies& mf);

@@ -28,7 +28,8 @@
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
-//                               └─ kNatIn ── nat44_in
+//                               ├─ kNatIn ── nat44_in
+//                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
 // IPv6 slots in as a sibling: eth_input gains kIpv6, and ipv6 chains sit beside these.
@@ -158,6 +159,7 @@ void receive_handoff(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     to_internet(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
   }
   nat44_in(w, h.of(HandoffExit::kNatIn), h.count(HandoffExit::kNatIn));
+  to_peer(w, h.of(HandoffExit::kSeal), h.count(HandoffExit::kSeal));
 }
 
 }  // namespace exitgw::dp

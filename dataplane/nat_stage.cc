@@ -180,6 +180,9 @@ void handoff_input(Worker& /*w*/, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit
     if (pm->flags & kMetaNatOut) {
       pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
       x.to(HandoffExit::kNatOut, pkts[i]);
+    } else if (pm->flags & kMetaSeal) [[unlikely]] {
+      pm->flags &= static_cast<uint8_t>(~kMetaSeal);
+      x.to(HandoffExit::kSeal, pkts[i]);
     } else {
       x.to(HandoffExit::kNatIn, pkts[i]);
     }

@@ -12,6 +12,10 @@ enum class PuntReason : uint8_t {
   kHandshake,     // WireGuard message types 1, 2, 3: the control thread answers them
   kNeedNeighbor,  // a finished IPv4 packet whose next hop has no resolved MAC yet
   kDisco,         // a Tailscale disco frame on the WireGuard port: control answers pings
+  // A packet for a peer with no sending keypair yet, while no handshake is pending: the
+  // responder's new keypair may be confirmed by an event control has not processed yet, so
+  // control hands it back to be sealed once it has (or drops it as wg_no_keypair).
+  kNeedKeypair,
 };
 
 // PacketMeta::flags
@@ -20,6 +24,7 @@ inline constexpr uint8_t kMetaLocal =
 inline constexpr uint8_t kMetaNatIn = 2;     // handed off: run NAT inbound here, then seal
 inline constexpr uint8_t kMetaNatOut = 4;    // handed off: run NAT outbound here, then output
 inline constexpr uint8_t kMetaFragHome = 8;  // an inbound fragment handed to its datagram's home
+inline constexpr uint8_t kMetaSeal = 16;     // handed back by control: seal it for its peer
 
 struct PacketMeta {
   uint32_t next_hop;  // IPv4, network order: whom to resolve for the L2 header

@@ -105,6 +105,7 @@ uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) 
 enum class HandoffExit : uint8_t {
   kNatOut,  // another worker's peer, for this worker's NAT state: outbound NAT here
   kNatIn,   // a public port of this worker's slice (or a fragment's home): inbound NAT here
+  kSeal,    // handed back by control once its peer has a sending keypair: seal and send
   kCount
 };
 // Packets other workers handed to this one, sorted by what is left to do.

@@ -83,8 +83,18 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     PeerRuntime& peer = ctx.peers[slot];
     Keypair* kp = kps[i];
     if (kp == nullptr || now >= kp->reject_after_tsc) [[unlikely]] {
+      // No keypair at all and no handshake pending: the peer's handshake may have just been
+      // confirmed on a worker (an event control has not processed yet). Control seals it once
+      // it has, or drops it. Only while no handshake is pending, so floods stay here.
+      const bool ask_control =
+          kp == nullptr && !peer.handshake_wanted.load(std::memory_order_relaxed);
       want_handshake(w, peer, slot);
-      w.drop(m, DropReason::kWgNoKeypair);
+      if (ask_control) {
+        meta(m)->peer_slot = slot;
+        w.punt(m, PuntReason::kNeedKeypair);
+      } else {
+        w.drop(m, DropReason::kWgNoKeypair);
+      }
       continue;
     }
     const uint64_t ep = peer.endpoint.load(std::memory_order_relaxed);

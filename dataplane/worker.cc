@@ -167,7 +167,8 @@ int Worker::run() noexcept {
         process_rx(static_cast<uint8_t>(p), pkts, n);
       }
     }
-    if (ctx_->n_workers > 1) total += process_handoff();
+    // Other workers' hand-offs, and packets control hands back (PuntReason::kNeedKeypair).
+    if (shared_->handoff != nullptr) total += process_handoff();
     if (nat_) {
       const uint64_t tsc = rte_rdtsc();
       nat_->expire(tsc, 64);  // bounded work per loop, never a stall

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/wg/crypto.h"
+#include "dataplane/graph.h"
 #include "tests/support/dataplane_bed.h"
 #include "tests/support/eal_environment.h"
 
@@ -289,6 +290,42 @@ TEST_F(WorkerDrops, KeypairPastRejectAfterTimeRefusedBothWays) {
   rte_hash_del_key(ctx().keypairs, &kp->local_index);
   rte_rcu_qsbr_synchronize(ctx().rcu, RTE_QSBR_THRID_INVALID);
   rte_free(kp);
+}
+
+TEST_F(WorkerDrops, ReplyBeforeTheKeypairIsPublishedWaitsForControlThenSealed) {
+  // A responder's keypair is confirmed by the peer's first data packet on one worker; the
+  // reply can reach another worker before control has published that keypair. The first
+  // such packet goes to control (which hands it back once the keypair is there); the rest,
+  // with the handshake now wanted, are dropped as wg_no_keypair.
+  const uint32_t peer = 8;
+  const auto pub = mapping(peer);
+  events();
+  Keypair* const steady = ctx().peers[peer].send_keypair.load();
+  ctx().peers[peer].send_keypair.store(nullptr);
+  const uint64_t before = drops(DropReason::kWgNoKeypair);
+  run(kInternet, {mbuf(reply(pub)), mbuf(reply(pub))});
+  EXPECT_EQ(drops(DropReason::kWgNoKeypair) - before, 1u);
+  EXPECT_TRUE(sent(kTunnel).empty());
+  EXPECT_TRUE(handshake_wanted(events(), peer)) << "no new session asked for";
+  rte_mbuf* punted = nullptr;
+  ASSERT_EQ(rte_ring_dequeue(ctx().workers[0].punt, reinterpret_cast<void**>(&punted)), 0)
+      << "the first reply was not given to control";
+  ASSERT_EQ(rte_ring_count(ctx().workers[0].punt), 0u);
+  EXPECT_EQ(dp::meta(punted)->punt, dp::PuntReason::kNeedKeypair);
+  EXPECT_EQ(dp::meta(punted)->peer_slot, peer);
+
+  // Control hands it back once the keypair is published: sealed with it, sent once.
+  ctx().peers[peer].send_keypair.store(steady);
+  dp::meta(punted)->flags |= dp::kMetaSeal;
+  dp::receive_handoff(*bed_->worker, &punted, 1);
+  bed_->worker->flush();
+  const auto out = sent(kTunnel);
+  ASSERT_EQ(out.size(), 1u);
+  const auto* hdr = reinterpret_cast<const wg::MessageTransportHeader*>(
+      out[0].data() + sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
+  EXPECT_EQ(hdr->receiver_index, steady->remote_index);
+  EXPECT_EQ(drops(DropReason::kWgNoKeypair) - before, 1u);
+  ctx().peers[peer].handshake_wanted.store(0);
 }
 
 TEST_F(WorkerDrops, PacketWithoutHeadroomForTheTunnelHeaderDroppedNoMbuf) {
