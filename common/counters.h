@@ -36,6 +36,7 @@ struct alignas(64) LcoreCounters {
   Counter busy_cycles, idle_cycles, loops;
   Counter punted, events, events_lost;
   Counter arp_replies_sent, arp_learned, icmp_echo_replies;
+  Counter nd_advertisements_sent, nd_learned, icmp6_echo_replies;
   // ICMP errors (time exceeded, fragmentation needed) the rate limit held back; the packet that
   // caused each is dropped under its own reason.
   Counter icmp_errors_rate_limited;

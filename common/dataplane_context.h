@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 #include <rte_acl.h>
 #include <rte_ether.h>
@@ -46,6 +47,8 @@ struct PolicyView {
 inline constexpr uint16_t kBurst = 32;
 inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr unsigned kMaxPortAddrs = 4;
+// IPv6 on a port: its link-local address (from the MAC) and up to two configured ones.
+inline constexpr unsigned kMaxPortAddrs6 = 3;
 inline constexpr unsigned kMaxTailnetAddrs = 2;
 inline constexpr uint8_t kNoPort = 0xff;
 
@@ -62,6 +65,12 @@ struct PortInfo {
   uint16_t tx_queue_control = 0;
   uint16_t n_rx_queues = 1;  // worker w polls queues w, w + n_workers, ...
   bool l3 = false;           // a TUN device (the exception port): IP packets, no Ethernet
+  // IPv6, on when n_addrs6 > 0: addrs6[0] is the link-local address derived from the MAC
+  // (RFC 4291 appendix A), the others configured, each with its prefix length.
+  uint8_t addrs6[kMaxPortAddrs6][16] = {};
+  uint8_t prefix6[kMaxPortAddrs6] = {};
+  unsigned n_addrs6 = 0;
+  uint8_t gateway6[16] = {};  // next hop for off-link IPv6 destinations; all zero: none
 
   bool owns(uint32_t ip) const noexcept {
     for (unsigned i = 0; i < n_addrs; ++i)
@@ -84,6 +93,45 @@ struct PortInfo {
   }
   uint32_t next_hop(uint32_t dst) const noexcept {
     return (gateway == 0 || on_link(dst)) ? dst : gateway;
+  }
+
+  bool ipv6() const noexcept { return n_addrs6 != 0; }
+  // The link-local address of a MAC (RFC 4291 appendix A): fe80::, then the MAC with the
+  // universal/local bit flipped and ff:fe in its middle.
+  static void link_local6(const rte_ether_addr& mac, uint8_t out[16]) noexcept {
+    const uint8_t* b = mac.addr_bytes;
+    const uint8_t ll[16] = {0xfe, 0x80, 0,    0,    0,    0,    0,   0, uint8_t(b[0] ^ 0x02),
+                            b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]};
+    std::memcpy(out, ll, 16);
+  }
+  bool owns6(const uint8_t* a) const noexcept {
+    for (unsigned i = 0; i < n_addrs6; ++i)
+      if (std::memcmp(addrs6[i], a, 16) == 0) return true;
+    return false;
+  }
+  // ff02::1:ffXX:XXXX, the solicited-node group (RFC 4291 2.7.1) of one of our addresses:
+  // where a neighbor solicitation for it is sent.
+  bool solicited_node6(const uint8_t* a) const noexcept {
+    static constexpr uint8_t kPrefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+    if (std::memcmp(a, kPrefix, sizeof(kPrefix)) != 0) return false;
+    for (unsigned i = 0; i < n_addrs6; ++i)
+      if (std::memcmp(addrs6[i] + 13, a + 13, 3) == 0) return true;
+    return false;
+  }
+  // ff02::1, every node on the link.
+  static bool all_nodes6(const uint8_t* a) noexcept {
+    static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::memcmp(a, kAllNodes, 16) == 0;
+  }
+  // The Ethernet groups IPv6 maps those to (RFC 2464 7): 33:33 and the address's last 32 bits.
+  bool accepts_group6(const rte_ether_addr& mac) const noexcept {
+    const uint8_t* b = mac.addr_bytes;
+    if (n_addrs6 == 0 || b[0] != 0x33 || b[1] != 0x33) return false;
+    if (b[2] == 0 && b[3] == 0 && b[4] == 0 && b[5] == 1) return true;  // ff02::1
+    if (b[2] != 0xff) return false;
+    for (unsigned i = 0; i < n_addrs6; ++i)
+      if (std::memcmp(addrs6[i] + 13, b + 3, 3) == 0) return true;
+    return false;
   }
 };
 
@@ -111,7 +159,7 @@ inline rte_ether_addr neighbor_mac(uint64_t word) noexcept {
 // Rings between one worker and control; the worker is the only producer.
 struct alignas(64) WorkerShared {
   rte_ring* punt = nullptr;    // mbufs for control (handshakes, packets waiting for ARP)
-  rte_ring* events = nullptr;  // Event records (16 bytes each)
+  rte_ring* events = nullptr;  // Event records (32 bytes each)
   // Packets other workers pass to this one (multi-producer): NAT state for a public port
   // lives on the worker that owns the port's slice.
   rte_ring* handoff = nullptr;

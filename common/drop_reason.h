@@ -31,6 +31,24 @@ namespace exitgw::dp {
   X(kIpv4BadSource, "ipv4_bad_source")                       \
   X(kIpv4TtlExpired, "ipv4_ttl_expired")                     \
   X(kIpv4Fragment, "ipv4_fragment")                          \
+  /* ipv6_input, ipv6_local */                               \
+  X(kIpv6TooShort, "ipv6_too_short")                         \
+  X(kIpv6BadVersion, "ipv6_bad_version")                     \
+  X(kIpv6BadPayloadLength, "ipv6_bad_payload_length")        \
+  X(kIpv6BadSource, "ipv6_bad_source")                       \
+  X(kIpv6NotForUs, "ipv6_not_for_us")                        \
+  X(kIpv6TransitUnsupported, "ipv6_transit_unsupported")     \
+  X(kIpv6ExtMalformed, "ipv6_ext_malformed")                 \
+  X(kIpv6ExtChainTooLong, "ipv6_ext_chain_too_long")         \
+  X(kIpv6RoutingHeader, "ipv6_routing_header")               \
+  X(kIpv6FragmentNoUpperHeader, "ipv6_fragment_no_upper")    \
+  X(kIpv6Fragment, "ipv6_fragment")                          \
+  X(kIcmp6Malformed, "icmp6_malformed")                      \
+  X(kIcmp6BadChecksum, "icmp6_bad_checksum")                 \
+  X(kIcmp6UnsupportedType, "icmp6_unsupported_type")         \
+  X(kNdBadHopLimit, "nd_bad_hop_limit")                      \
+  X(kNdMalformed, "nd_malformed")                            \
+  X(kNdNotForUs, "nd_not_for_us")                            \
   /* local delivery */                                       \
   X(kLocalUnsupportedProtocol, "local_unsupported_protocol") \
   X(kLocalPortUnreachable, "local_port_unreachable")         \

@@ -32,6 +32,15 @@ DEFINE_string(internet_addr, "192.0.2.1/24",
               "IPv4 address/prefix of the gateway on the internet port");
 DEFINE_string(internet_gateway, "192.0.2.2",
               "upstream router on the internet port; the next hop for internet destinations");
+DEFINE_string(tunnel_addr6, "",
+              "IPv6 address/prefix of the gateway on the tunnel port (with its link-local "
+              "address from the MAC: neighbor discovery and ICMPv6 echo); empty: no IPv6 there");
+DEFINE_string(internet_addr6, "",
+              "IPv6 address/prefix of the gateway on the internet port (with its link-local "
+              "address: neighbor discovery and ICMPv6 echo); empty: no IPv6 there");
+DEFINE_string(internet_gateway6, "",
+              "upstream IPv6 router on the internet port (link-local or inside "
+              "--internet_addr6), resolved by neighbor discovery; empty: none");
 DEFINE_string(static_neighbors, "",
               "comma-separated IP=MAC pairs installed as permanent neighbors (no ARP), "
               "e.g. 192.0.2.2=02:00:00:00:00:02");

@@ -50,6 +50,56 @@ Status set_addr(dp::PortInfo& info, const std::string& flag, const std::string& 
   return Ok{};
 }
 
+// IPv6 on a port (its MAC known): the link-local address from the MAC (RFC 4291 appendix A),
+// then the configured one; the gateway, link-local or inside that prefix.
+Status set_addr6(dp::PortInfo& info, const std::string& flag, const std::string& value,
+                 const std::string& gateway_flag, const std::string& gateway) {
+  if (value.empty()) {
+    if (!gateway.empty()) return make_error("--" + gateway_flag + " needs --" + flag);
+    return Ok{};
+  }
+  auto p = parse_ipv6_prefix(value);
+  if (!p) return make_error("--" + flag + ": " + p.error());
+  const uint8_t* a = p->addr.data();
+  static constexpr uint8_t kZero[15] = {};
+  const bool link_local = a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
+  if (p->len == 0 || a[0] == 0xff || link_local || std::memcmp(a, kZero, 15) == 0)
+    return make_error("--" + flag + "=" + value +
+                      ": give a unicast address that is not link-local (the link-local one "
+                      "comes from the port's MAC) and a prefix length 1..128");
+  if (info.n_addrs6 == 0) {
+    dp::PortInfo::link_local6(info.mac, info.addrs6[0]);
+    info.prefix6[0] = 64;
+    info.n_addrs6 = 1;
+  }
+  // One port for tunnel and internet: both addresses on it.
+  if (!info.owns6(a)) {
+    if (info.n_addrs6 == dp::kMaxPortAddrs6)
+      return make_error("too many IPv6 addresses on one port");
+    std::memcpy(info.addrs6[info.n_addrs6], a, 16);
+    info.prefix6[info.n_addrs6++] = p->len;
+  }
+  if (!gateway.empty()) {
+    auto gw = parse_ipv6(gateway);
+    if (!gw) return make_error("--" + gateway_flag + ": " + gw.error());
+    const uint8_t* g = gw->data();
+    const unsigned bytes = p->len / 8, bits = p->len % 8;
+    const bool inside = std::memcmp(g, a, bytes) == 0 &&
+                        (bits == 0 || ((g[bytes] ^ a[bytes]) & uint8_t(0xff << (8 - bits))) == 0);
+    if (g[0] == 0xff || info.owns6(g) || !((g[0] == 0xfe && (g[1] & 0xc0) == 0x80) || inside))
+      return make_error("--" + gateway_flag + "=" + gateway +
+                        " must be a link-local address or inside " + value +
+                        ", and not the gateway's own");
+    std::memcpy(info.gateway6, g, 16);
+  }
+  return Ok{};
+}
+
+bool has_gateway6(const dp::PortInfo& info) {
+  static constexpr uint8_t kZero[16] = {};
+  return std::memcmp(info.gateway6, kZero, 16) != 0;
+}
+
 }  // namespace
 
 Gateway::Gateway() : ctx_(std::make_unique<dp::DataplaneContext>()) {}
@@ -152,6 +202,9 @@ Status Gateway::init() {
   for (const StaticNeighbor& n : *statics)
     if (Status s = neighbors_->add_static(n.ip, n.mac); !s)
       return make_error("--static_neighbors: " + s.error());
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    if (has_gateway6(ctx.ports[p]))
+      neighbors_->want6(static_cast<uint8_t>(p), ctx.ports[p].gateway6, steady_now_ns() / 1000000);
   WireGuardOptions wopt;
   wopt.private_key_file = FLAGS_private_key_file;
   wopt.peers_file = FLAGS_peers_file;
@@ -246,6 +299,20 @@ Status Gateway::init_ports() {
              std::to_string(info.n_rx_queues) + " RX / " + std::to_string(ctx.n_workers + 1) +
              " TX queues");
   }
+  if (Status s = set_addr6(t, "tunnel_addr6", FLAGS_tunnel_addr6, "", ""); !s) return s;
+  if (Status s = set_addr6(i, "internet_addr6", FLAGS_internet_addr6, "internet_gateway6",
+                           FLAGS_internet_gateway6);
+      !s)
+    return s;
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    if (const dp::PortInfo& info = ctx.ports[p]; info.ipv6()) {
+      std::string addrs;
+      for (unsigned a = 0; a < info.n_addrs6; ++a)
+        addrs +=
+            (a ? ", " : "") + format_ipv6(info.addrs6[a]) + "/" + std::to_string(info.prefix6[a]);
+      log_info("port " + port_name(info.port_id) + " IPv6 " + addrs +
+               (has_gateway6(info) ? "; gateway " + format_ipv6(info.gateway6) : std::string()));
+    }
   if (ctx.exception_port != dp::kNoPort) {
     auto e = ExceptionInterface::open(ctx.ports[ctx.exception_port].port_id,
                                       static_cast<uint16_t>(FLAGS_tunnel_mtu));
@@ -544,6 +611,8 @@ void Gateway::drain_events(uint64_t now, uint64_t ns) {
         const dp::Event& e = events[i];
         if (e.type == dp::EventType::kNeighborSeen)
           neighbors_->learn(e.port, e.ip, e.mac, now);
+        else if (e.type == dp::EventType::kNeighborSeen6)
+          neighbors_->learn6(e.port, e.ip6, e.mac, now);
         else if (e.type == dp::EventType::kDomainMatch && domains_)
           // The rule, not the name: names are destinations, logged only by the flow exporter
           // when destination logging is on.
@@ -644,6 +713,8 @@ void Gateway::sample_stats() {
   stats_.neighbors = neighbors_->size();
   stats_.neighbor_unresolved_drops = neighbors_->unresolved_drops();
   stats_.arp_requests_sent = neighbors_->requests_sent();
+  stats_.neighbors6 = neighbors_->size6();
+  stats_.nd_solicitations_sent = neighbors_->solicitations_sent();
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
     const uint64_t busy = ctx.workers[w].counters.busy_cycles.get();
     const uint64_t idle = ctx.workers[w].counters.idle_cycles.get();

@@ -31,6 +31,7 @@ namespace exitgw {
 // control-owned containers).
 struct ControlStats {
   std::atomic<uint64_t> neighbors{0}, neighbor_unresolved_drops{0}, arp_requests_sent{0};
+  std::atomic<uint64_t> neighbors6{0}, nd_solicitations_sent{0};
   std::atomic<double> busy_ratio[dp::kMaxWorkers] = {};
   std::atomic<bool> link_up[dp::kMaxPorts] = {};
 };

@@ -47,6 +47,16 @@ std::string Gateway::render_metrics() {
                                 "ARP requests for our addresses answered", MetricType::Counter);
   auto& echo = mf.family("exitgw_icmp_echo_replies_total", "ICMP echo requests answered",
                          MetricType::Counter);
+  auto& echo6 = mf.family("exitgw_icmpv6_echo_replies_total",
+                          "ICMPv6 echo requests to the gateway's IPv6 addresses answered",
+                          MetricType::Counter);
+  auto& nd_adverts = mf.family("exitgw_nd_advertisements_sent_total",
+                               "Neighbor solicitations for the gateway's IPv6 addresses answered",
+                               MetricType::Counter);
+  auto& nd_learned = mf.family("exitgw_nd_learned_total",
+                               "IPv6 neighbors' MACs workers passed to control (from neighbor "
+                               "solicitations and advertisements)",
+                               MetricType::Counter);
   auto& icmp_errors_limited =
       mf.family("exitgw_icmp_errors_rate_limited_total",
                 "ICMP errors (time exceeded, fragmentation needed) not sent because the worker's "
@@ -98,6 +108,9 @@ std::string Gateway::render_metrics() {
     mf.counter(events_lost, wl, double(c.events_lost.get()));
     mf.counter(arp_replies, wl, double(c.arp_replies_sent.get()));
     mf.counter(echo, wl, double(c.icmp_echo_replies.get()));
+    mf.counter(echo6, wl, double(c.icmp6_echo_replies.get()));
+    mf.counter(nd_adverts, wl, double(c.nd_advertisements_sent.get()));
+    mf.counter(nd_learned, wl, double(c.nd_learned.get()));
     mf.counter(icmp_errors_limited, wl, double(c.icmp_errors_rate_limited.get()));
     Labels el = wl;
     el.push_back({"direction", "to_host"});
@@ -125,6 +138,15 @@ std::string Gateway::render_metrics() {
   mf.counter(mf.family("exitgw_arp_requests_sent_total", "ARP requests the gateway sent",
                        MetricType::Counter),
              {}, double(stats_.arp_requests_sent.load()));
+  mf.gauge(mf.family("exitgw_ipv6_neighbors",
+                     "Entries in the IPv6 neighbor table (learned and wanted, resolved or not)",
+                     MetricType::Gauge),
+           {}, double(stats_.neighbors6.load()));
+  mf.counter(mf.family("exitgw_nd_solicitations_sent_total",
+                       "Neighbor solicitations the gateway sent (resolving and refreshing IPv6 "
+                       "neighbors such as --internet_gateway6)",
+                       MetricType::Counter),
+             {}, double(stats_.nd_solicitations_sent.load()));
   mf.gauge(mf.family("exitgw_workers", "Worker lcores", MetricType::Gauge), {},
            double(ctx.n_workers));
   mf.gauge(mf.family("exitgw_control_heartbeat_age_seconds",

@@ -8,6 +8,7 @@
 #include <rte_hash.h>
 #include <rte_ip.h>
 
+#include "dataplane/checksum.h"
 #include "dataplane/packet_meta.h"
 
 namespace exitgw {
@@ -136,6 +137,7 @@ void NeighborTable::output(uint8_t port, rte_mbuf* m, uint64_t now_ms) {
 }
 
 void NeighborTable::tick(uint64_t now_ms) {
+  tick6(now_ms);
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = it->second;
     const uint8_t port = static_cast<uint8_t>(it->first >> 32);
@@ -208,6 +210,134 @@ void NeighborTable::transmit(uint8_t port, rte_mbuf* m) {
     ctx_.control_counters.drop(port, dp::DropReason::kTxQueueFull);
     rte_pktmbuf_free(m);
   }
+}
+
+NeighborTable::Key6 NeighborTable::key6(uint8_t port, const uint8_t ip6[16]) {
+  Key6 k{port, {}};
+  std::memcpy(k.second.data(), ip6, 16);
+  return k;
+}
+
+// Link-local, or inside one of the port's configured prefixes: anything else in an ND message
+// is not a neighbor.
+bool NeighborTable::on_link6(uint8_t port, const uint8_t ip6[16]) const {
+  const dp::PortInfo& info = ctx_.ports[port];
+  if (!info.ipv6() || ip6[0] == 0xff) return false;
+  if (ip6[0] == 0xfe && (ip6[1] & 0xc0) == 0x80) return true;
+  for (unsigned i = 1; i < info.n_addrs6; ++i) {
+    const unsigned len = info.prefix6[i], bytes = len / 8, bits = len % 8;
+    if (std::memcmp(ip6, info.addrs6[i], bytes) != 0) continue;
+    if (bits && ((ip6[bytes] ^ info.addrs6[i][bytes]) & uint8_t(0xff << (8 - bits)))) continue;
+    return true;
+  }
+  return false;
+}
+
+void NeighborTable::learn6(uint8_t port, const uint8_t ip6[16], const uint8_t mac[6],
+                           uint64_t now_ms) {
+  if (port >= ctx_.n_ports || !on_link6(port, ip6) || ctx_.ports[port].owns6(ip6)) return;
+  auto it = entries6_.find(key6(port, ip6));
+  if (it == entries6_.end()) {
+    if (entries6_.size() >= opt_.capacity) return;
+    it = entries6_.emplace(key6(port, ip6), Entry6{}).first;
+  }
+  Entry6& e = it->second;
+  std::memcpy(e.mac.addr_bytes, mac, 6);
+  e.resolved = true;
+  e.updated_ms = now_ms;
+  e.tries = 0;
+}
+
+void NeighborTable::want6(uint8_t port, const uint8_t ip6[16], uint64_t now_ms) {
+  if (port >= ctx_.n_ports || !on_link6(port, ip6)) return;
+  Entry6& e = entries6_[key6(port, ip6)];
+  e.wanted = true;
+  if (e.resolved) return;
+  send_solicitation(port, ip6, nullptr);
+  e.tries = 1;
+  e.last_request_ms = now_ms;
+}
+
+const rte_ether_addr* NeighborTable::lookup6(uint8_t port, const uint8_t ip6[16]) const {
+  auto it = entries6_.find(key6(port, ip6));
+  return it != entries6_.end() && it->second.resolved ? &it->second.mac : nullptr;
+}
+
+void NeighborTable::tick6(uint64_t now_ms) {
+  for (auto it = entries6_.begin(); it != entries6_.end();) {
+    Entry6& e = it->second;
+    const uint8_t port = it->first.first;
+    const uint8_t* ip6 = it->first.second.data();
+    if (now_ms - e.last_request_ms < opt_.retry_ms) {
+      ++it;
+      continue;
+    }
+    if (!e.resolved) {
+      // A wanted neighbor is asked for until it answers, once per retry_ms.
+      send_solicitation(port, ip6, nullptr);
+      e.last_request_ms = now_ms;
+      ++e.tries;
+    } else if (now_ms - e.updated_ms >= opt_.reachable_s * 1000ull) {
+      // Unanswered refreshes: a learned neighbor is forgotten, a wanted one asked for again by
+      // multicast (it may have a new MAC); meanwhile it stays usable (STALE, RFC 4861 7.3.2).
+      if (e.tries >= opt_.retries) {
+        if (!e.wanted) {
+          it = entries6_.erase(it);
+          continue;
+        }
+        e.resolved = false;
+        e.tries = 0;
+        send_solicitation(port, ip6, nullptr);
+      } else {
+        send_solicitation(port, ip6, &e.mac);
+      }
+      ++e.tries;
+      e.last_request_ms = now_ms;
+    }
+    ++it;
+  }
+}
+
+// A neighbor solicitation (RFC 4861 4.3) from the port's address on the target's link (the
+// link-local one for link-local targets), with our MAC as source link-layer address option.
+void NeighborTable::send_solicitation(uint8_t port, const uint8_t ip6[16],
+                                      const rte_ether_addr* unicast) {
+  const dp::PortInfo& info = ctx_.ports[port];
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  constexpr uint32_t kNsLen = 24 + 8;
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(
+      rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr) + kNsLen));
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+  auto* ns = reinterpret_cast<uint8_t*>(ip + 1);
+  const bool link_local = ip6[0] == 0xfe && (ip6[1] & 0xc0) == 0x80;
+  const uint8_t* src = link_local || info.n_addrs6 < 2 ? info.addrs6[0] : info.addrs6[1];
+  uint8_t dst[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, ip6[13], ip6[14], ip6[15]};
+  if (unicast) {
+    std::memcpy(dst, ip6, 16);
+    eth->dst_addr = *unicast;
+  } else {
+    eth->dst_addr = rte_ether_addr{{0x33, 0x33, 0xff, ip6[13], ip6[14], ip6[15]}};
+  }
+  eth->src_addr = info.mac;
+  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+  ip->vtc_flow = RTE_BE32(6u << 28);
+  ip->payload_len = rte_cpu_to_be_16(kNsLen);
+  ip->proto = 58;
+  ip->hop_limits = 255;
+  std::memcpy(ip->src_addr, src, 16);
+  std::memcpy(ip->dst_addr, dst, 16);
+  std::memset(ns, 0, kNsLen);
+  ns[0] = 135;
+  std::memcpy(ns + 8, ip6, 16);
+  ns[24] = 1;  // source link-layer address
+  ns[25] = 1;
+  std::memcpy(ns + 26, info.mac.addr_bytes, 6);
+  const uint16_t c = dp::icmp6_checksum(ip, ns, kNsLen);
+  std::memcpy(ns + 2, &c, 2);
+  ++solicitations_sent_;
+  dp::meta(m)->in_port = port;
+  transmit(port, m);
 }
 
 }  // namespace exitgw

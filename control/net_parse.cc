@@ -1,6 +1,8 @@
 // Parsers for addresses in flags and config; every failure names the input and the problem.
 #include "control/net_parse.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstdio>
 
@@ -114,6 +116,33 @@ std::string format_ipv4(uint32_t a) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
   return buf;
+}
+
+Result<std::array<uint8_t, 16>> parse_ipv6(std::string_view s) {
+  std::array<uint8_t, 16> a{};
+  // inet_pton wants a C string: a NUL inside the view must not end it early.
+  if (s.empty() || s.size() > 45 || s.find('\0') != std::string_view::npos ||
+      inet_pton(AF_INET6, std::string(s).c_str(), a.data()) != 1)
+    return make_error("'" + std::string(s) + "' is not an IPv6 address");
+  return a;
+}
+
+Result<Ipv6Prefix> parse_ipv6_prefix(std::string_view s) {
+  const size_t slash = s.find('/');
+  auto addr = parse_ipv6(s.substr(0, slash));
+  if (!addr) return make_error(addr.error());
+  Ipv6Prefix p{*addr, 128};
+  if (slash != std::string_view::npos) {
+    auto len = parse_uint(s.substr(slash + 1), 128, "prefix length");
+    if (!len) return make_error("'" + std::string(s) + "': " + len.error());
+    p.len = static_cast<uint8_t>(*len);
+  }
+  return p;
+}
+
+std::string format_ipv6(const uint8_t addr[16]) {
+  char buf[INET6_ADDRSTRLEN];
+  return inet_ntop(AF_INET6, addr, buf, sizeof(buf)) ? buf : "?";
 }
 
 }  // namespace exitgw

@@ -148,6 +148,18 @@ inline uint64_t pseudo_header_sum(const rte_ipv4_hdr* ip, uint8_t proto, uint16_
   return checksum_add(&ph, sizeof(ph), 0);
 }
 
+// Sum of the IPv6 pseudo-header (RFC 8200 8.1) for an upper-layer packet of `len` bytes.
+inline uint64_t pseudo_header_sum6(const rte_ipv6_hdr* ip, uint8_t proto, uint32_t len) noexcept {
+  const uint32_t tail[2] = {rte_cpu_to_be_32(len), rte_cpu_to_be_32(proto)};
+  return checksum_add(tail, sizeof(tail), checksum_add(ip->src_addr, 32, 0));  // src, dst
+}
+
+// The ICMPv6 checksum to store for a message whose checksum field is zero.
+inline uint16_t icmp6_checksum(const rte_ipv6_hdr* ip, const void* icmp, uint32_t len) noexcept {
+  return static_cast<uint16_t>(
+      ~checksum_fold(checksum_add(icmp, len, pseudo_header_sum6(ip, 58, len))));
+}
+
 // The UDP checksum to store for a datagram whose checksum field is zero (0 becomes 0xffff).
 // Forwarding: TTL - 1 and the header checksum updated incrementally (RFC 1624: the TTL/protocol
 // word drops by 0x0100, so the checksum rises by it, end-around carry folded).

@@ -1,5 +1,5 @@
-// L2 input: frames for our MAC (or broadcast) are sorted to IPv4 or ARP; the rest drop. The
-// ARP responder and learner.
+// L2 input: frames for our MAC (or broadcast, or an IPv6 group of ours) are sorted to IPv4,
+// ARP or IPv6; the rest drop. The ARP responder and learner.
 #include <rte_arp.h>
 #include <rte_ether.h>
 
@@ -9,7 +9,8 @@
 namespace exitgw::dp {
 
 void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthExit>& x) noexcept {
-  const rte_ether_addr& own = w.ctx().ports[port].mac;
+  const PortInfo& info = w.ctx().ports[port];
+  const rte_ether_addr& own = info.mac;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
@@ -23,7 +24,7 @@ void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthEx
     }
     const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
     if (!rte_is_same_ether_addr(&eth->dst_addr, &own) &&
-        !rte_is_broadcast_ether_addr(&eth->dst_addr)) {
+        !rte_is_broadcast_ether_addr(&eth->dst_addr) && !info.accepts_group6(eth->dst_addr)) {
       w.drop(m, DropReason::kEthNotForUs);
       continue;
     }
@@ -38,6 +39,13 @@ void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthEx
         break;
       case RTE_BE16(RTE_ETHER_TYPE_ARP):
         x.to(EthExit::kArp, m);
+        break;
+      case RTE_BE16(RTE_ETHER_TYPE_IPV6):
+        if (info.ipv6()) {
+          x.to(EthExit::kIpv6, m);
+          break;
+        }
+        w.drop(m, DropReason::kEthUnsupportedType);
         break;
       default:
         w.drop(m, DropReason::kEthUnsupportedType);

@@ -11,16 +11,18 @@ enum class EventType : uint8_t {
   kRekeyWanted,       // send counter or age passed the rekey threshold (value = peer slot)
   kHandshakeWanted,   // traffic for a peer without a usable keypair (value = peer slot)
   kDomainMatch,       // a domain rule matched (value = rule, ip = peer slot, port = blocked)
+  kNeighborSeen6,     // neighbor discovery told us ip6 -> mac on a port
 };
 
 struct Event {
   EventType type;
   uint8_t port;
   uint8_t mac[6];
-  uint32_t ip;     // network order (kNeighborSeen)
-  uint32_t value;  // receiver index or peer slot (WireGuard events)
+  uint32_t ip;      // network order (kNeighborSeen)
+  uint32_t value;   // receiver index or peer slot (WireGuard events)
+  uint8_t ip6[16];  // kNeighborSeen6
 };
-static_assert(sizeof(Event) == 16);
+static_assert(sizeof(Event) == 32);
 
 // Control -> worker, over each worker's command ring (control the only producer).
 enum class WorkerCommandType : uint8_t {

@@ -4,6 +4,8 @@
 // stage that drops them (Worker::drop); TX, punt and hand-off are the worker's sinks.
 //
 //   rx ─ eth_input ─┬─ kArp ── arp_input ─ tx (reply)
+//                   ├─ kIpv6 ─ ipv6_input ─┬─ kLocal ── ipv6_local (echo, ND) ─ tx / event
+//                   │                      └─ kTransit ─ dropped (ipv6_transit_unsupported)
 //                   └─ kIpv4 ─ ipv4_input ─┬─ kLocal ── local_input ─┬─ echo reply ─ tx
 //                                          │                         ├─ handshake, disco ─ punt
 //                                          │                         └─ kWireGuard ─ outbound
@@ -32,7 +34,7 @@
 //                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
-// IPv6 slots in as a sibling: eth_input gains kIpv6, and ipv6 chains sit beside these.
+// IPv6 grows as a sibling: inner IPv6 and NAT66 chains sit beside the IPv4 ones.
 #include "dataplane/graph.h"
 
 #include <rte_cycles.h>
@@ -121,6 +123,16 @@ void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   nat44_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward));
 }
 
+// IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery). No IPv6
+// is forwarded yet (inner IPv6 and NAT66 are not built): transit is counted and dropped.
+void ipv6(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
+  Exits<Ipv6Exit> l3;
+  ipv6_input(w, port, pkts, n, l3);
+  ipv6_local(w, port, l3.of(Ipv6Exit::kLocal), l3.count(Ipv6Exit::kLocal));
+  w.drop_all(l3.of(Ipv6Exit::kTransit), l3.count(Ipv6Exit::kTransit),
+             DropReason::kIpv6TransitUnsupported);
+}
+
 }  // namespace
 
 void receive(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
@@ -148,6 +160,8 @@ void receive(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
     w.drop_all(l3.of(Ipv4Exit::kTransit), l3.count(Ipv4Exit::kTransit),
                DropReason::kTransitFromTunnel);
   outbound(w, local.of(LocalExit::kWireGuard), local.count(LocalExit::kWireGuard));
+  if (l2.count(EthExit::kIpv6)) [[unlikely]]
+    ipv6(w, port, l2.of(EthExit::kIpv6), l2.count(EthExit::kIpv6));
 }
 
 void receive_handoff(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {

@@ -17,8 +17,9 @@ class Worker;
 
 // ---- L2 and IPv4 in (eth_input.cc, ipv4_input.cc, local_input.cc) ----
 
-enum class EthExit : uint8_t { kIpv4, kArp, kCount };
-// Own MAC or broadcast; IPv4 and ARP sorted (Ethernet header left in place), the rest dropped.
+enum class EthExit : uint8_t { kIpv4, kArp, kIpv6, kCount };
+// Own MAC or broadcast (and, on a port with IPv6, the groups of its addresses); IPv4, ARP and
+// IPv6 sorted (Ethernet header left in place), the rest dropped. IPv6 only where it is on.
 void eth_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<EthExit>& x) noexcept;
 // The ARP responder and learner: replies go out of `port`, learned neighbors to control.
 void arp_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
@@ -30,6 +31,18 @@ enum class Ipv4Exit : uint8_t {
 };
 // IPv4 header checks, each with its own drop reason.
 void ipv4_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv4Exit>& x) noexcept;
+
+enum class Ipv6Exit : uint8_t {
+  kLocal,    // for one of the port's addresses, all-nodes, or one of its solicited-node groups
+  kTransit,  // for somewhere else
+  kCount
+};
+// IPv6 header checks (ipv6_input.cc), each with its own drop reason; other groups dropped.
+void ipv6_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv6Exit>& x) noexcept;
+// Local IPv6 delivery: the bounded extension-header walk (dataplane/ipv6_walk.h), ICMPv6 echo
+// answered (rate limited), neighbor solicitations for our addresses answered, neighbors
+// learned (events to control); everything else counted and dropped.
+void ipv6_local(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
 
 enum class LocalExit : uint8_t {
   kWireGuard,  // transport messages on the WireGuard port, decrypted as one burst

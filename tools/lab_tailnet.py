@@ -625,6 +625,8 @@ GW2_TUN = "10.77.0.3"
 GW2_WG_ENDPOINT = GW2_TUN + ":51820"
 GW2_INET_GW = "192.0.4.1"   # exitgw's internet port
 GW2_INET = "192.0.4.2"      # P-inet's end of the link
+GW2_INET_GW6 = "2001:db8:4::1"
+GW2_INET6 = "2001:db8:4::2"
 GW2_NAT_POOL = "203.0.113.2/32"
 GW2_P2P_GW = "10.78.0.5"
 GW2_P2P_CTL = "10.78.0.6"
@@ -642,7 +644,8 @@ def gw2_prefix(lab):
 def gw2_flags(lab, L):
     """The first gateway's flags with the second's addresses, keys, files and region."""
     own = {"tunnel_addr": GW2_TUN + "/24", "internet_addr": GW2_INET_GW + "/24",
-           "internet_gateway": GW2_INET, "region": "lab2", "node": gw2_ns(lab),
+           "internet_gateway": GW2_INET, "internet_addr6": GW2_INET_GW6 + "/64",
+           "internet_gateway6": GW2_INET6, "region": "lab2", "node": gw2_ns(lab),
            "private_key_file": lab.path("gateway2.key"), "peers_file": lab.path("peers2.conf"),
            "nat_pool": GW2_NAT_POOL, "approvals_file": lab.path("approvals2.conf")}
     flags = [(f, own.get(f, v)) for f, v in L.gateway_flags(lab)]
@@ -660,6 +663,8 @@ def create_gw2_net(lab, L):
     for dev in ("tun0", "inet0"):
         L.run(["ip", "-n", ns, "link", "set", dev, "up"])
     L.run(["ip", "-n", lab.inet, "addr", "add", GW2_INET + "/24", "dev", "gw2"])
+    L.run(["sysctl", "-qw", "net.ipv6.conf.gw2.disable_ipv6=0"], ns=lab.inet)
+    L.run(["ip", "-n", lab.inet, "addr", "add", GW2_INET6 + "/64", "dev", "gw2", "nodad"])
     L.run(["ip", "-n", lab.inet, "link", "set", "gw2", "up"])
     L.run(["ip", "-n", lab.inet, "route", "add", GW2_NAT_POOL, "via", GW2_INET_GW])
     L.veth(ns, "ctl0", ctl_ns(lab), "gw20")

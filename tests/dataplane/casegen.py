@@ -126,3 +126,20 @@ def pad60(frame):
     """Ethernet minimum-size padding (zeros) as a NIC adds it on the wire."""
     b = bytes(frame)
     return b + b"\0" * max(0, 60 - len(b))
+
+
+# IPv6 on the port (--tunnel_addr6): the configured address and the link-local one the gateway
+# derives from its MAC (RFC 4291 appendix A: 02:70:63:61:70:00 -> fe80::70:63ff:fe61:7000).
+GW_IP6 = "2001:db8:77::1"
+GW_LL6 = "fe80::70:63ff:fe61:7000"
+PEER_IP6 = "2001:db8:77::2"
+PEER_LL6 = "fe80::a"
+IPV6_FLAGS = BASE_FLAGS + ["--tunnel_addr6=2001:db8:77::1/64"]
+
+
+def solicited_node(addr):
+    """The solicited-node group of addr and its Ethernet group (RFC 4291 2.7.1, RFC 2464 7)."""
+    import ipaddress
+    low = ipaddress.IPv6Address(addr).packed[13:]
+    group = ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + low)
+    return str(group), "33:33:ff:%02x:%02x:%02x" % tuple(low)

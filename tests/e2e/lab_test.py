@@ -34,6 +34,27 @@ class LabTest(unittest.TestCase):
             self.assertIn(" 0% packet loss", p.stdout)
         self.assertGreaterEqual(L.metric_sum(NAME, "exitgw_icmp_echo_replies_total"), 4)
 
+    def test_gateway_answers_ping6_and_resolved_its_ipv6_router(self):
+        # The kernel in P-inet resolves 2001:db8:1::1 by neighbor solicitation (the gateway
+        # answers), pings it, and was itself resolved as --internet_gateway6 at start. The
+        # gateway's own solicitation taught the kernel its MAC already: forget it first.
+        L.lab_exec(NAME, "inet", "ip", "-6", "neigh", "flush", "dev", "eth0")
+        p = L.lab_exec(NAME, "inet", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1200",
+                       "2001:db8:1::1")
+        self.assertEqual(p.returncode, 0, "inet could not ping6 the gateway:\n%s" % p.stdout)
+        self.assertIn(" 0% packet loss", p.stdout)
+        p = L.lab_exec(NAME, "inet", "ip", "-6", "neigh", "show", "2001:db8:1::1", "dev", "eth0")
+        self.assertIn("lladdr", p.stdout, "the gateway's address did not resolve: %s" % p.stdout)
+        self.assertGreaterEqual(L.metric_sum(NAME, "exitgw_icmpv6_echo_replies_total"), 3)
+        self.assertGreaterEqual(L.metric_sum(NAME, "exitgw_nd_advertisements_sent_total"), 1)
+        self.assertTrue(L.wait_until(
+            lambda: L.metric_sum(NAME, "exitgw_ipv6_neighbors") >= 1 and
+            L.metric_sum(NAME, "exitgw_nd_learned_total") >= 1, 5),
+            "the gateway did not learn its IPv6 router")
+        for reason in ("nd_malformed", "nd_bad_hop_limit", "icmp6_bad_checksum",
+                       "ipv6_bad_source", "ipv6_ext_malformed"):
+            self.assertEqual(L.metric_sum(NAME, "exitgw_drops_total", reason=reason), 0, reason)
+
     def test_gateway_is_ready_and_labelled(self):
         self.assertEqual(L.readyz(NAME), "200")
         self.assertEqual(L.metric_sum(NAME, "exitgw_workers", region="lab", node=NAME + "-gw"), 2)

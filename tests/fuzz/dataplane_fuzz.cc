@@ -5,8 +5,10 @@
 // whether the rest is an IPv4 packet given an Ethernet header for our MAC, bit 3 whether the
 // rest arrives on the exception port (the host's TUN: an IP packet, no Ethernet), and with it
 // bit 4 whether it is wrapped as the DERP relay's datagram (UDP relay_host -> relay_gateway at
-// the WireGuard port), so it reaches local delivery. The node's tailnet address is set, so
-// sealed inner packets addressed to it take the exception path.
+// the WireGuard port), so it reaches local delivery; with bit 2, bit 5 makes the Ethernet
+// header say IPv6 (the ports have IPv6 addresses: header checks, the extension-header walk,
+// ICMPv6 echo, neighbor discovery). The node's tailnet address is set, so sealed inner packets
+// addressed to it take the exception path.
 //
 // Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
 // kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
@@ -127,7 +129,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto* eth = reinterpret_cast<rte_ether_hdr*>(frame.data());
     eth->dst_addr = b.ctx.ports[port].mac;
     eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x11}};
-    eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+    // Bit 32: IPv6 (the bed's ports have IPv6 addresses), else IPv4.
+    eth->ether_type = (mode & 32) ? RTE_BE16(RTE_ETHER_TYPE_IPV6) : RTE_BE16(RTE_ETHER_TYPE_IPV4);
     if (size) std::memcpy(frame.data() + 14, data, size);
   } else {
     frame.assign(data, data + size);

@@ -147,6 +147,14 @@ class DataplaneBed {
       info.netmasks[0] = rte_cpu_to_be_32(0xffffff00u);
       info.n_addrs = 1;
       info.gateway = rte_cpu_to_be_32(routers[p]);
+      // IPv6: the link-local address from the MAC (as the daemon derives it) and
+      // 2001:db8:77::1/64 (tunnel) or 2001:db8:1::1/64 (internet).
+      dp::PortInfo::link_local6(info.mac, info.addrs6[0]);
+      const uint8_t global[16] = {0x20, 0x01, 0x0d, 0xb8, 0, uint8_t(p ? 1 : 0x77), 0, 0, 0, 0, 0,
+                                  0,    0,    0,    0,    1};
+      std::memcpy(info.addrs6[1], global, 16);
+      info.prefix6[0] = info.prefix6[1] = 64;
+      info.n_addrs6 = 2;
     }
     c.n_ports = 2;
     if (!opt.exception_port.empty()) {
@@ -271,8 +279,12 @@ class DataplaneBed {
         (n = rte_ring_dequeue_burst(ctx.workers[0].punt, reinterpret_cast<void**>(m), 64, nullptr)))
       rte_pktmbuf_free_bulk(m, n);
     dp::Event e[64];
-    while (rte_ring_dequeue_burst_elem(ctx.workers[0].events, e, sizeof(dp::Event), 64, nullptr)) {
-    }
+    unsigned ne;
+    while ((
+        ne = rte_ring_dequeue_burst_elem(ctx.workers[0].events, e, sizeof(dp::Event), 64, nullptr)))
+      for (unsigned i = 0; i < ne; ++i)
+        if (e[i].type == dp::EventType::kNeighborSeen6)
+          neighbors->learn6(e[i].port, e[i].ip6, e[i].mac, 0);
   }
 
   dp::DataplaneContext ctx;

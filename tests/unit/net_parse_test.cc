@@ -261,5 +261,44 @@ TEST(ParseStaticNeighbors, RejectsBadAddressOrMacNamingIt) {
       "10.77.0.09");
 }
 
+TEST(ParseIpv6, AcceptsEveryTextFormAndFormatsCanonically) {
+  for (const char* s :
+       {"2001:db8::1", "2001:DB8:0:0:0:0:0:1", "2001:0db8::0001", "::ffff:192.0.2.1"}) {
+    auto a = parse_ipv6(s);
+    ASSERT_TRUE(a) << s << ": " << a.error();
+  }
+  EXPECT_EQ(format_ipv6(parse_ipv6("2001:DB8:0:0:0:0:0:1")->data()), "2001:db8::1");
+  EXPECT_EQ(format_ipv6(parse_ipv6("fe80::0:0:1")->data()), "fe80::1");
+  const auto a = *parse_ipv6("2001:db8::1");
+  EXPECT_EQ(a[0], 0x20);
+  EXPECT_EQ(a[1], 0x01);
+  EXPECT_EQ(a[15], 0x01);
+}
+
+TEST(ParseIpv6, RejectsGarbageZonesAndEmbeddedNulNamingIt) {
+  for (std::string s :
+       {std::string(""), std::string("2001:db8::1::2"), std::string("fe80::1%eth0"),
+        std::string("2001:db8:::1"), std::string("12345::"), std::string("192.0.2.1"),
+        std::string("2001:db8::1 "), std::string("2001:db8::1\0x", 14)}) {
+    auto a = parse_ipv6(s);
+    EXPECT_FALSE(a) << s;
+    if (!a && !s.empty() && s.find('\0') == std::string::npos) {
+      EXPECT_NE(a.error().find(s), std::string::npos);
+    }
+  }
+}
+
+TEST(ParseIpv6Prefix, AcceptsLengthUpTo128AndBareMeans128) {
+  auto p = parse_ipv6_prefix("2001:db8:77::1/64");
+  ASSERT_TRUE(p) << p.error();
+  EXPECT_EQ(p->len, 64);
+  EXPECT_EQ(format_ipv6(p->addr.data()), "2001:db8:77::1");
+  EXPECT_EQ(parse_ipv6_prefix("2001:db8::1")->len, 128);
+  EXPECT_FALSE(parse_ipv6_prefix("2001:db8::1/129"));
+  EXPECT_FALSE(parse_ipv6_prefix("2001:db8::1/"));
+  EXPECT_FALSE(parse_ipv6_prefix("2001:db8::1/+64"));
+  EXPECT_FALSE(parse_ipv6_prefix("2001:db8::zz/64"));
+}
+
 }  // namespace
 }  // namespace exitgw

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/wg/crypto.h"
+#include "dataplane/checksum.h"
 #include "dataplane/graph.h"
 #include "tests/support/dataplane_bed.h"
 #include "tests/support/eal_environment.h"
@@ -581,6 +582,80 @@ TEST_F(WorkerDrops, RelayDatagramNotForTheWireGuardPortDroppedBadRelay) {
   run(kException, {mbuf(relayed(from_peer(15, 40000), 41641, 53)), mbuf(icmp), mbuf(spoofed)});
   EXPECT_EQ(drops(DropReason::kExceptionBadRelay) - before, 3u);
   EXPECT_TRUE(sent(kInternet).empty());
+}
+
+// IPv6 neighbor resolution (control/neighbor.cc) against the worker's ND validation: the
+// wanted gateway is solicited until it answers, the answer learned, then refreshed by unicast.
+TEST_F(WorkerDrops, Ipv6GatewaySolicitedUntilItAnswersThenRefreshedByUnicast) {
+  const uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
+  const rte_ether_addr router_mac{{0x02, 0, 0, 0, 0, 0x0b}};
+  const auto solicitation_to = [&](const Bytes& f, const uint8_t* dst_mac) {
+    if (f.size() != 14 + 40 + 32) return false;
+    const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(f.data() + 14);
+    const uint8_t* ns = f.data() + 54;
+    return std::memcmp(f.data(), dst_mac, 6) == 0 && ip->hop_limits == 255 && ip->proto == 58 &&
+           ns[0] == 135 && std::memcmp(ns + 8, router, 16) == 0 &&
+           std::memcmp(ip->src_addr, ctx().ports[kInternet].addrs6[0], 16) == 0 &&
+           dp::checksum_fold(dp::checksum_add(ns, 32, dp::pseudo_header_sum6(ip, 58, 32))) ==
+               0xffff;
+  };
+  const uint8_t group_mac[6] = {0x33, 0x33, 0xff, 0, 0, 0x0b};
+  NeighborTable& nt = *bed_->neighbors;
+  uint64_t now = 5'000'000;
+  const uint64_t sent_before = nt.solicitations_sent();
+  nt.want6(kInternet, router, now);
+  auto out = sent(kInternet, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(solicitation_to(out[0], group_mac));
+  nt.tick(now + 500);
+  EXPECT_TRUE(sent(kInternet, 1).empty()) << "asked again before retry_ms";
+  now += 1000;
+  nt.tick(now);
+  out = sent(kInternet, 1);
+  ASSERT_EQ(out.size(), 1u) << "a silent gateway is asked again";
+  EXPECT_EQ(nt.lookup6(kInternet, router), nullptr);
+
+  // The router answers (solicited, to our link-local address, with its MAC as option).
+  Bytes na(14 + 40 + 32, 0);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(na.data());
+  eth->dst_addr = ctx().ports[kInternet].mac;
+  eth->src_addr = router_mac;
+  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(na.data() + 14);
+  ip->vtc_flow = RTE_BE32(6u << 28);
+  ip->payload_len = RTE_BE16(32);
+  ip->proto = 58;
+  ip->hop_limits = 255;
+  std::memcpy(ip->src_addr, router, 16);
+  std::memcpy(ip->dst_addr, ctx().ports[kInternet].addrs6[0], 16);
+  uint8_t* icmp = na.data() + 54;
+  icmp[0] = 136;
+  icmp[4] = 0x60;  // solicited, override
+  std::memcpy(icmp + 8, router, 16);
+  icmp[24] = 2;
+  icmp[25] = 1;
+  std::memcpy(icmp + 26, router_mac.addr_bytes, 6);
+  const uint16_t c = dp::icmp6_checksum(ip, icmp, 32);
+  std::memcpy(icmp + 2, &c, 2);
+  const uint64_t learned = ctx().workers[0].counters.nd_learned.get();
+  run(kInternet, {mbuf(na)});
+  EXPECT_EQ(ctx().workers[0].counters.nd_learned.get() - learned, 1u);
+  for (const dp::Event& e : events())
+    if (e.type == dp::EventType::kNeighborSeen6) nt.learn6(e.port, e.ip6, e.mac, now);
+  const rte_ether_addr* mac = nt.lookup6(kInternet, router);
+  ASSERT_NE(mac, nullptr);
+  EXPECT_TRUE(rte_is_same_ether_addr(mac, &router_mac));
+  now += 1000;
+  nt.tick(now);
+  EXPECT_TRUE(sent(kInternet, 1).empty()) << "a resolved gateway is not asked again";
+  // Past reachable_s: refreshed by unicast to the MAC it has, still usable meanwhile.
+  now += 300 * 1000;
+  nt.tick(now);
+  out = sent(kInternet, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(solicitation_to(out[0], router_mac.addr_bytes));
+  EXPECT_NE(nt.lookup6(kInternet, router), nullptr);
+  EXPECT_EQ(nt.solicitations_sent() - sent_before, 3u);
 }
 
 }  // namespace
