@@ -13,6 +13,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "common/ipv6_addr.h"
 #include "common/wg_state.h"
 #include "common/counters.h"
 
@@ -109,20 +110,28 @@ struct PortInfo {
       if (std::memcmp(addrs6[i], a, 16) == 0) return true;
     return false;
   }
-  // ff02::1:ffXX:XXXX, the solicited-node group (RFC 4291 2.7.1) of one of our addresses:
-  // where a neighbor solicitation for it is sent.
+  // On this port's link: link-local, or inside one of its configured prefixes (addrs6[0] is
+  // the link-local address); never multicast.
+  bool on_link6(const uint8_t* a) const noexcept {
+    if (n_addrs6 == 0 || ipv6_multicast(a)) return false;
+    if (ipv6_link_local(a)) return true;
+    for (unsigned i = 1; i < n_addrs6; ++i)
+      if (ipv6_prefix_match(a, addrs6[i], prefix6[i])) return true;
+    return false;
+  }
+  // The solicited-node group (RFC 4291 2.7.1) of one of our addresses: where a neighbor
+  // solicitation for it is sent.
   bool solicited_node6(const uint8_t* a) const noexcept {
-    static constexpr uint8_t kPrefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
-    if (std::memcmp(a, kPrefix, sizeof(kPrefix)) != 0) return false;
+    if (std::memcmp(a, kIpv6SolicitedNodePrefix, sizeof(kIpv6SolicitedNodePrefix)) != 0)
+      return false;
     for (unsigned i = 0; i < n_addrs6; ++i)
       if (std::memcmp(addrs6[i] + 13, a + 13, 3) == 0) return true;
     return false;
   }
-  // ff02::1, every node on the link.
   static bool all_nodes6(const uint8_t* a) noexcept {
-    static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    return std::memcmp(a, kAllNodes, 16) == 0;
+    return std::memcmp(a, kIpv6AllNodes, 16) == 0;
   }
+  bool has_gateway6() const noexcept { return !ipv6_unspecified(gateway6); }
   // The Ethernet groups IPv6 maps those to (RFC 2464 7): 33:33 and the address's last 32 bits.
   bool accepts_group6(const rte_ether_addr& mac) const noexcept {
     const uint8_t* b = mac.addr_bytes;

@@ -61,9 +61,7 @@ Status set_addr6(dp::PortInfo& info, const std::string& flag, const std::string&
   auto p = parse_ipv6_prefix(value);
   if (!p) return make_error("--" + flag + ": " + p.error());
   const uint8_t* a = p->addr.data();
-  static constexpr uint8_t kZero[15] = {};
-  const bool link_local = a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
-  if (p->len == 0 || a[0] == 0xff || link_local || std::memcmp(a, kZero, 15) == 0)
+  if (p->len == 0 || ipv6_multicast(a) || ipv6_link_local(a) || ipv6_unspecified_or_loopback(a))
     return make_error("--" + flag + "=" + value +
                       ": give a unicast address that is not link-local (the link-local one "
                       "comes from the port's MAC) and a prefix length 1..128");
@@ -83,21 +81,14 @@ Status set_addr6(dp::PortInfo& info, const std::string& flag, const std::string&
     auto gw = parse_ipv6(gateway);
     if (!gw) return make_error("--" + gateway_flag + ": " + gw.error());
     const uint8_t* g = gw->data();
-    const unsigned bytes = p->len / 8, bits = p->len % 8;
-    const bool inside = std::memcmp(g, a, bytes) == 0 &&
-                        (bits == 0 || ((g[bytes] ^ a[bytes]) & uint8_t(0xff << (8 - bits))) == 0);
-    if (g[0] == 0xff || info.owns6(g) || !((g[0] == 0xfe && (g[1] & 0xc0) == 0x80) || inside))
+    if (ipv6_multicast(g) || info.owns6(g) ||
+        !(ipv6_link_local(g) || ipv6_prefix_match(g, a, p->len)))
       return make_error("--" + gateway_flag + "=" + gateway +
                         " must be a link-local address or inside " + value +
                         ", and not the gateway's own");
     std::memcpy(info.gateway6, g, 16);
   }
   return Ok{};
-}
-
-bool has_gateway6(const dp::PortInfo& info) {
-  static constexpr uint8_t kZero[16] = {};
-  return std::memcmp(info.gateway6, kZero, 16) != 0;
 }
 
 }  // namespace
@@ -203,7 +194,7 @@ Status Gateway::init() {
     if (Status s = neighbors_->add_static(n.ip, n.mac); !s)
       return make_error("--static_neighbors: " + s.error());
   for (unsigned p = 0; p < ctx.n_ports; ++p)
-    if (has_gateway6(ctx.ports[p]))
+    if (ctx.ports[p].has_gateway6())
       neighbors_->want6(static_cast<uint8_t>(p), ctx.ports[p].gateway6, steady_now_ns() / 1000000);
   WireGuardOptions wopt;
   wopt.private_key_file = FLAGS_private_key_file;
@@ -311,7 +302,7 @@ Status Gateway::init_ports() {
         addrs +=
             (a ? ", " : "") + format_ipv6(info.addrs6[a]) + "/" + std::to_string(info.prefix6[a]);
       log_info("port " + port_name(info.port_id) + " IPv6 " + addrs +
-               (has_gateway6(info) ? "; gateway " + format_ipv6(info.gateway6) : std::string()));
+               (info.has_gateway6() ? "; gateway " + format_ipv6(info.gateway6) : std::string()));
     }
   if (ctx.exception_port != dp::kNoPort) {
     auto e = ExceptionInterface::open(ctx.ports[ctx.exception_port].port_id,
@@ -727,6 +718,14 @@ void Gateway::sample_stats() {
     const bool up = port_link_up(ctx.ports[p].port_id);
     if (stats_.link_up[p].exchange(up) != up)
       log_info("port " + port_name(ctx.ports[p].port_id) + " link " + (up ? "up" : "down"));
+    rte_eth_stats es{};
+    if (rte_eth_stats_get(ctx.ports[p].port_id, &es) == 0) {
+      ControlStats::PortDeviceStats& d = stats_.port_device[p];
+      d.rx_missed = es.imissed;
+      d.rx_errors = es.ierrors;
+      d.rx_nombuf = es.rx_nombuf;
+      d.tx_errors = es.oerrors;
+    }
   }
 }
 

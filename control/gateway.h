@@ -34,6 +34,11 @@ struct ControlStats {
   std::atomic<uint64_t> neighbors6{0}, nd_solicitations_sent{0};
   std::atomic<double> busy_ratio[dp::kMaxWorkers] = {};
   std::atomic<bool> link_up[dp::kMaxPorts] = {};
+  // The device's own counters (rte_eth_stats_get): what the NIC or the kernel ring lost
+  // before a worker saw it, and what it failed to send.
+  struct PortDeviceStats {
+    std::atomic<uint64_t> rx_missed{0}, rx_errors{0}, rx_nombuf{0}, tx_errors{0};
+  } port_device[dp::kMaxPorts];
 };
 
 class Gateway {

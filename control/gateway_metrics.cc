@@ -129,6 +129,30 @@ std::string Gateway::render_metrics() {
   for (unsigned p = 0; p < ctx.n_ports; ++p)
     mf.gauge(link, {{"port", port_labels_[p]}, {"device", port_name(ctx.ports[p].port_id)}},
              stats_.link_up[p].load() ? 1 : 0);
+  // The device's counters: packets lost before any worker saw them (a full RX ring: a worker
+  // too slow or descheduled), and the device's own receive and send errors.
+  struct DeviceCounter {
+    const char* name;
+    const char* help;
+    std::atomic<uint64_t> ControlStats::PortDeviceStats::*field;
+  };
+  static constexpr DeviceCounter kDeviceCounters[] = {
+      {"exitgw_port_rx_missed_total",
+       "Packets the device dropped because its receive ring was full (rte_eth_stats imissed)",
+       &ControlStats::PortDeviceStats::rx_missed},
+      {"exitgw_port_rx_errors_total", "Erroneous packets the device received (ierrors)",
+       &ControlStats::PortDeviceStats::rx_errors},
+      {"exitgw_port_rx_nombuf_total", "Receive failures for want of an mbuf (rx_nombuf)",
+       &ControlStats::PortDeviceStats::rx_nombuf},
+      {"exitgw_port_tx_errors_total", "Packets the device failed to send (oerrors)",
+       &ControlStats::PortDeviceStats::tx_errors},
+  };
+  for (const DeviceCounter& dc : kDeviceCounters) {
+    auto& fam = mf.family(dc.name, dc.help, MetricType::Counter);
+    for (unsigned p = 0; p < ctx.n_ports; ++p)
+      mf.counter(fam, {{"port", port_labels_[p]}, {"device", port_name(ctx.ports[p].port_id)}},
+                 double((stats_.port_device[p].*dc.field).load()));
+  }
   mf.gauge(mf.family("exitgw_neighbors", "Entries in the neighbor (ARP) table", MetricType::Gauge),
            {}, double(stats_.neighbors.load()));
   mf.counter(

@@ -218,24 +218,10 @@ NeighborTable::Key6 NeighborTable::key6(uint8_t port, const uint8_t ip6[16]) {
   return k;
 }
 
-// Link-local, or inside one of the port's configured prefixes: anything else in an ND message
-// is not a neighbor.
-bool NeighborTable::on_link6(uint8_t port, const uint8_t ip6[16]) const {
-  const dp::PortInfo& info = ctx_.ports[port];
-  if (!info.ipv6() || ip6[0] == 0xff) return false;
-  if (ip6[0] == 0xfe && (ip6[1] & 0xc0) == 0x80) return true;
-  for (unsigned i = 1; i < info.n_addrs6; ++i) {
-    const unsigned len = info.prefix6[i], bytes = len / 8, bits = len % 8;
-    if (std::memcmp(ip6, info.addrs6[i], bytes) != 0) continue;
-    if (bits && ((ip6[bytes] ^ info.addrs6[i][bytes]) & uint8_t(0xff << (8 - bits)))) continue;
-    return true;
-  }
-  return false;
-}
-
 void NeighborTable::learn6(uint8_t port, const uint8_t ip6[16], const uint8_t mac[6],
                            uint64_t now_ms) {
-  if (port >= ctx_.n_ports || !on_link6(port, ip6) || ctx_.ports[port].owns6(ip6)) return;
+  if (port >= ctx_.n_ports || !ctx_.ports[port].on_link6(ip6) || ctx_.ports[port].owns6(ip6))
+    return;
   auto it = entries6_.find(key6(port, ip6));
   if (it == entries6_.end()) {
     if (entries6_.size() >= opt_.capacity) return;
@@ -249,7 +235,7 @@ void NeighborTable::learn6(uint8_t port, const uint8_t ip6[16], const uint8_t ma
 }
 
 void NeighborTable::want6(uint8_t port, const uint8_t ip6[16], uint64_t now_ms) {
-  if (port >= ctx_.n_ports || !on_link6(port, ip6)) return;
+  if (port >= ctx_.n_ports || !ctx_.ports[port].on_link6(ip6)) return;
   Entry6& e = entries6_[key6(port, ip6)];
   e.wanted = true;
   if (e.resolved) return;
@@ -310,9 +296,9 @@ void NeighborTable::send_solicitation(uint8_t port, const uint8_t ip6[16],
       rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr) + kNsLen));
   auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
   auto* ns = reinterpret_cast<uint8_t*>(ip + 1);
-  const bool link_local = ip6[0] == 0xfe && (ip6[1] & 0xc0) == 0x80;
-  const uint8_t* src = link_local || info.n_addrs6 < 2 ? info.addrs6[0] : info.addrs6[1];
-  uint8_t dst[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, ip6[13], ip6[14], ip6[15]};
+  const uint8_t* src = ipv6_link_local(ip6) || info.n_addrs6 < 2 ? info.addrs6[0] : info.addrs6[1];
+  uint8_t dst[16];
+  ipv6_solicited_node(ip6, dst);
   if (unicast) {
     std::memcpy(dst, ip6, 16);
     eth->dst_addr = *unicast;

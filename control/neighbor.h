@@ -80,7 +80,6 @@ class NeighborTable {
   using Key6 = std::pair<uint8_t, std::array<uint8_t, 16>>;
   static uint64_t key(uint8_t port, uint32_t ip_be) { return (uint64_t{port} << 32) | ip_be; }
   static Key6 key6(uint8_t port, const uint8_t ip6[16]);
-  bool on_link6(uint8_t port, const uint8_t ip6[16]) const;
   void send_solicitation(uint8_t port, const uint8_t ip6[16], const rte_ether_addr* unicast);
   void tick6(uint64_t now_ms);
   void publish(uint8_t port, uint32_t ip_be, const rte_ether_addr& mac);

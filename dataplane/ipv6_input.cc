@@ -20,10 +20,6 @@ constexpr uint8_t kOptSourceLinkAddr = 1, kOptTargetLinkAddr = 2;
 constexpr uint8_t kNdHopLimit = 255;  // ND packets that crossed a router are forged (RFC 4861)
 constexpr unsigned kNdFixedLen = 24;  // type, code, checksum, flags/reserved, target
 
-bool is_unspecified(const uint8_t* a) noexcept {
-  static constexpr uint8_t kZero[16] = {};
-  return std::memcmp(a, kZero, 16) == 0;
-}
 bool is_loopback(const uint8_t* a) noexcept {
   static constexpr uint8_t kLoop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   return std::memcmp(a, kLoop, 16) == 0;
@@ -115,7 +111,7 @@ void solicitation(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv6_hdr* ip, const 
     w.drop(m, DropReason::kNdMalformed);
     return;
   }
-  const bool dad = is_unspecified(ip->src_addr);
+  const bool dad = ipv6_unspecified(ip->src_addr);
   // Duplicate address detection: from ::, to the target's solicited-node group, no SLLA.
   if (dad && (slla != nullptr || !info.solicited_node6(ip->dst_addr))) {
     w.drop(m, DropReason::kNdMalformed);
@@ -133,8 +129,7 @@ void solicitation(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv6_hdr* ip, const 
   uint8_t tgt[16];
   std::memcpy(tgt, target, 16);
   if (dad) {
-    static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    std::memcpy(ip->dst_addr, kAllNodes, 16);
+    std::memcpy(ip->dst_addr, kIpv6AllNodes, 16);
     dst_mac = rte_ether_addr{{0x33, 0x33, 0, 0, 0, 1}};
   } else {
     std::memcpy(ip->dst_addr, ip->src_addr, 16);
@@ -226,7 +221,7 @@ void local6_one(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
       advertisement(w, port, m, ip, icmp, icmp_len);
     return;
   }
-  if (is_unspecified(ip->src_addr)) {  // only DAD may come from ::
+  if (ipv6_unspecified(ip->src_addr)) {  // only DAD may come from ::
     w.drop(m, DropReason::kIpv6BadSource);
     return;
   }
@@ -264,12 +259,12 @@ void ipv6_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv6
     m->l3_len = sizeof(rte_ipv6_hdr);
     // Never a sender: a group, loopback, one of our own addresses. The unspecified address
     // only for duplicate address detection, to a solicited-node group (checked in local).
-    if (ip->src_addr[0] == 0xff || is_loopback(ip->src_addr) || info.owns6(ip->src_addr) ||
-        (is_unspecified(ip->src_addr) && !info.solicited_node6(ip->dst_addr))) [[unlikely]] {
+    if (ipv6_multicast(ip->src_addr) || is_loopback(ip->src_addr) || info.owns6(ip->src_addr) ||
+        (ipv6_unspecified(ip->src_addr) && !info.solicited_node6(ip->dst_addr))) [[unlikely]] {
       w.drop(m, DropReason::kIpv6BadSource);
       continue;
     }
-    if (ip->dst_addr[0] == 0xff) {
+    if (ipv6_multicast(ip->dst_addr)) {
       if (PortInfo::all_nodes6(ip->dst_addr) || info.solicited_node6(ip->dst_addr))
         x.to(Ipv6Exit::kLocal, m);
       else

@@ -1,10 +1,10 @@
 // JSON for the tailnet endpoints: the connector's health in and out, the filter out.
 #include "control/admin/tailnet_api.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <string>
+
+#include "control/net_parse.h"
 
 namespace exitgw::admin {
 
@@ -26,13 +26,14 @@ Result<std::string> node_address(const json& value) {
     if (text.substr(slash + 1) != (v6 ? "128" : "32")) return make_error("a host address");
     text.resize(slash);
   }
-  unsigned char bin[16];
-  char out[INET6_ADDRSTRLEN];
-  const int family = v6 ? AF_INET6 : AF_INET;
-  if (inet_pton(family, text.c_str(), bin) != 1 ||
-      inet_ntop(family, bin, out, sizeof(out)) == nullptr)
-    return make_error("an IPv4 or IPv6 address");
-  return std::string(out);
+  if (!v6) {
+    auto a = parse_ipv4(text);
+    if (!a) return make_error("an IPv4 or IPv6 address");
+    return format_ipv4(*a);
+  }
+  auto a = parse_ipv6(text);
+  if (!a) return make_error("an IPv4 or IPv6 address");
+  return format_ipv6(a->data());
 }
 
 json nullable_ms(int64_t ms) {

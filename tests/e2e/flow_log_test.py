@@ -53,13 +53,6 @@ def read(path):
         return f.read()
 
 
-def udp_rcvbuf_errors(host):
-    """The namespace's UDP datagrams dropped for a full socket buffer (/proc/net/snmp)."""
-    rows = [ln.split() for ln in L.nsrun(NAME, host, "cat", "/proc/net/snmp").stdout.splitlines()
-            if ln.startswith("Udp:")]
-    return int(dict(zip(rows[0], rows[1]))["RcvbufErrors"])
-
-
 def ctl(*args):
     binary = os.path.realpath(os.path.join(os.path.dirname(L.EXITGW), "..", "tools", "exitgwctl"))
     token = os.path.join(L.lab_dir(NAME), "admin.token")
@@ -183,7 +176,7 @@ class FlowLogTest(unittest.TestCase):
     def check_counts_without_destinations(self):
         self.assertFalse(L.ensure_handshakes(NAME, ("c1",), timeout=25))
         c = L.client(NAME, "c1")
-        lost_before = udp_rcvbuf_errors("c1")
+        lost_before = L.udp_counters(NAME, "c1")["RcvbufErrors"]
         pcap = os.path.join(self.work, "c1.pcap")
         dump = L.nsspawn(NAME, "c1", "tcpdump", "-n", "-i", c["wg"], "-s", "96", "-B", "32768",
                          "-U", "-w", pcap,
@@ -204,7 +197,7 @@ class FlowLogTest(unittest.TestCase):
             time.sleep(0.5)
         finally:
             L.stop(dump, sig=2)
-        lost = udp_rcvbuf_errors("c1") - lost_before
+        lost = L.udp_counters(NAME, "c1")["RcvbufErrors"] - lost_before
         log = read(os.path.join(self.work, "tcpdump.log"))
         self.assertRegex(log, r"(?m)^0 packets dropped by kernel")
         seen = pcap_counts(pcap, CLIENT_IP)

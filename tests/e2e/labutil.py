@@ -186,6 +186,13 @@ def nsrun(name, host, *cmd, timeout=30, check=False):
     return p
 
 
+def udp_counters(name, host):
+    """The namespace's UDP counters (/proc/net/snmp: InDatagrams, RcvbufErrors, ...)."""
+    rows = [ln.split() for ln in nsrun(name, host, "cat", "/proc/net/snmp").stdout.splitlines()
+            if ln.startswith("Udp:")]
+    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:])}
+
+
 def nsspawn(name, host, *cmd, out=None):
     """Starts cmd in a lab namespace in the background; stdout+stderr to the file out.
 

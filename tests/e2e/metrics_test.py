@@ -144,6 +144,8 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(m.get("exitgw_port_link_up"), 3)
         self.assertEqual(m.get("exitgw_port_link_up", port="exception"), 1)
         self.assertEqual(m.get("exitgw_workers"), 2)
+        for fam in ("rx_missed", "rx_errors", "rx_nombuf", "tx_errors"):
+            self.assertEqual(sum(1 for n, l, _v in m.series if n == "exitgw_port_%s_total" % fam), 3, fam)
         # Carrier loss on the internet side (the far end of inet0 goes down): the port's link
         # is down (af_packet: the gateway reads its kernel interface), so /readyz answers 503
         # naming the port while /healthz still answers; back to 200 when the carrier returns.

@@ -194,9 +194,12 @@ class WorkerDrops : public ::testing::Test {
     const auto out = sent(kInternet);
     EXPECT_EQ(out.size(), 1u) << "the peer's packet did not leave";
     if (out.size() != 1) return {0, 0};
-    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(out[0].data() + sizeof(rte_ether_hdr));
-    const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
-    return {ip->src_addr, udp->src_port};
+    // The frame's IPv4 header sits at offset 14 of the byte vector: copied, not cast, to read.
+    rte_ipv4_hdr ip;
+    rte_udp_hdr udp;
+    std::memcpy(&ip, out[0].data() + sizeof(rte_ether_hdr), sizeof(ip));
+    std::memcpy(&udp, out[0].data() + sizeof(rte_ether_hdr) + sizeof(ip), sizeof(udp));
+    return {ip.src_addr, udp.src_port};
   }
   // The remote's reply to that public endpoint, framed for the internet port.
   static Bytes reply(std::pair<uint32_t, uint16_t> pub) {
@@ -586,7 +589,8 @@ TEST_F(WorkerDrops, RelayDatagramNotForTheWireGuardPortDroppedBadRelay) {
 
 // IPv6 neighbor resolution (control/neighbor.cc) against the worker's ND validation: the
 // wanted gateway is solicited until it answers, the answer learned, then refreshed by unicast.
-TEST_F(WorkerDrops, Ipv6GatewaySolicitedUntilItAnswersThenRefreshedByUnicast) {
+TEST_F(WorkerDrops,
+       Ipv6GatewaySolicitedUntilItAnswersRefreshedByUnicastAskedByMulticastWhenSilent) {
   const uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
   const rte_ether_addr router_mac{{0x02, 0, 0, 0, 0, 0x0b}};
   const auto solicitation_to = [&](const Bytes& f, const uint8_t* dst_mac) {
@@ -656,6 +660,57 @@ TEST_F(WorkerDrops, Ipv6GatewaySolicitedUntilItAnswersThenRefreshedByUnicast) {
   EXPECT_TRUE(solicitation_to(out[0], router_mac.addr_bytes));
   EXPECT_NE(nt.lookup6(kInternet, router), nullptr);
   EXPECT_EQ(nt.solicitations_sent() - sent_before, 3u);
+  // Refreshes unanswered: two more by unicast (3 in all), then the gateway is unresolved and
+  // asked for by multicast again (it may have a new MAC).
+  for (int i = 0; i < 2; ++i) {
+    now += 1000;
+    nt.tick(now);
+    out = sent(kInternet, 1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(solicitation_to(out[0], router_mac.addr_bytes)) << i;
+    EXPECT_NE(nt.lookup6(kInternet, router), nullptr) << "usable while refreshed";
+  }
+  now += 1000;
+  nt.tick(now);
+  out = sent(kInternet, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(solicitation_to(out[0], group_mac));
+  EXPECT_EQ(nt.lookup6(kInternet, router), nullptr);
+  EXPECT_EQ(nt.size6(), 1u) << "a wanted gateway is kept";
+}
+
+TEST_F(WorkerDrops, LearnedIpv6NeighborIsForgottenAfterUnansweredRefreshes) {
+  const uint8_t host[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c};
+  const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x0c};
+  const uint8_t elsewhere[16] = {0x20, 0x01, 0x0d, 0xb8, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  NeighborTable& nt = *bed_->neighbors;
+  uint64_t now = 7'000'000;
+  const size_t size_before = nt.size6();
+  nt.learn6(kInternet, host, mac, now);
+  nt.learn6(kInternet, elsewhere, mac, now);  // off the port's link: not a neighbor
+  nt.learn6(kInternet, ctx().ports[kInternet].addrs6[0], mac, now);  // our own address
+  ASSERT_EQ(nt.size6(), size_before + 1);
+  ASSERT_NE(nt.lookup6(kInternet, host), nullptr);
+  // Solicitations for `host` (other neighbors' of earlier tests may go out too), by unicast.
+  const auto asked = [&] {
+    unsigned n = 0;
+    for (const Bytes& f : sent(kInternet, 1))
+      if (f.size() == 14 + 40 + 32 && f[54] == 135 && std::memcmp(f.data() + 62, host, 16) == 0) {
+        EXPECT_EQ(std::memcmp(f.data(), mac, 6), 0) << "a refresh goes to the MAC it has";
+        ++n;
+      }
+    return n;
+  };
+  now += 300 * 1000;
+  for (int i = 0; i < 3; ++i, now += 1000) {
+    nt.tick(now);
+    EXPECT_EQ(asked(), 1u) << "refresh " << i;
+    EXPECT_NE(nt.lookup6(kInternet, host), nullptr) << "usable while refreshed";
+  }
+  nt.tick(now);
+  EXPECT_EQ(asked(), 0u) << "a learned neighbor is not asked for by multicast";
+  EXPECT_EQ(nt.lookup6(kInternet, host), nullptr);
+  EXPECT_EQ(nt.size6(), size_before);
 }
 
 }  // namespace
