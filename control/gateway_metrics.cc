@@ -138,7 +138,8 @@ std::string Gateway::render_metrics() {
   };
   static constexpr DeviceCounter kDeviceCounters[] = {
       {"exitgw_port_rx_missed_total",
-       "Packets the device dropped because its receive ring was full (rte_eth_stats imissed)",
+       "Packets the device dropped because its receive ring was full (rte_eth_stats imissed; "
+       "not reported by DPDK 22.11's af_packet driver)",
        &ControlStats::PortDeviceStats::rx_missed},
       {"exitgw_port_rx_errors_total", "Erroneous packets the device received (ierrors)",
        &ControlStats::PortDeviceStats::rx_errors},

@@ -118,6 +118,15 @@ POLICY_OVERRIDE = ('{"grants": [{"src": ["autogroup:member"], "dst": ["198.51.10
                    '"ip": ["udp:7", "tcp:80"]}]}')
 
 
+
+def is_asan_build(exe):
+    """An AddressSanitizer build: GCC links libasan, clang builds the runtime in (__asan_init)."""
+    p = subprocess.run(["nm", "-D", "--defined-only", exe], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    d = subprocess.run(["ldd", exe], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return "__asan_init" in p.stdout or "libasan" in d.stdout
+
 def log(msg):
     print("soak: " + msg, file=sys.stderr, flush=True)
 
@@ -252,7 +261,7 @@ class Soak:
         t_end_churn = self.a.minutes * 60
         self.up()
         gw_pid = self.gw_pid()
-        asan = "libasan" in open("/proc/%d/maps" % gw_pid).read()
+        asan = is_asan_build("/proc/%d/exe" % gw_pid)
         time.sleep(1)
         t0 = time.time()
         start = self.sample(t0)
