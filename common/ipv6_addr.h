@@ -15,6 +15,12 @@ inline bool ipv6_unspecified(const uint8_t* a) noexcept {
   return std::memcmp(a, kZero, 16) == 0;
 }
 
+// ::1.
+inline bool ipv6_loopback(const uint8_t* a) noexcept {
+  static constexpr uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return std::memcmp(a, kLoopback, 16) == 0;
+}
+
 // :: or ::1 (the first 15 bytes zero).
 inline bool ipv6_unspecified_or_loopback(const uint8_t* a) noexcept {
   static constexpr uint8_t kZero[15] = {};

@@ -30,6 +30,21 @@ int hex_digit(char c) {
   return -1;
 }
 
+// "addr/len" with the address parsed by parse_addr; a bare address means the host prefix.
+template <typename Prefix, unsigned kMaxLen, typename ParseAddr>
+Result<Prefix> parse_prefix(std::string_view s, ParseAddr parse_addr) {
+  const size_t slash = s.find('/');
+  auto addr = parse_addr(s.substr(0, slash));
+  if (!addr) return make_error(addr.error());
+  Prefix p{*addr, kMaxLen};
+  if (slash != std::string_view::npos) {
+    auto len = parse_uint(s.substr(slash + 1), kMaxLen, "prefix length");
+    if (!len) return make_error("'" + std::string(s) + "': " + len.error());
+    p.len = static_cast<uint8_t>(*len);
+  }
+  return p;
+}
+
 }  // namespace
 
 Result<uint32_t> parse_ipv4(std::string_view s) {
@@ -50,16 +65,7 @@ Result<uint32_t> parse_ipv4(std::string_view s) {
 }
 
 Result<Ipv4Prefix> parse_ipv4_prefix(std::string_view s) {
-  const size_t slash = s.find('/');
-  auto addr = parse_ipv4(s.substr(0, slash));
-  if (!addr) return make_error(addr.error());
-  Ipv4Prefix p{*addr, 32};
-  if (slash != std::string_view::npos) {
-    auto len = parse_uint(s.substr(slash + 1), 32, "prefix length");
-    if (!len) return make_error("'" + std::string(s) + "': " + len.error());
-    p.len = static_cast<uint8_t>(*len);
-  }
-  return p;
+  return parse_prefix<Ipv4Prefix, 32>(s, parse_ipv4);
 }
 
 Result<std::vector<uint8_t>> parse_mac(std::string_view s) {
@@ -128,16 +134,7 @@ Result<std::array<uint8_t, 16>> parse_ipv6(std::string_view s) {
 }
 
 Result<Ipv6Prefix> parse_ipv6_prefix(std::string_view s) {
-  const size_t slash = s.find('/');
-  auto addr = parse_ipv6(s.substr(0, slash));
-  if (!addr) return make_error(addr.error());
-  Ipv6Prefix p{*addr, 128};
-  if (slash != std::string_view::npos) {
-    auto len = parse_uint(s.substr(slash + 1), 128, "prefix length");
-    if (!len) return make_error("'" + std::string(s) + "': " + len.error());
-    p.len = static_cast<uint8_t>(*len);
-  }
-  return p;
+  return parse_prefix<Ipv6Prefix, 128>(s, parse_ipv6);
 }
 
 std::string format_ipv6(const uint8_t addr[16]) {

@@ -20,11 +20,6 @@ constexpr uint8_t kOptSourceLinkAddr = 1, kOptTargetLinkAddr = 2;
 constexpr uint8_t kNdHopLimit = 255;  // ND packets that crossed a router are forged (RFC 4861)
 constexpr unsigned kNdFixedLen = 24;  // type, code, checksum, flags/reserved, target
 
-bool is_loopback(const uint8_t* a) noexcept {
-  static constexpr uint8_t kLoop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return std::memcmp(a, kLoop, 16) == 0;
-}
-
 // Options after the fixed part of an ND message: every length non-zero and inside the message
 // (RFC 4861 7.1.1). Returns false if malformed; `lladdr` gets the link-layer address option of
 // `want` type, if there is one (the first).
@@ -259,7 +254,7 @@ void ipv6_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv6
     m->l3_len = sizeof(rte_ipv6_hdr);
     // Never a sender: a group, loopback, one of our own addresses. The unspecified address
     // only for duplicate address detection, to a solicited-node group (checked in local).
-    if (ipv6_multicast(ip->src_addr) || is_loopback(ip->src_addr) || info.owns6(ip->src_addr) ||
+    if (ipv6_multicast(ip->src_addr) || ipv6_loopback(ip->src_addr) || info.owns6(ip->src_addr) ||
         (ipv6_unspecified(ip->src_addr) && !info.solicited_node6(ip->dst_addr))) [[unlikely]] {
       w.drop(m, DropReason::kIpv6BadSource);
       continue;
