@@ -10,6 +10,7 @@
 #include <rte_ether.h>
 #include <rte_hash.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
@@ -200,6 +201,10 @@ struct DataplaneContext {
   // address (rte_lpm over allowed IPs, next hop = peer slot), and the per-peer runtime blocks.
   rte_hash* keypairs = nullptr;
   rte_lpm* allowed_ips = nullptr;
+  // The same for inner IPv6 (rte_lpm6, next hop = peer slot). rte_lpm6 has no RCU support, so
+  // control builds a whole new table for every change of the IPv6 routes, publishes it here
+  // and frees the old one after an RCU grace period. Null: no peer has an IPv6 prefix.
+  std::atomic<const rte_lpm6*> allowed_ips6{nullptr};
   PeerRuntime* peers = nullptr;
   PeerCounterTable peer_counters;  // per-worker rows of per-peer rx/tx counts
   uint32_t max_peers = 0;
