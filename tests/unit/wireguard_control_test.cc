@@ -1,13 +1,15 @@
 // The WireGuard control thread's promises to the workers, on a real WireGuard instance (key
 // file, peer table, handshake) over ring ports: a retired keypair keeps its keys until every
 // worker has passed a quiescent state and is zeroed and freed after; NAT removals for a full
-// worker command ring wait and are delivered in order, never lost.
+// worker command ring wait and are delivered in order, never lost; the IPv6 allowed-IPs table
+// is published whole for every change and only for a change that applies.
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
@@ -35,7 +37,8 @@
 namespace exitgw {
 namespace {
 
-EXITGW_EAL_ENVIRONMENT("wireguard_control_test", 256);
+// Room for the IPv4 table and two IPv6 tables (an rte_lpm6 is 64 MiB) while one is replaced.
+EXITGW_EAL_ENVIRONMENT("wireguard_control_test", 512);
 
 constexpr uint32_t kTunnelIp = RTE_IPV4(10, 77, 0, 1);
 constexpr uint32_t kEndpoint = RTE_IPV4(10, 77, 0, 10);
@@ -140,6 +143,21 @@ class WireGuardControl : public ::testing::Test {
   int64_t route(uint32_t addr) const {
     uint32_t slot = 0;
     return rte_lpm_lookup(ctx_->allowed_ips, addr, &slot) == 0 ? int64_t{slot} : -1;
+  }
+
+  // The peer slot the published IPv6 table routes `addr` to; -1: no route or no table.
+  int64_t route6(const char* addr) const {
+    const rte_lpm6* table = ctx_->allowed_ips6.load(std::memory_order_acquire);
+    const auto a = parse_ipv6(addr);
+    EXPECT_TRUE(a.ok()) << addr;
+    uint32_t slot = 0;
+    return table != nullptr && rte_lpm6_lookup(table, a->data(), &slot) == 0 ? int64_t{slot} : -1;
+  }
+
+  static Ipv6Prefix prefix6(const char* text) {
+    auto p = parse_ipv6_prefix(text);
+    EXPECT_TRUE(p.ok()) << text;
+    return *p;
   }
 
   // Restarts WireGuard with `o` (the key and the context stay).
@@ -403,6 +421,119 @@ TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFre
   bool zero = true;
   for (size_t i = 0; i < 2 * wg::kKeyLen; ++i) zero = zero && mem[i] == 0;
   EXPECT_TRUE(zero) << "key bytes left in freed memory";
+  rte_rcu_qsbr_thread_offline(ctx_->rcu, 0);
+  rte_rcu_qsbr_thread_unregister(ctx_->rcu, 0);
+}
+
+TEST_F(WireGuardControl, IPv6AllowedIPsArePublishedAsOneTableRoutingToThePeersSlots) {
+  EXPECT_EQ(ctx_->allowed_ips6.load(), nullptr);  // no peer with IPv6: no table
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:1::/48")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::2/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_NE(ctx_->allowed_ips6.load(), nullptr);
+  const int64_t slot_a = route(RTE_IPV4(100, 64, 1, 1)), slot_b = route(RTE_IPV4(100, 64, 1, 2));
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), slot_a);
+  EXPECT_EQ(route6("2001:db8:1:ffff::9"), slot_a);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), slot_b);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::3"), -1);
+  EXPECT_EQ(route6("2001:db8:2::1"), -1);
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 3u);
+}
+
+TEST_F(WireGuardControl, ARemovedPeersIPv6PrefixIsGoneFromTheNewlyPublishedTable) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::2/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const rte_lpm6* before = ctx_->allowed_ips6.load();
+  ASSERT_TRUE(wg_->set_source_peers("file", {b}).ok());
+  EXPECT_NE(ctx_->allowed_ips6.load(), before);  // a new table, not an edited one
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), -1);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), route(RTE_IPV4(100, 64, 1, 2)));
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 1u);
+  // The last IPv6 prefix gone: no table at all.
+  b.allowed_ips6.clear();
+  ASSERT_TRUE(wg_->set_source_peers("file", {b}).ok());
+  EXPECT_EQ(ctx_->allowed_ips6.load(), nullptr);
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 0u);
+}
+
+TEST_F(WireGuardControl, AnIPv6PrefixMovedBetweenPeersInOneUpdatePointsAtTheNewOwner) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:7::/48")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  b.allowed_ips6 = {prefix6("2001:db8:7::/48")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 2)));
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  // To a peer that is new in the same update, whose old owner leaves.
+  PeerConfig c = peer({host(RTE_IPV4(100, 64, 1, 3))});
+  c.allowed_ips6 = b.allowed_ips6;
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, c}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 3)));
+  EXPECT_GE(route(RTE_IPV4(100, 64, 1, 3)), 0);
+}
+
+TEST_F(WireGuardControl, ARefusedUpdateLeavesThePublishedIPv6TableAsItWas) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  const rte_lpm6* published = ctx_->allowed_ips6.load();
+  ASSERT_NE(published, nullptr);
+  // Another source claims the prefix: refused, nothing of it applies.
+  PeerConfig thief = peer({host(RTE_IPV4(100, 64, 1, 9))});
+  thief.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:9::/48")};
+  const Status clash = wg_->set_source_peers("admin", {thief});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.error().find("allowed IP fd7a:115c:a1e0::1/128 is given to two peers"),
+            std::string::npos)
+      << clash.error();
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+  EXPECT_EQ(route6("2001:db8:9::1"), -1);
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 9)), -1);
+  // More IPv6 prefixes than --max_peers=16 holds (16 * 4 + 64): refused whole as well.
+  PeerConfig many = peer({host(RTE_IPV4(100, 64, 1, 10))});
+  for (unsigned i = 0; i < 16 * 4 + 65; ++i) {
+    Ipv6Prefix p = prefix6("2001:db8::/64");
+    p.addr[6] = static_cast<uint8_t>(i >> 8);
+    p.addr[7] = static_cast<uint8_t>(i);
+    many.allowed_ips6.push_back(p);
+  }
+  const Status too_many = wg_->set_source_peers("admin", {many});
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.error().find("IPv6 allowed IPs"), std::string::npos) << too_many.error();
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  // An update that leaves the IPv6 routes alone keeps the table too.
+  ASSERT_TRUE(wg_->set_source_peers("admin", {peer({host(RTE_IPV4(100, 64, 1, 11))})}).ok());
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+}
+
+TEST_F(WireGuardControl, AReplacedIPv6TableIsFreedOnlyAfterEveryWorkerHasLetItGo) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  // A worker is mid-burst, perhaps reading the published table, when it is replaced.
+  ASSERT_EQ(rte_rcu_qsbr_thread_register(ctx_->rcu, 0), 0);
+  rte_rcu_qsbr_thread_online(ctx_->rcu, 0);
+  const size_t allocations = heap_allocations();
+  a.allowed_ips6.push_back(prefix6("fd7a:115c:a1e0::2/128"));
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  for (uint64_t t = 2; t < 5; ++t) wg_->tick(t * 1'000'000'000);
+  const size_t with_both = heap_allocations();
+  EXPECT_GT(with_both, allocations);  // the new table's memory, the old one's still held
+  rte_rcu_qsbr_quiescent(ctx_->rcu, 0);
+  wg_->tick(6'000'000'000);
+  EXPECT_LT(heap_allocations(), with_both);  // the old table freed
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), route(RTE_IPV4(100, 64, 1, 1)));
   rte_rcu_qsbr_thread_offline(ctx_->rcu, 0);
   rte_rcu_qsbr_thread_unregister(ctx_->rcu, 0);
 }
