@@ -822,6 +822,18 @@ TEST_F(AdminApi, CtlStatusAndPeersPrintTablesOrJson) {
   EXPECT_EQ(j["peers"][0]["public_key"], kFileKey);
 }
 
+TEST_F(AdminApi, CtlPeerAddTakesIPv6AllowedIpsAndPeersShowThem) {
+  start();
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey2), "--allowed-ips",
+                 "FD7A:115C:A1E0::2/128,10.9.0.0/24"}),
+            kCtlOk)
+      << err_;
+  EXPECT_EQ(ctl({"peers"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("10.9.0.0/24,fd7a:115c:a1e0::2/128"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey1), "--allowed-ips", "fe80::/64"}), kCtlRefused);
+  EXPECT_NE(err_.find("link-local"), std::string::npos) << err_;
+}
+
 TEST_F(AdminApi, CtlPeersSetSendsTheFileWholeAndRefusedSetsExit1) {
   start();
   const std::string good = dir_.write(
