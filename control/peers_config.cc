@@ -422,43 +422,41 @@ void add_allowed_ip(PeerConfig& peer, const AllowedIp& prefix) {
     peer.allowed_ips6.push_back(std::get<Ipv6Prefix>(prefix));
 }
 
-Result<AllowedIp> parse_allowed_ip(std::string_view item) {
-  const std::string what = "AllowedIPs " + quoted(item);
-  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+namespace {
+
+// One family's "addr/len", the address read by parse_addr (a bare one is the host prefix), then
+// held to check_allowed_ip. `what` names the item for messages.
+template <typename Prefix, unsigned kMaxLen, typename ParseAddr>
+Result<AllowedIp> parse_allowed_prefix(std::string_view item, const std::string& what,
+                                       ParseAddr parse_addr) {
   const size_t slash = item.find('/');
-  if (item.substr(0, slash).find(':') != std::string_view::npos) {
-    auto addr = parse_ipv6(item.substr(0, slash));
-    if (!addr) return make_error(what + ": " + addr.error());
-    Ipv6Prefix p{*addr, 128};
-    if (slash != std::string_view::npos) {
-      const std::string_view len_text = item.substr(slash + 1);
-      const auto len = parse_decimal(len_text, 255);
-      if (!len)
-        return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
-      if (*len > 128) {
-        return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 128");
-      }
-      p.len = static_cast<uint8_t>(*len);
-    }
-    Status s = check_allowed_ip(p);
-    if (!s) return make_error(s.error());
-    return AllowedIp{p};
-  }
-  auto addr = parse_ipv4(item.substr(0, slash));
+  auto addr = parse_addr(item.substr(0, slash));
   if (!addr) return make_error(what + ": " + addr.error());
-  Ipv4Prefix p{*addr, 32};
+  Prefix p{*addr, kMaxLen};
   if (slash != std::string_view::npos) {
     const std::string_view len_text = item.substr(slash + 1);
     const auto len = parse_decimal(len_text, 255);
     if (!len) return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
-    if (*len > 32) {
-      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 32");
+    if (*len > kMaxLen) {
+      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than " +
+                        std::to_string(kMaxLen));
     }
     p.len = static_cast<uint8_t>(*len);
   }
   Status s = check_allowed_ip(p);
   if (!s) return make_error(s.error());
   return AllowedIp{p};
+}
+
+}  // namespace
+
+Result<AllowedIp> parse_allowed_ip(std::string_view item) {
+  const std::string what = "AllowedIPs " + quoted(item);
+  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+  // Only IPv6 text has a ':' before the length.
+  if (item.substr(0, item.find('/')).find(':') != std::string_view::npos)
+    return parse_allowed_prefix<Ipv6Prefix, 128>(item, what, parse_ipv6);
+  return parse_allowed_prefix<Ipv4Prefix, 32>(item, what, parse_ipv4);
 }
 
 Result<PeerEndpoint> parse_peer_endpoint(std::string_view value) {
