@@ -392,9 +392,9 @@ Status check_allowed_ip(const Ipv6Prefix& p) {
                       " for the network, or " + format_allowed_ip(Ipv6Prefix{p.addr, 128}) +
                       " for the one address");
   }
-  // What no peer's packets can come from: the data path drops such sources whatever the table
-  // says, so a prefix holding them is a mistake in the configuration.
-  static constexpr uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  // Addresses no peer's packets can come from (RFC 4291): a prefix holding them is a mistake.
+  // The prefix is canonical here, so it holds :: exactly when its address is ::, and ::1 when
+  // its address is :: or ::1.
   const auto refuse = [&](std::string_view why) {
     return make_error(what + " " + std::string(why) +
                       ", which can never be the source of a peer's packets");
@@ -402,8 +402,7 @@ Status check_allowed_ip(const Ipv6Prefix& p) {
   if (ipv6_multicast(p.addr.data())) return refuse("is multicast (ff00::/8)");
   if (ipv6_link_local(p.addr.data())) return refuse("is link-local (fe80::/10)");
   if (ipv6_unspecified(p.addr.data())) return refuse("holds the unspecified address ::");
-  if (ipv6_prefix_match(kLoopback, p.addr.data(), p.len))
-    return refuse("holds the loopback address ::1");
+  if (ipv6_loopback(p.addr.data())) return refuse("holds the loopback address ::1");
   return Ok{};
 }
 
