@@ -22,10 +22,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "common/ipv6_addr.h"
 #include "control/neighbor.h"
 #include "control/ports.h"
 #include "control/wg/noise.h"
@@ -515,6 +517,65 @@ TEST_F(WireGuardControl, ARefusedUpdateLeavesThePublishedIPv6TableAsItWas) {
   // An update that leaves the IPv6 routes alone keeps the table too.
   ASSERT_TRUE(wg_->set_source_peers("admin", {peer({host(RTE_IPV4(100, 64, 1, 11))})}).ok());
   EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+}
+
+// The published table against a naive longest-prefix match over the wanted routes, on random
+// peer sets whose prefixes share leading bytes in every way (so tbl8 groups are shared and
+// not), each set up to what --max_peers=16 allows.
+TEST_F(WireGuardControl, PublishedIPv6TableMatchesANaiveLongestPrefixModel) {
+  // NAT off: a re-added peer's IPv4 route, which names its slot here, is installed at once
+  // instead of waiting for its NAT removal (there is no worker to take it).
+  ctx_->nat = nullptr;
+  std::mt19937 rng(6);
+  const auto random_prefix = [&] {
+    Ipv6Prefix p{{0x20, 0x01, 0x0d, static_cast<uint8_t>(0xb8 + rng() % 2)},
+                 static_cast<uint8_t>(16 + rng() % 113)};
+    for (unsigned b = 4; b < 16; ++b) p.addr[b] = static_cast<uint8_t>(rng() % 3 == 0 ? rng() : 0);
+    for (unsigned b = 0; b < 16; ++b) {
+      const unsigned keep = std::min(8u, p.len > b * 8 ? p.len - b * 8u : 0u);
+      p.addr[b] &= static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+    }
+    return p;
+  };
+  std::vector<PeerConfig> all;  // the same peers each round, so slots stay with them
+  for (unsigned i = 0; i < 16; ++i) all.push_back(peer({host(RTE_IPV4(100, 64, 2, i + 1))}));
+  for (int round = 0; round < 12; ++round) {
+    std::vector<PeerConfig> peers;
+    std::set<Ipv6Prefix> taken;
+    const unsigned n_peers = 1 + rng() % 16, per_peer = 1 + rng() % 8;
+    for (unsigned i = 0; i < n_peers; ++i) {
+      PeerConfig pc = all[i];
+      for (unsigned j = 0; j < per_peer; ++j)
+        if (Ipv6Prefix p = random_prefix(); taken.insert(p).second) pc.allowed_ips6.push_back(p);
+      peers.push_back(std::move(pc));
+    }
+    wg_->tick(uint64_t(round + 1) * 1'000'000'000);  // removed peers' slots free again
+    const Status s = wg_->set_source_peers("file", peers);
+    ASSERT_TRUE(s.ok()) << "round " << round << ": " << s.error();
+    EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), taken.size());
+    const rte_lpm6* table = ctx_->allowed_ips6.load();
+    ASSERT_NE(table, nullptr);
+    for (int probe = 0; probe < 2000; ++probe) {
+      // Half the probes inside a wanted prefix, the rest near them.
+      const PeerConfig& owner = peers[rng() % peers.size()];
+      std::array<uint8_t, 16> addr{};
+      if (!owner.allowed_ips6.empty())
+        addr = owner.allowed_ips6[rng() % owner.allowed_ips6.size()].addr;
+      for (unsigned b = static_cast<unsigned>(rng() % 17); b < 16; ++b)
+        if (probe % 2 == 1 || rng() % 2) addr[b] = static_cast<uint8_t>(rng());
+      int64_t want = -1;
+      int best = -1;
+      for (const PeerConfig& pc : peers)
+        for (const Ipv6Prefix& p : pc.allowed_ips6)
+          if (p.len > best && ipv6_prefix_match(addr.data(), p.addr.data(), p.len)) {
+            best = p.len;
+            want = route(pc.allowed_ips[0].addr);
+          }
+      uint32_t slot = 0;
+      const int64_t got = rte_lpm6_lookup(table, addr.data(), &slot) == 0 ? int64_t{slot} : -1;
+      ASSERT_EQ(got, want) << "round " << round << ", " << format_ipv6(addr.data());
+    }
+  }
 }
 
 TEST_F(WireGuardControl, AReplacedIPv6TableIsFreedOnlyAfterEveryWorkerHasLetItGo) {
