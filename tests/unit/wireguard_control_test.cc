@@ -519,6 +519,31 @@ TEST_F(WireGuardControl, ARefusedUpdateLeavesThePublishedIPv6TableAsItWas) {
   EXPECT_EQ(ctx_->allowed_ips6.load(), published);
 }
 
+TEST_F(WireGuardControl, NewPeersNeedingSlotsStillHeldForRemovedOnesAreRefusedUntilReleased) {
+  std::vector<PeerConfig> first, second;
+  for (unsigned i = 0; i < 16; ++i) {  // --max_peers=16
+    first.push_back(peer({host(RTE_IPV4(100, 64, 4, i + 1))}));
+    second.push_back(peer({host(RTE_IPV4(100, 64, 5, i + 1))}));
+  }
+  ASSERT_TRUE(wg_->set_source_peers("file", first).ok());
+  // All new keys: each needs a slot, and the ones the old peers leave are free only after a
+  // grace period. Refused whole, the running peers kept.
+  const Status early = wg_->set_source_peers("file", second);
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().find("no free peer slot yet"), std::string::npos) << early.error();
+  EXPECT_EQ(wg_->source_peers("file").size(), 16u);
+  EXPECT_GE(route(RTE_IPV4(100, 64, 4, 1)), 0);
+  // Half of them now: the old half's slots are held until the next tick releases them.
+  ASSERT_TRUE(
+      wg_->set_source_peers("file", std::vector<PeerConfig>(first.begin(), first.begin() + 8))
+          .ok());
+  wg_->tick(1'000'000'000);
+  std::vector<PeerConfig> mixed(first.begin(), first.begin() + 8);
+  mixed.insert(mixed.end(), second.begin(), second.begin() + 8);
+  ASSERT_TRUE(wg_->set_source_peers("file", mixed).ok());
+  EXPECT_GE(route(RTE_IPV4(100, 64, 5, 8)), 0);
+}
+
 // The published table against a naive longest-prefix match over the wanted routes, on random
 // peer sets whose prefixes share leading bytes in every way (so tbl8 groups are shared and
 // not), each set up to what --max_peers=16 allows.
