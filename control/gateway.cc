@@ -480,6 +480,7 @@ void Gateway::publish_admin_view() {
       p.user = pc.user;
       p.tags = pc.tags;
       p.allowed_ips = pc.allowed_ips;
+      p.allowed_ips6 = pc.allowed_ips6;
       p.has_endpoint = pc.has_endpoint;
       p.endpoint_ip = pc.endpoint_ip;
       p.endpoint_port = pc.endpoint_port;

@@ -305,6 +305,11 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
              {}, double(s.keepalives_sent));
   mf.gauge(mf.family("exitgw_wg_peers", "Configured WireGuard peers", MetricType::Gauge), {},
            double(s.active_peers));
+  mf.gauge(mf.family("exitgw_allowed_ips6_routes",
+                     "IPv6 allowed-IPs prefixes in the published cryptokey-routing table "
+                     "(rte_lpm6)",
+                     MetricType::Gauge),
+           {}, double(s.allowed_ips6_routes));
   mf.gauge(mf.family("exitgw_wg_keypairs", "Live WireGuard keypairs (previous, current, next)",
                      MetricType::Gauge),
            {}, double(s.keypairs));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <compare>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@ struct Ipv6Prefix {
   std::array<uint8_t, 16> addr{};
   uint8_t len = 0;
   bool operator==(const Ipv6Prefix&) const = default;
+  auto operator<=>(const Ipv6Prefix&) const = default;
 };
 
 struct HostPort {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -15,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/ipv6_addr.h"
 #include "common/log_escape.h"
 
 namespace exitgw {
@@ -24,6 +26,9 @@ namespace {
 using Field = PeerField;
 
 constexpr uint8_t kShortestAllowedPrefix = 8;
+// The IPv6 counterpart: shorter than any registry's allocation to one network, longer than the
+// blocks the registries themselves hold (/12), so no peer is given a share of the internet.
+constexpr uint8_t kShortestAllowedPrefix6 = 16;
 constexpr size_t kMaxUserBytes = 256;
 constexpr size_t kMaxTagNameBytes = 63;
 constexpr std::string_view kTagPrefix = "tag:";
@@ -71,6 +76,16 @@ std::string format_prefix(uint32_t addr, uint8_t len) {
 
 uint64_t prefix_id(const Ipv4Prefix& p) {
   return uint64_t{p.addr} << 8 | p.len;
+}
+
+// The prefix with its host bits cleared.
+Ipv6Prefix network_of(const Ipv6Prefix& p) {
+  Ipv6Prefix n{{}, p.len};
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned bits = std::min(8u, p.len > i * 8 ? p.len - i * 8 : 0u);
+    n.addr[i] = static_cast<uint8_t>(p.addr[i] & (bits == 0 ? 0 : 0xff << (8 - bits)));
+  }
+  return n;
 }
 
 // Calls fn on each comma-separated item, trimmed; stops at the first error.
@@ -229,8 +244,10 @@ class PeersParser {
         return for_each_item(value, [&](std::string_view item) -> Status {
           auto prefix = parse_allowed_ip(item);
           if (!prefix) return make_error(prefix.error());
-          const std::string text = format_prefix(prefix->addr, prefix->len);
-          const auto [it, fresh] = prefixes_.emplace(prefix_id(*prefix), Claim{peer.line, line_no});
+          // Both families' text is canonical, so it names a prefix once.
+          const std::string text =
+              std::visit([](const auto& p) { return format_allowed_ip(p); }, *prefix);
+          const auto [it, fresh] = prefixes_.emplace(text, Claim{peer.line, line_no});
           if (!fresh && it->second.peer_line == peer.line) {
             return make_error("AllowedIPs " + text +
                               " is listed twice for this peer (first at line " +
@@ -242,7 +259,7 @@ class PeersParser {
                               std::to_string(it->second.line) +
                               "); a prefix may belong to one peer only");
           }
-          peer.allowed_ips.push_back(*prefix);
+          add_allowed_ip(peer, *prefix);
           return Ok{};
         });
       case Field::kEndpoint: {
@@ -294,7 +311,7 @@ class PeersParser {
     const int line = section_->peer.line;
     if (section_->first_line[static_cast<size_t>(Field::kPublicKey)] == 0)
       return at(line, "[Peer] has no PublicKey");
-    if (section_->peer.allowed_ips.empty()) {
+    if (section_->peer.allowed_ips.empty() && section_->peer.allowed_ips6.empty()) {
       return at(line,
                 "[Peer] has no AllowedIPs; without one the gateway would drop everything it "
                 "sends");
@@ -312,7 +329,7 @@ class PeersParser {
   std::optional<Section> section_;
   std::vector<PeerConfig> peers_;
   std::map<wg::Key, Claim> public_keys_;
-  std::map<uint64_t, Claim> prefixes_;
+  std::map<std::string, Claim> prefixes_;  // by canonical text, either family
 };
 
 // Closes a file descriptor on every return path.
@@ -362,25 +379,83 @@ Status check_allowed_ip(const Ipv4Prefix& p) {
   return Ok{};
 }
 
-Result<Ipv4Prefix> parse_allowed_ip(std::string_view item) {
-  const std::string what = "AllowedIPs " + quoted(item);
-  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+Status check_allowed_ip(const Ipv6Prefix& p) {
+  const std::string what = "AllowedIPs " + quoted(format_allowed_ip(p));
+  if (p.len > 128) return make_error(what + ": prefix length is larger than 128");
+  if (p.len < kShortestAllowedPrefix6) {
+    return make_error(what +
+                      " is shorter than /16: an exit gateway must never route the internet to a "
+                      "peer, so each IPv6 AllowedIPs prefix must be /16 or longer");
+  }
+  if (const Ipv6Prefix network = network_of(p); network != p) {
+    return make_error(what + " has host bits set: write " + format_allowed_ip(network) +
+                      " for the network, or " + format_allowed_ip(Ipv6Prefix{p.addr, 128}) +
+                      " for the one address");
+  }
+  // Addresses no peer's packets can come from (RFC 4291): a prefix holding them is a mistake.
+  // The prefix is canonical here, so it holds :: exactly when its address is ::, and ::1 when
+  // its address is :: or ::1.
+  const auto refuse = [&](std::string_view why) {
+    return make_error(what + " " + std::string(why) +
+                      ", which can never be the source of a peer's packets");
+  };
+  if (ipv6_multicast(p.addr.data())) return refuse("is multicast (ff00::/8)");
+  if (ipv6_link_local(p.addr.data())) return refuse("is link-local (fe80::/10)");
+  if (ipv6_unspecified(p.addr.data())) return refuse("holds the unspecified address ::");
+  if (ipv6_loopback(p.addr.data())) return refuse("holds the loopback address ::1");
+  return Ok{};
+}
+
+std::string format_allowed_ip(const Ipv4Prefix& p) {
+  return format_prefix(p.addr, p.len);
+}
+
+std::string format_allowed_ip(const Ipv6Prefix& p) {
+  return format_ipv6(p.addr.data()) + "/" + std::to_string(p.len);
+}
+
+void add_allowed_ip(PeerConfig& peer, const AllowedIp& prefix) {
+  if (const auto* v4 = std::get_if<Ipv4Prefix>(&prefix))
+    peer.allowed_ips.push_back(*v4);
+  else
+    peer.allowed_ips6.push_back(std::get<Ipv6Prefix>(prefix));
+}
+
+namespace {
+
+// One family's "addr/len", the address read by parse_addr (a bare one is the host prefix), then
+// held to check_allowed_ip. `what` names the item for messages.
+template <typename Prefix, unsigned kMaxLen, typename ParseAddr>
+Result<AllowedIp> parse_allowed_prefix(std::string_view item, const std::string& what,
+                                       ParseAddr parse_addr) {
   const size_t slash = item.find('/');
-  auto addr = parse_ipv4(item.substr(0, slash));
+  auto addr = parse_addr(item.substr(0, slash));
   if (!addr) return make_error(what + ": " + addr.error());
-  Ipv4Prefix p{*addr, 32};
+  Prefix p{*addr, kMaxLen};
   if (slash != std::string_view::npos) {
     const std::string_view len_text = item.substr(slash + 1);
     const auto len = parse_decimal(len_text, 255);
     if (!len) return make_error(what + ": prefix length " + quoted(len_text) + " is not a number");
-    if (*len > 32) {
-      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than 32");
+    if (*len > kMaxLen) {
+      return make_error(what + ": prefix length " + std::to_string(*len) + " is larger than " +
+                        std::to_string(kMaxLen));
     }
     p.len = static_cast<uint8_t>(*len);
   }
   Status s = check_allowed_ip(p);
   if (!s) return make_error(s.error());
-  return p;
+  return AllowedIp{p};
+}
+
+}  // namespace
+
+Result<AllowedIp> parse_allowed_ip(std::string_view item) {
+  const std::string what = "AllowedIPs " + quoted(item);
+  if (item.empty()) return make_error("AllowedIPs has an empty entry (a stray ',' or no value)");
+  // Only IPv6 text has a ':' before the length.
+  if (item.substr(0, item.find('/')).find(':') != std::string_view::npos)
+    return parse_allowed_prefix<Ipv6Prefix, 128>(item, what, parse_ipv6);
+  return parse_allowed_prefix<Ipv4Prefix, 32>(item, what, parse_ipv4);
 }
 
 Result<PeerEndpoint> parse_peer_endpoint(std::string_view value) {
@@ -426,7 +501,7 @@ Status check_peer_tag(std::string_view tag) {
 
 Status validate_peer(const PeerConfig& peer) {
   if (wg::is_zero(wg::as_bytes(peer.public_key))) return make_error("PublicKey is all zeros");
-  if (peer.allowed_ips.empty()) {
+  if (peer.allowed_ips.empty() && peer.allowed_ips6.empty()) {
     return make_error(
         "the peer has no AllowedIPs; without one the gateway would drop everything "
         "it sends");
@@ -437,6 +512,15 @@ Status validate_peer(const PeerConfig& peer) {
     if (!s) return s;
     if (!prefixes.insert(prefix_id(prefix)).second) {
       return make_error("AllowedIPs " + format_prefix(prefix.addr, prefix.len) +
+                        " is listed twice for this peer");
+    }
+  }
+  std::set<Ipv6Prefix> prefixes6;
+  for (const Ipv6Prefix& prefix : peer.allowed_ips6) {
+    Status s = check_allowed_ip(prefix);
+    if (!s) return s;
+    if (!prefixes6.insert(prefix).second) {
+      return make_error("AllowedIPs " + format_allowed_ip(prefix) +
                         " is listed twice for this peer");
     }
   }
@@ -469,6 +553,12 @@ std::string peer_name(const PeerConfig& peer) {
 Status validate_peers(const std::vector<PeerConfig>& peers) {
   std::set<wg::Key> keys;
   std::map<uint64_t, const PeerConfig*> prefixes;
+  std::map<Ipv6Prefix, const PeerConfig*> prefixes6;
+  const auto clash = [](const std::string& prefix, const PeerConfig& first,
+                        const PeerConfig& second) {
+    return make_error("AllowedIPs " + prefix + " is allowed for both " + peer_name(first) +
+                      " and " + peer_name(second) + "; a prefix may belong to one peer only");
+  };
   for (const PeerConfig& peer : peers) {
     Status s = validate_peer(peer);
     if (!s) return make_error(peer_name(peer) + ": " + s.error());
@@ -476,11 +566,11 @@ Status validate_peers(const std::vector<PeerConfig>& peers) {
       return make_error("PublicKey " + wg::key_to_base64(peer.public_key) + " is used twice");
     for (const Ipv4Prefix& prefix : peer.allowed_ips) {
       const auto [at, fresh] = prefixes.emplace(prefix_id(prefix), &peer);
-      if (!fresh) {
-        return make_error("AllowedIPs " + format_prefix(prefix.addr, prefix.len) +
-                          " is allowed for both " + peer_name(*at->second) + " and " +
-                          peer_name(peer) + "; a prefix may belong to one peer only");
-      }
+      if (!fresh) return clash(format_allowed_ip(prefix), *at->second, peer);
+    }
+    for (const Ipv6Prefix& prefix : peer.allowed_ips6) {
+      const auto [at, fresh] = prefixes6.emplace(prefix, &peer);
+      if (!fresh) return clash(format_allowed_ip(prefix), *at->second, peer);
     }
   }
   return Ok{};
@@ -494,11 +584,12 @@ bool same_settings(const PeerConfig& a, const PeerConfig& b) {
       return false;
     }
   }
-  return a.public_key == b.public_key && a.has_preshared_key == b.has_preshared_key &&
-         a.preshared_key == b.preshared_key && a.has_endpoint == b.has_endpoint &&
-         a.endpoint_ip == b.endpoint_ip && a.endpoint_port == b.endpoint_port &&
-         a.persistent_keepalive == b.persistent_keepalive && a.user == b.user && a.tags == b.tags &&
-         a.has_disco_key == b.has_disco_key && a.disco_key == b.disco_key;
+  return a.allowed_ips6 == b.allowed_ips6 && a.public_key == b.public_key &&
+         a.has_preshared_key == b.has_preshared_key && a.preshared_key == b.preshared_key &&
+         a.has_endpoint == b.has_endpoint && a.endpoint_ip == b.endpoint_ip &&
+         a.endpoint_port == b.endpoint_port && a.persistent_keepalive == b.persistent_keepalive &&
+         a.user == b.user && a.tags == b.tags && a.has_disco_key == b.has_disco_key &&
+         a.disco_key == b.disco_key;
 }
 
 bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b) {
@@ -536,13 +627,13 @@ std::string format_peers(const std::vector<PeerConfig>& peers) {
     out += "[Peer]\nPublicKey = " + wg::key_to_base64(peer.public_key) + "\n";
     if (peer.has_preshared_key)
       out += "PresharedKey = " + wg::key_to_base64(peer.preshared_key) + "\n";
-    if (!peer.allowed_ips.empty()) {
-      out += "AllowedIPs = ";
-      for (size_t i = 0; i < peer.allowed_ips.size(); ++i) {
-        if (i > 0) out += ", ";
-        out += format_prefix(peer.allowed_ips[i].addr, peer.allowed_ips[i].len);
-      }
-      out += "\n";
+    if (!peer.allowed_ips.empty() || !peer.allowed_ips6.empty()) {
+      std::string list;
+      for (const Ipv4Prefix& p : peer.allowed_ips)
+        list += (list.empty() ? "" : ", ") + format_allowed_ip(p);
+      for (const Ipv6Prefix& p : peer.allowed_ips6)
+        list += (list.empty() ? "" : ", ") + format_allowed_ip(p);
+      out += "AllowedIPs = " + list + "\n";
     }
     if (peer.has_endpoint) {
       out += "Endpoint = " + format_ipv4(peer.endpoint_ip) + ":" +

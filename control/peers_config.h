@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/result.h"
@@ -55,6 +56,9 @@ struct PeerConfig {
   bool has_preshared_key = false;
   // Canonical (no host bits), each at least /8, in file order, never shared with another peer.
   std::vector<Ipv4Prefix> allowed_ips;
+  // The IPv6 ones, the same rules (each at least /16; check_allowed_ip). A peer has at least one
+  // prefix of either family.
+  std::vector<Ipv6Prefix> allowed_ips6;
   bool has_endpoint = false;
   uint32_t endpoint_ip = 0;  // host order
   uint16_t endpoint_port = 0;
@@ -78,10 +82,22 @@ bool same_settings(const std::vector<PeerConfig>& a, const std::vector<PeerConfi
 //
 // A public key: standard base64 of 32 bytes, not all zero.
 Result<wg::Key> parse_peer_public_key(std::string_view text);
-// One AllowedIPs entry: "a.b.c.d/len" or a bare address (a /32), passing check_allowed_ip.
-Result<Ipv4Prefix> parse_allowed_ip(std::string_view text);
-// An AllowedIPs prefix must be /8 or longer and canonical (no host bits).
+// One AllowedIPs entry of either family.
+using AllowedIp = std::variant<Ipv4Prefix, Ipv6Prefix>;
+// One AllowedIPs entry: "a.b.c.d/len", an IPv6 "addr/len", or a bare address (a /32 or a /128),
+// passing check_allowed_ip.
+Result<AllowedIp> parse_allowed_ip(std::string_view text);
+// Puts a parsed entry in the peer's list of its family (allowed_ips or allowed_ips6).
+void add_allowed_ip(PeerConfig& peer, const AllowedIp& prefix);
+// An IPv4 AllowedIPs prefix must be /8 or longer and canonical (no host bits).
 Status check_allowed_ip(const Ipv4Prefix& prefix);
+// An IPv6 one must be /16 or longer, canonical, and hold none of the addresses a peer's inner
+// source can never be: multicast (ff00::/8), link-local (fe80::/10), unspecified (::) and
+// loopback (::1).
+Status check_allowed_ip(const Ipv6Prefix& prefix);
+// "a.b.c.d/len"; RFC 5952 text for IPv6 ("fd7a:115c:a1e0::2/128").
+std::string format_allowed_ip(const Ipv4Prefix& prefix);
+std::string format_allowed_ip(const Ipv6Prefix& prefix);
 struct PeerEndpoint {
   uint32_t ip = 0;  // host order
   uint16_t port = 0;

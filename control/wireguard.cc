@@ -1,9 +1,13 @@
 // WireGuard control: handshakes, keypair lifecycle, timers and peer-table publication.
 #include "control/wireguard.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <set>
+#include <thread>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -12,6 +16,7 @@
 #include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -40,6 +45,40 @@ uint64_t unix_ms() {
 
 uint64_t route_key(const Ipv4Prefix& p) {
   return uint64_t{p.addr & p.mask()} << 8 | p.len;
+}
+
+// A new IPv6 allowed-IPs table holding `routes` (next hop: the peer slot), or why not.
+Result<rte_lpm6*> build_allowed_ips6(const std::map<Ipv6Prefix, uint32_t>& routes) {
+  // rte_lpm6 resolves the first 24 bits in its tbl24 and each further byte in a tbl8 group: a
+  // prefix covering bytes 0..n-1 needs the groups for bytes 3..n-1 on its path, each shared by
+  // every prefix with the same leading bytes. Counting the distinct paths gives what it needs.
+  std::set<std::pair<unsigned, std::array<uint8_t, 16>>> groups;
+  for (const auto& [prefix, slot] : routes) {
+    std::array<uint8_t, 16> path{};
+    const unsigned bytes = (prefix.len + 7u) / 8u;
+    for (unsigned i = 0; i + 1 < bytes; ++i) {
+      path[i] = prefix.addr[i];
+      if (i >= 2) groups.emplace(i + 1, path);  // the group for byte i + 1, below bytes 0..i
+    }
+  }
+  rte_lpm6_config config{};
+  config.max_rules = static_cast<uint32_t>(routes.size() + routes.size() / 4 + 16);
+  config.number_tbl8s = static_cast<uint32_t>(groups.size() + groups.size() / 4 + 16);
+  // Names are process-wide and a replaced table lives on for a grace period: each is new.
+  static std::atomic<uint32_t> generation{0};
+  const std::string name = "exitgw_aip6_" + std::to_string(generation++);
+  rte_lpm6* table = rte_lpm6_create(name.c_str(), static_cast<int>(rte_socket_id()), &config);
+  if (table == nullptr)
+    return make_error("cannot create an IPv6 allowed-IPs table for " +
+                      std::to_string(routes.size()) + " prefixes: " + rte_strerror(rte_errno));
+  for (const auto& [prefix, slot] : routes) {
+    if (int rc = rte_lpm6_add(table, prefix.addr.data(), prefix.len, slot); rc != 0) {
+      rte_lpm6_free(table);
+      return make_error("cannot add allowed IP " + format_allowed_ip(prefix) +
+                        " to a new IPv6 allowed-IPs table: " + rte_strerror(-rc));
+    }
+  }
+  return table;
 }
 
 }  // namespace
@@ -133,13 +172,16 @@ WireGuard::WireGuard(dp::DataplaneContext& ctx, NeighborTable& neighbors, rte_me
 
 WireGuard::~WireGuard() {
   for (auto& [key, p] : peers_) retire_all(*p);
+  ctx_.allowed_ips6.store(nullptr, std::memory_order_release);
   if (ctx_.rcu) rte_rcu_qsbr_synchronize(ctx_.rcu, RTE_QSBR_THRID_INVALID);
   for (Deferred& d : deferred_) {
     if (d.keypair) {
       wg::secure_zero(d.keypair, sizeof(Keypair));
       rte_free(d.keypair);
     }
+    if (d.table6) rte_lpm6_free(d.table6);
   }
+  if (allowed_ips6_) rte_lpm6_free(allowed_ips6_);
   destroy_wireguard_tables(ctx_);
 }
 
@@ -234,6 +276,7 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   // Validate everything first: capacity, keys usable for DH, prefixes unique.
   std::map<wg::Key, const PeerConfig*> by_key;
   std::unordered_map<uint64_t, const PeerConfig*> prefixes;
+  std::set<Ipv6Prefix> prefixes6;
   for (const PeerConfig& pc : wanted) {
     if (!by_key.emplace(pc.public_key, &pc).second)
       return make_error("peer " + wg::key_to_base64(pc.public_key) + " appears twice");
@@ -244,6 +287,9 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
       if (!prefixes.emplace(route_key(p), &pc).second)
         return make_error("allowed IP " + format_ipv4(p.addr) + "/" + std::to_string(p.len) +
                           " is given to two peers");
+    for (const Ipv6Prefix& p : pc.allowed_ips6)
+      if (!prefixes6.emplace(p).second)
+        return make_error("allowed IP " + format_allowed_ip(p) + " is given to two peers");
   }
   // The allowed-IPs table is sized at start; refuse what it could not hold rather than half
   // install it (each prefix longer than /24 may need its own tbl8 group).
@@ -255,6 +301,10 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
                       " allowed IPs; --max_peers=" + std::to_string(opt_.max_peers) +
                       " holds at most " + std::to_string(opt_.max_peers * 4 + 64) + " (and " +
                       std::to_string(opt_.max_peers + 256) + " longer than /24)");
+  if (prefixes6.size() > size_t{opt_.max_peers} * 4 + 64)
+    return make_error("the peers have " + std::to_string(prefixes6.size()) +
+                      " IPv6 allowed IPs; --max_peers=" + std::to_string(opt_.max_peers) +
+                      " holds at most " + std::to_string(opt_.max_peers * 4 + 64));
   size_t added = 0;
   for (const auto& [key, pc] : by_key)
     if (!peers_.count(key)) ++added;
@@ -274,6 +324,41 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
                         "): " + c.error());
     crypto[key] = std::make_unique<wg::PeerCrypto>(std::move(*c));
   }
+  // A change of the IPv6 routes builds a new table: first free the replaced ones a grace period
+  // has released (this may free peer slots too, so it comes before slots are planned).
+  if (!prefixes6.empty() || !route6_slot_.empty()) reclaim_before_new_table6();
+  // The slot each peer will have: its own, or for a new peer a free one, taken below in this
+  // order. A removed peer's slot is free again only after a grace period.
+  std::map<wg::Key, uint32_t> slot_of;
+  size_t free_left = free_slots_.size();
+  for (const auto& [key, pc] : by_key) {
+    if (auto it = peers_.find(key); it != peers_.end()) {
+      slot_of[key] = it->second->slot;
+    } else if (free_left == 0) {
+      return make_error(
+          "no free peer slot yet: the slots of peers removed a moment ago are "
+          "reused once every worker has let them go; retry shortly");
+    } else {
+      slot_of[key] = free_slots_[--free_left];
+    }
+  }
+  // The IPv6 routes are one table built whole, last of all the checks: if it cannot be built
+  // nothing of the update applies.
+  std::map<Ipv6Prefix, uint32_t> next_routes6;
+  for (const auto& [key, pc] : by_key)
+    for (const Ipv6Prefix& p : pc->allowed_ips6) next_routes6[p] = slot_of.at(key);
+  const bool routes6_change = next_routes6 != route6_slot_;
+  rte_lpm6* table6 = nullptr;
+  if (routes6_change && !next_routes6.empty()) {
+    auto built = build_allowed_ips6(next_routes6);
+    if (!built) return make_error(built.error());
+    table6 = *built;
+  }
+  // Published before any peer is removed, so the grace period after which a removed peer's slot
+  // is reused starts after no worker can find that slot in the IPv6 table any more. A new
+  // peer's slot may be routed a moment before it is set up below: it has no keypair yet, so
+  // nothing is sent to or accepted from it until then.
+  if (routes6_change) publish_routes6(table6, std::move(next_routes6));
 
   // Apply: removals first (frees slots), then additions and changes. A bulk load logs the
   // first few peers by name and the rest as a count.
@@ -294,8 +379,7 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     Peer* p;
     if (it == peers_.end()) {
       auto np = std::make_unique<Peer>();
-      np->slot = free_slots_.back();
-      free_slots_.pop_back();
+      np->slot = slot_of.at(key);
       p = np.get();
       by_slot_[p->slot] = p;
       peers_.emplace(key, std::move(np));
@@ -321,6 +405,7 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     p->config = *pc;
   }
 
+  free_slots_.resize(free_left);
   if (logged > kLogPeersPerApply)
     log_info("wireguard: and " + std::to_string(logged - kLogPeersPerApply) +
              " more peers added or removed");
@@ -359,6 +444,30 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   stats_.active_peers = peers_.size();
   stats_.generation++;
   return Ok{};
+}
+
+void WireGuard::publish_routes6(rte_lpm6* table, std::map<Ipv6Prefix, uint32_t> routes) {
+  ctx_.allowed_ips6.store(table, std::memory_order_release);
+  if (allowed_ips6_)
+    deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), nullptr, kNoSlot, allowed_ips6_});
+  allowed_ips6_ = table;
+  route6_slot_ = std::move(routes);
+  stats_.allowed_ips6_routes = route6_slot_.size();
+}
+
+void WireGuard::reclaim_before_new_table6() {
+  reclaim();
+  const auto waiting = std::find_if(deferred_.rbegin(), deferred_.rend(),
+                                    [](const Deferred& d) { return d.table6 != nullptr; });
+  if (waiting == deferred_.rend()) return;
+  // Workers pass a quiescent state every burst (or are offline while idle): a grace period is
+  // normally microseconds. A stuck worker costs this wait, never a hang.
+  constexpr auto kMaxWait = std::chrono::milliseconds(20);
+  const auto until = std::chrono::steady_clock::now() + kMaxWait;
+  while (rte_rcu_qsbr_check(ctx_.rcu, waiting->token, false) != 1 &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  reclaim();
 }
 
 void WireGuard::install_route(uint64_t route, uint32_t slot) {
@@ -441,7 +550,7 @@ void WireGuard::remove_peer(Peer& p) {
   p.handshake_index = 0;
   by_slot_[p.slot] = nullptr;
   // The slot is reused only after every worker has passed a quiescent state.
-  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), nullptr, p.slot});
+  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), nullptr, p.slot, nullptr});
 }
 
 Keypair* WireGuard::create_keypair(const wg::SessionKeys& keys, uint32_t slot) {
@@ -459,7 +568,7 @@ void WireGuard::retire(Keypair*& kp) {
   rt.send_keypair.compare_exchange_strong(expected, nullptr);
   rte_hash_del_key(ctx_.keypairs, &kp->local_index);
   indices_.release(kp->local_index);
-  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), kp, kNoSlot});
+  deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), kp, kNoSlot, nullptr});
   stats_.keypairs--;
   kp = nullptr;
 }
@@ -491,6 +600,7 @@ void WireGuard::reclaim() {
       ctx_.peer_counters.clear(d.slot);
       free_slots_.push_back(d.slot);
     }
+    if (d.table6) rte_lpm6_free(d.table6);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rte_lpm6.h>
 #include <rte_mbuf.h>
 
 #include "common/result.h"
@@ -61,6 +62,8 @@ struct WireGuardStats {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(wg::HandshakeError::kCount)> rejected{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(disco::Verdict::kCount)> disco{};
   std::atomic<uint64_t> active_peers{0}, keypairs{0}, generation{0};
+  // IPv6 allowed prefixes in the published rte_lpm6 (ctx.allowed_ips6).
+  std::atomic<uint64_t> allowed_ips6_routes{0};
   // Commands for workers that their full command rings have not taken yet (retried each tick).
   std::atomic<uint64_t> worker_commands_waiting{0};
   // NAT removals dropped for a worker with max_waiting_worker_commands waiting (stuck).
@@ -154,6 +157,12 @@ class WireGuard {
   void command_taken(unsigned worker, const dp::WorkerCommand& c);
   // Points the prefix at `slot` now, or once no worker's removal of its NAT state waits.
   void install_route(uint64_t route, uint32_t slot);
+  // Publishes `table` (null: no IPv6 routes) holding `routes` as ctx.allowed_ips6; the table it
+  // replaces is freed after an RCU grace period.
+  void publish_routes6(rte_lpm6* table, std::map<Ipv6Prefix, uint32_t> routes);
+  // Frees what a grace period has released; with an IPv6 table still waiting, first waits a
+  // little for one, so a stream of updates does not pile up whole tables (each holds 64 MiB).
+  void reclaim_before_new_table6();
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);
@@ -185,10 +194,15 @@ class WireGuard {
   std::vector<Peer*> by_slot_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, uint32_t> route_slot_;  // allowed prefix (addr << 8 | len) -> slot
+  // The IPv6 routes (prefix -> slot) and the table holding them, published whole as
+  // ctx.allowed_ips6 (rte_lpm6 has no RCU mode: a change builds a new table). Null: none.
+  std::map<Ipv6Prefix, uint32_t> route6_slot_;
+  rte_lpm6* allowed_ips6_ = nullptr;
   struct Deferred {
     uint64_t token;
     Keypair* keypair;  // zeroed and freed after the grace period
     uint32_t slot;     // or a peer slot to reuse (UINT32_MAX: none)
+    rte_lpm6* table6;  // or a replaced IPv6 allowed-IPs table to free
   };
   std::deque<Deferred> deferred_;
   // Per worker, in order, the commands its full ring refused so far: dropped only past

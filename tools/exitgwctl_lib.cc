@@ -66,7 +66,8 @@ Commands:
   filter clear            drop it: the HuJSON policy decides again
 
 KEY is a WireGuard public key as `wg pubkey` prints it (base64url also works).
-Peer rules are the peers file's: allowed IPs /8 or longer without host bits, tags tag:<name>.
+Peer rules are the peers file's: allowed IPs IPv4 /8 or IPv6 /16 or longer without host bits,
+tags tag:<name>.
 
 Exit codes:
   0  done

@@ -52,6 +52,7 @@ struct AdminView {
     std::string user;
     std::vector<std::string> tags;
     std::vector<Ipv4Prefix> allowed_ips;
+    std::vector<Ipv6Prefix> allowed_ips6;
     bool has_endpoint = false;
     uint32_t endpoint_ip = 0;  // host order; the configured or the last seen endpoint
     uint16_t endpoint_port = 0;

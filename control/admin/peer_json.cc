@@ -61,8 +61,12 @@ std::string endpoint_text(uint32_t ip, uint16_t port) {
   return format_ipv4(ip) + ":" + std::to_string(port);
 }
 
-std::string prefix_text(const Ipv4Prefix& p) {
-  return format_ipv4(p.addr) + "/" + std::to_string(p.len);
+// IPv4 first, then IPv6, each in the peer's order; canonical text.
+json allowed_ips_json(const std::vector<Ipv4Prefix>& v4, const std::vector<Ipv6Prefix>& v6) {
+  json ips = json::array();
+  for (const Ipv4Prefix& p : v4) ips.push_back(format_allowed_ip(p));
+  for (const Ipv6Prefix& p : v6) ips.push_back(format_allowed_ip(p));
+  return ips;
 }
 
 json nullable_ms(int64_t unix_ms) {
@@ -170,7 +174,7 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
         s = for_each_string(name, value, [&](const std::string& item) -> Status {
           auto prefix = parse_allowed_ip(item);
           if (!prefix) return make_error(prefix.error());
-          peer.allowed_ips.push_back(*prefix);
+          add_allowed_ip(peer, *prefix);
           return Ok{};
         });
         break;
@@ -227,7 +231,7 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
   } else if (!has_key) {
     return make_error("field 'public_key' is missing");
   }
-  if (peer.allowed_ips.empty() && !body.contains("allowed_ips"))
+  if (peer.allowed_ips.empty() && peer.allowed_ips6.empty() && !body.contains("allowed_ips"))
     return make_error("field 'allowed_ips' is missing; a peer needs at least one prefix");
   Status valid = validate_peer(peer);
   if (!valid) return make_error(valid.error());
@@ -237,9 +241,7 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
 nlohmann::json peer_to_request_json(const PeerConfig& peer) {
   json j = {{"public_key", wg::key_to_base64(peer.public_key)}};
   if (peer.has_preshared_key) j["preshared_key"] = wg::key_to_base64(peer.preshared_key);
-  json ips = json::array();
-  for (const Ipv4Prefix& p : peer.allowed_ips) ips.push_back(prefix_text(p));
-  j["allowed_ips"] = std::move(ips);
+  j["allowed_ips"] = allowed_ips_json(peer.allowed_ips, peer.allowed_ips6);
   if (peer.has_endpoint) j["endpoint"] = endpoint_text(peer.endpoint_ip, peer.endpoint_port);
   if (peer.persistent_keepalive != 0) j["persistent_keepalive"] = peer.persistent_keepalive;
   if (!peer.user.empty()) j["user"] = peer.user;
@@ -267,14 +269,12 @@ Result<std::optional<bool>> flag_from_json(const nlohmann::json& body, std::stri
 }
 
 nlohmann::json peer_view_json(const AdminView::Peer& peer) {
-  json ips = json::array();
-  for (const Ipv4Prefix& p : peer.allowed_ips) ips.push_back(prefix_text(p));
   return {
       {"public_key", wg::key_to_base64(peer.public_key)},
       {"source", peer.source},
       {"user", peer.user.empty() ? json(nullptr) : json(peer.user)},
       {"tags", peer.tags},
-      {"allowed_ips", std::move(ips)},
+      {"allowed_ips", allowed_ips_json(peer.allowed_ips, peer.allowed_ips6)},
       {"endpoint", peer.has_endpoint ? json(endpoint_text(peer.endpoint_ip, peer.endpoint_port))
                                      : json(nullptr)},
       {"persistent_keepalive", peer.persistent_keepalive},

@@ -23,10 +23,12 @@ int64_t unix_ms_now() {
       .count();
 }
 
-std::string prefix_text(const Ipv4Prefix& p) {
-  return std::to_string(p.addr >> 24) + "." + std::to_string((p.addr >> 16) & 255) + "." +
-         std::to_string((p.addr >> 8) & 255) + "." + std::to_string(p.addr & 255) + "/" +
-         std::to_string(p.len);
+// A peer's allowed prefixes of both families as canonical text, which names each one once.
+std::vector<std::string> prefix_texts(const PeerConfig& peer) {
+  std::vector<std::string> out;
+  for (const Ipv4Prefix& p : peer.allowed_ips) out.push_back(format_allowed_ip(p));
+  for (const Ipv6Prefix& p : peer.allowed_ips6) out.push_back(format_allowed_ip(p));
+  return out;
 }
 
 // Printable for logs: etcd keys are bytes.
@@ -240,7 +242,7 @@ Result<int64_t> EtcdSource::load() {
   std::map<std::string, EtcdBadEntry> bad;
   std::map<std::string, PeerConfig> applied;
   std::vector<PeerConfig> peers;
-  std::map<std::pair<uint32_t, uint8_t>, std::string> prefix_owner;  // allowed prefix -> key
+  std::map<std::string, std::string> prefix_owner;  // allowed prefix (canonical text) -> key
   const std::string peers_prefix = keys_.peers();
   for (const KeyValue& kv : range->kvs) {
     const std::string_view name = std::string_view(kv.key).substr(peers_prefix.size());
@@ -249,10 +251,10 @@ Result<int64_t> EtcdSource::load() {
     if (!peer) {
       reason = peer.error();
     } else {
-      for (const Ipv4Prefix& p : peer->allowed_ips) {
-        const auto it = prefix_owner.find({p.addr, p.len});
+      for (const std::string& p : prefix_texts(*peer)) {
+        const auto it = prefix_owner.find(p);
         if (it != prefix_owner.end()) {
-          reason = "AllowedIPs " + prefix_text(p) + " already belongs to " + shown(it->second);
+          reason = "AllowedIPs " + p + " already belongs to " + shown(it->second);
           break;
         }
       }
@@ -263,7 +265,7 @@ Result<int64_t> EtcdSource::load() {
       bad[kv.key] = EtcdBadEntry{shown(kv.key), reason, kv.mod_revision};
       continue;
     }
-    for (const Ipv4Prefix& p : peer->allowed_ips) prefix_owner[{p.addr, p.len}] = kv.key;
+    for (std::string& p : prefix_texts(*peer)) prefix_owner[std::move(p)] = kv.key;
     applied[kv.key] = *peer;
     peers.push_back(std::move(*peer));
   }

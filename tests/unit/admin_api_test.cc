@@ -197,6 +197,7 @@ class ModelControl {
         p.user = peer.user;
         p.tags = peer.tags;
         p.allowed_ips = peer.allowed_ips;
+        p.allowed_ips6 = peer.allowed_ips6;
         p.has_endpoint = peer.has_endpoint;
         p.endpoint_ip = peer.endpoint_ip;
         p.endpoint_port = peer.endpoint_port;
@@ -587,6 +588,65 @@ TEST_F(AdminApi, ConflictWithAnotherSourceIs409) {
   EXPECT_TRUE(is_error(client().Delete(peer_path(kFileKey)), 409, "belongs to source file"));
 }
 
+TEST_F(AdminApi, AnIPv6PrefixAnotherPeerHoldsIs409LikeAnIPv4One) {
+  start();
+  ok_json(put_json(peer_path(kKey2), {{"allowed_ips", {"10.9.0.0/24", "fd7a:115c:a1e0::5/128"}}}));
+  // The same prefix spelled otherwise, from the tailnet source and from the admin source.
+  EXPECT_TRUE(is_error(
+      put_json("/v1/tailnet/peers",
+               {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"FD7A:115C:A1E0:0::5"}}}}}}),
+      409, "AllowedIPs fd7a:115c:a1e0::5/128 is allowed for both"));
+  EXPECT_TRUE(is_error(put_json(peer_path(kKey1), {{"allowed_ips", {"fd7a:115c:a1e0::5/128"}}}),
+                       409, "; a prefix may belong to one peer only"));
+  // The running peers are unchanged.
+  EXPECT_TRUE(is_error(client().Get(peer_path(kKey1)), 404, "no peer"));
+  EXPECT_EQ(ok_json(client().Get(peer_path(kKey2)))["allowed_ips"],
+            json({"10.9.0.0/24", "fd7a:115c:a1e0::5/128"}));
+}
+
+TEST_F(AdminApi, AllowedIpsShowIPv4FirstThenIPv6InCanonicalText) {
+  start();
+  ok_json(put_json(
+      peer_path(kKey2),
+      {{"allowed_ips", {"2001:DB8:0:0:1::/80", "10.9.0.0/24", "fd7a:115c:a1e0:0:0:0:0:2"}}}));
+  const json shown = {"10.9.0.0/24", "2001:db8:0:0:1::/80", "fd7a:115c:a1e0::2/128"};
+  EXPECT_EQ(ok_json(client().Get(peer_path(kKey2)))["allowed_ips"], shown);
+  bool listed = false;
+  const json list = ok_json(client().Get("/v1/peers"));
+  for (const json& p : list["peers"]) {
+    if (p["public_key"].get<std::string>() != kKey2) continue;
+    EXPECT_EQ(p["allowed_ips"], shown);
+    listed = true;
+  }
+  EXPECT_TRUE(listed);
+  // The tailnet source takes IPv6 too, and a peer with IPv6 only.
+  ok_json(put_json("/v1/tailnet/peers",
+                   {{"peers", {{{"public_key", kKey1}, {"allowed_ips", {"fd7a:115c:a1e0::7"}}}}}}));
+  EXPECT_EQ(ok_json(client().Get(peer_path(kKey1)))["allowed_ips"],
+            json({"fd7a:115c:a1e0::7/128"}));
+}
+
+TEST_F(AdminApi, BadIPv6AllowedIpsAre400NamingTheProblem) {
+  start();
+  const std::string path = peer_path(kKey2);
+  const std::pair<const char*, const char*> cases[] = {
+      {"fd7a::1/64",
+       "field 'allowed_ips[1]': AllowedIPs 'fd7a::1/64' has host bits set: write "
+       "fd7a::/64"},
+      {"::/0", "field 'allowed_ips[1]': AllowedIPs '::/0' is shorter than /16"},
+      {"fe80::/64", "AllowedIPs 'fe80::/64' is link-local (fe80::/10)"},
+      {"ff02::1", "AllowedIPs 'ff02::1/128' is multicast (ff00::/8)"},
+      {"::1", "AllowedIPs '::1/128' holds the loopback address ::1"},
+      {"::/128", "AllowedIPs '::/128' holds the unspecified address ::"},
+      {"fd7a::/200", "AllowedIPs 'fd7a::/200': prefix length 200 is larger than 128"},
+      {"fd7a::g", "AllowedIPs 'fd7a::g': 'fd7a::g' is not an IPv6 address"},
+  };
+  for (const auto& [prefix, why] : cases)
+    EXPECT_TRUE(is_error(put_json(path, {{"allowed_ips", {"10.9.0.0/24", prefix}}}), 400, why))
+        << prefix;
+  EXPECT_TRUE(is_error(client().Get(path), 404, "no peer"));
+}
+
 // The connector's peers (PUT /v1/tailnet/peers) are the "tailnet" source: an operator's PUT
 // /v1/peers or exitgwctl never removes or changes them, and the connector's set never removes
 // the operator's peers.
@@ -760,6 +820,18 @@ TEST_F(AdminApi, CtlStatusAndPeersPrintTablesOrJson) {
   const json j = json::parse(out_, nullptr, false);
   ASSERT_TRUE(j.is_object()) << out_;
   EXPECT_EQ(j["peers"][0]["public_key"], kFileKey);
+}
+
+TEST_F(AdminApi, CtlPeerAddTakesIPv6AllowedIpsAndPeersShowThem) {
+  start();
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey2), "--allowed-ips",
+                 "FD7A:115C:A1E0::2/128,10.9.0.0/24"}),
+            kCtlOk)
+      << err_;
+  EXPECT_EQ(ctl({"peers"}), kCtlOk) << err_;
+  EXPECT_NE(out_.find("10.9.0.0/24,fd7a:115c:a1e0::2/128"), std::string::npos) << out_;
+  EXPECT_EQ(ctl({"peer", "add", std::string(kKey1), "--allowed-ips", "fe80::/64"}), kCtlRefused);
+  EXPECT_NE(err_.find("link-local"), std::string::npos) << err_;
 }
 
 TEST_F(AdminApi, CtlPeersSetSendsTheFileWholeAndRefusedSetsExit1) {

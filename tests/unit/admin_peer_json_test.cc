@@ -122,6 +122,13 @@ TEST(PeerFromJson, RefusesWhatThePeersFileRefusesWithTheSameMessage) {
       {"AllowedIPs = 0.0.0.0/0", with("allowed_ips", {"0.0.0.0/0"})},
       {"AllowedIPs = 10.0.0.300/32", with("allowed_ips", {"10.0.0.300/32"})},
       {"AllowedIPs = 10.0.0.0/33", with("allowed_ips", {"10.0.0.0/33"})},
+      {"AllowedIPs = fd7a::1/64", with("allowed_ips", {"fd7a::1/64"})},
+      {"AllowedIPs = ::/0", with("allowed_ips", {"::/0"})},
+      {"AllowedIPs = fd7a::/129", with("allowed_ips", {"fd7a::/129"})},
+      {"AllowedIPs = fe80::/64", with("allowed_ips", {"fe80::/64"})},
+      {"AllowedIPs = ff02::1", with("allowed_ips", {"ff02::1"})},
+      {"AllowedIPs = ::1/128", with("allowed_ips", {"::1/128"})},
+      {"AllowedIPs = fd7a:::1", with("allowed_ips", {"fd7a:::1"})},
       {"Endpoint = 10.77.0.11:0", with("endpoint", "10.77.0.11:0")},
       {"Endpoint = vpn.example.com:51820", with("endpoint", "vpn.example.com:51820")},
       {"Endpoint = [2001:db8::1]:51820", with("endpoint", "[2001:db8::1]:51820")},
@@ -139,6 +146,38 @@ TEST(PeerFromJson, RefusesWhatThePeersFileRefusesWithTheSameMessage) {
     EXPECT_TRUE(api_message.ends_with(file_message))
         << c.file_line << "\n  file: " << file_message << "\n  api:  " << api_message;
   }
+}
+
+TEST(PeerFromJson, OneAllowedIpsArrayHoldsBothFamiliesAndIsShownIPv4FirstInCanonicalText) {
+  json body = peer_body();
+  body["allowed_ips"] = {"FD7A:115C:A1E0:0:0:0:0:2/128", "100.64.0.11/32", "2001:db8:0:1::/64"};
+  auto peer = peer_from_json(body, nullptr);
+  ASSERT_TRUE(peer.ok()) << peer.error();
+  EXPECT_EQ(peer->allowed_ips.size(), 1u);
+  EXPECT_EQ(peer->allowed_ips6.size(), 2u);
+  const json shown = {"100.64.0.11/32", "fd7a:115c:a1e0::2/128", "2001:db8:0:1::/64"};
+  EXPECT_EQ(peer_to_request_json(*peer)["allowed_ips"], shown);
+  AdminView::Peer view;
+  view.allowed_ips = peer->allowed_ips;
+  view.allowed_ips6 = peer->allowed_ips6;
+  EXPECT_EQ(peer_view_json(view)["allowed_ips"], shown);
+}
+
+TEST(PeerFromJson, APeerWithOnlyIPv6AllowedIpsIsAccepted) {
+  json body = peer_body();
+  body["allowed_ips"] = {"fd7a:115c:a1e0::2"};
+  auto peer = peer_from_json(body, nullptr);
+  ASSERT_TRUE(peer.ok()) << peer.error();
+  EXPECT_TRUE(peer->allowed_ips.empty());
+  EXPECT_EQ(format_allowed_ip(peer->allowed_ips6.at(0)), "fd7a:115c:a1e0::2/128");
+}
+
+TEST(PeerFromJson, SameIPv6PrefixTwiceInAnySpellingIsRefused) {
+  json body = peer_body();
+  body["allowed_ips"] = {"fd7a::/64", "FD7A:0::/64"};
+  EXPECT_NE(rejection(body).find("AllowedIPs fd7a::/64 is listed twice for this peer"),
+            std::string::npos)
+      << rejection(body);
 }
 
 TEST(PeerFromJson, SamePrefixOrTagTwiceIsRefused) {
@@ -185,6 +224,11 @@ TEST(PeerJson, RoundTripsRandomPeers) {
       Ipv4Prefix prefix{0, static_cast<uint8_t>(8 + rng() % 25)};
       prefix.addr = (static_cast<uint32_t>(10 + i) << 24 | (rng() & 0xffffff)) & prefix.mask();
       p.allowed_ips.push_back(prefix);
+    }
+    for (int i = rng() % 3; i > 0; --i) {
+      Ipv6Prefix prefix{{0x20, 0x01, 0x0d, static_cast<uint8_t>(0xb0 + i)}, 128};
+      for (unsigned b = 4; b < 16; ++b) prefix.addr[b] = static_cast<uint8_t>(rng());
+      p.allowed_ips6.push_back(prefix);
     }
     p.has_endpoint = rng() % 2;
     if (p.has_endpoint) {

@@ -235,6 +235,48 @@ TEST(EtcdSource, PeerFromEtcdRules) {
   EXPECT_FALSE(approval_from_etcd("yes").ok());
 }
 
+TEST(EtcdSource, PeerFromEtcdTakesIPv6AllowedIpsUnderTheSameRules) {
+  const PeerConfig p = make_peer(1);
+  auto both = peer_from_etcd(url(p), R"({"allowed_ips":["10.9.0.0/16","FD7A:115C:A1E0::1"]})");
+  ASSERT_TRUE(both.ok()) << both.error();
+  ASSERT_EQ(both->allowed_ips6.size(), 1u);
+  EXPECT_EQ(format_allowed_ip(both->allowed_ips6[0]), "fd7a:115c:a1e0::1/128");
+  EXPECT_TRUE(peer_from_etcd(url(p), R"({"allowed_ips":["fd7a:115c:a1e0::1/128"]})").ok());
+  auto bad = peer_from_etcd(url(p), R"({"allowed_ips":["fe80::/64"]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("link-local"), std::string::npos) << bad.error();
+}
+
+TEST(EtcdSource, InitialLoadSkipsAnEntryWhoseIPv6PrefixAnotherEntryHolds) {
+  REQUIRE_ETCD();
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.start());
+  EtcdClient c(etcd.client_options());
+  const std::string peers = std::string(kPrefix) + "peers/";
+  PeerConfig first = make_peer(1), second = make_peer(2);
+  first.allowed_ips6.push_back(Ipv6Prefix{{0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0}, 48});
+  ASSERT_TRUE(c.put(peers + url(first), peer_value(first)).ok());
+  // The same prefix in another spelling, beside a prefix of its own.
+  ASSERT_TRUE(
+      c.put(peers + url(second), R"({"allowed_ips":["10.99.0.0/16","FD7A:115C:A1E0:0::/48"]})")
+          .ok());
+  FakeControl control;
+  EtcdSource source(options_for(etcd), control.queue(), nullptr);
+  ASSERT_TRUE(source.start().ok());
+  ASSERT_TRUE(wait_until([&] { return source.health().loaded && control.log_size() >= 1; }));
+  EXPECT_EQ(control.log().front(), "set 1");
+  const auto running = control.peers();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running.begin()->first, url(first));
+  EXPECT_NE(running.begin()->second.find("fd7a:115c:a1e0::/48"), std::string::npos)
+      << running.begin()->second;
+  const EtcdHealth h = source.health();
+  ASSERT_EQ(h.bad_entries.size(), 1u);
+  EXPECT_NE(h.bad_entries[0].reason.find("AllowedIPs fd7a:115c:a1e0::/48 already belongs to"),
+            std::string::npos)
+      << h.bad_entries[0].reason;
+}
+
 TEST(EtcdSource, InitialLoadIsOnePeerSetAndSkipsBadEntries) {
   REQUIRE_ETCD();
   EtcdProcess etcd;

@@ -287,6 +287,105 @@ TEST(ParsePeersRejects, EmptyAllowedIPsEntry) {
   EXPECT_TRUE(rejected_at(peer1("AllowedIPs = 10.1.0.0/16, , 10.2.0.0/16\n"), 4, "empty entry"));
 }
 
+TEST(ParsePeers, IPv6AllowedIPsBesideIPv4OnOneLineInCanonicalForm) {
+  const auto peers = parse_ok(peer1(
+      "AllowedIPs = FD7A:115C:A1E0:0:0:0:0:2/128, 10.9.0.0/24, 2001:db8:0:1::/64, fd7a::5\n"));
+  ASSERT_EQ(peers.size(), 1u);
+  ASSERT_EQ(peers[0].allowed_ips.size(), 2u);
+  ASSERT_EQ(peers[0].allowed_ips6.size(), 3u);
+  EXPECT_EQ(format_allowed_ip(peers[0].allowed_ips6[0]), "fd7a:115c:a1e0::2/128");
+  EXPECT_EQ(format_allowed_ip(peers[0].allowed_ips6[1]), "2001:db8:0:1::/64");
+  EXPECT_EQ(format_allowed_ip(peers[0].allowed_ips6[2]), "fd7a::5/128");  // bare: a /128
+}
+
+TEST(ParsePeers, APeerWithOnlyIPv6AllowedIPsIsAPeer) {
+  const auto peers =
+      parse_ok("[Peer]\nPublicKey = " + s(kKey1) + "\nAllowedIPs = fd7a:115c:a1e0::2/128\n");
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_TRUE(peers[0].allowed_ips.empty());
+  EXPECT_EQ(peers[0].allowed_ips6.size(), 1u);
+}
+
+TEST(ParsePeers, SlashSixteenIsTheShortestIPv6AllowedPrefix) {
+  const auto peers = parse_ok(peer1("AllowedIPs = 2001::/16\n"));
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].allowed_ips6.at(0).len, 16);
+}
+
+TEST(ParsePeersRejects, SameIPv6PrefixForTwoPeersNamingBothPlaces) {
+  const std::string text = peer1("AllowedIPs = fd7a:115c:a1e0::2/128\n") +
+                           "[Peer]\nPublicKey = " + s(kKey2) +
+                           "\nAllowedIPs = fd7a:115c:a1e0:0::2\n";
+  EXPECT_TRUE(rejected_at(text, 7,
+                          "AllowedIPs fd7a:115c:a1e0::2/128 is already allowed for the peer at "
+                          "line 1 (AllowedIPs at line 4)"));
+}
+
+TEST(ParsePeersRejects, SameIPv6PrefixTwiceForOnePeerInAnySpelling) {
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd00:1::/64, FD00:1:0:0::/64\n"), 4,
+                          "fd00:1::/64 is listed twice for this peer (first at line 4)"));
+}
+
+TEST(ParsePeersRejects, IPv6HostBitsNamingTheCanonicalPrefix) {
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd7a:115c:a1e0::2/64\n"), 4,
+                          "'fd7a:115c:a1e0::2/64' has host bits set: write fd7a:115c:a1e0::/64 "
+                          "for the network, or fd7a:115c:a1e0::2/128 for the one address"));
+}
+
+TEST(ParsePeersRejects, IPv6DefaultRouteAndPrefixesShorterThanSlashSixteen) {
+  EXPECT_TRUE(
+      rejected_at(peer1("AllowedIPs = ::/0\n"), 4, "must never route the internet to a peer"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = 2000::/3\n"), 4, "shorter than /16"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = 2000::/15\n"), 4, "shorter than /16"));
+}
+
+TEST(ParsePeersRejects, IPv6AddressesNoPeerCanSendFrom) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"ff02::1/128", "is multicast (ff00::/8)"},
+      {"ff00::/16", "is multicast (ff00::/8)"},
+      {"fe80::/64", "is link-local (fe80::/10)"},
+      {"febf:ffff::/32", "is link-local (fe80::/10)"},
+      {"::/128", "holds the unspecified address ::"},
+      {"::/16", "holds the unspecified address ::"},
+      {"::1", "holds the loopback address ::1"},
+  };
+  for (const auto& [prefix, why] : cases) {
+    EXPECT_TRUE(rejected_at(peer1("AllowedIPs = " + s(prefix) + "\n"), 4, why)) << prefix;
+    EXPECT_TRUE(rejected_at(peer1("AllowedIPs = " + s(prefix) + "\n"), 4,
+                            "can never be the source of a peer's packets"))
+        << prefix;
+  }
+  // Next to them, but outside: fine.
+  EXPECT_EQ(parse_ok(peer1("AllowedIPs = fec0::/16, ::2/128, fe00::/16\n")).size(), 1u);
+}
+
+TEST(ParsePeersRejects, IPv6PrefixLengthOverOneTwentyEightOrNotANumberOrBadAddress) {
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd00::/129\n"), 4, "129 is larger than 128"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd00::/\n"), 4, "is not a number"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd00::/x\n"), 4, "is not a number"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fd00:::1/128\n"), 4, "is not an IPv6 address"));
+  EXPECT_TRUE(rejected_at(peer1("AllowedIPs = fe80::1%eth0/128\n"), 4, "is not an IPv6 address"));
+}
+
+TEST(ValidatePeers, AnIPv6PrefixOfTwoPeersIsAClashNamingBoth) {
+  PeerConfig a = parse_ok(peer1("AllowedIPs = fd7a:115c:a1e0::2/128\n"))[0];
+  PeerConfig b = a;
+  b.public_key = key(kKey2);
+  b.allowed_ips = {};
+  b.line = 0;
+  auto clash = validate_peers({a, b});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.error().find("AllowedIPs fd7a:115c:a1e0::2/128 is allowed for both the peer " +
+                               s(kKey1)),
+            std::string::npos)
+      << clash.error();
+  EXPECT_NE(clash.error().find("a prefix may belong to one peer only"), std::string::npos);
+  b.allowed_ips6 = {};
+  auto empty = validate_peers({a, b});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().find("has no AllowedIPs"), std::string::npos) << empty.error();
+}
+
 TEST(ParsePeersRejects, BadEndpoints) {
   EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11\n"), 4, "is not IPv4:PORT"));
   EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11:0\n"), 4, "from 1 to 65535"));
@@ -364,7 +463,7 @@ TEST(FormatPeers, RoundTripsToTheSameSettings) {
 publickey=KEY1
 PresharedKey = PSK
 AllowedIPs = 100.64.0.11/32
-AllowedIPs = 10.9.0.0/24
+AllowedIPs = fd7a:115c:a1e0:0::b/128, 10.9.0.0/24
 Endpoint = 10.77.0.11:51820
 PersistentKeepalive = off
 User = alice@example.com
@@ -383,7 +482,7 @@ PersistentKeepalive = 25
   EXPECT_EQ(formatted, with_keys(R"([Peer]
 PublicKey = KEY1
 PresharedKey = PSK
-AllowedIPs = 100.64.0.11/32, 10.9.0.0/24
+AllowedIPs = 100.64.0.11/32, 10.9.0.0/24, fd7a:115c:a1e0::b/128
 Endpoint = 10.77.0.11:51820
 User = alice@example.com
 Tags = tag:server, tag:prod
@@ -404,6 +503,9 @@ TEST(FormatPeers, SameSettingsNoticesEachField) {
   EXPECT_TRUE(same_settings(base, changed));  // where it was read from is not a setting
   changed = base;
   changed.allowed_ips[0].len = 31;
+  EXPECT_FALSE(same_settings(base, changed));
+  changed = base;
+  changed.allowed_ips6.push_back(Ipv6Prefix{{0xfd, 0x7a}, 32});
   EXPECT_FALSE(same_settings(base, changed));
   changed = base;
   changed.endpoint_port = 6;
@@ -433,6 +535,16 @@ TEST(FormatPeers, RandomConfigurationsRoundTrip) {
         Ipv4Prefix prefix{0, static_cast<uint8_t>(8 + rng() % 25)};
         prefix.addr = (first_octet++ << 24 | (rng() & 0xffffff)) & prefix.mask();
         p.allowed_ips.push_back(prefix);
+      }
+      // Some IPv6 ones too, each under its own fdXX::/16 so no two peers share one.
+      for (int i = rng() % 3; i > 0; --i) {
+        Ipv6Prefix prefix{{0xfd, static_cast<uint8_t>(first_octet++)},
+                          static_cast<uint8_t>(16 + rng() % 113)};
+        for (unsigned b = 2; b < 16; ++b)
+          if (b * 8 < prefix.len) prefix.addr[b] = static_cast<uint8_t>(rng());
+        if (prefix.len % 8 != 0)
+          prefix.addr[prefix.len / 8] &= static_cast<uint8_t>(0xff << (8 - prefix.len % 8));
+        p.allowed_ips6.push_back(prefix);
       }
       p.has_endpoint = rng() % 2;
       if (p.has_endpoint) {

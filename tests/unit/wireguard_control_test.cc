@@ -1,13 +1,15 @@
 // The WireGuard control thread's promises to the workers, on a real WireGuard instance (key
 // file, peer table, handshake) over ring ports: a retired keypair keeps its keys until every
 // worker has passed a quiescent state and is zeroed and freed after; NAT removals for a full
-// worker command ring wait and are delivered in order, never lost.
+// worker command ring wait and are delivered in order, never lost; the IPv6 allowed-IPs table
+// is published whole for every change and only for a change that applies.
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
@@ -20,10 +22,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "common/ipv6_addr.h"
 #include "control/neighbor.h"
 #include "control/ports.h"
 #include "control/wg/noise.h"
@@ -35,7 +39,8 @@
 namespace exitgw {
 namespace {
 
-EXITGW_EAL_ENVIRONMENT("wireguard_control_test", 256);
+// Room for the IPv4 table and two IPv6 tables (an rte_lpm6 is 64 MiB) while one is replaced.
+EXITGW_EAL_ENVIRONMENT("wireguard_control_test", 512);
 
 constexpr uint32_t kTunnelIp = RTE_IPV4(10, 77, 0, 1);
 constexpr uint32_t kEndpoint = RTE_IPV4(10, 77, 0, 10);
@@ -140,6 +145,21 @@ class WireGuardControl : public ::testing::Test {
   int64_t route(uint32_t addr) const {
     uint32_t slot = 0;
     return rte_lpm_lookup(ctx_->allowed_ips, addr, &slot) == 0 ? int64_t{slot} : -1;
+  }
+
+  // The peer slot the published IPv6 table routes `addr` to; -1: no route or no table.
+  int64_t route6(const char* addr) const {
+    const rte_lpm6* table = ctx_->allowed_ips6.load(std::memory_order_acquire);
+    const auto a = parse_ipv6(addr);
+    EXPECT_TRUE(a.ok()) << addr;
+    uint32_t slot = 0;
+    return table != nullptr && rte_lpm6_lookup(table, a->data(), &slot) == 0 ? int64_t{slot} : -1;
+  }
+
+  static Ipv6Prefix prefix6(const char* text) {
+    auto p = parse_ipv6_prefix(text);
+    EXPECT_TRUE(p.ok()) << text;
+    return *p;
   }
 
   // Restarts WireGuard with `o` (the key and the context stay).
@@ -403,6 +423,203 @@ TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFre
   bool zero = true;
   for (size_t i = 0; i < 2 * wg::kKeyLen; ++i) zero = zero && mem[i] == 0;
   EXPECT_TRUE(zero) << "key bytes left in freed memory";
+  rte_rcu_qsbr_thread_offline(ctx_->rcu, 0);
+  rte_rcu_qsbr_thread_unregister(ctx_->rcu, 0);
+}
+
+TEST_F(WireGuardControl, IPv6AllowedIPsArePublishedAsOneTableRoutingToThePeersSlots) {
+  EXPECT_EQ(ctx_->allowed_ips6.load(), nullptr);  // no peer with IPv6: no table
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:1::/48")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::2/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_NE(ctx_->allowed_ips6.load(), nullptr);
+  const int64_t slot_a = route(RTE_IPV4(100, 64, 1, 1)), slot_b = route(RTE_IPV4(100, 64, 1, 2));
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), slot_a);
+  EXPECT_EQ(route6("2001:db8:1:ffff::9"), slot_a);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), slot_b);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::3"), -1);
+  EXPECT_EQ(route6("2001:db8:2::1"), -1);
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 3u);
+}
+
+TEST_F(WireGuardControl, ARemovedPeersIPv6PrefixIsGoneFromTheNewlyPublishedTable) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::2/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const rte_lpm6* before = ctx_->allowed_ips6.load();
+  ASSERT_TRUE(wg_->set_source_peers("file", {b}).ok());
+  EXPECT_NE(ctx_->allowed_ips6.load(), before);  // a new table, not an edited one
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), -1);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), route(RTE_IPV4(100, 64, 1, 2)));
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 1u);
+  // The last IPv6 prefix gone: no table at all.
+  b.allowed_ips6.clear();
+  ASSERT_TRUE(wg_->set_source_peers("file", {b}).ok());
+  EXPECT_EQ(ctx_->allowed_ips6.load(), nullptr);
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 0u);
+}
+
+TEST_F(WireGuardControl, AnIPv6PrefixMovedBetweenPeersInOneUpdatePointsAtTheNewOwner) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:7::/48")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  b.allowed_ips6 = {prefix6("2001:db8:7::/48")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 2)));
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  // To a peer that is new in the same update, whose old owner leaves.
+  PeerConfig c = peer({host(RTE_IPV4(100, 64, 1, 3))});
+  c.allowed_ips6 = b.allowed_ips6;
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, c}).ok());
+  EXPECT_EQ(route6("2001:db8:7::1"), route(RTE_IPV4(100, 64, 1, 3)));
+  EXPECT_GE(route(RTE_IPV4(100, 64, 1, 3)), 0);
+}
+
+TEST_F(WireGuardControl, ARefusedUpdateLeavesThePublishedIPv6TableAsItWas) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  const rte_lpm6* published = ctx_->allowed_ips6.load();
+  ASSERT_NE(published, nullptr);
+  // Another source claims the prefix: refused, nothing of it applies.
+  PeerConfig thief = peer({host(RTE_IPV4(100, 64, 1, 9))});
+  thief.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:9::/48")};
+  const Status clash = wg_->set_source_peers("admin", {thief});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.error().find("allowed IP fd7a:115c:a1e0::1/128 is given to two peers"),
+            std::string::npos)
+      << clash.error();
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+  EXPECT_EQ(route6("2001:db8:9::1"), -1);
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 9)), -1);
+  // More IPv6 prefixes than --max_peers=16 holds (16 * 4 + 64): refused whole as well.
+  PeerConfig many = peer({host(RTE_IPV4(100, 64, 1, 10))});
+  for (unsigned i = 0; i < 16 * 4 + 65; ++i) {
+    Ipv6Prefix p = prefix6("2001:db8::/64");
+    p.addr[6] = static_cast<uint8_t>(i >> 8);
+    p.addr[7] = static_cast<uint8_t>(i);
+    many.allowed_ips6.push_back(p);
+  }
+  const Status too_many = wg_->set_source_peers("admin", {many});
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.error().find("IPv6 allowed IPs"), std::string::npos) << too_many.error();
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 1)));
+  // An update that leaves the IPv6 routes alone keeps the table too.
+  ASSERT_TRUE(wg_->set_source_peers("admin", {peer({host(RTE_IPV4(100, 64, 1, 11))})}).ok());
+  EXPECT_EQ(ctx_->allowed_ips6.load(), published);
+}
+
+TEST_F(WireGuardControl, NewPeersNeedingSlotsStillHeldForRemovedOnesAreRefusedUntilReleased) {
+  std::vector<PeerConfig> first, second;
+  for (unsigned i = 0; i < 16; ++i) {  // --max_peers=16
+    first.push_back(peer({host(RTE_IPV4(100, 64, 4, i + 1))}));
+    second.push_back(peer({host(RTE_IPV4(100, 64, 5, i + 1))}));
+  }
+  ASSERT_TRUE(wg_->set_source_peers("file", first).ok());
+  // All new keys: each needs a slot, and the ones the old peers leave are free only after a
+  // grace period. Refused whole, the running peers kept.
+  const Status early = wg_->set_source_peers("file", second);
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().find("no free peer slot yet"), std::string::npos) << early.error();
+  EXPECT_EQ(wg_->source_peers("file").size(), 16u);
+  EXPECT_GE(route(RTE_IPV4(100, 64, 4, 1)), 0);
+  // Half of them now: the old half's slots are held until the next tick releases them.
+  ASSERT_TRUE(
+      wg_->set_source_peers("file", std::vector<PeerConfig>(first.begin(), first.begin() + 8))
+          .ok());
+  wg_->tick(1'000'000'000);
+  std::vector<PeerConfig> mixed(first.begin(), first.begin() + 8);
+  mixed.insert(mixed.end(), second.begin(), second.begin() + 8);
+  ASSERT_TRUE(wg_->set_source_peers("file", mixed).ok());
+  EXPECT_GE(route(RTE_IPV4(100, 64, 5, 8)), 0);
+}
+
+// The published table against a naive longest-prefix match over the wanted routes, on random
+// peer sets whose prefixes share leading bytes in every way (so tbl8 groups are shared and
+// not), each set up to what --max_peers=16 allows.
+TEST_F(WireGuardControl, PublishedIPv6TableMatchesANaiveLongestPrefixModel) {
+  // NAT off: a re-added peer's IPv4 route, which names its slot here, is installed at once
+  // instead of waiting for its NAT removal (there is no worker to take it).
+  ctx_->nat = nullptr;
+  std::mt19937 rng(6);
+  const auto random_prefix = [&] {
+    Ipv6Prefix p{{0x20, 0x01, 0x0d, static_cast<uint8_t>(0xb8 + rng() % 2)},
+                 static_cast<uint8_t>(16 + rng() % 113)};
+    for (unsigned b = 4; b < 16; ++b) p.addr[b] = static_cast<uint8_t>(rng() % 3 == 0 ? rng() : 0);
+    for (unsigned b = 0; b < 16; ++b) {
+      const unsigned keep = std::min(8u, p.len > b * 8 ? p.len - b * 8u : 0u);
+      p.addr[b] &= static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+    }
+    return p;
+  };
+  std::vector<PeerConfig> all;  // the same peers each round, so slots stay with them
+  for (unsigned i = 0; i < 16; ++i) all.push_back(peer({host(RTE_IPV4(100, 64, 2, i + 1))}));
+  for (int round = 0; round < 12; ++round) {
+    std::vector<PeerConfig> peers;
+    std::set<Ipv6Prefix> taken;
+    const unsigned n_peers = 1 + rng() % 16, per_peer = 1 + rng() % 8;
+    for (unsigned i = 0; i < n_peers; ++i) {
+      PeerConfig pc = all[i];
+      for (unsigned j = 0; j < per_peer; ++j)
+        if (Ipv6Prefix p = random_prefix(); taken.insert(p).second) pc.allowed_ips6.push_back(p);
+      peers.push_back(std::move(pc));
+    }
+    wg_->tick(uint64_t(round + 1) * 1'000'000'000);  // removed peers' slots free again
+    const Status s = wg_->set_source_peers("file", peers);
+    ASSERT_TRUE(s.ok()) << "round " << round << ": " << s.error();
+    EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), taken.size());
+    const rte_lpm6* table = ctx_->allowed_ips6.load();
+    ASSERT_NE(table, nullptr);
+    for (int probe = 0; probe < 2000; ++probe) {
+      // Half the probes inside a wanted prefix, the rest near them.
+      const PeerConfig& owner = peers[rng() % peers.size()];
+      std::array<uint8_t, 16> addr{};
+      if (!owner.allowed_ips6.empty())
+        addr = owner.allowed_ips6[rng() % owner.allowed_ips6.size()].addr;
+      for (unsigned b = static_cast<unsigned>(rng() % 17); b < 16; ++b)
+        if (probe % 2 == 1 || rng() % 2) addr[b] = static_cast<uint8_t>(rng());
+      int64_t want = -1;
+      int best = -1;
+      for (const PeerConfig& pc : peers)
+        for (const Ipv6Prefix& p : pc.allowed_ips6)
+          if (p.len > best && ipv6_prefix_match(addr.data(), p.addr.data(), p.len)) {
+            best = p.len;
+            want = route(pc.allowed_ips[0].addr);
+          }
+      uint32_t slot = 0;
+      const int64_t got = rte_lpm6_lookup(table, addr.data(), &slot) == 0 ? int64_t{slot} : -1;
+      ASSERT_EQ(got, want) << "round " << round << ", " << format_ipv6(addr.data());
+    }
+  }
+}
+
+TEST_F(WireGuardControl, AReplacedIPv6TableIsFreedOnlyAfterEveryWorkerHasLetItGo) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  // A worker is mid-burst, perhaps reading the published table, when it is replaced.
+  ASSERT_EQ(rte_rcu_qsbr_thread_register(ctx_->rcu, 0), 0);
+  rte_rcu_qsbr_thread_online(ctx_->rcu, 0);
+  const size_t allocations = heap_allocations();
+  a.allowed_ips6.push_back(prefix6("fd7a:115c:a1e0::2/128"));
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  for (uint64_t t = 2; t < 5; ++t) wg_->tick(t * 1'000'000'000);
+  const size_t with_both = heap_allocations();
+  EXPECT_GT(with_both, allocations);  // the new table's memory, the old one's still held
+  rte_rcu_qsbr_quiescent(ctx_->rcu, 0);
+  wg_->tick(6'000'000'000);
+  EXPECT_LT(heap_allocations(), with_both);  // the old table freed
+  EXPECT_EQ(route6("fd7a:115c:a1e0::2"), route(RTE_IPV4(100, 64, 1, 1)));
   rte_rcu_qsbr_thread_offline(ctx_->rcu, 0);
   rte_rcu_qsbr_thread_unregister(ctx_->rcu, 0);
 }

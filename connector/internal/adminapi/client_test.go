@@ -108,8 +108,15 @@ func TestTailnetPeersReadBackAsSentWhateverTheOrder(t *testing.T) {
 	if !adminapi.SamePeers(got, sent) || !adminapi.SamePeers(reordered, sent) {
 		t.Errorf("GET /v1/tailnet/peers gave %+v; want the set sent, %+v", got, sent)
 	}
+	// IPv6 spelled the gateway's way (inet_ntop) is the same prefix.
+	v6 := adminapi.PeerSet{Peers: []adminapi.Peer{{PublicKey: "a", AllowedIPs: []string{"100.64.0.5/32", "::102:304/128", "fd7a:115c:a1e0::5/128"}}}}
+	gw := adminapi.PeerSet{Peers: []adminapi.Peer{{PublicKey: "a", AllowedIPs: []string{"::1.2.3.4/128", "100.64.0.5/32", "fd7a:115c:a1e0::5/128"}}}}
+	if !adminapi.SamePeers(v6, gw) {
+		t.Errorf("%+v and %+v are the same peers", v6, gw)
+	}
 	for _, changed := range []func(p *adminapi.Peer){
 		func(p *adminapi.Peer) { p.AllowedIPs = []string{"100.64.0.7/32"} },
+		func(p *adminapi.Peer) { p.AllowedIPs = append(p.AllowedIPs, "fd7a:115c:a1e0::5/128") },
 		func(p *adminapi.Peer) { p.User = "bob@example.com" },
 		func(p *adminapi.Peer) { p.DiscoKey = "" },
 		func(p *adminapi.Peer) { p.Tags = []string{"tag:x"} },

@@ -1,7 +1,10 @@
 // Package adminapi is exitgw's admin API as the connector uses it: the typed updates and a client.
 package adminapi
 
-import "slices"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Peer is one entry of PUT /v1/tailnet/peers (control/admin/peer_json.cc on the gateway side).
 type Peer struct {
@@ -18,7 +21,9 @@ type PeerSet struct {
 }
 
 // SamePeers reports whether a and b hold the same peers, whatever their order and that of
-// their allowed IPs and tags (the gateway's GET answers sorted by key).
+// their allowed IPs and tags (the gateway's GET answers sorted by key), and however an allowed
+// IP is spelled (the gateway writes IPv6 as inet_ntop does, "::1.2.3.4" where Go writes
+// "::102:304").
 func SamePeers(a, b PeerSet) bool {
 	if len(a.Peers) != len(b.Peers) {
 		return false
@@ -26,7 +31,7 @@ func SamePeers(a, b PeerSet) bool {
 	norm := func(s PeerSet) map[string]Peer {
 		m := make(map[string]Peer, len(s.Peers))
 		for _, p := range s.Peers {
-			p.AllowedIPs = slices.Sorted(slices.Values(p.AllowedIPs))
+			p.AllowedIPs = canonicalPrefixes(p.AllowedIPs)
 			p.Tags = slices.Sorted(slices.Values(p.Tags))
 			m[p.PublicKey] = p
 		}
@@ -85,4 +90,17 @@ type Tailnet struct {
 	// The node's own tailnet addresses (netmap SelfNode.Addresses, bare IPs): exitgw puts
 	// the IPv4 one on its exception port, where the PeerAPI DoH server listens.
 	Addresses []string `json:"addresses,omitempty"`
+}
+
+// canonicalPrefixes is in, each prefix in Go's text (left as it is if it does not parse), sorted.
+func canonicalPrefixes(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			s = p.String()
+		}
+		out[i] = s
+	}
+	slices.Sort(out)
+	return out
 }

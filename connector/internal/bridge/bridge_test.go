@@ -194,9 +194,17 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 	waitFor(t, "the client in PUT /v1/tailnet/peers", func() bool { _, ok := hasPeer(admin, b64(clientKey.Public().Raw32())); return ok })
 	peer, _ := hasPeer(admin, b64(clientKey.Public().Raw32()))
 	clientNode := ctl.Node(clientKey.Public())
-	wantIP := clientNode.Addresses[0].String()
-	if !reflect.DeepEqual(peer.AllowedIPs, []string{wantIP}) || peer.DiscoKey != b64(clientDisco.Raw32()) || peer.User == "" {
-		t.Errorf("peer %+v; want allowed IPs [%s] (IPv4 only), its disco key and its login name", peer, wantIP)
+	// Its tailnet addresses of both families, IPv4 first.
+	var wantIPs []string
+	for _, four := range []bool{true, false} {
+		for _, a := range clientNode.Addresses {
+			if a.Addr().Is4() == four {
+				wantIPs = append(wantIPs, a.String())
+			}
+		}
+	}
+	if len(wantIPs) != 2 || !reflect.DeepEqual(peer.AllowedIPs, wantIPs) || peer.DiscoKey != b64(clientDisco.Raw32()) || peer.User == "" {
+		t.Errorf("peer %+v; want allowed IPs %q (IPv4 then IPv6), its disco key and its login name", peer, wantIPs)
 	}
 
 	// The admin approves the exit routes.

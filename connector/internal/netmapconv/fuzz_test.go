@@ -98,6 +98,9 @@ var fuzzSeeds = []struct {
 		"100.64.0.0/10,cap:x,fd7a:115c:a1e0::/48;*\n100.64.0.5-100.64.0.9,*;203.0.113.0/24:443-80,10.0.0.1:53-53,::/0",
 		[]byte{6, 17, 58, 0xff}},
 	{"100.64.0.8/32 tag:ci unauthorized\n100.64.0.9/32 tag:exit tag:exit\n100.64.0.10/31 user:2", "100.64.0.1/8,100.64.0.0/10;1.2.3.4:80-90", nil},
+	// IPv6: alone, beside IPv4 in either order, shared, and each kind the gateway refuses.
+	{"fd7a:115c:a1e0::8/128\nfd7a:115c:a1e0::9/128 100.64.0.9/32\nfd7a:115c:a1e0::8/128\nfe80::1/128 100.64.0.11/32\nff02::1/128\n::1/128\n::/0\nfd00::/8\nfd7a:115c:a1e0::1/64\n::ffff:100.64.0.12/128 user:1",
+		"100.64.0.0/10,fd7a:115c:a1e0::/48;100.64.0.0/10:0-65535", []byte{6}},
 }
 
 // FuzzConvert: whatever the server sends, the peer set and filter Convert gives are ones the
@@ -150,11 +153,16 @@ func checkAcceptable(t *testing.T, r Result) {
 		if len(p.AllowedIPs) == 0 {
 			t.Fatalf("peer %s has no allowed IPs", p.PublicKey)
 		}
+		sawIPv6 := false
 		for _, s := range p.AllowedIPs {
 			pfx, err := netip.ParsePrefix(s)
-			if err != nil || !pfx.Addr().Is4() || pfx.Bits() < shortestPrefix || pfx.Masked() != pfx {
-				t.Fatalf("peer %s: allowed IP %q is not an IPv4 network of /%d or longer", p.PublicKey, s, shortestPrefix)
+			if err != nil || !gatewayTakesAllowedIP(pfx) {
+				t.Fatalf("peer %s: allowed IP %q is not one the gateway takes", p.PublicKey, s)
 			}
+			if sawIPv6 && pfx.Addr().Is4() {
+				t.Fatalf("peer %s: IPv4 allowed IP %q after an IPv6 one: %q", p.PublicKey, s, p.AllowedIPs)
+			}
+			sawIPv6 = !pfx.Addr().Is4()
 			if other, taken := owner[pfx]; taken {
 				t.Fatalf("allowed IP %s belongs to %s and %s", s, other, p.PublicKey)
 			}
@@ -198,6 +206,25 @@ func checkAcceptable(t *testing.T, r Result) {
 	if r.Peers.Peers == nil || r.Filter.Rules == nil {
 		t.Fatal("nil peers or rules: the gateway wants JSON arrays")
 	}
+}
+
+// gatewayTakesAllowedIP restates, on the bytes and independently of checkAllowedIP, what the
+// gateway's check_allowed_ip (control/peers_config.cc) takes: canonical; IPv4 /8 or longer;
+// IPv6 /16 or longer, not in ff00::/8 or fe80::/10, holding neither :: nor ::1.
+func gatewayTakesAllowedIP(p netip.Prefix) bool {
+	if !p.IsValid() || p.Masked() != p {
+		return false
+	}
+	if p.Addr().Is4() {
+		return p.Bits() >= 8
+	}
+	a := p.Addr().As16()
+	if p.Bits() < 16 || a[0] == 0xff || (a[0] == 0xfe && a[1]&0xc0 == 0x80) {
+		return false
+	}
+	// A canonical prefix holds :: only when its address is ::, and ::1 only when it is :: (any
+	// shorter length) or ::1 (a /128).
+	return a != [16]byte{} && a != [16]byte{15: 1}
 }
 
 func allZero(b []byte) bool {

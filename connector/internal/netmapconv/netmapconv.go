@@ -2,12 +2,16 @@
 // netmap and time always give the same updates, and nothing here does I/O.
 //
 // Choices, each fail-closed:
-//   - A node the gateway would refuse (no IPv4 tailnet address, a user or tag it cannot carry,
-//     an address already held by another node, a duplicate key) is left out and named in
-//     Problems; the rest of the peer set applies. Leaving a node out only takes access away.
+//   - A node the gateway would refuse (no tailnet address, an address the gateway cannot take as
+//     an allowed IP, a user or tag it cannot carry, an address already held by another node, a
+//     duplicate key) is left out and named in Problems; the rest of the peer set applies.
+//     Leaving a node out only takes access away.
+//   - A peer's allowed IPs are its tailnet addresses of both families (IPv4 first, then IPv6,
+//     such as the tailnet's fd7a:115c:a1e0::/48 /128s).
 //   - A filter entry that does not parse is skipped and named; a rule left with no source, no
 //     destination or no protocol is dropped. Skipping can only narrow what a rule allows.
-//   - IPv6 is counted and left out: exitgw carries IPv4 only.
+//   - IPv6 in the packet filter and the approval is counted and left out: exitgw forwards
+//     IPv4 only.
 package netmapconv
 
 import (
@@ -31,6 +35,7 @@ const (
 	maxUserBytes    = 256
 	maxTagNameBytes = 63
 	shortestPrefix  = 8
+	shortestPrefix6 = 16
 )
 
 // Protocol numbers used in filter rules.
@@ -51,13 +56,12 @@ var (
 
 // Counts are the things left out by design, for the log.
 type Counts struct {
-	PeersExpired         int // key expired: removed from the gateway
-	PeersUnauthorized    int // not authorized by the tailnet admin: removed
-	IPv6AddressesOmitted int // peers' IPv6 tailnet addresses (exitgw is IPv4 only)
-	RulesCapGrantOnly    int // application-capability rules: no ports, nothing to forward
-	RulesIPv6Only        int // rules with nothing IPv4 left
-	CapSourcesOmitted    int // "cap:NAME" sources (peer capabilities, not addresses)
-	IPv6EntriesOmitted   int // IPv6 sources and destinations in rules
+	PeersExpired       int // key expired: removed from the gateway
+	PeersUnauthorized  int // not authorized by the tailnet admin: removed
+	RulesCapGrantOnly  int // application-capability rules: no ports, nothing to forward
+	RulesIPv6Only      int // rules with nothing IPv4 left
+	CapSourcesOmitted  int // "cap:NAME" sources (peer capabilities, not addresses)
+	IPv6EntriesOmitted int // IPv6 sources and destinations in rules
 }
 
 // Result is the gateway's state for one netmap.
@@ -159,13 +163,12 @@ func (r *Result) convertPeers(nm *netmap.NetworkMap, now time.Time) {
 func (r *Result) convertPeer(nm *netmap.NetworkMap, n tailcfg.NodeView, owner map[netip.Prefix]string) (adminapi.Peer, bool) {
 	raw := n.Key().Raw32()
 	peer := adminapi.Peer{PublicKey: base64.StdEncoding.EncodeToString(raw[:])}
-	for _, p := range n.Addresses().All() {
-		if !p.Addr().Is4() {
-			r.Counts.IPv6AddressesOmitted++
-			continue
-		}
-		if p.Bits() < shortestPrefix || p.Masked() != p {
-			r.problem("%s: tailnet address %s is not an IPv4 network of /%d or longer", nodeName(n), p, shortestPrefix)
+	// IPv4 first, then IPv6, as the gateway lists them.
+	addrs := slices.Clone(n.Addresses().AsSlice())
+	slices.SortStableFunc(addrs, func(a, b netip.Prefix) int { return a.Addr().BitLen() - b.Addr().BitLen() })
+	for _, p := range addrs {
+		if err := checkAllowedIP(p); err != nil {
+			r.problem("%s: tailnet address %s %v", nodeName(n), p, err)
 			return adminapi.Peer{}, false
 		}
 		if other, taken := owner[p]; taken {
@@ -177,7 +180,7 @@ func (r *Result) convertPeer(nm *netmap.NetworkMap, n tailcfg.NodeView, owner ma
 		}
 	}
 	if len(peer.AllowedIPs) == 0 {
-		r.problem("%s: no IPv4 tailnet address (exitgw carries IPv4 only)", nodeName(n))
+		r.problem("%s: no tailnet address", nodeName(n))
 		return adminapi.Peer{}, false
 	}
 	if n.IsTagged() {
@@ -203,6 +206,31 @@ func (r *Result) convertPeer(nm *netmap.NetworkMap, n tailcfg.NodeView, owner ma
 		peer.DiscoKey = base64.StdEncoding.EncodeToString(raw[:])
 	}
 	return peer, true
+}
+
+// checkAllowedIP holds p to the gateway's rules for an allowed IP (control/peers_config.cc
+// check_allowed_ip): canonical; IPv4 /8 or longer; IPv6 /16 or longer and holding no address a
+// peer's packets can never come from (multicast, link-local, unspecified, loopback).
+func checkAllowedIP(p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("is not a prefix")
+	case p.Masked() != p:
+		return fmt.Errorf("has host bits set (the network is %s)", p.Masked())
+	case p.Addr().Is4() && p.Bits() < shortestPrefix:
+		return fmt.Errorf("is shorter than /%d, which the gateway needs", shortestPrefix)
+	case p.Addr().Is4():
+		return nil
+	case p.Bits() < shortestPrefix6:
+		return fmt.Errorf("is shorter than /%d, which the gateway needs for IPv6", shortestPrefix6)
+	case p.Addr().IsMulticast():
+		return fmt.Errorf("is multicast")
+	case p.Addr().IsLinkLocalUnicast():
+		return fmt.Errorf("is link-local")
+	case p.Contains(netip.IPv6Unspecified()) || p.Contains(netip.IPv6Loopback()):
+		return fmt.Errorf("holds the unspecified or the loopback address")
+	}
+	return nil
 }
 
 func checkUser(user string) error {

@@ -76,15 +76,19 @@ func TestConvertPeers(t *testing.T) {
 		problems []string // substrings, one per expected problem
 		counts   Counts
 	}{{
-		name: "a user's node: its IPv4 address, login name and disco key; IPv6 left out",
+		name: "a user's node: its IPv4 and IPv6 addresses, login name and disco key",
 		peers: []*tailcfg.Node{func() *tailcfg.Node {
 			n := peerNode("a", 1, 1, "100.64.0.5/32", "fd7a:115c:a1e0::5/128")
 			n.DiscoKey = disco
 			return n
 		}()},
-		want: []adminapi.Peer{{PublicKey: b64(nodeKey("a").Raw32()), AllowedIPs: []string{"100.64.0.5/32"},
+		want: []adminapi.Peer{{PublicKey: b64(nodeKey("a").Raw32()), AllowedIPs: []string{"100.64.0.5/32", "fd7a:115c:a1e0::5/128"},
 			User: "alice@example.com", DiscoKey: b64(disco.Raw32())}},
-		counts: Counts{IPv6AddressesOmitted: 1},
+	}, {
+		name:  "IPv4 comes first whatever the netmap's order",
+		peers: []*tailcfg.Node{peerNode("o", 11, 1, "fd7a:115c:a1e0::b/128", "100.64.0.13/32")},
+		want: []adminapi.Peer{{PublicKey: b64(nodeKey("o").Raw32()),
+			AllowedIPs: []string{"100.64.0.13/32", "fd7a:115c:a1e0::b/128"}, User: "alice@example.com"}},
 	}, {
 		name: "a tagged node carries its tags and no user",
 		peers: []*tailcfg.Node{func() *tailcfg.Node {
@@ -111,11 +115,35 @@ func TestConvertPeers(t *testing.T) {
 		want:   []adminapi.Peer{},
 		counts: Counts{PeersUnauthorized: 1},
 	}, {
-		name:     "an IPv6-only node is named and left out",
-		peers:    []*tailcfg.Node{peerNode("v6", 6, 1, "fd7a:115c:a1e0::9/128")},
+		name:  "an IPv6-only node is a peer",
+		peers: []*tailcfg.Node{peerNode("v6", 6, 1, "fd7a:115c:a1e0::9/128")},
+		want:  []adminapi.Peer{{PublicKey: b64(nodeKey("v6").Raw32()), AllowedIPs: []string{"fd7a:115c:a1e0::9/128"}, User: "alice@example.com"}},
+	}, {
+		name:     "a node without any address is named and left out",
+		peers:    []*tailcfg.Node{peerNode("none", 12, 1)},
 		want:     []adminapi.Peer{},
-		problems: []string{"v6 (" + nodeKey("v6").ShortString() + "): no IPv4 tailnet address"},
-		counts:   Counts{IPv6AddressesOmitted: 1},
+		problems: []string{"none (" + nodeKey("none").ShortString() + "): no tailnet address"},
+	}, {
+		name: "IPv6 addresses the gateway would refuse, or another node holds, are named",
+		peers: []*tailcfg.Node{
+			peerNode("v6ok", 13, 1, "100.64.0.14/32", "fd7a:115c:a1e0::e/128"),
+			peerNode("v6dup", 14, 1, "100.64.0.15/32", "fd7a:115c:a1e0::e/128"),
+			peerNode("ll", 15, 1, "100.64.0.16/32", "fe80::1/128"),
+			peerNode("mc", 16, 1, "ff02::1/128"),
+			peerNode("lo", 17, 1, "::1/128"),
+			peerNode("short", 18, 1, "fd00::/8"),
+			peerNode("hostbits", 19, 1, "fd7a:115c:a1e0::1/64"),
+		},
+		want: []adminapi.Peer{{PublicKey: b64(nodeKey("v6ok").Raw32()),
+			AllowedIPs: []string{"100.64.0.14/32", "fd7a:115c:a1e0::e/128"}, User: "alice@example.com"}},
+		problems: []string{
+			"v6dup (" + nodeKey("v6dup").ShortString() + "): tailnet address fd7a:115c:a1e0::e/128 already belongs to v6ok",
+			"tailnet address fe80::1/128 is link-local",
+			"tailnet address ff02::1/128 is multicast",
+			"tailnet address ::1/128 holds the unspecified or the loopback address",
+			"tailnet address fd00::/8 is shorter than /16",
+			"tailnet address fd7a:115c:a1e0::1/64 has host bits set",
+		},
 	}, {
 		name: "nodes the gateway would refuse are named; the others stay",
 		peers: []*tailcfg.Node{
