@@ -56,7 +56,7 @@ void expect_same_as_naive(const AclClassifier& acl, const std::vector<CompiledRu
       const uint32_t want = naive(rules, p);
       if (results[i] != want && ++mismatches <= 5) {
         ADD_FAILURE() << "class " << p.class_id << " proto " << int(p.proto) << " dst "
-                      << format_prefix({p.dst, 32}) << " port " << p.port << ": acl " << results[i]
+                      << format_prefix(Ipv4Prefix{p.dst, 32}) << " port " << p.port << ": acl " << results[i]
                       << " naive " << want;
       }
     }
@@ -156,7 +156,7 @@ TEST(PolicyAcl, ClassifierAgreesWithNaiveMatcherOnACompiledPolicy) {
 }
 
 TEST(PolicyAcl, EmptyRuleSetDeniesEverything) {
-  auto acl = AclClassifier::build({});
+  auto acl = AclClassifier::build(std::span<const CompiledRule>{});
   ASSERT_TRUE(acl.ok()) << acl.error();
   AclKeyV4 key;
   fill_acl_key_v4(key, 1, kProtoTcp, rte_cpu_to_be_32(0x01010101), rte_cpu_to_be_16(443));

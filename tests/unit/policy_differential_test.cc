@@ -436,7 +436,7 @@ std::string describe(const PolicyPeer* peer, const reference::Packet& p) {
   } else {
     o << " (no such peer)";
   }
-  o << " to " << format_prefix({p.dst, 32}) << " proto " << int(p.proto) << " port " << p.port;
+  o << " to " << format_prefix(Ipv4Prefix{p.dst, 32}) << " proto " << int(p.proto) << " port " << p.port;
   return o.str();
 }
 
@@ -445,7 +445,7 @@ std::string describe(const NodeIdentity& node, const Approvals& a) {
   o << "node user '" << node.user << "' tags [";
   for (const auto& t : node.tags) o << t << " ";
   o << "] own [";
-  for (uint32_t x : node.own_addresses) o << format_prefix({x, 32}) << " ";
+  for (uint32_t x : node.own_addresses) o << format_prefix(Ipv4Prefix{x, 32}) << " ";
   o << "] advertised " << node.exit_advertised << " approvals file "
     << (a.exit_node ? (*a.exit_node ? "approved" : "unapproved") : "silent");
   return o.str();

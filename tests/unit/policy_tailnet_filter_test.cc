@@ -53,7 +53,7 @@ TEST(TailnetFilter, BadInputIsNamedByRuleIndexAndField) {
     r[field] = value;
     return json{{"rules", {good, r}}};
   };
-  EXPECT_NE(parse_error(with("src", {"100.64.0.1/32", "fd7a::1/128"})).find("rules[1].src[1]"),
+  EXPECT_NE(parse_error(with("src", {"100.64.0.1/32", "fd7a::1/129"})).find("rules[1].src[1]"),
             std::string::npos);
   EXPECT_NE(parse_error(with("src", {"100.64.0.1/24"}))
                 .find("rules[1].src[0]: \"100.64.0.1/24\" "
