@@ -34,10 +34,11 @@ void add_note(CompiledPolicy& out, std::string text) {
 // A family's safety ranges and the rules that end up in its classifier.
 template <typename Prefix>
 struct FamilyRules {
-  std::vector<BasicBuiltinRange<Prefix>> safety;      // as named, the gateway's and tailnet's first
-  std::vector<uint32_t> safety_counter;               // rule_names index of safety[i]
-  std::vector<std::vector<Prefix>> safety_pieces;     // safety[i] without its holes
-  std::vector<BasicCompiledRule<Prefix>> exceptions;  // named grants inside a safety range
+  std::vector<BasicBuiltinRange<Prefix>> safety;   // as named, the gateway's and tailnet's first
+  std::vector<uint32_t> safety_counter;            // rule_names index of safety[i]
+  std::vector<std::vector<Prefix>> safety_pieces;  // safety[i] without its holes
+  // Named grants inside a safety range, each with the length it sorts by (the grant's own).
+  std::vector<std::pair<uint8_t, BasicCompiledRule<Prefix>>> exceptions;
   std::vector<BasicCompiledRule<Prefix>> regular;
 };
 
@@ -78,7 +79,9 @@ void add_safety(FamilyRules<Prefix>& f, std::span<const BasicBuiltinRange<Prefix
 }
 
 // An allow rule for a target: inside a safety range it is an exception and sits in the safety
-// block, otherwise it follows the block.
+// block (sorted by its own length), otherwise it follows the block. An exception covers only
+// the range's denied pieces: where the range has holes (globally reachable assignments), the
+// grant stays a regular rule in file order there, as it would be outside any range.
 template <typename Prefix>
 void add_allow(FamilyRules<Prefix>& f, uint32_t class_id, const Target& t, const Prefix& dst,
                uint32_t counter) {
@@ -90,10 +93,28 @@ void add_allow(FamilyRules<Prefix>& f, uint32_t class_id, const Target& t, const
   r.port_hi = t.port_hi;
   r.action = RuleAction::kAllow;
   r.rule_index = counter;
-  const bool exception =
-      t.named && std::any_of(f.safety.begin(), f.safety.end(),
-                             [&](const auto& s) { return prefix_contains(s.prefix, dst); });
-  (exception ? f.exceptions : f.regular).push_back(r);
+  bool in_range = false, over_hole = false;
+  std::vector<Prefix> clipped;  // dst within the denied pieces of the ranges that hold it
+  for (size_t i = 0; t.named && i < f.safety.size(); ++i) {
+    if (!prefix_contains(f.safety[i].prefix, dst)) continue;
+    in_range = true;
+    bool covered = false;
+    for (const Prefix& piece : f.safety_pieces[i]) {
+      if (prefix_contains(dst, piece) || prefix_contains(piece, dst)) {
+        const Prefix part = dst.len >= piece.len ? dst : piece;
+        if (std::find(clipped.begin(), clipped.end(), part) == clipped.end())
+          clipped.push_back(part);
+        covered |= prefix_contains(piece, dst);
+      }
+    }
+    over_hole |= !covered;  // only a range with holes leaves part of dst uncovered
+  }
+  for (const Prefix& part : clipped) {
+    BasicCompiledRule<Prefix> e = r;
+    e.dst = part;
+    f.exceptions.emplace_back(dst.len, e);
+  }
+  if (!in_range || over_hole) f.regular.push_back(r);
 }
 
 // The family's rule list: the safety block, then the regular allows. In the block, most
@@ -103,8 +124,7 @@ void add_allow(FamilyRules<Prefix>& f, uint32_t class_id, const Target& t, const
 // granted 10.0.0.0/8) still wins over it.
 template <typename Prefix>
 std::vector<BasicCompiledRule<Prefix>> order_rules(FamilyRules<Prefix>& f) {
-  std::vector<std::pair<uint8_t, BasicCompiledRule<Prefix>>> block;
-  for (const auto& r : f.exceptions) block.emplace_back(r.dst.len, r);
+  std::vector<std::pair<uint8_t, BasicCompiledRule<Prefix>>> block = f.exceptions;
   for (size_t i = 0; i < f.safety.size(); ++i) {
     for (const Prefix& piece : f.safety_pieces[i]) {
       BasicCompiledRule<Prefix> r;

@@ -309,6 +309,10 @@ TEST(PolicyCompile, ExplicitGrantOfAnIpv6SafetyRangeOrSubRangeLiftsTheDenyOnlyTh
   EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:1ff::1", 9), "allow:grants[3]");
   EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:2::1", 10), "deny:builtin:ietf-protocol");
   EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:20::1", 9), "deny:builtin:orchid");
+  // In a hole of 2001::/23 (Teredo) a named grant is an ordinary rule in file order; in the
+  // denied part it is the exception.
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001::1", 9), "allow:grants[0]");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:2::1", 9), "allow:grants[3]");
   // fe00::/9 is beside link-local fe80::/10, not around it: fe80::/10 stays denied.
   EXPECT_EQ(decide6(c, 0, kProtoUdp, "fe80::1", 1), "deny:builtin:link-local");
 }
