@@ -57,6 +57,16 @@ Upper6 upper_layer6(const rte_ipv6_hdr* ip) noexcept {
   }
 }
 
+// The published view when the node is an approved exit; otherwise drops the burst.
+const PolicyView* approved_view(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  const PolicyView* view = w.ctx().policy.load(std::memory_order_acquire);
+  if (view == nullptr || !view->exit_approved) [[unlikely]] {
+    w.drop_all(pkts, n, DropReason::kExitNotApproved);
+    return nullptr;
+  }
+  return view;
+}
+
 // Acts on the classifier's answers: hit counters, allowed packets compacted to the front,
 // denied ones dropped.
 uint16_t apply_results(Worker& w, const PolicyView& view, rte_mbuf** pkts, const uint32_t* results,
@@ -78,11 +88,9 @@ uint16_t apply_results(Worker& w, const PolicyView& view, rte_mbuf** pkts, const
 
 uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return 0;
-  const PolicyView* view = w.ctx().policy.load(std::memory_order_acquire);
-  if (view == nullptr || !view->exit_approved) [[unlikely]] {
-    for (uint16_t i = 0; i < n; ++i) w.drop(pkts[i], DropReason::kExitNotApproved);
+  const PolicyView* view = approved_view(w, pkts, n);
+  if (view == nullptr) [[unlikely]]
     return 0;
-  }
   policy::AclKeyV4 keys[kBurst];
   const uint8_t* data[kBurst];
   uint32_t results[kBurst];
@@ -99,11 +107,9 @@ uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
 uint16_t exit_policy6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return 0;
-  const PolicyView* view = w.ctx().policy.load(std::memory_order_acquire);
-  if (view == nullptr || !view->exit_approved) [[unlikely]] {
-    for (uint16_t i = 0; i < n; ++i) w.drop(pkts[i], DropReason::kExitNotApproved);
+  const PolicyView* view = approved_view(w, pkts, n);
+  if (view == nullptr) [[unlikely]]
     return 0;
-  }
   policy::AclKeyV6 keys[kBurst];
   const uint8_t* data[kBurst];
   uint32_t results[kBurst];

@@ -20,33 +20,36 @@ RTE_ACL_RULE_DEF(AclRuleV6, kAclFieldCountV6);
 // rte_acl_create returns an existing context of the same name, so each build needs a fresh one.
 std::atomic<uint32_t> g_context_serial{0};
 
-AclRuleV4 to_acl_rule(const CompiledRule& r, uint32_t priority) {
-  AclRuleV4 rule{};
+// The fields both layouts share: priority, result, protocol, class, port range, reserved.
+template <typename AclRule, typename Rule>
+AclRule acl_rule_common(const Rule& r, uint32_t priority, unsigned proto_field,
+                        unsigned class_field, unsigned port_field, unsigned reserved_field) {
+  AclRule rule{};
   rule.data.category_mask = 1;
   rule.data.priority = static_cast<int32_t>(priority);
   rule.data.userdata = acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
-  rule.field[kAclFieldProto].value.u8 = r.proto;
-  rule.field[kAclFieldProto].mask_range.u8 = r.proto == kProtoAny ? 0 : 0xff;
-  rule.field[kAclFieldClass].value.u32 = r.any_class ? 0 : r.class_id;
-  rule.field[kAclFieldClass].mask_range.u32 = r.any_class ? 0 : 0xffffffff;
+  rule.field[proto_field].value.u8 = r.proto;
+  rule.field[proto_field].mask_range.u8 = r.proto == kProtoAny ? 0 : 0xff;
+  rule.field[class_field].value.u32 = r.any_class ? 0 : r.class_id;
+  rule.field[class_field].mask_range.u32 = r.any_class ? 0 : 0xffffffff;
+  rule.field[port_field].value.u16 = r.port_lo;
+  rule.field[port_field].mask_range.u16 = r.port_hi;
+  rule.field[reserved_field].value.u16 = 0;
+  rule.field[reserved_field].mask_range.u16 = 0;
+  return rule;
+}
+
+AclRuleV4 to_acl_rule(const CompiledRule& r, uint32_t priority) {
+  AclRuleV4 rule = acl_rule_common<AclRuleV4>(r, priority, kAclFieldProto, kAclFieldClass,
+                                              kAclFieldDstPort, kAclFieldReserved);
   rule.field[kAclFieldDst].value.u32 = r.dst.addr & r.dst.mask();
   rule.field[kAclFieldDst].mask_range.u32 = r.dst.len;
-  rule.field[kAclFieldDstPort].value.u16 = r.port_lo;
-  rule.field[kAclFieldDstPort].mask_range.u16 = r.port_hi;
-  rule.field[kAclFieldReserved].value.u16 = 0;
-  rule.field[kAclFieldReserved].mask_range.u16 = 0;
   return rule;
 }
 
 AclRuleV6 to_acl_rule(const CompiledRule6& r, uint32_t priority) {
-  AclRuleV6 rule{};
-  rule.data.category_mask = 1;
-  rule.data.priority = static_cast<int32_t>(priority);
-  rule.data.userdata = acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
-  rule.field[kAcl6FieldProto].value.u8 = r.proto;
-  rule.field[kAcl6FieldProto].mask_range.u8 = r.proto == kProtoAny ? 0 : 0xff;
-  rule.field[kAcl6FieldClass].value.u32 = r.any_class ? 0 : r.class_id;
-  rule.field[kAcl6FieldClass].mask_range.u32 = r.any_class ? 0 : 0xffffffff;
+  AclRuleV6 rule = acl_rule_common<AclRuleV6>(r, priority, kAcl6FieldProto, kAcl6FieldClass,
+                                              kAcl6FieldDstPort, kAcl6FieldReserved);
   // Four 32-bit words, host order, each with its share of the prefix length.
   const Ipv6Prefix dst = canonical(r.dst);
   for (unsigned i = 0; i < 4; ++i) {
@@ -56,10 +59,6 @@ AclRuleV6 to_acl_rule(const CompiledRule6& r, uint32_t priority) {
     const unsigned bits = dst.len > 32 * i ? dst.len - 32 * i : 0;
     rule.field[kAcl6FieldDst0 + i].mask_range.u32 = bits > 32 ? 32 : bits;
   }
-  rule.field[kAcl6FieldDstPort].value.u16 = r.port_lo;
-  rule.field[kAcl6FieldDstPort].mask_range.u16 = r.port_hi;
-  rule.field[kAcl6FieldReserved].value.u16 = 0;
-  rule.field[kAcl6FieldReserved].mask_range.u16 = 0;
   return rule;
 }
 

@@ -341,16 +341,7 @@ class Parser {
       if (!value.is_string()) return reject(path, "must be an address or prefix string");
       const std::string& text = value.get_ref<const std::string&>();
       if (looks_like_ipv6(text)) {
-        const auto parsed = parse_prefix6(text);
-        if (!parsed) {
-          return reject(path, "\"" + printable(text) + "\" is not an IPv6 address or prefix: " +
-                                  printable(parsed.error(), 120));
-        }
-        if (!parsed->canonical) {
-          return reject(path, "\"" + printable(text) + "\" has host bits set (did you mean " +
-                                  format_prefix(canonical(parsed->prefix)) + "?)");
-        }
-        hosts6_[name] = parsed->prefix;
+        if (!ipv6_prefix(text, path, hosts6_[name])) return false;
         continue;
       }
       const auto parsed = parse_prefix(text);
@@ -361,6 +352,21 @@ class Parser {
       }
       hosts_[name] = parsed->prefix;
     }
+    return true;
+  }
+
+  // An IPv6 address or canonical prefix into `out`; the error names what is wrong.
+  bool ipv6_prefix(const std::string& text, const JsonPath& path, Ipv6Prefix& out) {
+    const auto parsed = parse_prefix6(text);
+    if (!parsed) {
+      return reject(path, "\"" + printable(text) + "\" is not an IPv6 address or prefix: " +
+                              printable(parsed.error(), 120));
+    }
+    if (!parsed->canonical) {
+      return reject(path, "\"" + printable(text) + "\" has host bits set (did you mean " +
+                              format_prefix(canonical(parsed->prefix)) + "?)");
+    }
+    out = parsed->prefix;
     return true;
   }
 
@@ -479,19 +485,9 @@ class Parser {
       return true;
     }
     if (looks_like_ipv6(s)) {
-      const auto parsed = parse_prefix6(s);
-      if (!parsed) {
-        return reject(path, "\"" + printable(s) + "\" is not an IPv6 address or prefix: " +
-                                printable(parsed.error(), 120));
-      }
-      if (!parsed->canonical) {
-        return reject(path, "\"" + printable(s) + "\" has host bits set (did you mean " +
-                                format_prefix(canonical(parsed->prefix)) + "?)");
-      }
       out.kind = DestinationTarget::kNamedPrefix;
       out.ipv6 = true;
-      out.prefix6 = parsed->prefix;
-      return true;
+      return ipv6_prefix(s, path, out.prefix6);
     }
     if (const auto host = hosts6_.find(s); host != hosts6_.end()) {
       out.kind = DestinationTarget::kNamedPrefix;

@@ -27,8 +27,10 @@ struct Packet {
   uint16_t port;
 };
 
-uint32_t naive(const std::vector<CompiledRule>& rules, const Packet& p) {
-  for (const CompiledRule& r : rules) {
+// First match over either family's rules.
+template <typename Rule, typename P>
+uint32_t naive(const std::vector<Rule>& rules, const P& p) {
+  for (const Rule& r : rules) {
     if ((r.any_class || r.class_id == p.class_id) && (r.proto == kProtoAny || r.proto == p.proto) &&
         prefix_contains_address(r.dst, p.dst) && p.port >= r.port_lo && p.port <= r.port_hi) {
       return acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
@@ -37,15 +39,21 @@ uint32_t naive(const std::vector<CompiledRule>& rules, const Packet& p) {
   return 0;
 }
 
-// Classifies `packets` in bursts of 32 and compares each result with the naive matcher.
-void expect_same_as_naive(const AclClassifier& acl, const std::vector<CompiledRule>& rules,
-                          const std::vector<Packet>& packets) {
-  std::vector<AclKeyV4> keys(packets.size());
-  for (size_t i = 0; i < packets.size(); ++i) {
-    fill_acl_key_v4(keys[i], packets[i].class_id, packets[i].proto,
-                    rte_cpu_to_be_32(packets[i].dst), rte_cpu_to_be_16(packets[i].port));
-  }
-  size_t mismatches = 0;
+void fill_key(AclKeyV4& key, const Packet& p) {
+  fill_acl_key_v4(key, p.class_id, p.proto, rte_cpu_to_be_32(p.dst), rte_cpu_to_be_16(p.port));
+}
+std::string format_dst(const Packet& p) {
+  return format_prefix(Ipv4Prefix{p.dst, 32});
+}
+
+// Classifies `packets` in bursts of 32 and compares each result with the naive matcher;
+// returns the number of disagreements (the first five reported).
+template <typename Key, typename Rule, typename P>
+size_t mismatches(const AclClassifier& acl, const std::vector<Rule>& rules,
+                  const std::vector<P>& packets) {
+  std::vector<Key> keys(packets.size());
+  for (size_t i = 0; i < packets.size(); ++i) fill_key(keys[i], packets[i]);
+  size_t count = 0;
   for (size_t base = 0; base < packets.size(); base += 32) {
     const uint32_t n = static_cast<uint32_t>(std::min<size_t>(32, packets.size() - base));
     const uint8_t* data[32];
@@ -53,16 +61,21 @@ void expect_same_as_naive(const AclClassifier& acl, const std::vector<CompiledRu
     for (uint32_t i = 0; i < n; ++i) data[i] = reinterpret_cast<const uint8_t*>(&keys[base + i]);
     acl.classify(data, results, n);
     for (uint32_t i = 0; i < n; ++i) {
-      const Packet& p = packets[base + i];
+      const P& p = packets[base + i];
       const uint32_t want = naive(rules, p);
-      if (results[i] != want && ++mismatches <= 5) {
+      if (results[i] != want && ++count <= 5) {
         ADD_FAILURE() << "class " << p.class_id << " proto " << int(p.proto) << " dst "
-                      << format_prefix(Ipv4Prefix{p.dst, 32}) << " port " << p.port << ": acl "
-                      << results[i] << " naive " << want;
+                      << format_dst(p) << " port " << p.port << ": acl " << results[i] << " naive "
+                      << want;
       }
     }
   }
-  EXPECT_EQ(mismatches, 0u);
+  return count;
+}
+
+void expect_same_as_naive(const AclClassifier& acl, const std::vector<CompiledRule>& rules,
+                          const std::vector<Packet>& packets) {
+  EXPECT_EQ(mismatches<AclKeyV4>(acl, rules, packets), 0u);
 }
 
 std::vector<CompiledRule> random_rules(std::mt19937& rng, size_t count, uint32_t classes) {
@@ -220,41 +233,11 @@ struct Packet6 {
   uint16_t port;
 };
 
-uint32_t naive6(const std::vector<CompiledRule6>& rules, const Packet6& p) {
-  for (const CompiledRule6& r : rules) {
-    if ((r.any_class || r.class_id == p.class_id) && (r.proto == kProtoAny || r.proto == p.proto) &&
-        prefix_contains_address(r.dst, p.dst) && p.port >= r.port_lo && p.port <= r.port_hi) {
-      return acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
-    }
-  }
-  return 0;
+void fill_key(AclKeyV6& key, const Packet6& p) {
+  fill_acl_key_v6(key, p.class_id, p.proto, p.dst.data(), rte_cpu_to_be_16(p.port));
 }
-
-size_t mismatches6(const AclClassifier& acl, const std::vector<CompiledRule6>& rules,
-                   const std::vector<Packet6>& packets) {
-  std::vector<AclKeyV6> keys(packets.size());
-  for (size_t i = 0; i < packets.size(); ++i) {
-    fill_acl_key_v6(keys[i], packets[i].class_id, packets[i].proto, packets[i].dst.data(),
-                    rte_cpu_to_be_16(packets[i].port));
-  }
-  size_t mismatches = 0;
-  for (size_t base = 0; base < packets.size(); base += 32) {
-    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(32, packets.size() - base));
-    const uint8_t* data[32];
-    uint32_t results[32];
-    for (uint32_t i = 0; i < n; ++i) data[i] = reinterpret_cast<const uint8_t*>(&keys[base + i]);
-    acl.classify(data, results, n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const Packet6& p = packets[base + i];
-      const uint32_t want = naive6(rules, p);
-      if (results[i] != want && ++mismatches <= 5) {
-        ADD_FAILURE() << "class " << p.class_id << " proto " << int(p.proto) << " dst "
-                      << format_prefix(Ipv6Prefix{p.dst, 128}) << " port " << p.port << ": acl "
-                      << results[i] << " naive " << want;
-      }
-    }
-  }
-  return mismatches;
+std::string format_dst(const Packet6& p) {
+  return format_prefix(Ipv6Prefix{p.dst, 128});
 }
 
 // Prefixes of every length, with set bits in all four 32-bit words of the address.
@@ -324,7 +307,7 @@ TEST(PolicyAcl, Ipv6ClassifierAgreesWithNaiveMatcherOnRandomRuleSets) {
     auto acl = AclClassifier::build(rules);
     ASSERT_TRUE(acl.ok()) << acl.error();
     EXPECT_EQ(acl->rule_count(), count);
-    EXPECT_EQ(mismatches6(*acl, rules, random_packets6(rng, rules, 50000, classes)), 0u);
+    EXPECT_EQ(mismatches<AclKeyV6>(*acl, rules, random_packets6(rng, rules, 50000, classes)), 0u);
   }
 }
 

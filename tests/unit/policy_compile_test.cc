@@ -20,48 +20,39 @@ uint32_t ip(const char* s) {
   return *parse_address(s);
 }
 
-uint32_t naive_match(const CompiledPolicy& c, uint32_t slot, uint8_t proto, uint32_t dst,
-                     uint16_t port) {
+std::array<uint8_t, 16> ip6(const char* s) {
+  return parse_prefix6(s)->prefix.addr;
+}
+
+// First match over one family's rules (c.rules or c.rules6).
+template <typename Rule, typename Address>
+uint32_t naive_match(const CompiledPolicy& c, const std::vector<Rule>& rules, uint32_t slot,
+                     uint8_t proto, const Address& dst, uint16_t port) {
   const uint32_t cls = slot < c.class_by_slot.size() ? c.class_by_slot[slot] : 0;
-  for (const CompiledRule& r : c.rules) {
+  for (const Rule& r : rules) {
     if ((r.any_class || r.class_id == cls) && (r.proto == kProtoAny || r.proto == proto) &&
         prefix_contains_address(r.dst, dst) && port >= r.port_lo && port <= r.port_hi) {
       return acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
     }
   }
   return 0;
+}
+
+std::string verdict(const CompiledPolicy& c, uint32_t result) {
+  return std::string(acl_result_allows(result) ? "allow:" : "deny:") +
+         c.rule_names.at(acl_result_counter(result));
 }
 
 // "allow:<counter name>" or "deny:<counter name>".
 std::string decide(const CompiledPolicy& c, uint32_t slot, uint8_t proto, const char* dst,
                    uint16_t port = 0) {
-  const uint32_t r = naive_match(c, slot, proto, ip(dst), port);
-  return std::string(acl_result_allows(r) ? "allow:" : "deny:") +
-         c.rule_names.at(acl_result_counter(r));
-}
-
-std::array<uint8_t, 16> ip6(const char* s) {
-  return parse_prefix6(s)->prefix.addr;
-}
-
-uint32_t naive_match6(const CompiledPolicy& c, uint32_t slot, uint8_t proto,
-                      const std::array<uint8_t, 16>& dst, uint16_t port) {
-  const uint32_t cls = slot < c.class_by_slot.size() ? c.class_by_slot[slot] : 0;
-  for (const CompiledRule6& r : c.rules6) {
-    if ((r.any_class || r.class_id == cls) && (r.proto == kProtoAny || r.proto == proto) &&
-        prefix_contains_address(r.dst, dst) && port >= r.port_lo && port <= r.port_hi) {
-      return acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
-    }
-  }
-  return 0;
+  return verdict(c, naive_match(c, c.rules, slot, proto, ip(dst), port));
 }
 
 // The same for an IPv6 destination.
 std::string decide6(const CompiledPolicy& c, uint32_t slot, uint8_t proto, const char* dst,
                     uint16_t port = 0) {
-  const uint32_t r = naive_match6(c, slot, proto, ip6(dst), port);
-  return std::string(acl_result_allows(r) ? "allow:" : "deny:") +
-         c.rule_names.at(acl_result_counter(r));
+  return verdict(c, naive_match(c, c.rules6, slot, proto, ip6(dst), port));
 }
 
 Policy parse(const char* text) {
