@@ -78,15 +78,27 @@ void expect_same_as_naive(const AclClassifier& acl, const std::vector<CompiledRu
   EXPECT_EQ(mismatches<AclKeyV4>(acl, rules, packets), 0u);
 }
 
-std::vector<CompiledRule> random_rules(std::mt19937& rng, size_t count, uint32_t classes) {
-  std::vector<CompiledRule> rules;
-  const uint8_t protos[] = {kProtoAny, kProtoTcp, kProtoUdp, kProtoIcmp, 47};
+void random_dst(std::mt19937& rng, Ipv4Prefix& dst) {
+  dst.len = static_cast<uint8_t>(rng() % 33);
+  dst.addr = rng() & dst.mask();
+}
+// Prefixes of every length, with set bits in all four 32-bit words of the address.
+void random_dst(std::mt19937& rng, Ipv6Prefix& dst) {
+  for (auto& b : dst.addr) b = static_cast<uint8_t>(rng());
+  dst.len = static_cast<uint8_t>(rng() % 129);
+  dst = canonical(dst);
+}
+
+// Random rules of either family; `icmp` is the family's ICMP protocol.
+template <typename Rule>
+std::vector<Rule> random_rules_of(std::mt19937& rng, size_t count, uint32_t classes, uint8_t icmp) {
+  std::vector<Rule> rules;
+  const uint8_t protos[] = {kProtoAny, kProtoTcp, kProtoUdp, icmp, 47};
   for (size_t i = 0; i < count; ++i) {
-    CompiledRule r;
+    Rule r;
     r.any_class = rng() % 10 == 0;
     r.class_id = 1 + rng() % classes;
-    r.dst.len = static_cast<uint8_t>(rng() % 33);
-    r.dst.addr = rng() & r.dst.mask();
+    random_dst(rng, r.dst);
     r.proto = protos[rng() % 5];
     if (r.proto == kProtoTcp || r.proto == kProtoUdp) {
       const uint16_t a = static_cast<uint16_t>(rng() % 1200);
@@ -99,6 +111,10 @@ std::vector<CompiledRule> random_rules(std::mt19937& rng, size_t count, uint32_t
     rules.push_back(r);
   }
   return rules;
+}
+
+std::vector<CompiledRule> random_rules(std::mt19937& rng, size_t count, uint32_t classes) {
+  return random_rules_of<CompiledRule>(rng, count, classes, kProtoIcmp);
 }
 
 // Packets biased toward the rules' own prefixes and ports so that many of them match.
@@ -240,31 +256,6 @@ std::string format_dst(const Packet6& p) {
   return format_prefix(Ipv6Prefix{p.dst, 128});
 }
 
-// Prefixes of every length, with set bits in all four 32-bit words of the address.
-std::vector<CompiledRule6> random_rules6(std::mt19937& rng, size_t count, uint32_t classes) {
-  std::vector<CompiledRule6> rules;
-  const uint8_t protos[] = {kProtoAny, kProtoTcp, kProtoUdp, kProtoIcmpv6, 47};
-  for (size_t i = 0; i < count; ++i) {
-    CompiledRule6 r;
-    r.any_class = rng() % 10 == 0;
-    r.class_id = 1 + rng() % classes;
-    for (auto& b : r.dst.addr) b = static_cast<uint8_t>(rng());
-    r.dst.len = static_cast<uint8_t>(rng() % 129);
-    r.dst = canonical(r.dst);
-    r.proto = protos[rng() % 5];
-    if (r.proto == kProtoTcp || r.proto == kProtoUdp) {
-      const uint16_t a = static_cast<uint16_t>(rng() % 1200);
-      const uint16_t b = static_cast<uint16_t>(rng() % 1200);
-      r.port_lo = std::min(a, b);
-      r.port_hi = rng() % 4 == 0 ? 65535 : std::max(a, b);
-    }
-    r.action = rng() % 3 == 0 ? RuleAction::kDeny : RuleAction::kAllow;
-    r.rule_index = 1 + static_cast<uint32_t>(i % 1000);
-    rules.push_back(r);
-  }
-  return rules;
-}
-
 // Biased toward the rules' prefixes: inside one, with random host bits (so each of the four
 // words is tested on both sides of a prefix boundary).
 std::vector<Packet6> random_packets6(std::mt19937& rng, const std::vector<CompiledRule6>& rules,
@@ -303,7 +294,7 @@ TEST(PolicyAcl, Ipv6ClassifierAgreesWithNaiveMatcherOnRandomRuleSets) {
   std::mt19937 rng(6543);
   for (size_t count : {1, 10, 100, 1000}) {
     const uint32_t classes = 1 + rng() % 20;
-    const auto rules = random_rules6(rng, count, classes);
+    const auto rules = random_rules_of<CompiledRule6>(rng, count, classes, kProtoIcmpv6);
     auto acl = AclClassifier::build(rules);
     ASSERT_TRUE(acl.ok()) << acl.error();
     EXPECT_EQ(acl->rule_count(), count);
