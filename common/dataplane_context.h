@@ -36,9 +36,11 @@ struct NatCounters;
 
 // The exit policy as workers see it: immutable once published (control swaps the pointer and
 // frees the old view after an RCU grace period). Rule hit counters are per worker, written
-// only by that worker: rule_hits[worker * n_rules + rule].
+// only by that worker: rule_hits[worker * n_rules + rule]; one rule index space for both
+// families (both classifiers' results index the same counters).
 struct PolicyView {
-  const rte_acl_ctx* acl = nullptr;
+  const rte_acl_ctx* acl = nullptr;         // IPv4 (AclKeyV4)
+  const rte_acl_ctx* acl6 = nullptr;        // IPv6 (AclKeyV6); null: no IPv6 rules, all denied
   const uint32_t* class_by_slot = nullptr;  // peer slot -> policy class
   uint32_t n_slots = 0;
   uint32_t n_rules = 0;

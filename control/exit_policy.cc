@@ -54,6 +54,7 @@ Result<policy::CompiledPolicy> ExitPolicy::compile(const policy::Policy& p) cons
   node.tags = opt_.node_tags;
   node.exit_advertised = opt_.advertised;
   node.own_addresses = opt_.own_addresses;
+  node.own_addresses6 = opt_.own_addresses6;
   policy::Approvals approvals = approvals_;
   if (override_) approvals.exit_node = *override_;
   return policy::compile_policy(p, peers_, node, approvals);
@@ -88,6 +89,8 @@ Result<ExitPolicy::Built> ExitPolicy::build(
   b.classifier.snapshot = std::shared_ptr<const policy::PolicySnapshot>(std::move(*snapshot));
   b.classifier.rules = std::shared_ptr<const std::vector<policy::CompiledRule>>(
       compiled, &compiled->rules);  // shares the compiled policy's lifetime
+  b.classifier.rules6 =
+      std::shared_ptr<const std::vector<policy::CompiledRule6>>(compiled, &compiled->rules6);
   b.classifier.peers = std::move(peers);
   b.class_by_slot = compiled->class_by_slot;
   b.approved = compiled->exit.approved;
@@ -100,11 +103,13 @@ Result<ExitPolicy::Built> ExitPolicy::build(
 std::optional<ExitPolicy::Built> ExitPolicy::reuse(const policy::CompiledPolicy& compiled) const {
   if (!current_) return std::nullopt;
   const Classifier& running = current_->classifier;
-  if (*running.rules != compiled.rules || running.snapshot->rule_names != compiled.rule_names)
+  if (*running.rules != compiled.rules || *running.rules6 != compiled.rules6 ||
+      running.snapshot->rule_names != compiled.rule_names)
     return std::nullopt;
   Built b;
   b.classifier.snapshot = running.snapshot;
   b.classifier.rules = running.rules;
+  b.classifier.rules6 = running.rules6;
   b.classifier.peers = std::make_shared<const std::vector<policy::PolicyPeer>>(peers_);
   b.class_by_slot = compiled.class_by_slot;
   b.approved = compiled.exit.approved;
@@ -122,6 +127,7 @@ void ExitPolicy::publish(Built built) {
   const auto n_rules = static_cast<uint32_t>(snap.rule_names.size());
   pub->hits = std::make_unique<dp::Counter[]>(size_t{n_rules} * ctx_.n_workers);
   pub->view.acl = snap.classifier.context();
+  pub->view.acl6 = snap.classifier6.context();
   pub->view.class_by_slot = pub->class_by_slot.data();
   pub->view.n_slots = static_cast<uint32_t>(pub->class_by_slot.size());
   pub->view.n_rules = n_rules;
@@ -142,7 +148,8 @@ void ExitPolicy::publish(Built built) {
     retired_.push_back(Retired{ctx_.rcu ? rte_rcu_qsbr_start(ctx_.rcu) : 0, std::move(current_)});
   current_ = std::move(pub);
   if (!same_classifier)
-    log_info("policy: " + std::to_string(current_->classifier.rules->size()) + " rules in " +
+    log_info("policy: " + std::to_string(current_->classifier.rules->size()) + " IPv4 and " +
+             std::to_string(current_->classifier.rules6->size()) + " IPv6 rules in " +
              std::to_string(built.classes) + " classes for " + std::to_string(peers_.size()) +
              " peers");
   publish_status();

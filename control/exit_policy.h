@@ -12,6 +12,7 @@
 // traffic waits for the build.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -40,7 +41,8 @@ struct ExitPolicyOptions {
   bool advertised = true;
   std::string node_user;
   std::vector<std::string> node_tags;
-  std::vector<uint32_t> own_addresses;  // host order: never an exit destination
+  std::vector<uint32_t> own_addresses;                  // host order: never an exit destination
+  std::vector<std::array<uint8_t, 16>> own_addresses6;  // never an exit destination
 };
 
 // Where the running policy came from: an override (PolicyReplace) from the admin API or etcd
@@ -135,6 +137,7 @@ class ExitPolicy {
   struct Classifier {
     std::shared_ptr<const policy::PolicySnapshot> snapshot;
     std::shared_ptr<const std::vector<policy::CompiledRule>> rules;
+    std::shared_ptr<const std::vector<policy::CompiledRule6>> rules6;
     std::shared_ptr<const std::vector<policy::PolicyPeer>> peers;
   };
   struct Published {

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include <rte_cycles.h>
@@ -516,6 +518,12 @@ Status Gateway::init_policy() {
   for (unsigned p = 0; p < ctx_->n_ports; ++p)
     for (unsigned a = 0; a < ctx_->ports[p].n_addrs; ++a)
       opt.own_addresses.push_back(rte_be_to_cpu_32(ctx_->ports[p].addrs[a]));
+  for (unsigned p = 0; p < ctx_->n_ports; ++p)
+    for (unsigned a = 0; a < ctx_->ports[p].n_addrs6; ++a) {
+      std::array<uint8_t, 16> addr;
+      std::memcpy(addr.data(), ctx_->ports[p].addrs6[a], 16);
+      opt.own_addresses6.push_back(addr);
+    }
   policy_ = std::make_unique<ExitPolicy>(*ctx_, opt);
   policy_peers_generation_ = wg_->stats().generation;
   return policy_->init(wg_->policy_peers());

@@ -84,6 +84,9 @@ enum class TransitExit : uint8_t {
 void transit_out_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
 // Dropped unless the node is an approved exit and the policy allows the destination.
 uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// The same for inner IPv6 (header at the front, payload length and extension headers already
+// checked by ipv6_walk): approval, then the IPv6 classifier; the allowed ones compacted first.
+uint16_t exit_policy6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Domain rules (DNS names, TLS SNI, HTTP Host) on the same packets: blocked ones dropped.
 uint16_t domain_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 

@@ -15,25 +15,50 @@ namespace exitgw::policy {
 namespace {
 
 RTE_ACL_RULE_DEF(AclRuleV4, kAclFieldCountV4);
+RTE_ACL_RULE_DEF(AclRuleV6, kAclFieldCountV6);
 
 // rte_acl_create returns an existing context of the same name, so each build needs a fresh one.
 std::atomic<uint32_t> g_context_serial{0};
 
-AclRuleV4 to_acl_rule(const CompiledRule& r, uint32_t priority) {
-  AclRuleV4 rule{};
+// The fields both layouts share: priority, result, protocol, class, port range, reserved.
+template <typename AclRule, typename Rule>
+AclRule acl_rule_common(const Rule& r, uint32_t priority, unsigned proto_field,
+                        unsigned class_field, unsigned port_field, unsigned reserved_field) {
+  AclRule rule{};
   rule.data.category_mask = 1;
   rule.data.priority = static_cast<int32_t>(priority);
   rule.data.userdata = acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
-  rule.field[kAclFieldProto].value.u8 = r.proto;
-  rule.field[kAclFieldProto].mask_range.u8 = r.proto == kProtoAny ? 0 : 0xff;
-  rule.field[kAclFieldClass].value.u32 = r.any_class ? 0 : r.class_id;
-  rule.field[kAclFieldClass].mask_range.u32 = r.any_class ? 0 : 0xffffffff;
+  rule.field[proto_field].value.u8 = r.proto;
+  rule.field[proto_field].mask_range.u8 = r.proto == kProtoAny ? 0 : 0xff;
+  rule.field[class_field].value.u32 = r.any_class ? 0 : r.class_id;
+  rule.field[class_field].mask_range.u32 = r.any_class ? 0 : 0xffffffff;
+  rule.field[port_field].value.u16 = r.port_lo;
+  rule.field[port_field].mask_range.u16 = r.port_hi;
+  rule.field[reserved_field].value.u16 = 0;
+  rule.field[reserved_field].mask_range.u16 = 0;
+  return rule;
+}
+
+AclRuleV4 to_acl_rule(const CompiledRule& r, uint32_t priority) {
+  AclRuleV4 rule = acl_rule_common<AclRuleV4>(r, priority, kAclFieldProto, kAclFieldClass,
+                                              kAclFieldDstPort, kAclFieldReserved);
   rule.field[kAclFieldDst].value.u32 = r.dst.addr & r.dst.mask();
   rule.field[kAclFieldDst].mask_range.u32 = r.dst.len;
-  rule.field[kAclFieldDstPort].value.u16 = r.port_lo;
-  rule.field[kAclFieldDstPort].mask_range.u16 = r.port_hi;
-  rule.field[kAclFieldReserved].value.u16 = 0;
-  rule.field[kAclFieldReserved].mask_range.u16 = 0;
+  return rule;
+}
+
+AclRuleV6 to_acl_rule(const CompiledRule6& r, uint32_t priority) {
+  AclRuleV6 rule = acl_rule_common<AclRuleV6>(r, priority, kAcl6FieldProto, kAcl6FieldClass,
+                                              kAcl6FieldDstPort, kAcl6FieldReserved);
+  // Four 32-bit words, host order, each with its share of the prefix length.
+  const Ipv6Prefix dst = canonical(r.dst);
+  for (unsigned i = 0; i < 4; ++i) {
+    const uint8_t* b = dst.addr.data() + 4 * i;
+    rule.field[kAcl6FieldDst0 + i].value.u32 =
+        uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+    const unsigned bits = dst.len > 32 * i ? dst.len - 32 * i : 0;
+    rule.field[kAcl6FieldDst0 + i].mask_range.u32 = bits > 32 ? 32 : bits;
+  }
   return rule;
 }
 
@@ -55,7 +80,9 @@ AclClassifier::~AclClassifier() {
   if (ctx_ != nullptr) rte_acl_free(ctx_);
 }
 
-Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) {
+template <typename AclRule, typename Rule, size_t kFields>
+Result<AclClassifier> AclClassifier::build_family(std::span<const Rule> rules,
+                                                  const rte_acl_field_def (&defs)[kFields]) {
   AclClassifier out;
   if (rules.empty()) return out;
   if (rules.size() > kMaxCompiledRules) {
@@ -66,7 +93,7 @@ Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) 
   rte_acl_param param{};
   param.name = name;
   param.socket_id = SOCKET_ID_ANY;
-  param.rule_size = RTE_ACL_RULE_SZ(kAclFieldCountV4);
+  param.rule_size = RTE_ACL_RULE_SZ(kFields);
   param.max_rule_num = static_cast<uint32_t>(rules.size());
   out.ctx_ = rte_acl_create(&param);
   if (out.ctx_ == nullptr) {
@@ -74,7 +101,7 @@ Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) 
   }
   // `out` frees the context on every error return below.
   try {
-    std::vector<AclRuleV4> acl_rules;
+    std::vector<AclRule> acl_rules;
     acl_rules.reserve(rules.size());
     for (size_t i = 0; i < rules.size(); ++i) {
       if (rules[i].rule_index == 0 || rules[i].rule_index > (UINT32_MAX >> 1)) {
@@ -87,8 +114,8 @@ Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) 
     if (rc != 0) return make_error(std::string("rte_acl_add_rules: ") + std::strerror(-rc));
     rte_acl_config config{};
     config.num_categories = 1;
-    config.num_fields = kAclFieldCountV4;
-    std::memcpy(config.defs, kAclFieldDefsV4, sizeof kAclFieldDefsV4);
+    config.num_fields = kFields;
+    std::memcpy(config.defs, defs, sizeof defs);
     rc = rte_acl_build(out.ctx_, &config);
     if (rc != 0) {
       return make_error("rte_acl_build (" + std::to_string(rules.size()) +
@@ -101,6 +128,14 @@ Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) 
   return out;
 }
 
+Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule> rules) {
+  return build_family<AclRuleV4>(rules, kAclFieldDefsV4);
+}
+
+Result<AclClassifier> AclClassifier::build(std::span<const CompiledRule6> rules) {
+  return build_family<AclRuleV6>(rules, kAclFieldDefsV6);
+}
+
 void AclClassifier::classify(const uint8_t** data, uint32_t* results, uint32_t n) const noexcept {
   if (ctx_ == nullptr) [[unlikely]] {
     for (uint32_t i = 0; i < n; ++i) results[i] = 0;
@@ -110,11 +145,15 @@ void AclClassifier::classify(const uint8_t** data, uint32_t* results, uint32_t n
 }
 
 Result<std::unique_ptr<PolicySnapshot>> build_snapshot(const CompiledPolicy& compiled) {
+  // Both families in one snapshot: published together, never one newer than the other.
   Result<AclClassifier> classifier = AclClassifier::build(compiled.rules);
   if (!classifier) return make_error(classifier.error());
+  Result<AclClassifier> classifier6 = AclClassifier::build(compiled.rules6);
+  if (!classifier6) return make_error("IPv6: " + classifier6.error());
   try {
     auto snapshot = std::make_unique<PolicySnapshot>();
     snapshot->classifier = std::move(classifier.value());
+    snapshot->classifier6 = std::move(classifier6.value());
     snapshot->class_by_slot = compiled.class_by_slot;
     snapshot->exit_approved = compiled.exit.approved;
     snapshot->rule_names = compiled.rule_names;

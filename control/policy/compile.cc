@@ -1,7 +1,7 @@
 // Compilation: peers are grouped into classes by the exact set of permissions whose sources
 // cover them, so the rule list grows with distinct rule sets, not with peers; the built-in
 // egress safety is a block of class-independent denies ordered by specificity, with explicit
-// grants of those ranges carved out above them.
+// grants of those ranges carved out above them; the same for IPv4 and IPv6, one rule list each.
 #include "control/policy/compile.h"
 
 #include <algorithm>
@@ -9,6 +9,8 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <span>
+#include <utility>
 
 #include "control/policy/prefix.h"
 
@@ -27,6 +29,121 @@ void add_note(CompiledPolicy& out, std::string text) {
   } else if (out.notes.size() == kMaxCompileNotes) {
     out.notes.push_back("more compile notes not shown");
   }
+}
+
+// A family's safety ranges and the rules that end up in its classifier.
+template <typename Prefix>
+struct FamilyRules {
+  std::vector<BasicBuiltinRange<Prefix>> safety;   // as named, the gateway's and tailnet's first
+  std::vector<uint32_t> safety_counter;            // rule_names index of safety[i]
+  std::vector<std::vector<Prefix>> safety_pieces;  // safety[i] without its holes
+  // Named grants inside a safety range, each with the length it sorts by (the grant's own).
+  std::vector<std::pair<uint8_t, BasicCompiledRule<Prefix>>> exceptions;
+  std::vector<BasicCompiledRule<Prefix>> regular;
+};
+
+bool overlaps(const auto& a, const auto& b) {
+  return prefix_contains(a, b) || prefix_contains(b, a);
+}
+
+// `range` minus `holes`, as the fewest prefixes.
+template <typename Prefix>
+void subtract(const Prefix& range, std::span<const Prefix> holes, std::vector<Prefix>& out) {
+  if (std::none_of(holes.begin(), holes.end(), [&](const Prefix& h) { return overlaps(h, range); }))
+    return out.push_back(range);
+  if (std::any_of(holes.begin(), holes.end(),
+                  [&](const Prefix& h) { return prefix_contains(h, range); }))
+    return;
+  const auto [lo, hi] = split_prefix(range);
+  subtract(lo, holes, out);
+  subtract(hi, holes, out);
+}
+
+// Registers the family's safety ranges' labels (one counter per distinct label, shared by the
+// families) and cuts the holes out of the built-in ones.
+template <typename Prefix>
+void add_safety(FamilyRules<Prefix>& f, std::span<const BasicBuiltinRange<Prefix>> builtin,
+                std::span<const Prefix> holes, std::map<std::string_view, uint32_t>& label_index,
+                CompiledPolicy& out) {
+  const size_t own = f.safety.size();
+  f.safety.insert(f.safety.end(), builtin.begin(), builtin.end());
+  for (size_t i = 0; i < f.safety.size(); ++i) {
+    auto [it, inserted] =
+        label_index.emplace(f.safety[i].label, static_cast<uint32_t>(out.rule_names.size()));
+    if (inserted) out.rule_names.emplace_back(f.safety[i].label);
+    f.safety_counter.push_back(it->second);
+    f.safety_pieces.emplace_back();
+    subtract(f.safety[i].prefix, i < own ? std::span<const Prefix>{} : holes,
+             f.safety_pieces.back());
+  }
+}
+
+// An allow rule for a target: inside a safety range it is an exception and sits in the safety
+// block (sorted by its own length), otherwise it follows the block. An exception covers only
+// the range's denied pieces: where the range has holes (globally reachable assignments), the
+// grant stays a regular rule in file order there, as it would be outside any range.
+template <typename Prefix>
+void add_allow(FamilyRules<Prefix>& f, uint32_t class_id, const Target& t, const Prefix& dst,
+               uint32_t counter) {
+  BasicCompiledRule<Prefix> r;
+  r.class_id = class_id;
+  r.dst = dst;
+  r.proto = t.proto;
+  r.port_lo = t.port_lo;
+  r.port_hi = t.port_hi;
+  r.action = RuleAction::kAllow;
+  r.rule_index = counter;
+  bool in_range = false, over_hole = false;
+  std::vector<Prefix> clipped;  // dst within the denied pieces of the ranges that hold it
+  for (size_t i = 0; t.named && i < f.safety.size(); ++i) {
+    if (!prefix_contains(f.safety[i].prefix, dst)) continue;
+    in_range = true;
+    bool covered = false;
+    for (const Prefix& piece : f.safety_pieces[i]) {
+      if (prefix_contains(dst, piece) || prefix_contains(piece, dst)) {
+        const Prefix part = dst.len >= piece.len ? dst : piece;
+        if (std::find(clipped.begin(), clipped.end(), part) == clipped.end())
+          clipped.push_back(part);
+        covered |= prefix_contains(piece, dst);
+      }
+    }
+    over_hole |= !covered;  // only a range with holes leaves part of dst uncovered
+  }
+  for (const Prefix& part : clipped) {
+    BasicCompiledRule<Prefix> e = r;
+    e.dst = part;
+    f.exceptions.emplace_back(dst.len, e);
+  }
+  if (!in_range || over_hole) f.regular.push_back(r);
+}
+
+// The family's rule list: the safety block, then the regular allows. In the block, most
+// specific first (a range cut into pieces keeps its own length); on equal length the
+// explicit grant (allow) before the deny. Then an explicit grant of P inside range S wins over
+// S's deny, and any safety range strictly inside P (say the gateway's own address inside a
+// granted 10.0.0.0/8) still wins over it.
+template <typename Prefix>
+std::vector<BasicCompiledRule<Prefix>> order_rules(FamilyRules<Prefix>& f) {
+  std::vector<std::pair<uint8_t, BasicCompiledRule<Prefix>>> block = f.exceptions;
+  for (size_t i = 0; i < f.safety.size(); ++i) {
+    for (const Prefix& piece : f.safety_pieces[i]) {
+      BasicCompiledRule<Prefix> r;
+      r.any_class = true;
+      r.dst = piece;
+      r.action = RuleAction::kDeny;
+      r.rule_index = f.safety_counter[i];
+      block.emplace_back(f.safety[i].prefix.len, r);
+    }
+  }
+  std::stable_sort(block.begin(), block.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return a.second.action == RuleAction::kAllow && b.second.action == RuleAction::kDeny;
+  });
+  std::vector<BasicCompiledRule<Prefix>> rules;
+  rules.reserve(block.size() + f.regular.size());
+  for (auto& [len, r] : block) rules.push_back(r);
+  rules.insert(rules.end(), f.regular.begin(), f.regular.end());
+  return rules;
 }
 
 ExitApproval decide_exit(const Policy& policy, const NodeIdentity& node,
@@ -66,21 +183,19 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
 
   // Safety ranges: the gateway's own addresses and the tailnet first, so that on equal
   // prefixes their (more telling) label is the one counted.
-  std::vector<BuiltinRange> safety;
-  for (uint32_t a : node.own_addresses) safety.push_back({{a, 32}, "builtin:gateway-address"});
-  for (const Ipv4Prefix& r : node.tailnet_ranges) {
-    safety.push_back({{r.addr & r.mask(), r.len}, "builtin:tailnet"});
-  }
-  for (const BuiltinRange& r : kBuiltinDenyRanges) safety.push_back(r);
+  FamilyRules<Ipv4Prefix> v4;
+  FamilyRules<Ipv6Prefix> v6;
+  for (uint32_t a : node.own_addresses) v4.safety.push_back({{a, 32}, "builtin:gateway-address"});
+  for (const auto& a : node.own_addresses6)
+    v6.safety.push_back({{a, 128}, "builtin:gateway-address"});
+  for (const Ipv4Prefix& r : node.tailnet_ranges)
+    v4.safety.push_back({canonical(r), "builtin:tailnet"});
+  for (const Ipv6Prefix& r : node.tailnet_ranges6)
+    v6.safety.push_back({canonical(r), "builtin:tailnet"});
   out.rule_names.push_back("default-deny");
   std::map<std::string_view, uint32_t> label_index;
-  std::vector<uint32_t> safety_counter;
-  for (const BuiltinRange& r : safety) {
-    auto [it, inserted] =
-        label_index.emplace(r.label, static_cast<uint32_t>(out.rule_names.size()));
-    if (inserted) out.rule_names.emplace_back(r.label);
-    safety_counter.push_back(it->second);
-  }
+  add_safety<Ipv4Prefix>(v4, kBuiltinDenyRanges, {}, label_index, out);
+  add_safety<Ipv6Prefix>(v6, kBuiltinDenyRanges6, kBuiltinDenyHoles6, label_index, out);
 
   // Permissions that apply on this node, each with the targets that concern exit traffic: a
   // named destination inside the tailnet or inside a peer's addresses is peer-to-peer traffic
@@ -101,7 +216,9 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
     Active a{&perm, static_cast<uint32_t>(out.rule_names.size()), {}};
     for (const Target& t : perm.targets) {
       bool tailnet = false;
-      if (t.named) {
+      if (t.named && t.ipv6) {
+        for (const Ipv6Prefix& r : node.tailnet_ranges6) tailnet |= prefix_contains(r, t.prefix6);
+      } else if (t.named) {
         for (const Ipv4Prefix& r : node.tailnet_ranges) tailnet |= prefix_contains(r, t.prefix);
         for (const PolicyPeer& peer : peers) {
           for (const Ipv4Prefix& addr : peer.addresses) tailnet |= prefix_contains(addr, t.prefix);
@@ -173,10 +290,7 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
   }
   out.class_count = static_cast<uint32_t>(sets.size());
 
-  // Allow rules per class. A named target inside a safety range is an exception and must sit
-  // in the safety block; everything else follows the block.
-  std::vector<CompiledRule> safety_block;
-  std::vector<CompiledRule> regular;
+  // Allow rules per class, each in its family's list.
   size_t total = 0;
   for (uint32_t c = 1; c < sets.size(); ++c) {
     for (uint32_t i : *sets[c]) {
@@ -187,40 +301,20 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
                             std::to_string(out.class_count) +
                             " peer classes); simplify the rules or the groups");
         }
-        CompiledRule r;
-        r.class_id = c;
-        r.dst = t->prefix;
-        r.proto = t->proto;
-        r.port_lo = t->port_lo;
-        r.port_hi = t->port_hi;
-        r.action = RuleAction::kAllow;
-        r.rule_index = active[i].counter;
-        const bool exception =
-            t->named && std::any_of(safety.begin(), safety.end(), [&](const BuiltinRange& s) {
-              return prefix_contains(s.prefix, t->prefix);
-            });
-        (exception ? safety_block : regular).push_back(r);
+        if (t->ipv6) {
+          add_allow(v6, c, *t, t->prefix6, active[i].counter);
+        } else {
+          add_allow(v4, c, *t, t->prefix, active[i].counter);
+        }
       }
     }
   }
-  for (size_t i = 0; i < safety.size(); ++i) {
-    CompiledRule r;
-    r.any_class = true;
-    r.dst = safety[i].prefix;
-    r.action = RuleAction::kDeny;
-    r.rule_index = safety_counter[i];
-    safety_block.push_back(r);
+  out.rules = order_rules(v4);
+  out.rules6 = order_rules(v6);
+  if (out.rules.size() + out.rules6.size() > kMaxCompiledRules) {
+    return make_error("the policy compiles to more than " + std::to_string(kMaxCompiledRules) +
+                      " classifier rules; simplify the rules or the groups");
   }
-  // Most specific first; on equal length the explicit grant (allow) before the deny. Then an
-  // explicit grant of P inside range S wins over S's deny, and any safety range strictly
-  // inside P (say the gateway's own address inside a granted 10.0.0.0/8) still wins over it.
-  std::stable_sort(safety_block.begin(), safety_block.end(),
-                   [](const CompiledRule& a, const CompiledRule& b) {
-                     if (a.dst.len != b.dst.len) return a.dst.len > b.dst.len;
-                     return a.action == RuleAction::kAllow && b.action == RuleAction::kDeny;
-                   });
-  out.rules = std::move(safety_block);
-  out.rules.insert(out.rules.end(), regular.begin(), regular.end());
   out.notes.insert(out.notes.begin(), policy.notes.begin(), policy.notes.end());
   return out;
 }

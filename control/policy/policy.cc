@@ -79,7 +79,8 @@ struct ProtoName {
   std::string_view name;
   int number;
 };
-// Names as the tailnet policy language spells them; ipv6-icmp cannot occur in IPv4.
+// Names as the tailnet policy language spells them; icmp (1) occurs only in IPv4 and
+// ipv6-icmp (58) only in IPv6.
 constexpr ProtoName kProtoNames[] = {{"icmp", 1},  {"igmp", 2}, {"ipv4", 4}, {"ip-in-ip", 4},
                                      {"tcp", 6},   {"egp", 8},  {"igp", 9},  {"udp", 17},
                                      {"gre", 47},  {"esp", 50}, {"ah", 51},  {"ipv6-icmp", 58},
@@ -141,8 +142,11 @@ std::optional<std::vector<PortRange>> parse_ports(std::string_view s) {
 
 // A destination as written, classified.
 struct DestinationTarget {
-  enum Kind { kInternet, kNamedPrefix, kDevice, kIpv6 } kind = kInternet;
-  Ipv4Prefix prefix;
+  enum Kind { kInternet, kNamedPrefix, kDevice } kind = kInternet;
+  bool ipv6 = false;   // kNamedPrefix: which of the prefixes
+  Ipv4Prefix prefix;   // kNamedPrefix, IPv4
+  Ipv6Prefix prefix6;  // kNamedPrefix, IPv6
+  bool every = false;  // kInternet: "*" (IPv6 ::/0) rather than autogroup:internet (2000::/3)
 };
 
 class Parser {
@@ -337,19 +341,32 @@ class Parser {
       if (!value.is_string()) return reject(path, "must be an address or prefix string");
       const std::string& text = value.get_ref<const std::string&>();
       if (looks_like_ipv6(text)) {
-        ipv6_hosts_.insert(name);
+        if (!ipv6_prefix(text, path, hosts6_[name])) return false;
         continue;
       }
       const auto parsed = parse_prefix(text);
       if (!parsed) return reject(path, "\"" + printable(text) + "\" is not an address or prefix");
       if (!parsed->canonical) {
         return reject(path, "\"" + printable(text) + "\" has host bits set (did you mean " +
-                                format_prefix({parsed->prefix.addr & parsed->prefix.mask(),
-                                               parsed->prefix.len}) +
-                                "?)");
+                                format_prefix(canonical(parsed->prefix)) + "?)");
       }
       hosts_[name] = parsed->prefix;
     }
+    return true;
+  }
+
+  // An IPv6 address or canonical prefix into `out`; the error names what is wrong.
+  bool ipv6_prefix(const std::string& text, const JsonPath& path, Ipv6Prefix& out) {
+    const auto parsed = parse_prefix6(text);
+    if (!parsed) {
+      return reject(path, "\"" + printable(text) + "\" is not an IPv6 address or prefix: " +
+                              printable(parsed.error(), 120));
+    }
+    if (!parsed->canonical) {
+      return reject(path, "\"" + printable(text) + "\" has host bits set (did you mean " +
+                              format_prefix(canonical(parsed->prefix)) + "?)");
+    }
+    out = parsed->prefix;
     return true;
   }
 
@@ -401,7 +418,7 @@ class Parser {
       if (!valid_user(s)) return reject(path, "\"" + printable(s) + "\" is not a valid user");
       p.kind = PrincipalKind::kUser;
       p.name = s;
-    } else if (looks_like_ipv6(s) || ipv6_hosts_.contains(s)) {
+    } else if (looks_like_ipv6(s) || hosts6_.contains(s)) {
       // Peers' tailnet addresses are IPv4 here, so an IPv6 source matches no peer.
       note(path, "IPv6 source " + printable(s) + " matches no peer (IPv4 tailnet only)");
       return true;
@@ -439,7 +456,7 @@ class Parser {
   bool destination(const std::string& s, const JsonPath& path, DestinationTarget& out) {
     if (s == "*" || s == "autogroup:internet") {
       out.kind = DestinationTarget::kInternet;
-      out.prefix = {0, 0};
+      out.every = s == "*";
       return true;
     }
     out.kind = DestinationTarget::kDevice;
@@ -467,8 +484,15 @@ class Parser {
       if (!valid_user(s)) return reject(path, "\"" + printable(s) + "\" is not a valid user");
       return true;
     }
-    if (looks_like_ipv6(s) || ipv6_hosts_.contains(s)) {
-      out.kind = DestinationTarget::kIpv6;
+    if (looks_like_ipv6(s)) {
+      out.kind = DestinationTarget::kNamedPrefix;
+      out.ipv6 = true;
+      return ipv6_prefix(s, path, out.prefix6);
+    }
+    if (const auto host = hosts6_.find(s); host != hosts6_.end()) {
+      out.kind = DestinationTarget::kNamedPrefix;
+      out.ipv6 = true;
+      out.prefix6 = host->second;
       return true;
     }
     if (const auto parsed = parse_prefix(s)) {
@@ -487,27 +511,42 @@ class Parser {
                             "or a tailnet principal");
   }
 
-  // Appends a destination's targets for one (proto, ports) pair.
+  // Appends a destination's targets for one (proto, ports) pair: autogroup:internet and "*"
+  // in both families, a prefix in its own. ICMP (1) is left out of IPv6 and ICMPv6 (58) out of
+  // IPv4: neither occurs there.
   static void add_targets(Permission& perm, const DestinationTarget& dst, const std::string& text,
                           uint8_t proto, const std::vector<PortRange>& ports) {
-    for (const PortRange& range : ports) {
-      Target t;
-      t.prefix = dst.prefix;
-      t.named = dst.kind == DestinationTarget::kNamedPrefix;
-      t.proto = proto;
-      t.port_lo = range.lo;
-      t.port_hi = range.hi;
-      t.text = text;
-      perm.targets.push_back(std::move(t));
+    const auto add = [&](bool ipv6, const Ipv4Prefix& prefix, const Ipv6Prefix& prefix6) {
+      if (proto == (ipv6 ? kProtoIcmp : kProtoIcmpv6)) return;
+      for (const PortRange& range : ports) {
+        Target t;
+        t.ipv6 = ipv6;
+        t.prefix = prefix;
+        t.prefix6 = prefix6;
+        t.named = dst.kind == DestinationTarget::kNamedPrefix;
+        t.proto = proto;
+        t.port_lo = range.lo;
+        t.port_hi = range.hi;
+        t.text = text;
+        perm.targets.push_back(std::move(t));
+      }
+    };
+    if (dst.kind == DestinationTarget::kInternet) {
+      add(false, Ipv4Prefix{}, {});
+      add(true, {}, dst.every ? Ipv6Prefix{} : kInternet6);
+    } else {
+      add(dst.ipv6, dst.prefix, dst.prefix6);
     }
   }
 
   // Keeps a permission that reaches the exit; notes one that does not; refuses one whose
   // sources cannot be evaluated but that reaches the exit.
   bool finish(Permission perm, const JsonPath& path, const std::vector<std::string>& unresolvable,
-              bool had_device_or_ipv6) {
+              bool had_device) {
     if (perm.targets.empty()) {
-      note(path, "no IPv4 exit destination (only tailnet devices or IPv6); ignored");
+      note(path,
+           "no exit destination (only tailnet devices, or ICMP of the other IP family); "
+           "ignored");
       return true;
     }
     if (!unresolvable.empty()) {
@@ -516,8 +555,8 @@ class Parser {
                               "ignoring it would change who may use the exit; name the users, "
                               "groups or tags instead");
     }
-    if (had_device_or_ipv6) {
-      note(path, "tailnet-device and IPv6 destinations ignored (not exit traffic)");
+    if (had_device) {
+      note(path, "tailnet-device destinations ignored (not exit traffic)");
     }
     std::sort(perm.targets.begin(), perm.targets.end(),
               [](const Target& a, const Target& b) { return a.key() < b.key(); });
@@ -631,7 +670,7 @@ class Parser {
       }
       DestinationTarget d;
       if (!destination(target, epath, d)) return false;
-      if (d.kind == DestinationTarget::kDevice || d.kind == DestinationTarget::kIpv6) {
+      if (d.kind == DestinationTarget::kDevice) {
         ignored = true;
         continue;
       }
@@ -641,15 +680,14 @@ class Parser {
           return reject(epath,
                         "protocol " + std::to_string(*proto) + " has no ports; use :* with it");
         }
-        if (*proto == 58) {
-          ignored = true;  // ICMPv6 never occurs in IPv4 exit traffic
-          continue;
-        }
         add_targets(perm, d, s, static_cast<uint8_t>(*proto), *ports);
       } else {
         add_targets(perm, d, s, kProtoTcp, *ports);
         add_targets(perm, d, s, kProtoUdp, *ports);
-        if (all_ports) add_targets(perm, d, s, kProtoIcmp, *ports);
+        if (all_ports) {
+          add_targets(perm, d, s, kProtoIcmp, *ports);    // IPv4 targets only
+          add_targets(perm, d, s, kProtoIcmpv6, *ports);  // IPv6 targets only
+        }
       }
     }
     return finish(std::move(perm), path, unresolvable, ignored);
@@ -737,9 +775,7 @@ class Parser {
     for (size_t j = 0; j < dst.size(); ++j) {
       DestinationTarget d;
       if (!destination(dst[j].get_ref<const std::string&>(), join(dpath, j), d)) return false;
-      if (d.kind == DestinationTarget::kDevice || d.kind == DestinationTarget::kIpv6) {
-        ignored = true;
-      }
+      if (d.kind == DestinationTarget::kDevice) ignored = true;
       dsts.push_back(d);
     }
 
@@ -756,12 +792,9 @@ class Parser {
       note(join(path, "app"), "application capabilities do not affect exit traffic; ignored");
     }
     for (size_t j = 0; j < dsts.size(); ++j) {
-      if (dsts[j].kind == DestinationTarget::kDevice || dsts[j].kind == DestinationTarget::kIpv6) {
-        continue;
-      }
+      if (dsts[j].kind == DestinationTarget::kDevice) continue;
       const std::string& text = dst[j].get_ref<const std::string&>();
       for (const IpSpec& spec : specs) {
-        if (spec.proto == 58) continue;  // ICMPv6: never in IPv4 exit traffic
         add_targets(perm, dsts[j], text, static_cast<uint8_t>(spec.proto), spec.ports);
       }
     }
@@ -802,7 +835,7 @@ class Parser {
   std::string error_;
   Policy policy_;
   std::map<std::string, Ipv4Prefix> hosts_;
-  std::set<std::string> ipv6_hosts_;
+  std::map<std::string, Ipv6Prefix> hosts6_;
   size_t suppressed_notes_ = 0;
 };
 

@@ -37,19 +37,29 @@ inline constexpr uint8_t kProtoAny = 0;
 inline constexpr uint8_t kProtoIcmp = 1;
 inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
+inline constexpr uint8_t kProtoIcmpv6 = 58;
 
-// One destination a rule grants: a prefix (0.0.0.0/0 for autogroup:internet and "*"), one
-// protocol and one port range. `named` is true when the rule spelled the prefix out (an
-// address, a prefix, a hosts name): only such targets lift the built-in egress safety.
+// autogroup:internet in IPv6: the global unicast space 2000::/3, as Tailscale expands it.
+inline constexpr Ipv6Prefix kInternet6{{0x20}, 3};
+
+// One destination a rule grants: an IPv4 prefix, or with `ipv6` an IPv6 one (autogroup:internet
+// is 0.0.0.0/0 and 2000::/3, "*" is 0.0.0.0/0 and ::/0), one protocol and one port range.
+// `named` is true when the rule spelled the prefix out (an address, a prefix, a hosts name):
+// only such targets lift the built-in egress safety.
 struct Target {
-  Ipv4Prefix prefix;
+  Ipv4Prefix prefix;  // when !ipv6
   bool named = false;
   uint8_t proto = kProtoAny;
   uint16_t port_lo = 0;
   uint16_t port_hi = 65535;
   std::string text;  // the destination as written, for notes
+  bool ipv6 = false;
+  Ipv6Prefix prefix6;  // when ipv6
 
-  auto key() const { return std::tuple(prefix.addr, prefix.len, named, proto, port_lo, port_hi); }
+  auto key() const {
+    return std::tuple(ipv6, prefix.addr, prefix.len, prefix6.addr, prefix6.len, named, proto,
+                      port_lo, port_hi);
+  }
 };
 
 // One acls[] or grants[] entry, normalised: sources, and every exit-relevant target.

@@ -15,6 +15,14 @@ namespace {
 using nlohmann::json;
 
 constexpr uint8_t kDefaultProtocols[] = {kProtoTcp, kProtoUdp, kProtoIcmp};
+constexpr uint8_t kDefaultProtocols6[] = {kProtoTcp, kProtoUdp, kProtoIcmpv6};
+
+// An IPv4 or an IPv6 prefix.
+struct AnyPrefix {
+  bool ipv6 = false;
+  Ipv4Prefix prefix;
+  Ipv6Prefix prefix6;
+};
 
 Error at(const std::string& where, const std::string& problem) {
   return make_error(where + ": " + problem);
@@ -38,21 +46,26 @@ Status only_fields(const json& object, const std::string& where,
   return Ok{};
 }
 
-Result<Ipv4Prefix> prefix_of(const json& value, const std::string& where) {
+Result<AnyPrefix> prefix_of(const json& value, const std::string& where) {
   if (!value.is_string())
     return at(where, std::string("must be a string, got ") + value.type_name());
   const std::string& text = value.get_ref<const std::string&>();
   const std::string shown =
       json(text.substr(0, 64)).dump(-1, ' ', true, json::error_handler_t::replace);
-  if (looks_like_ipv6(text))
-    return at(where, shown + " is IPv6; the gateway carries IPv4 only (leave IPv6 entries out)");
+  if (looks_like_ipv6(text)) {
+    const auto p6 = parse_prefix6(text);
+    if (!p6) return at(where, shown + " is not an IPv6 address or prefix: " + p6.error());
+    if (!p6->canonical)
+      return at(where, shown + " has host bits set: write " + format_prefix(canonical(p6->prefix)));
+    return AnyPrefix{true, {}, p6->prefix};
+  }
   const auto p = parse_prefix(text);
-  if (!p) return at(where, shown + " is not an IPv4 address or prefix a.b.c.d/len");
+  if (!p) return at(where, shown + " is not an IPv4 or IPv6 address or prefix (a.b.c.d/len)");
   if (!p->canonical)
     return at(where,
               shown + " has host bits set: write " +
                   format_prefix(Ipv4Prefix{p->prefix.addr & p->prefix.mask(), p->prefix.len}));
-  return p->prefix;
+  return AnyPrefix{false, p->prefix, {}};
 }
 
 Result<TailnetFilterRule> rule_of(const json& value, const std::string& where, size_t& entries) {
@@ -78,7 +91,11 @@ Result<TailnetFilterRule> rule_of(const json& value, const std::string& where, s
   for (size_t i = 0; i < src.size(); ++i) {
     auto p = prefix_of(src[i], where + ".src[" + std::to_string(i) + "]");
     if (!p) return make_error(p.error());
-    rule.src.push_back(*p);
+    if (p->ipv6) {
+      rule.src6.push_back(p->prefix6);
+    } else {
+      rule.src.push_back(p->prefix);
+    }
   }
   const json& dst = value["dst"];
   for (size_t i = 0; i < dst.size(); ++i) {
@@ -90,7 +107,7 @@ Result<TailnetFilterRule> rule_of(const json& value, const std::string& where, s
     if (!d.contains("prefix")) return at(w + ".prefix", "is missing");
     auto p = prefix_of(d["prefix"], w + ".prefix");
     if (!p) return make_error(p.error());
-    TailnetFilterDst out{*p, 0, 65535};
+    TailnetFilterDst out{p->prefix, 0, 65535, p->ipv6, p->prefix6};
     if (!d.contains("ports")) return at(w + ".ports", "is missing (all ports: [0, 65535])");
     const json& ports = d["ports"];
     const auto port_ok = [](const json& j) {
@@ -116,7 +133,7 @@ Result<TailnetFilterRule> rule_of(const json& value, const std::string& where, s
       if (!n.is_number_integer() || n.get<int64_t>() < 1 || n.get<int64_t>() > 255)
         return at(where + ".protocols[" + std::to_string(i) + "]",
                   "must be an IP protocol number 1..255 (leave the list empty for TCP, UDP "
-                  "and ICMP), got " +
+                  "and ICMP/ICMPv6), got " +
                       n.dump(-1, ' ', true, json::error_handler_t::replace).substr(0, 64));
       rule.protocols.push_back(static_cast<uint8_t>(n.get<int64_t>()));
     }
@@ -149,9 +166,11 @@ nlohmann::json tailnet_filter_to_json(const TailnetFilter& filter) {
   for (const TailnetFilterRule& r : filter.rules) {
     json src = json::array();
     for (const Ipv4Prefix& p : r.src) src.push_back(format_prefix(p));
+    for (const Ipv6Prefix& p : r.src6) src.push_back(format_prefix(p));
     json dst = json::array();
     for (const TailnetFilterDst& d : r.dst)
-      dst.push_back({{"prefix", format_prefix(d.prefix)}, {"ports", {d.port_lo, d.port_hi}}});
+      dst.push_back({{"prefix", d.ipv6 ? format_prefix(d.prefix6) : format_prefix(d.prefix)},
+                     {"ports", {d.port_lo, d.port_hi}}});
     rules.push_back({{"src", std::move(src)}, {"dst", std::move(dst)}, {"protocols", r.protocols}});
   }
   return {{"rules", std::move(rules)}};
@@ -165,13 +184,16 @@ Policy policy_from_tailnet_filter(const TailnetFilter& filter) {
     perm.label = "tailnet[" + std::to_string(i) + "]";
     for (const Ipv4Prefix& p : rule.src)
       perm.src.push_back(Principal{PrincipalKind::kPrefix, {}, p});
-    const std::span<const uint8_t> protocols = rule.protocols.empty()
-                                                   ? std::span<const uint8_t>(kDefaultProtocols)
-                                                   : std::span<const uint8_t>(rule.protocols);
     for (const TailnetFilterDst& d : rule.dst) {
+      const std::span<const uint8_t> protocols =
+          !rule.protocols.empty() ? std::span<const uint8_t>(rule.protocols)
+          : d.ipv6                ? std::span<const uint8_t>(kDefaultProtocols6)
+                                  : std::span<const uint8_t>(kDefaultProtocols);
       for (uint8_t proto : protocols) {
         Target t;
         t.prefix = d.prefix;
+        t.ipv6 = d.ipv6;
+        t.prefix6 = d.prefix6;
         // Spelled out by the coordination server's policy: a prefix inside a safety range
         // (say a grant of 198.51.100.0/24) lifts it there, as in the HuJSON policy, while the
         // wide autogroup:internet ranges never do; tailnet destinations are dropped (notes).
@@ -179,7 +201,7 @@ Policy policy_from_tailnet_filter(const TailnetFilter& filter) {
         t.proto = proto;
         t.port_lo = d.port_lo;
         t.port_hi = d.port_hi;
-        t.text = format_prefix(d.prefix);
+        t.text = d.ipv6 ? format_prefix(d.prefix6) : format_prefix(d.prefix);
         perm.targets.push_back(std::move(t));
       }
     }

@@ -16,17 +16,23 @@
 namespace exitgw::policy {
 
 struct TailnetFilterDst {
-  Ipv4Prefix prefix;
+  Ipv4Prefix prefix;  // when !ipv6
   uint16_t port_lo = 0;
   uint16_t port_hi = 65535;
+  bool ipv6 = false;
+  Ipv6Prefix prefix6;  // when ipv6
 };
 
 // A packet matches when its inner source is in `src`, its destination and port in one of `dst`
-// and its protocol in `protocols` (empty: TCP, UDP and ICMP, as tailcfg.FilterRule's IPProto).
+// and its protocol in `protocols` (empty: TCP, UDP and ICMP or ICMPv6 by the destination's
+// family, as tailcfg.FilterRule's IPProto).
 struct TailnetFilterRule {
   std::vector<Ipv4Prefix> src;
   std::vector<TailnetFilterDst> dst;
   std::vector<uint8_t> protocols;
+  // IPv6 sources (the tailnet's fd7a:115c:a1e0::/48 addresses): kept, but they cover no peer,
+  // whose policy addresses are IPv4 (a peer is covered through its IPv4 entries in `src`).
+  std::vector<Ipv6Prefix> src6;
 };
 
 struct TailnetFilter {
@@ -38,7 +44,7 @@ inline constexpr size_t kMaxTailnetFilterRules = 10000;
 inline constexpr size_t kMaxTailnetFilterEntries = 100000;  // src + dst entries, all rules
 
 // {"rules": [{"src": ["a.b.c.d/len", ...], "dst": [{"prefix": "...", "ports": [lo, hi]}, ...],
-//  "protocols"?: [n, ...]}, ...]}. Prefixes are IPv4 and canonical; ports 0..65535, lo <= hi;
+//  "protocols"?: [n, ...]}, ...]}. Prefixes are IPv4 or IPv6, canonical; ports 0..65535, lo <= hi;
 // protocols 1..255. Unknown fields and wrong types are refused; every error names the rule
 // index and the field ("rules[2].dst[0].ports: ...").
 Result<TailnetFilter> tailnet_filter_from_json(const nlohmann::json& body);

@@ -107,8 +107,8 @@ class TailnetApiTest(unittest.TestCase):
         self.assertGreater(L.metric_sum(NAME, "exitgw_policy_rule_hits_total", rule="tailnet[0]"),
                            0)
         # A bad filter is refused whole, naming the rule and field; the good one stays.
-        bad = {"rules": [body["rules"][0], {"src": ["100.64.0.12/32"], "dst": [{"prefix": "::/0",
-                                                                            "ports": [0, 1]}]}]}
+        bad = {"rules": [body["rules"][0], {"src": ["100.64.0.12/32"],
+                                            "dst": [{"prefix": "2001:db8::1/32", "ports": [0, 1]}]}]}
         rc, out = ctl("filter", "set", self.write("bad.json", bad))
         self.assertEqual(rc, 1, out)
         self.assertIn("rules[1].dst[0].prefix", out)

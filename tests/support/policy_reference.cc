@@ -1,6 +1,8 @@
 // The reference evaluator (policy_reference.h): each packet is decided by walking the rules.
 #include "tests/support/policy_reference.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 namespace exitgw::policy::reference {
@@ -33,6 +35,31 @@ constexpr SafetyRange kSafety[] = {
     {0xf0000000, 4, "builtin:reserved"},        // 240.0.0.0/4
     {0xffffffff, 32, "builtin:broadcast"},      // 255.255.255.255/32
 };
+
+// IPv6 (RFC 6890, the IANA special-purpose registry, RFC 4193, RFC 4291), and the globally
+// reachable assignments inside 2001::/23 that are not denied.
+struct SafetyRange6 {
+  const char* text;
+  const char* label;
+};
+constexpr SafetyRange6 kSafety6[] = {
+    {"::/128", "builtin:unspecified"},
+    {"::1/128", "builtin:loopback"},
+    {"::ffff:0:0/96", "builtin:ipv4-mapped"},
+    {"64:ff9b::/96", "builtin:nat64"},
+    {"64:ff9b:1::/48", "builtin:ipv4-ipv6-translation"},
+    {"100::/64", "builtin:discard-only"},
+    {"2001::/23", "builtin:ietf-protocol"},
+    {"2001:20::/28", "builtin:orchid"},
+    {"2001:db8::/32", "builtin:documentation"},
+    {"3fff::/20", "builtin:documentation"},
+    {"fc00::/7", "builtin:unique-local"},
+    {"fe80::/10", "builtin:link-local"},
+    {"ff00::/8", "builtin:multicast"},
+};
+constexpr const char* kHoles6[] = {"2001::/32", "2001:1::/32", "2001:3::/32", "2001:4:112::/48",
+                                   "2001:30::/28"};
+constexpr const char* kTailnet6 = "fd7a:115c:a1e0::/48";
 
 uint32_t mask(int len) {
   return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
@@ -80,6 +107,45 @@ std::optional<Ipv4Prefix> prefix(const std::string& s) {
 
 bool is_ipv6(const std::string& s) {
   return s.find(':') != std::string::npos;
+}
+
+using Net = ReferencePolicy::Net;
+
+Net net(const Ipv4Prefix& p) {
+  Net n;
+  n.bytes = {uint8_t(p.addr >> 24), uint8_t(p.addr >> 16), uint8_t(p.addr >> 8), uint8_t(p.addr)};
+  n.len = p.len;
+  return n;
+}
+Net net6(const std::array<uint8_t, 16>& a, int len) {
+  return Net{true, a, len};
+}
+
+// "addr" or "addr/len" in either family.
+std::optional<Net> parse_net(const std::string& s) {
+  if (!is_ipv6(s)) {
+    const auto p = prefix(s);
+    if (!p) return std::nullopt;
+    return net(*p);
+  }
+  const size_t slash = s.find('/');
+  Net n{true, {}, 128};
+  if (inet_pton(AF_INET6, s.substr(0, slash).c_str(), n.bytes.data()) != 1) return std::nullopt;
+  if (slash != std::string::npos) {
+    const auto l = number(s.substr(slash + 1), 128);
+    if (!l) return std::nullopt;
+    n.len = int(*l);
+  }
+  return n;
+}
+
+bool contains(const Net& outer, const Net& inner) {
+  if (outer.ipv6 != inner.ipv6 || inner.len < outer.len) return false;
+  for (int bit = 0; bit < outer.len; ++bit) {
+    const uint8_t m = uint8_t(0x80 >> (bit % 8));
+    if ((outer.bytes[bit / 8] & m) != (inner.bytes[bit / 8] & m)) return false;
+  }
+  return true;
 }
 
 std::optional<int> protocol(const std::string& s) {
@@ -133,9 +199,7 @@ Result<ReferencePolicy> ReferencePolicy::load(const Json& root) {
     if (const auto it = root.find("hosts"); it != root.end()) {
       for (const auto& [name, value] : it->items()) {
         const std::string text = value.get<std::string>();
-        if (is_ipv6(text)) {
-          ref.hosts_[name] = std::nullopt;
-        } else if (const auto p = prefix(text)) {
+        if (const auto p = parse_net(text)) {
           ref.hosts_[name] = *p;
         } else {
           return make_error("hosts." + name + ": not understood");
@@ -170,10 +234,12 @@ Result<ReferencePolicy> ReferencePolicy::load(const Json& root) {
           if (proto) {
             specs.push_back({*proto, *p});
           } else {
-            // No proto: TCP and UDP on the ports, and ICMP when the rule names every port.
+            // No proto: TCP and UDP on the ports, and ICMP (ICMPv6 in IPv6) when the rule
+            // names every port.
             specs.push_back({6, *p});
             specs.push_back({17, *p});
             if (p->empty()) specs.push_back({1, {}});
+            if (p->empty()) specs.push_back({58, {}});
           }
           rule.dst.emplace_back(*d, specs);
         }
@@ -224,12 +290,8 @@ Result<ReferencePolicy> ReferencePolicy::load(const Json& root) {
 std::optional<ReferencePolicy::Destination> ReferencePolicy::destination(
     const std::string& s) const {
   if (s == "*" || s == "autogroup:internet") return Destination{true, {}, s};
-  if (is_ipv6(s)) return std::nullopt;
-  if (const auto p = prefix(s)) return Destination{false, *p, s};
-  if (const auto it = hosts_.find(s); it != hosts_.end()) {
-    if (!it->second) return std::nullopt;  // IPv6 host
-    return Destination{false, *it->second, s};
-  }
+  if (const auto p = parse_net(s)) return Destination{false, *p, s};
+  if (const auto it = hosts_.find(s); it != hosts_.end()) return Destination{false, it->second, s};
   return std::nullopt;  // users, groups, tags, autogroup:self/member/tagged: tailnet devices
 }
 
@@ -260,8 +322,10 @@ bool ReferencePolicy::principal_matches(const std::string& s, const PolicyPeer& 
   if (is_ipv6(s)) return false;  // peers have IPv4 tailnet addresses here
   if (const auto direct = prefix(s)) {
     p = direct;
-  } else if (const auto it = hosts_.find(s); it != hosts_.end()) {
-    p = it->second;
+  } else if (const auto it = hosts_.find(s); it != hosts_.end() && !it->second.ipv6) {
+    p = Ipv4Prefix{uint32_t(it->second.bytes[0]) << 24 | uint32_t(it->second.bytes[1]) << 16 |
+                       uint32_t(it->second.bytes[2]) << 8 | it->second.bytes[3],
+                   uint8_t(it->second.len)};
   }
   if (!p) return false;
   // An address principal covers a peer only if every address the peer may send from is
@@ -284,33 +348,71 @@ bool ReferencePolicy::exit_approved(const NodeIdentity& node, const Approvals& a
   return false;
 }
 
-bool ReferencePolicy::in_safety_range(const NodeIdentity& node, uint32_t dst) const {
-  for (uint32_t a : node.own_addresses)
-    if (a == dst) return true;
-  for (const Ipv4Prefix& t : node.tailnet_ranges)
-    if (contains(t.addr, t.len, dst)) return true;
-  for (const SafetyRange& s : kSafety)
-    if (contains(s.addr, s.len, dst)) return true;
+namespace {
+
+struct Range {
+  Net net;
+  const char* label;
+  bool has_holes;
+};
+
+// The safety ranges of the packet's family: the gateway's own addresses, the tailnet, the
+// fixed list (in that order, which decides the label on equal lengths).
+std::vector<Range> safety_ranges(const NodeIdentity& node, bool ipv6) {
+  std::vector<Range> out;
+  if (!ipv6) {
+    for (uint32_t a : node.own_addresses)
+      out.push_back({net({a, 32}), "builtin:gateway-address", false});
+    for (const Ipv4Prefix& t : node.tailnet_ranges)
+      out.push_back({net(t), "builtin:tailnet", false});
+    for (const SafetyRange& r : kSafety) out.push_back({net({r.addr, r.len}), r.label, false});
+    return out;
+  }
+  for (const auto& a : node.own_addresses6)
+    out.push_back({net6(a, 128), "builtin:gateway-address", false});
+  for (const Ipv6Prefix& t : node.tailnet_ranges6)
+    out.push_back({net6(t.addr, t.len), "builtin:tailnet", false});
+  for (const SafetyRange6& r : kSafety6) out.push_back({*parse_net(r.text), r.label, true});
+  return out;
+}
+
+// Whether `dst` is denied by `r`: inside it, and not in one of the holes (fixed IPv6 list only).
+bool in_range(const Range& r, const Net& dst) {
+  if (!contains(r.net, dst)) return false;
+  if (r.has_holes)
+    for (const char* h : kHoles6)
+      if (contains(*parse_net(h), dst)) return false;
+  return true;
+}
+
+Net destination_of(const Packet& p) {
+  return p.ipv6 ? net6(p.dst6, 128) : net({p.dst, 32});
+}
+
+}  // namespace
+
+bool ReferencePolicy::in_safety_range(const NodeIdentity& node, const Packet& packet) const {
+  const Net dst = destination_of(packet);
+  for (const Range& r : safety_ranges(node, packet.ipv6))
+    if (in_range(r, dst)) return true;
   return false;
 }
 
 Decision ReferencePolicy::decide(std::span<const PolicyPeer> peers, const NodeIdentity& node,
                                  const Approvals& approvals, const Packet& packet) const {
   if (!exit_approved(node, approvals)) return {false, "exit-not-approved"};
+  const Net dst_addr = destination_of(packet);
 
   // The most specific safety range holding the destination. On equal length the gateway's
   // own addresses come first, then the tailnet, then the fixed list.
   const char* range_label = nullptr;
   int range_len = -1;
-  auto consider = [&](uint32_t addr, int len, const char* label) {
-    if (contains(addr, len, packet.dst) && len > range_len) {
-      range_len = len;
-      range_label = label;
+  for (const Range& r : safety_ranges(node, packet.ipv6)) {
+    if (in_range(r, dst_addr) && r.net.len > range_len) {
+      range_len = r.net.len;
+      range_label = r.label;
     }
-  };
-  for (uint32_t a : node.own_addresses) consider(a, 32, "builtin:gateway-address");
-  for (const Ipv4Prefix& t : node.tailnet_ranges) consider(t.addr, t.len, "builtin:tailnet");
-  for (const SafetyRange& s : kSafety) consider(s.addr, s.len, s.label);
+  }
 
   const PolicyPeer* peer = nullptr;
   for (const PolicyPeer& p : peers)
@@ -331,20 +433,27 @@ Decision ReferencePolicy::decide(std::span<const PolicyPeer> peers, const NodeId
                      [&](const std::string& s) { return principal_matches(s, *peer); }))
       continue;
     for (const auto& [dst, specs] : rule.dst) {
-      const Ipv4Prefix where = dst.internet ? Ipv4Prefix{0, 0} : dst.prefix;
-      if (!contains(where.addr, where.len, packet.dst)) continue;
+      // autogroup:internet is 0.0.0.0/0 and 2000::/3; "*" is 0.0.0.0/0 and ::/0.
+      Net where = dst.prefix;
+      if (dst.internet)
+        where = !packet.ipv6 ? Net{} : dst.text == "*" ? net6({}, 0) : *parse_net("2000::/3");
+      if (!contains(where, dst_addr)) continue;
       if (!dst.internet) {
         // A named tailnet address (or one of a peer's routes) is peer-to-peer traffic that
         // never arrives through the exit: that destination is not applied.
         bool tailnet = false;
-        for (const Ipv4Prefix& t : node.tailnet_ranges) tailnet |= contains(t, where);
-        for (const PolicyPeer& p : peers)
-          for (const Ipv4Prefix& a : p.addresses) tailnet |= contains(a, where);
+        if (packet.ipv6) {
+          tailnet |= contains(*parse_net(kTailnet6), where);
+        } else {
+          for (const Ipv4Prefix& t : node.tailnet_ranges) tailnet |= contains(net(t), where);
+          for (const PolicyPeer& p : peers)
+            for (const Ipv4Prefix& a : p.addresses) tailnet |= contains(net(a), where);
+        }
         if (tailnet) continue;
       }
       const bool proto_port_ok = std::any_of(specs.begin(), specs.end(), [&](const ProtoPorts& s) {
-        // ipv6-icmp (58) names IPv6's ICMP: no rule about it admits IPv4 traffic.
-        if (s.proto == 58) return false;
+        // icmp (1) names IPv4's ICMP and ipv6-icmp (58) IPv6's: neither admits the other family.
+        if (s.proto == (packet.ipv6 ? 1 : 58)) return false;
         if (s.proto != 0 && s.proto != packet.proto) return false;
         if (s.ports.empty()) return true;
         if (!has_ports(packet.proto)) return false;

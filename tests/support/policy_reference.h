@@ -5,6 +5,7 @@
 // calling the compiler, and slow on purpose: nothing is precomputed but string parsing.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,7 +25,9 @@ namespace exitgw::policy::reference {
 
 struct Packet {
   uint32_t slot = 0;  // the sending peer's slot (maybe no peer's)
-  uint32_t dst = 0;   // host order
+  bool ipv6 = false;
+  uint32_t dst = 0;                // IPv4, host order
+  std::array<uint8_t, 16> dst6{};  // IPv6
   uint8_t proto = 0;
   uint16_t port = 0;  // destination port; 0 for protocols without ports
 };
@@ -50,14 +53,22 @@ class ReferencePolicy {
   Decision decide(std::span<const PolicyPeer> peers, const NodeIdentity& node,
                   const Approvals& approvals, const Packet& packet) const;
 
-  // Whether `dst` lies in a safety range (built-in, tailnet, or the node's own address).
-  bool in_safety_range(const NodeIdentity& node, uint32_t dst) const;
+  // Whether the packet's destination lies in a safety range (built-in, tailnet, or the node's
+  // own address), not in one of the globally reachable holes cut out of them.
+  bool in_safety_range(const NodeIdentity& node, const Packet& packet) const;
+
+  // An address or prefix of either family (IPv4 in the first 4 bytes).
+  struct Net {
+    bool ipv6 = false;
+    std::array<uint8_t, 16> bytes{};
+    int len = 0;
+  };
 
  private:
   // A destination of one rule, as far as exit traffic goes.
   struct Destination {
     bool internet = false;  // "*" / autogroup:internet: every address, names no range
-    Ipv4Prefix prefix;      // when !internet: an address, prefix or hosts entry
+    Net prefix;             // when !internet: an address, prefix or hosts entry
     std::string text;
   };
   // One protocol and its ports; proto 0 = any protocol.
@@ -75,12 +86,12 @@ class ReferencePolicy {
 
   bool principal_matches(const std::string& principal, const PolicyPeer& peer) const;
   bool user_in_group(const std::string& user, const std::string& group, int depth) const;
-  // Exit-relevant destination or nullopt (tailnet devices, IPv6).
+  // Exit-relevant destination or nullopt (tailnet devices).
   std::optional<Destination> destination(const std::string& s) const;
 
   std::vector<Rule> rules_;  // acls in file order, then grants in file order
   std::map<std::string, std::vector<std::string>> groups_;  // as written (nested)
-  std::map<std::string, std::optional<Ipv4Prefix>> hosts_;  // nullopt: an IPv6 host
+  std::map<std::string, Net> hosts_;
   std::vector<std::string> exit_approvers_;
 };
 

@@ -90,6 +90,19 @@ class ExitPolicyOverride : public ::testing::Test {
     return policy::acl_result_allows(result);
   }
 
+  // The same on the IPv6 classifier of the same view, to 2606:4700::1111.
+  bool allows6(uint8_t proto, uint16_t port) const {
+    const dp::PolicyView* view = ctx_.policy.load(std::memory_order_acquire);
+    if (view == nullptr || !view->exit_approved) return false;
+    const uint8_t dst[16] = {0x26, 0x06, 0x47, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x11};
+    policy::AclKeyV6 key;
+    policy::fill_acl_key_v6(key, view->class_by_slot[0], proto, dst, rte_cpu_to_be_16(port));
+    const uint8_t* data[1] = {reinterpret_cast<const uint8_t*>(&key)};
+    uint32_t result = 0;
+    if (view->acl6 != nullptr) rte_acl_classify(view->acl6, data, &result, 1, 1);
+    return policy::acl_result_allows(result);
+  }
+
   // Publishes builds as they finish until none is pending.
   void settle() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -156,6 +169,30 @@ TEST_F(ExitPolicyOverride, OverrideReplacesTheDefaultPolicyAndClearingRestoresIt
   EXPECT_FALSE(policy_->has_policy_override());
   EXPECT_EQ(policy_->status()->source, "default");
   EXPECT_TRUE(allows(kProtoUdp, 7));
+}
+
+TEST_F(ExitPolicyOverride, EachPublishedViewCarriesBothFamiliesOfTheSamePolicy) {
+  start();
+  const dp::PolicyView* first = ctx_.policy.load();
+  ASSERT_NE(first->acl6, nullptr);
+  EXPECT_TRUE(allows6(kProtoUdp, 7));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::string(kTcp443Only), "admin")));
+  // The override's IPv6 rules came with its IPv4 rules, in the same view.
+  EXPECT_NE(ctx_.policy.load(), first);
+  EXPECT_FALSE(allows(kProtoUdp, 7));
+  EXPECT_FALSE(allows6(kProtoUdp, 7));
+  EXPECT_TRUE(allows6(kProtoTcp, 443));
+  EXPECT_FALSE(allows6(kProtoTcp, 80));
+  ASSERT_TRUE(in_force(policy_->set_policy_override(std::nullopt, "admin")));
+  EXPECT_TRUE(allows6(kProtoUdp, 7));
+  // One rule list: the grant's counter and the IPv6 safety ranges' are in the same status.
+  bool grant = false, nat64 = false;
+  for (const auto& [name, hits] : policy_->status()->rule_hits) {
+    grant |= name == "grants[0]";
+    nat64 |= name == "builtin:nat64";
+  }
+  EXPECT_TRUE(grant);
+  EXPECT_TRUE(nat64);
 }
 
 TEST_F(ExitPolicyOverride, BadTextIsRejectedWithItsLineAndColumnAndChangesNothing) {

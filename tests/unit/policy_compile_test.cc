@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -18,10 +20,16 @@ uint32_t ip(const char* s) {
   return *parse_address(s);
 }
 
-uint32_t naive_match(const CompiledPolicy& c, uint32_t slot, uint8_t proto, uint32_t dst,
-                     uint16_t port) {
+std::array<uint8_t, 16> ip6(const char* s) {
+  return parse_prefix6(s)->prefix.addr;
+}
+
+// First match over one family's rules (c.rules or c.rules6).
+template <typename Rule, typename Address>
+uint32_t naive_match(const CompiledPolicy& c, const std::vector<Rule>& rules, uint32_t slot,
+                     uint8_t proto, const Address& dst, uint16_t port) {
   const uint32_t cls = slot < c.class_by_slot.size() ? c.class_by_slot[slot] : 0;
-  for (const CompiledRule& r : c.rules) {
+  for (const Rule& r : rules) {
     if ((r.any_class || r.class_id == cls) && (r.proto == kProtoAny || r.proto == proto) &&
         prefix_contains_address(r.dst, dst) && port >= r.port_lo && port <= r.port_hi) {
       return acl_result_encode(r.rule_index, r.action == RuleAction::kAllow);
@@ -30,12 +38,21 @@ uint32_t naive_match(const CompiledPolicy& c, uint32_t slot, uint8_t proto, uint
   return 0;
 }
 
+std::string verdict(const CompiledPolicy& c, uint32_t result) {
+  return std::string(acl_result_allows(result) ? "allow:" : "deny:") +
+         c.rule_names.at(acl_result_counter(result));
+}
+
 // "allow:<counter name>" or "deny:<counter name>".
 std::string decide(const CompiledPolicy& c, uint32_t slot, uint8_t proto, const char* dst,
                    uint16_t port = 0) {
-  const uint32_t r = naive_match(c, slot, proto, ip(dst), port);
-  return std::string(acl_result_allows(r) ? "allow:" : "deny:") +
-         c.rule_names.at(acl_result_counter(r));
+  return verdict(c, naive_match(c, c.rules, slot, proto, ip(dst), port));
+}
+
+// The same for an IPv6 destination.
+std::string decide6(const CompiledPolicy& c, uint32_t slot, uint8_t proto, const char* dst,
+                    uint16_t port = 0) {
+  return verdict(c, naive_match(c, c.rules6, slot, proto, ip6(dst), port));
 }
 
 Policy parse(const char* text) {
@@ -208,6 +225,113 @@ TEST(PolicyCompile, ExplicitGrantOfBuiltinRangeOrSubRangeLiftsTheDenyOnlyThere) 
   // 192.168.0.0/15 contains 192.168.0.0/16 but does not name it.
   EXPECT_EQ(decide(c, 0, kProtoUdp, "192.168.1.1", 1), "deny:builtin:private-192");
   EXPECT_EQ(decide(c, 0, kProtoUdp, "192.169.1.1", 1), "allow:grants[0]");
+}
+
+TEST(PolicyCompile, Ipv6InternetGrantReachesGlobalUnicastButNeverTheIpv6SafetyRanges) {
+  const Policy p = parse(R"({"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]})");
+  NodeIdentity node;
+  node.own_addresses6 = {ip6("2a01:4f8::1")};
+  auto c = compile_ok(p, {peer(0, "a@x.com", {}, "100.64.0.1/32")}, node);
+  const std::pair<const char*, const char*> cases[] = {
+      {"::", "builtin:unspecified"},
+      {"::1", "builtin:loopback"},
+      {"::ffff:8.8.8.8", "builtin:ipv4-mapped"},
+      {"64:ff9b::808:808", "builtin:nat64"},
+      {"64:ff9b:1::1", "builtin:ipv4-ipv6-translation"},
+      {"100::1", "builtin:discard-only"},
+      {"2001:2::1", "builtin:ietf-protocol"},   // benchmarking, RFC 5180
+      {"2001:10::1", "builtin:ietf-protocol"},  // deprecated ORCHID
+      {"2001:1ff:ffff::1", "builtin:ietf-protocol"},
+      {"2001:20::1", "builtin:orchid"},
+      {"2001:db8::1", "builtin:documentation"},
+      {"3fff:fff::1", "builtin:documentation"},
+      {"fc00::1", "builtin:unique-local"},
+      {"fd12:3456::1", "builtin:unique-local"},
+      {"fd7a:115c:a1e0::5", "builtin:tailnet"},
+      {"fe80::1", "builtin:link-local"},
+      {"febf:ffff::1", "builtin:link-local"},
+      {"ff02::1", "builtin:multicast"},
+      {"2a01:4f8::1", "builtin:gateway-address"},
+  };
+  for (const auto& [dst, label] : cases) {
+    EXPECT_EQ(decide6(c, 0, kProtoUdp, dst, 53), std::string("deny:") + label) << dst;
+  }
+  // Globally reachable, including the assignments inside 2001::/23 the registry marks so.
+  for (const char* dst :
+       {"2606:4700:4700::1111", "2001::1", "2001:1::1", "2001:3::1", "2001:4:112::1", "2001:30::1",
+        "2001:200::1", "2a01:4f8::2", "3fff:1000::1"}) {
+    EXPECT_EQ(decide6(c, 0, kProtoUdp, dst, 53), "allow:acls[0]") << dst;
+  }
+  // Another peer's class covers neither family.
+  EXPECT_EQ(decide6(c, 7, kProtoUdp, "2606:4700:4700::1111", 53), "deny:default-deny");
+}
+
+TEST(PolicyCompile, AutogroupInternetInIpv6IsOnlyTheGlobalUnicastSpace) {
+  const Policy p = default_policy();
+  auto c = compile_ok(p, {peer(0, "alice@x.com", {}, "100.64.0.1/32")});
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "2606:4700::1", 443), "allow:grants[0]");
+  EXPECT_EQ(decide6(c, 0, kProtoIcmpv6, "2606:4700::1"), "allow:grants[0]");
+  // Outside 2000::/3 and in no safety range (unassigned space): the default deny.
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "4000::1", 443), "deny:default-deny");
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "1::1", 443), "deny:default-deny");
+}
+
+TEST(PolicyCompile, ExplicitGrantOfAnIpv6SafetyRangeOrSubRangeLiftsTheDenyOnlyThere) {
+  const Policy p = parse(R"({"hosts": {"lab6": "fd00:1::/32"}, "grants": [
+      {"src": ["*"], "dst": ["autogroup:internet"], "ip": ["*"]},
+      {"src": ["*"], "dst": ["lab6"], "ip": ["tcp:443"]},
+      {"src": ["*"], "dst": ["64:ff9b::/96", "2001:db8::/32"], "ip": ["*"]},
+      {"src": ["*"], "dst": ["2001::/23"], "ip": ["udp:9"]},
+      {"src": ["*"], "dst": ["fe00::/9"], "ip": ["*"]},
+    ]})");
+  NodeIdentity node;
+  node.own_addresses6 = {ip6("2001:db8::1")};
+  auto c = compile_ok(p, {peer(0, "a@x.com", {}, "100.64.0.1/32")}, node);
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "fd00:1::5", 443), "allow:grants[1]");
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "fd00:1::5", 80), "deny:builtin:unique-local");
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "fd00:2::5", 443), "deny:builtin:unique-local");
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "64:ff9b::808:808", 443), "allow:grants[2]");
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "2001:db8::77", 22), "allow:grants[2]");
+  // The gateway's own address inside an explicitly granted range stays denied.
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "2001:db8::1", 22), "deny:builtin:gateway-address");
+  // Naming 2001::/23 lifts the whole range, its pieces around the holes included; the
+  // more specific ORCHIDv2 range inside it stays denied.
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:2::1", 9), "allow:grants[3]");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:1ff::1", 9), "allow:grants[3]");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:2::1", 10), "deny:builtin:ietf-protocol");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:20::1", 9), "deny:builtin:orchid");
+  // In a hole of 2001::/23 (Teredo) a named grant is an ordinary rule in file order; in the
+  // denied part it is the exception.
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001::1", 9), "allow:grants[0]");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2001:2::1", 9), "allow:grants[3]");
+  // fe00::/9 is beside link-local fe80::/10, not around it: fe80::/10 stays denied.
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "fe80::1", 1), "deny:builtin:link-local");
+}
+
+TEST(PolicyCompile, OneCounterListSpansBothFamilies) {
+  const Policy p = parse(R"({"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]})");
+  auto c = compile_ok(p, {peer(0, "a@x.com", {}, "100.64.0.1/32")});
+  // A label both families use is one counter; the rule's counter is the same for both.
+  EXPECT_EQ(std::count(c.rule_names.begin(), c.rule_names.end(), "builtin:loopback"), 1);
+  EXPECT_EQ(std::count(c.rule_names.begin(), c.rule_names.end(), "builtin:tailnet"), 1);
+  EXPECT_EQ(std::count(c.rule_names.begin(), c.rule_names.end(), "builtin:nat64"), 1);
+  EXPECT_EQ(decide(c, 0, kProtoUdp, "127.0.0.1", 1), "deny:builtin:loopback");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "::1", 1), "deny:builtin:loopback");
+  EXPECT_EQ(decide(c, 0, kProtoUdp, "1.1.1.1", 1), "allow:grants[0]");
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "2606:4700::1", 1), "allow:grants[0]");
+  EXPECT_EQ(c.rule_names.back(), "grants[0]");
+  // "*" in IPv6 is ::/0: the unassigned space outside 2000::/3 too.
+  EXPECT_EQ(decide6(c, 0, kProtoUdp, "4000::1", 1), "allow:grants[0]");
+}
+
+TEST(PolicyCompile, Ipv6TailnetDestinationsAreIgnoredWithANoteAndStayDenied) {
+  const Policy p = parse(R"({"grants": [
+      {"src": ["*"], "dst": ["fd7a:115c:a1e0::2", "fd7a:115c:a1e0:ab12::/64"], "ip": ["*"]}]})");
+  auto c = compile_ok(p, {peer(0, "a@x.com", {}, "100.64.0.1/32")});
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "fd7a:115c:a1e0::2", 22), "deny:builtin:tailnet");
+  int notes = 0;
+  for (const auto& n : c.notes) notes += n.find("is a tailnet address") != std::string::npos;
+  EXPECT_EQ(notes, 2);
 }
 
 TEST(PolicyCompile, GatewayAddressNamedExactlyIsAllowed) {

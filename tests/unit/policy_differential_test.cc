@@ -6,9 +6,11 @@
 // ends and their neighbours, the built-in ranges and the gateway's own addresses.
 // Deterministic: seeds 1..kPolicies; POLICYDIFF_SEED=<n> runs one seed and prints its policy.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -57,8 +59,13 @@ class World {
   reference::Packet packet() {
     reference::Packet p;
     p.slot = chance(10) ? uint32_t(pick(40)) : peers[pick(peers.size())].slot;
-    p.dst = destination();
-    static constexpr uint8_t kProtos[] = {6, 6, 6, 6, 17, 17, 17, 1, 1, 132, 47, 50};
+    p.ipv6 = chance(40);
+    if (p.ipv6) {
+      p.dst6 = destination6();
+    } else {
+      p.dst = destination();
+    }
+    static constexpr uint8_t kProtos[] = {6, 6, 6, 6, 17, 17, 17, 1, 1, 58, 58, 132, 47, 50};
     p.proto = chance(8) ? uint8_t(1 + pick(255)) : kProtos[pick(std::size(kProtos))];
     if (p.proto == 6 || p.proto == 17 || p.proto == 132) p.port = port();
     return p;
@@ -113,6 +120,69 @@ class World {
     return p;
   }
 
+  // IPv6: prefixes near the safety ranges, their holes, the tailnet, global unicast and the
+  // gateway's own addresses, written in RFC 5952 text.
+  static std::array<uint8_t, 16> address6(const char* text) {
+    std::array<uint8_t, 16> a{};
+    inet_pton(AF_INET6, text, a.data());
+    return a;
+  }
+  static std::string format6(const std::array<uint8_t, 16>& a) {
+    char buf[INET6_ADDRSTRLEN];
+    return inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
+  }
+  std::string format(const Ipv6Prefix& p) {
+    if (p.len == 128 && chance(50)) return format6(p.addr);
+    return format6(p.addr) + "/" + std::to_string(p.len);
+  }
+  Ipv6Prefix random_prefix6() {
+    static const std::vector<std::pair<const char*, int>> kBases = {{"::", 128},
+                                                                    {"::1", 128},
+                                                                    {"::ffff:0:0", 96},
+                                                                    {"64:ff9b::", 96},
+                                                                    {"64:ff9b:1::", 48},
+                                                                    {"100::", 64},
+                                                                    {"2001::", 23},
+                                                                    {"2001::", 32},
+                                                                    {"2001:1::", 32},
+                                                                    {"2001:2::", 48},
+                                                                    {"2001:3::", 32},
+                                                                    {"2001:4:112::", 48},
+                                                                    {"2001:10::", 28},
+                                                                    {"2001:20::", 28},
+                                                                    {"2001:30::", 28},
+                                                                    {"2001:db8::", 32},
+                                                                    {"3fff::", 20},
+                                                                    {"fc00::", 7},
+                                                                    {"fd7a:115c:a1e0::", 48},
+                                                                    {"fe80::", 10},
+                                                                    {"ff00::", 8},
+                                                                    {"2000::", 3},
+                                                                    {"2606:4700::", 32},
+                                                                    {"2a00::", 12},
+                                                                    {"::", 0},
+                                                                    {"8000::", 1},
+                                                                    {"fe00::", 9},
+                                                                    {"2001::", 16}};
+    Ipv6Prefix base;
+    if (chance(10) && !node.own_addresses6.empty()) {
+      base = {one_of(node.own_addresses6), 128};
+      if (chance(50)) base.len = uint8_t(64 + pick(65));
+    } else {
+      const auto& [text, len] = one_of(kBases);
+      base = {address6(text), uint8_t(len)};
+    }
+    Ipv6Prefix p = base;
+    if (chance(60)) {  // a sub-range
+      p.len = uint8_t(base.len + pick(129 - base.len));
+      for (int bit = base.len; bit < 128; ++bit)
+        if (chance(50)) p.addr[bit / 8] ^= uint8_t(0x80 >> (bit % 8));
+    } else if (chance(30) && base.len > 0) {  // a super-range
+      p.len = uint8_t(pick(base.len));
+    }
+    return canonical(p);
+  }
+
   std::string port_spec() {
     static const std::vector<std::string> kPorts = {"*",
                                                     "80",
@@ -144,6 +214,10 @@ class World {
                                                0x08080808, 0x64400001, 0xc6336407};
     node.own_addresses.push_back(one_of(kOwn));
     if (chance(30)) node.own_addresses.push_back(one_of(kOwn));
+    static const std::vector<const char*> kOwn6 = {"2a01:4f8::1",     "fe80::1", "2001:db8::1",
+                                                   "2606:4700::1111", "fd00::5", "2001::7"};
+    if (chance(80)) node.own_addresses6.push_back(address6(one_of(kOwn6)));
+    if (chance(30)) node.own_addresses6.push_back(address6(one_of(kOwn6)));
     const size_t a = pick(10);
     if (a < 8) approvals.exit_node = true;  // mostly approved, so rules decide
     if (a == 8) approvals.exit_node = false;
@@ -215,6 +289,11 @@ class World {
     const size_t k = pick(20);
     if (k < 4) return "autogroup:internet";
     if (k < 6) return "*";
+    if (k < 13 && chance(40)) {
+      const Ipv6Prefix p = random_prefix6();
+      targets6_.push_back(p);
+      return format(p);
+    }
     if (k < 13) {
       const Ipv4Prefix p = random_prefix();
       targets_.push_back(p);
@@ -348,6 +427,11 @@ class World {
       } else if (chance(10)) {
         value = "fd7a:115c:a1e0::7";
         dst_hosts_.push_back(name);
+      } else if (chance(30)) {
+        const Ipv6Prefix p = random_prefix6();
+        targets6_.push_back(p);
+        value = format(p);
+        dst_hosts_.push_back(name);
       } else {
         const Ipv4Prefix p = random_prefix();
         targets_.push_back(p);
@@ -400,6 +484,69 @@ class World {
     if (k == 8) return node.own_addresses[pick(node.own_addresses.size())] + uint32_t(pick(3)) - 1;
     return uint32_t(rng_());
   }
+  std::array<uint8_t, 16> destination6() {
+    static const std::vector<std::pair<const char*, int>> kRanges = {{"::", 128},
+                                                                     {"::1", 128},
+                                                                     {"::ffff:0:0", 96},
+                                                                     {"64:ff9b::", 96},
+                                                                     {"64:ff9b:1::", 48},
+                                                                     {"100::", 64},
+                                                                     {"2001::", 23},
+                                                                     {"2001::", 32},
+                                                                     {"2001:1::", 32},
+                                                                     {"2001:3::", 32},
+                                                                     {"2001:4:112::", 48},
+                                                                     {"2001:20::", 28},
+                                                                     {"2001:30::", 28},
+                                                                     {"2001:db8::", 32},
+                                                                     {"3fff::", 20},
+                                                                     {"fc00::", 7},
+                                                                     {"fd7a:115c:a1e0::", 48},
+                                                                     {"fe80::", 10},
+                                                                     {"ff00::", 8},
+                                                                     {"2000::", 3}};
+    const size_t k = pick(10);
+    if (k < 4 && !targets6_.empty()) return edge6(one_of(targets6_));
+    if (k < 6) {
+      const auto& [text, len] = one_of(kRanges);
+      return edge6({address6(text), uint8_t(len)});
+    }
+    if (k == 6 && !node.own_addresses6.empty()) return one_of(node.own_addresses6);
+    std::array<uint8_t, 16> a;
+    for (auto& b : a) b = uint8_t(rng_());
+    if (!chance(20)) a[0] = uint8_t(0x20 | (a[0] & 0x1f));  // global unicast, mostly
+    return a;
+  }
+  // The same edges in IPv6 (128-bit arithmetic on the bytes).
+  std::array<uint8_t, 16> edge6(const Ipv6Prefix& p) {
+    std::array<uint8_t, 16> first = canonical(p).addr, last = first;
+    for (int bit = p.len; bit < 128; ++bit) last[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+    auto step = [](std::array<uint8_t, 16> a, int d) {
+      for (int i = 15; i >= 0; --i) {
+        const int v = a[i] + d;
+        a[i] = uint8_t(v);
+        if (v >= 0 && v <= 255) break;
+      }
+      return a;
+    };
+    switch (pick(5)) {
+      case 0:
+        return first;
+      case 1:
+        return last;
+      case 2:
+        return step(first, -1);
+      case 3:
+        return step(last, 1);
+      default: {
+        std::array<uint8_t, 16> a = first;
+        for (int bit = p.len; bit < 128; ++bit)
+          if (chance(50)) a[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+        return a;
+      }
+    }
+  }
+
   // The first or last address of a prefix, one beyond either, or one inside.
   uint32_t edge(const Ipv4Prefix& p) {
     const uint32_t first = p.addr & p.mask();
@@ -421,6 +568,7 @@ class World {
   std::mt19937 rng_;
   std::vector<std::string> users_, tags_, defined_tags_, groups_, source_hosts_, dst_hosts_;
   std::vector<Ipv4Prefix> targets_;
+  std::vector<Ipv6Prefix> targets6_;
   std::vector<uint16_t> ports_;
 };
 
@@ -436,7 +584,9 @@ std::string describe(const PolicyPeer* peer, const reference::Packet& p) {
   } else {
     o << " (no such peer)";
   }
-  o << " to " << format_prefix({p.dst, 32}) << " proto " << int(p.proto) << " port " << p.port;
+  o << " to "
+    << (p.ipv6 ? format_prefix(Ipv6Prefix{p.dst6, 128}) : format_prefix(Ipv4Prefix{p.dst, 32}))
+    << " proto " << int(p.proto) << " port " << p.port;
   return o.str();
 }
 
@@ -445,7 +595,8 @@ std::string describe(const NodeIdentity& node, const Approvals& a) {
   o << "node user '" << node.user << "' tags [";
   for (const auto& t : node.tags) o << t << " ";
   o << "] own [";
-  for (uint32_t x : node.own_addresses) o << format_prefix({x, 32}) << " ";
+  for (uint32_t x : node.own_addresses) o << format_prefix(Ipv4Prefix{x, 32}) << " ";
+  for (const auto& x : node.own_addresses6) o << format_prefix(Ipv6Prefix{x, 128}) << " ";
   o << "] advertised " << node.exit_advertised << " approvals file "
     << (a.exit_node ? (*a.exit_node ? "approved" : "unapproved") : "silent");
   return o.str();
@@ -454,6 +605,7 @@ std::string describe(const NodeIdentity& node, const Approvals& a) {
 struct Outcome {
   size_t packets = 0, allowed = 0, mismatches = 0;
   size_t allowed_in_builtin = 0, denied_by_builtin = 0, not_approved = 0;
+  size_t ipv6 = 0, allowed6 = 0, allowed6_in_builtin = 0, denied6_by_builtin = 0;
 };
 
 // One seed: the whole path the gateway takes (parse, compile, snapshot, classify) against the
@@ -500,20 +652,36 @@ Outcome run_seed(uint32_t seed, bool verbose) {
   }
   std::vector<reference::Packet> packets(kPacketsPerPolicy);
   for (auto& p : packets) p = world.packet();
-  // As dataplane/exit_policy.cc: approval first, then one classify call per burst of 32.
+  // As dataplane/exit_policy.cc: approval first, then one classify call per burst of 32 and
+  // family (the IPv4 packets on the IPv4 context, the IPv6 ones on the IPv6 context).
   for (size_t base = 0; base < packets.size(); base += 32) {
     const uint32_t n = uint32_t(std::min<size_t>(32, packets.size() - base));
     AclKeyV4 keys[32];
+    AclKeyV6 keys6[32];
     const uint8_t* data[32];
-    uint32_t results[32] = {};
+    const uint8_t* data6[32];
+    uint32_t index[32], index6[32], n4 = 0, n6 = 0;
+    uint32_t results[32] = {}, results4[32] = {}, results6[32] = {};
     for (uint32_t i = 0; i < n; ++i) {
       const reference::Packet& p = packets[base + i];
-      fill_acl_key_v4(keys[i], snap.class_of(p.slot), p.proto, rte_cpu_to_be_32(p.dst),
-                      rte_cpu_to_be_16(p.port));
-      data[i] = reinterpret_cast<const uint8_t*>(&keys[i]);
+      if (p.ipv6) {
+        fill_acl_key_v6(keys6[n6], snap.class_of(p.slot), p.proto, p.dst6.data(),
+                        rte_cpu_to_be_16(p.port));
+        data6[n6] = reinterpret_cast<const uint8_t*>(&keys6[n6]);
+        index6[n6++] = i;
+      } else {
+        fill_acl_key_v4(keys[n4], snap.class_of(p.slot), p.proto, rte_cpu_to_be_32(p.dst),
+                        rte_cpu_to_be_16(p.port));
+        data[n4] = reinterpret_cast<const uint8_t*>(&keys[n4]);
+        index[n4++] = i;
+      }
     }
-    if (snap.exit_approved && snap.classifier.context() != nullptr)
-      rte_acl_classify(snap.classifier.context(), data, results, n, 1);
+    if (snap.exit_approved && snap.classifier.context() != nullptr && n4 > 0)
+      rte_acl_classify(snap.classifier.context(), data, results4, n4, 1);
+    if (snap.exit_approved && snap.classifier6.context() != nullptr && n6 > 0)
+      rte_acl_classify(snap.classifier6.context(), data6, results6, n6, 1);
+    for (uint32_t i = 0; i < n4; ++i) results[index[i]] = results4[i];
+    for (uint32_t i = 0; i < n6; ++i) results[index6[i]] = results6[i];
     for (uint32_t i = 0; i < n; ++i) {
       const reference::Packet& p = packets[base + i];
       reference::Decision got;
@@ -527,10 +695,14 @@ Outcome run_seed(uint32_t seed, bool verbose) {
       const reference::Decision want = ref->decide(world.peers, world.node, world.approvals, p);
       ++out.packets;
       out.allowed += want.allow;
-      const bool in_builtin = ref->in_safety_range(world.node, p.dst);
+      const bool in_builtin = ref->in_safety_range(world.node, p);
       out.allowed_in_builtin += want.allow && in_builtin;
       out.denied_by_builtin += want.reason.starts_with("builtin:");
       out.not_approved += want.reason == "exit-not-approved";
+      out.ipv6 += p.ipv6;
+      out.allowed6 += p.ipv6 && want.allow;
+      out.allowed6_in_builtin += p.ipv6 && want.allow && in_builtin;
+      out.denied6_by_builtin += p.ipv6 && want.reason.starts_with("builtin:");
       if (got == want) continue;
       const PolicyPeer* peer = nullptr;
       for (const PolicyPeer& q : world.peers)
@@ -563,6 +735,10 @@ TEST(PolicyDifferential, ClassifierAgreesWithReferenceOnRandomWholePolicies) {
     total.allowed_in_builtin += o.allowed_in_builtin;
     total.denied_by_builtin += o.denied_by_builtin;
     total.not_approved += o.not_approved;
+    total.ipv6 += o.ipv6;
+    total.allowed6 += o.allowed6;
+    total.allowed6_in_builtin += o.allowed6_in_builtin;
+    total.denied6_by_builtin += o.denied6_by_builtin;
     failing_policies += o.mismatches > 0;
   }
   std::printf(
@@ -570,13 +746,20 @@ TEST(PolicyDifferential, ClassifierAgreesWithReferenceOnRandomWholePolicies) {
       "built-in range, %zu with the exit not approved; %zu mismatches in %zu policies\n",
       kPolicies, total.packets, total.allowed, total.allowed_in_builtin, total.denied_by_builtin,
       total.not_approved, total.mismatches, failing_policies);
+  std::printf("IPv6: %zu packets, %zu allowed (%zu inside a built-in range), %zu denied by one\n",
+              total.ipv6, total.allowed6, total.allowed6_in_builtin, total.denied6_by_builtin);
   EXPECT_EQ(total.mismatches, 0u);
   EXPECT_EQ(total.packets, size_t{kPolicies} * kPacketsPerPolicy);
   // The packets must exercise both verdicts, or agreement proves little.
-  EXPECT_GT(total.allowed, total.packets / 10);
+  EXPECT_GT(total.allowed, total.packets / 15);
   EXPECT_LT(total.allowed, total.packets * 9 / 10);
   EXPECT_GT(total.allowed_in_builtin, total.packets / 200);  // explicit grants of safe ranges
   EXPECT_GT(total.denied_by_builtin, total.packets / 10);
+  // And both families, each with both verdicts and with explicit grants of safety ranges.
+  EXPECT_GT(total.ipv6, total.packets / 4);
+  EXPECT_GT(total.allowed6, total.ipv6 / 15);
+  EXPECT_GT(total.allowed6_in_builtin, total.ipv6 / 200);
+  EXPECT_GT(total.denied6_by_builtin, total.ipv6 / 10);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // Policy file validation: what is accepted, what is noted and ignored, and every rejection
 // with file:line:column and the path of the offending value.
 #include "control/policy/policy.h"
+#include "control/policy/prefix.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -50,13 +52,20 @@ TEST(PolicyParse, DefaultPolicyIsOneMemberInternetGrant) {
   ASSERT_EQ(p.permissions.size(), 1u);
   ASSERT_EQ(p.permissions[0].src.size(), 1u);
   EXPECT_EQ(p.permissions[0].src[0].kind, PrincipalKind::kMember);
-  ASSERT_EQ(p.permissions[0].targets.size(), 1u);
-  const Target& t = p.permissions[0].targets[0];
-  EXPECT_EQ(t.prefix.len, 0);
-  EXPECT_FALSE(t.named);
-  EXPECT_EQ(t.proto, kProtoAny);
-  EXPECT_EQ(t.port_lo, 0);
-  EXPECT_EQ(t.port_hi, 65535);
+  // autogroup:internet: 0.0.0.0/0 and, in IPv6, 2000::/3.
+  ASSERT_EQ(p.permissions[0].targets.size(), 2u);
+  for (const Target& t : p.permissions[0].targets) {
+    if (t.ipv6) {
+      EXPECT_EQ(t.prefix6, kInternet6);
+    } else {
+      EXPECT_EQ(t.prefix.len, 0);
+    }
+    EXPECT_FALSE(t.named);
+    EXPECT_EQ(t.proto, kProtoAny);
+    EXPECT_EQ(t.port_lo, 0);
+    EXPECT_EQ(t.port_hi, 65535);
+  }
+  EXPECT_NE(p.permissions[0].targets[0].ipv6, p.permissions[0].targets[1].ipv6);
 }
 
 TEST(PolicyParse, AclWithoutProtoMeansTcpAndUdpPlusIcmpOnlyForAllPorts) {
@@ -65,8 +74,8 @@ TEST(PolicyParse, AclWithoutProtoMeansTcpAndUdpPlusIcmpOnlyForAllPorts) {
                         "p");
   ASSERT_TRUE(p.ok()) << p.error();
   const auto& t = p->permissions[0].targets;
-  // internet: tcp 80, tcp 443, udp 80, udp 443; 8.8.8.8: tcp, udp, icmp.
-  ASSERT_EQ(t.size(), 7u);
+  // internet (IPv4 and IPv6): tcp 80, tcp 443, udp 80, udp 443; 8.8.8.8: tcp, udp, icmp.
+  ASSERT_EQ(t.size(), 11u);
   int icmp = 0;
   for (const auto& x : t) {
     if (x.proto == kProtoIcmp) {
@@ -84,7 +93,9 @@ TEST(PolicyParse, GrantIpSpecsExpandToProtocolsAndPorts) {
                         "p");
   ASSERT_TRUE(p.ok()) << p.error();
   const auto& t = p->permissions[0].targets;
-  ASSERT_EQ(t.size(), 6u);  // tcp 443, udp 53, icmp, tcp 8000-8080, udp 8000-8080, gre
+  // IPv4: tcp 443, udp 53, icmp, tcp 8000-8080, udp 8000-8080, gre; IPv6 the same but ICMP.
+  ASSERT_EQ(t.size(), 11u);
+  EXPECT_EQ(std::count_if(t.begin(), t.end(), [](const Target& x) { return x.ipv6; }), 5);
   bool gre = false, range = false;
   for (const auto& x : t) {
     gre |= x.proto == 47 && x.port_lo == 0 && x.port_hi == 65535;
@@ -179,15 +190,44 @@ TEST(PolicyParse, IgnoredSectionsAndDeviceDestinationsAreNoted) {
   }
 }
 
-TEST(PolicyParse, Ipv6DestinationsAndSourcesAreNotedNotRefused) {
-  auto p = parse_policy(R"({"hosts": {"v6": "2001:db8::/32"}, "acls": [
+TEST(PolicyParse, Ipv6DestinationsAndHostsBecomeNamedTargetsAndIpv6SourcesAreNoted) {
+  auto p = parse_policy(R"({"hosts": {"v6": "2001:db8:1::/48"}, "acls": [
       {"action": "accept", "src": ["fd7a:115c:a1e0::1", "*"], "dst": ["2001:db8::/32:443", "v6:*",
-       "autogroup:internet:443"]}]})",
+       "[2001:db8::1]:22", "autogroup:internet:443"]}]})",
                         "p");
   ASSERT_TRUE(p.ok()) << p.error();
   ASSERT_EQ(p->permissions.size(), 1u);
-  EXPECT_EQ(p->permissions[0].targets.size(), 2u);  // internet tcp/udp 443
+  const auto& t = p->permissions[0].targets;
+  // 2001:db8::/32 tcp/udp 443; v6: tcp, udp, icmpv6; 2001:db8::1 tcp/udp 22; internet tcp/udp
+  // 443 in both families.
+  ASSERT_EQ(t.size(), 11u);
+  auto has = [&](const std::string& prefix, uint8_t proto, uint16_t port, bool named) {
+    return std::any_of(t.begin(), t.end(), [&](const Target& x) {
+      return x.ipv6 && format_prefix(x.prefix6) == prefix && x.proto == proto &&
+             x.port_lo == port && x.named == named;
+    });
+  };
+  EXPECT_TRUE(has("2001:db8::/32", kProtoTcp, 443, true));
+  EXPECT_TRUE(has("2001:db8:1::/48", kProtoIcmpv6, 0, true));
+  EXPECT_FALSE(has("2001:db8:1::/48", kProtoIcmp, 0, true));
+  EXPECT_TRUE(has("2001:db8::1/128", kProtoUdp, 22, true));
+  EXPECT_TRUE(has("2000::/3", kProtoTcp, 443, false));
   EXPECT_TRUE(has_note(*p, "IPv6 source"));
+}
+
+TEST(PolicyParse, StarIsEveryIpv6AddressAndAutogroupInternetTheGlobalUnicastSpace) {
+  auto p = parse_policy(R"({"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]},
+      {"src": ["*"], "dst": ["autogroup:internet"], "ip": ["*"]}]})",
+                        "p");
+  ASSERT_TRUE(p.ok()) << p.error();
+  ASSERT_EQ(p->permissions.size(), 2u);
+  auto v6 = [](const Permission& perm) {
+    for (const Target& t : perm.targets)
+      if (t.ipv6) return format_prefix(t.prefix6);
+    return std::string("none");
+  };
+  EXPECT_EQ(v6(p->permissions[0]), "::/0");
+  EXPECT_EQ(v6(p->permissions[1]), "2000::/3");
 }
 
 struct Rejection {
@@ -295,6 +335,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "p:1:25: groups.group:a[0]: ", "not a user"},
         Rejection{"BadTagName", "{\"tagOwners\": {\"tag:a b\": []}}",
                   "p:1:16: tagOwners.tag:a b: ", "not a tag"},
+        Rejection{"Ipv6HostBitsSet",
+                  "{\"acls\": [{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": "
+                  "[\"2001:db8::1/32:*\"]}]}",
+                  "p:1:54: acls[0].dst[0]: ", "has host bits set (did you mean 2001:db8::/32?)"},
+        Rejection{"Ipv6PrefixLengthTooLong",
+                  "{\"acls\": [{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": "
+                  "[\"2001:db8::/129:443\"]}]}",
+                  "p:1:54: acls[0].dst[0]: ", "prefix length \"129\" is not a number 0..128"},
+        Rejection{
+            "Ipv6BadAddress",
+            "{\"grants\": [{\"src\": [\"*\"], \"dst\": [\"2001:db8:::1\"], \"ip\": "
+            "[\"*\"]}]}",
+            "p:1:36: grants[0].dst[0]: ",
+            "\"2001:db8:::1\" is not an IPv6 address or prefix: the address is not IPv6 text"},
+        Rejection{"HostIpv6HostBitsSet", "{\"hosts\": {\"h\": \"fd00::1/8\"}}",
+                  "p:1:12: hosts.h: ", "has host bits set (did you mean fd00::/8?)"},
         Rejection{"HostIsAnAddress", "{\"hosts\": {\"1.2.3.4\": \"1.2.3.4\"}}",
                   "p:1:12: hosts.1.2.3.4: ", "not a host name"},
         Rejection{"HostBadAddress", "{\"hosts\": {\"h\": \"1.2.3\"}}",

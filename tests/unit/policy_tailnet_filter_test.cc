@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string_view>
+
 #include <rte_byteorder.h>
 
 #include "control/policy/acl_classifier.h"
@@ -53,7 +55,7 @@ TEST(TailnetFilter, BadInputIsNamedByRuleIndexAndField) {
     r[field] = value;
     return json{{"rules", {good, r}}};
   };
-  EXPECT_NE(parse_error(with("src", {"100.64.0.1/32", "fd7a::1/128"})).find("rules[1].src[1]"),
+  EXPECT_NE(parse_error(with("src", {"100.64.0.1/32", "fd7a::1/129"})).find("rules[1].src[1]"),
             std::string::npos);
   EXPECT_NE(parse_error(with("src", {"100.64.0.1/24"}))
                 .find("rules[1].src[0]: \"100.64.0.1/24\" "
@@ -117,6 +119,8 @@ class Classify {
   }
   // "allow:<counter>" or "deny:<counter>".
   std::string operator()(uint32_t slot, uint8_t proto, const char* dst, uint16_t port) const {
+    if (std::string_view(dst).find(':') != std::string_view::npos)
+      return v6(slot, proto, dst, port);
     AclKeyV4 key;
     fill_acl_key_v4(key, snapshot_->class_of(slot), proto,
                     rte_cpu_to_be_32(parse_prefix(dst)->prefix.addr), rte_cpu_to_be_16(port));
@@ -127,6 +131,18 @@ class Classify {
            snapshot_->rule_names[acl_result_counter(result)];
   }
   const CompiledPolicy& compiled() const { return compiled_; }
+
+ private:
+  std::string v6(uint32_t slot, uint8_t proto, const char* dst, uint16_t port) const {
+    AclKeyV6 key;
+    fill_acl_key_v6(key, snapshot_->class_of(slot), proto, parse_prefix6(dst)->prefix.addr.data(),
+                    rte_cpu_to_be_16(port));
+    const uint8_t* data[1] = {reinterpret_cast<const uint8_t*>(&key)};
+    uint32_t result = 0;
+    snapshot_->classifier6.classify(data, &result, 1);
+    return std::string(acl_result_allows(result) ? "allow:" : "deny:") +
+           snapshot_->rule_names[acl_result_counter(result)];
+  }
 
  private:
   CompiledPolicy compiled_;
@@ -215,6 +231,61 @@ TEST(TailnetFilter, PeerWithAnAddressOutsideTheSourcesIsNotCovered) {
   two.addresses.push_back(parse_prefix("100.100.0.0/24")->prefix);
   const Classify c(json{{"rules", {internet_rule({"100.64.0.1/32"})}}}, {two});
   EXPECT_EQ(c(0, kProtoTcp, "93.184.216.34", 443), "deny:default-deny");
+}
+
+TEST(TailnetFilter, Ipv6DstPortsAreGrantedAndTheIpv6SafetyRangesStayOnTop) {
+  // As the coordination server sends autogroup:internet: IPv4 ranges and 2000::/3; the sources
+  // name a peer by both its tailnet addresses.
+  json rule = internet_rule({"100.64.0.1/32", "fd7a:115c:a1e0::1/128"});
+  rule["dst"].push_back({{"prefix", "2000::/3"}, {"ports", {0, 65535}}});
+  const Classify c(json{{"rules", {rule}}}, {peer(0, "100.64.0.1/32"), peer(1, "100.64.0.2/32")});
+  EXPECT_EQ(c(0, kProtoTcp, "2606:4700::1111", 443), "allow:tailnet[0]");
+  EXPECT_EQ(c(0, kProtoIcmpv6, "2606:4700::1111", 0), "allow:tailnet[0]");
+  // The default protocols in IPv6 are TCP, UDP and ICMPv6, not ICMP.
+  EXPECT_EQ(c(0, kProtoIcmp, "2606:4700::1111", 0), "deny:default-deny");
+  EXPECT_EQ(c(0, kProtoTcp, "2001:db8::1", 443), "deny:builtin:documentation");
+  EXPECT_EQ(c(0, kProtoTcp, "fe80::1", 443), "deny:builtin:link-local");
+  EXPECT_EQ(c(0, kProtoTcp, "fd7a:115c:a1e0::2", 443), "deny:builtin:tailnet");
+  EXPECT_EQ(c(1, kProtoTcp, "2606:4700::1111", 443), "deny:default-deny");
+  EXPECT_EQ(c(0, kProtoTcp, "93.184.216.34", 443), "allow:tailnet[0]");
+}
+
+TEST(TailnetFilter, ExplicitIpv6GrantOfASafetyRangeLiftsItThereOnly) {
+  const Classify c(json{{"rules",
+                         {{{"src", {"100.64.0.1/32"}},
+                           {"dst", {{{"prefix", "fd00:1::/32"}, {"ports", {22, 22}}}}},
+                           {"protocols", {kProtoTcp}}}}}},
+                   {peer(0, "100.64.0.1/32")});
+  EXPECT_EQ(c(0, kProtoTcp, "fd00:1::9", 22), "allow:tailnet[0]");
+  EXPECT_EQ(c(0, kProtoTcp, "fd00:1::9", 23), "deny:builtin:unique-local");
+  EXPECT_EQ(c(0, kProtoTcp, "fd00:2::9", 22), "deny:builtin:unique-local");
+}
+
+TEST(TailnetFilter, Ipv6EntriesRoundTripAndBadOnesAreNamed) {
+  json body = {{"rules",
+                {{{"src", {"100.64.0.7/32", "fd7a:115c:a1e0::7/128"}},
+                  {"dst",
+                   {{{"prefix", "2001:db8::/32"}, {"ports", {443, 443}}},
+                    {{"prefix", "2000::/3"}, {"ports", {0, 65535}}}}},
+                  {"protocols", {6}}}}}};
+  auto f = tailnet_filter_from_json(body);
+  ASSERT_TRUE(f.ok()) << f.error();
+  ASSERT_EQ(f->rules[0].src6.size(), 1u);
+  ASSERT_EQ(f->rules[0].dst.size(), 2u);
+  EXPECT_TRUE(f->rules[0].dst[0].ipv6);
+  const json out = tailnet_filter_to_json(*f);
+  EXPECT_EQ(out["rules"][0]["dst"][1]["prefix"], "2000::/3");
+  auto again = tailnet_filter_from_json(out);
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(tailnet_filter_to_json(*again), out);
+  body["rules"][0]["dst"][0]["prefix"] = "2001:db8::1/32";
+  EXPECT_NE(parse_error(body).find("rules[0].dst[0].prefix: \"2001:db8::1/32\" has host bits "
+                                   "set: write 2001:db8::/32"),
+            std::string::npos);
+  body["rules"][0]["dst"][0]["prefix"] = "2001:db8::/200";
+  EXPECT_NE(parse_error(body).find("rules[0].dst[0].prefix: \"2001:db8::/200\" is not an IPv6 "
+                                   "address or prefix: the prefix length"),
+            std::string::npos);
 }
 
 TEST(TailnetFilter, EmptyFilterDeniesEveryone) {
