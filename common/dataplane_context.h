@@ -15,6 +15,7 @@
 #include <rte_ring.h>
 
 #include "common/ipv6_addr.h"
+#include "common/nptv6.h"
 #include "common/wg_state.h"
 #include "common/counters.h"
 
@@ -156,6 +157,13 @@ struct NeighborKey {
 };
 static_assert(sizeof(NeighborKey) == 8);
 inline constexpr uint64_t kNeighborValid = 1ull << 48;
+// The IPv6 neighbor table's key (the same data word).
+struct Neighbor6Key {
+  uint8_t ip[16];
+  uint16_t port;
+  uint16_t zero[3];
+};
+static_assert(sizeof(Neighbor6Key) == 24);
 
 inline uint64_t neighbor_word(const rte_ether_addr& mac) noexcept {
   uint64_t w = kNeighborValid;
@@ -196,6 +204,7 @@ struct DataplaneContext {
   uint16_t wg_port_be = 0;  // UDP listen port of the tunnel side, network order
 
   rte_hash* neighbors = nullptr;
+  rte_hash* neighbors6 = nullptr;  // Neighbor6Key -> data word, as `neighbors`
   rte_rcu_qsbr* rcu = nullptr;
   rte_mempool* pool = nullptr;  // for packets workers originate (ICMP errors)
 
@@ -223,6 +232,9 @@ struct DataplaneContext {
 
   // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
   const nat::NatConfig* nat = nullptr;
+  // IPv6 prefix translation (RFC 6296) to --nat_pool6; off: IPv6 leaves untranslated in routed
+  // mode and is dropped in NAT mode.
+  Nptv6 nptv6;
 
   // The exception path: inner packets for the gateway's own tailnet addresses (written by
   // control from the connector's report; 0: none, network order) leave through this port, a

@@ -97,6 +97,14 @@ DEFINE_uint32(handshake_under_load, 128,
 DEFINE_string(nat_pool, "",
               "carrier-grade NAT public pool: comma-separated IPv4 addresses or prefixes routed "
               "to --internet_addr; empty: routed mode (peers' addresses leave untranslated)");
+DEFINE_string(nat_pool6, "",
+              "IPv6 pool: a prefix of /48 or shorter routed to --internet_addr6; peers' IPv6 "
+              "addresses in --nat_inside6 leave translated to it by NPTv6 (RFC 6296: stateless, "
+              "checksum-neutral, 1:1). Empty: IPv6 leaves untranslated in routed mode and is "
+              "dropped (ipv6_no_nat_pool6) in NAT mode");
+DEFINE_string(nat_inside6, "fd7a:115c:a1e0::/48",
+              "the peers' IPv6 prefix NPTv6 maps onto --nat_pool6 (same length; default: the "
+              "tailnet's ULA prefix)");
 DEFINE_string(nat_mode, "pba",
               "'pba': port blocks allocated on demand and logged per block; 'deterministic': "
               "RFC 7422 arithmetic mapping of --nat_deterministic_inside, no per-block logs");

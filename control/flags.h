@@ -44,6 +44,8 @@ DECLARE_uint32(wg_rekey_after_time);
 DECLARE_uint32(wg_reject_after_time);
 DECLARE_uint32(handshake_under_load);
 DECLARE_string(nat_pool);
+DECLARE_string(nat_pool6);
+DECLARE_string(nat_inside6);
 DECLARE_string(nat_mode);
 DECLARE_string(nat_filtering);
 DECLARE_uint32(nat_port_min);

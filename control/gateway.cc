@@ -205,6 +205,12 @@ Status Gateway::init() {
   wopt.max_peers = FLAGS_max_peers;
   if (FLAGS_tunnel_mtu < 576 || FLAGS_tunnel_mtu > 9000)
     return make_error("--tunnel_mtu must be 576..9000");
+  // IPv6 links carry 1280 bytes at least (RFC 8200 5): a smaller Packet Too Big is ignored by
+  // hosts, and the gateway's own ICMPv6 errors (up to 1280 bytes) would not fit the tunnel.
+  if (!FLAGS_internet_addr6.empty() && FLAGS_tunnel_mtu < 1280)
+    return make_error("--tunnel_mtu=" + std::to_string(FLAGS_tunnel_mtu) +
+                      " is below IPv6's minimum MTU (1280, RFC 8200 section 5); with "
+                      "--internet_addr6 the tunnel carries IPv6: give 1280 or more");
   wopt.tunnel_mtu = static_cast<uint16_t>(FLAGS_tunnel_mtu);
   wopt.rekey_after_s = FLAGS_wg_rekey_after_time;
   wopt.reject_after_s = FLAGS_wg_reject_after_time;
@@ -529,7 +535,45 @@ Status Gateway::init_policy() {
   return policy_->init(wg_->policy_peers());
 }
 
+// NPTv6 (RFC 6296) from --nat_pool6 and --nat_inside6: equal lengths of /48 or shorter (the
+// adjustment goes in bits 48-63), neither inside the other, never a group or link-local.
+Status Gateway::init_nptv6() {
+  if (FLAGS_nat_pool6.empty()) {
+    log_info(FLAGS_nat_pool.empty()
+                 ? "nat: no --nat_pool6, routed mode: peers' IPv6 addresses leave untranslated"
+                 : "nat: no --nat_pool6: peers' IPv6 packets are dropped (ipv6_no_nat_pool6)");
+    return Ok{};
+  }
+  auto pool = parse_ipv6_prefix(FLAGS_nat_pool6);
+  if (!pool) return make_error("--nat_pool6: " + pool.error());
+  auto inside = parse_ipv6_prefix(FLAGS_nat_inside6);
+  if (!inside) return make_error("--nat_inside6: " + inside.error());
+  if (pool->len > dp::Nptv6::kMaxLen || pool->len == 0)
+    return make_error("--nat_pool6=" + FLAGS_nat_pool6 +
+                      ": NPTv6 needs a prefix of /1 to /48 (RFC 6296 adjusts bits 48-63)");
+  if (inside->len != pool->len)
+    return make_error("--nat_pool6=" + FLAGS_nat_pool6 + " and --nat_inside6=" + FLAGS_nat_inside6 +
+                      ": NPTv6 maps prefixes 1:1, give both the same length");
+  const uint8_t shorter = pool->len;
+  if (ipv6_prefix_match(pool->addr.data(), inside->addr.data(), shorter))
+    return make_error("--nat_pool6=" + FLAGS_nat_pool6 +
+                      " overlaps --nat_inside6=" + FLAGS_nat_inside6);
+  for (const auto& [flag, p] :
+       {std::pair{"--nat_pool6", &*pool}, std::pair{"--nat_inside6", &*inside}}) {
+    if (ipv6_multicast(p->addr.data()) || ipv6_link_local(p->addr.data()) ||
+        ipv6_unspecified_or_loopback(p->addr.data()))
+      return make_error(std::string(flag) + ": a multicast, link-local, loopback or " +
+                        "unspecified prefix cannot be translated to or from");
+  }
+  if (!ctx_->port(dp::PortRole::kInternet).ipv6())
+    return make_error("--nat_pool6 needs --internet_addr6 (the pool is routed to it)");
+  ctx_->nptv6 = dp::Nptv6(inside->addr.data(), pool->addr.data(), pool->len);
+  log_info("nat: NPTv6 " + FLAGS_nat_inside6 + " <-> " + FLAGS_nat_pool6 + " (RFC 6296)");
+  return Ok{};
+}
+
 Status Gateway::init_nat() {
+  if (Status s = init_nptv6(); !s) return s;
   if (FLAGS_nat_pool.empty()) {
     log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
     return Ok{};
@@ -653,6 +697,9 @@ void Gateway::drain_workers(uint64_t now, uint64_t ns) {
         switch (dp::meta(m)->punt) {
           case dp::PuntReason::kNeedNeighbor:
             neighbors_->resolve(m, now);
+            break;
+          case dp::PuntReason::kNeedNeighbor6:
+            neighbors_->resolve6(m, now);
             break;
           case dp::PuntReason::kNeedKeypair: {
             // Back to the worker that punted it, to be sealed, if the peer has a sending
@@ -884,10 +931,6 @@ void Gateway::shutdown() {
     rte_ring_free(ctx.workers[w].commands);
     ctx.workers[w].punt = ctx.workers[w].events = ctx.workers[w].handoff = nullptr;
     ctx.workers[w].commands = nullptr;
-  }
-  if (ctx.neighbors) {
-    rte_hash_free(ctx.neighbors);
-    ctx.neighbors = nullptr;
   }
   if (pool_) {
     rte_mempool_free(pool_);

@@ -53,6 +53,7 @@ class Gateway {
  private:
   Status init_ports();
   Status init_nat();
+  Status init_nptv6();
   // The result, or nullopt while the update's policy classifier builds (finish_policy_update()
   // answers it once it is in force).
   std::optional<UpdateResult> apply_update(const Update& u, const std::string& source);

@@ -13,27 +13,51 @@
 
 namespace exitgw {
 
+// The tables go with their writer (workers stopped by then).
 NeighborTable::~NeighborTable() {
   for (auto& [k, e] : entries_)
     for (rte_mbuf* m : e.pending) rte_pktmbuf_free(m);
+  for (auto& [k, e] : entries6_)
+    for (rte_mbuf* m : e.pending) rte_pktmbuf_free(m);
+  for (rte_hash** h : {&ctx_.neighbors, &ctx_.neighbors6}) {
+    rte_hash_free(*h);
+    *h = nullptr;
+  }
 }
 
-Status NeighborTable::create_table() {
+namespace {
+
+// Lock-free readers, one writer (this thread): workers never block on an update.
+Result<rte_hash*> create_hash(const char* name, unsigned capacity, uint32_t key_len,
+                              rte_rcu_qsbr* rcu_v) {
   rte_hash_parameters params{};
-  params.name = "exitgw_neighbors";
-  params.entries = std::max(opt_.capacity, 64u);
-  params.key_len = sizeof(dp::NeighborKey);
+  params.name = name;
+  params.entries = std::max(capacity, 64u);
+  params.key_len = key_len;
   params.socket_id = static_cast<int>(rte_socket_id());
-  // Lock-free readers, one writer (this thread): workers never block on an update.
   params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
-  ctx_.neighbors = rte_hash_create(&params);
-  if (ctx_.neighbors == nullptr)
-    return make_error(std::string("cannot create the neighbor table: ") + rte_strerror(rte_errno));
+  rte_hash* h = rte_hash_create(&params);
+  if (h == nullptr)
+    return make_error(std::string("cannot create ") + name + ": " + rte_strerror(rte_errno));
   rte_hash_rcu_config rcu{};
-  rcu.v = ctx_.rcu;
+  rcu.v = rcu_v;
   rcu.mode = RTE_HASH_QSBR_MODE_DQ;
-  if (rte_hash_rcu_qsbr_add(ctx_.neighbors, &rcu) != 0)
-    return make_error("cannot attach RCU to the neighbor table");
+  if (rte_hash_rcu_qsbr_add(h, &rcu) != 0) {
+    rte_hash_free(h);
+    return make_error(std::string("cannot attach RCU to ") + name);
+  }
+  return h;
+}
+
+}  // namespace
+
+Status NeighborTable::create_table() {
+  auto v4 = create_hash("exitgw_neighbors", opt_.capacity, sizeof(dp::NeighborKey), ctx_.rcu);
+  if (!v4) return make_error(v4.error());
+  ctx_.neighbors = *v4;
+  auto v6 = create_hash("exitgw_neighbors6", opt_.capacity, sizeof(dp::Neighbor6Key), ctx_.rcu);
+  if (!v6) return make_error(v6.error());
+  ctx_.neighbors6 = *v6;
   return Ok{};
 }
 
@@ -88,6 +112,22 @@ void NeighborTable::learn(uint8_t port, uint32_t ip_be, const uint8_t mac[6], ui
   }
 }
 
+// A packet for a next hop not resolved yet, of either family: queued (the newest max_pending
+// kept, like the kernel's arp_queue); the first one asks (ARP request, neighbor solicitation).
+template <typename E, typename Ask>
+void NeighborTable::hold(E& e, rte_mbuf* m, uint64_t now_ms, Ask&& ask) {
+  if (e.pending.size() >= opt_.max_pending) {
+    drop_unresolved(e.pending.front());
+    e.pending.pop_front();
+  }
+  e.pending.push_back(m);
+  if (e.tries == 0) {
+    ask();
+    e.tries = 1;
+    e.last_request_ms = now_ms;
+  }
+}
+
 void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
   const dp::PacketMeta* pm = dp::meta(m);
   const uint8_t port = pm->out_port;
@@ -104,16 +144,7 @@ void NeighborTable::resolve(rte_mbuf* m, uint64_t now_ms) {
     send_with_l2(port, m, e.mac);
     return;
   }
-  if (e.pending.size() >= opt_.max_pending) {
-    drop_unresolved(e.pending.front());  // keep the newest, like the kernel's arp_queue
-    e.pending.pop_front();
-  }
-  e.pending.push_back(m);
-  if (e.tries == 0) {
-    send_request(port, pm->next_hop, nullptr);
-    e.tries = 1;
-    e.last_request_ms = now_ms;
-  }
+  hold(e, m, now_ms, [&] { send_request(port, pm->next_hop, nullptr); });
 }
 
 // Counted twice on purpose: under the per-reason drop counter every drop has (control's row,
@@ -188,7 +219,8 @@ void NeighborTable::send_request(uint8_t port, uint32_t ip_be, const rte_ether_a
   transmit(port, m);
 }
 
-void NeighborTable::send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst) {
+void NeighborTable::send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst,
+                                 uint16_t ether_type) {
   auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
   if (eth == nullptr) {
     rte_pktmbuf_free(m);
@@ -196,7 +228,7 @@ void NeighborTable::send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr
   }
   eth->dst_addr = dst;
   eth->src_addr = ctx_.ports[port].mac;
-  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+  eth->ether_type = rte_cpu_to_be_16(ether_type);
   transmit(port, m);
 }
 
@@ -232,6 +264,64 @@ void NeighborTable::learn6(uint8_t port, const uint8_t ip6[16], const uint8_t ma
   e.resolved = true;
   e.updated_ms = now_ms;
   e.tries = 0;
+  publish6(it->first, e);
+  while (!e.pending.empty()) {
+    send_with_l2(port, e.pending.front(), e.mac, RTE_ETHER_TYPE_IPV6);
+    e.pending.pop_front();
+  }
+}
+
+// Workers read the newest MAC of every neighbor that has answered; a stale one stays usable
+// while it is asked again (RFC 4861 7.3.2), so only forgetting the entry unpublishes it.
+void NeighborTable::publish6(const Key6& k, Entry6& e) {
+  if (ctx_.neighbors6 == nullptr) return;
+  dp::Neighbor6Key hk{};
+  std::memcpy(hk.ip, k.second.data(), 16);
+  hk.port = k.first;
+  const uint64_t word = dp::neighbor_word(e.mac);
+  if (rte_hash_add_key_data(ctx_.neighbors6, &hk,
+                            reinterpret_cast<void*>(static_cast<uintptr_t>(word))) == 0)
+    e.published = true;
+}
+
+void NeighborTable::unpublish6(const Key6& k, Entry6& e) {
+  for (rte_mbuf* m : e.pending) drop_unresolved(m);
+  e.pending.clear();
+  if (!e.published || ctx_.neighbors6 == nullptr) return;
+  dp::Neighbor6Key hk{};
+  std::memcpy(hk.ip, k.second.data(), 16);
+  hk.port = k.first;
+  rte_hash_del_key(ctx_.neighbors6, &hk);  // freed after a grace period (RCU defer queue)
+  e.published = false;
+}
+
+void NeighborTable::resolve6(rte_mbuf* m, uint64_t now_ms) {
+  const uint8_t port = dp::meta(m)->out_port;
+  if (port >= ctx_.n_ports) {
+    drop_unresolved(m);
+    return;
+  }
+  const dp::PortInfo& info = ctx_.ports[port];
+  const uint8_t* hop = rte_pktmbuf_mtod(m, const rte_ipv6_hdr*)->dst_addr;
+  if (!info.on_link6(hop)) hop = info.gateway6;
+  if (!info.on_link6(hop)) {  // no gateway: the worker checked, but stay safe
+    drop_unresolved(m);
+    return;
+  }
+  auto it = entries6_.find(key6(port, hop));
+  if (it == entries6_.end()) {
+    if (entries6_.size() >= opt_.capacity) {
+      drop_unresolved(m);
+      return;
+    }
+    it = entries6_.emplace(key6(port, hop), Entry6{}).first;
+  }
+  Entry6& e = it->second;
+  if (e.resolved) {  // published after the worker looked
+    send_with_l2(port, m, e.mac, RTE_ETHER_TYPE_IPV6);
+    return;
+  }
+  hold(e, m, now_ms, [&] { send_solicitation(port, hop, nullptr); });
 }
 
 void NeighborTable::want6(uint8_t port, const uint8_t ip6[16], uint64_t now_ms) {
@@ -259,7 +349,17 @@ void NeighborTable::tick6(uint64_t now_ms) {
       continue;
     }
     if (!e.resolved) {
-      // A wanted neighbor is asked for until it answers, once per retry_ms.
+      // A wanted neighbor is asked for until it answers, once per retry_ms; the packets
+      // waiting for it are dropped after `retries`, and a next hop nobody wants is forgotten.
+      if (e.tries >= opt_.retries) {
+        for (rte_mbuf* m : e.pending) drop_unresolved(m);
+        e.pending.clear();
+        if (!e.wanted) {
+          unpublish6(it->first, e);
+          it = entries6_.erase(it);
+          continue;
+        }
+      }
       send_solicitation(port, ip6, nullptr);
       e.last_request_ms = now_ms;
       ++e.tries;
@@ -268,6 +368,7 @@ void NeighborTable::tick6(uint64_t now_ms) {
       // multicast (it may have a new MAC); meanwhile it stays usable (STALE, RFC 4861 7.3.2).
       if (e.tries >= opt_.retries) {
         if (!e.wanted) {
+          unpublish6(it->first, e);
           it = entries6_.erase(it);
           continue;
         }

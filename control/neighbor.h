@@ -2,7 +2,8 @@
 // punted packets (bounded queue per next hop, retries), publishes MACs to the lock-free
 // rte_hash the workers read. IPv6 neighbors (RFC 4861): learned from the solicitations and
 // advertisements workers validated, wanted ones (the IPv6 gateway) resolved and kept fresh by
-// neighbor solicitation; workers do not read them yet (nothing forwards IPv6). Control only.
+// neighbor solicitation, next hops of punted IPv6 packets solicited (bounded queue, as ARP's);
+// resolved ones published to a second lock-free rte_hash the workers read. Control only.
 #pragma once
 
 #include <array>
@@ -50,6 +51,9 @@ class NeighborTable {
   // Resolve ip6 on port now (solicitation to its solicited-node group) and keep it resolved:
   // retried every retry_ms until it answers, refreshed by unicast after reachable_s.
   void want6(uint8_t port, const uint8_t ip6[16], uint64_t now_ms);
+  // Takes ownership of a punted IPv6 packet (IPv6 header at the front, meta out_port): queued
+  // for its next hop, which is solicited; sent once it answers, dropped if it never does.
+  void resolve6(rte_mbuf* m, uint64_t now_ms);
   // The MAC of a resolved IPv6 neighbor, or null.
   const rte_ether_addr* lookup6(uint8_t port, const uint8_t ip6[16]) const;
 
@@ -73,9 +77,11 @@ class NeighborTable {
     rte_ether_addr mac{};
     bool resolved = false;
     bool wanted = false;  // want6: kept resolved (else learned, kept while it answers)
+    bool published = false;
     uint64_t updated_ms = 0;
     uint64_t last_request_ms = 0;
     unsigned tries = 0;
+    std::deque<rte_mbuf*> pending;
   };
   using Key6 = std::pair<uint8_t, std::array<uint8_t, 16>>;
   static uint64_t key(uint8_t port, uint32_t ip_be) { return (uint64_t{port} << 32) | ip_be; }
@@ -84,9 +90,14 @@ class NeighborTable {
   void tick6(uint64_t now_ms);
   void publish(uint8_t port, uint32_t ip_be, const rte_ether_addr& mac);
   void send_request(uint8_t port, uint32_t ip_be, const rte_ether_addr* unicast);
-  void send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst);
+  void send_with_l2(uint8_t port, rte_mbuf* m, const rte_ether_addr& dst,
+                    uint16_t ether_type = RTE_ETHER_TYPE_IPV4);
+  void publish6(const Key6& k, Entry6& e);
+  void unpublish6(const Key6& k, Entry6& e);
   void transmit(uint8_t port, rte_mbuf* m);
   void drop_unresolved(rte_mbuf* m);
+  template <typename E, typename Ask>
+  void hold(E& e, rte_mbuf* m, uint64_t now_ms, Ask&& ask);
 
   dp::DataplaneContext& ctx_;
   rte_mempool* pool_;

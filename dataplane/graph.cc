@@ -5,7 +5,7 @@
 //
 //   rx ─ eth_input ─┬─ kArp ── arp_input ─ tx (reply)
 //                   ├─ kIpv6 ─ ipv6_input ─┬─ kLocal ── ipv6_local (echo, ND) ─ tx / event
-//                   │                      └─ kTransit ─ dropped (ipv6_transit_unsupported)
+//                   │                      └─ kTransit ─ inbound6 (internet port; else dropped)
 //                   └─ kIpv4 ─ ipv4_input ─┬─ kLocal ── local_input ─┬─ echo reply ─ tx
 //                                          │                         ├─ handshake, disco ─ punt
 //                                          │                         └─ kWireGuard ─ outbound
@@ -14,7 +14,9 @@
 //   rx(exception port, the host's TUN) ─ exception_input ─┬─ kToPeer ─ to_peer
 //                                                         └─ kRelay (DERP) ─ local_input ─ ...
 //
-//   outbound: wg_input ─ tailnet_local (own tailnet address: TSMP consumed, rest ─ tx(E))
+//   outbound: wg_input ─┬─ kIpv4 ─ outbound4
+//                       └─ kIpv6 ─ outbound6
+//   outbound4: tailnet_local (own tailnet address: TSMP consumed, rest ─ tx(E))
 //             ─ transit_out_checks ─┬─ kIcmpError (time exceeded) ─ to_peer
 //             └─ kForward ─ exit_policy ─ domain_policy ─ [note_source]
 //                ─ nat_out_steer (hand-off to the owner) ─ nat44_out ─ to_internet
@@ -22,10 +24,14 @@
 //                       ├─ kHairpin ─ to_peer
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
+//   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
+//             └─ kForward ─ exit_policy6 ─ nptv6_out ─ ipv6_output ─ tx(I) / punt (no neighbor)
 //   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
+//   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
+//                                 └─ kForward ─ nptv6_in ─ to_peer
 //   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
@@ -34,7 +40,8 @@
 //                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
-// IPv6 grows as a sibling: inner IPv6 and NAT66 chains sit beside the IPv4 ones.
+// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is NPTv6 (RFC
+// 6296, stateless); stateful NAT66 (not built yet) will sit where nptv6_out and nptv6_in do.
 #include "dataplane/graph.h"
 
 #include <rte_cycles.h>
@@ -90,10 +97,8 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
   }
 }
 
-// Peers' WireGuard transport messages, on to the internet.
-void outbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return;
-  n = wg_input(w, pkts, n);
+// Peers' IPv4 packets, decrypted, on to the internet.
+void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   n = tailnet_local(w, pkts, n);
   if (n == 0) return;
   Exits<TransitExit> t;
@@ -115,6 +120,29 @@ void outbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
 
+// Peers' IPv6 packets, decrypted, on to the internet.
+void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  Exits<TransitExit> t;
+  transit_out_checks6(w, pkts, n, t);
+  rte_mbuf** fwd = t.of(TransitExit::kForward);
+  uint16_t out = t.count(TransitExit::kForward);
+  out = exit_policy6(w, fwd, out);
+  out = nptv6_out(w, fwd, out);
+  w.counters().forwarded_out.add(out);
+  ipv6_output(w, fwd, out);
+  to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
+}
+
+// Peers' WireGuard transport messages, on to the internet.
+void outbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  Exits<WgExit> inner;
+  wg_input(w, pkts, n, inner);
+  outbound4(w, inner.of(WgExit::kIpv4), inner.count(WgExit::kIpv4));
+  outbound6(w, inner.of(WgExit::kIpv6), inner.count(WgExit::kIpv6));
+}
+
 // Transit packets from the internet, on to the peers.
 void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   Exits<TransitExit> t;
@@ -123,14 +151,27 @@ void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   nat44_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward));
 }
 
-// IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery). No IPv6
-// is forwarded yet (inner IPv6 and NAT66 are not built): transit is counted and dropped.
+// IPv6 transit from the internet, on to the peers.
+void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  Exits<TransitExit> t;
+  transit_in_checks6(w, pkts, n, t);
+  ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
+  rte_mbuf** fwd = t.of(TransitExit::kForward);
+  to_peer(w, fwd, nptv6_in(w, fwd, t.count(TransitExit::kForward)));
+}
+
+// IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery), and
+// transit from the internet for the peers.
 void ipv6(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
   Exits<Ipv6Exit> l3;
   ipv6_input(w, port, pkts, n, l3);
   ipv6_local(w, port, l3.of(Ipv6Exit::kLocal), l3.count(Ipv6Exit::kLocal));
-  w.drop_all(l3.of(Ipv6Exit::kTransit), l3.count(Ipv6Exit::kTransit),
-             DropReason::kIpv6TransitUnsupported);
+  if (port == w.ctx().port_index(PortRole::kInternet))
+    inbound6(w, l3.of(Ipv6Exit::kTransit), l3.count(Ipv6Exit::kTransit));
+  else
+    w.drop_all(l3.of(Ipv6Exit::kTransit), l3.count(Ipv6Exit::kTransit),
+               DropReason::kTransitFromTunnel);
 }
 
 }  // namespace

@@ -9,9 +9,10 @@ namespace exitgw::dp {
 
 enum class PuntReason : uint8_t {
   kNone,
-  kHandshake,     // WireGuard message types 1, 2, 3: the control thread answers them
-  kNeedNeighbor,  // a finished IPv4 packet whose next hop has no resolved MAC yet
-  kDisco,         // a Tailscale disco frame on the WireGuard port: control answers pings
+  kHandshake,      // WireGuard message types 1, 2, 3: the control thread answers them
+  kNeedNeighbor,   // a finished IPv4 packet whose next hop has no resolved MAC yet
+  kNeedNeighbor6,  // the same for IPv6 (control solicits the next hop)
+  kDisco,          // a Tailscale disco frame on the WireGuard port: control answers pings
   // A packet for a peer with no sending keypair yet, while no handshake is pending: the
   // responder's new keypair may be confirmed by an event control has not processed yet, so
   // control hands it back to be sealed once it has (or drops it as wg_no_keypair).

@@ -55,10 +55,15 @@ void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
 
 // ---- outbound, peer -> internet ----
 
+enum class WgExit : uint8_t {
+  kIpv4,  // inner IPv4 header in front
+  kIpv6,  // inner IPv6 header in front, its extension-header chain walked
+  kCount
+};
 // WireGuard transport messages (Ethernet header in front): receiver index, replay, ONE batched
-// decrypt, roaming, keepalives, inner IPv4 checks, cryptokey routing. Continue with the inner
-// IPv4 header in front and meta peer_slot set.
-uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// decrypt, roaming, keepalives, inner checks, cryptokey routing (one bulk lookup per family).
+// Continue with the inner header in front and meta peer_slot set, sorted by family.
+void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept;
 
 // Decrypted packets for the gateway's own tailnet addresses leave the exit path here: TSMP
 // (IP protocol 99) is consumed and counted, the rest goes to the host through the exception
@@ -82,6 +87,10 @@ enum class TransitExit : uint8_t {
 // Peers' packets leaving through the exit (IPv4 header in front): TTL checked and decremented;
 // an expired one is answered with time exceeded, which goes back into the tunnel.
 void transit_out_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
+// The same for peers' IPv6 packets (ipv6_transit.cc): hop limit checked and decremented, an
+// expired one answered with ICMPv6 time exceeded into the tunnel; the exit needs an IPv6
+// address on the internet port and, in NAT mode, an IPv6 pool (each a counted drop).
+void transit_out_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
 // Dropped unless the node is an approved exit and the policy allows the destination.
 uint16_t exit_policy(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // The same for inner IPv6 (header at the front, payload length and extension headers already
@@ -127,13 +136,26 @@ enum class HandoffExit : uint8_t {
 // Packets other workers handed to this one, sorted by what is left to do.
 void handoff_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept;
 
+// ---- NPTv6 (nptv6.cc; RFC 6296 with --nat_pool6): stateless, checksum-neutral ----
+
+// Peers' IPv6 sources, inside prefix -> outside (the pool); a source outside the inside prefix
+// is dropped. Continue: translated (all of them when NPTv6 is off).
+uint16_t nptv6_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// Internet packets for the pool, destination outside -> inside, and in an ICMPv6 error the
+// quoted packet's source too (so Packet Too Big reaches the peer); others dropped.
+uint16_t nptv6_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+
 // ---- inbound, internet -> peer ----
 
 // Transit packets from the internet (Ethernet header in front; stripped): TTL and the tunnel
 // MTU checked, with ICMP errors back to the internet source quoting the packet as it came.
 void transit_in_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
-// IPv4 packets (header at the front) for peers: peer by destination, ONE batched seal, UDP to
-// the peer's endpoint. Continue: outer IPv4 header in front, out_port the tunnel port.
+// IPv6 transit from the internet (Ethernet header in front; stripped): hop limit, and the
+// tunnel MTU with Packet Too Big (RFC 8201: IPv6 routers never fragment), errors to the source.
+void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
+// IPv4 and IPv6 packets (header at the front) for peers: peer by destination (one bulk lookup
+// per family), ONE batched seal, UDP to the peer's endpoint. Continue: outer IPv4 header in
+// front, out_port the tunnel port.
 uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 // ---- out ----
@@ -141,5 +163,8 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Packets with meta out_port set and an IPv4 header at the front of the data (no L2 yet):
 // the next hop's MAC from the neighbor table, an Ethernet header, then TX or a punt to ARP.
 void ipv4_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// The same for IPv6 (ipv6_output.cc): next hop on-link or the port's IPv6 gateway, its MAC
+// from the IPv6 neighbor table; unresolved ones punted to control (neighbor solicitation).
+void ipv6_output(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 }  // namespace exitgw::dp

@@ -1,13 +1,17 @@
 // WireGuard receive on a worker: receiver index -> keypair (one bulk hash lookup), the
 // replay pre-check, ONE batched ChaCha20-Poly1305 decrypt for the burst, the replay update
-// (only after the tag verified), roaming, keepalives, inner IPv4 checks and cryptokey routing
-// (one bulk LPM lookup); what passes goes on with its inner IPv4 header in front. The kernel's
-// receive.c order.
+// (only after the tag verified), roaming, keepalives, inner IPv4 and IPv6 checks and cryptokey
+// routing (one bulk LPM lookup per family); what passes goes on with its inner header in front,
+// sorted by family. The kernel's receive.c order.
+#include <cstring>
+
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/ipv6_walk.h"
 #include "dataplane/peer_tally.h"
 #include "dataplane/stages.h"
 #include "dataplane/wg/aead_burst.h"
@@ -26,22 +30,31 @@ struct Rx {
   uint32_t payload_len;  // WireGuard message length
 };
 
-DropReason check_inner(rte_mbuf* m, uint32_t plain_len) noexcept {
-  if (plain_len < sizeof(rte_ipv4_hdr)) return DropReason::kWgInnerMalformed;
-  const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
-  const unsigned version = ip->version_ihl >> 4;
-  if (version == 6) return DropReason::kWgInnerUnsupported;
-  if (version != 4 || (ip->version_ihl & 0xf) != 5) return DropReason::kWgInnerMalformed;
+// An inner IPv4 packet: version, no options, lengths, header checksum.
+DropReason check_inner4(const rte_ipv4_hdr* ip, uint32_t plain_len) noexcept {
+  if (plain_len < sizeof(rte_ipv4_hdr) || (ip->version_ihl & 0xf) != 5)
+    return DropReason::kWgInnerMalformed;
   const unsigned total = rte_be_to_cpu_16(ip->total_length);
   if (total < sizeof(rte_ipv4_hdr) || total > plain_len) return DropReason::kWgInnerMalformed;
   if (rte_raw_cksum(ip, sizeof(rte_ipv4_hdr)) != 0xffff) return DropReason::kWgInnerBadChecksum;
   return DropReason::kCount;
 }
 
+// An inner IPv6 packet: lengths (no jumbograms), then the bounded extension-header walk, each
+// failure under the walk's own reason.
+DropReason check_inner6(const rte_ipv6_hdr* ip, uint32_t plain_len) noexcept {
+  if (plain_len < sizeof(rte_ipv6_hdr)) return DropReason::kWgInnerMalformed;
+  const uint32_t payload = rte_be_to_cpu_16(ip->payload_len);
+  if (payload == 0 || sizeof(rte_ipv6_hdr) + payload > plain_len)
+    return DropReason::kWgInnerMalformed;
+  Ipv6Layers l;
+  return ipv6_walk(ip, payload, l);
+}
+
 }  // namespace
 
-uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return 0;
+void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept {
+  if (n == 0) return;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
 
@@ -117,6 +130,11 @@ uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf* fwd[kBurst];
   uint32_t src[kBurst], hop[kBurst], slot[kBurst];
   uint16_t f = 0;
+  rte_mbuf* fwd6[kBurst];
+  uint8_t src6[kBurst][RTE_LPM6_IPV6_ADDR_SIZE];
+  int32_t hop6[kBurst];
+  uint32_t slot6[kBurst];
+  uint16_t f6 = 0;
   PeerTally tally(counter_row, PeerTally::kRx);
   // Worker counters summed in registers and stored once per burst (a Counter add is a load
   // and a store the compiler may not merge across packets).
@@ -163,36 +181,70 @@ uint16_t wg_input(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     peer.last_data_rx_tsc.store(now, std::memory_order_relaxed);
     rte_pktmbuf_adj(m, kOuterLen + sizeof(wg::MessageTransportHeader));
     rte_pktmbuf_trim(m, wg::kTagLen);
-    const DropReason bad = check_inner(m, plain);
-    if (bad != DropReason::kCount) [[unlikely]] {
-      w.drop(m, bad);
-      continue;
+    const uint8_t version = *rte_pktmbuf_mtod(m, const uint8_t*) >> 4;
+    if (version == 4) [[likely]] {
+      const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
+      const DropReason bad = check_inner4(ip, plain);
+      if (bad != DropReason::kCount) [[unlikely]] {
+        w.drop(m, bad);
+        continue;
+      }
+      const unsigned total = rte_be_to_cpu_16(ip->total_length);
+      if (total < plain) rte_pktmbuf_trim(m, static_cast<uint16_t>(plain - total));  // padding
+      src[f] = rte_be_to_cpu_32(ip->src_addr);
+      slot[f] = kp->peer_slot;
+      fwd[f++] = m;
+    } else if (version == 6) {
+      const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv6_hdr*);
+      const DropReason bad = check_inner6(ip, plain);
+      if (bad != DropReason::kCount) [[unlikely]] {
+        w.drop(m, bad);
+        continue;
+      }
+      const uint32_t total = sizeof(rte_ipv6_hdr) + rte_be_to_cpu_16(ip->payload_len);
+      if (total < plain) rte_pktmbuf_trim(m, static_cast<uint16_t>(plain - total));
+      std::memcpy(src6[f6], ip->src_addr, RTE_LPM6_IPV6_ADDR_SIZE);
+      slot6[f6] = kp->peer_slot;
+      fwd6[f6++] = m;
+    } else [[unlikely]] {
+      w.drop(m, DropReason::kWgInnerMalformed);
     }
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-    const unsigned total = rte_be_to_cpu_16(ip->total_length);
-    if (total < plain) rte_pktmbuf_trim(m, static_cast<uint16_t>(plain - total));  // padding
-    src[f] = rte_be_to_cpu_32(ip->src_addr);
-    slot[f] = kp->peer_slot;
-    fwd[f++] = m;
   }
   w.counters().wg_rx_packets.add(rx_packets);
   w.counters().wg_rx_bytes.add(rx_bytes);
   if (keepalives) w.counters().wg_keepalives_received.add(keepalives);
 
   // 5. Cryptokey routing: the inner source must be one of this peer's allowed IPs.
-  if (f == 0) return 0;
-  rte_lpm_lookup_bulk(ctx.allowed_ips, src, hop, f);
-  uint16_t out = 0;
-  for (uint16_t j = 0; j < f; ++j) {
-    rte_mbuf* m = fwd[j];
-    if (!(hop[j] & RTE_LPM_LOOKUP_SUCCESS) || (hop[j] & 0xffffff) != slot[j]) [[unlikely]] {
+  if (f != 0) {
+    rte_lpm_lookup_bulk(ctx.allowed_ips, src, hop, f);
+    for (uint16_t j = 0; j < f; ++j) {
+      rte_mbuf* m = fwd[j];
+      if (!(hop[j] & RTE_LPM_LOOKUP_SUCCESS) || (hop[j] & 0xffffff) != slot[j]) [[unlikely]] {
+        w.drop(m, DropReason::kWgBadSource);
+        continue;
+      }
+      meta(m)->peer_slot = slot[j];
+      x.to(WgExit::kIpv4, m);
+    }
+  }
+  if (f6 == 0) return;
+  // Read once: control may publish a new table meanwhile, the one read stays valid until this
+  // worker's next quiescent report.
+  const rte_lpm6* lpm6 = ctx.allowed_ips6.load(std::memory_order_acquire);
+  if (lpm6 != nullptr) {
+    rte_lpm6_lookup_bulk_func(lpm6, src6, hop6, f6);
+  } else {
+    for (uint16_t j = 0; j < f6; ++j) hop6[j] = -1;
+  }
+  for (uint16_t j = 0; j < f6; ++j) {
+    rte_mbuf* m = fwd6[j];
+    if (hop6[j] < 0 || static_cast<uint32_t>(hop6[j]) != slot6[j]) [[unlikely]] {
       w.drop(m, DropReason::kWgBadSource);
       continue;
     }
-    meta(m)->peer_slot = slot[j];
-    pkts[out++] = m;
+    meta(m)->peer_slot = slot6[j];
+    x.to(WgExit::kIpv6, m);
   }
-  return out;
 }
 
 }  // namespace exitgw::dp

@@ -1,8 +1,11 @@
 // WireGuard send on a worker: packets for a peer's allowed IPs are found by one bulk LPM
-// lookup, given a counter from the peer's current keypair, padded to 16 bytes, sealed in ONE
-// batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
+// lookup per family, given a counter from the peer's current keypair, padded to 16 bytes, sealed in
+// ONE batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
+#include <cstring>
+
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_udp.h>
 
 #include "common/ipv4_header.h"
@@ -21,6 +24,56 @@ constexpr uint16_t kEncapLen =
 
 constexpr uint8_t kNoGroup = 0xff;
 
+// Each packet's peer by its inner destination, in rte_lpm's encoding (RTE_LPM_LOOKUP_SUCCESS |
+// slot) whatever the family: one bulk lookup for the IPv4 packets, one for the IPv6 ones.
+void peers_by_destination(const DataplaneContext& ctx, rte_mbuf** pkts, uint16_t n,
+                          uint32_t* hop) noexcept {
+  uint32_t dst[kBurst];
+  uint8_t dst6[kBurst][RTE_LPM6_IPV6_ADDR_SIZE];
+  int32_t hop6[kBurst];
+  uint8_t at6[kBurst];
+  uint16_t n4 = 0, n6 = 0;
+  uint8_t at4[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint8_t* l3 = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+    if ((l3[0] >> 4) == 6) [[unlikely]] {
+      std::memcpy(dst6[n6], reinterpret_cast<const rte_ipv6_hdr*>(l3)->dst_addr, 16);
+      at6[n6++] = static_cast<uint8_t>(i);
+    } else {
+      dst[n4] = rte_be_to_cpu_32(reinterpret_cast<const rte_ipv4_hdr*>(l3)->dst_addr);
+      at4[n4++] = static_cast<uint8_t>(i);
+    }
+  }
+  if (n6 == 0) {  // the common case: the results land in place
+    rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop, n);
+    return;
+  }
+  uint32_t hop4[kBurst];
+  if (n4) rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop4, n4);
+  for (uint16_t j = 0; j < n4; ++j) hop[at4[j]] = hop4[j];
+  const rte_lpm6* lpm6 = ctx.allowed_ips6.load(std::memory_order_acquire);
+  if (lpm6 != nullptr) rte_lpm6_lookup_bulk_func(lpm6, dst6, hop6, n6);
+  for (uint16_t j = 0; j < n6; ++j)
+    hop[at6[j]] = lpm6 != nullptr && hop6[j] >= 0
+                      ? RTE_LPM_LOOKUP_SUCCESS | static_cast<uint32_t>(hop6[j])
+                      : 0;
+}
+
+// Inner length and the hop on this router: TTL or hop limit down by one (not for packets the
+// gateway made or hairpinned).
+uint32_t inner_length_and_hop(rte_mbuf* m) noexcept {
+  uint8_t* l3 = rte_pktmbuf_mtod(m, uint8_t*);
+  const bool hop = !(meta(m)->flags & kMetaLocal);
+  if ((l3[0] >> 4) == 6) [[unlikely]] {
+    auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(l3);
+    if (hop) --ip6->hop_limits;
+    return sizeof(rte_ipv6_hdr) + rte_be_to_cpu_16(ip6->payload_len);
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(l3);
+  if (hop) ipv4_decrement_ttl(ip);
+  return rte_be_to_cpu_16(ip->total_length);
+}
+
 void want_handshake(Worker& w, PeerRuntime& peer, uint32_t slot) noexcept {
   if (peer.handshake_wanted.load(std::memory_order_relaxed) || peer.handshake_wanted.exchange(1))
     return;
@@ -37,10 +90,8 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return 0;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
-  uint32_t dst[kBurst], hop[kBurst];
-  for (uint16_t i = 0; i < n; ++i)
-    dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(pkts[i], const rte_ipv4_hdr*)->dst_addr);
-  rte_lpm_lookup_bulk(ctx.allowed_ips, dst, hop, n);
+  uint32_t hop[kBurst];
+  peers_by_destination(ctx, pkts, n, hop);
 
   // Staged loads: every peer's runtime lines, then every sending keypair's lines (expiry and
   // remote index, the counter, the key), so the burst's misses overlap.
@@ -131,8 +182,6 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     const uint32_t slot = hop[i] & 0xffffff;
     PeerRuntime& peer = ctx.peers[slot];
     Keypair* kp = kps[i];
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-    const uint32_t len = rte_be_to_cpu_16(ip->total_length);
     const uint64_t counter = next_counter[group[i]]++;
     if (counter >= wg::kRejectAfterMessages) [[unlikely]] {
       want_handshake(w, peer, slot);
@@ -147,7 +196,7 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       w.counters().wg_rekey_events.add();
       w.event(e);
     }
-    if (!(meta(m)->flags & kMetaLocal)) ipv4_decrement_ttl(ip);
+    const uint32_t len = inner_length_and_hop(m);
     // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
     const uint32_t padded =
         std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));

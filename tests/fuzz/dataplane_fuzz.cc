@@ -8,13 +8,16 @@
 // the WireGuard port), so it reaches local delivery; with bit 2, bit 5 makes the Ethernet
 // header say IPv6 (the ports have IPv6 addresses: header checks, the extension-header walk,
 // ICMPv6 echo, neighbor discovery). The node's tailnet address is set, so sealed inner packets
-// addressed to it take the exception path.
+// addressed to it take the exception path. Peer 0 also has the IPv6 address fd7a:115c:a1e0::
+// and NPTv6 maps fd7a:115c:a1e0::/48 to 2001:db8:100::/48, so sealed inner IPv6 and internet
+// IPv6 for the pool reach the IPv6 exit chain both ways.
 //
 // Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
 // kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
 // (tests/fuzz/corpus/gen_wg_seeds.py) decrypt, and their mutations exercise the AEAD
 // tag, the replay window and the inner packet as they arrive.
 #include <rte_ip.h>
+#include <rte_lpm6.h>
 #include <rte_udp.h>
 #include <sodium.h>
 
@@ -54,6 +57,20 @@ Bed* bed() {
     keys.remote_index = vectors::kInitiatorIndex;
     g_reference = exitgw::publish_keypair(nb->ctx, keys, 0, 3600, 7200);
     if (g_reference == nullptr) std::abort();
+    rte_lpm6_config cfg{};
+    cfg.max_rules = 4;
+    cfg.number_tbl8s = 32;
+    rte_lpm6* lpm6 = rte_lpm6_create("dpfuzz_ip6", SOCKET_ID_ANY, &cfg);
+    const uint8_t inside[16] = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0};
+    const uint8_t pool[16] = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00};
+    if (lpm6 == nullptr || rte_lpm6_add(lpm6, inside, 128, 0) != 0) std::abort();
+    nb->ctx.allowed_ips6.store(lpm6);
+    nb->ctx.nptv6 = exitgw::dp::Nptv6(inside, pool, 48);
+    // The internet port's IPv6 router, resolved, so forwarded IPv6 reaches the output.
+    const uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
+    const uint8_t router_mac[6] = {0x02, 0, 0, 0, 0, 0x0b};
+    std::memcpy(nb->ctx.ports[1].gateway6, router, 16);
+    nb->neighbors->learn6(1, router, router_mac, 0);
     return nb;
   }();
   return b;

@@ -36,6 +36,7 @@ from gateway_process import http_get, wg_keypair  # noqa: E402,F401
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 PACKET_OUTGOING = 4
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
@@ -172,6 +173,7 @@ class Peer:
         self.inner_ip, self.endpoint_ip, self.endpoint_port = inner_ip, endpoint_ip, endpoint_port
         self.user, self.tags = user, tags
         self.persistent_keepalive = None  # seconds, written to the peers file when set
+        self.inner_ip6 = None  # an IPv6 inner address (a /128 allowed IP) when set
         self.priv_b64, self.priv, self.pub_b64 = wg_keypair()
         self.wg = None
         self.inbox = []  # WireGuard UDP payloads the gateway sent to this endpoint
@@ -179,8 +181,11 @@ class Peer:
         self.outer_checksums = []
 
     def peers_conf(self):
-        text = "[Peer]\nPublicKey = %s\nAllowedIPs = %s/32\nUser = %s\n" % (
-            self.pub_b64, self.inner_ip, self.user)
+        allowed = "%s/32" % self.inner_ip
+        if self.inner_ip6:
+            allowed += ", %s/128" % self.inner_ip6
+        text = "[Peer]\nPublicKey = %s\nAllowedIPs = %s\nUser = %s\n" % (
+            self.pub_b64, allowed, self.user)
         if self.tags:
             text += "Tags = %s\n" % ", ".join(self.tags)
         if self.persistent_keepalive is not None:
@@ -222,7 +227,7 @@ class Peer:
         return self.inbox.pop(0)
 
     def send_inner(self, pkt):
-        """Seals an inner IPv4 packet (bytes or a scapy packet) and sends it to the gateway."""
+        """Seals an inner packet (bytes or a scapy packet) and sends it to the gateway."""
         self.send_wg(self.wg.seal(bytes(pkt)))
 
     def recv_inner(self, timeout=2.0):
@@ -235,6 +240,8 @@ class Peer:
             if msg[0] != wgpy.MSG_TRANSPORT:
                 continue  # a handshake initiation from the gateway (rekey): not expected here
             _, plain = self.wg.open(msg)
+            if plain and plain[0] >> 4 == 6:  # IPv6: the header's payload length
+                return plain[:40 + struct.unpack("!H", plain[4:6])[0]]
             if plain:
                 return wgpy.unpad_ipv4(plain)
 
@@ -484,8 +491,11 @@ class Lab:
         self.socks["tunp"].send(frame)
 
     def send_internet(self, pkt, src_mac=None):
-        """Sends an IPv4 packet (bytes or scapy) from the upstream router to the gateway."""
-        self.socks["inetp"].send(ether(self.gw_inet_mac, src_mac or self.inetp_mac, bytes(pkt)))
+        """Sends an IP packet (bytes or scapy; IPv4 or IPv6 by its version) from the upstream
+        router to the gateway."""
+        b = bytes(pkt)
+        ethertype = ETH_P_IPV6 if b[0] >> 4 == 6 else ETH_P_IP
+        self.socks["inetp"].send(ether(self.gw_inet_mac, src_mac or self.inetp_mac, b, ethertype))
 
     def _read(self, dev):
         s = self.socks[dev]

@@ -39,8 +39,9 @@ class LiveCase(harness.LabCase):
 
 
 class InnerPacketChecks(LiveCase):
-    """What a peer seals must be a well-formed IPv4 packet; anything else is dropped after
-    decryption under its own reason and never reaches the internet."""
+    """What a peer seals must be a well-formed IPv4 or IPv6 packet from its allowed IPs;
+    anything else is dropped after decryption under its own reason and never reaches the
+    internet."""
 
     def inner_dropped(self, raw, reason, n=1):
         p = self.lab.peers[0]
@@ -73,9 +74,14 @@ class InnerPacketChecks(LiveCase):
         raw[10] ^= 0x5A
         self.inner_dropped(bytes(raw), "wg_inner_bad_checksum", n=2)
 
-    def test_inner_ipv6_dropped_wg_inner_unsupported(self):
-        pkt = IPv6(src="fd7a:115c:a1e0::10", dst="2001:db8::1") / UDP(sport=40000, dport=7000)
-        self.inner_dropped(bytes(pkt / Raw(b"six")), "wg_inner_unsupported")
+    def test_inner_ipv6_from_outside_the_allowed_ips_dropped_wg_bad_source(self):
+        pkt = IPv6(src="fd7a:115c:a1e0::10", dst="2a00:1450::1") / UDP(sport=40000, dport=7000)
+        self.inner_dropped(bytes(pkt / Raw(b"six")), "wg_bad_source")
+
+    def test_inner_version_neither_4_nor_6_dropped_wg_inner_malformed(self):
+        raw = bytearray(bytes(self.udp(self.lab.peers[0])))
+        raw[0] = (5 << 4) | 5
+        self.inner_dropped(bytes(raw), "wg_inner_malformed")
 
 
 class Keepalives(LiveCase):

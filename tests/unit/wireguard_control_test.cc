@@ -121,8 +121,7 @@ class WireGuardControl : public ::testing::Test {
 
   void TearDown() override {
     wg_.reset();
-    neighbors_.reset();
-    rte_hash_free(ctx_->neighbors);
+    neighbors_.reset();  // frees the neighbor tables
     rte_ring_free(ctx_->workers[0].commands);
     rte_free(ctx_->rcu);
     std::remove(key_path_.c_str());

@@ -3,9 +3,12 @@
 // counter at REJECT_AFTER_MESSAGES, a keypair past REJECT_AFTER_TIME, no headroom for the tunnel
 // header, a full hand-off ring, a full TX ring, and a next hop that never answers ARP. Each
 // asserts its reason counter rose by exactly the packets it dropped and that none of them left.
+// The same bed carries the IPv6 exit chain's tests (Ipv6Exit: inner IPv6 through NPTv6 and
+// back, ICMPv6 errors both ways, and its drops).
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
 #include <rte_ip.h>
+#include <rte_lpm6.h>
 #include <rte_udp.h>
 
 #include <chrono>
@@ -15,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/nptv6.h"
+#include "control/net_parse.h"
 #include "control/wg/crypto.h"
 #include "dataplane/checksum.h"
 #include "dataplane/graph.h"
@@ -73,6 +78,7 @@ Bytes udp4(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, const Byt
 class WorkerDrops : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (bed_ != nullptr) return;  // one bed for this suite and those derived from it
     std::array<std::string, kPorts> names;
     for (unsigned p = 0; p < kPorts; ++p) {
       const std::string n = "drops_port" + std::to_string(p);
@@ -141,6 +147,15 @@ class WorkerDrops : public ::testing::Test {
     return n;
   }
 
+  // Every reason with drops, for failure messages.
+  static std::string nonzero_drops() {
+    std::string out;
+    for (size_t r = 0; r < static_cast<size_t>(DropReason::kCount); ++r)
+      if (const uint64_t n = drops(static_cast<DropReason>(r)))
+        out += std::string(dp::kDropReasonNames[r]) + "=" + std::to_string(n) + " ";
+    return out;
+  }
+
   static rte_mbuf* mbuf(const Bytes& frame, uint16_t headroom = RTE_PKTMBUF_HEADROOM) {
     rte_mbuf* m = rte_pktmbuf_alloc(bed_->pool);
     EXPECT_NE(m, nullptr);
@@ -199,7 +214,7 @@ class WorkerDrops : public ::testing::Test {
     rte_udp_hdr udp;
     std::memcpy(&ip, out[0].data() + sizeof(rte_ether_hdr), sizeof(ip));
     std::memcpy(&udp, out[0].data() + sizeof(rte_ether_hdr) + sizeof(ip), sizeof(udp));
-    return {ip.src_addr, udp.src_port};
+    return {uint32_t{ip.src_addr}, uint16_t{udp.src_port}};
   }
   // The remote's reply to that public endpoint, framed for the internet port.
   static Bytes reply(std::pair<uint32_t, uint16_t> pub) {
@@ -712,6 +727,257 @@ TEST_F(WorkerDrops, LearnedIpv6NeighborIsForgottenAfterUnansweredRefreshes) {
   EXPECT_EQ(asked(), 0u) << "a learned neighbor is not asked for by multicast";
   EXPECT_EQ(nt.lookup6(kInternet, host), nullptr);
   EXPECT_EQ(nt.size6(), size_before);
+}
+
+// ---- the IPv6 exit chain (dataplane/graph.cc outbound6, inbound6) ----
+
+std::array<uint8_t, 16> addr6(const char* text) {
+  auto a = parse_ipv6(text);
+  EXPECT_TRUE(a.ok()) << text;
+  return a.ok() ? *a : std::array<uint8_t, 16>{};
+}
+
+// A UDP datagram over IPv6 with its checksum, or ICMPv6 (`type` set) with `payload` after the
+// 4-byte field.
+Bytes ip6_packet(const char* src, const char* dst, const Bytes& payload, uint8_t hop_limit = 64,
+                 int icmp_type = -1) {
+  const bool icmp = icmp_type >= 0;
+  const size_t l4 = (icmp ? 8 : sizeof(rte_udp_hdr)) + payload.size();
+  Bytes b(sizeof(rte_ipv6_hdr) + l4, 0);
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(b.data());
+  ip->vtc_flow = RTE_BE32(6u << 28);
+  ip->payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(l4));
+  ip->proto = icmp ? 58 : IPPROTO_UDP;
+  ip->hop_limits = hop_limit;
+  std::memcpy(ip->src_addr, addr6(src).data(), 16);
+  std::memcpy(ip->dst_addr, addr6(dst).data(), 16);
+  uint8_t* l4p = b.data() + sizeof(rte_ipv6_hdr);
+  if (icmp) {
+    l4p[0] = static_cast<uint8_t>(icmp_type);
+    std::memcpy(l4p + 8, payload.data(), payload.size());
+    const uint16_t c = dp::icmp6_checksum(ip, l4p, static_cast<uint32_t>(l4));
+    std::memcpy(l4p + 2, &c, 2);
+  } else {
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(l4p);
+    udp->src_port = RTE_BE16(40000);
+    udp->dst_port = RTE_BE16(443);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l4));
+    std::memcpy(udp + 1, payload.data(), payload.size());
+    udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);
+  }
+  return b;
+}
+
+// Whether the L4 checksum of an IPv6 packet (UDP or ICMPv6 right after the fixed header)
+// verifies.
+bool l4_checksum_ok(const uint8_t* ip6) {
+  const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(ip6);
+  const uint32_t len = rte_be_to_cpu_16(ip->payload_len);
+  return dp::checksum_fold(dp::checksum_add(ip6 + sizeof(rte_ipv6_hdr), len,
+                                            dp::pseudo_header_sum6(ip, ip->proto, len))) == 0xffff;
+}
+
+class Ipv6Exit : public WorkerDrops {
+ protected:
+  static constexpr uint32_t kPeer = 12;  // fd7a:115c:a1e0::c, its IPv6 allowed IP
+  static constexpr const char* kPeer6 = "fd7a:115c:a1e0::c";
+  static constexpr const char* kPeer6Outside = "2001:db8:100:81fe::c";  // NPTv6 of it
+  static constexpr const char* kRemote6 = "2a00:1450:4001::5";
+  // A router of its own (not the WorkerDrops neighbor tests' fe80::b), so the order the
+  // suites run in does not matter.
+  static constexpr uint8_t kRouter[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0e};
+  static constexpr rte_ether_addr kRouterMac{{0x02, 0, 0, 0, 0, 0x0e}};
+
+  void SetUp() override {
+    WorkerDrops::SetUp();
+    rte_lpm6_config cfg{};
+    cfg.max_rules = 16;
+    cfg.number_tbl8s = 64;
+    lpm6_ = rte_lpm6_create("ipv6_exit_test", SOCKET_ID_ANY, &cfg);
+    ASSERT_NE(lpm6_, nullptr);
+    ASSERT_EQ(rte_lpm6_add(lpm6_, addr6(kPeer6).data(), 128, kPeer), 0);
+    // A peer whose IPv6 prefix is global: fine for cryptokey routing, outside NPTv6's prefix.
+    ASSERT_EQ(rte_lpm6_add(lpm6_, addr6("2a01::").data(), 64, kPeer + 1), 0);
+    ctx().allowed_ips6.store(lpm6_);
+    // NPTv6 fd7a:115c:a1e0::/48 <-> 2001:db8:100::/48: word 3 of ::c gains the adjustment.
+    ctx().nptv6 = dp::Nptv6(addr6("fd7a:115c:a1e0::").data(), addr6("2001:db8:100::").data(), 48);
+    std::memcpy(ctx().ports[kInternet].gateway6, kRouter, 16);
+    bed_->neighbors->learn6(kInternet, kRouter, kRouterMac.addr_bytes, 0);
+    // Counters above what the WorkerDrops tests sent these peers (their replay windows).
+    counter_base_ += 1u << 16;
+    for (uint32_t p = kPeer; p < kPeer + 3; ++p) next_counter_[bed_->keypairs[p]] = counter_base_;
+  }
+  void TearDown() override {
+    ctx().allowed_ips6.store(nullptr);
+    ctx().nptv6 = dp::Nptv6();
+    std::memset(ctx().ports[kInternet].gateway6, 0, 16);
+    rte_lpm6_free(lpm6_);
+    WorkerDrops::TearDown();
+  }
+
+  // What the gateway sealed to `peer` on the tunnel port, opened: the inner packets.
+  std::vector<Bytes> opened(uint32_t peer) {
+    std::vector<Bytes> out;
+    wg::Key key;
+    std::memcpy(key.data(), bed_->keypairs[peer]->send_key, key.size());
+    for (const Bytes& f : sent(kTunnel)) {
+      const size_t off = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+      const auto* hdr = reinterpret_cast<const wg::MessageTransportHeader*>(f.data() + off);
+      const size_t cipher = f.size() - off - sizeof(*hdr);
+      Bytes plain(cipher - wg::kTagLen);
+      EXPECT_TRUE(wg::aead_decrypt(plain.data(), key, hdr->counter,
+                                   {f.data() + off + sizeof(*hdr), cipher}, {}));
+      const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(plain.data());
+      plain.resize(sizeof(rte_ipv6_hdr) + rte_be_to_cpu_16(ip->payload_len));  // padding off
+      out.push_back(plain);
+    }
+    return out;
+  }
+  static Bytes from_internet(const Bytes& ip6) {
+    Bytes f = ether(kInternet, ip6);
+    reinterpret_cast<rte_ether_hdr*>(f.data())->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+    return f;
+  }
+
+  rte_lpm6* lpm6_ = nullptr;
+  static inline uint64_t counter_base_ = 1u << 20;
+};
+
+TEST_F(Ipv6Exit, PeersIpv6LeavesTranslatedByNptv6ThroughTheRouterAndTheReplyComesBack) {
+  const Bytes inner = ip6_packet(kPeer6, kRemote6, Bytes(100, 'u'));
+  run(kTunnel, {mbuf(sealed(kPeer, inner))});
+  auto out = sent(kInternet);
+  ASSERT_EQ(out.size(), 1u) << nonzero_drops();
+  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(out[0].data());
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kRouterMac));
+  EXPECT_EQ(eth->ether_type, RTE_BE16(RTE_ETHER_TYPE_IPV6));
+  const uint8_t* ip = out[0].data() + sizeof(rte_ether_hdr);
+  Bytes expected = inner;
+  expected[7] = 63;  // hop limit
+  std::memcpy(expected.data() + 8, addr6(kPeer6Outside).data(), 16);
+  EXPECT_EQ(Bytes(ip, ip + out[0].size() - sizeof(rte_ether_hdr)), expected);
+  EXPECT_TRUE(l4_checksum_ok(ip)) << "NPTv6 is checksum-neutral: the UDP checksum still holds";
+
+  // The reply to the pool address reaches the peer with its own address back.
+  run(kInternet, {mbuf(from_internet(ip6_packet(kRemote6, kPeer6Outside, Bytes(64, 'r'), 50)))});
+  const auto got = opened(kPeer);
+  ASSERT_EQ(got.size(), 1u);
+  Bytes want = ip6_packet(kRemote6, kPeer6, Bytes(64, 'r'), 49);
+  EXPECT_EQ(got[0], want);
+  EXPECT_TRUE(l4_checksum_ok(got[0].data()));
+}
+
+TEST_F(Ipv6Exit, PacketTooBigFromTheInternetReachesThePeerQuotingItsOwnAddress) {
+  // A router on the path quotes the packet as it left the gateway (source: the pool address).
+  Bytes quoted = ip6_packet(kPeer6Outside, kRemote6, Bytes(1200, 'q'), 60);
+  Bytes mtu = {0, 0, 0x05, 0x00};  // written into the 4-byte field below
+  Bytes ptb = ip6_packet("2a00:1450:4001::1", kPeer6Outside, quoted, 60, 2);
+  ptb[sizeof(rte_ipv6_hdr) + 2] = ptb[sizeof(rte_ipv6_hdr) + 3] = 0;
+  std::memcpy(ptb.data() + sizeof(rte_ipv6_hdr) + 4, mtu.data(), 4);
+  {
+    auto* ip = reinterpret_cast<rte_ipv6_hdr*>(ptb.data());
+    const uint16_t c = dp::icmp6_checksum(ip, ptb.data() + sizeof(rte_ipv6_hdr),
+                                          rte_be_to_cpu_16(ip->payload_len));
+    std::memcpy(ptb.data() + sizeof(rte_ipv6_hdr) + 2, &c, 2);
+  }
+  run(kInternet, {mbuf(from_internet(ptb))});
+  const auto got = opened(kPeer);
+  ASSERT_EQ(got.size(), 1u) << "too large " << drops(DropReason::kWgTooLarge);
+  const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(got[0].data());
+  EXPECT_EQ(format_ipv6(ip->dst_addr), kPeer6);
+  const uint8_t* icmp = got[0].data() + sizeof(rte_ipv6_hdr);
+  EXPECT_EQ(icmp[0], 2);
+  EXPECT_EQ(Bytes(icmp + 4, icmp + 8), mtu);
+  const auto* in = reinterpret_cast<const rte_ipv6_hdr*>(icmp + 8);
+  EXPECT_EQ(format_ipv6(in->src_addr), kPeer6) << "the quoted source is the peer's again";
+  EXPECT_TRUE(l4_checksum_ok(got[0].data())) << "and the ICMPv6 checksum still holds";
+}
+
+TEST_F(Ipv6Exit, PeersIcmpv6ErrorLeavesWithTheQuotedDestinationTranslatedToo) {
+  // The peer reports a packet the remote sent to its pool address (port unreachable): the
+  // quote names the peer's own address, which the remote never used; it leaves as the pool's.
+  const Bytes quoted = ip6_packet(kRemote6, kPeer6, Bytes(40, 'd'), 50);
+  const Bytes unreachable = ip6_packet(kPeer6, kRemote6, quoted, 64, 1);
+  run(kTunnel, {mbuf(sealed(kPeer, unreachable))});
+  const auto out = sent(kInternet);
+  ASSERT_EQ(out.size(), 1u) << nonzero_drops();
+  const uint8_t* ip = out[0].data() + sizeof(rte_ether_hdr);
+  const auto* hdr = reinterpret_cast<const rte_ipv6_hdr*>(ip);
+  EXPECT_EQ(format_ipv6(hdr->src_addr), kPeer6Outside);
+  const auto* in = reinterpret_cast<const rte_ipv6_hdr*>(ip + sizeof(rte_ipv6_hdr) + 8);
+  EXPECT_EQ(format_ipv6(in->dst_addr), kPeer6Outside);
+  EXPECT_EQ(format_ipv6(in->src_addr), kRemote6);
+  EXPECT_TRUE(l4_checksum_ok(ip)) << "still checksum-neutral";
+}
+
+TEST_F(Ipv6Exit, HopLimitOneAnsweredWithTimeExceededThroughTheTunnel) {
+  const Bytes inner = ip6_packet(kPeer6, kRemote6, Bytes(30, 't'), 1);
+  const uint64_t before = drops(DropReason::kIpv6HopLimitExceeded);
+  run(kTunnel, {mbuf(sealed(kPeer, inner))});
+  EXPECT_TRUE(sent(kInternet).empty());
+  EXPECT_EQ(drops(DropReason::kIpv6HopLimitExceeded) - before, 1u);
+  const auto got = opened(kPeer);
+  ASSERT_EQ(got.size(), 1u);
+  const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(got[0].data());
+  EXPECT_EQ(std::memcmp(ip->src_addr, ctx().ports[kInternet].addrs6[1], 16), 0);
+  EXPECT_EQ(format_ipv6(ip->dst_addr), kPeer6);
+  EXPECT_EQ(ip->hop_limits, 64) << "made here: not decremented when sealed";
+  const uint8_t* icmp = got[0].data() + sizeof(rte_ipv6_hdr);
+  EXPECT_EQ(icmp[0], 3);
+  EXPECT_EQ(icmp[1], 0);
+  EXPECT_EQ(Bytes(icmp + 8, got[0].data() + got[0].size()), inner) << "quotes it as sent";
+  EXPECT_TRUE(l4_checksum_ok(got[0].data()));
+}
+
+TEST_F(Ipv6Exit, InnerIpv6RefusalsEachUnderTheirReason) {
+  const auto dropped = [&](const Bytes& inner, uint32_t peer, DropReason r) {
+    const uint64_t before = drops(r);
+    run(kTunnel, {mbuf(sealed(peer, inner))});
+    EXPECT_TRUE(sent(kInternet).empty()) << dp::kDropReasonNames[static_cast<size_t>(r)];
+    EXPECT_EQ(drops(r) - before, 1u) << dp::kDropReasonNames[static_cast<size_t>(r)];
+  };
+  // Another peer's address, and an address no peer has.
+  dropped(ip6_packet(kPeer6, kRemote6, Bytes(8, 'x')), kPeer + 2, DropReason::kWgBadSource);
+  dropped(ip6_packet("fd7a:115c:a1e0::99", kRemote6, Bytes(8, 'x')), kPeer,
+          DropReason::kWgBadSource);
+  // Its own, but outside NPTv6's inside prefix: it would leave untranslated.
+  dropped(ip6_packet("2a01::7", kRemote6, Bytes(8, 'x')), kPeer + 1,
+          DropReason::kNptv6SourceNotInside);
+  // Nine extension headers; a payload length beyond what was sealed.
+  Bytes chain = ip6_packet(kPeer6, kRemote6, Bytes(8, 'x'));
+  {
+    Bytes ext;
+    for (int i = 0; i < 9; ++i)
+      ext.insert(ext.end(), {uint8_t(i == 8 ? IPPROTO_UDP : 60), 0, 1, 4, 0, 0, 0, 0});
+    auto* ip = reinterpret_cast<rte_ipv6_hdr*>(chain.data());
+    ip->proto = 60;
+    ip->payload_len =
+        rte_cpu_to_be_16(static_cast<uint16_t>(rte_be_to_cpu_16(ip->payload_len) + ext.size()));
+    chain.insert(chain.begin() + sizeof(rte_ipv6_hdr), ext.begin(), ext.end());
+  }
+  dropped(chain, kPeer, DropReason::kIpv6ExtChainTooLong);
+  Bytes long_payload = ip6_packet(kPeer6, kRemote6, Bytes(8, 'x'));
+  long_payload[5] = 200;
+  dropped(long_payload, kPeer, DropReason::kWgInnerMalformed);
+  // NAT mode without an IPv6 pool: nothing leaves untranslated.
+  ctx().nptv6 = dp::Nptv6();
+  dropped(ip6_packet(kPeer6, kRemote6, Bytes(8, 'x')), kPeer, DropReason::kIpv6NoPool6);
+  // From the internet in NAT mode without an IPv6 pool: nothing reaches a peer (its address
+  // never left), the peer's own address included.
+  {
+    const uint64_t before = drops(DropReason::kIpv6NoPool6);
+    run(kInternet, {mbuf(from_internet(ip6_packet(kRemote6, kPeer6, Bytes(8, 'r'))))});
+    EXPECT_EQ(drops(DropReason::kIpv6NoPool6) - before, 1u);
+    EXPECT_TRUE(sent(kTunnel).empty());
+  }
+  // From the internet: not in the pool (no error about it either, even when too big).
+  const uint64_t before = drops(DropReason::kNptv6NotInPool);
+  ctx().nptv6 = dp::Nptv6(addr6("fd7a:115c:a1e0::").data(), addr6("2001:db8:100::").data(), 48);
+  run(kInternet, {mbuf(from_internet(ip6_packet(kRemote6, "2001:db8:101::c", Bytes(8, 'r')))),
+                  mbuf(from_internet(ip6_packet(kRemote6, "2001:db8:101::c", Bytes(1500, 'r'))))});
+  EXPECT_EQ(drops(DropReason::kNptv6NotInPool) - before, 2u);
+  EXPECT_TRUE(sent(kTunnel).empty());
+  EXPECT_TRUE(sent(kInternet).empty()) << "an error about a packet not for the pool";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ mac1, Noise) and mutations start behind them.
     index kResponderIndex, sealed with the initiator's sending key): inner packets the gateway
     forwards, answers or drops for each inner-packet reason, a keepalive, a bad tag, an
     unknown index and an exhausted counter.
+  dataplane_fuzz/ipv6_exit_*: inner IPv6 and internet IPv6 for the IPv6 exit chain (below).
   control_punt_fuzz/*: byte 0 = flags (bit 0: under load, bit 1: the target recomputes mac1),
     then the UDP payload: valid initiations for the gateway's key (the reference responder),
     initiations from an unknown key, responses and cookie replies nobody asked for,
@@ -122,6 +123,37 @@ def punt_seeds(r):
     return {name: bytes([flags]) + msg for name, (flags, msg) in seeds.items()}
 
 
+def ipv6_seeds():
+    """dataplane_fuzz/ipv6_exit_*: inner IPv6 sealed from peer 0 (byte 0 = 0x02; its address
+    fd7a:115c:a1e0:: is an IPv6 allowed IP and NPTv6 maps its /48 to 2001:db8:100::/48), and
+    internet IPv6 for the pool (byte 0 = 0x25: the internet port, an Ethernet header, IPv6)."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import (ICMPv6EchoRequest, ICMPv6PacketTooBig, IPv6,
+                                    IPv6ExtHdrDestOpt, IPv6ExtHdrFragment)
+    from scapy.packet import Raw
+    peer, pool, remote = "fd7a:115c:a1e0::", "2001:db8:100:81fe::", "2a00:1450:4001::5"
+    inner = {
+        "udp": IPv6(src=peer, dst=remote) / UDP(sport=40000, dport=443) / Raw(b"q" * 24),
+        "echo": IPv6(src=peer, dst=remote) / ICMPv6EchoRequest(id=1, seq=1, data=b"ping6"),
+        "hop_limit_1": IPv6(src=peer, dst=remote, hlim=1) / UDP(sport=1, dport=33434),
+        "dest_opts": IPv6(src=peer, dst=remote) / IPv6ExtHdrDestOpt() / UDP(sport=2, dport=53),
+        "fragment": IPv6(src=peer, dst=remote) / IPv6ExtHdrFragment(m=1, id=7) /
+        UDP(sport=3, dport=53) / Raw(b"f" * 16),
+        "ula_destination": IPv6(src=peer, dst="fd00::1") / UDP(sport=4, dport=53),
+    }
+    quoted = bytes(IPv6(src=pool, dst=remote) / UDP(sport=40000, dport=443) / Raw(b"q" * 24))
+    internet = {
+        "reply": IPv6(src=remote, dst=pool) / UDP(sport=443, dport=40000) / Raw(b"r" * 24),
+        "packet_too_big": IPv6(src=remote, dst=pool) / ICMPv6PacketTooBig(mtu=1280) / Raw(quoted),
+        "not_in_pool": IPv6(src=remote, dst="2001:db8:101::1") / UDP(sport=443, dport=1),
+        "too_big_for_tunnel": IPv6(src=remote, dst=pool) / UDP(sport=443, dport=2) /
+        Raw(b"B" * 1440),
+    }
+    seeds = {"ipv6_exit_inner_" + k: b"\x02" + bytes(v) for k, v in inner.items()}
+    seeds.update({"ipv6_exit_internet_" + k: b"\x25" + bytes(v) for k, v in internet.items()})
+    return seeds
+
+
 def write(target, seeds):
     corpus = os.path.join(HERE, target)
     os.makedirs(corpus, exist_ok=True)
@@ -133,7 +165,7 @@ def write(target, seeds):
 
 def main():
     r = reference_handshake()
-    write("dataplane_fuzz", dataplane_seeds(r))
+    write("dataplane_fuzz", dict(dataplane_seeds(r), **ipv6_seeds()))
     write("control_punt_fuzz", punt_seeds(r))
 
 

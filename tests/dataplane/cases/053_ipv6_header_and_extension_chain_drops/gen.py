@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""IPv6 the gateway cannot take is dropped under its own reason: a frame too short for the header, a wrong version, a payload length beyond the frame, a group, own or unspecified source, a chain of nine extension headers, hop-by-hop not first, an extension header running past the payload, a routing header with segments left, a first fragment without its upper-layer header, a fragment to the gateway itself, UDP to the gateway, transit (nothing forwards IPv6 yet), a group that is not ours, an ICMPv6 type it does not serve. Groups of other hosts never pass the Ethernet filter."""
+"""IPv6 the gateway cannot take is dropped under its own reason: a frame too short for the header, a wrong version, a payload length beyond the frame, a group, own or unspecified source, a chain of nine extension headers, hop-by-hop not first, an extension header running past the payload, a routing header with segments left, a first fragment without its upper-layer header, a fragment to the gateway itself, UDP to the gateway, transit for no peer, a group that is not ours, an ICMPv6 type it does not serve. Groups of other hosts never pass the Ethernet filter."""
 import os
 import sys
 
@@ -47,7 +47,7 @@ def cases():
          "ipv6_fragment_no_upper"),
         (ETH / ip6() / IPv6ExtHdrFragment(offset=0, m=1, id=10) / echo(), "ipv6_fragment"),
         (ETH / ip6() / UDP(sport=5000, dport=51820) / Raw(load=b"wg?"), "local_unsupported_protocol"),
-        (ETH / ip6(dst="2001:db8:99::1") / echo(), "ipv6_transit_unsupported"),
+        (ETH / ip6(dst="2001:db8:99::1") / echo(), "wg_no_peer_for_destination"),
         (Ether(dst="33:33:ff:00:00:01", src=c.PEER_MAC) / ip6(dst="ff02::1:ff00:99") / echo(),
          "ipv6_not_for_us"),
         (ETH / ip6() / ICMPv6DestUnreach() / Raw(load=bytes(48)), "icmp6_unsupported_type"),
