@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The lab's "internet" servers and the small probes that talk to them (stdlib only).
 
-  lab_servers.py serve --addr 198.51.100.10 [--ready-file F]
+  lab_servers.py serve --addr 198.51.100.10 [--addr6 2001:db8:5::10] [--ready-file F]
       HTTP on :80 (/ is a fixed page, /64M.bin a 64 MiB download), UDP echo on :7 and a
       DNS responder on UDP :53 that answers A queries for *.lab.test with --dns-answer.
       Runs until SIGTERM/SIGINT. tools/lab starts it inside PREFIX-inet.
@@ -86,6 +86,10 @@ class HttpHandler(http.server.BaseHTTPRequestHandler):
 class HttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+
+class HttpServer6(HttpServer):
+    address_family = socket.AF_INET6
 
 
 # --------------------------------------------------------------------------- DNS
@@ -187,11 +191,13 @@ def cmd_serve(a):
     signal.signal(signal.SIGINT, on_signal)
 
     httpd = HttpServer((a.addr, a.http_port), HttpHandler)
+    servers = [httpd] + ([HttpServer6((a.addr6, a.http_port), HttpHandler)] if a.addr6 else [])
     echo = udp_socket(a.addr, a.udp_echo_port)
     dns = udp_socket(a.addr, a.dns_port)
     answer_ip = a.dns_answer or a.addr
     threads = [
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True),
+        threading.Thread(target=h.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True)
+        for h in servers] + [
         threading.Thread(target=udp_loop, args=(echo, lambda d: d, stop), daemon=True),
         threading.Thread(target=udp_loop, args=(dns, lambda d: dns_answer(d, answer_ip), stop),
                          daemon=True),
@@ -206,7 +212,8 @@ def cmd_serve(a):
             f.write("%d\n" % os.getpid())
     while not stop.wait(1.0):
         pass
-    httpd.shutdown()
+    for h in servers:
+        h.shutdown()
     echo.close()
     dns.close()
     return 0
@@ -286,6 +293,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="run HTTP, UDP echo and DNS servers")
     s.add_argument("--addr", default="198.51.100.10")
+    s.add_argument("--addr6", default="", help="an IPv6 address to serve HTTP on too")
     s.add_argument("--http-port", type=int, default=80)
     s.add_argument("--udp-echo-port", type=int, default=7)
     s.add_argument("--dns-port", type=int, default=53)

@@ -260,6 +260,14 @@ class Metrics:
     def has(self, metric):
         return any(n == metric for n, _l, _v in self.series)
 
+    def drops_text(self):
+        """The non-zero drop reasons, for failure messages."""
+        d = {}
+        for n, l, v in self.series:
+            if n == "exitgw_drops_total" and v:
+                d[l.get("reason")] = d.get(l.get("reason"), 0) + v
+        return "\ndrops: " + ", ".join("%s=%d" % kv for kv in sorted(d.items()))
+
     def nonzero(self, prefix="exitgw_"):
         """Compact text of every non-zero series under prefix (for failure messages)."""
         return "\n".join("%s%s %g" % (n, {k: v for k, v in l.items() if k not in ("region", "node")}, v)

@@ -19,6 +19,37 @@ CLIENTS = ("c1", "c2")
 SERVERS = os.path.join(L.REPO, "tools", "lab_servers.py")
 BIG = 64 * 1024 * 1024
 POOL = "203.0.113.1"  # the lab's NAT pool (tools/lab NAT_POOL)
+SERVER6 = "2001:db8:5::10"  # tools/lab SERVER6
+INSIDE6, POOL6 = "fd7a:115c:a1e0::", "2001:db8:100::"  # --nat_inside6, --nat_pool6 (/48)
+
+
+def nptv6(addr):
+    """RFC 6296 for /48 prefixes, written here from the RFC (not the gateway's code): the
+    prefix swapped, bits 48-63 plus the one's-complement difference of the prefixes' sums."""
+    import ipaddress
+    import struct
+
+    def words(a):
+        return list(struct.unpack("!8H", ipaddress.IPv6Address(a).packed))
+
+    def add(a, b):
+        t = a + b
+        return (t & 0xFFFF) + (t >> 16)
+
+    def total(ws):
+        t = 0
+        for w in ws:
+            t = add(t, w)
+        return t
+
+    a = words(addr)
+    w3 = add(a[3], add(total(words(INSIDE6)[:3]), ~total(words(POOL6)[:3]) & 0xFFFF))
+    out = words(POOL6)[:3] + [0 if w3 == 0xFFFF else w3] + a[4:]
+    return str(ipaddress.IPv6Address(struct.pack("!8H", *out)))
+
+
+def tailnet6(client):
+    return [x for x in L.state(NAME)["clients"] if x["name"] == client][0]["tailnet6"]
 
 
 def setUpModule():
@@ -164,6 +195,53 @@ class TunnelTest(unittest.TestCase):
                          m0.get("exitgw_drops_total", reason="nat_no_mapping"), 5)
         self.assertGreater(m1.get("exitgw_drops_total", reason="nat_unsupported_icmp"),
                            m0.get("exitgw_drops_total", reason="nat_unsupported_icmp"))
+
+    # IPv6 through the exit: the clients' tailnet IPv6 addresses leave as NPTv6 pool addresses.
+    def test_ping6_through_the_exit(self):
+        for c in CLIENTS:
+            with self.subTest(client=c):
+                p = L.lab_exec(NAME, c, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", SERVER6,
+                               timeout=20)
+                self.assertEqual(p.returncode, 0, p.stdout + L.Metrics(NAME).drops_text())
+                self.assertIn(" 0% packet loss", p.stdout)
+
+    def test_ipv6_server_sees_the_npt_pool_address_and_a_download_completes(self):
+        for c in CLIENTS:
+            with self.subTest(client=c):
+                p = L.lab_exec(NAME, c, "curl", "-s", "-m", "5", f"http://[{SERVER6}]/whoami",
+                               timeout=10)
+                self.assertTrue(p.stdout.startswith(nptv6(tailnet6(c)) + ":"),
+                                f"{c}: {p.stdout!r}, expected {nptv6(tailnet6(c))}")
+                p = L.lab_exec(NAME, c, "curl", "-sS", "-o", "/dev/null", "--connect-timeout", "5",
+                               "--max-time", "90", "-w", "%{size_download} %{speed_download}",
+                               f"http://[{SERVER6}]/64M.bin", timeout=100)
+                self.assertEqual(p.returncode, 0, p.stdout)
+                size, speed = p.stdout.split()[-2:]
+                self.assertEqual(int(float(size)), BIG)
+                print("\n  %s: 64 MiB over IPv6 at %.0f Mbit/s" % (c, float(speed) * 8 / 1e6),
+                      end=" ")
+
+    def test_ipv6_iperf3(self):
+        p = L.lab_exec(NAME, CLIENTS[0], "iperf3", "-6", "-c", SERVER6, "-t", "3",
+                       "--connect-timeout", "4000", timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("receiver", p.stdout)
+
+    def test_ipv6_path_mtu_discovery_finds_the_tunnel_mtu(self):
+        # IPv6 routers never fragment: a packet from the internet larger than the tunnel MTU
+        # draws Packet Too Big with the tunnel's MTU, and the sender's kernel learns it.
+        c = CLIENTS[0]
+        before = L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large")
+        p = L.lab_exec(NAME, "inet", "ping", "-6", "-c", "1", "-W", "2", "-s", "1452",
+                       nptv6(tailnet6(c)), timeout=10)
+        self.assertIn("Packet too big: mtu=1420", p.stdout, p.stdout)
+        self.assertEqual(L.Metrics(NAME).get("exitgw_drops_total", reason="wg_too_large") - before,
+                         1)
+        # Hop limit 1 from a client: time exceeded from the gateway's internet address.
+        p = L.lab_exec(NAME, c, "ping", "-6", "-c", "1", "-W", "2", "-t", "1", SERVER6, timeout=10)
+        self.assertIn("Time exceeded: Hop limit", p.stdout, p.stdout)
+        self.assertIn("From 2001:db8:1::1", p.stdout, p.stdout)
+
 
 if __name__ == "__main__":
     sys.argv = L.parse_args_then_unittest()
