@@ -1,9 +1,11 @@
 // The whole data path on one core through the real stage code: WireGuard traffic from many
 // peers decrypted, checked and forwarded (outbound), and internet replies sealed toward their
-// peers (inbound), against raw ipsec-mb ChaCha20-Poly1305 on the same core in the same run.
+// peers (inbound), against raw ipsec-mb ChaCha20-Poly1305 on the same core in the same run;
+// inner IPv4 and inner IPv6 (--family ipv4|ipv6|both, default both: the IPv6 exit chain, with
+// NPTv6 in the NAT runs, beside the IPv4 one with NAT44).
 // Ports are net_null vdevs, so TX is real (descriptors, frees) and costs what a fast NIC does.
 //
-//   pipeline_bench [--peers N] [--quick] [--json FILE]
+//   pipeline_bench [--peers N] [--quick] [--family ipv4|ipv6|both] [--json FILE]
 //   pipeline_bench --scaling [--quick] [--huge] [--json FILE]
 //
 // --scaling sweeps three axes, each point in a fresh child process (its own EAL, so tables are
@@ -17,6 +19,7 @@
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -52,6 +56,13 @@ constexpr uint32_t kTunnelIp = Bed::kTunnelIp;
 // A public address outside every built-in unsafe range, so the default policy allows it.
 // Nothing leaves this process: the ports are net_null.
 constexpr uint32_t kServer = RTE_IPV4(1, 0, 0, 1);
+// The same for IPv6: global unicast (2000::/3), in no special range.
+constexpr uint8_t kServer6[16] = {0x2a, 0x00, 0x14, 0x50, 0x40, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+// Peer i's IPv6 address: the tailnet's prefix with i in the last 32 bits; NPTv6 (NAT runs)
+// maps fd7a:115c:a1e0::/48 to 2001:db8:100::/48.
+constexpr uint8_t kInside6[16] = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0};
+constexpr uint8_t kPool6[16] = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00};
+constexpr uint8_t kRouter6[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
 constexpr uint16_t kWgPort = Bed::kWgPort;
 
 uint32_t peer_addr(uint32_t i) {
@@ -79,6 +90,33 @@ void build_inner(uint8_t* p, uint32_t src, uint32_t dst, uint16_t total, uint32_
   udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 }
 
+std::array<uint8_t, 16> peer_addr6(uint32_t i) {
+  std::array<uint8_t, 16> a{};
+  std::memcpy(a.data(), kInside6, 16);
+  const uint32_t be = rte_cpu_to_be_32(i + 1);
+  std::memcpy(a.data() + 12, &be, 4);
+  return a;
+}
+
+// An IPv6/UDP packet of `total` bytes (>= 48) at p, from port `sport` to port 443.
+void build_inner6(uint8_t* p, const uint8_t* src, const uint8_t* dst, uint16_t total, uint32_t seq,
+                  uint16_t sport) {
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(p);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  for (uint16_t b = 48; b < total; ++b) p[b] = static_cast<uint8_t>(seq + b);
+  ip->vtc_flow = RTE_BE32(6u << 28);
+  ip->payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - 40));
+  ip->proto = IPPROTO_UDP;
+  ip->hop_limits = 64;
+  std::memcpy(ip->src_addr, src, 16);
+  std::memcpy(ip->dst_addr, dst, 16);
+  udp->src_port = rte_cpu_to_be_16(sport);
+  udp->dst_port = rte_cpu_to_be_16(443);
+  udp->dgram_len = rte_cpu_to_be_16(total - 40);
+  udp->dgram_cksum = 0;
+  udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);
+}
+
 // One packet's flow: which peer sends it, from which inner port, to which server (port 443).
 struct Flow {
   uint32_t peer;
@@ -100,7 +138,7 @@ struct Template {
 };
 
 struct Figure {
-  std::string direction, size;
+  std::string direction, size, family = "ipv4";
   double mpps, gbps, cycles_per_pkt, raw_mpps, raw_cycles_per_pkt, ratio;
   uint64_t delivered, offered;
   // Cycles per packet of the median and of the fastest round (pipeline and raw): on a shared
@@ -144,7 +182,7 @@ std::vector<uint16_t> sizes_for(const std::string& name, size_t n) {
 
 // Outbound: the frames a peer's wireguard-go would send, sealed with the gateway's receive key.
 std::vector<Template> outbound_templates(Bench& b, const std::vector<Flow>& flows,
-                                         const std::vector<uint16_t>& sizes) {
+                                         const std::vector<uint16_t>& sizes, bool v6) {
   std::vector<Template> t(sizes.size());
   const rte_ether_addr& gw_mac = b.ctx.port(dp::PortRole::kTunnel).mac;
   for (size_t j = 0; j < sizes.size(); ++j) {
@@ -165,8 +203,12 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<Flow>& flow
     hdr->receiver_index = b.bed.keypairs[peer]->local_index;
     hdr->counter = b.next_counter[peer]++;
     uint8_t* body = f + 42 + 16;
-    build_inner(body, peer_addr(peer), flows[j].remote, static_cast<uint16_t>(inner),
-                static_cast<uint32_t>(j), flows[j].sport);
+    if (v6)
+      build_inner6(body, peer_addr6(peer).data(), kServer6, static_cast<uint16_t>(inner),
+                   static_cast<uint32_t>(j), flows[j].sport);
+    else
+      build_inner(body, peer_addr(peer), flows[j].remote, static_cast<uint16_t>(inner),
+                  static_cast<uint32_t>(j), flows[j].sport);
     uint8_t nonce[12] = {};
     std::memcpy(nonce + 4, &hdr->counter, 8);
     unsigned long long clen = 0;
@@ -188,7 +230,7 @@ std::vector<Template> outbound_templates(Bench& b, const std::vector<Flow>& flow
 // Inbound: replies from the internet server to what the outbound pass sent: to the NAT
 // mapping the worker made (pool address and port), or to the tailnet address when routed.
 std::vector<Template> inbound_templates(Bench& b, const std::vector<Flow>& flows,
-                                        const std::vector<uint16_t>& sizes) {
+                                        const std::vector<uint16_t>& sizes, bool v6) {
   std::vector<Template> t(sizes.size());
   const rte_ether_addr& gw_mac = b.ctx.port(dp::PortRole::kInternet).mac;
   dp::nat::NatWorker* nat = b.bed.worker->nat();
@@ -202,6 +244,20 @@ std::vector<Template> inbound_templates(Bench& b, const std::vector<Flow>& flows
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
     uint8_t* ip = t[j].frame.data() + 14;
     const uint16_t sport = flows[j].sport;
+    if (v6) {
+      // The reply to the peer's address as it left: NPTv6's pool address, or its own (routed).
+      std::array<uint8_t, 16> dst6 = peer_addr6(peer);
+      if (b.ctx.nptv6.on()) b.ctx.nptv6.to_outside(dst6.data());
+      eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+      build_inner6(ip, kServer6, dst6.data(), sizes[j], static_cast<uint32_t>(j), 443);
+      auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(ip);
+      auto* udp = reinterpret_cast<rte_udp_hdr*>(ip6 + 1);
+      udp->src_port = rte_cpu_to_be_16(443);
+      udp->dst_port = rte_cpu_to_be_16(sport);
+      udp->dgram_cksum = 0;
+      udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
+      continue;
+    }
     uint32_t dst = peer_addr(peer);
     uint16_t dport = sport;
     if (nat) {
@@ -231,11 +287,11 @@ uint64_t delivered(const dp::LcoreCounters& c, uint8_t port) {
 }
 
 Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std::string& size,
-                     const std::vector<Flow>& flows, unsigned rounds) {
+                     const std::vector<Flow>& flows, unsigned rounds, bool v6 = false) {
   const auto sizes = sizes_for(size, flows.size());
   const bool out = dir == "outbound";
   const auto templates =
-      out ? outbound_templates(b, flows, sizes) : inbound_templates(b, flows, sizes);
+      out ? outbound_templates(b, flows, sizes, v6) : inbound_templates(b, flows, sizes, v6);
   const uint8_t in_port = b.ctx.port_index(out ? dp::PortRole::kTunnel : dp::PortRole::kInternet);
   const uint8_t out_port = b.ctx.port_index(out ? dp::PortRole::kInternet : dp::PortRole::kTunnel);
   dp::LcoreCounters& c = b.ctx.workers[0].counters;
@@ -278,6 +334,7 @@ Figure run_direction(Bench& b, dp::Worker& w, const std::string& dir, const std:
   Figure res;
   res.direction = dir;
   res.size = size;
+  res.family = v6 ? "ipv6" : "ipv4";
   res.offered = packets;
   res.delivered = delivered(c, out_port) - before;
   res.cycles_per_pkt = double(cycles) / double(packets);
@@ -625,6 +682,25 @@ int scaling_sweep(bool quick, bool huge, const std::string& size, const std::str
   return failed ? 1 : 0;
 }
 
+// The IPv6 exit for the bed's peers: each peer's /128 in an rte_lpm6 (as control publishes
+// it), NPTv6 in NAT runs, and the internet port's IPv6 router resolved.
+bool setup_ipv6(Bench& b) {
+  rte_lpm6_config cfg{};
+  cfg.max_rules = b.peers + 16;
+  cfg.number_tbl8s = b.peers + 64;
+  rte_lpm6* lpm6 = rte_lpm6_create("pipebench_ip6", SOCKET_ID_ANY, &cfg);
+  if (lpm6 == nullptr) return false;
+  for (uint32_t i = 0; i < b.peers; ++i)
+    if (rte_lpm6_add(lpm6, peer_addr6(i).data(), 128, i) != 0) return false;
+  b.ctx.allowed_ips6.store(lpm6);
+  if (b.ctx.nat) b.ctx.nptv6 = dp::Nptv6(kInside6, kPool6, 48);
+  dp::PortInfo& internet = b.ctx.ports[b.ctx.port_index(dp::PortRole::kInternet)];
+  std::memcpy(internet.gateway6, kRouter6, 16);
+  const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x02};
+  b.bed.neighbors->learn6(b.ctx.port_index(dp::PortRole::kInternet), kRouter6, mac, 0);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -632,7 +708,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   uint32_t peers = 1000;
   bool nat = true;
-  std::string only_direction, only_size;
+  std::string only_direction, only_size, family = "both";
   unsigned rounds_flag = 0;
   bool huge = false, scaling = false, aead_checksum = false;
   std::string scale, mem;
@@ -660,11 +736,14 @@ int main(int argc, char** argv) {
       only_direction = argv[++i];
     else if (a == "--size" && i + 1 < argc)
       only_size = argv[++i];
+    else if (a == "--family" && i + 1 < argc)
+      family = argv[++i];
     else if (a == "--peers" && i + 1 < argc)
       peers = static_cast<uint32_t>(std::stoul(argv[++i]));
     else {
       std::fprintf(stderr,
                    "usage: pipeline_bench [--peers N] [--no-nat] [--quick] [--json FILE]\n"
+                   "                      [--family ipv4|ipv6|both]\n"
                    "                      [--direction outbound|inbound] [--size 64|512|1420|imix] "
                    "[--rounds N]\n"
                    "                      [--huge] [--mem MB] [--udp-checksum-aead]\n"
@@ -725,36 +804,49 @@ int main(int argc, char** argv) {
   const size_t n_templates = quick ? 4096 : 8192;
   const std::vector<Flow> flows = round_robin_flows(peers, n_templates);
   const unsigned rounds = rounds_flag ? rounds_flag : quick ? 3 : 10;
+  if (family != "ipv4" && family != "ipv6" && family != "both") {
+    std::fprintf(stderr, "pipeline_bench: --family ipv4, ipv6 or both\n");
+    return 2;
+  }
+  if (family != "ipv4" && !setup_ipv6(b)) {
+    std::fprintf(stderr, "pipeline_bench: cannot set up the IPv6 exit\n");
+    return 1;
+  }
   std::vector<Figure> results;
-  for (const char* dir : {"outbound", "inbound"})
-    for (const char* size : {"64", "512", "1420", "imix"}) {
-      // --direction inbound with NAT: an unmeasured outbound pass first creates the mappings
-      // the replies are addressed to.
-      if (!only_size.empty() && only_size != size) continue;
-      if (!only_direction.empty() && only_direction != dir && !(nat && dir[0] == 'o')) continue;
-      if (!only_direction.empty() && only_direction != dir) {
-        run_direction(b, w, dir, size, flows, 1);
-        continue;
+  for (const bool v6 : {false, true}) {
+    if ((v6 && family == "ipv4") || (!v6 && family == "ipv6")) continue;
+    for (const char* dir : {"outbound", "inbound"})
+      for (const char* size : {"64", "512", "1420", "imix"}) {
+        // --direction inbound with NAT: an unmeasured outbound pass first creates the mappings
+        // the replies are addressed to.
+        if (!only_size.empty() && only_size != size) continue;
+        if (!only_direction.empty() && only_direction != dir && !(nat && dir[0] == 'o')) continue;
+        if (!only_direction.empty() && only_direction != dir) {
+          run_direction(b, w, dir, size, flows, 1, v6);
+          continue;
+        }
+        results.push_back(run_direction(b, w, dir, size, flows, rounds, v6));
       }
-      results.push_back(run_direction(b, w, dir, size, flows, rounds));
-    }
+  }
 
   std::printf("pipeline_bench: one worker core, %u peers, %s, burst %u, TSC %.2f GHz%s\n", peers,
               nat ? "policy + NAT44" : "policy, routed (no NAT)", dp::kBurst, b.hz / 1e9,
               huge ? ", hugepages" : "");
-  std::printf("%-9s %-5s %9s %9s %11s %10s %11s %7s %s\n", "direction", "size", "Mpps", "Gbps",
-              "cycles/pkt", "raw Mpps", "raw cyc/pkt", "ratio", "delivered");
+  std::printf("%-6s %-9s %-5s %9s %9s %11s %10s %11s %7s %s\n", "family", "direction", "size",
+              "Mpps", "Gbps", "cycles/pkt", "raw Mpps", "raw cyc/pkt", "ratio", "delivered");
   for (const Figure& r : results)
-    std::printf("%-9s %-5s %9.2f %9.2f %11.0f %10.2f %11.0f %7.2f %lu/%lu\n", r.direction.c_str(),
-                r.size.c_str(), r.mpps, r.gbps, r.cycles_per_pkt, r.raw_mpps, r.raw_cycles_per_pkt,
-                r.ratio, (unsigned long)r.delivered, (unsigned long)r.offered);
+    std::printf("%-6s %-9s %-5s %9.2f %9.2f %11.0f %10.2f %11.0f %7.2f %lu/%lu\n", r.family.c_str(),
+                r.direction.c_str(), r.size.c_str(), r.mpps, r.gbps, r.cycles_per_pkt, r.raw_mpps,
+                r.raw_cycles_per_pkt, r.ratio, (unsigned long)r.delivered,
+                (unsigned long)r.offered);
   if (!json_path.empty()) {
     std::ofstream j(json_path);
     j << "[";
     for (size_t i = 0; i < results.size(); ++i) {
       const Figure& r = results[i];
-      j << (i ? "," : "") << "\n  {\"bench\":\"pipeline\",\"direction\":\"" << r.direction
-        << "\",\"size\":\"" << r.size << "\",\"mpps\":" << r.mpps << ",\"gbps\":" << r.gbps
+      j << (i ? "," : "") << "\n  {\"bench\":\"pipeline\",\"family\":\"" << r.family
+        << "\",\"direction\":\"" << r.direction << "\",\"size\":\"" << r.size
+        << "\",\"mpps\":" << r.mpps << ",\"gbps\":" << r.gbps
         << ",\"cycles_per_pkt\":" << r.cycles_per_pkt << ",\"raw_mpps\":" << r.raw_mpps
         << ",\"ratio_to_raw\":" << r.ratio << ",\"delivered\":" << r.delivered
         << ",\"offered\":" << r.offered << "}";
