@@ -414,9 +414,11 @@ class WireGuardTest(unittest.TestCase):
             self.assertEqual(L.latest_handshake(name, "c1"), 0, "c1 handshook on its own")
             # Give the gateway c1's endpoint so that it can initiate (c1 never sends first).
             port = int(L.wg_show(name, "c1", "listen-port").strip())
-            text = L.read_peers(name).replace("AllowedIPs = %s/32\n" % c1["tailnet"],
-                                              "AllowedIPs = %s/32\nEndpoint = %s:%d\n"
-                                              % (c1["tailnet"], c1["veth_addr"], port))
+            # After c1's AllowedIPs line (its IPv4 and IPv6 tailnet addresses).
+            text = re.sub(r"(AllowedIPs = %s/32[^\n]*\n)" % re.escape(c1["tailnet"]),
+                          lambda m: m.group(1) + "Endpoint = %s:%d\n" % (c1["veth_addr"], port),
+                          L.read_peers(name), count=1)
+            self.assertIn("Endpoint = ", text)
             L.write_peers(name, text)
             self.assertTrue(L.wait_until(lambda: L.Metrics(name).get(
                 "exitgw_wg_peers_reloads_total", result="ok") >= 1, 5), "Endpoint not applied")
