@@ -13,6 +13,7 @@ import time
 import unittest
 
 import labutil as L
+import nptv6_ref  # noqa: E402 (tests/support, on the path labutil sets)
 
 NAME = L.lab_name("e2t")
 CLIENTS = ("c1", "c2")
@@ -24,28 +25,7 @@ INSIDE6, POOL6 = "fd7a:115c:a1e0::", "2001:db8:100::"  # --nat_inside6, --nat_po
 
 
 def nptv6(addr):
-    """RFC 6296 for /48 prefixes, written here from the RFC (not the gateway's code): the
-    prefix swapped, bits 48-63 plus the one's-complement difference of the prefixes' sums."""
-    import ipaddress
-    import struct
-
-    def words(a):
-        return list(struct.unpack("!8H", ipaddress.IPv6Address(a).packed))
-
-    def add(a, b):
-        t = a + b
-        return (t & 0xFFFF) + (t >> 16)
-
-    def total(ws):
-        t = 0
-        for w in ws:
-            t = add(t, w)
-        return t
-
-    a = words(addr)
-    w3 = add(a[3], add(total(words(INSIDE6)[:3]), ~total(words(POOL6)[:3]) & 0xFFFF))
-    out = words(POOL6)[:3] + [0 if w3 == 0xFFFF else w3] + a[4:]
-    return str(ipaddress.IPv6Address(struct.pack("!8H", *out)))
+    return nptv6_ref.nptv6(addr, INSIDE6, POOL6)
 
 
 def tailnet6(client):

@@ -8,15 +8,13 @@ this file's own RFC 6296 arithmetic, not the gateway's).
 
   /usr/bin/python3 tests/live/ipv6_test.py --exitgw build/control/exitgw [-k NAME]
 """
-import ipaddress
-import struct
-
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA,
                                 ICMPv6NDOptDstLLAddr, ICMPv6PacketTooBig, IPv6)
 from scapy.packet import Raw
 
 import harness
+import nptv6_ref  # noqa: E402 (tests/support, on the path harness sets)
 
 INSIDE = "fd7a:115c:a1e0::"  # the tailnet's prefix (the --nat_inside6 default)
 POOL6 = "2001:db8:100::"  # --nat_pool6=2001:db8:100::/48
@@ -26,27 +24,9 @@ REMOTE6 = "2a00:1450:4001::5"  # an ordinary global unicast destination
 TUNNEL_MTU = 1420
 
 
-def nptv6(addr, inside=INSIDE, outside=POOL6):
-    """RFC 6296 for /48 prefixes: swap the first 48 bits, and add to bits 48-63 the
-    one's-complement difference of the prefixes' sums, so the address's sum is unchanged."""
-    def words(a):
-        return list(struct.unpack("!8H", ipaddress.IPv6Address(a).packed))
-
-    def add(a, b):
-        s = a + b
-        return (s & 0xFFFF) + (s >> 16)
-
-    def total(ws):
-        s = 0
-        for w in ws:
-            s = add(s, w)
-        return s
-
-    a, i, o = words(addr), words(inside)[:3], words(outside)[:3]
-    adj = add(total(i), ~total(o) & 0xFFFF)
-    w3 = add(a[3], adj)
-    out = o + [0 if w3 == 0xFFFF else w3] + a[4:]
-    return str(ipaddress.IPv6Address(struct.pack("!8H", *out)))
+def nptv6(addr):
+    """The address the gateway's NPTv6 must give addr (tests/support/nptv6_ref.py)."""
+    return nptv6_ref.nptv6(addr, INSIDE, POOL6)
 
 
 def canonical(p):
