@@ -135,6 +135,11 @@ struct PortInfo {
   static bool all_nodes6(const uint8_t* a) noexcept {
     return std::memcmp(a, kIpv6AllNodes, 16) == 0;
   }
+  // The source for a packet we originate to `dst`: the link-local address for a link-local
+  // destination, else the first configured address (the link-local one if there is none).
+  const uint8_t* source6(const uint8_t* dst) const noexcept {
+    return n_addrs6 > 1 && !ipv6_link_local(dst) ? addrs6[1] : addrs6[0];
+  }
   bool has_gateway6() const noexcept { return !ipv6_unspecified(gateway6); }
   // The Ethernet groups IPv6 maps those to (RFC 2464 7): 33:33 and the address's last 32 bits.
   bool accepts_group6(const rte_ether_addr& mac) const noexcept {
@@ -217,10 +222,12 @@ struct DataplaneContext {
   // and frees the old one after an RCU grace period. Null: no peer has an IPv6 prefix.
   std::atomic<const rte_lpm6*> allowed_ips6{nullptr};
   PeerRuntime* peers = nullptr;
-  PeerCounterTable peer_counters;  // per-worker rows of per-peer rx/tx counts
+  PeerEndpoint6* endpoints6 = nullptr;  // beside peers: IPv6 endpoint addresses (wg_state.h)
+  PeerCounterTable peer_counters;       // per-worker rows of per-peer rx/tx counts
   uint32_t max_peers = 0;
   uint16_t tunnel_mtu = 1420;  // largest inner packet sealed toward a peer
-  // Transport messages' outer UDP checksum left to the AEAD: not verified, sent as 0.
+  // Transport messages' outer UDP checksum left to the AEAD: not verified, sent as 0 (over
+  // IPv4 only: IPv6 makes the UDP checksum mandatory, RFC 8200 8.1).
   bool wg_udp_checksum_aead = false;
 
   // Exit approval and policy; null until control publishes the first one (forward nothing).

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 #include "common/replay_window.h"
@@ -42,8 +43,9 @@ struct alignas(64) Keypair {
 // write the atomics below with relaxed stores.
 struct alignas(64) PeerRuntime {
   std::atomic<Keypair*> send_keypair{nullptr};  // current sending keypair, or none
-  // Endpoint: ip (network order) << 16 | port (network order) | kEndpointValid. Roaming:
-  // workers store the source of the newest authenticated packet.
+  // Endpoint: kEndpointValid | ip (network order) << 16 | port (network order) for IPv4; for
+  // IPv6 see PeerEndpoint6. Roaming: workers store the source of the newest authenticated
+  // packet. Read and write it with the functions below the struct.
   std::atomic<uint64_t> endpoint{0};
   std::atomic<uint64_t> last_rx_tsc{0};       // any authenticated packet, keepalives included
   std::atomic<uint64_t> last_data_rx_tsc{0};  // authenticated packet with payload
@@ -126,14 +128,86 @@ struct PeerCounterTable {
 };
 
 inline constexpr uint64_t kEndpointValid = 1ull << 63;
+inline constexpr uint64_t kEndpointIpv6 = 1ull << 62;
 inline constexpr uint64_t pack_endpoint(uint32_t ip_be, uint16_t port_be) {
   return kEndpointValid | (uint64_t{ip_be} << 16) | port_be;
 }
-inline constexpr uint32_t endpoint_ip(uint64_t e) {
+inline constexpr bool endpoint_is_ipv6(uint64_t e) {
+  return e & kEndpointIpv6;
+}
+inline constexpr uint32_t endpoint_ip(uint64_t e) {  // IPv4 endpoints only
   return static_cast<uint32_t>(e >> 16);
 }
 inline constexpr uint16_t endpoint_port(uint64_t e) {
   return static_cast<uint16_t>(e);
+}
+
+// A peer's IPv6 endpoint address, beside PeerRuntime (ctx.endpoints6, indexed by peer slot):
+// 16 bytes and a port do not fit the 64-bit endpoint word. The word then holds
+// kEndpointValid | kEndpointIpv6 | generation << 16 | port, and the address sits in slot
+// (generation & 1). A writer fills the slot readers are not using, then publishes the word;
+// a reader loads the word, copies its slot, and loads the word again: unchanged means the
+// copy is whole (a writer two generations on would have changed the word). Writers of IPv6
+// endpoints (workers roaming, control) take `writing` as a try-lock; one that loses skips,
+// since the winner stores an endpoint just as new. Readers never wait.
+struct alignas(64) PeerEndpoint6 {
+  std::atomic<uint64_t> address[2][2] = {};  // two slots, each the address as two raw halves
+  std::atomic<uint8_t> writing{0};
+  uint32_t generation = 0;  // only under `writing`
+};
+static_assert(sizeof(PeerEndpoint6) == 64, "one cache line per peer");
+
+// Stores an IPv6 endpoint (address and port in network order); false if another writer held
+// the entry (see above).
+inline bool store_endpoint6(PeerRuntime& peer, PeerEndpoint6& e6, const uint8_t* ip6,
+                            uint16_t port_be) noexcept {
+  if (e6.writing.load(std::memory_order_relaxed) ||
+      e6.writing.exchange(1, std::memory_order_acquire))
+    return false;
+  const uint32_t g = e6.generation + 1;
+  uint64_t half[2];
+  std::memcpy(half, ip6, 16);
+  e6.address[g & 1][0].store(half[0], std::memory_order_relaxed);
+  e6.address[g & 1][1].store(half[1], std::memory_order_relaxed);
+  e6.generation = g;
+  peer.endpoint.store(kEndpointValid | kEndpointIpv6 | uint64_t{g} << 16 | port_be,
+                      std::memory_order_release);
+  e6.writing.store(0, std::memory_order_release);
+  return true;
+}
+
+// The address of the IPv6 endpoint `*word` (loaded from peer.endpoint with acquire order).
+// If a writer moved the endpoint meanwhile, *word becomes the newer value and the copy is
+// taken again; false if it is no longer a valid IPv6 endpoint (the caller reads *word again).
+inline bool load_endpoint6(const PeerRuntime& peer, const PeerEndpoint6& e6, uint64_t* word,
+                           uint8_t* ip6) noexcept {
+  uint64_t e = *word;
+  while ((e & (kEndpointValid | kEndpointIpv6)) == (kEndpointValid | kEndpointIpv6)) {
+    const unsigned s = static_cast<uint32_t>(e >> 16) & 1;
+    const uint64_t half[2] = {e6.address[s][0].load(std::memory_order_relaxed),
+                              e6.address[s][1].load(std::memory_order_relaxed)};
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const uint64_t again = peer.endpoint.load(std::memory_order_relaxed);
+    if (again == e) {
+      std::memcpy(ip6, half, 16);
+      *word = e;
+      return true;
+    }
+    e = again;
+    std::atomic_thread_fence(std::memory_order_acquire);
+  }
+  *word = e;
+  return false;
+}
+
+// Whether the peer's endpoint is this IPv6 address and port (roaming: a write only on change).
+inline bool endpoint6_is(const PeerRuntime& peer, const PeerEndpoint6& e6, const uint8_t* ip6,
+                         uint16_t port_be) noexcept {
+  uint64_t e = peer.endpoint.load(std::memory_order_acquire);
+  if (!endpoint_is_ipv6(e) || endpoint_port(e) != port_be) return false;
+  uint8_t cur[16];
+  return load_endpoint6(peer, e6, &e, cur) && endpoint_port(e) == port_be &&
+         std::memcmp(cur, ip6, 16) == 0;
 }
 
 }  // namespace exitgw

@@ -34,7 +34,8 @@ DEFINE_string(internet_gateway, "192.0.2.2",
               "upstream router on the internet port; the next hop for internet destinations");
 DEFINE_string(tunnel_addr6, "",
               "IPv6 address/prefix of the gateway on the tunnel port (with its link-local "
-              "address from the MAC: neighbor discovery and ICMPv6 echo); empty: no IPv6 there");
+              "address from the MAC: neighbor discovery and ICMPv6 echo); peers may then reach "
+              "the WireGuard port over IPv6; empty: no IPv6 there");
 DEFINE_string(internet_addr6, "",
               "IPv6 address/prefix of the gateway on the internet port (with its link-local "
               "address: neighbor discovery and ICMPv6 echo); empty: no IPv6 there");

@@ -221,6 +221,12 @@ Status Gateway::init() {
       self_.interfaces.push_back(
           {rte_be_to_cpu_32(ctx.ports[p].addrs[a]),
            static_cast<uint8_t>(__builtin_popcount(ctx.ports[p].netmasks[a]))});
+  for (unsigned p = 0; p < ctx.n_ports; ++p)
+    for (unsigned a = 0; a < ctx.ports[p].n_addrs6; ++a) {
+      std::array<uint8_t, 16> own;
+      std::memcpy(own.data(), ctx.ports[p].addrs6[a], 16);
+      self_.addresses6.push_back(own);
+    }
   wopt.self = self_;
   wg_ = std::make_unique<WireGuard>(ctx, *neighbors_, pool_, wopt);
   if (Status s = wg_->init(); !s) return s;
@@ -489,9 +495,7 @@ void Gateway::publish_admin_view() {
       p.tags = pc.tags;
       p.allowed_ips = pc.allowed_ips;
       p.allowed_ips6 = pc.allowed_ips6;
-      p.has_endpoint = pc.has_endpoint;
-      p.endpoint_ip = pc.endpoint_ip;
-      p.endpoint_port = pc.endpoint_port;
+      if (pc.has_endpoint) p.endpoint = peer_endpoint_text(pc);
       p.persistent_keepalive = pc.persistent_keepalive;
       p.has_preshared_key = pc.has_preshared_key;
       p.has_disco_key = pc.has_disco_key;
@@ -500,6 +504,7 @@ void Gateway::publish_admin_view() {
         p.last_handshake_unix_ms = static_cast<int64_t>(it->second->last_handshake_unix_ms);
         p.rx_bytes = it->second->rx_bytes;
         p.tx_bytes = it->second->tx_bytes;
+        p.current_endpoint = it->second->endpoint;
       }
       v->peers.push_back(std::move(p));
     }

@@ -159,6 +159,10 @@ void NeighborTable::output(uint8_t port, rte_mbuf* m, uint64_t now_ms) {
   const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
   dp::PacketMeta* pm = dp::meta(m);
   pm->out_port = port;
+  if ((ip->version_ihl >> 4) == 6) {
+    resolve6(m, now_ms);
+    return;
+  }
   pm->next_hop = ctx_.ports[port].next_hop(ip->dst_addr);
   auto it = entries_.find(key(port, pm->next_hop));
   if (it != entries_.end() && it->second.resolved)

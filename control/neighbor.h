@@ -42,8 +42,9 @@ class NeighborTable {
   void resolve(rte_mbuf* m, uint64_t now_ms);
   // Retries, gives up on silent next hops, refreshes old entries.
   void tick(uint64_t now_ms);
-  // Packets control itself sends (handshake replies): Ethernet header written and sent on
-  // control's TX queue if the next hop is known; otherwise queued for resolution.
+  // Packets control itself sends (handshake replies; IPv4 or IPv6 header at the front):
+  // Ethernet header written and sent on control's TX queue if the next hop is known;
+  // otherwise queued for resolution.
   void output(uint8_t port, rte_mbuf* m, uint64_t now_ms);
 
   // IPv6: a neighbor the worker saw announce itself (NS source, NA target) on `port`.

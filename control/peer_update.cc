@@ -26,12 +26,16 @@ Status check_not_self(const PeerConfig& peer, const GatewaySelf& self) {
     return make_error("PublicKey " + key_text(peer.public_key) +
                       " is the gateway's own key; a peer is another node");
   if (!peer.has_endpoint) return Ok{};
-  const uint32_t ip = peer.endpoint_ip;
-  const std::string shown =
-      "Endpoint " + format_ipv4(ip) + ":" + std::to_string(peer.endpoint_port);
+  const std::string shown = "Endpoint " + peer_endpoint_text(peer);
   const auto refuse = [&](std::string_view why) {
     return make_error(shown + " is " + std::string(why));
   };
+  if (peer.endpoint_is_ipv6) {  // the special ranges were refused by parse_peer_endpoint
+    for (const std::array<uint8_t, 16>& own : self.addresses6)
+      if (own == peer.endpoint_ip6) return refuse("the gateway's own address");
+    return Ok{};
+  }
+  const uint32_t ip = peer.endpoint_ip;
   if (ip == 0xffffffffu) return refuse("the broadcast address");
   if ((ip >> 24) == 0) return refuse("unspecified (0.0.0.0/8)");
   if ((ip >> 24) == 127) return refuse("a loopback address (the gateway itself)");

@@ -17,9 +17,10 @@ namespace exitgw {
 
 // What the gateway is: no peer may be it.
 struct GatewaySelf {
-  wg::Key public_key{};                // the gateway's own WireGuard key
-  std::vector<Ipv4Prefix> interfaces;  // each port address with its subnet length
-  std::vector<Ipv4Prefix> nat_pool;    // the public addresses it translates to
+  wg::Key public_key{};                             // the gateway's own WireGuard key
+  std::vector<Ipv4Prefix> interfaces;               // each port address with its subnet length
+  std::vector<std::array<uint8_t, 16>> addresses6;  // the ports' configured IPv6 addresses
+  std::vector<Ipv4Prefix> nat_pool;                 // the public addresses it translates to
 };
 
 // Refuses a peer that is the gateway: its public key, or an endpoint that is one of the

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -265,9 +266,7 @@ class PeersParser {
       case Field::kEndpoint: {
         auto endpoint = parse_peer_endpoint(value);
         if (!endpoint) return make_error(endpoint.error());
-        peer.has_endpoint = true;
-        peer.endpoint_ip = endpoint->ip;
-        peer.endpoint_port = endpoint->port;
+        set_peer_endpoint(peer, *endpoint);
         return Ok{};
       }
       case Field::kKeepalive: {
@@ -460,18 +459,55 @@ Result<AllowedIp> parse_allowed_ip(std::string_view item) {
 
 Result<PeerEndpoint> parse_peer_endpoint(std::string_view value) {
   const std::string what = "Endpoint " + quoted(value);
-  if (!value.empty() && value.front() == '[')
-    return make_error(what + ": only IPv4 endpoints are supported");
-  const size_t colon = value.rfind(':');
-  if (colon == std::string_view::npos) return make_error(what + " is not IPv4:PORT");
-  auto ip = parse_ipv4(value.substr(0, colon));
-  if (!ip) return make_error(what + ": " + ip.error() + " (host names are not resolved)");
-  const auto port = parse_decimal(value.substr(colon + 1), 65535);
-  if (!port || *port == 0) {
-    return make_error(what + ": port " + quoted(value.substr(colon + 1)) +
-                      " is not a number from 1 to 65535");
+  PeerEndpoint e;
+  std::string_view port_text;
+  if (!value.empty() && value.front() == '[') {
+    const size_t close = value.find("]:");
+    if (close == std::string_view::npos) return make_error(what + " is not [IPv6]:PORT");
+    const std::string_view addr = value.substr(1, close - 1);
+    if (addr.find('%') != std::string_view::npos)
+      return make_error(what + ": a zone (link-local address) cannot be an endpoint");
+    auto ip6 = parse_ipv6(addr);
+    if (!ip6) return make_error(what + ": " + ip6.error());
+    if (ipv6_unspecified_or_loopback(ip6->data()) || ipv6_multicast(ip6->data()) ||
+        ipv6_link_local(ip6->data()))
+      return make_error(what +
+                        ": not a unicast address a peer can have (::, ::1, multicast "
+                        "or link-local)");
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(ip6->data(), kMapped, 12) == 0)
+      return make_error(what + ": an IPv4-mapped address; write the IPv4 address");
+    e.is_ipv6 = true;
+    e.ip6 = *ip6;
+    port_text = value.substr(close + 2);
+  } else {
+    const size_t colon = value.rfind(':');
+    if (colon == std::string_view::npos)
+      return make_error(what + " is not IPv4:PORT or [IPv6]:PORT");
+    auto ip = parse_ipv4(value.substr(0, colon));
+    if (!ip) return make_error(what + ": " + ip.error() + " (host names are not resolved)");
+    e.ip = *ip;
+    port_text = value.substr(colon + 1);
   }
-  return PeerEndpoint{*ip, static_cast<uint16_t>(*port)};
+  const auto port = parse_decimal(port_text, 65535);
+  if (!port || *port == 0)
+    return make_error(what + ": port " + quoted(port_text) + " is not a number from 1 to 65535");
+  e.port = static_cast<uint16_t>(*port);
+  return e;
+}
+
+std::string peer_endpoint_text(const PeerConfig& peer) {
+  const std::string port = std::to_string(peer.endpoint_port);
+  if (peer.endpoint_is_ipv6) return "[" + format_ipv6(peer.endpoint_ip6.data()) + "]:" + port;
+  return format_ipv4(peer.endpoint_ip) + ":" + port;
+}
+
+void set_peer_endpoint(PeerConfig& peer, const PeerEndpoint& e) {
+  peer.has_endpoint = true;
+  peer.endpoint_is_ipv6 = e.is_ipv6;
+  peer.endpoint_ip = e.is_ipv6 ? 0 : e.ip;
+  peer.endpoint_ip6 = e.is_ipv6 ? e.ip6 : std::array<uint8_t, 16>{};
+  peer.endpoint_port = e.port;
 }
 
 Status check_peer_user(std::string_view value) {
@@ -586,7 +622,8 @@ bool same_settings(const PeerConfig& a, const PeerConfig& b) {
   }
   return a.allowed_ips6 == b.allowed_ips6 && a.public_key == b.public_key &&
          a.has_preshared_key == b.has_preshared_key && a.preshared_key == b.preshared_key &&
-         a.has_endpoint == b.has_endpoint && a.endpoint_ip == b.endpoint_ip &&
+         a.has_endpoint == b.has_endpoint && a.endpoint_is_ipv6 == b.endpoint_is_ipv6 &&
+         a.endpoint_ip == b.endpoint_ip && a.endpoint_ip6 == b.endpoint_ip6 &&
          a.endpoint_port == b.endpoint_port && a.persistent_keepalive == b.persistent_keepalive &&
          a.user == b.user && a.tags == b.tags && a.has_disco_key == b.has_disco_key &&
          a.disco_key == b.disco_key;
@@ -635,10 +672,7 @@ std::string format_peers(const std::vector<PeerConfig>& peers) {
         list += (list.empty() ? "" : ", ") + format_allowed_ip(p);
       out += "AllowedIPs = " + list + "\n";
     }
-    if (peer.has_endpoint) {
-      out += "Endpoint = " + format_ipv4(peer.endpoint_ip) + ":" +
-             std::to_string(peer.endpoint_port) + "\n";
-    }
+    if (peer.has_endpoint) out += "Endpoint = " + peer_endpoint_text(peer) + "\n";
     if (peer.persistent_keepalive != 0) {
       out += "PersistentKeepalive = " + std::to_string(peer.persistent_keepalive) + "\n";
     }

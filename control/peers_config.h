@@ -60,7 +60,9 @@ struct PeerConfig {
   // prefix of either family.
   std::vector<Ipv6Prefix> allowed_ips6;
   bool has_endpoint = false;
-  uint32_t endpoint_ip = 0;  // host order
+  bool endpoint_is_ipv6 = false;
+  uint32_t endpoint_ip = 0;                // host order (IPv4)
+  std::array<uint8_t, 16> endpoint_ip6{};  // network order (IPv6)
   uint16_t endpoint_port = 0;
   uint16_t persistent_keepalive = 0;  // seconds; 0 = disabled
   std::string user;                   // tailnet identity for policy; empty if not given
@@ -99,11 +101,19 @@ Status check_allowed_ip(const Ipv6Prefix& prefix);
 std::string format_allowed_ip(const Ipv4Prefix& prefix);
 std::string format_allowed_ip(const Ipv6Prefix& prefix);
 struct PeerEndpoint {
-  uint32_t ip = 0;  // host order
+  bool is_ipv6 = false;
+  uint32_t ip = 0;  // host order (IPv4)
+  std::array<uint8_t, 16> ip6{};
   uint16_t port = 0;
 };
-// "a.b.c.d:port", port 1..65535; host names are not resolved, IPv6 is not supported.
+// "a.b.c.d:port" or "[v6]:port" (as WireGuard writes them), port 1..65535; host names are
+// not resolved; an IPv6 endpoint is never link-local (no zone), multicast, ::, ::1 or
+// IPv4-mapped (write the IPv4 address).
 Result<PeerEndpoint> parse_peer_endpoint(std::string_view text);
+// The peer's configured endpoint in that form (it must have one).
+std::string peer_endpoint_text(const PeerConfig& peer);
+// Sets the peer's endpoint fields from a parsed one.
+void set_peer_endpoint(PeerConfig& peer, const PeerEndpoint& e);
 // A disco public key (DiscoKey, "disco_key"): standard base64 of 32 bytes, not all zero.
 Result<wg::Key> parse_disco_key(std::string_view text);
 // Printable ASCII without spaces or commas, at most 256 bytes.

@@ -18,6 +18,7 @@
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
 #include <rte_malloc.h>
+#include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -27,12 +28,22 @@
 #include "control/log.h"
 #include "control/net_parse.h"
 #include "control/wg/crypto.h"
+#include "dataplane/checksum.h"
 #include "dataplane/events.h"
 #include "dataplane/packet_meta.h"
 
 namespace exitgw {
 
 namespace {
+
+// A configured endpoint as the handshake code holds endpoints.
+wg::Endpoint configured_endpoint(const PeerConfig& pc) {
+  if (pc.endpoint_is_ipv6) return wg::Endpoint::ipv6(pc.endpoint_ip6, pc.endpoint_port);
+  const uint32_t be = rte_cpu_to_be_32(pc.endpoint_ip);
+  std::array<uint8_t, 4> a;
+  std::memcpy(a.data(), &be, 4);
+  return wg::Endpoint::ipv4(a, pc.endpoint_port);
+}
 
 constexpr uint32_t kNoSlot = UINT32_MAX;
 constexpr uint64_t kNs = 1'000'000'000;
@@ -89,6 +100,11 @@ Status create_wireguard_tables(dp::DataplaneContext& ctx, uint32_t max_peers) {
       rte_zmalloc("exitgw_peers", sizeof(PeerRuntime) * max_peers, RTE_CACHE_LINE_SIZE));
   if (ctx.peers == nullptr) return make_error("cannot allocate the peer table (DPDK memory)");
   for (uint32_t i = 0; i < max_peers; ++i) new (&ctx.peers[i]) PeerRuntime();
+  ctx.endpoints6 = static_cast<PeerEndpoint6*>(rte_zmalloc(
+      "exitgw_peer_endpoints6", sizeof(PeerEndpoint6) * max_peers, RTE_CACHE_LINE_SIZE));
+  if (ctx.endpoints6 == nullptr)
+    return make_error("cannot allocate the peers' IPv6 endpoint table (DPDK memory)");
+  for (uint32_t i = 0; i < max_peers; ++i) new (&ctx.endpoints6[i]) PeerEndpoint6();
   const uint32_t rows = std::max(ctx.n_workers, 1u);
   void* counters = rte_zmalloc("exitgw_peer_counters", PeerCounterTable::bytes_for(rows, max_peers),
                                RTE_CACHE_LINE_SIZE);
@@ -131,11 +147,13 @@ void destroy_wireguard_tables(dp::DataplaneContext& ctx) {
   if (ctx.keypairs) rte_hash_free(ctx.keypairs);
   if (ctx.allowed_ips) rte_lpm_free(ctx.allowed_ips);
   rte_free(ctx.peers);
+  rte_free(ctx.endpoints6);
   rte_free(ctx.peer_counters.counters);
   ctx.peer_counters = PeerCounterTable{};
   ctx.keypairs = nullptr;
   ctx.allowed_ips = nullptr;
   ctx.peers = nullptr;
+  ctx.endpoints6 = nullptr;
 }
 
 Keypair* publish_keypair(dp::DataplaneContext& ctx, const wg::SessionKeys& keys, uint32_t slot,
@@ -384,9 +402,8 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
       by_slot_[p->slot] = p;
       peers_.emplace(key, std::move(np));
       PeerRuntime& rt = ctx_.peers[p->slot];
-      rt.endpoint.store(pc->has_endpoint ? pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip),
-                                                         rte_cpu_to_be_16(pc->endpoint_port))
-                                         : 0);
+      rt.endpoint.store(0);
+      if (pc->has_endpoint) set_endpoint(p->slot, configured_endpoint(*pc));
       rt.active.store(1, std::memory_order_release);
       if (++logged <= kLogPeersPerApply)
         log_info("wireguard: peer " + wg::key_to_base64(key) + " added (slot " +
@@ -394,8 +411,7 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     } else {
       p = it->second.get();
       if (pc->has_endpoint && !(ctx_.peers[p->slot].endpoint.load() & kEndpointValid))
-        ctx_.peers[p->slot].endpoint.store(
-            pack_endpoint(rte_cpu_to_be_32(pc->endpoint_ip), rte_cpu_to_be_16(pc->endpoint_port)));
+        set_endpoint(p->slot, configured_endpoint(*pc));
     }
     if (auto c = crypto.find(key); c != crypto.end()) {
       // A new preshared key changes every future handshake; running sessions stay valid.
@@ -622,9 +638,7 @@ bool WireGuard::admit(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns) {
     // Under load a source must prove it owns its address before we spend a DH on it.
     auto reply = cookies_->create_reply(msg, src, now_ns);
     if (reply) {
-      uint32_t ip_be;
-      std::memcpy(&ip_be, src.address.data(), 4);
-      send_udp(ip_be, rte_cpu_to_be_16(src.port), &reply.value(), sizeof(wg::MessageCookieReply));
+      send_udp(src, &reply.value(), sizeof(wg::MessageCookieReply));
       stats_.cookies_sent++;
     }
     return false;
@@ -636,23 +650,45 @@ bool WireGuard::admit(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns) {
   return true;
 }
 
+namespace {
+
+// A punted datagram's source and UDP header (Ethernet, then IPv4 or IPv6 with the UDP header
+// right behind: local delivery checked the lengths and cut IPv6 extension headers out).
+const rte_udp_hdr* punt_source(const rte_mbuf* m, wg::Endpoint* src) {
+  const auto* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, sizeof(rte_ether_hdr));
+  const rte_udp_hdr* udp;
+  if ((l3[0] >> 4) == 6) {
+    const auto* ip6 = reinterpret_cast<const rte_ipv6_hdr*>(l3);
+    udp = reinterpret_cast<const rte_udp_hdr*>(ip6 + 1);
+    std::array<uint8_t, 16> addr;
+    std::memcpy(addr.data(), ip6->src_addr, 16);
+    *src = wg::Endpoint::ipv6(addr, rte_be_to_cpu_16(udp->src_port));
+  } else {
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(l3);
+    udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+    std::array<uint8_t, 4> addr;
+    std::memcpy(addr.data(), &ip->src_addr, 4);
+    *src = wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(udp->src_port));
+  }
+  return udp;
+}
+
+}  // namespace
+
 void WireGuard::handle_punt(rte_mbuf* m, uint64_t now_ns) {
-  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
-  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  wg::Endpoint src;
+  const rte_udp_hdr* udp = punt_source(m, &src);
   const size_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
   const wg::Bytes msg(reinterpret_cast<const uint8_t*>(udp + 1), len);
-  std::array<uint8_t, 4> addr;
-  std::memcpy(addr.data(), &ip->src_addr, 4);
-  const wg::Endpoint src = wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(udp->src_port));
   const auto type = wg::message_type_of(msg);
   if (!type) {
     reject(wg::HandshakeError::kBadType);
   } else if (*type == wg::MessageType::kInitiation) {
     stats_.initiations_received++;
-    on_initiation(msg, src, ip->src_addr, udp->src_port, now_ns);
+    on_initiation(msg, src, now_ns);
   } else if (*type == wg::MessageType::kResponse) {
     stats_.responses_received++;
-    on_response(msg, src, ip->src_addr, udp->src_port, now_ns);
+    on_response(msg, src, now_ns);
   } else if (*type == wg::MessageType::kCookieReply) {
     stats_.cookies_received++;
     on_cookie_reply(msg, now_ns);
@@ -663,26 +699,51 @@ void WireGuard::handle_punt(rte_mbuf* m, uint64_t now_ns) {
 }
 
 void WireGuard::handle_disco_punt(rte_mbuf* m, uint64_t now_ns) {
-  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
-  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  wg::Endpoint src;
+  const rte_udp_hdr* udp = punt_source(m, &src);
   const size_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
   disco::Verdict verdict = disco::Verdict::kDisabled;
   if (disco_) {
-    std::array<uint8_t, 4> addr;
-    std::memcpy(addr.data(), &ip->src_addr, 4);
-    const wg::Endpoint src = wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(udp->src_port));
     auto out = disco_->handle({reinterpret_cast<const uint8_t*>(udp + 1), len}, src, now_ns);
     verdict = out.verdict;
-    if (verdict == disco::Verdict::kPongSent &&
-        !send_udp(ip->src_addr, udp->src_port, out.reply.data(), out.reply.size()))
+    if (verdict == disco::Verdict::kPongSent && !send_udp(src, out.reply.data(), out.reply.size()))
       verdict = disco::Verdict::kSendFailed;
   }
   stats_.disco[static_cast<size_t>(verdict)]++;
   rte_pktmbuf_free(m);
 }
 
-void WireGuard::on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be,
-                              uint16_t port_be, uint64_t now_ns) {
+std::optional<wg::Endpoint> WireGuard::endpoint_of(uint32_t slot) const {
+  const PeerRuntime& rt = ctx_.peers[slot];
+  uint64_t ep = rt.endpoint.load(std::memory_order_acquire);
+  std::array<uint8_t, 16> addr6;
+  if (endpoint_is_ipv6(ep) && load_endpoint6(rt, ctx_.endpoints6[slot], &ep, addr6.data()))
+    return wg::Endpoint::ipv6(addr6, rte_be_to_cpu_16(endpoint_port(ep)));
+  if (!(ep & kEndpointValid) || endpoint_is_ipv6(ep)) return std::nullopt;
+  const uint32_t ip_be = endpoint_ip(ep);
+  std::array<uint8_t, 4> addr;
+  std::memcpy(addr.data(), &ip_be, 4);
+  return wg::Endpoint::ipv4(addr, rte_be_to_cpu_16(endpoint_port(ep)));
+}
+
+void WireGuard::set_endpoint(uint32_t slot, const wg::Endpoint& e) {
+  PeerRuntime& rt = ctx_.peers[slot];
+  if (!e.is_ipv6) {
+    uint32_t ip_be;
+    std::memcpy(&ip_be, e.address.data(), 4);
+    rt.endpoint.store(pack_endpoint(ip_be, rte_cpu_to_be_16(e.port)), std::memory_order_relaxed);
+    return;
+  }
+  // A worker roaming the same peer holds the entry for a few stores at most; its endpoint is
+  // as new as this one, so after a short wait either may stand.
+  for (unsigned i = 0; i < 1000; ++i) {
+    if (store_endpoint6(rt, ctx_.endpoints6[slot], e.address.data(), rte_cpu_to_be_16(e.port)))
+      return;
+    rte_pause();
+  }
+}
+
+void WireGuard::on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns) {
   if (msg.size() != sizeof(wg::MessageInitiation)) {
     reject(wg::HandshakeError::kBadSize);
     return;
@@ -723,16 +784,15 @@ void WireGuard::on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t i
   // Responder: the new keypair waits as "next" until the initiator uses it.
   retire(p.next);
   p.next = kp;
-  ctx_.peers[p.slot].endpoint.store(pack_endpoint(ip_be, port_be), std::memory_order_relaxed);
-  send_udp(ip_be, port_be, &response->message, sizeof(wg::MessageResponse));
+  set_endpoint(p.slot, src);
+  send_udp(src, &response->message, sizeof(wg::MessageResponse));
   stats_.responses_sent++;
   stats_.handshakes_completed++;
   p.last_handshake_ns = now_ns;
   p.last_handshake_unix_ms = unix_ms();
 }
 
-void WireGuard::on_response(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be,
-                            uint16_t port_be, uint64_t now_ns) {
+void WireGuard::on_response(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns) {
   if (msg.size() != sizeof(wg::MessageResponse)) {
     reject(wg::HandshakeError::kBadSize);
     return;
@@ -760,7 +820,7 @@ void WireGuard::on_response(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_
   p->previous = p->current;
   p->current = kp;
   publish_send(*p);
-  ctx_.peers[p->slot].endpoint.store(pack_endpoint(ip_be, port_be), std::memory_order_relaxed);
+  set_endpoint(p->slot, src);
   p->attempt_start_ns = 0;
   p->last_handshake_ns = now_ns;
   p->last_handshake_unix_ms = unix_ms();
@@ -815,10 +875,10 @@ void WireGuard::begin_handshake(Peer& p, uint64_t now_ns) {
 }
 
 void WireGuard::send_initiation(Peer& p, uint64_t now_ns) {
-  const uint64_t ep = ctx_.peers[p.slot].endpoint.load(std::memory_order_relaxed);
+  const auto ep = endpoint_of(p.slot);
   // REKEY_TIMEOUT plus up to a third of a second of jitter, as the protocol asks.
   p.retry_at_ns = now_ns + wg::kRekeyTimeout * kNs + wg::random_u32() % (kNs / 3);
-  if (!(ep & kEndpointValid)) return;  // nowhere to send: the peer must reach us first
+  if (!ep) return;  // nowhere to send: the peer must reach us first
   if (p.handshake_index) indices_.release(p.handshake_index);
   auto index = indices_.allocate(p.slot);
   if (!index) return;
@@ -829,14 +889,14 @@ void WireGuard::send_initiation(Peer& p, uint64_t now_ns) {
     return;
   }
   p.handshake = std::move(init->handshake);
-  send_udp(endpoint_ip(ep), endpoint_port(ep), &init->message, sizeof(wg::MessageInitiation));
+  send_udp(*ep, &init->message, sizeof(wg::MessageInitiation));
   stats_.initiations_sent++;
 }
 
 void WireGuard::send_keepalive(Peer& p) {
   Keypair* kp = p.current;
-  const uint64_t ep = ctx_.peers[p.slot].endpoint.load(std::memory_order_relaxed);
-  if (kp == nullptr || !(ep & kEndpointValid)) return;
+  const auto ep = kp != nullptr ? endpoint_of(p.slot) : std::nullopt;
+  if (!ep) return;
   struct __attribute__((packed)) {
     wg::MessageTransportHeader hdr;
     uint8_t tag[wg::kTagLen];
@@ -848,34 +908,58 @@ void WireGuard::send_keepalive(Peer& p) {
   std::memcpy(key.data(), kp->send_key, wg::kKeyLen);
   wg::aead_encrypt(msg.tag, key, msg.hdr.counter, {}, {});
   wg::secure_zero(key);
-  send_udp(endpoint_ip(ep), endpoint_port(ep), &msg, sizeof(msg));
+  send_udp(*ep, &msg, sizeof(msg));
   const uint64_t now = rte_rdtsc();
   ctx_.peers[p.slot].last_tx_tsc.store(now, std::memory_order_relaxed);
   p.last_keepalive_tsc = now;
   stats_.keepalives_sent++;
 }
 
-bool WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload,
-                         size_t len) {
+bool WireGuard::send_udp(const wg::Endpoint& dst, const void* payload, size_t len) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
   if (m == nullptr) return false;
-  const size_t total = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + len;
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
-  if (ip == nullptr) {
+  const size_t l3 = dst.is_ipv6 ? sizeof(rte_ipv6_hdr) : sizeof(rte_ipv4_hdr);
+  const size_t total = l3 + sizeof(rte_udp_hdr) + len;
+  auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
+  if (front == nullptr) {
     rte_pktmbuf_free(m);
     return false;
   }
-  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(front + l3);
   std::memcpy(udp + 1, payload, len);
+  udp->src_port = ctx_.wg_port_be;
+  udp->dst_port = rte_cpu_to_be_16(dst.port);
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));
+  udp->dgram_cksum = 0;
   const dp::PortInfo& tunnel = ctx_.port(dp::PortRole::kTunnel);
+  const uint8_t tunnel_index = ctx_.port_index(dp::PortRole::kTunnel);
+  const uint64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+  dp::meta(m)->in_port = tunnel_index;
+  if (dst.is_ipv6) {
+    auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(front);
+    ip6->vtc_flow = RTE_BE32(6u << 28);
+    ip6->payload_len = udp->dgram_len;
+    ip6->proto = IPPROTO_UDP;
+    ip6->hop_limits = 64;
+    std::memcpy(ip6->dst_addr, dst.address.data(), 16);
+    std::memcpy(ip6->src_addr, tunnel.source6(ip6->dst_addr), 16);
+    udp->dgram_cksum = dp::udp6_checksum(ip6, udp);
+    if (!tunnel.ipv6()) {  // a peer cannot have reached us over IPv6 then; stay safe
+      rte_pktmbuf_free(m);
+      return false;
+    }
+    neighbors_.output(tunnel_index, m, now_ms);
+    return true;
+  }
+  uint32_t dst_ip_be;
+  std::memcpy(&dst_ip_be, dst.address.data(), 4);
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(front);
   // A peer behind the DERP relay: through the exception TUN to the connector's socket.
   const bool relayed = dst_ip_be == ctx_.relay_host && ctx_.relay_host != 0;
   fill_ipv4_header(ip, relayed ? ctx_.relay_gateway : tunnel.addrs[0], dst_ip_be,
                    static_cast<uint16_t>(total), IPPROTO_UDP);
-  udp->src_port = ctx_.wg_port_be;
-  udp->dst_port = dst_port_be;
-  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));
-  udp->dgram_cksum = 0;
   udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
   if (relayed) {
     const dp::PortInfo& e = ctx_.ports[ctx_.exception_port];
@@ -889,11 +973,7 @@ bool WireGuard::send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* p
     ctx_.control_counters.port[ctx_.exception_port].tx_bytes.add(total);
     return true;
   }
-  dp::meta(m)->in_port = ctx_.port_index(dp::PortRole::kTunnel);
-  const uint64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now().time_since_epoch())
-                              .count();
-  neighbors_.output(ctx_.port_index(dp::PortRole::kTunnel), m, now_ms);
+  neighbors_.output(tunnel_index, m, now_ms);
   return true;
 }
 
@@ -980,7 +1060,6 @@ std::vector<policy::PolicyPeer> WireGuard::policy_peers() const {
 std::vector<PeerStatus> WireGuard::peer_status() const {
   std::vector<PeerStatus> out;
   for (const auto& [key, p] : peers_) {
-    const PeerRuntime& rt = ctx_.peers[p->slot];
     PeerStatus s;
     s.public_key = wg::key_to_base64(key);
     s.user = p->config.user;
@@ -989,10 +1068,15 @@ std::vector<PeerStatus> WireGuard::peer_status() const {
     const PeerTotals t = ctx_.peer_counters.sum(p->slot);
     s.rx_bytes = t.rx_bytes;
     s.tx_bytes = t.tx_bytes;
-    const uint64_t ep = rt.endpoint.load(std::memory_order_relaxed);
-    if (ep & kEndpointValid)
-      s.endpoint = format_ipv4(rte_be_to_cpu_32(endpoint_ip(ep))) + ":" +
-                   std::to_string(rte_be_to_cpu_16(endpoint_port(ep)));
+    if (const auto ep = endpoint_of(p->slot); ep) {
+      if (ep->is_ipv6) {
+        s.endpoint = "[" + format_ipv6(ep->address.data()) + "]:" + std::to_string(ep->port);
+      } else {
+        uint32_t ip_be;
+        std::memcpy(&ip_be, ep->address.data(), 4);
+        s.endpoint = format_ipv4(rte_be_to_cpu_32(ip_be)) + ":" + std::to_string(ep->port);
+      }
+    }
     out.push_back(std::move(s));
   }
   return out;

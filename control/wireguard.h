@@ -166,13 +166,15 @@ class WireGuard {
   void begin_handshake(Peer& p, uint64_t now_ns);
   void send_initiation(Peer& p, uint64_t now_ns);
   void send_keepalive(Peer& p);
-  // False when no mbuf could be had (the send is lost).
-  bool send_udp(uint32_t dst_ip_be, uint16_t dst_port_be, const void* payload, size_t len);
+  // From the tunnel port's WireGuard port to `dst`, over IPv4 or IPv6 (the DERP relay's host
+  // through the exception port). False when no mbuf could be had (the send is lost).
+  bool send_udp(const wg::Endpoint& dst, const void* payload, size_t len);
+  // The peer's endpoint (PeerRuntime::endpoint and, for IPv6, ctx.endpoints6), read and set.
+  std::optional<wg::Endpoint> endpoint_of(uint32_t slot) const;
+  void set_endpoint(uint32_t slot, const wg::Endpoint& e);
   void reject(wg::HandshakeError e) { stats_.rejected[static_cast<size_t>(e)]++; }
-  void on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be, uint16_t port_be,
-                     uint64_t now_ns);
-  void on_response(wg::Bytes msg, const wg::Endpoint& src, uint32_t ip_be, uint16_t port_be,
-                   uint64_t now_ns);
+  void on_initiation(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns);
+  void on_response(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns);
   void on_cookie_reply(wg::Bytes msg, uint64_t now_ns);
   bool admit(wg::Bytes msg, const wg::Endpoint& src, uint64_t now_ns);
   void peer_timers(Peer& p, uint64_t now_ns, uint64_t now_tsc);

@@ -160,7 +160,6 @@ inline uint16_t icmp6_checksum(const rte_ipv6_hdr* ip, const void* icmp, uint32_
       ~checksum_fold(checksum_add(icmp, len, pseudo_header_sum6(ip, 58, len))));
 }
 
-// The UDP checksum to store for a datagram whose checksum field is zero (0 becomes 0xffff).
 // Forwarding: TTL - 1 and the header checksum updated incrementally (RFC 1624: the TTL/protocol
 // word drops by 0x0100, so the checksum rises by it, end-around carry folded).
 inline void ipv4_decrement_ttl(rte_ipv4_hdr* ip) noexcept {
@@ -169,19 +168,38 @@ inline void ipv4_decrement_ttl(rte_ipv4_hdr* ip) noexcept {
   ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
 }
 
+// The sum over a UDP datagram (its length from the header) and a pseudo-header sum.
+inline uint16_t udp_sum(const rte_udp_hdr* udp, uint64_t pseudo) noexcept {
+  return checksum_fold(checksum_add(udp, rte_be_to_cpu_16(udp->dgram_len), pseudo));
+}
+
+// The UDP checksum to store for a datagram whose checksum field is zero (0 becomes 0xffff).
 inline uint16_t udp_checksum(const rte_ipv4_hdr* ip, const rte_udp_hdr* udp) noexcept {
-  const uint16_t len = rte_be_to_cpu_16(udp->dgram_len);
-  const uint16_t sum = static_cast<uint16_t>(
-      ~checksum_fold(checksum_add(udp, len, pseudo_header_sum(ip, IPPROTO_UDP, len))));
+  const auto sum = static_cast<uint16_t>(
+      ~udp_sum(udp, pseudo_header_sum(ip, IPPROTO_UDP, rte_be_to_cpu_16(udp->dgram_len))));
   return sum == 0 ? 0xffff : sum;
 }
 
 // RFC 768 over the UDP length (bytes after it inside the IP payload are not part of the
 // datagram, as Linux treats them). A zero checksum means the sender computed none.
 inline bool udp_checksum_ok(const rte_ipv4_hdr* ip, const rte_udp_hdr* udp) noexcept {
-  if (udp->dgram_cksum == 0) return true;
-  const uint16_t len = rte_be_to_cpu_16(udp->dgram_len);
-  return checksum_fold(checksum_add(udp, len, pseudo_header_sum(ip, IPPROTO_UDP, len))) == 0xffff;
+  return udp->dgram_cksum == 0 ||
+         udp_sum(udp, pseudo_header_sum(ip, IPPROTO_UDP, rte_be_to_cpu_16(udp->dgram_len))) ==
+             0xffff;
+}
+
+// The same over IPv6 (the UDP header right behind the fixed header).
+inline uint16_t udp6_checksum(const rte_ipv6_hdr* ip, const rte_udp_hdr* udp) noexcept {
+  const auto sum = static_cast<uint16_t>(
+      ~udp_sum(udp, pseudo_header_sum6(ip, IPPROTO_UDP, rte_be_to_cpu_16(udp->dgram_len))));
+  return sum == 0 ? 0xffff : sum;
+}
+
+// Over IPv6 the checksum is mandatory: zero is refused (RFC 8200 8.1).
+inline bool udp6_checksum_ok(const rte_ipv6_hdr* ip, const rte_udp_hdr* udp) noexcept {
+  return udp->dgram_cksum != 0 &&
+         udp_sum(udp, pseudo_header_sum6(ip, IPPROTO_UDP, rte_be_to_cpu_16(udp->dgram_len))) ==
+             0xffff;
 }
 
 }  // namespace exitgw::dp

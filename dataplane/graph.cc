@@ -4,7 +4,9 @@
 // stage that drops them (Worker::drop); TX, punt and hand-off are the worker's sinks.
 //
 //   rx ─ eth_input ─┬─ kArp ── arp_input ─ tx (reply)
-//                   ├─ kIpv6 ─ ipv6_input ─┬─ kLocal ── ipv6_local (echo, ND) ─ tx / event
+//                   ├─ kIpv6 ─ ipv6_input ─┬─ kLocal ── ipv6_local ─┬─ echo, ND ─ tx / event
+//                   │                      │                        ├─ handshake, disco ─ punt
+//                   │                      │                        └─ kWireGuard ─ outbound
 //                   │                      └─ kTransit ─ inbound6 (internet port; else dropped)
 //                   └─ kIpv4 ─ ipv4_input ─┬─ kLocal ── local_input ─┬─ echo reply ─ tx
 //                                          │                         ├─ handshake, disco ─ punt
@@ -32,7 +34,8 @@
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
 //                                 └─ kForward ─ nptv6_in ─ to_peer
-//   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet);
+//   to_peer:     wg_seal ─┬─ kIpv4 (the peer's endpoint) ─ ipv4_output ─ tx(T) / punt (no neighbor)
+//                         └─ kIpv6 ─ ipv6_output ─ tx(T) / punt (no neighbor);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
@@ -55,7 +58,12 @@ namespace exitgw::dp {
 namespace {
 
 void to_peer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  ipv4_output(w, pkts, wg_seal(w, pkts, n));
+  if (n == 0) return;
+  Exits<SealExit> s;
+  wg_seal(w, pkts, n, s);
+  ipv4_output(w, s.of(SealExit::kIpv4), s.count(SealExit::kIpv4));
+  if (s.count(SealExit::kIpv6)) [[unlikely]]
+    ipv6_output(w, s.of(SealExit::kIpv6), s.count(SealExit::kIpv6));
 }
 
 void to_internet(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
@@ -166,7 +174,9 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 void ipv6(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
   Exits<Ipv6Exit> l3;
   ipv6_input(w, port, pkts, n, l3);
-  ipv6_local(w, port, l3.of(Ipv6Exit::kLocal), l3.count(Ipv6Exit::kLocal));
+  Exits<LocalExit> local;
+  ipv6_local(w, port, l3.of(Ipv6Exit::kLocal), l3.count(Ipv6Exit::kLocal), local);
+  outbound(w, local.of(LocalExit::kWireGuard), local.count(LocalExit::kWireGuard));
   if (port == w.ctx().port_index(PortRole::kInternet))
     inbound6(w, l3.of(Ipv6Exit::kTransit), l3.count(Ipv6Exit::kTransit));
   else

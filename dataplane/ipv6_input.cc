@@ -4,6 +4,7 @@
 // (RFC 4861 7.1 validation, each failure its own drop reason). The Ethernet header stays in front.
 #include <rte_ether.h>
 #include <rte_ip.h>
+#include <rte_udp.h>
 
 #include "dataplane/checksum.h"
 #include "dataplane/ipv6_walk.h"
@@ -171,7 +172,49 @@ void advertisement(Worker& w, uint8_t port, rte_mbuf* m, const rte_ipv6_hdr* ip,
   w.consume(m);
 }
 
-void local6_one(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
+// UDP for one of our addresses: only the WireGuard port on the tunnel port, as over IPv4. The
+// checksum is mandatory over IPv6 (a zero one refused) unless --wg_udp_checksum=aead leaves a
+// transport message's to its tag. Extension headers are cut out (the Ethernet and fixed IPv6
+// headers move up over them) so that WireGuard finds UDP right behind the fixed header.
+void udp6_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv6_hdr* ip, const Ipv6Layers& l,
+                uint32_t payload, Exits<LocalExit>& x) noexcept {
+  const uint32_t avail = sizeof(rte_ipv6_hdr) + payload - l.l4_offset;
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<uint8_t*>(ip) + l.l4_offset);
+  const uint32_t dgram = avail >= sizeof(rte_udp_hdr) ? rte_be_to_cpu_16(udp->dgram_len) : 0;
+  if (dgram < sizeof(rte_udp_hdr) || dgram > avail) {
+    w.drop(m, DropReason::kUdpMalformed);
+    return;
+  }
+  const DataplaneContext& ctx = w.ctx();
+  const bool wg = port == ctx.port_index(PortRole::kTunnel) && udp->dst_port == ctx.wg_port_be &&
+                  !ipv6_multicast(ip->dst_addr);
+  const unsigned len = dgram - sizeof(rte_udp_hdr);
+  const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  if (l.l4_offset != sizeof(rte_ipv6_hdr)) [[unlikely]] {
+    // Moved up first: the pseudo-header's addresses stay, and the checksum does not cover them.
+    const uint32_t cut = l.l4_offset - sizeof(rte_ipv6_hdr);
+    auto* front = rte_pktmbuf_mtod(m, uint8_t*);
+    std::memmove(front + cut, front, sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr));
+    rte_pktmbuf_adj(m, static_cast<uint16_t>(cut));
+    ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, sizeof(rte_ether_hdr));
+    ip->proto = IPPROTO_UDP;
+    ip->payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(payload - cut));
+    udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  }
+  if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
+      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && !wg_checksum_left_to_aead(ctx, wg, udp + 1, len) &&
+       !udp6_checksum_ok(ip, udp))) {
+    w.drop(m, DropReason::kUdpBadChecksum);
+    return;
+  }
+  if (!wg) {
+    w.drop(m, DropReason::kLocalPortUnreachable);
+    return;
+  }
+  wg_deliver(w, m, reinterpret_cast<const uint8_t*>(udp + 1), len, x);
+}
+
+void local6_one(Worker& w, uint8_t port, rte_mbuf* m, Exits<LocalExit>& x) noexcept {
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, sizeof(rte_ether_hdr));
   const uint32_t payload = rte_be_to_cpu_16(ip->payload_len);
   Ipv6Layers l;
@@ -183,6 +226,10 @@ void local6_one(Worker& w, uint8_t port, rte_mbuf* m) noexcept {
   // No reassembly for the gateway's own addresses (as IPv4: nothing it serves needs it).
   if (l.fragment) {
     w.drop(m, DropReason::kIpv6Fragment);
+    return;
+  }
+  if (l.proto == IPPROTO_UDP) {
+    udp6_input(w, port, m, ip, l, payload, x);
     return;
   }
   if (l.proto != kIcmpv6) {
@@ -270,8 +317,9 @@ void ipv6_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv6
   }
 }
 
-void ipv6_local(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept {
-  for (uint16_t i = 0; i < n; ++i) local6_one(w, port, pkts[i]);
+void ipv6_local(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
+                Exits<LocalExit>& x) noexcept {
+  for (uint16_t i = 0; i < n; ++i) local6_one(w, port, pkts[i], x);
 }
 
 }  // namespace exitgw::dp

@@ -15,15 +15,11 @@ namespace {
 constexpr uint8_t kPacketTooBig = 2, kTimeExceeded = 3;
 
 // Errors come from the port's global address (the link-local one would be refused off-link).
-const uint8_t* error_source(const PortInfo& p) noexcept {
-  return p.n_addrs6 > 1 ? p.addrs6[1] : p.addrs6[0];
-}
-
 // An ICMPv6 error about `orig`, if allowed and within the rate, to the exit `x`.
 void error6(Worker& w, const rte_ipv6_hdr* orig, const PortInfo& from, uint8_t type, uint32_t param,
             uint8_t in_port, uint8_t out_port, uint8_t flags, Exits<TransitExit>& x) noexcept {
   if (!icmp6_error_allowed(orig) || !w.icmp_error_within_rate()) return;
-  rte_mbuf* e = make_icmp6_error(w.ctx().pool, orig, error_source(from), type, 0, param);
+  rte_mbuf* e = make_icmp6_error(w.ctx().pool, orig, from.source6(orig->src_addr), type, 0, param);
   if (e == nullptr) return;
   meta(e)->in_port = in_port;
   meta(e)->out_port = out_port;

@@ -73,13 +73,10 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip,
       (port == w.ctx().port_index(PortRole::kTunnel) || port == w.ctx().exception_port) &&
       udp->dst_port == w.ctx().wg_port_be;
   const unsigned payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
-  // --wg_udp_checksum=aead: a transport message's tag authenticates its payload.
-  const bool aead_covers = wg && w.ctx().wg_udp_checksum_aead && payload >= 4 &&
-                           *reinterpret_cast<const uint8_t*>(udp + 1) ==
-                               static_cast<uint8_t>(wg::MessageType::kTransport);
   const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
   if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
-      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD && !aead_covers && !udp_checksum_ok(ip, udp))) {
+      (ol != RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
+       !wg_checksum_left_to_aead(w.ctx(), wg, udp + 1, payload) && !udp_checksum_ok(ip, udp))) {
     w.drop(m, DropReason::kUdpBadChecksum);
     return;
   }
@@ -87,17 +84,30 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip,
     w.drop(m, DropReason::kLocalPortUnreachable);
     return;
   }
-  if (payload < 4) {
+  wg_deliver(w, m, reinterpret_cast<const uint8_t*>(udp + 1), payload, x);
+}
+
+}  // namespace
+
+bool wg_checksum_left_to_aead(const DataplaneContext& ctx, bool wg, const void* msg,
+                              unsigned len) noexcept {
+  // --wg_udp_checksum=aead: a transport message's tag authenticates its payload.
+  return wg && ctx.wg_udp_checksum_aead && len >= 4 &&
+         *static_cast<const uint8_t*>(msg) == static_cast<uint8_t>(wg::MessageType::kTransport);
+}
+
+void wg_deliver(Worker& w, rte_mbuf* m, const uint8_t* msg, unsigned len,
+                Exits<LocalExit>& x) noexcept {
+  if (len < 4) {
     w.drop(m, DropReason::kWgMalformed);
     return;
   }
   // Disco first: its magic ("TS") is no WireGuard type, and control counts what it cannot use.
-  if (disco::has_magic(reinterpret_cast<const uint8_t*>(udp + 1), payload)) [[unlikely]] {
+  if (disco::has_magic(msg, len)) [[unlikely]] {
     w.punt(m, PuntReason::kDisco);
     return;
   }
-  const uint8_t type = *reinterpret_cast<const uint8_t*>(udp + 1);
-  switch (type) {
+  switch (msg[0]) {
     case static_cast<uint8_t>(wg::MessageType::kInitiation):
     case static_cast<uint8_t>(wg::MessageType::kResponse):
     case static_cast<uint8_t>(wg::MessageType::kCookieReply):
@@ -110,8 +120,6 @@ void udp_input(Worker& w, uint8_t port, rte_mbuf* m, rte_ipv4_hdr* ip,
       w.drop(m, DropReason::kWgUnknownType);
   }
 }
-
-}  // namespace
 
 void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
                  Exits<LocalExit>& x) noexcept {

@@ -39,19 +39,27 @@ enum class Ipv6Exit : uint8_t {
 };
 // IPv6 header checks (ipv6_input.cc), each with its own drop reason; other groups dropped.
 void ipv6_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<Ipv6Exit>& x) noexcept;
-// Local IPv6 delivery: the bounded extension-header walk (dataplane/ipv6_walk.h), ICMPv6 echo
-// answered (rate limited), neighbor solicitations for our addresses answered, neighbors
-// learned (events to control); everything else counted and dropped.
-void ipv6_local(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n) noexcept;
-
 enum class LocalExit : uint8_t {
-  kWireGuard,  // transport messages on the WireGuard port, decrypted as one burst
+  kWireGuard,  // transport messages on the WireGuard port (outer IPv4 or IPv6), one burst
   kCount
 };
 // Local delivery: ICMP echo answered (rate limited), WireGuard handshakes and disco frames
 // punted to control; everything else counted and dropped.
 void local_input(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n,
                  Exits<LocalExit>& x) noexcept;
+// Local IPv6 delivery: the bounded extension-header walk (dataplane/ipv6_walk.h), ICMPv6 echo
+// answered (rate limited), neighbor solicitations for our addresses answered, neighbors
+// learned (events to control); UDP on the tunnel port's WireGuard port as local_input does it
+// (the checksum mandatory, extension headers removed so that the UDP header follows the fixed
+// one); everything else counted and dropped.
+void ipv6_local(Worker& w, uint8_t port, rte_mbuf** pkts, uint16_t n, Exits<LocalExit>& x) noexcept;
+// Both families' WireGuard port (local_input.cc): whether --wg_udp_checksum=aead leaves this
+// datagram's checksum unverified (transport messages only), and the dispatch of a datagram
+// `msg` of `len` bytes: disco and handshakes punted, transport to kWireGuard, else dropped.
+bool wg_checksum_left_to_aead(const DataplaneContext& ctx, bool wg, const void* msg,
+                              unsigned len) noexcept;
+void wg_deliver(Worker& w, rte_mbuf* m, const uint8_t* msg, unsigned len,
+                Exits<LocalExit>& x) noexcept;
 
 // ---- outbound, peer -> internet ----
 
@@ -153,10 +161,14 @@ void transit_in_checks(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit
 // IPv6 transit from the internet (Ethernet header in front; stripped): hop limit, and the
 // tunnel MTU with Packet Too Big (RFC 8201: IPv6 routers never fragment), errors to the source.
 void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept;
+enum class SealExit : uint8_t {
+  kIpv4,  // outer IPv4/UDP header in front, out_port the tunnel port
+  kIpv6,  // outer IPv6/UDP header in front (UDP checksum always computed), out_port the tunnel
+  kCount
+};
 // IPv4 and IPv6 packets (header at the front) for peers: peer by destination (one bulk lookup
-// per family), ONE batched seal, UDP to the peer's endpoint. Continue: outer IPv4 header in
-// front, out_port the tunnel port.
-uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// per family), ONE batched seal, UDP to the peer's endpoint, sorted by the endpoint's family.
+void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcept;
 
 // ---- out ----
 

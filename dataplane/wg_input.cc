@@ -21,13 +21,39 @@ namespace exitgw::dp {
 
 namespace {
 
+// Ethernet, IP and UDP in front of the WireGuard message: over IPv6 local delivery has cut any
+// extension headers out (ipv6_local), so the length depends on the family alone.
 constexpr uint16_t kOuterLen = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+constexpr uint16_t kOuterLen6 = sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr) + sizeof(rte_udp_hdr);
+
+inline uint16_t outer_len(const rte_mbuf* m) noexcept {
+  const uint8_t version = rte_pktmbuf_mtod_offset(m, const uint8_t*, sizeof(rte_ether_hdr))[0] >> 4;
+  return version == 6 ? kOuterLen6 : kOuterLen;
+}
+
+// Roaming: the endpoint follows the newest authenticated packet (a store only on change).
+inline void roam(const DataplaneContext& ctx, PeerRuntime& peer, uint32_t slot, const rte_mbuf* m,
+                 uint16_t outer) noexcept {
+  const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, outer - sizeof(rte_udp_hdr));
+  if (outer == kOuterLen) [[likely]] {
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+    const uint64_t ep = pack_endpoint(ip->src_addr, udp->src_port);
+    if (peer.endpoint.load(std::memory_order_relaxed) != ep)
+      peer.endpoint.store(ep, std::memory_order_relaxed);
+    return;
+  }
+  const auto* ip6 = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, sizeof(rte_ether_hdr));
+  PeerEndpoint6& e6 = ctx.endpoints6[slot];
+  if (!endpoint6_is(peer, e6, ip6->src_addr, udp->src_port))
+    store_endpoint6(peer, e6, ip6->src_addr, udp->src_port);
+}
 
 struct Rx {
   rte_mbuf* m;
   Keypair* kp;
   uint64_t counter;
   uint32_t payload_len;  // WireGuard message length
+  uint16_t outer;        // Ethernet, IP and UDP header bytes in front of it
 };
 
 // An inner IPv4 packet: version, no options, lengths, header checksum.
@@ -63,9 +89,10 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
   uint64_t counters[kBurst];
   const void* keys[kBurst];
   void* found[kBurst];
+  uint16_t outer[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
-    const auto* hdr =
-        rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, kOuterLen);
+    outer[i] = outer_len(pkts[i]);
+    const auto* hdr = rte_pktmbuf_mtod_offset(pkts[i], const wg::MessageTransportHeader*, outer[i]);
     index[i] = hdr->receiver_index;  // little-endian on the wire and here
     counters[i] = hdr->counter;
     keys[i] = &index[i];
@@ -90,7 +117,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const auto* udp =
-        rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, kOuterLen - sizeof(rte_udp_hdr));
+        rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, outer[i] - sizeof(rte_udp_hdr));
     const uint32_t len = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
     if (len < wg::kTransportOverhead) [[unlikely]] {
       w.drop(m, DropReason::kWgMalformed);
@@ -105,7 +132,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
       w.drop(m, DropReason::kWgKeypairExpired);
       continue;
     }
-    auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*, kOuterLen);
+    auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*, outer[i]);
     const uint64_t counter = counters[i];
     if (!kp->replay.check(counter)) [[unlikely]] {
       w.drop(m, DropReason::kWgReplay);
@@ -117,7 +144,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
     rte_prefetch0_write(&counter_row[kp->peer_slot]);
     auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
     const uint32_t plain = len - wg::kTransportOverhead;
-    rx[k] = Rx{m, kp, counter, len};
+    rx[k] = Rx{m, kp, counter, len, outer[i]};
     ops[k] = AeadOp{kp->recv_key, counter, body, plain, body + plain};
     ++k;
   }
@@ -155,12 +182,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
       w.drop(m, DropReason::kWgUnknownIndex);
       continue;
     }
-    // Roaming: the endpoint follows the newest authenticated packet.
-    const auto* outer = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
-    const auto* udp = reinterpret_cast<const rte_udp_hdr*>(outer + 1);
-    const uint64_t ep = pack_endpoint(outer->src_addr, udp->src_port);
-    if (peer.endpoint.load(std::memory_order_relaxed) != ep)
-      peer.endpoint.store(ep, std::memory_order_relaxed);
+    roam(ctx, peer, kp->peer_slot, m, rx[j].outer);
     peer.last_rx_tsc.store(now, std::memory_order_relaxed);
     if (!kp->is_initiator && !kp->confirmed_reported.load(std::memory_order_relaxed) &&
         !kp->confirmed_reported.exchange(1)) {
@@ -179,7 +201,7 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
       continue;
     }
     peer.last_data_rx_tsc.store(now, std::memory_order_relaxed);
-    rte_pktmbuf_adj(m, kOuterLen + sizeof(wg::MessageTransportHeader));
+    rte_pktmbuf_adj(m, rx[j].outer + sizeof(wg::MessageTransportHeader));
     rte_pktmbuf_trim(m, wg::kTagLen);
     const uint8_t version = *rte_pktmbuf_mtod(m, const uint8_t*) >> 4;
     if (version == 4) [[likely]] {

@@ -1,6 +1,7 @@
 // WireGuard send on a worker: packets for a peer's allowed IPs are found by one bulk LPM
 // lookup per family, given a counter from the peer's current keypair, padded to 16 bytes, sealed in
-// ONE batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 to the peer's newest endpoint.
+// ONE batched ChaCha20-Poly1305 submission and wrapped in UDP/IPv4 or UDP/IPv6 to the peer's
+// newest endpoint.
 #include <cstring>
 
 #include <rte_ip.h>
@@ -21,6 +22,9 @@ namespace {
 
 constexpr uint16_t kEncapLen =
     sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(wg::MessageTransportHeader);
+constexpr uint16_t kEncapLen6 =
+    sizeof(rte_ipv6_hdr) + sizeof(rte_udp_hdr) + sizeof(wg::MessageTransportHeader);
+constexpr uint8_t kOuterHopLimit = 64;
 
 constexpr uint8_t kNoGroup = 0xff;
 
@@ -86,8 +90,8 @@ void want_handshake(Worker& w, PeerRuntime& peer, uint32_t slot) noexcept {
 
 }  // namespace
 
-uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  if (n == 0) return 0;
+void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcept {
+  if (n == 0) return;
   DataplaneContext& ctx = w.ctx();
   const uint64_t now = rte_rdtsc();
   uint32_t hop[kBurst];
@@ -96,6 +100,8 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   // Staged loads: every peer's runtime lines, then every sending keypair's lines (expiry and
   // remote index, the counter, the key), so the burst's misses overlap.
   PeerCounters* const counter_row = ctx.peer_counters.row(w.index());
+  const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
+  const bool tunnel_has_ipv6 = tunnel.ipv6();
   for (uint16_t i = 0; i < n; ++i) {
     // The headroom line the outer headers go into (the NIC never wrote it: cold).
     rte_prefetch0_write(rte_pktmbuf_mtod(pkts[i], uint8_t*) - kEncapLen);
@@ -119,6 +125,7 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   // fetch_add per keypair per burst (not per packet): each group gets a block of distinct
   // values no other packet or worker receives, handed out in packet order.
   uint64_t endpoint_of[kBurst];
+  uint8_t address6_of[kBurst][16];  // IPv6 endpoints' addresses (the word holds the rest)
   uint8_t group[kBurst];
   Keypair* group_kp[kBurst];
   uint32_t group_size[kBurst];
@@ -148,8 +155,11 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
       }
       continue;
     }
-    const uint64_t ep = peer.endpoint.load(std::memory_order_relaxed);
-    if (!(ep & kEndpointValid)) [[unlikely]] {
+    uint64_t ep = peer.endpoint.load(std::memory_order_acquire);
+    if (endpoint_is_ipv6(ep) && !load_endpoint6(peer, ctx.endpoints6[slot], &ep, address6_of[i]))
+        [[unlikely]]
+      ep = peer.endpoint.load(std::memory_order_acquire);  // it moved to IPv4 or away meanwhile
+    if (!(ep & kEndpointValid) || (endpoint_is_ipv6(ep) && !tunnel_has_ipv6)) [[unlikely]] {
       w.drop(m, DropReason::kWgNoEndpoint);
       continue;
     }
@@ -175,6 +185,7 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
   AeadOp ops[kBurst];
   uint64_t endpoint[kBurst];
+  uint8_t at[kBurst];  // where the packet was: its IPv6 endpoint address is address6_of[at]
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     if (group[i] == kNoGroup) continue;  // dropped above
@@ -200,21 +211,24 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     // Pad to 16 bytes (never past the tunnel MTU), then room for the tag.
     const uint32_t padded =
         std::min<uint32_t>((len + 15) & ~15u, std::max<uint32_t>(len, ctx.tunnel_mtu));
+    const bool v6 = endpoint_is_ipv6(endpoint_of[i]);
     auto* tail = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, padded - len + wg::kTagLen));
-    auto* head = rte_pktmbuf_prepend(m, kEncapLen);
+    auto* head = rte_pktmbuf_prepend(m, v6 ? kEncapLen6 : kEncapLen);
     if (tail == nullptr || head == nullptr) [[unlikely]] {
       w.drop(m, DropReason::kNoMbuf);
       continue;
     }
     memset(tail, 0, padded - len);
-    auto* hdr = rte_pktmbuf_mtod_offset(m, wg::MessageTransportHeader*,
-                                        sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
+    auto* hdr = rte_pktmbuf_mtod_offset(
+        m, wg::MessageTransportHeader*,
+        (v6 ? sizeof(rte_ipv6_hdr) : sizeof(rte_ipv4_hdr)) + sizeof(rte_udp_hdr));
     hdr->type = static_cast<uint32_t>(wg::MessageType::kTransport);
     hdr->receiver_index = kp->remote_index;
     hdr->counter = counter;
     auto* body = reinterpret_cast<uint8_t*>(hdr + 1);
     ops[k] = AeadOp{kp->send_key, counter, body, padded, body + padded};
     endpoint[k] = endpoint_of[i];
+    at[k] = static_cast<uint8_t>(i);
     meta(m)->peer_slot = slot;
     peer.last_tx_tsc.store(now, std::memory_order_relaxed);
     peer.last_data_tx_tsc.store(now, std::memory_order_relaxed);
@@ -223,41 +237,58 @@ uint16_t wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   w.aead().encrypt_burst(ops, k);
 
   PeerTally tally(counter_row, PeerTally::kTx);
-  const PortInfo& tunnel = ctx.port(PortRole::kTunnel);
   const uint8_t tunnel_index = ctx.port_index(PortRole::kTunnel);
   uint64_t tx_bytes = 0;  // stored once per burst, as wg_input does
-  uint16_t out = 0;       // compacted: what goes on to ipv4_output
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = pkts[j];
     const uint16_t total = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m));
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    const uint32_t dst = endpoint_ip(endpoint[j]);
-    const bool relayed = dst == ctx.relay_host && ctx.relay_host != 0;
-    fill_ipv4_header(ip, relayed ? ctx.relay_gateway : tunnel.addrs[0], dst, total, IPPROTO_UDP);
-    udp->src_port = ctx.wg_port_be;
-    udp->dst_port = endpoint_port(endpoint[j]);
-    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
-    udp->dgram_cksum = 0;
-    if (!ctx.wg_udp_checksum_aead) udp->dgram_cksum = udp_checksum(ip, udp);
     meta(m)->out_port = tunnel_index;
     // The WireGuard message, as rx counts it (and the kernel's tx_bytes): no outer IP/UDP.
-    const uint32_t message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);
+    uint32_t message;
+    if (endpoint_is_ipv6(endpoint[j])) [[unlikely]] {
+      auto* ip6 = rte_pktmbuf_mtod(m, rte_ipv6_hdr*);
+      auto* udp = reinterpret_cast<rte_udp_hdr*>(ip6 + 1);
+      message = total - sizeof(rte_ipv6_hdr) - sizeof(rte_udp_hdr);
+      ip6->vtc_flow = RTE_BE32(6u << 28);
+      ip6->payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv6_hdr)));
+      ip6->proto = IPPROTO_UDP;
+      ip6->hop_limits = kOuterHopLimit;
+      std::memcpy(ip6->dst_addr, address6_of[at[j]], 16);
+      std::memcpy(ip6->src_addr, tunnel.source6(ip6->dst_addr), 16);
+      udp->src_port = ctx.wg_port_be;
+      udp->dst_port = endpoint_port(endpoint[j]);
+      udp->dgram_len = ip6->payload_len;
+      udp->dgram_cksum = 0;
+      udp->dgram_cksum = udp6_checksum(ip6, udp);  // mandatory over IPv6, whatever the flag
+      x.to(SealExit::kIpv6, m);
+    } else {
+      auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+      auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+      const uint32_t dst = endpoint_ip(endpoint[j]);
+      const bool relayed = dst == ctx.relay_host && ctx.relay_host != 0;
+      fill_ipv4_header(ip, relayed ? ctx.relay_gateway : tunnel.addrs[0], dst, total, IPPROTO_UDP);
+      udp->src_port = ctx.wg_port_be;
+      udp->dst_port = endpoint_port(endpoint[j]);
+      udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(total - sizeof(rte_ipv4_hdr)));
+      udp->dgram_cksum = 0;
+      if (!ctx.wg_udp_checksum_aead) udp->dgram_cksum = udp_checksum(ip, udp);
+      message = total - sizeof(rte_ipv4_hdr) - sizeof(rte_udp_hdr);
+      if (relayed) [[unlikely]] {
+        // Behind the DERP relay: to the connector's socket through the TUN (no Ethernet).
+        meta(m)->out_port = ctx.exception_port;
+        w.counters().relay_to_peers.add();
+      } else {
+        x.to(SealExit::kIpv4, m);
+      }
+    }
     tx_bytes += message;
     tally.add(meta(m)->peer_slot, message);
-    if (relayed) [[unlikely]] {
-      // Behind the DERP relay: to the connector's socket through the TUN (no Ethernet).
-      meta(m)->out_port = ctx.exception_port;
-      w.counters().relay_to_peers.add();
+    if (meta(m)->out_port == ctx.exception_port) [[unlikely]]
       w.transmit(ctx.exception_port, m);
-      continue;
-    }
-    pkts[out++] = m;
   }
   w.counters().wg_tx_packets.add(k);
   w.counters().wg_tx_bytes.add(tx_bytes);
   w.counters().forwarded_in.add(k);
-  return out;
 }
 
 }  // namespace exitgw::dp

@@ -45,7 +45,7 @@ Commands:
                           ({"peers": [peer, ...]}, each as `peer add` would send it, with its
                           public_key); checked whole, a bad set changes nothing
   peer get KEY            one peer
-  peer add KEY --allowed-ips A[,B...] [--endpoint IP:PORT] [--user USER] [--tags T1[,T2...]]
+  peer add KEY --allowed-ips A[,B...] [--endpoint IP:PORT|[IPv6]:PORT] [--user USER] [--tags T1[,T2...]]
            [--keepalive SECONDS] [--preshared-key-file PATH]
                           add the peer, or replace it whole if the admin API added it before
   peer remove KEY         remove a peer the admin API added
@@ -300,14 +300,13 @@ void print_status(std::ostream& out, const json& s) {
 }
 
 std::vector<std::string> peer_row(const json& p) {
-  return {text_of(p.value("public_key", json())),
-          text_of(p.value("source", json())),
-          text_of(p.value("user", json())),
-          joined(p.value("allowed_ips", json())),
-          text_of(p.value("endpoint", json())),
+  return {text_of(p.value("public_key", json())), text_of(p.value("source", json())),
+          text_of(p.value("user", json())), joined(p.value("allowed_ips", json())),
+          // Where the gateway sends now, else the configured endpoint.
+          text_of(p.value("current_endpoint", json()).is_string() ? p["current_endpoint"]
+                                                                  : p.value("endpoint", json())),
           format_time(p.value("last_handshake_unix_ms", json())),
-          format_bytes(p.value("rx_bytes", json())),
-          format_bytes(p.value("tx_bytes", json()))};
+          format_bytes(p.value("rx_bytes", json())), format_bytes(p.value("tx_bytes", json()))};
 }
 
 void print_peers(std::ostream& out, const json& body) {
@@ -330,6 +329,7 @@ void print_peer(std::ostream& out, const json& p) {
                        {"tags", joined(p.value("tags", json()))},
                        {"allowed ips", joined(p.value("allowed_ips", json()))},
                        {"endpoint", text_of(p.value("endpoint", json()))},
+                       {"current endpoint", text_of(p.value("current_endpoint", json()))},
                        {"keepalive", text_of(p.value("persistent_keepalive", json()))},
                        {"preshared key", text_of(p.value("has_preshared_key", json()))},
                        {"last handshake", format_time(p.value("last_handshake_unix_ms", json()))},

@@ -53,9 +53,10 @@ struct AdminView {
     std::vector<std::string> tags;
     std::vector<Ipv4Prefix> allowed_ips;
     std::vector<Ipv6Prefix> allowed_ips6;
-    bool has_endpoint = false;
-    uint32_t endpoint_ip = 0;  // host order; the configured or the last seen endpoint
-    uint16_t endpoint_port = 0;
+    std::string endpoint;  // the configured one, "a.b.c.d:port" or "[v6]:port"; empty: none
+    // Where the gateway sends to now ("a.b.c.d:port" or "[v6]:port"): the source of the
+    // newest authenticated packet, else the configured endpoint; empty: none yet.
+    std::string current_endpoint;
     uint16_t persistent_keepalive = 0;
     bool has_preshared_key = false;      // the key itself never leaves the control thread
     int64_t last_handshake_unix_ms = 0;  // 0: never

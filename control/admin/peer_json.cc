@@ -57,10 +57,6 @@ Status for_each_string(std::string_view field, const json& value, Fn&& fn) {
   return Ok{};
 }
 
-std::string endpoint_text(uint32_t ip, uint16_t port) {
-  return format_ipv4(ip) + ":" + std::to_string(port);
-}
-
 // IPv4 first, then IPv6, each in the peer's order; canonical text.
 json allowed_ips_json(const std::vector<Ipv4Prefix>& v4, const std::vector<Ipv6Prefix>& v6) {
   json ips = json::array();
@@ -182,9 +178,7 @@ Result<PeerConfig> peer_from_json(const nlohmann::json& body, const wg::Key* url
         if (!value.is_string()) return make_error(field_error(name, "a string ip:port", value));
         auto endpoint = parse_peer_endpoint(value.get_ref<const std::string&>());
         if (!endpoint) return make_error("field 'endpoint': " + endpoint.error());
-        peer.has_endpoint = true;
-        peer.endpoint_ip = endpoint->ip;
-        peer.endpoint_port = endpoint->port;
+        set_peer_endpoint(peer, *endpoint);
         break;
       }
       case PeerField::kKeepalive:
@@ -242,7 +236,7 @@ nlohmann::json peer_to_request_json(const PeerConfig& peer) {
   json j = {{"public_key", wg::key_to_base64(peer.public_key)}};
   if (peer.has_preshared_key) j["preshared_key"] = wg::key_to_base64(peer.preshared_key);
   j["allowed_ips"] = allowed_ips_json(peer.allowed_ips, peer.allowed_ips6);
-  if (peer.has_endpoint) j["endpoint"] = endpoint_text(peer.endpoint_ip, peer.endpoint_port);
+  if (peer.has_endpoint) j["endpoint"] = peer_endpoint_text(peer);
   if (peer.persistent_keepalive != 0) j["persistent_keepalive"] = peer.persistent_keepalive;
   if (!peer.user.empty()) j["user"] = peer.user;
   if (!peer.tags.empty()) j["tags"] = peer.tags;
@@ -275,8 +269,9 @@ nlohmann::json peer_view_json(const AdminView::Peer& peer) {
       {"user", peer.user.empty() ? json(nullptr) : json(peer.user)},
       {"tags", peer.tags},
       {"allowed_ips", allowed_ips_json(peer.allowed_ips, peer.allowed_ips6)},
-      {"endpoint", peer.has_endpoint ? json(endpoint_text(peer.endpoint_ip, peer.endpoint_port))
-                                     : json(nullptr)},
+      {"endpoint", peer.endpoint.empty() ? json(nullptr) : json(peer.endpoint)},
+      {"current_endpoint",
+       peer.current_endpoint.empty() ? json(nullptr) : json(peer.current_endpoint)},
       {"persistent_keepalive", peer.persistent_keepalive},
       {"has_preshared_key", peer.has_preshared_key},
       {"last_handshake_unix_ms", nullable_ms(peer.last_handshake_unix_ms)},

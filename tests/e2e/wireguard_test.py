@@ -25,6 +25,8 @@ import labutil as L
 NAME = L.lab_name("wg")      # the main lab: c1, c2 with the protocol's timers
 REKEY_NAME = L.lab_name("wr")  # a lab with --wg_rekey_after_time=8 --wg_reject_after_time=30
 GW = "10.77.0.1"
+GW6 = "2001:db8:77::1"  # tools/lab GW_TUN6: the tunnel port's IPv6 address
+SERVER6 = "2001:db8:5::10"  # tools/lab SERVER6
 WG_PORT = 51820
 
 # Sends each hex payload `repeat` times to the gateway from a fresh UDP socket (another source
@@ -338,6 +340,77 @@ class WireGuardTest(unittest.TestCase):
                          m0.get("exitgw_port_tx_packets_total", port="internet"),
                          "something was forwarded to the internet:\n" + inet)
         self.assert_tunnel("c1")
+
+    def wait_endpoint(self, pub, want, timeout=5):
+        """Waits for the admin API to report `want` as the peer's current endpoint (its view is
+        republished every second); returns the last one seen."""
+        seen = [None]
+
+        def check():
+            seen[0] = self.current_endpoint(pub)
+            return seen[0] == want
+        L.wait_until(check, timeout, step=0.3)
+        return seen[0]
+
+    def current_endpoint(self, pub):
+        """The peer's endpoint as the gateway's admin API reports it (where it sends now)."""
+        key = pub.replace("+", "-").replace("/", "_").rstrip("=")
+        with open(os.path.join(L.lab_dir(NAME), "admin.token")) as f:
+            token = f.read().strip()
+        p = L.nsrun(NAME, "gw", "curl", "-sS", "--max-time", "5", "-H",
+                    "Authorization: Bearer " + token, "http://127.0.0.1:9551/v1/peers/" + key,
+                    timeout=10)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        return json.loads(p.stdout)["current_endpoint"]
+
+    def test_peer_over_the_ipv6_outer_path_handshakes_and_roams_between_families(self):
+        # c1 reaches the gateway's tunnel port over IPv6 instead of IPv4: a fresh handshake
+        # (the peer re-added, so wireguard-go starts over) answered over IPv6 by control, then
+        # transport both ways with UDP checksums the client's kernel verifies (IPv6 makes them
+        # mandatory: a wrong one and nothing arrives), inner IPv4 and IPv6 alike; then back to
+        # IPv4 without a new handshake, the gateway following each move.
+        c1 = L.client(NAME, "c1")
+        pub, wg = self.st["gw_pub"], c1["wg"]
+        port = int(L.wg_show(NAME, "c1", "listen-port").strip())
+        m0 = L.Metrics(NAME)
+        hs0 = m0.get("exitgw_wg_handshakes_total", result="ok")
+        try:
+            sh(NAME, "c1", "wg", "set", wg, "peer", pub, "remove")
+            sh(NAME, "c1", "wg", "set", wg, "peer", pub, "endpoint", "[%s]:%d" % (GW6, WG_PORT),
+               "allowed-ips", "0.0.0.0/0,::/0", "persistent-keepalive", "25")
+            tx, rx, out = L.ping(NAME, "c1", L.SERVER, count=5, interval=0.3, wait=3)
+            self.assertGreaterEqual(rx, 3, "no tunnel over IPv6:\n%s\n%s\n%s" % (
+                out, L.Metrics(NAME).drops_text(), L.gateway_log(NAME)[-2000:]))
+            want = "[%s]:%d" % (c1["veth_addr6"], port)
+            self.assertEqual(self.wait_endpoint(c1["pub"], want), want)
+            self.assertGreater(L.Metrics(NAME).get("exitgw_wg_handshakes_total", result="ok"), hs0)
+            p = L.lab_exec(NAME, "c1", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", SERVER6,
+                           timeout=20)
+            self.assertIn(" 0% packet loss", p.stdout, p.stdout)
+            # Full-size packets (1300 bytes of ICMP data: outer IPv6 datagrams of ~1400 bytes).
+            p = L.lab_exec(NAME, "c1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1300",
+                           "-M", "do", L.SERVER, timeout=20)
+            self.assertIn(" 0% packet loss", p.stdout, p.stdout)
+            p = L.lab_exec(NAME, "c1", "curl", "-sS", "--max-time", "10", "http://%s/" % L.SERVER,
+                           timeout=20)
+            self.assertIn("hello", p.stdout, p.stdout)
+            # Back to IPv4: the next authenticated packet moves the endpoint (no handshake).
+            sh(NAME, "c1", "wg", "set", wg, "peer", pub, "endpoint", "%s:%d" % (GW, WG_PORT))
+            self.assert_tunnel("c1")
+            want = "%s:%d" % (c1["veth_addr"], port)
+            self.assertEqual(self.wait_endpoint(c1["pub"], want), want)
+            # And to IPv6 again, within the same session.
+            sh(NAME, "c1", "wg", "set", wg, "peer", pub, "endpoint", "[%s]:%d" % (GW6, WG_PORT))
+            self.assert_tunnel("c1")
+            want = "[%s]:%d" % (c1["veth_addr6"], port)
+            self.assertEqual(self.wait_endpoint(c1["pub"], want), want)
+        finally:
+            L.nsrun(NAME, "c1", "wg", "set", wg, "peer", pub, "endpoint", "%s:%d" % (GW, WG_PORT),
+                    timeout=10)
+        self.assert_tunnel("c1")
+        m1 = L.Metrics(NAME)
+        self.assertEqual(m1.get("exitgw_drops_total", reason="udp_bad_checksum"),
+                         m0.get("exitgw_drops_total", reason="udp_bad_checksum"))
 
     def test_peer_that_changes_its_endpoint_keeps_working(self):
         c1 = L.client(NAME, "c1")

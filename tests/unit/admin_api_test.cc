@@ -198,9 +198,7 @@ class ModelControl {
         p.tags = peer.tags;
         p.allowed_ips = peer.allowed_ips;
         p.allowed_ips6 = peer.allowed_ips6;
-        p.has_endpoint = peer.has_endpoint;
-        p.endpoint_ip = peer.endpoint_ip;
-        p.endpoint_port = peer.endpoint_port;
+        if (peer.has_endpoint) p.endpoint = peer_endpoint_text(peer);
         p.persistent_keepalive = peer.persistent_keepalive;
         p.has_preshared_key = peer.has_preshared_key;
         p.rx_bytes = 1536;
@@ -405,6 +403,15 @@ TEST_F(AdminApi, StatusReportsThePublishedView) {
   EXPECT_EQ(s["sources"]["etcd"]["ok"], false);
   EXPECT_EQ(s["sources"]["etcd"]["message"], "connection refused");
   EXPECT_TRUE(s["last_update"].is_null());
+}
+
+TEST_F(AdminApi, AnIpv6EndpointIsTakenAndShownInCanonicalForm) {
+  start();
+  const json body = {{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", "[2001:DB8:0::7]:51820"}};
+  ok_json(put_json(peer_path(kKey2), body));
+  const json p = ok_json(client().Get(peer_path(kKey2)));
+  EXPECT_EQ(p["endpoint"], "[2001:db8::7]:51820");
+  EXPECT_TRUE(p["current_endpoint"].is_null());  // the unit test's view has no runtime state
 }
 
 TEST_F(AdminApi, PutAddsAPeerThatGetAndListShowWithoutItsPresharedKey) {
@@ -1373,6 +1380,8 @@ TEST_F(AdminApi, PeersThatAreTheGatewayAre400OnEveryEndpoint) {
       {"192.0.2.1:51820", "the gateway's own address"},
       {"10.0.0.255:51820", "the broadcast address of the gateway's subnet 10.0.0.0/24"},
       {"198.51.100.7:4000", "the gateway's own NAT pool"},
+      {"[ff02::1]:51820", "multicast"},
+      {"[::1]:51820", "::1"},
   };
   for (const auto& [endpoint, why] : endpoints) {
     const json peer = {{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", endpoint}};

@@ -387,12 +387,33 @@ TEST(ValidatePeers, AnIPv6PrefixOfTwoPeersIsAClashNamingBoth) {
 }
 
 TEST(ParsePeersRejects, BadEndpoints) {
-  EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11\n"), 4, "is not IPv4:PORT"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11\n"), 4, "is not IPv4:PORT or [IPv6]:PORT"));
   EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11:0\n"), 4, "from 1 to 65535"));
   EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11:65536\n"), 4, "from 1 to 65535"));
   EXPECT_TRUE(rejected_at(peer1("Endpoint = 10.77.0.11:port\n"), 4, "from 1 to 65535"));
   EXPECT_TRUE(rejected_at(peer1("Endpoint = vpn.example.com:51820\n"), 4, "host names"));
-  EXPECT_TRUE(rejected_at(peer1("Endpoint = [2001:db8::1]:51820\n"), 4, "only IPv4"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [2001:db8::1]\n"), 4, "is not [IPv6]:PORT"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = 2001:db8::1:51820\n"), 4, "host names"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [2001:db8::1]:0\n"), 4, "from 1 to 65535"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [2001:db8::zz]:51820\n"), 4, "Endpoint"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [fe80::1%eth0]:51820\n"), 4, "a zone"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [fe80::1]:51820\n"), 4, "link-local"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [ff02::1]:51820\n"), 4, "multicast"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [::1]:51820\n"), 4, "::1"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [::]:51820\n"), 4, "::1"));
+  EXPECT_TRUE(rejected_at(peer1("Endpoint = [::ffff:10.0.0.1]:51820\n"), 4, "IPv4-mapped"));
+}
+
+TEST(ParsePeers, Ipv6EndpointReadAndWrittenBackInCanonicalForm) {
+  auto peers = parse_ok(peer1("Endpoint = [2001:DB8:0::7]:41641\n"));
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_TRUE(peers[0].has_endpoint);
+  EXPECT_TRUE(peers[0].endpoint_is_ipv6);
+  const std::array<uint8_t, 16> want = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+  EXPECT_EQ(peers[0].endpoint_ip6, want);
+  EXPECT_EQ(peers[0].endpoint_port, 41641);
+  EXPECT_EQ(peer_endpoint_text(peers[0]), "[2001:db8::7]:41641");
+  EXPECT_NE(format_peers(peers).find("Endpoint = [2001:db8::7]:41641\n"), std::string::npos);
 }
 
 TEST(ParsePeersRejects, KeepaliveOutOfRange) {
@@ -548,7 +569,13 @@ TEST(FormatPeers, RandomConfigurationsRoundTrip) {
       }
       p.has_endpoint = rng() % 2;
       if (p.has_endpoint) {
-        p.endpoint_ip = rng();
+        p.endpoint_is_ipv6 = rng() % 2;
+        if (p.endpoint_is_ipv6) {
+          p.endpoint_ip6 = {0x20, 0x01, 0x0d, 0xb8};
+          for (unsigned b = 4; b < 16; ++b) p.endpoint_ip6[b] = static_cast<uint8_t>(rng());
+        } else {
+          p.endpoint_ip = rng();
+        }
         p.endpoint_port = static_cast<uint16_t>(1 + rng() % 65535);
       }
       p.persistent_keepalive = static_cast<uint16_t>(rng() % 3 == 0 ? rng() : 0);

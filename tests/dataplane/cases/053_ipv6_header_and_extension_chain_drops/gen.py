@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""IPv6 the gateway cannot take is dropped under its own reason: a frame too short for the header, a wrong version, a payload length beyond the frame, a group, own or unspecified source, a chain of nine extension headers, hop-by-hop not first, an extension header running past the payload, a routing header with segments left, a first fragment without its upper-layer header, a fragment to the gateway itself, UDP to the gateway, transit for no peer, a group that is not ours, an ICMPv6 type it does not serve. Groups of other hosts never pass the Ethernet filter."""
+"""IPv6 the gateway cannot take is dropped under its own reason: a frame too short for the header, a wrong version, a payload length beyond the frame, a group, own or unspecified source, a chain of nine extension headers, hop-by-hop not first, an extension header running past the payload, a routing header with segments left, a first fragment without its upper-layer header, a fragment to the gateway itself, TCP to the gateway (UDP: case 057), transit for no peer, a group that is not ours, an ICMPv6 type it does not serve. Groups of other hosts never pass the Ethernet filter."""
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import casegen as c  # noqa: E402
-from scapy.layers.inet import UDP  # noqa: E402
+from scapy.layers.inet import TCP  # noqa: E402
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6,  # noqa: E402
                                 IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
                                 IPv6ExtHdrRouting)
@@ -46,7 +46,7 @@ def cases():
         (ETH / ip6() / IPv6ExtHdrFragment(offset=0, m=1, id=9, nh=17) / Raw(load=b"\x00\x35\x00"),
          "ipv6_fragment_no_upper"),
         (ETH / ip6() / IPv6ExtHdrFragment(offset=0, m=1, id=10) / echo(), "ipv6_fragment"),
-        (ETH / ip6() / UDP(sport=5000, dport=51820) / Raw(load=b"wg?"), "local_unsupported_protocol"),
+        (ETH / ip6() / TCP(sport=5000, dport=51820), "local_unsupported_protocol"),
         (ETH / ip6(dst="2001:db8:99::1") / echo(), "wg_no_peer_for_destination"),
         (Ether(dst="33:33:ff:00:00:01", src=c.PEER_MAC) / ip6(dst="ff02::1:ff00:99") / echo(),
          "ipv6_not_for_us"),
