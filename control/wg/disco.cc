@@ -59,21 +59,21 @@ Message parse_message(std::span<const uint8_t> plain) {
 }
 
 std::array<uint8_t, kMessageHeaderLen + kPongLen> marshal_pong(const TxId& tx_id,
-                                                               uint32_t ipv4_host, uint16_t port) {
+                                                               const wg::Endpoint& source) {
   std::array<uint8_t, kMessageHeaderLen + kPongLen> out{};
   out[0] = static_cast<uint8_t>(MessageType::kPong);
   out[1] = kVersion;
   uint8_t* d = out.data() + kMessageHeaderLen;
   std::memcpy(d, tx_id.data(), tx_id.size());
   d += tx_id.size();
-  // ::ffff:a.b.c.d, as netip.Addr.As16 writes an IPv4 address.
-  d[10] = d[11] = 0xff;
-  d[12] = static_cast<uint8_t>(ipv4_host >> 24);
-  d[13] = static_cast<uint8_t>(ipv4_host >> 16);
-  d[14] = static_cast<uint8_t>(ipv4_host >> 8);
-  d[15] = static_cast<uint8_t>(ipv4_host);
-  d[16] = static_cast<uint8_t>(port >> 8);
-  d[17] = static_cast<uint8_t>(port);
+  if (source.is_ipv6) {
+    std::memcpy(d, source.address.data(), 16);
+  } else {  // ::ffff:a.b.c.d, as netip.Addr.As16 writes an IPv4 address
+    d[10] = d[11] = 0xff;
+    std::memcpy(d + 12, source.address.data(), 4);
+  }
+  d[16] = static_cast<uint8_t>(source.port >> 8);
+  d[17] = static_cast<uint8_t>(source.port);
   return out;
 }
 
@@ -183,13 +183,7 @@ Responder::Outcome Responder::handle(std::span<const uint8_t> frame, const wg::E
     out.verdict = Verdict::kNodeKeyMismatch;
     return out;
   }
-  if (source.is_ipv6) {
-    out.verdict = Verdict::kIpv6Source;  // the gateway answers on IPv4 only
-    return out;
-  }
-  const uint32_t ip = uint32_t{source.address[0]} << 24 | uint32_t{source.address[1]} << 16 |
-                      uint32_t{source.address[2]} << 8 | source.address[3];
-  const auto pong = marshal_pong(m.ping.tx_id, ip, source.port);
+  const auto pong = marshal_pong(m.ping.tx_id, source);
   Nonce fresh;
   if (nonce == nullptr) {
     wg::random_bytes(fresh.data(), fresh.size());

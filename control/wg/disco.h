@@ -48,7 +48,6 @@ inline constexpr size_t kPongFrameLen = kHeaderLen + kBoxTagLen + kMessageHeader
   X(kPongIgnored, "pong_ignored")                 \
   X(kCallMeMaybeIgnored, "call_me_maybe_ignored") \
   X(kOtherTypeIgnored, "other_type_ignored")      \
-  X(kIpv6Source, "ipv6_source")                   \
   X(kSendFailed, "send_failed")
 
 enum class Verdict : uint8_t {
@@ -102,10 +101,10 @@ struct Message {
 // version other than 0 (counted), since a future version may mean something else.
 Message parse_message(std::span<const uint8_t> plain);
 
-// The plaintext of a pong: type, version, TxID, the observed IPv4 source as an IPv4-mapped
-// IPv6 address and its port, big-endian.
+// The plaintext of a pong: type, version, TxID, the observed source (an IPv4 one as an
+// IPv4-mapped IPv6 address, as netip.Addr.As16 writes it) and its port, big-endian.
 std::array<uint8_t, kMessageHeaderLen + kPongLen> marshal_pong(const TxId& tx_id,
-                                                               uint32_t ipv4_host, uint16_t port);
+                                                               const wg::Endpoint& source);
 // Pure: reads a pong plaintext (tests and tools read the gateway's answers back with it).
 std::optional<Pong> parse_pong(std::span<const uint8_t> plain);
 

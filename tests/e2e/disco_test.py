@@ -75,9 +75,9 @@ class DiscoTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     @classmethod
-    def ping(cls, key_hex, node_key=None):
+    def ping(cls, key_hex, node_key=None, to="10.77.0.1:51820"):
         args = [cls.client_bin, "ping", "--key", key_hex, "--gateway", cls.gw_disco_pub,
-                "--to", "10.77.0.1:51820", "--timeout", "1s"]
+                "--to", to, "--timeout", "1s"]
         if node_key:
             args += ["--node-key", node_key]
         p = L.nsrun(NAME, "c1", *args, timeout=10)
@@ -98,6 +98,17 @@ class DiscoTest(unittest.TestCase):
         rc, out = self.ping(self.client_disco)
         self.assertEqual(rc, 0, out)
         self.assertGreaterEqual(self.frames("pong_sent") - before, 2)
+
+    def test_ping_over_ipv6_gets_a_pong_with_the_ipv6_source(self):
+        # To the tunnel port's IPv6 address (tools/lab GW_TUN6): answered over IPv6, the pong
+        # reporting the client's IPv6 address and port as Go's disco code reads it.
+        before = self.frames("pong_sent")
+        rc, out = self.ping(self.client_disco, self.client_pub, to="[2001:db8:77::1]:51820")
+        self.assertEqual(rc, 0, out)
+        answer = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(answer["src"], answer["local"])
+        self.assertTrue(answer["src"].startswith("[2001:db8:77::11]:"), answer)
+        self.assertEqual(self.frames("pong_sent") - before, 1)
 
     def test_unknown_disco_key_gets_no_answer_and_is_counted(self):
         stranger, _ = disco_key()

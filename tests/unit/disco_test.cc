@@ -60,8 +60,17 @@ wg::Key peer_node_key() {
   return unhex_array<32>(case_named("ping_with_node_key")["node_key"].get<std::string>());
 }
 
-// The observed source every vector pong reports: 198.51.100.7:41641.
+// The observed source the vector pongs report: 198.51.100.7:41641, or the case's own "src"
+// ("[2001:db8::7]:41641" for the IPv6 one).
 const wg::Endpoint kSource = wg::Endpoint::ipv4({198, 51, 100, 7}, 41641);
+
+wg::Endpoint source_of(const json& c) {
+  if (!c.contains("src") || c["src"].get<std::string>().front() != '[') return kSource;
+  std::array<uint8_t, 16> a{0x20, 0x01, 0x0d, 0xb8};  // 2001:db8::7
+  a[15] = 7;
+  EXPECT_EQ(c["src"].get<std::string>(), "[2001:db8::7]:41641");
+  return wg::Endpoint::ipv6(a, 41641);
+}
 constexpr uint64_t kNow = 1'000'000'000'000;
 
 Responder gateway_with_peer() {
@@ -82,7 +91,7 @@ TEST(Disco, EveryGoVectorGetsItsExpectedVerdict) {
   for (const json& c : vectors()["cases"]) {
     Responder r = gateway_with_peer();
     const auto frame = unhex(c["frame"]);
-    const auto out = r.handle(frame, kSource, kNow);
+    const auto out = r.handle(frame, source_of(c), kNow);
     EXPECT_EQ(verdict_name(out.verdict), c["expect"].get<std::string>()) << c["name"];
     EXPECT_EQ(out.reply.empty(), out.verdict != Verdict::kPongSent) << c["name"];
   }
@@ -95,12 +104,12 @@ TEST(Disco, PongIsByteForByteWhatGoSealsAtTheSameNonce) {
     ++pongs;
     Responder r = gateway_with_peer();
     const Nonce nonce = unhex_array<kNonceLen>(c["pong_nonce"]);
-    const auto out = r.handle(unhex(c["frame"]), kSource, kNow, &nonce);
+    const auto out = r.handle(unhex(c["frame"]), source_of(c), kNow, &nonce);
     ASSERT_EQ(out.verdict, Verdict::kPongSent) << c["name"];
     EXPECT_EQ(out.reply, unhex(c["pong_frame"])) << c["name"];
     EXPECT_EQ(out.reply.size(), kPongFrameLen);
   }
-  EXPECT_EQ(pongs, 3);
+  EXPECT_EQ(pongs, 4);
 }
 
 TEST(Disco, GoPingParsesToItsTxIdNodeKeyAndPadding) {
@@ -204,17 +213,22 @@ TEST(Disco, PingNamingAnotherNodeKeyIsRefused) {
             Verdict::kPongSent);
 }
 
-// The gateway answers on IPv4 only: a valid ping from an IPv6 source gets no pong and its own
-// count (not send_failed, which is a pong the gateway failed to send).
-TEST(Disco, PingFromAnIpv6SourceIsCountedAsSuch) {
+// A peer reaching the gateway over IPv6 is answered there: the pong reports its IPv6 source
+// itself (not IPv4-mapped), as Go's own pong for that source reads.
+TEST(Disco, PingFromAnIpv6SourceIsAnsweredWithItsIpv6Address) {
+  const json& c = case_named("ping_from_ipv6_source");
   Responder r = gateway_with_peer();
-  const auto frame = unhex(case_named("ping_with_node_key")["frame"]);
-  std::array<uint8_t, 16> address{0x20, 0x01, 0x0d, 0xb8};  // 2001:db8::1
-  address[15] = 1;
-  const auto out = r.handle(frame, wg::Endpoint::ipv6(address, 41641), kNow);
-  EXPECT_EQ(out.verdict, Verdict::kIpv6Source);
-  EXPECT_TRUE(out.reply.empty());
-  EXPECT_EQ(verdict_name(Verdict::kIpv6Source), "ipv6_source");
+  const auto out = r.handle(unhex(c["frame"]), source_of(c), kNow);
+  ASSERT_EQ(out.verdict, Verdict::kPongSent);
+  const auto f = parse_frame(out.reply);
+  ASSERT_TRUE(f);
+  std::vector<uint8_t> plain;
+  ASSERT_TRUE(
+      open_box(*precompute(private_of("peer"), public_of("gateway")), f->nonce, f->box, plain));
+  const auto pong = parse_pong(plain);
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->address, source_of(c).address);
+  EXPECT_EQ(pong->port, 41641);
 }
 
 TEST(Disco, RateLimitedPerSourceLikeHandshakes) {
@@ -270,7 +284,7 @@ TEST(Disco, ParseMessageCountsPaddingAfterTheNodeKey) {
 
 TEST(Disco, MarshalPongLaysOutMappedAddressAndPortBigEndian) {
   const TxId tx = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  const auto p = marshal_pong(tx, 0xc6336407, 0xa269);
+  const auto p = marshal_pong(tx, wg::Endpoint::ipv4({0xc6, 0x33, 0x64, 0x07}, 0xa269));
   EXPECT_EQ(p[0], 0x02);
   EXPECT_EQ(p[1], 0x00);
   EXPECT_EQ(p[2], 1);

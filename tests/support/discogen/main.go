@@ -105,8 +105,9 @@ func main() {
 		return s[:]
 	}()))
 	src := netip.MustParseAddrPort("198.51.100.7:41641")
+	src6 := netip.MustParseAddrPort("[2001:db8::7]:41641")
 
-	pingCase := func(name string, seed byte, ping *disco.Ping, sender, expect string) Case {
+	pingCaseFrom := func(name string, seed byte, ping *disco.Ping, sender, expect string, src netip.AddrPort) Case {
 		frame := seal(sender, "gateway", nonceOf(seed), ping.AppendMarshal(nil))
 		c := Case{Name: name, Sender: sender, Frame: hex.EncodeToString(frame), Expect: expect,
 			TxID: hex.EncodeToString(ping.TxID[:]), Padding: ping.Padding}
@@ -128,6 +129,9 @@ func main() {
 		}
 		return c
 	}
+	pingCase := func(name string, seed byte, ping *disco.Ping, sender, expect string) Case {
+		return pingCaseFrom(name, seed, ping, sender, expect, src)
+	}
 	txid := func(seed byte) (t [12]byte) {
 		for i := range t {
 			t[i] = seed ^ byte(i*17)
@@ -148,6 +152,8 @@ func main() {
 	v.Cases = append(v.Cases,
 		other("pong_from_peer", 5, &disco.Pong{TxID: txid(5), Src: src}, "pong_ignored"),
 		other("call_me_maybe_from_peer", 6, &disco.CallMeMaybe{MyNumber: []netip.AddrPort{src}}, "call_me_maybe_ignored"),
+		// A peer reaching the gateway over IPv6: the pong reports its IPv6 source.
+		pingCaseFrom("ping_from_ipv6_source", 7, &disco.Ping{TxID: txid(7), NodeKey: nodeKey}, "peer", "pong_sent", src6),
 	)
 	out, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

@@ -25,7 +25,7 @@ func pingMain(args []string) {
 	fs := flag.NewFlagSet("ping", flag.ExitOnError)
 	keyHex := fs.String("key", "", "our disco private key, hex (32 bytes)")
 	gateway := fs.String("gateway", "", "the gateway's disco public key, base64 (wg pubkey of its key)")
-	to := fs.String("to", "", "the gateway's WireGuard UDP endpoint ip:port")
+	to := fs.String("to", "", "the gateway's WireGuard UDP endpoint ip:port or [ipv6]:port")
 	nodeKey := fs.String("node-key", "", "the WireGuard public key to claim, base64 (optional)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the pong")
 	fs.Parse(args)
@@ -54,11 +54,11 @@ func pingMain(args []string) {
 	pkt = ours.Public().AppendTo(pkt)
 	pkt = append(pkt, shared.Seal(ping.AppendMarshal(nil))...)
 
-	raddr, err := net.ResolveUDPAddr("udp4", *to)
+	raddr, err := net.ResolveUDPAddr("udp", *to)
 	if err != nil {
 		fail(err)
 	}
-	conn, err := net.DialUDP("udp4", nil, raddr)
+	conn, err := net.DialUDP("udp", nil, raddr)
 	if err != nil {
 		fail(err)
 	}
