@@ -245,6 +245,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcep
     meta(m)->out_port = tunnel_index;
     // The WireGuard message, as rx counts it (and the kernel's tx_bytes): no outer IP/UDP.
     uint32_t message;
+    bool relayed = false;
     if (endpoint_is_ipv6(endpoint[j])) [[unlikely]] {
       auto* ip6 = rte_pktmbuf_mtod(m, rte_ipv6_hdr*);
       auto* udp = reinterpret_cast<rte_udp_hdr*>(ip6 + 1);
@@ -265,7 +266,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcep
       auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
       auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
       const uint32_t dst = endpoint_ip(endpoint[j]);
-      const bool relayed = dst == ctx.relay_host && ctx.relay_host != 0;
+      relayed = dst == ctx.relay_host && ctx.relay_host != 0;
       fill_ipv4_header(ip, relayed ? ctx.relay_gateway : tunnel.addrs[0], dst, total, IPPROTO_UDP);
       udp->src_port = ctx.wg_port_be;
       udp->dst_port = endpoint_port(endpoint[j]);
@@ -283,7 +284,7 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcep
     }
     tx_bytes += message;
     tally.add(meta(m)->peer_slot, message);
-    if (meta(m)->out_port == ctx.exception_port) [[unlikely]]
+    if (relayed) [[unlikely]]
       w.transmit(ctx.exception_port, m);
   }
   w.counters().wg_tx_packets.add(k);

@@ -154,6 +154,32 @@ def ipv6_seeds():
     return seeds
 
 
+def outer6_seeds(r):
+    """dataplane_fuzz/wg_outer6_*: WireGuard over the tunnel port's IPv6 address (byte 0 = 0x24:
+    the tunnel port, an Ethernet header, IPv6): sealed transport from peer 0, a handshake
+    initiation's shape for the punt, one behind a Destination Options header (cut out by local
+    delivery), one with the zero UDP checksum IPv6 refuses."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
+    from scapy.packet import Raw
+    key, index = r["t1"], r["sender_r"]
+    peer6, gw6 = "2001:db8:77::2", "2001:db8:77::1"
+    sealed = transport(key, index, 30, udp4(PEER_INNER, INTERNET_HOST, 40000, 53, b"six"))
+    initiation = struct.pack("<I", 1) + bytes(range(144))
+
+    def udp6(msg, ext=None, **kw):
+        p = IPv6(src=peer6, dst=gw6)
+        if ext is not None:
+            p = p / ext
+        return b"\x24" + bytes(p / UDP(sport=PEER_PORT, dport=WG_PORT, **kw) / Raw(msg))
+    return {
+        "wg_outer6_sealed_udp": udp6(sealed),
+        "wg_outer6_initiation": udp6(initiation),
+        "wg_outer6_dest_opts": udp6(sealed, ext=IPv6ExtHdrDestOpt()),
+        "wg_outer6_zero_checksum": udp6(sealed, chksum=0),
+    }
+
+
 def write(target, seeds):
     corpus = os.path.join(HERE, target)
     os.makedirs(corpus, exist_ok=True)
@@ -165,7 +191,7 @@ def write(target, seeds):
 
 def main():
     r = reference_handshake()
-    write("dataplane_fuzz", dict(dataplane_seeds(r), **ipv6_seeds()))
+    write("dataplane_fuzz", dict(dataplane_seeds(r), **ipv6_seeds(), **outer6_seeds(r)))
     write("control_punt_fuzz", punt_seeds(r))
 
 
