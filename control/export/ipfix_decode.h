@@ -57,5 +57,8 @@ class IpfixDecoder {
 };
 
 std::string format_ipv4(uint32_t host_order);
+// RFC 5952 text form (lower case, the longest run of two or more zero groups as "::", the
+// first of equal runs; IPv4-mapped addresses with a dotted quad).
+std::string format_ipv6(std::span<const uint8_t, 16> address);
 
 }  // namespace exitgw::exporter
