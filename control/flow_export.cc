@@ -8,10 +8,10 @@
 #include <cstring>
 #include <string>
 
+#include "control/export/ipfix_decode.h"
 #include "control/export/nat_event.h"
 #include "control/flags.h"
 #include "control/log.h"
-#include "control/net_parse.h"
 
 namespace exitgw {
 
@@ -169,14 +169,14 @@ void FlowExport::drain() {
     dp::nat::NatEvent e;
     for (int budget = 256; budget > 0 && ring->pop(&e); --budget) {
       const unsigned type = static_cast<unsigned>(e.type);
+      const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
+      const exporter::NatRecord r = exporter::to_nat_record(e, ms);
       log_info(std::string("nat_event type=") + (type < 5 ? kNames[type] : "unknown") +
-               " worker=" + std::to_string(e.worker) + " subscriber=" + format_ipv4(e.subscriber) +
-               " public=" + format_ipv4(e.public_address) +
+               " worker=" + std::to_string(e.worker) + " subscriber=" +
+               exporter::format_address(r.family, r.subscriber, r.subscriber6) + " public=" +
+               exporter::format_address(r.family, r.public_address, r.public_address6) +
                " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
-      if (exporter_) {
-        const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
-        exporter_->submit_nat_event(exporter::to_nat_record(e, ms));
-      }
+      if (exporter_) exporter_->submit_nat_event(r);
     }
   }
   if (exporter_) drain_flow_records();

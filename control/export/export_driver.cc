@@ -12,7 +12,8 @@
 //  {"type":"flow","start_ms":..,"end_ms":..,"src":"100.64.0.11:40000",
 //   "dst":"198.51.100.10:80","post_nat":"203.0.113.5:1030","proto":6,"tcp_flags":27,
 //   "tx_pkts":..,"tx_bytes":..,"rx_pkts":..,"rx_bytes":..,"peer_id":7,"log_destination":true}]
-// An IPv6 flow writes its addresses "[2001:db8::1]:443" (src, dst and post_nat alike).
+// An IPv6 flow writes its addresses "[2001:db8::1]:443" (src, dst and post_nat alike); a NAT66
+// event its subscriber and public address as IPv6 text.
 // Exit status: 0 settled, 1 bad usage or input, 3 not settled before the timeout.
 #include <arpa/inet.h>
 
@@ -46,15 +47,18 @@ std::pair<uint32_t, uint16_t> addr_port(const std::string& s) {
   return {ipv4(s.substr(0, colon)), uint16_t(std::stoul(s.substr(colon + 1)))};
 }
 
+exitgw::exporter::Ipv6Address ipv6(const std::string& s) {
+  exitgw::exporter::Ipv6Address a{};
+  if (inet_pton(AF_INET6, s.c_str(), a.data()) != 1) throw std::runtime_error("bad address " + s);
+  return a;
+}
+
 // "[2001:db8::1]:443": an IPv6 address and port.
 std::pair<exitgw::exporter::Ipv6Address, uint16_t> addr_port6(const std::string& s) {
   const size_t close = s.find("]:");
   if (s.empty() || s[0] != '[' || close == std::string::npos)
     throw std::runtime_error("not [address]:port: " + s);
-  exitgw::exporter::Ipv6Address a{};
-  if (inet_pton(AF_INET6, s.substr(1, close - 1).c_str(), a.data()) != 1)
-    throw std::runtime_error("bad address " + s);
-  return {a, uint16_t(std::stoul(s.substr(close + 2)))};
+  return {ipv6(s.substr(1, close - 1)), uint16_t(std::stoul(s.substr(close + 2)))};
 }
 
 // Either family, by the source's form; all three addresses must be of it.
@@ -143,8 +147,15 @@ int main(int argc, char** argv) {
         NatRecord n;
         n.kind = kind_of(r.at("kind"));
         n.time_ms = r.at("time_ms");
-        n.subscriber = ipv4(r.at("subscriber"));
-        n.public_address = ipv4(r.at("public"));
+        const std::string subscriber = r.at("subscriber"), public_address = r.at("public");
+        if (subscriber.find(':') != std::string::npos) {  // NAT66
+          n.family = exitgw::exporter::IpFamily::kIpv6;
+          n.subscriber6 = ipv6(subscriber);
+          n.public_address6 = ipv6(public_address);
+        } else {
+          n.subscriber = ipv4(subscriber);
+          n.public_address = ipv4(public_address);
+        }
         n.port_first = r.value("port_first", 0);
         n.port_last = r.value("port_last", 0);
         n.worker = r.value("worker", 0);

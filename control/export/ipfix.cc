@@ -92,6 +92,12 @@ constexpr std::array<FieldSpec, N> ipv6_fields(std::span<const FieldSpec, N> in)
   for (size_t i = 0; i < N; ++i) out[i] = ipv6_field(in[i]);
   return out;
 }
+constexpr auto kNatBlock6Fields =
+    ipv6_fields(std::span<const FieldSpec, std::size(kNatBlockFields)>(kNatBlockFields));
+constexpr auto kNatPortsExhausted6Fields = ipv6_fields(
+    std::span<const FieldSpec, std::size(kNatPortsExhaustedFields)>(kNatPortsExhaustedFields));
+constexpr auto kNatQuota6Fields =
+    ipv6_fields(std::span<const FieldSpec, std::size(kNatQuotaFields)>(kNatQuotaFields));
 constexpr auto kFlow6Fields =
     ipv6_fields(std::span<const FieldSpec, std::size(kFlowFields)>(kFlowFields));
 constexpr auto kFlow6NoDestinationFields = ipv6_fields(
@@ -107,6 +113,9 @@ constexpr TemplateSpec kTemplates4[] = {
 constexpr TemplateSpec kTemplates6[] = {
     {kTemplateFlow6, kFlow6Fields},
     {kTemplateFlow6NoDestination, kFlow6NoDestinationFields},
+    {kTemplateNatBlock6, kNatBlock6Fields},
+    {kTemplateNatPortsExhausted6, kNatPortsExhausted6Fields},
+    {kTemplateNatQuota6, kNatQuota6Fields},
 };
 constexpr std::span<const TemplateSpec> kTemplateSets[] = {kTemplates4, kTemplates6};
 
@@ -167,6 +176,10 @@ class RecordWriter {
     r_.length += 16;
     return *this;
   }
+  // The family's form of an address: 4 bytes, or 16.
+  RecordWriter& address(bool v6, uint32_t a4, const Ipv6Address& a6) {
+    return v6 ? ipv6(a6) : u32(a4);
+  }
 
  private:
   EncodedRecord& r_;
@@ -202,27 +215,35 @@ NatEventCode nat_event_code(NatEventKind kind) {
 EncodedRecord encode_nat(const NatRecord& n) {
   EncodedRecord r;
   RecordWriter w(r);
+  const bool v6 = n.family == IpFamily::kIpv6;
+  const auto subscriber = [&] { w.address(v6, n.subscriber, n.subscriber6); };
+  const auto public_address = [&] { w.address(v6, n.public_address, n.public_address6); };
   const uint8_t code = static_cast<uint8_t>(nat_event_code(n.kind));
   switch (n.kind) {
     case NatEventKind::kBlockAllocated:
     case NatEventKind::kBlockReleased:
-      r.template_id = kTemplateNatBlock;
-      w.u64(n.time_ms).u8(code).u32(n.subscriber).u32(n.public_address);
+      r.template_id = v6 ? kTemplateNatBlock6 : kTemplateNatBlock;
+      w.u64(n.time_ms).u8(code);
+      subscriber();
+      public_address();
       w.u16(n.port_first).u16(n.port_last);
       break;
     case NatEventKind::kPoolExhausted:
-      r.template_id = kTemplateNatPortsExhausted;
-      w.u64(n.time_ms).u8(code).u32(n.public_address).u32(n.subscriber);
+      r.template_id = v6 ? kTemplateNatPortsExhausted6 : kTemplateNatPortsExhausted;
+      w.u64(n.time_ms).u8(code);
+      public_address();
+      subscriber();
       break;
     case NatEventKind::kPortLimit:
     case NatEventKind::kSessionLimit:
     case NatEventKind::kCount:
-      r.template_id = kTemplateNatQuota;
+      r.template_id = v6 ? kTemplateNatQuota6 : kTemplateNatQuota;
       w.u64(n.time_ms).u8(code);
       w.u32(static_cast<uint32_t>(n.kind == NatEventKind::kPortLimit
                                       ? NatQuotaCode::kMaxEntriesPerUser
                                       : NatQuotaCode::kMaxSessionEntries));
-      w.u32(n.subscriber).u32(n.public_address);
+      subscriber();
+      public_address();
       break;
   }
   return r;
@@ -236,20 +257,11 @@ EncodedRecord encode_flow(const FlowRecord& f, bool with_destination) {
     r.template_id = with_destination ? kTemplateFlow6 : kTemplateFlow6NoDestination;
   else
     r.template_id = with_destination ? kTemplateFlow : kTemplateFlowNoDestination;
-  const auto address = [&](uint32_t a4, const Ipv6Address& a6) {
-    if (v6)
-      w.ipv6(a6);
-    else
-      w.u32(a4);
-  };
-  w.u64(f.start_ms).u64(f.end_ms);
-  address(f.src_address, f.src_address6);
-  if (with_destination) address(f.dst_address, f.dst_address6);
+  w.u64(f.start_ms).u64(f.end_ms).address(v6, f.src_address, f.src_address6);
+  if (with_destination) w.address(v6, f.dst_address, f.dst_address6);
   w.u16(f.src_port);
   if (with_destination) w.u16(f.dst_port);
-  w.u8(f.protocol);
-  address(f.post_nat_address, f.post_nat_address6);
-  w.u16(f.post_nat_port);
+  w.u8(f.protocol).address(v6, f.post_nat_address, f.post_nat_address6).u16(f.post_nat_port);
   w.u64(f.tx_packets).u64(f.tx_bytes).u64(f.rx_packets).u64(f.rx_bytes);
   w.u16(f.tcp_flags).u32(f.peer_id);
   return r;
@@ -274,6 +286,11 @@ std::vector<uint8_t> template_set(uint32_t enterprise_number) {
     put16(&out[start + 2], uint16_t(out.size() - start));
   }
   return out;
+}
+
+size_t min_message_bytes(uint32_t enterprise_number) {
+  return kMessageHeaderBytes + template_set(enterprise_number).size() + kSetHeaderBytes +
+         EncodedRecord::kMaxBytes;
 }
 
 size_t template_record_length(uint16_t template_id) {
@@ -317,7 +334,7 @@ Message IpfixEncoder::templates_only(uint32_t export_time) {
 std::vector<Message> IpfixEncoder::encode(std::span<const EncodedRecord> records,
                                           uint32_t export_time, size_t max_messages) {
   std::vector<Message> out;
-  // Never below what one set of templates plus one record needs.
+  // Never below what one set of templates plus one record needs (min_message_bytes).
   const size_t limit =
       std::max(options_.max_message_bytes, kMessageHeaderBytes + templates_.size() +
                                                kSetHeaderBytes + EncodedRecord::kMaxBytes);

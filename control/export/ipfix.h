@@ -89,18 +89,22 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(NatEventKind::
     kNatEventKindNames = {"block_allocated", "block_released", "pool_exhausted", "port_limit",
                           "session_limit"};
 
-// Addresses in host order, times in Unix milliseconds.
+enum class IpFamily : uint8_t { kIpv4, kIpv6 };
+using Ipv6Address = std::array<uint8_t, 16>;  // network order
+
+// NAT44 (family kIpv4): addresses in host order in subscriber/public_address. NAT66 (kIpv6):
+// in subscriber6/public_address6, network order, encoded with RFC 8158's IPv6 elements
+// (sourceIPv6Address, postNATSourceIPv6Address). Times in Unix milliseconds.
 struct NatRecord {
   uint64_t time_ms = 0;
+  IpFamily family = IpFamily::kIpv4;
   uint32_t subscriber = 0;
   uint32_t public_address = 0;
+  Ipv6Address subscriber6{}, public_address6{};
   uint16_t port_first = 0, port_last = 0;
   NatEventKind kind = NatEventKind::kBlockAllocated;
   uint8_t worker = 0;
 };
-
-enum class IpFamily : uint8_t { kIpv4, kIpv6 };
-using Ipv6Address = std::array<uint8_t, 16>;  // network order
 
 // One flow's counters for an interval, from the subscriber's side: tx is subscriber → internet.
 // IPv4 addresses in host order, IPv6 ones as on the wire (which fields: `family`); times in
@@ -130,6 +134,9 @@ enum TemplateId : uint16_t {
   kTemplateFlowNoDestination = 260,
   kTemplateFlow6 = 261,  // the IPv6 flow templates: the IPv4 ones' fields, IPv6 addresses
   kTemplateFlow6NoDestination = 262,
+  kTemplateNatBlock6 = 263,  // NAT66 events: the NAT44 templates with IPv6 addresses
+  kTemplateNatPortsExhausted6 = 264,
+  kTemplateNatQuota6 = 265,
 };
 
 // One data record already in IPFIX wire form, without framing: what the spool stores.
@@ -152,6 +159,9 @@ EncodedRecord encode_flow(const FlowRecord& r, bool with_destination);
 
 // The template sets (set id 2): all the IPv4 templates in one set, the IPv6 ones in a second.
 std::vector<uint8_t> template_set(uint32_t enterprise_number);
+// The smallest message the encoder frames: the header, every template and one record of the
+// longest kind (a smaller max_message_bytes is raised to this).
+size_t min_message_bytes(uint32_t enterprise_number);
 // Record length a template defines, 0 for an unknown id.
 size_t template_record_length(uint16_t template_id);
 

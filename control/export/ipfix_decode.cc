@@ -162,4 +162,8 @@ std::string format_ipv6(std::span<const uint8_t, 16> a) {
   return out;
 }
 
+std::string format_address(IpFamily family, uint32_t a4, const Ipv6Address& a6) {
+  return family == IpFamily::kIpv6 ? format_ipv6(a6) : format_ipv4(a4);
+}
+
 }  // namespace exitgw::exporter

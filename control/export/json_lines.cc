@@ -81,8 +81,9 @@ std::string nat_json(const NatRecord& n, std::string_view node_id, uint64_t logg
       ",\"natEvent\":{\"type\":\"" +
       std::string(kind < kNatEventKindNames.size() ? kNatEventKindNames[kind] : "unknown") +
       "\",\"code\":" + std::to_string(unsigned(nat_event_code(n.kind))) + ",\"time\":\"" +
-      rfc3339_ms(n.time_ms) + "\",\"subscriber\":\"" + format_ipv4(n.subscriber) +
-      "\",\"public\":\"" + format_ipv4(n.public_address) + "\"";
+      rfc3339_ms(n.time_ms) + "\",\"subscriber\":\"" +
+      format_address(n.family, n.subscriber, n.subscriber6) + "\",\"public\":\"" +
+      format_address(n.family, n.public_address, n.public_address6) + "\"";
   if (n.kind == NatEventKind::kBlockAllocated || n.kind == NatEventKind::kBlockReleased)
     s += ",\"portStart\":" + std::to_string(n.port_first) +
          ",\"portEnd\":" + std::to_string(n.port_last);

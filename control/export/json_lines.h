@@ -11,6 +11,7 @@
 // UTC with milliseconds. NAT events have no place in that schema, so they are their own line:
 //   {"logged":..., "nodeId":..., "natEvent":{"type":"block_allocated","code":14,"time":...,
 //    "subscriber":"100.64.0.11","public":"203.0.113.5","portStart":1024,"portEnd":1535,...}}
+// (NAT66 events: the addresses in RFC 5952 text.)
 #pragma once
 
 #include <cstdint>

@@ -375,7 +375,7 @@ class ExportTest(unittest.TestCase):
         for k in ("logged", "nodeId", "start", "end"):
             self.assertIn(k, lines[5])
 
-    def test_ipv6_flows_decode_with_their_ipv6_addresses_beside_ipv4_ones(self):
+    def test_ipv6_flows_and_nat66_events_decode_with_their_ipv6_addresses(self):
         port = free_port()
         cap = Capture(os.path.join(self.work, "ipv6.pcap"), "udp port %d" % port)
         nf = Nfcapd(port, os.path.join(self.work, "nf-ipv6"))
@@ -385,15 +385,22 @@ class ExportTest(unittest.TestCase):
             r.update(src="[fd7a:115c:a1e0::11]:%d" % key, dst="[2001:db8:5::10]:443",
                      post_nat="[2001:db8:100:0:ffee::11]:%d" % key)
             v6.append(r)
+        # A NAT66 port block (RFC 8158 with IPv6 elements), as the NAT side will report it.
+        nat66 = {"type": "nat", "kind": "block_allocated", "time_ms": BASE_MS + 7,
+                 "subscriber": "fd7a:115c:a1e0::11", "public": "2001:db8:100::5",
+                 "port_first": 2048, "port_last": 2559}
         jsonl = os.path.join(self.work, "ipv6.jsonl")
-        run_driver([flow(40000)] + v6, "udp://127.0.0.1:%d" % port,
+        run_driver([flow(40000)] + v6 + [nat66], "udp://127.0.0.1:%d" % port,
                    os.path.join(self.work, "spool-ipv6"), ["--json", jsonl], work=self.work)
         nf.stop()
         cap.stop()
 
         # nfdump: IPv6 source and destination (it has no field for postNATSourceIPv6Address).
         recs = nfdump_records(nf.dir)
-        self.assertEqual(len(recs), 3, recs)
+        self.assertEqual(len(recs), 4, recs)
+        ev = recs[3]
+        self.assertEqual(ev["nat event"].split(":")[0], "16", ev)
+        self.assertEqual(ev["src addr"], "fd7a:115c:a1e0::11", ev)
         self.assertEqual(recs[0]["src addr"], "100.64.0.11")
         for r, key in ((recs[1], 41000), (recs[2], 41001)):
             self.assertEqual(r["src addr"], "fd7a:115c:a1e0::11", r)
@@ -410,12 +417,20 @@ class ExportTest(unittest.TestCase):
         for _, t, r in msgs:
             templates.update(t)
             rows += r
+        g = lambda r, k: r.get(k, [None])[0]
         # (tshark gives the reverse counters their element id, the peer id -1.)
         self.assertEqual(templates[261], [152, 153, 27, 28, 7, 11, 4, 281, 227, 2, 1, 2, 1, 6, -1])
         self.assertEqual(templates[262], [152, 153, 27, 7, 4, 281, 227, 2, 1, 2, 1, 6, -1])
         self.assertNotIn(8, templates[261])
-        self.assertEqual(len(rows), 3)
-        g = lambda r, k: r.get(k, [None])[0]
+        self.assertEqual(templates[263], [323, 230, 27, 281, 361, 362])
+        self.assertEqual(templates[264], [323, 230, 281, 27])
+        self.assertEqual(templates[265], [323, 230, 466, 27, 281])
+        self.assertEqual(len(rows), 4)
+        ev = rows.pop()
+        self.assertEqual([g(ev, k) for k in ("cflow.nat_event", "cflow.srcaddrv6",
+                                            "cflow.post_nat_source_ipv6_address",
+                                            "cflow.port_range_start", "cflow.port_range_end")],
+                         ["16", "fd7a:115c:a1e0::11", "2001:db8:100::5", "2048", "2559"])
         self.assertEqual(g(rows[0], "cflow.srcaddr"), "100.64.0.11")
         for r in rows[1:]:
             self.assertEqual(g(r, "cflow.srcaddrv6"), "fd7a:115c:a1e0::11")
@@ -431,7 +446,9 @@ class ExportTest(unittest.TestCase):
         # JSON lines: RFC 5952 text, bracketed before the port.
         with open(jsonl) as f:
             lines = [json.loads(l) for l in f]
-        self.assertEqual(len(lines), 3)
+        self.assertEqual(len(lines), 4)
+        self.assertEqual(lines[3]["natEvent"]["subscriber"], "fd7a:115c:a1e0::11")
+        self.assertEqual(lines[3]["natEvent"]["public"], "2001:db8:100::5")
         self.assertEqual(lines[1]["exitTraffic"][0],
                          {"proto": 6, "src": "[fd7a:115c:a1e0::11]:41000",
                           "dst": "[2001:db8:5::10]:443", "txPkts": 41000,

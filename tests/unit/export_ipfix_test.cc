@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <random>
+#include <tuple>
 
 #include "control/export/ipfix.h"
 #include "control/export/ipfix_decode.h"
 #include "control/export/json_lines.h"
+#include "control/export/nat_event.h"
 
 namespace exitgw::exporter {
 namespace {
@@ -45,6 +47,11 @@ FlowRecord flow_record(uint16_t src_port) {
   f.peer_id = 7;
   return f;
 }
+
+// The IPv6 template set: two flow templates of 15 and 13 fields (three of each under an
+// enterprise number: 8 bytes instead of 4), the NAT66 event templates of 6, 4 and 5 fields.
+constexpr size_t kIpv6SetBytes =
+    4 + (4 + 15 * 4 + 3 * 4) + (4 + 13 * 4 + 3 * 4) + (4 + 6 * 4) + (4 + 4 * 4) + (4 + 5 * 4);
 
 Ipv6Address v6(const char* text) {
   Ipv6Address a{};
@@ -84,9 +91,8 @@ TEST(ExportIpfix, FirstMessageIsByteExactHeaderTemplatesAndDataSet) {
       0x00, 0x0a, uint8_t(len >> 8), uint8_t(len), 0x65, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
   ASSERT_EQ(b.size(), len);
   EXPECT_EQ(std::vector<uint8_t>(b.begin(), b.begin() + 16), header);
-  // Two template sets, IPv4's then IPv6's: two flow templates of 15 and 13 fields, three of
-  // each under an enterprise number (8 bytes each instead of 4).
-  const size_t ipv6_set = 4 + (4 + 15 * 4 + 3 * 4) + (4 + 13 * 4 + 3 * 4);
+  // Two template sets, IPv4's then IPv6's.
+  const size_t ipv6_set = kIpv6SetBytes;
   const size_t ipv4_set = templates.size() - ipv6_set;
   // The template set opens with set id 2 and template 256 of six fields.
   const std::vector<uint8_t> t256 = {0x00,
@@ -170,7 +176,11 @@ TEST(ExportIpfix, SequenceNumberCountsDataRecordsSentBeforeEachMessage) {
 }
 
 TEST(ExportIpfix, MessagesStayWithinTheMtuAndKeepEveryRecordInOrder) {
-  for (size_t mtu : {512u, 1400u, 9000u}) {
+  // The smallest size the exporter accepts: every template and the longest record.
+  EXPECT_EQ(min_message_bytes(ie::kDocumentationPen),
+            16 + template_set(ie::kDocumentationPen).size() + 4 + EncodedRecord::kMaxBytes);
+  EXPECT_LT(min_message_bytes(ie::kDocumentationPen), 600u);
+  for (size_t mtu : {600u, 1400u, 9000u}) {
     IpfixEncoder enc(EncoderOptions{.max_message_bytes = mtu});
     std::vector<EncodedRecord> recs;
     for (int i = 0; i < 1000; ++i) {
@@ -258,32 +268,38 @@ TEST(ExportIpfix, DestinationLoggingOffLeavesOutDestinationAddressAndPort) {
   }
 }
 
-TEST(ExportIpfix, EveryNatEventKindDecodesToItsRfc8158Fields) {
+// `base` as each NAT event kind in turn, encoded in one message and decoded.
+std::vector<DecodedRecord> every_nat_kind_decoded(const NatRecord& base) {
   IpfixEncoder enc(EncoderOptions{});
   std::vector<EncodedRecord> recs;
   for (size_t k = 0; k < size_t(NatEventKind::kCount); ++k) {
-    NatRecord n = block_record();
+    NatRecord n = base;
     n.kind = NatEventKind(k);
     recs.push_back(encode_nat(n));
   }
   IpfixDecoder dec;
   auto d = dec.decode(enc.encode(recs, 1)[0].bytes);
-  ASSERT_TRUE(d.ok()) << d.error();
-  ASSERT_EQ(d->records.size(), 5u);
+  EXPECT_TRUE(d.ok()) << d.error();
+  return d.ok() ? d->records : std::vector<DecodedRecord>{};
+}
+
+TEST(ExportIpfix, EveryNatEventKindDecodesToItsRfc8158Fields) {
+  const std::vector<DecodedRecord> d = every_nat_kind_decoded(block_record());
+  ASSERT_EQ(d.size(), 5u);
   const uint64_t events[] = {16, 17, 12, 13, 13};
   const uint16_t templates[] = {256, 256, 257, 258, 258};
   for (size_t k = 0; k < 5; ++k) {
-    const DecodedRecord& r = d->records[k];
+    const DecodedRecord& r = d[k];
     EXPECT_EQ(r.template_id, templates[k]);
     EXPECT_EQ(r.uint_of(ie::kNatEvent), events[k]);
     EXPECT_EQ(r.uint_of(ie::kObservationTimeMilliseconds), 0x0000018BD0A1B2C3u);
     EXPECT_EQ(r.uint_of(ie::kSourceIPv4Address), 0x6440000Bu);
     EXPECT_EQ(r.uint_of(ie::kPostNATSourceIPv4Address), 0xCB007105u);
   }
-  EXPECT_EQ(d->records[1].uint_of(ie::kPortRangeEnd), 1535u);
-  EXPECT_FALSE(d->records[2].has(ie::kPortRangeStart));
-  EXPECT_EQ(d->records[3].uint_of(ie::kNatQuotaExceededEvent), 3u);  // max entries per user
-  EXPECT_EQ(d->records[4].uint_of(ie::kNatQuotaExceededEvent), 1u);  // max session entries
+  EXPECT_EQ(d[1].uint_of(ie::kPortRangeEnd), 1535u);
+  EXPECT_FALSE(d[2].has(ie::kPortRangeStart));
+  EXPECT_EQ(d[3].uint_of(ie::kNatQuotaExceededEvent), 3u);  // max entries per user
+  EXPECT_EQ(d[4].uint_of(ie::kNatQuotaExceededEvent), 1u);  // max session entries
 }
 
 TEST(ExportIpfixDecoder, RejectsWhatIsNotIpfixWithAReason) {
@@ -306,7 +322,7 @@ TEST(ExportIpfixDecoder, RejectsWhatIsNotIpfixWithAReason) {
 // addresses as IANA's IPv6 elements of 16 bytes (27, 28, 281).
 TEST(ExportIpfix, Ipv6FlowTemplatesAreTheirOwnSetWithTheIanaIpv6Elements) {
   const std::vector<uint8_t> t = template_set(ie::kDocumentationPen);
-  const size_t ipv6_set = 4 + (4 + 15 * 4 + 3 * 4) + (4 + 13 * 4 + 3 * 4);
+  const size_t ipv6_set = kIpv6SetBytes;
   ASSERT_GT(t.size(), ipv6_set);
   const std::vector<uint8_t> v6(t.end() - ptrdiff_t(ipv6_set), t.end());
   const std::vector<uint8_t> head = {
@@ -374,7 +390,7 @@ TEST(ExportIpfix, Ipv6FlowRecordsDecodeWithTheirAddressesBesideIpv4Ones) {
   IpfixDecoder dec;
   auto d = dec.decode(enc.encode(recs, 1)[0].bytes);
   ASSERT_TRUE(d.ok()) << d.error();
-  EXPECT_EQ(d->templates, 7u);
+  EXPECT_EQ(d->templates, 10u);
   ASSERT_EQ(d->records.size(), 3u);
   EXPECT_EQ(d->records[0].template_id, kTemplateFlow);
   const DecodedRecord& on = d->records[1];
@@ -451,6 +467,77 @@ TEST(ExportJson, Ipv6FlowsCarryBracketedRfc5952AddressesAndPorts) {
   EXPECT_NE(without.find("\"src\":\"[fd7a:115c:a1e0::11]:40000\",\"txPkts\""), std::string::npos)
       << without;
   EXPECT_EQ(without.find("dst"), std::string::npos);
+}
+
+// NAT66 (RFC 8158 with IPv6 elements): each event kind in its IPv6 template, the subscriber as
+// sourceIPv6Address and the public address as postNATSourceIPv6Address.
+TEST(ExportIpfix, EveryNat66EventKindDecodesToItsRfc8158Ipv6Fields) {
+  NatRecord n = block_record();
+  n.family = IpFamily::kIpv6;
+  n.subscriber = n.public_address = 0;
+  n.subscriber6 = v6("fd7a:115c:a1e0::11");
+  n.public_address6 = v6("2001:db8:100::5");
+  const std::vector<DecodedRecord> d = every_nat_kind_decoded(n);
+  ASSERT_EQ(d.size(), 5u);
+  const uint64_t events[] = {16, 17, 12, 13, 13};
+  const uint16_t templates[] = {263, 263, 264, 265, 265};
+  const std::vector<uint8_t> sub = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0,
+                                    0,    0,    0,    0,    0,    0,    0, 0x11};
+  const std::vector<uint8_t> pub = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5};
+  for (size_t k = 0; k < 5; ++k) {
+    const DecodedRecord& r = d[k];
+    EXPECT_EQ(r.template_id, templates[k]);
+    EXPECT_EQ(r.uint_of(ie::kNatEvent), events[k]);
+    EXPECT_EQ(r.uint_of(ie::kObservationTimeMilliseconds), 0x0000018BD0A1B2C3u);
+    ASSERT_TRUE(r.has(ie::kSourceIPv6Address) && r.has(ie::kPostNATSourceIPv6Address));
+    EXPECT_EQ(r.find(ie::kSourceIPv6Address)->value, sub);
+    EXPECT_EQ(r.find(ie::kPostNATSourceIPv6Address)->value, pub);
+    EXPECT_FALSE(r.has(ie::kSourceIPv4Address));
+    EXPECT_FALSE(r.has(ie::kPostNATSourceIPv4Address));
+  }
+  EXPECT_EQ(d[0].uint_of(ie::kPortRangeStart), 1024u);
+  EXPECT_EQ(d[1].uint_of(ie::kPortRangeEnd), 1535u);
+  EXPECT_EQ(d[3].uint_of(ie::kNatQuotaExceededEvent), 3u);
+  EXPECT_EQ(d[4].uint_of(ie::kNatQuotaExceededEvent), 1u);
+  EXPECT_EQ(template_record_length(kTemplateNatBlock6), 8u + 1 + 16 + 16 + 2 + 2);
+}
+
+// The NAT side's hand-over: a NatEvent's type, ports and worker with the addresses of either
+// family (addresses_of: NAT44's from the event itself).
+TEST(ExportNatEvent, ToNatRecordTakesTheAddressesOfEitherFamily) {
+  dp::nat::NatEvent e{};
+  e.type = dp::nat::NatEventType::kBlockReleased;
+  e.subscriber = 0x6440000B;
+  e.public_address = 0xCB007105;
+  e.port_first = 2048;
+  e.port_last = 2559;
+  e.worker = 2;
+  const NatRecord r4 = to_nat_record(e, 1234);
+  EXPECT_EQ(r4.family, IpFamily::kIpv4);
+  EXPECT_EQ(r4.subscriber, 0x6440000Bu);
+  EXPECT_EQ(r4.public_address, 0xCB007105u);
+  EXPECT_EQ(r4.kind, NatEventKind::kBlockReleased);
+  EXPECT_EQ(r4.time_ms, 1234u);
+  EXPECT_EQ(encode_nat(r4).template_id, kTemplateNatBlock);
+
+  NatEventAddresses a;
+  a.family = IpFamily::kIpv6;
+  a.subscriber6 = v6("fd7a:115c:a1e0::12");
+  a.public_address6 = v6("2001:db8:100::6");
+  const NatRecord r6 = to_nat_record(e, 1234, a);
+  EXPECT_EQ(r6.family, IpFamily::kIpv6);
+  EXPECT_EQ(r6.subscriber6, a.subscriber6);
+  EXPECT_EQ(r6.public_address6, a.public_address6);
+  EXPECT_EQ((std::tuple{r6.port_first, r6.port_last, r6.worker}),
+            (std::tuple{uint16_t{2048}, uint16_t{2559}, uint8_t{2}}));
+  EXPECT_EQ(encode_nat(r6).template_id, kTemplateNatBlock6);
+  const std::string line = nat_json(r6, "nTest", 1700000000000);
+  EXPECT_NE(line.find("\"natEvent\":{\"type\":\"block_released\",\"code\":17,"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"subscriber\":\"fd7a:115c:a1e0::12\",\"public\":\"2001:db8:100::6\","
+                      "\"portStart\":2048,\"portEnd\":2559,\"worker\":2}}"),
+            std::string::npos)
+      << line;
 }
 
 }  // namespace
