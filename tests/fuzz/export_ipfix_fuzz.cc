@@ -1,8 +1,8 @@
 // Fuzzes the IPFIX decoder (the tests' and driver's reader): any bytes, never a crash.
 // The input is split into messages by a leading length byte so templates carry across.
-// Then the encoder's side: the input's first bytes as an IPv4 or IPv6 flow record, encoded,
-// framed with the templates and decoded again, must give back its addresses and ports (and the
-// IPv6 addresses their RFC 5952 text, which inet_pton must read back as the same bytes).
+// Then the encoder's side: the input's first bytes as an IPv4 or IPv6 flow record and NAT
+// event, encoded, framed with the templates and decoded again, must give back their addresses
+// and ports (and the IPv6 addresses their RFC 5952 text, which inet_pton reads back the same).
 #include <arpa/inet.h>
 
 #include <cstddef>
@@ -66,6 +66,35 @@ void round_trip(const uint8_t* data, size_t size) {
     check(!d.has(ie::kDestinationIPv4Address) && !d.has(ie::kDestinationIPv6Address));
   check(d.uint_of(ie::kSourceTransportPort) == f.src_port);
   check(d.uint_of(ie::kPostNAPTSourceTransportPort) == f.post_nat_port);
+
+  // The same addresses as a NAT event of the kind the first byte names (NAT44 or NAT66).
+  NatRecord n;
+  n.family = f.family;
+  n.kind = NatEventKind((data[0] >> 2) % size_t(NatEventKind::kCount));
+  n.subscriber = f.src_address;
+  n.public_address = f.post_nat_address;
+  n.subscriber6 = f.src_address6;
+  n.public_address6 = f.post_nat_address6;
+  n.port_first = f.src_port;
+  n.port_last = f.dst_port;
+  const EncodedRecord e = encode_nat(n);
+  check(e.length == template_record_length(e.template_id));
+  auto nm = dec.decode(enc.encode(std::span(&e, 1), 2).at(0).bytes);
+  check(nm.ok() && nm->records.size() == 1);
+  const DecodedRecord& nd = nm->records[0];
+  const auto same_nat = [&](uint16_t id4, uint16_t id6, uint32_t a4, const Ipv6Address& a6) {
+    if (v6) {
+      const DecodedField* x = nd.find(id6);
+      check(x != nullptr && x->value.size() == 16 &&
+            std::memcmp(x->value.data(), a6.data(), 16) == 0 && !nd.has(id4));
+    } else {
+      check(nd.uint_of(id4) == a4 && !nd.has(id6));
+    }
+  };
+  same_nat(ie::kSourceIPv4Address, ie::kSourceIPv6Address, n.subscriber, n.subscriber6);
+  same_nat(ie::kPostNATSourceIPv4Address, ie::kPostNATSourceIPv6Address, n.public_address,
+           n.public_address6);
+  check(nd.uint_of(ie::kNatEvent) == uint64_t(nat_event_code(n.kind)));
 }
 
 }  // namespace
