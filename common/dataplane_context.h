@@ -26,7 +26,12 @@ class DomainDatabase;
 }  // namespace domain
 
 namespace flow {
-class FlowTable;
+struct FlowKey;
+struct FlowKey6;
+template <class Key>
+class BasicFlowTable;
+using FlowTable = BasicFlowTable<FlowKey>;
+using FlowTable6 = BasicFlowTable<FlowKey6>;
 }  // namespace flow
 
 namespace nat {
@@ -194,6 +199,7 @@ struct alignas(64) WorkerShared {
   // Flow accounting (null: off). Allocated by control before launch, written by this worker
   // alone while it runs; control pops its record ring and, once the worker stopped, flushes it.
   flow::FlowTable* flows = nullptr;
+  flow::FlowTable6* flows6 = nullptr;  // IPv6 flows, the same way
   unsigned lcore_id = 0;
   uint16_t queue = 0;  // RX queue and TX queue index on every port
   std::atomic<bool> running{false};

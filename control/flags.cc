@@ -161,8 +161,8 @@ DEFINE_bool(flow_accounting, true,
             "count packets and bytes per flow on the workers and export them as flow records; "
             "takes effect only with an exporter (--ipfix_collector or --flow_log_json)");
 DEFINE_uint32(flow_table_size, 65536,
-              "flows each worker tracks at once; packets of further flows are counted as "
-              "untracked");
+              "flows each worker tracks at once, per address family (IPv4 and IPv6 each have "
+              "a table this size); packets of further flows are counted as untracked");
 DEFINE_uint32(flow_idle_timeout, 15, "seconds without a packet after which a flow is exported");
 DEFINE_uint32(flow_active_timeout, 60,
               "seconds between records of a long-lived flow (each carries that interval's counts)");

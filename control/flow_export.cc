@@ -5,12 +5,13 @@
 #include <rte_cycles.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 
+#include "control/export/ipfix_decode.h"
 #include "control/export/nat_event.h"
 #include "control/flags.h"
 #include "control/log.h"
-#include "control/net_parse.h"
 
 namespace exitgw {
 
@@ -23,14 +24,18 @@ void FlowExport::init_nat_events() {
   }
 }
 
-void FlowExport::flush_flows() {
-  for (const auto& table : flows_) {
-    while (table->active() > 0) {
-      table->expire_all(table->ring().capacity() - table->ring().size());
-      drain_flow_records();
-    }
-    drain_flow_records();
+template <class Table>
+void FlowExport::flush_table(Table& table) {
+  while (table.active() > 0) {
+    table.expire_all(table.ring().capacity() - table.ring().size());
+    drain_table(table);
   }
+  drain_table(table);
+}
+
+void FlowExport::flush_flows() {
+  for (const auto& table : flows_) flush_table(*table);
+  for (const auto& table : flows6_) flush_table(*table);
 }
 
 void FlowExport::set_destination_logging(bool on) {
@@ -80,17 +85,21 @@ Status FlowExport::init_flows() {
   try {
     for (unsigned w = 0; w < ctx_.n_workers; ++w) {
       // Allocated here, once; the worker that owns it never allocates.
-      flows_.push_back(std::make_unique<dp::flow::FlowTable>(dp::flow::FlowConfig::with_timeouts(
+      const auto config = dp::flow::FlowConfig::with_timeouts(
           FLAGS_flow_table_size, FLAGS_flow_idle_timeout, FLAGS_flow_active_timeout,
-          rte_get_tsc_hz(), static_cast<uint8_t>(w))));
+          rte_get_tsc_hz(), static_cast<uint8_t>(w));
+      flows_.push_back(std::make_unique<dp::flow::FlowTable>(config));
+      flows6_.push_back(std::make_unique<dp::flow::FlowTable6>(config));
       ctx_.workers[w].flows = flows_.back().get();
+      ctx_.workers[w].flows6 = flows6_.back().get();
     }
   } catch (const std::bad_alloc&) {
     return make_error("cannot allocate flow tables of " + std::to_string(FLAGS_flow_table_size) +
                       " flows per worker: lower --flow_table_size");
   }
   log_info("flow accounting: " + std::to_string(FLAGS_flow_table_size) +
-           " flows per worker, idle " + std::to_string(FLAGS_flow_idle_timeout) + " s, active " +
+           " IPv4 and as many IPv6 flows per worker, idle " +
+           std::to_string(FLAGS_flow_idle_timeout) + " s, active " +
            std::to_string(FLAGS_flow_active_timeout) + " s");
   return Ok{};
 }
@@ -101,32 +110,52 @@ uint64_t FlowExport::tsc_to_unix_ms(uint64_t tsc) const {
                                                 static_cast<__int128>(rte_get_tsc_hz()));
 }
 
-// Finished and interval flow records from each worker's ring to the exporter, bounded per
-// pass like the NAT events (the loop comes back at once).
-void FlowExport::drain_flow_records() {
-  for (const auto& table : flows_) {
-    dp::flow::FlowExport e;
-    for (int budget = 1024; budget > 0 && table->ring().pop(&e); --budget) {
-      exporter::FlowRecord r;
-      r.start_ms = tsc_to_unix_ms(e.first_tsc);
-      r.end_ms = tsc_to_unix_ms(e.last_tsc);
-      r.src_address = rte_be_to_cpu_32(e.key.src_address);
-      r.dst_address = rte_be_to_cpu_32(e.key.dst_address);
-      r.src_port = rte_be_to_cpu_16(e.key.src_port);
-      r.dst_port = rte_be_to_cpu_16(e.key.dst_port);
-      r.post_nat_address = rte_be_to_cpu_32(e.post_nat_address);
-      r.post_nat_port = rte_be_to_cpu_16(e.post_nat_port);
-      r.protocol = e.key.protocol;
-      r.tcp_flags = e.tcp_flags;
-      r.tx_packets = e.tx_packets;
-      r.tx_bytes = e.tx_bytes;
-      r.rx_packets = e.rx_packets;
-      r.rx_bytes = e.rx_bytes;
-      r.peer_id = e.key.peer_slot;
-      r.log_destination = destination_logging_;
-      exporter_->submit_flow(r);
-    }
+namespace {
+
+// The record's addresses in the exporter's form: IPv4 in host order, IPv6 as on the wire.
+void set_addresses(exporter::FlowRecord& r, const dp::flow::FlowExport& e) {
+  r.family = exporter::IpFamily::kIpv4;
+  r.src_address = rte_be_to_cpu_32(e.key.src_address);
+  r.dst_address = rte_be_to_cpu_32(e.key.dst_address);
+  r.post_nat_address = rte_be_to_cpu_32(e.post_nat_address);
+}
+void set_addresses(exporter::FlowRecord& r, const dp::flow::FlowExport6& e) {
+  r.family = exporter::IpFamily::kIpv6;
+  std::memcpy(r.src_address6.data(), e.key.src_address, 16);
+  std::memcpy(r.dst_address6.data(), e.key.dst_address, 16);
+  std::memcpy(r.post_nat_address6.data(), e.post_nat_address, 16);
+}
+
+}  // namespace
+
+// Finished and interval flow records from a worker's ring to the exporter, bounded per pass
+// like the NAT events (the loop comes back at once).
+template <class Table>
+void FlowExport::drain_table(Table& table) {
+  typename Table::Export e;
+  for (int budget = 1024; budget > 0 && table.ring().pop(&e); --budget) {
+    exporter::FlowRecord r;
+    r.start_ms = tsc_to_unix_ms(e.first_tsc);
+    r.end_ms = tsc_to_unix_ms(e.last_tsc);
+    set_addresses(r, e);
+    r.src_port = rte_be_to_cpu_16(e.key.src_port);
+    r.dst_port = rte_be_to_cpu_16(e.key.dst_port);
+    r.post_nat_port = rte_be_to_cpu_16(e.post_nat_port);
+    r.protocol = e.key.protocol;
+    r.tcp_flags = e.tcp_flags;
+    r.tx_packets = e.tx_packets;
+    r.tx_bytes = e.tx_bytes;
+    r.rx_packets = e.rx_packets;
+    r.rx_bytes = e.rx_bytes;
+    r.peer_id = e.key.peer_slot;
+    r.log_destination = destination_logging_;
+    exporter_->submit_flow(r);
   }
+}
+
+void FlowExport::drain_flow_records() {
+  for (const auto& table : flows_) drain_table(*table);
+  for (const auto& table : flows6_) drain_table(*table);
 }
 
 // NAT events become one structured log line each (RFC 8158's fields); the IPFIX exporter
@@ -140,14 +169,14 @@ void FlowExport::drain() {
     dp::nat::NatEvent e;
     for (int budget = 256; budget > 0 && ring->pop(&e); --budget) {
       const unsigned type = static_cast<unsigned>(e.type);
+      const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
+      const exporter::NatRecord r = exporter::to_nat_record(e, ms);
       log_info(std::string("nat_event type=") + (type < 5 ? kNames[type] : "unknown") +
-               " worker=" + std::to_string(e.worker) + " subscriber=" + format_ipv4(e.subscriber) +
-               " public=" + format_ipv4(e.public_address) +
+               " worker=" + std::to_string(e.worker) + " subscriber=" +
+               exporter::format_address(r.family, r.subscriber, r.subscriber6) + " public=" +
+               exporter::format_address(r.family, r.public_address, r.public_address6) +
                " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
-      if (exporter_) {
-        const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
-        exporter_->submit_nat_event(exporter::to_nat_record(e, ms));
-      }
+      if (exporter_) exporter_->submit_nat_event(r);
     }
   }
   if (exporter_) drain_flow_records();
@@ -169,15 +198,17 @@ void FlowExport::render_metrics(MetricFamilies& mf) const {
   auto& untracked = mf.family("exitgw_flow_untracked_packets_total",
                               "Packets not accounted because the worker's flow table was full",
                               MetricType::Counter);
-  for (size_t w = 0; w < flows_.size(); ++w) {
-    const dp::flow::FlowCounters& c = flows_[w]->counters();
-    const Labels wl{{"worker", std::to_string(w)}};
+  // Per worker and address family (the tables are separate, so are their limits).
+  const auto render = [&](const dp::flow::FlowCounters& c, size_t w, const char* family) {
+    const Labels wl{{"worker", std::to_string(w)}, {"family", family}};
     mf.counter(created, wl, double(c.created.get()));
     mf.gauge(active, wl, double(c.active()));
     mf.counter(records, wl, double(c.records.get()));
     mf.counter(lost, wl, double(c.ring_full.get()));
     mf.counter(untracked, wl, double(c.untracked.get()));
-  }
+  };
+  for (size_t w = 0; w < flows_.size(); ++w) render(flows_[w]->counters(), w, "ipv4");
+  for (size_t w = 0; w < flows6_.size(); ++w) render(flows6_[w]->counters(), w, "ipv6");
 }
 
 void FlowExport::render_export_metrics(MetricFamilies& mf) const {

@@ -29,7 +29,8 @@ class FlowExport {
   // One NAT event ring per worker; control's, so what workers pushed last can be drained after
   // they stop.
   void init_nat_events();
-  // One flow table per worker with --flow_accounting and an exporter (else accounting is off).
+  // One flow table per family per worker with --flow_accounting and an exporter (else accounting is
+  // off).
   Status init_flows();
 
   // NAT events to the log and the exporter, flow records to the exporter; bounded per pass.
@@ -48,14 +49,20 @@ class FlowExport {
  private:
   uint64_t tsc_to_unix_ms(uint64_t tsc) const;
   void drain_flow_records();
+  template <class Table>
+  void drain_table(Table& table);
+  template <class Table>
+  void flush_table(Table& table);
   void render_export_metrics(MetricFamilies& mf) const;
 
   dp::DataplaneContext& ctx_;
   std::unique_ptr<exporter::Exporter> exporter_;
   bool destination_logging_ = false;
   uint64_t tsc_epoch_ = 0, unix_ms_epoch_ = 0;  // converts worker TSC times to Unix time
-  // One flow table per worker (empty: accounting off), published as ctx.workers[w].flows.
+  // One flow table per family per worker (empty: accounting off), published as
+  // ctx.workers[w].flows and .flows6.
   std::vector<std::unique_ptr<dp::flow::FlowTable>> flows_;
+  std::vector<std::unique_ptr<dp::flow::FlowTable6>> flows6_;
   std::vector<std::unique_ptr<dp::nat::NatEventRing>> nat_event_rings_;
 };
 

@@ -27,13 +27,14 @@
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ nptv6_out ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//             └─ kForward ─ exit_policy6 ─ [note_source6] ─ nptv6_out ─ [account_out6]
+//                ─ ipv6_output ─ tx(I) / punt (no neighbor)
 //   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─ nptv6_in ─ to_peer
+//                                 └─ kForward ─ nptv6_in ─ [account_in6] ─ to_peer
 //   to_peer:     wg_seal ─┬─ kIpv4 (the peer's endpoint) ─ ipv4_output ─ tx(T) / punt (no neighbor)
 //                         └─ kIpv6 ─ ipv6_output ─ tx(T) / punt (no neighbor);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
@@ -136,7 +137,10 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf** fwd = t.of(TransitExit::kForward);
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
+  flow::Sources6 sources;  // filled only when flow accounting is on
+  if (w.flows6()) flow::note_source6(fwd, out, sources);
   out = nptv6_out(w, fwd, out);
+  if (w.flows6()) flow::account_out6(*w.flows6(), sources, fwd, out, rte_rdtsc());
   w.counters().forwarded_out.add(out);
   ipv6_output(w, fwd, out);
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
@@ -166,7 +170,9 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   transit_in_checks6(w, pkts, n, t);
   ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
   rte_mbuf** fwd = t.of(TransitExit::kForward);
-  to_peer(w, fwd, nptv6_in(w, fwd, t.count(TransitExit::kForward)));
+  const uint16_t in = nptv6_in(w, fwd, t.count(TransitExit::kForward));
+  if (w.flows6()) flow::account_in6(*w.flows6(), w.ctx(), fwd, in, rte_rdtsc());
+  to_peer(w, fwd, in);
 }
 
 // IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery), and

@@ -22,6 +22,7 @@ Worker::Worker(DataplaneContext& ctx, unsigned index) noexcept
     : ctx_(&ctx),
       shared_(&ctx.workers[index]),
       flows_(ctx.workers[index].flows),
+      flows6_(ctx.workers[index].flows6),
       counters_(&ctx.workers[index].counters),
       index_(index),
       icmp_tokens_(ctx.icmp_rate_per_sec, ctx.icmp_burst, rte_rdtsc()),
@@ -178,6 +179,7 @@ int Worker::run() noexcept {
         process_commands();
     }
     if (flows_) flows_->sweep(rte_rdtsc(), 64);  // paced and bounded the same way
+    if (flows6_) flows6_->sweep(rte_rdtsc(), 64);
     flush();
     rte_rcu_qsbr_quiescent(ctx_->rcu, index_);
     counters_->loops.add();

@@ -81,7 +81,8 @@ class alignas(64) Worker {
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
   nat::NatWorker* nat() noexcept { return nat_.get(); }
-  flow::FlowTable* flows() noexcept { return flows_; }  // null: flow accounting off
+  flow::FlowTable* flows() noexcept { return flows_; }     // null: flow accounting off
+  flow::FlowTable6* flows6() noexcept { return flows6_; }  // IPv6 flows; null when off
   // This worker's Hyperscan scratch, grown for `db` the first time the worker sees it (the one
   // allocation, once per published database); nullptr if that failed.
   domain::DomainScratch* domain_scratch(const domain::DomainDatabase& db) noexcept;
@@ -132,6 +133,7 @@ class alignas(64) Worker {
   FragmentPark frag_park_;
   WorkerShared* shared_;
   flow::FlowTable* flows_;
+  flow::FlowTable6* flows6_;
   LcoreCounters* counters_;
   unsigned index_;
   TxBuffer tx_[kMaxPorts];

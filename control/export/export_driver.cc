@@ -12,6 +12,8 @@
 //  {"type":"flow","start_ms":..,"end_ms":..,"src":"100.64.0.11:40000",
 //   "dst":"198.51.100.10:80","post_nat":"203.0.113.5:1030","proto":6,"tcp_flags":27,
 //   "tx_pkts":..,"tx_bytes":..,"rx_pkts":..,"rx_bytes":..,"peer_id":7,"log_destination":true}]
+// An IPv6 flow writes its addresses "[2001:db8::1]:443" (src, dst and post_nat alike); a NAT66
+// event its subscriber and public address as IPv6 text.
 // Exit status: 0 settled, 1 bad usage or input, 3 not settled before the timeout.
 #include <arpa/inet.h>
 
@@ -43,6 +45,35 @@ std::pair<uint32_t, uint16_t> addr_port(const std::string& s) {
   const size_t colon = s.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error("no port in " + s);
   return {ipv4(s.substr(0, colon)), uint16_t(std::stoul(s.substr(colon + 1)))};
+}
+
+exitgw::exporter::Ipv6Address ipv6(const std::string& s) {
+  exitgw::exporter::Ipv6Address a{};
+  if (inet_pton(AF_INET6, s.c_str(), a.data()) != 1) throw std::runtime_error("bad address " + s);
+  return a;
+}
+
+// "[2001:db8::1]:443": an IPv6 address and port.
+std::pair<exitgw::exporter::Ipv6Address, uint16_t> addr_port6(const std::string& s) {
+  const size_t close = s.find("]:");
+  if (s.empty() || s[0] != '[' || close == std::string::npos)
+    throw std::runtime_error("not [address]:port: " + s);
+  return {ipv6(s.substr(1, close - 1)), uint16_t(std::stoul(s.substr(close + 2)))};
+}
+
+// Either family, by the source's form; all three addresses must be of it.
+void set_addresses(exitgw::exporter::FlowRecord& f, const Json& r) {
+  const std::string src = r.at("src");
+  if (!src.empty() && src[0] == '[') {
+    f.family = exitgw::exporter::IpFamily::kIpv6;
+    std::tie(f.src_address6, f.src_port) = addr_port6(src);
+    std::tie(f.dst_address6, f.dst_port) = addr_port6(r.at("dst"));
+    std::tie(f.post_nat_address6, f.post_nat_port) = addr_port6(r.at("post_nat"));
+  } else {
+    std::tie(f.src_address, f.src_port) = addr_port(src);
+    std::tie(f.dst_address, f.dst_port) = addr_port(r.at("dst"));
+    std::tie(f.post_nat_address, f.post_nat_port) = addr_port(r.at("post_nat"));
+  }
 }
 
 NatEventKind kind_of(const std::string& s) {
@@ -116,8 +147,15 @@ int main(int argc, char** argv) {
         NatRecord n;
         n.kind = kind_of(r.at("kind"));
         n.time_ms = r.at("time_ms");
-        n.subscriber = ipv4(r.at("subscriber"));
-        n.public_address = ipv4(r.at("public"));
+        const std::string subscriber = r.at("subscriber"), public_address = r.at("public");
+        if (subscriber.find(':') != std::string::npos) {  // NAT66
+          n.family = exitgw::exporter::IpFamily::kIpv6;
+          n.subscriber6 = ipv6(subscriber);
+          n.public_address6 = ipv6(public_address);
+        } else {
+          n.subscriber = ipv4(subscriber);
+          n.public_address = ipv4(public_address);
+        }
         n.port_first = r.value("port_first", 0);
         n.port_last = r.value("port_last", 0);
         n.worker = r.value("worker", 0);
@@ -126,9 +164,7 @@ int main(int argc, char** argv) {
         FlowRecord f;
         f.start_ms = r.at("start_ms");
         f.end_ms = r.at("end_ms");
-        std::tie(f.src_address, f.src_port) = addr_port(r.at("src"));
-        std::tie(f.dst_address, f.dst_port) = addr_port(r.at("dst"));
-        std::tie(f.post_nat_address, f.post_nat_port) = addr_port(r.at("post_nat"));
+        set_addresses(f, r);
         f.protocol = r.at("proto");
         f.tcp_flags = r.value("tcp_flags", 0);
         f.tx_packets = r.at("tx_pkts");

@@ -440,9 +440,12 @@ Result<std::unique_ptr<Exporter>> Exporter::create(const ExporterOptions& option
   std::optional<CollectorUrl> url;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<JsonLinesWriter> json;
-  if (options.max_message_bytes < 512 || options.max_message_bytes > 65535)
+  // At least one message of every template and the longest record (the encoder never frames
+  // less, so a smaller size could not be kept).
+  const size_t min_bytes = min_message_bytes(options.enterprise_number);
+  if (options.max_message_bytes < min_bytes || options.max_message_bytes > 65535)
     return make_error("export: message size " + std::to_string(options.max_message_bytes) +
-                      " outside 512-65535 bytes");
+                      " outside " + std::to_string(min_bytes) + "-65535 bytes");
   if (options.queue_capacity == 0) return make_error("export: queue capacity must be > 0");
   if (!options.collector.empty()) {
     auto parsed = parse_collector_url(options.collector);

@@ -1,4 +1,4 @@
-// IPFIX encoding: the five templates, big-endian record writers, and message framing.
+// IPFIX encoding: the templates, big-endian record writers, and message framing.
 #include "control/export/ipfix.h"
 
 #include <array>
@@ -72,13 +72,52 @@ constexpr auto kFlowNoDestinationFields = [] {
   return out;
 }();
 
-constexpr TemplateSpec kTemplates[] = {
+// IPv6 flows: the same fields in the same order, the addresses IPv6 (IANA 27, 28, 281).
+constexpr FieldSpec ipv6_field(FieldSpec f) {
+  if (f.pen != 0) return f;
+  switch (f.id) {
+    case ie::kSourceIPv4Address:
+      return {ie::kSourceIPv6Address, 16, 0};
+    case ie::kDestinationIPv4Address:
+      return {ie::kDestinationIPv6Address, 16, 0};
+    case ie::kPostNATSourceIPv4Address:
+      return {ie::kPostNATSourceIPv6Address, 16, 0};
+    default:
+      return f;
+  }
+}
+template <size_t N>
+constexpr std::array<FieldSpec, N> ipv6_fields(std::span<const FieldSpec, N> in) {
+  std::array<FieldSpec, N> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = ipv6_field(in[i]);
+  return out;
+}
+constexpr auto kNatBlock6Fields =
+    ipv6_fields(std::span<const FieldSpec, std::size(kNatBlockFields)>(kNatBlockFields));
+constexpr auto kNatPortsExhausted6Fields = ipv6_fields(
+    std::span<const FieldSpec, std::size(kNatPortsExhaustedFields)>(kNatPortsExhaustedFields));
+constexpr auto kNatQuota6Fields =
+    ipv6_fields(std::span<const FieldSpec, std::size(kNatQuotaFields)>(kNatQuotaFields));
+constexpr auto kFlow6Fields =
+    ipv6_fields(std::span<const FieldSpec, std::size(kFlowFields)>(kFlowFields));
+constexpr auto kFlow6NoDestinationFields = ipv6_fields(
+    std::span<const FieldSpec, kFlowNoDestinationFields.size()>(kFlowNoDestinationFields));
+
+constexpr TemplateSpec kTemplates4[] = {
     {kTemplateNatBlock, kNatBlockFields},
     {kTemplateNatPortsExhausted, kNatPortsExhaustedFields},
     {kTemplateNatQuota, kNatQuotaFields},
     {kTemplateFlow, kFlowFields},
     {kTemplateFlowNoDestination, kFlowNoDestinationFields},
 };
+constexpr TemplateSpec kTemplates6[] = {
+    {kTemplateFlow6, kFlow6Fields},
+    {kTemplateFlow6NoDestination, kFlow6NoDestinationFields},
+    {kTemplateNatBlock6, kNatBlock6Fields},
+    {kTemplateNatPortsExhausted6, kNatPortsExhausted6Fields},
+    {kTemplateNatQuota6, kNatQuota6Fields},
+};
+constexpr std::span<const TemplateSpec> kTemplateSets[] = {kTemplates4, kTemplates6};
 
 constexpr size_t record_length(std::span<const FieldSpec> fields) {
   size_t n = 0;
@@ -86,6 +125,7 @@ constexpr size_t record_length(std::span<const FieldSpec> fields) {
   return n;
 }
 static_assert(record_length(kFlowFields) <= EncodedRecord::kMaxBytes);
+static_assert(record_length(kFlow6Fields) <= EncodedRecord::kMaxBytes);
 
 void put16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
@@ -131,6 +171,15 @@ class RecordWriter {
     r_.length += 8;
     return *this;
   }
+  RecordWriter& ipv6(const Ipv6Address& a) {
+    std::memcpy(&r_.bytes[r_.length], a.data(), 16);
+    r_.length += 16;
+    return *this;
+  }
+  // The family's form of an address: 4 bytes, or 16.
+  RecordWriter& address(bool v6, uint32_t a4, const Ipv6Address& a6) {
+    return v6 ? ipv6(a6) : u32(a4);
+  }
 
  private:
   EncodedRecord& r_;
@@ -166,27 +215,35 @@ NatEventCode nat_event_code(NatEventKind kind) {
 EncodedRecord encode_nat(const NatRecord& n) {
   EncodedRecord r;
   RecordWriter w(r);
+  const bool v6 = n.family == IpFamily::kIpv6;
+  const auto subscriber = [&] { w.address(v6, n.subscriber, n.subscriber6); };
+  const auto public_address = [&] { w.address(v6, n.public_address, n.public_address6); };
   const uint8_t code = static_cast<uint8_t>(nat_event_code(n.kind));
   switch (n.kind) {
     case NatEventKind::kBlockAllocated:
     case NatEventKind::kBlockReleased:
-      r.template_id = kTemplateNatBlock;
-      w.u64(n.time_ms).u8(code).u32(n.subscriber).u32(n.public_address);
+      r.template_id = v6 ? kTemplateNatBlock6 : kTemplateNatBlock;
+      w.u64(n.time_ms).u8(code);
+      subscriber();
+      public_address();
       w.u16(n.port_first).u16(n.port_last);
       break;
     case NatEventKind::kPoolExhausted:
-      r.template_id = kTemplateNatPortsExhausted;
-      w.u64(n.time_ms).u8(code).u32(n.public_address).u32(n.subscriber);
+      r.template_id = v6 ? kTemplateNatPortsExhausted6 : kTemplateNatPortsExhausted;
+      w.u64(n.time_ms).u8(code);
+      public_address();
+      subscriber();
       break;
     case NatEventKind::kPortLimit:
     case NatEventKind::kSessionLimit:
     case NatEventKind::kCount:
-      r.template_id = kTemplateNatQuota;
+      r.template_id = v6 ? kTemplateNatQuota6 : kTemplateNatQuota;
       w.u64(n.time_ms).u8(code);
       w.u32(static_cast<uint32_t>(n.kind == NatEventKind::kPortLimit
                                       ? NatQuotaCode::kMaxEntriesPerUser
                                       : NatQuotaCode::kMaxSessionEntries));
-      w.u32(n.subscriber).u32(n.public_address);
+      subscriber();
+      public_address();
       break;
   }
   return r;
@@ -195,12 +252,16 @@ EncodedRecord encode_nat(const NatRecord& n) {
 EncodedRecord encode_flow(const FlowRecord& f, bool with_destination) {
   EncodedRecord r;
   RecordWriter w(r);
-  r.template_id = with_destination ? kTemplateFlow : kTemplateFlowNoDestination;
-  w.u64(f.start_ms).u64(f.end_ms).u32(f.src_address);
-  if (with_destination) w.u32(f.dst_address);
+  const bool v6 = f.family == IpFamily::kIpv6;
+  if (v6)
+    r.template_id = with_destination ? kTemplateFlow6 : kTemplateFlow6NoDestination;
+  else
+    r.template_id = with_destination ? kTemplateFlow : kTemplateFlowNoDestination;
+  w.u64(f.start_ms).u64(f.end_ms).address(v6, f.src_address, f.src_address6);
+  if (with_destination) w.address(v6, f.dst_address, f.dst_address6);
   w.u16(f.src_port);
   if (with_destination) w.u16(f.dst_port);
-  w.u8(f.protocol).u32(f.post_nat_address).u16(f.post_nat_port);
+  w.u8(f.protocol).address(v6, f.post_nat_address, f.post_nat_address6).u16(f.post_nat_port);
   w.u64(f.tx_packets).u64(f.tx_bytes).u64(f.rx_packets).u64(f.rx_bytes);
   w.u16(f.tcp_flags).u32(f.peer_id);
   return r;
@@ -208,24 +269,34 @@ EncodedRecord encode_flow(const FlowRecord& f, bool with_destination) {
 
 std::vector<uint8_t> template_set(uint32_t enterprise_number) {
   std::vector<uint8_t> out;
-  append16(out, 2);  // set id: template set
-  append16(out, 0);  // length, patched below
-  for (const TemplateSpec& t : kTemplates) {
-    append16(out, t.id);
-    append16(out, uint16_t(t.fields.size()));
-    for (const FieldSpec& f : t.fields) {
-      append16(out, f.pen ? uint16_t(f.id | 0x8000) : f.id);
-      append16(out, f.length);
-      if (f.pen) append32(out, f.pen == kOurPen ? enterprise_number : f.pen);
+  // One set per family, so a collector that does not take IPv6 elements refuses only those.
+  for (std::span<const TemplateSpec> set : kTemplateSets) {
+    const size_t start = out.size();
+    append16(out, 2);  // set id: template set
+    append16(out, 0);  // length, patched below
+    for (const TemplateSpec& t : set) {
+      append16(out, t.id);
+      append16(out, uint16_t(t.fields.size()));
+      for (const FieldSpec& f : t.fields) {
+        append16(out, f.pen ? uint16_t(f.id | 0x8000) : f.id);
+        append16(out, f.length);
+        if (f.pen) append32(out, f.pen == kOurPen ? enterprise_number : f.pen);
+      }
     }
+    put16(&out[start + 2], uint16_t(out.size() - start));
   }
-  put16(&out[2], uint16_t(out.size()));
   return out;
 }
 
+size_t min_message_bytes(uint32_t enterprise_number) {
+  return kMessageHeaderBytes + template_set(enterprise_number).size() + kSetHeaderBytes +
+         EncodedRecord::kMaxBytes;
+}
+
 size_t template_record_length(uint16_t template_id) {
-  for (const TemplateSpec& t : kTemplates)
-    if (t.id == template_id) return record_length(t.fields);
+  for (std::span<const TemplateSpec> set : kTemplateSets)
+    for (const TemplateSpec& t : set)
+      if (t.id == template_id) return record_length(t.fields);
   return 0;
 }
 
@@ -263,7 +334,7 @@ Message IpfixEncoder::templates_only(uint32_t export_time) {
 std::vector<Message> IpfixEncoder::encode(std::span<const EncodedRecord> records,
                                           uint32_t export_time, size_t max_messages) {
   std::vector<Message> out;
-  // Never below what one set of templates plus one record needs.
+  // Never below what one set of templates plus one record needs (min_message_bytes).
   const size_t limit =
       std::max(options_.max_message_bytes, kMessageHeaderBytes + templates_.size() +
                                                kSetHeaderBytes + EncodedRecord::kMaxBytes);

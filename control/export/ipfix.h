@@ -5,7 +5,7 @@
 // and its own threads/session model, and has no notion of our on-disk spool (records must be
 // encodable without a session, stored, and framed into messages only when they are sent, so
 // that sequence numbers and export times are those of the message that actually leaves).
-// Our needs are five fixed templates of fixed-length fields, which is a few hundred lines.
+// Our needs are a few fixed templates of fixed-length fields, which is a few hundred lines.
 #pragma once
 
 #include <algorithm>
@@ -28,11 +28,15 @@ inline constexpr uint16_t kSourceTransportPort = 7;
 inline constexpr uint16_t kSourceIPv4Address = 8;
 inline constexpr uint16_t kDestinationTransportPort = 11;
 inline constexpr uint16_t kDestinationIPv4Address = 12;
+inline constexpr uint16_t kSourceIPv6Address = 27;
+inline constexpr uint16_t kDestinationIPv6Address = 28;
 inline constexpr uint16_t kFlowStartMilliseconds = 152;
 inline constexpr uint16_t kFlowEndMilliseconds = 153;
 inline constexpr uint16_t kPostNATSourceIPv4Address = 225;
 inline constexpr uint16_t kPostNAPTSourceTransportPort = 227;
 inline constexpr uint16_t kNatEvent = 230;
+inline constexpr uint16_t kPostNATSourceIPv6Address = 281;
+inline constexpr uint16_t kPostNATDestinationIPv6Address = 282;
 inline constexpr uint16_t kObservationTimeMilliseconds = 323;
 inline constexpr uint16_t kPortRangeStart = 361;
 inline constexpr uint16_t kPortRangeEnd = 362;
@@ -85,23 +89,34 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(NatEventKind::
     kNatEventKindNames = {"block_allocated", "block_released", "pool_exhausted", "port_limit",
                           "session_limit"};
 
-// Addresses in host order, times in Unix milliseconds.
+enum class IpFamily : uint8_t { kIpv4, kIpv6 };
+using Ipv6Address = std::array<uint8_t, 16>;  // network order
+
+// NAT44 (family kIpv4): addresses in host order in subscriber/public_address. NAT66 (kIpv6):
+// in subscriber6/public_address6, network order, encoded with RFC 8158's IPv6 elements
+// (sourceIPv6Address, postNATSourceIPv6Address). Times in Unix milliseconds.
 struct NatRecord {
   uint64_t time_ms = 0;
+  IpFamily family = IpFamily::kIpv4;
   uint32_t subscriber = 0;
   uint32_t public_address = 0;
+  Ipv6Address subscriber6{}, public_address6{};
   uint16_t port_first = 0, port_last = 0;
   NatEventKind kind = NatEventKind::kBlockAllocated;
   uint8_t worker = 0;
 };
 
 // One flow's counters for an interval, from the subscriber's side: tx is subscriber → internet.
-// Addresses in host order; times in Unix milliseconds.
+// IPv4 addresses in host order, IPv6 ones as on the wire (which fields: `family`); times in
+// Unix milliseconds.
 struct FlowRecord {
   uint64_t start_ms = 0, end_ms = 0;
+  IpFamily family = IpFamily::kIpv4;
   uint32_t src_address = 0, dst_address = 0;  // pre-NAT source (the subscriber), destination
+  Ipv6Address src_address6{}, dst_address6{};
   uint16_t src_port = 0, dst_port = 0;
   uint32_t post_nat_address = 0;
+  Ipv6Address post_nat_address6{};  // all zero: not known
   uint16_t post_nat_port = 0;
   uint8_t protocol = 0;
   uint16_t tcp_flags = 0;  // OR of the flags seen
@@ -117,11 +132,16 @@ enum TemplateId : uint16_t {
   kTemplateNatQuota = 258,
   kTemplateFlow = 259,
   kTemplateFlowNoDestination = 260,
+  kTemplateFlow6 = 261,  // the IPv6 flow templates: the IPv4 ones' fields, IPv6 addresses
+  kTemplateFlow6NoDestination = 262,
+  kTemplateNatBlock6 = 263,  // NAT66 events: the NAT44 templates with IPv6 addresses
+  kTemplateNatPortsExhausted6 = 264,
+  kTemplateNatQuota6 = 265,
 };
 
 // One data record already in IPFIX wire form, without framing: what the spool stores.
 struct EncodedRecord {
-  static constexpr size_t kMaxBytes = 96;
+  static constexpr size_t kMaxBytes = 112;  // the IPv6 flow record (109) fits
   uint16_t template_id = 0;
   uint16_t length = 0;
   std::array<uint8_t, kMaxBytes> bytes{};
@@ -137,8 +157,11 @@ NatEventCode nat_event_code(NatEventKind kind);
 EncodedRecord encode_nat(const NatRecord& r);
 EncodedRecord encode_flow(const FlowRecord& r, bool with_destination);
 
-// The template set (set id 2) announcing all five templates.
+// The template sets (set id 2): all the IPv4 templates in one set, the IPv6 ones in a second.
 std::vector<uint8_t> template_set(uint32_t enterprise_number);
+// The smallest message the encoder frames: the header, every template and one record of the
+// longest kind (a smaller max_message_bytes is raised to this).
+size_t min_message_bytes(uint32_t enterprise_number);
 // Record length a template defines, 0 for an unknown id.
 size_t template_record_length(uint16_t template_id);
 

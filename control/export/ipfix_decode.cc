@@ -1,6 +1,8 @@
 // The minimal IPFIX decoder: every read bounds-checked against the message and set lengths.
 #include "control/export/ipfix_decode.h"
 
+#include <cstdio>
+
 namespace exitgw::exporter {
 namespace {
 
@@ -124,6 +126,44 @@ Result<DecodedMessage> IpfixDecoder::decode(std::span<const uint8_t> msg) {
 std::string format_ipv4(uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
          std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255);
+}
+
+std::string format_ipv6(std::span<const uint8_t, 16> a) {
+  uint16_t w[8];
+  for (int i = 0; i < 8; ++i) w[i] = get16(a.data() + 2 * i);
+  // RFC 5952 4.2: the longest run of two or more zero groups becomes "::", the first of equal
+  // runs. (glibc's inet_ntop would also print IPv4-compatible ::a.b.c.d, which 5952 does not.)
+  int best = -1, best_len = 1;
+  for (int i = 0; i < 8;) {
+    int j = i;
+    while (j < 8 && w[j] == 0) ++j;
+    if (j - i > best_len) {
+      best = i;
+      best_len = j - i;
+    }
+    i = j == i ? i + 1 : j;
+  }
+  // RFC 5952 5: IPv4-mapped addresses end in the dotted quad.
+  const bool mapped = best == 0 && best_len == 5 && w[5] == 0xffff;
+  const int groups = mapped ? 6 : 8;
+  std::string out;
+  char buf[8];
+  for (int i = 0; i < groups; ++i) {
+    if (i == best) {
+      out += "::";
+      i += best_len - 1;
+      continue;
+    }
+    if (!out.empty() && out.back() != ':') out += ':';
+    std::snprintf(buf, sizeof(buf), "%x", w[i]);
+    out += buf;
+  }
+  if (mapped) out += ":" + format_ipv4(uint32_t{get16(a.data() + 12)} << 16 | get16(a.data() + 14));
+  return out;
+}
+
+std::string format_address(IpFamily family, uint32_t a4, const Ipv6Address& a6) {
+  return family == IpFamily::kIpv6 ? format_ipv6(a6) : format_ipv4(a4);
 }
 
 }  // namespace exitgw::exporter

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "control/export/ipfix.h"
 
 namespace exitgw::exporter {
 
@@ -57,5 +58,10 @@ class IpfixDecoder {
 };
 
 std::string format_ipv4(uint32_t host_order);
+// RFC 5952 text form (lower case, the longest run of two or more zero groups as "::", the
+// first of equal runs; IPv4-mapped addresses with a dotted quad).
+std::string format_ipv6(std::span<const uint8_t, 16> address);
+// The family's text form: format_ipv4(a4) or format_ipv6(a6).
+std::string format_address(IpFamily family, uint32_t a4, const Ipv6Address& a6);
 
 }  // namespace exitgw::exporter

@@ -32,6 +32,21 @@ std::string addr_port(uint32_t a, uint16_t port) {
   return format_ipv4(a) + ":" + std::to_string(port);
 }
 
+// RFC 5952 section 6: the IPv6 address in brackets, then the port (Go's netip.AddrPort form).
+std::string addr_port(const Ipv6Address& a, uint16_t port) {
+  return "[" + format_ipv6(a) + "]:" + std::to_string(port);
+}
+
+std::string source(const FlowRecord& f) {
+  return f.family == IpFamily::kIpv6 ? addr_port(f.src_address6, f.src_port)
+                                     : addr_port(f.src_address, f.src_port);
+}
+
+std::string destination(const FlowRecord& f) {
+  return f.family == IpFamily::kIpv6 ? addr_port(f.dst_address6, f.dst_port)
+                                     : addr_port(f.dst_address, f.dst_port);
+}
+
 }  // namespace
 
 std::string rfc3339_ms(uint64_t unix_ms) {
@@ -50,8 +65,8 @@ std::string flow_json(const FlowRecord& f, bool with_destination, std::string_vi
                   ",\"start\":\"" + rfc3339_ms(f.start_ms) + "\",\"end\":\"" +
                   rfc3339_ms(f.end_ms) +
                   "\",\"exitTraffic\":[{\"proto\":" + std::to_string(f.protocol) + ",\"src\":\"" +
-                  addr_port(f.src_address, f.src_port) + "\"";
-  if (with_destination) s += ",\"dst\":\"" + addr_port(f.dst_address, f.dst_port) + "\"";
+                  source(f) + "\"";
+  if (with_destination) s += ",\"dst\":\"" + destination(f) + "\"";
   s += ",\"txPkts\":" + std::to_string(f.tx_packets) +
        ",\"txBytes\":" + std::to_string(f.tx_bytes) +
        ",\"rxPkts\":" + std::to_string(f.rx_packets) +
@@ -66,8 +81,9 @@ std::string nat_json(const NatRecord& n, std::string_view node_id, uint64_t logg
       ",\"natEvent\":{\"type\":\"" +
       std::string(kind < kNatEventKindNames.size() ? kNatEventKindNames[kind] : "unknown") +
       "\",\"code\":" + std::to_string(unsigned(nat_event_code(n.kind))) + ",\"time\":\"" +
-      rfc3339_ms(n.time_ms) + "\",\"subscriber\":\"" + format_ipv4(n.subscriber) +
-      "\",\"public\":\"" + format_ipv4(n.public_address) + "\"";
+      rfc3339_ms(n.time_ms) + "\",\"subscriber\":\"" +
+      format_address(n.family, n.subscriber, n.subscriber6) + "\",\"public\":\"" +
+      format_address(n.family, n.public_address, n.public_address6) + "\"";
   if (n.kind == NatEventKind::kBlockAllocated || n.kind == NatEventKind::kBlockReleased)
     s += ",\"portStart\":" + std::to_string(n.port_first) +
          ",\"portEnd\":" + std::to_string(n.port_last);

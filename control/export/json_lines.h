@@ -4,11 +4,14 @@
 //   {"logged":..., "nodeId":..., "start":..., "end":...,
 //    "exitTraffic":[{"proto":6,"src":"100.64.0.11:40000","dst":"198.51.100.10:80",
 //                    "txPkts":..,"txBytes":..,"rxPkts":..,"rxBytes":..}]}
+// IPv6 flows write their addresses in RFC 5952 text form, bracketed before the port
+// ("[fd7a:115c:a1e0::11]:40000"), as Go's netip.AddrPort does.
 // src is the subscriber's tailnet address (pre-NAT), as an exit node logs it; "dst" is
 // omitted when destination logging is off (the schema marks it omitempty). Times are RFC 3339
 // UTC with milliseconds. NAT events have no place in that schema, so they are their own line:
 //   {"logged":..., "nodeId":..., "natEvent":{"type":"block_allocated","code":14,"time":...,
 //    "subscriber":"100.64.0.11","public":"203.0.113.5","portStart":1024,"portEnd":1535,...}}
+// (NAT66 events: the addresses in RFC 5952 text.)
 #pragma once
 
 #include <cstdint>

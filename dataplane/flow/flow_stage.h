@@ -5,6 +5,7 @@
 
 #include <rte_mbuf.h>
 
+#include "common/dataplane_context.h"
 #include "dataplane/flow/flow_table.h"
 
 namespace exitgw::dp {
@@ -33,6 +34,31 @@ void account_out(FlowTable& table, rte_mbuf** pkts, uint16_t n, uint64_t now) no
 // counted: the same checks, made on the same state a moment earlier.
 void account_in(FlowTable& table, const nat::NatWorker* nat, const DataplaneContext& ctx,
                 rte_mbuf** pkts, uint16_t n, uint64_t now) noexcept;
+
+// IPv6 (the outbound6 and inbound6 chains). The pre-translation source does not fit the
+// packet's metadata, and nothing hands an IPv6 packet to another worker between the policy and
+// the output, so note_source6 keeps each packet's key in a burst-local Sources6 and
+// account_out6 finds the survivors of the translation stage in it by mbuf (a stage keeps its
+// burst's order, dropping in place).
+struct Sources6 {
+  rte_mbuf* pkt[kBurst];
+  FlowKey6 key[kBurst];
+  uint16_t bytes[kBurst];  // IPv6 header + payload length, host order
+  uint8_t tcp_flags[kBurst];
+  uint16_t n;
+};
+// Outbound, after the policy and before the translation (NPTv6; NAT66 later): parses each
+// packet (the extension-header walk, for the ports) into `out`.
+void note_source6(rte_mbuf* const* pkts, uint16_t n, Sources6& out) noexcept;
+// Outbound, after the translation, on `pkts` (a subsequence of what note_source6 saw): counts
+// each packet into its flow; a flow's first packet records the translated source and port.
+void account_out6(FlowTable6& table, const Sources6& sources, rte_mbuf* const* pkts, uint16_t n,
+                  uint64_t now) noexcept;
+// Inbound, after the translation back (NPTv6 in; routed: as received), before sealing, as
+// account_in: packets wg_seal is about to drop are not counted. A flow that starts inbound
+// takes its post-translation address from ctx.nptv6 (the subscriber's address when it is off).
+void account_in6(FlowTable6& table, const DataplaneContext& ctx, rte_mbuf* const* pkts, uint16_t n,
+                 uint64_t now) noexcept;
 
 }  // namespace flow
 }  // namespace exitgw::dp

@@ -40,7 +40,8 @@ FlowConfig FlowConfig::with_timeouts(uint32_t max_flows, double idle_s, double a
   return c;
 }
 
-FlowTable::FlowTable(const FlowConfig& config)
+template <class Key>
+BasicFlowTable<Key>::BasicFlowTable(const FlowConfig& config)
     : config_(config),
       mask_(pow2_at_least(uint64_t{std::max(1u, config.max_flows)} * 2) - 1),
       index_(size_t{mask_} + 1),
@@ -57,19 +58,23 @@ FlowTable::FlowTable(const FlowConfig& config)
 
 namespace {
 
-// Two word compares (the defaulted == goes field by field through the bit-fields).
-inline bool same_key(const FlowKey& a, const FlowKey& b) noexcept {
-  uint64_t a0, a1, b0, b1;
-  __builtin_memcpy(&a0, &a, 8);
-  __builtin_memcpy(&a1, reinterpret_cast<const char*>(&a) + 8, 8);
-  __builtin_memcpy(&b0, &b, 8);
-  __builtin_memcpy(&b1, reinterpret_cast<const char*>(&b) + 8, 8);
-  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+// Word compares (the defaulted == goes field by field through the bit-fields): two for IPv4,
+// five for IPv6, without a branch between them.
+template <class Key>
+inline bool same_key(const Key& a, const Key& b) noexcept {
+  constexpr size_t kWords = sizeof(Key) / 8;
+  uint64_t aw[kWords], bw[kWords];
+  __builtin_memcpy(aw, &a, sizeof(Key));
+  __builtin_memcpy(bw, &b, sizeof(Key));
+  uint64_t diff = 0;
+  for (size_t i = 0; i < kWords; ++i) diff |= aw[i] ^ bw[i];
+  return diff == 0;
 }
 
 }  // namespace
 
-inline uint32_t FlowTable::lookup_or_insert(const FlowKey& key, uint32_t h) noexcept {
+template <class Key>
+inline uint32_t BasicFlowTable<Key>::lookup_or_insert(const Key& key, uint32_t h) noexcept {
   uint32_t i = h & mask_;
   for (;;) {
     const Slot s = index_[i];
@@ -82,8 +87,9 @@ inline uint32_t FlowTable::lookup_or_insert(const FlowKey& key, uint32_t h) noex
 }
 
 // A new flow into the empty slot `i` its probe ended at.
-__attribute__((noinline)) uint32_t FlowTable::insert(const FlowKey& key, uint32_t h,
-                                                     uint32_t i) noexcept {
+template <class Key>
+__attribute__((noinline)) uint32_t BasicFlowTable<Key>::insert(const Key& key, uint32_t h,
+                                                               uint32_t i) noexcept {
   if (n_free_ == 0) [[unlikely]] {
     counters_.untracked.add();
     return kUntracked;
@@ -99,8 +105,9 @@ __attribute__((noinline)) uint32_t FlowTable::insert(const FlowKey& key, uint32_
   return idx;
 }
 
-inline void FlowTable::count(uint32_t idx, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
-                             uint64_t now) noexcept {
+template <class Key>
+inline void BasicFlowTable<Key>::count(uint32_t idx, FlowDirection dir, uint32_t bytes,
+                                       uint8_t tcp_flags, uint64_t now) noexcept {
   Entry& e = entries_[idx];
   if (e.first_tsc == 0) e.first_tsc = now;
   e.last_tsc = now;
@@ -119,8 +126,9 @@ inline void FlowTable::count(uint32_t idx, FlowDirection dir, uint32_t bytes, ui
   }
 }
 
-uint32_t FlowTable::account(const FlowKey& key, uint32_t h, FlowDirection dir, uint32_t bytes,
-                            uint8_t tcp_flags, uint64_t now) noexcept {
+template <class Key>
+uint32_t BasicFlowTable<Key>::account(const Key& key, uint32_t h, FlowDirection dir, uint32_t bytes,
+                                      uint8_t tcp_flags, uint64_t now) noexcept {
   const uint32_t idx = lookup_or_insert(key, h);
   if (idx == kUntracked) [[unlikely]]
     return kUntracked;
@@ -129,9 +137,10 @@ uint32_t FlowTable::account(const FlowKey& key, uint32_t h, FlowDirection dir, u
   return idx;
 }
 
-void FlowTable::account_burst(const FlowKey* keys, const uint16_t* bytes, const uint8_t* tcp_flags,
-                              uint16_t n, FlowDirection dir, uint64_t now,
-                              uint32_t* entries) noexcept {
+template <class Key>
+void BasicFlowTable<Key>::account_burst(const Key* keys, const uint16_t* bytes,
+                                        const uint8_t* tcp_flags, uint16_t n, FlowDirection dir,
+                                        uint64_t now, uint32_t* entries) noexcept {
   uint32_t h[kMaxBurst];
   // 1. Hash all, prefetch each home slot.
   for (uint16_t i = 0; i < n; ++i) {
@@ -157,11 +166,12 @@ void FlowTable::account_burst(const FlowKey* keys, const uint16_t* bytes, const 
   counters_.packets_counted.add(counted);
 }
 
-void FlowTable::emit(Entry& e, FlowEnd why) noexcept {
+template <class Key>
+void BasicFlowTable<Key>::emit(Entry& e, FlowEnd why) noexcept {
   if (e.tx_packets + e.rx_packets == 0) return;  // nothing since the last record
-  FlowExport r{};
+  Export r{};
   r.key = e.key;
-  r.post_nat_address = e.post_nat_address;
+  __builtin_memcpy(&r.post_nat_address, &e.post_nat_address, sizeof(r.post_nat_address));
   r.post_nat_port = e.post_nat_port;
   r.tcp_flags = e.tcp_flags;
   r.end = why;
@@ -181,7 +191,8 @@ void FlowTable::emit(Entry& e, FlowEnd why) noexcept {
   e.first_tsc = 0;
 }
 
-void FlowTable::remove(uint32_t idx) noexcept {
+template <class Key>
+void BasicFlowTable<Key>::remove(uint32_t idx) noexcept {
   Entry& e = entries_[idx];
   uint32_t i = hash(e.key) & mask_;
   while (index_[i].entry != idx + 1) i = (i + 1) & mask_;
@@ -209,7 +220,8 @@ done:
   counters_.removed.add();
 }
 
-uint32_t FlowTable::sweep(uint64_t now, uint32_t budget) noexcept {
+template <class Key>
+uint32_t BasicFlowTable<Key>::sweep(uint64_t now, uint32_t budget) noexcept {
   const uint64_t period = config_.sweep_period_ticks;
   if (n_used_ == 0) {  // nothing to look at: an idle worker's sweep costs nothing
     sweep_tsc_ = now;
@@ -245,7 +257,8 @@ uint32_t FlowTable::sweep(uint64_t now, uint32_t budget) noexcept {
   return static_cast<uint32_t>(due);
 }
 
-uint32_t FlowTable::expire_all(uint32_t budget) noexcept {
+template <class Key>
+uint32_t BasicFlowTable<Key>::expire_all(uint32_t budget) noexcept {
   for (uint32_t idx = 0; idx < config_.max_flows && budget > 0 && n_used_ > 0; ++idx) {
     Entry& e = entries_[idx];
     if (!(e.state & kUsed)) continue;
@@ -255,5 +268,8 @@ uint32_t FlowTable::expire_all(uint32_t budget) noexcept {
   }
   return n_used_;
 }
+
+template class BasicFlowTable<FlowKey>;
+template class BasicFlowTable<FlowKey6>;
 
 }  // namespace exitgw::dp::flow

@@ -1,8 +1,10 @@
 // Per-worker flow accounting: a fixed-size table of flows keyed by the subscriber-side 5-tuple
 // and peer, and the ring of finished or interval records it hands to the control thread.
+// One table per address family (FlowTable for IPv4, FlowTable6 for IPv6: the same code over
+// two key types), so an IPv4 entry stays one cache line and IPv6 pays only for its own.
 //
-// Ownership: one FlowTable per worker, allocated once by control before the workers start;
-// while the worker runs only that worker touches the table (control reads `counters()` and
+// Ownership: one table of each family per worker, allocated once by control before the workers
+// start; while the worker runs only that worker touches the table (control reads `counters()` and
 // pops `ring()`); after the worker has stopped, control may call expire_all() to flush it.
 // Nothing here allocates, locks or makes a system call after construction.
 #pragma once
@@ -32,6 +34,19 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 16);
 
+// The IPv6 flow key: the same fields with 16-byte addresses (as on the wire), 40 bytes.
+struct FlowKey6 {
+  uint8_t src_address[16];  // the subscriber's inner (pre-translation) address
+  uint8_t dst_address[16];  // the internet side
+  uint16_t src_port;
+  uint16_t dst_port;
+  uint32_t peer_slot : 24;
+  uint32_t protocol : 8;
+
+  bool operator==(const FlowKey6&) const = default;
+};
+static_assert(sizeof(FlowKey6) == 40 && sizeof(FlowKey6) % 8 == 0);
+
 enum class FlowDirection : uint8_t { kOut, kIn };  // subscriber -> internet, and back
 
 // Why a record was emitted.
@@ -58,11 +73,49 @@ struct FlowExport {
 };
 static_assert(sizeof(FlowExport) == 80);
 
-// Worker -> control flow records.
-class FlowRing : public SpscRing<FlowExport> {
- public:
-  using SpscRing::SpscRing;
+// The IPv6 record: the same counts, 16-byte addresses.
+struct FlowExport6 {
+  FlowKey6 key;
+  uint8_t post_nat_address[16];  // all zero when not known
+  uint16_t post_nat_port;
+  uint16_t tcp_flags;
+  FlowEnd end;
+  uint8_t worker;
+  uint8_t pad[2];
+  uint64_t first_tsc, last_tsc;
+  uint64_t tx_packets, tx_bytes;
+  uint64_t rx_packets, rx_bytes;
 };
+static_assert(sizeof(FlowExport6) == 112);
+
+// What differs between the families: the key, the post-NAT address, the record.
+template <class Key>
+struct FlowFamily;
+template <>
+struct FlowFamily<FlowKey> {
+  using Address = uint32_t;  // network order
+  using Export = FlowExport;
+  static void set(uint32_t& to, Address a) noexcept { to = a; }
+};
+template <>
+struct FlowFamily<FlowKey6> {
+  struct Address {
+    uint8_t bytes[16];
+  };
+  using Export = FlowExport6;
+  static void set(uint8_t (&to)[16], const Address& a) noexcept {
+    __builtin_memcpy(to, a.bytes, 16);
+  }
+};
+
+// Worker -> control flow records.
+template <class Export>
+class BasicFlowRing : public SpscRing<Export> {
+ public:
+  using SpscRing<Export>::SpscRing;
+};
+using FlowRing = BasicFlowRing<FlowExport>;
+using FlowRing6 = BasicFlowRing<FlowExport6>;
 
 // Written by the owning worker only; read by control for metrics.
 struct alignas(64) FlowCounters {
@@ -88,19 +141,30 @@ struct FlowConfig {
                                   uint64_t ticks_per_second, uint8_t worker);
 };
 
-class FlowTable {
+// The flow table of one family: Key is FlowKey (IPv4) or FlowKey6 (IPv6).
+template <class Key>
+class BasicFlowTable {
  public:
-  explicit FlowTable(const FlowConfig& config);
-  FlowTable(const FlowTable&) = delete;
-  FlowTable& operator=(const FlowTable&) = delete;
+  using Address = typename FlowFamily<Key>::Address;
+  using Export = typename FlowFamily<Key>::Export;
+  using Ring = BasicFlowRing<Export>;
+  static constexpr size_t kKeyWords = sizeof(Key) / 8;
 
-  uint32_t hash(const FlowKey& k) const noexcept {
-    uint64_t a, b;
-    __builtin_memcpy(&a, &k, 8);
-    __builtin_memcpy(&b, reinterpret_cast<const char*>(&k) + 8, 8);
+  explicit BasicFlowTable(const FlowConfig& config);
+  BasicFlowTable(const BasicFlowTable&) = delete;
+  BasicFlowTable& operator=(const BasicFlowTable&) = delete;
+
+  uint32_t hash(const Key& k) const noexcept {
+    uint64_t w[kKeyWords];
+    __builtin_memcpy(w, &k, sizeof(Key));
     // The seed keeps peers from choosing keys that pile onto one probe run.
-    uint64_t h = (a ^ seed_) * 0x9E3779B97F4A7C15ull;
-    h ^= (b ^ (seed_ >> 17)) * 0xC2B2AE3D27D4EB4Full;
+    uint64_t h = (w[0] ^ seed_) * 0x9E3779B97F4A7C15ull;
+    h ^= (w[1] ^ (seed_ >> 17)) * 0xC2B2AE3D27D4EB4Full;
+    // IPv6: the further words folded in the same way (IPv4's key is two words, no loop).
+    for (size_t i = 2; i < kKeyWords; ++i) {
+      h ^= h >> 29;
+      h ^= (w[i] ^ (seed_ >> (7 * i))) * 0x9E3779B97F4A7C15ull;
+    }
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 32;
@@ -113,9 +177,9 @@ class FlowTable {
   // Counts one packet of `bytes` (IP total length) into the flow of `key` (`h` = hash(key)),
   // creating it when new; `tcp_flags` is the TCP header's flag byte (0 for other protocols).
   // Returns the flow's entry, or kUntracked when the table is full (counted as untracked).
-  uint32_t account(const FlowKey& key, uint32_t h, FlowDirection dir, uint32_t bytes,
-                   uint8_t tcp_flags, uint64_t now) noexcept;
-  uint32_t account(const FlowKey& key, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
+  uint32_t account(const Key& key, uint32_t h, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
+                   uint64_t now) noexcept;
+  uint32_t account(const Key& key, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
                    uint64_t now) noexcept {
     return account(key, hash(key), dir, bytes, tcp_flags, now);
   }
@@ -124,13 +188,13 @@ class FlowTable {
   // then count each packet as account() does. entries[i] receives packet i's entry (or
   // kUntracked). Packets of one flow in the same burst count in order.
   static constexpr uint16_t kMaxBurst = 64;  // n of account_burst()
-  void account_burst(const FlowKey* keys, const uint16_t* bytes, const uint8_t* tcp_flags,
-                     uint16_t n, FlowDirection dir, uint64_t now, uint32_t* entries) noexcept;
+  void account_burst(const Key* keys, const uint16_t* bytes, const uint8_t* tcp_flags, uint16_t n,
+                     FlowDirection dir, uint64_t now, uint32_t* entries) noexcept;
 
   // The post-NAT source of a flow (network order), recorded once: the first packet that knows it.
   bool has_post_nat(uint32_t entry) const noexcept { return entries_[entry].state & kHasPostNat; }
-  void set_post_nat(uint32_t entry, uint32_t address, uint16_t port) noexcept {
-    entries_[entry].post_nat_address = address;
+  void set_post_nat(uint32_t entry, const Address& address, uint16_t port) noexcept {
+    FlowFamily<Key>::set(entries_[entry].post_nat_address, address);
     entries_[entry].post_nat_port = port;
     entries_[entry].state |= kHasPostNat;
   }
@@ -142,7 +206,7 @@ class FlowTable {
   // examined; returns how many entries remain. For a stopped worker (control) and tests.
   uint32_t expire_all(uint32_t budget) noexcept;
 
-  FlowRing& ring() noexcept { return ring_; }
+  Ring& ring() noexcept { return ring_; }
   const FlowCounters& counters() const noexcept { return counters_; }
   uint32_t active() const noexcept { return n_used_; }
   uint32_t max_flows() const noexcept { return config_.max_flows; }
@@ -153,19 +217,19 @@ class FlowTable {
   static constexpr uint32_t kPacketsEmitAt = 1u << 31;
 
  private:
-  // One cache line: a packet touches nothing else of its flow.
+  // IPv4: one cache line, a packet touches nothing else of its flow. IPv6: two.
   struct alignas(64) Entry {
-    FlowKey key;
+    Key key;
     uint64_t first_tsc;  // first packet of the current interval, 0 = none since the last record
     uint64_t last_tsc;
     uint64_t tx_bytes, rx_bytes;
     uint32_t tx_packets, rx_packets;
-    uint32_t post_nat_address;
+    decltype(Export::post_nat_address) post_nat_address;
     uint16_t post_nat_port;
     uint8_t tcp_flags;
     uint8_t state;  // kUsed | kFinOut | kFinIn | kFinished | kHasPostNat
   };
-  static_assert(sizeof(Entry) == 64);
+  static_assert(sizeof(Entry) == (sizeof(Key) == 16 ? 64 : 128));
   // Open addressing with linear probing over entry indices + 1 (0 = empty); at most half full.
   // Eight slots to a line: a probe run rarely leaves its first line.
   struct Slot {
@@ -175,8 +239,8 @@ class FlowTable {
   static_assert(sizeof(Slot) == 8);
   static constexpr uint8_t kUsed = 1, kFinOut = 2, kFinIn = 4, kFinished = 8, kHasPostNat = 16;
 
-  uint32_t lookup_or_insert(const FlowKey& key, uint32_t h) noexcept;
-  uint32_t insert(const FlowKey& key, uint32_t h, uint32_t slot) noexcept;
+  uint32_t lookup_or_insert(const Key& key, uint32_t h) noexcept;
+  uint32_t insert(const Key& key, uint32_t h, uint32_t slot) noexcept;
   void count(uint32_t idx, FlowDirection dir, uint32_t bytes, uint8_t tcp_flags,
              uint64_t now) noexcept;
   void emit(Entry& e, FlowEnd why) noexcept;
@@ -192,8 +256,13 @@ class FlowTable {
   uint32_t cursor_ = 0;  // next entry the sweep examines
   uint64_t sweep_tsc_ = 0;
   uint64_t seed_;
-  FlowRing ring_;
+  Ring ring_;
   FlowCounters counters_;
 };
+
+extern template class BasicFlowTable<FlowKey>;
+extern template class BasicFlowTable<FlowKey6>;
+using FlowTable = BasicFlowTable<FlowKey>;
+using FlowTable6 = BasicFlowTable<FlowKey6>;
 
 }  // namespace exitgw::dp::flow

@@ -8,8 +8,9 @@ with a spool directory, then waits until they settle. Collectors: nfcapd (nfdump
 it stored) and a tshark capture (Wireshark's IPFIX dissector decodes every message, template
 and field) for UDP; for TCP a listener here with its own small IPFIX decoder. Proves: NAT
 events and flows decoded field by field; destination logging on and off (no destination
-fields at all when off); collector outages (none at start, one mid-run, for UDP and TCP)
-with every record arriving, in order, and sequence numbers consistent; a UDP collector
+fields at all when off); IPv6 flows with their own templates and addresses; collector outages
+(none at start, one mid-run, for UDP and TCP) with every record arriving, in order, and
+sequence numbers consistent; a UDP collector
 restarted while the exporter was quiet (no ICMP error, so no reconnect) decodes the records
 that follow without waiting for the template refresh. Root only (capture).
 """
@@ -84,6 +85,42 @@ def nfdump_records(directory):
     return records
 
 
+def tshark_messages(path, port):
+    """Per IPFIX message in a capture of UDP `port`: (sequence, templates {id: [field
+    types]}, [record dicts]), as Wireshark's dissector decodes them."""
+    out = subprocess.run(["tshark", "-r", path, "-d", "udp.port==%d,cflow" % port,
+                          "-T", "json"], check=True, capture_output=True, text=True).stdout
+
+    def pairs(kv):  # keep repeated keys (forward and reverse counters share names)
+        d = collections.OrderedDict()
+        for k, v in kv:
+            d.setdefault(k, []).append(v)
+        return d
+
+    msgs = []
+    for pkt in json.loads(out, object_pairs_hook=pairs):
+        cf = pkt["_source"][0]["layers"][0].get("cflow")
+        if not cf:
+            continue
+        cf = cf[0]
+        templates, records = {}, []
+        for key, sets in cf.items():
+            if not key.startswith("Set "):
+                continue
+            for s in sets:
+                for k, v in s.items():
+                    if k.startswith("Template (Id"):
+                        t = v[0]
+                        # Enterprise elements (PEN set) are reported as -1.
+                        templates[int(t["cflow.template_id"][0])] = [
+                            int(f[0].get("cflow.template_ipfix_field_type", ["-1"])[0])
+                            for fk, f in t.items() if fk.startswith("Field")]
+                    elif k.startswith("Flow "):
+                        records.append(v[0])
+        msgs.append((int(cf["cflow.sequence"][0]), templates, records))
+    return msgs
+
+
 class Capture:
     """tshark on lo for one port; decoded later as IPFIX."""
 
@@ -104,38 +141,7 @@ class Capture:
         self.p.wait(timeout=10)
 
     def messages(self, port):
-        """Per IPFIX message: (sequence, templates {id: [field types]}, [record dicts])."""
-        out = subprocess.run(["tshark", "-r", self.path, "-d", "udp.port==%d,cflow" % port,
-                              "-T", "json"], check=True, capture_output=True, text=True).stdout
-
-        def pairs(kv):  # keep repeated keys (forward and reverse counters share names)
-            d = collections.OrderedDict()
-            for k, v in kv:
-                d.setdefault(k, []).append(v)
-            return d
-
-        msgs = []
-        for pkt in json.loads(out, object_pairs_hook=pairs):
-            cf = pkt["_source"][0]["layers"][0].get("cflow")
-            if not cf:
-                continue
-            cf = cf[0]
-            templates, records = {}, []
-            for key, sets in cf.items():
-                if not key.startswith("Set "):
-                    continue
-                for s in sets:
-                    for k, v in s.items():
-                        if k.startswith("Template (Id"):
-                            t = v[0]
-                            # Enterprise elements (PEN set) are reported as -1.
-                            templates[int(t["cflow.template_id"][0])] = [
-                                int(f[0].get("cflow.template_ipfix_field_type", ["-1"])[0])
-                                for fk, f in t.items() if fk.startswith("Field")]
-                        elif k.startswith("Flow "):
-                            records.append(v[0])
-            msgs.append((int(cf["cflow.sequence"][0]), templates, records))
-        return msgs
+        return tshark_messages(self.path, port)
 
 
 def run_driver(records, url, spool, extra=(), background=False, work=None):
@@ -368,6 +374,87 @@ class ExportTest(unittest.TestCase):
         self.assertNotIn("dst", lines[7]["exitTraffic"][0])
         for k in ("logged", "nodeId", "start", "end"):
             self.assertIn(k, lines[5])
+
+    def test_ipv6_flows_and_nat66_events_decode_with_their_ipv6_addresses(self):
+        port = free_port()
+        cap = Capture(os.path.join(self.work, "ipv6.pcap"), "udp port %d" % port)
+        nf = Nfcapd(port, os.path.join(self.work, "nf-ipv6"))
+        v6 = []
+        for key, dst in ((41000, True), (41001, False)):
+            r = flow(key, dst)
+            r.update(src="[fd7a:115c:a1e0::11]:%d" % key, dst="[2001:db8:5::10]:443",
+                     post_nat="[2001:db8:100:0:ffee::11]:%d" % key)
+            v6.append(r)
+        # A NAT66 port block (RFC 8158 with IPv6 elements), as the NAT side will report it.
+        nat66 = {"type": "nat", "kind": "block_allocated", "time_ms": BASE_MS + 7,
+                 "subscriber": "fd7a:115c:a1e0::11", "public": "2001:db8:100::5",
+                 "port_first": 2048, "port_last": 2559}
+        jsonl = os.path.join(self.work, "ipv6.jsonl")
+        run_driver([flow(40000)] + v6 + [nat66], "udp://127.0.0.1:%d" % port,
+                   os.path.join(self.work, "spool-ipv6"), ["--json", jsonl], work=self.work)
+        nf.stop()
+        cap.stop()
+
+        # nfdump: IPv6 source and destination (it has no field for postNATSourceIPv6Address).
+        recs = nfdump_records(nf.dir)
+        self.assertEqual(len(recs), 4, recs)
+        ev = recs[3]
+        self.assertEqual(ev["nat event"].split(":")[0], "16", ev)
+        self.assertEqual(ev["src addr"], "fd7a:115c:a1e0::11", ev)
+        self.assertEqual(recs[0]["src addr"], "100.64.0.11")
+        for r, key in ((recs[1], 41000), (recs[2], 41001)):
+            self.assertEqual(r["src addr"], "fd7a:115c:a1e0::11", r)
+            self.assertEqual(r["src port"], str(key))
+            self.assertEqual((r["in packets"], r["out packets"]), (str(key), str(2 * key)))
+            self.assertEqual((r["in bytes"], r["out bytes"]), (str(100 * key), str(300 * key)))
+            self.assertEqual(r["src xlt port"], str(key))
+        self.assertEqual((recs[1]["dst addr"], recs[1]["dst port"]), ("2001:db8:5::10", "443"))
+        self.assertEqual((recs[2]["dst addr"], recs[2]["dst port"]), ("::", "0"))
+
+        # tshark: templates 261 and 262 with IANA's IPv6 elements, every address decoded.
+        msgs = cap.messages(port)
+        templates, rows = {}, []
+        for _, t, r in msgs:
+            templates.update(t)
+            rows += r
+        g = lambda r, k: r.get(k, [None])[0]
+        # (tshark gives the reverse counters their element id, the peer id -1.)
+        self.assertEqual(templates[261], [152, 153, 27, 28, 7, 11, 4, 281, 227, 2, 1, 2, 1, 6, -1])
+        self.assertEqual(templates[262], [152, 153, 27, 7, 4, 281, 227, 2, 1, 2, 1, 6, -1])
+        self.assertNotIn(8, templates[261])
+        self.assertEqual(templates[263], [323, 230, 27, 281, 361, 362])
+        self.assertEqual(templates[264], [323, 230, 281, 27])
+        self.assertEqual(templates[265], [323, 230, 466, 27, 281])
+        self.assertEqual(len(rows), 4)
+        ev = rows.pop()
+        self.assertEqual([g(ev, k) for k in ("cflow.nat_event", "cflow.srcaddrv6",
+                                            "cflow.post_nat_source_ipv6_address",
+                                            "cflow.port_range_start", "cflow.port_range_end")],
+                         ["16", "fd7a:115c:a1e0::11", "2001:db8:100::5", "2048", "2559"])
+        self.assertEqual(g(rows[0], "cflow.srcaddr"), "100.64.0.11")
+        for r in rows[1:]:
+            self.assertEqual(g(r, "cflow.srcaddrv6"), "fd7a:115c:a1e0::11")
+            self.assertEqual(g(r, "cflow.post_nat_source_ipv6_address"),
+                             "2001:db8:100:0:ffee::11")
+            self.assertNotIn("cflow.srcaddr", r)
+        self.assertEqual(g(rows[1], "cflow.dstaddrv6"), "2001:db8:5::10")
+        self.assertEqual(g(rows[1], "cflow.dstport"), "443")
+        self.assertNotIn("cflow.dstaddrv6", rows[2])
+        self.assertNotIn("cflow.dstport", rows[2])
+        check_sequences(self, msgs)
+
+        # JSON lines: RFC 5952 text, bracketed before the port.
+        with open(jsonl) as f:
+            lines = [json.loads(l) for l in f]
+        self.assertEqual(len(lines), 4)
+        self.assertEqual(lines[3]["natEvent"]["subscriber"], "fd7a:115c:a1e0::11")
+        self.assertEqual(lines[3]["natEvent"]["public"], "2001:db8:100::5")
+        self.assertEqual(lines[1]["exitTraffic"][0],
+                         {"proto": 6, "src": "[fd7a:115c:a1e0::11]:41000",
+                          "dst": "[2001:db8:5::10]:443", "txPkts": 41000,
+                          "txBytes": 4100000, "rxPkts": 82000, "rxBytes": 12300000})
+        self.assertEqual(lines[2]["exitTraffic"][0]["src"], "[fd7a:115c:a1e0::11]:41001")
+        self.assertNotIn("dst", lines[2]["exitTraffic"][0])
 
     def test_udp_collector_outages_lose_no_record(self):
         port = free_port()

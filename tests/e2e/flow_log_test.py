@@ -8,7 +8,10 @@ tcpdump watches its tunnel interface. The gateway's flow records, as nfcapd stor
 (decoded by nfdump) and as JSON lines, carry the packets and bytes (IP total length) that
 crossed the tunnel each way, the subscriber's pre-NAT source and its post-NAT address.
 Destination logging is off by default (no destination in either output); turned on through
-the admin API (exitgwctl), the next records carry it.
+the admin API (exitgwctl), the next records carry it. IPv6: an HTTP request and ping6 to the
+lab's IPv6 server; nfdump shows the client's tailnet IPv6 address and the server's, tshark (in
+the gateway's namespace, on the collector's port) the NPTv6 pool address as
+postNATSourceIPv6Address, the JSON lines the addresses in RFC 5952 form and the exact counts.
 """
 import json
 import os
@@ -20,7 +23,8 @@ import time
 import unittest
 
 import labutil as L
-from export_test import nfdump_records
+import nptv6_ref  # noqa: E402 (tests/support, on the path labutil sets)
+from export_test import nfdump_records, tshark_messages
 
 NAME = L.lab_name("fl")
 PORT = 4741
@@ -28,6 +32,9 @@ CLIENT_IP = "100.64.0.11"
 POOL_IP = "203.0.113.1"
 TCP_PORT, UDP_PORT, UDP_PORT_DST = 45001, 45002, 45003
 UDP_SIZES = (100, 200, 300, 400, 500)
+SERVER6 = "2001:db8:5::10"  # tools/lab SERVER6
+INSIDE6, POOL6 = "fd7a:115c:a1e0::", "2001:db8:100::"  # --nat_inside6, --nat_pool6 (/48)
+TCP6_PORT, PING6_COUNT, PING6_SIZE = 45011, 3, 100
 
 # Sends one datagram of each size from a fixed port to the echo server and reads the echoes.
 UDP_SCRIPT = r"""
@@ -172,6 +179,102 @@ class FlowLogTest(unittest.TestCase):
         self.assertEqual((rows[0]["dst addr"], rows[0]["dst port"]), ("198.51.100.10", "7"))
         self.assertEqual((rows[0]["in packets"], rows[0]["out packets"]), ("1", "1"))
         self.assertEqual((rows[0]["in bytes"], rows[0]["out bytes"]), ("92", "92"))
+
+    def flows6(self, src_prefix, proto):
+        """The JSON exitTraffic lines of IPv6 flows of `proto` from `src_prefix` ("[addr]:")."""
+        out = []
+        if os.path.exists(self.json):
+            with open(self.json) as f:
+                for ln in f:
+                    for t in json.loads(ln).get("exitTraffic", []):
+                        if t["src"].startswith(src_prefix) and t["proto"] == proto:
+                            out.append(t)
+        return out
+
+    def test_ipv6_flows_reach_the_collector_with_their_ipv6_addresses(self):
+        self.assertFalse(L.ensure_handshakes(NAME, ("c1",), timeout=25))
+        client6 = [x for x in L.state(NAME)["clients"] if x["name"] == "c1"][0]["tailnet6"]
+        pool6 = nptv6_ref.nptv6(client6, INSIDE6, POOL6)
+        nf = self.collector("v6")
+        pcap = os.path.join(self.work, "ipfix6.pcap")
+        cap = L.nsspawn(NAME, "gw", "tshark", "-q", "-i", "lo", "-f", "udp port %d" % PORT,
+                        "-w", pcap, out=os.path.join(self.work, "tshark6.log"))
+        self.assertTrue(L.wait_until(lambda: "Capturing" in read(
+            os.path.join(self.work, "tshark6.log")), 15))
+        rc, out = ctl("logging", "on")
+        self.assertEqual(rc, 0, out)
+        exported = L.Metrics(NAME).get("exitgw_export_records_total", fate="exported")
+        try:
+            p = L.nsrun(NAME, "c1", "curl", "-sS", "-6", "--local-port", str(TCP6_PORT),
+                        "--max-time", "10", "http://[%s]/whoami" % SERVER6, timeout=20)
+            # The server sees the NPTv6 pool address (tools/lab_servers.py's /whoami).
+            self.assertTrue(p.stdout.startswith(pool6 + ":"), (p.stdout, pool6))
+            p = L.nsrun(NAME, "c1", "ping", "-6", "-c", str(PING6_COUNT), "-i", "0.2", "-W", "2",
+                        "-s", str(PING6_SIZE), SERVER6, timeout=20)
+            self.assertIn(" 0% packet loss", p.stdout, p.stdout + L.Metrics(NAME).drops_text())
+            tcp_src = "[%s]:%d" % (client6, TCP6_PORT)
+            self.assertTrue(L.wait_until(lambda: self.flows6(tcp_src, 6) and
+                                         self.flows6("[%s]:" % client6, 58), 20),
+                            L.Metrics(NAME).nonzero("exitgw_flow"))
+            # Confirmed by the collector (no ICMP error within the UDP confirmation time).
+            n = len(self.flows6("[%s]:" % client6, 6)) + len(self.flows6("[%s]:" % client6, 58))
+            self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
+                "exitgw_export_records_total", fate="exported") >= exported + n, 15),
+                L.Metrics(NAME).nonzero("exitgw_export"))
+            time.sleep(0.5)
+        finally:
+            ctl("logging", "off")
+            L.stop(cap, sig=2)
+
+        # JSON: RFC 5952 text, bracketed; ping6's counts exact (IPv6 header + payload). NPTv6
+        # hands nothing to another worker, so the replies may be counted by the worker RSS gave
+        # them (a record of its own, same key): the records of the flow add up.
+        echoes = self.flows6("[%s]:" % client6, 58)
+        self.assertEqual({(t["src"], t["dst"]) for t in echoes},
+                         {(echoes[0]["src"], "[%s]:0" % SERVER6)}, echoes)
+        size = 40 + 8 + PING6_SIZE
+        self.assertEqual([sum(t[k] for t in echoes)
+                          for k in ("txPkts", "txBytes", "rxPkts", "rxBytes")],
+                         [PING6_COUNT, PING6_COUNT * size, PING6_COUNT, PING6_COUNT * size],
+                         echoes)
+        tcp = self.flows6(tcp_src, 6)
+        self.assertEqual({t["dst"] for t in tcp}, {"[%s]:80" % SERVER6})
+        self.assertGreaterEqual(sum(t["txPkts"] for t in tcp), 4)  # SYN, ACK, GET, ACK, FIN...
+        self.assertGreaterEqual(sum(t["rxPkts"] for t in tcp), 3)
+
+        # nfdump: what nfcapd stored, with the IPv6 addresses.
+        recs = [r for r in self.collected(nf) if r.get("src addr") == client6]
+        by_proto = {}
+        for r in recs:
+            by_proto.setdefault(r["proto"].split()[0], []).append(r)
+        self.assertTrue(by_proto.get("6") and by_proto.get("58"), recs)
+        for r in by_proto["6"] + by_proto["58"]:
+            self.assertEqual(r["dst addr"], SERVER6, r)
+        self.assertEqual({r["src port"] for r in by_proto["6"]}, {str(TCP6_PORT)})
+        self.assertEqual([sum(int(r[k]) for r in by_proto["58"])
+                          for k in ("in packets", "in bytes", "out packets", "out bytes")],
+                         [PING6_COUNT, PING6_COUNT * size, PING6_COUNT, PING6_COUNT * size])
+
+        # tshark: templates 261 with IANA's IPv6 elements, the NPTv6 address as post-NAT source.
+        msgs = tshark_messages(pcap, PORT)
+        templates, rows = {}, []
+        for _, t, r in msgs:
+            templates.update(t)
+            rows += r
+        self.assertEqual(templates.get(261, [])[:8], [152, 153, 27, 28, 7, 11, 4, 281])
+        g = lambda r, k: r.get(k, [None])[0]
+        mine = [r for r in rows if g(r, "cflow.srcaddrv6") == client6]
+        self.assertTrue(mine, rows)
+        for r in mine:
+            self.assertEqual(g(r, "cflow.dstaddrv6"), SERVER6)
+            self.assertEqual(g(r, "cflow.post_nat_source_ipv6_address"), pool6)
+        self.assertEqual({g(r, "cflow.srcport") for r in mine if g(r, "cflow.protocol") == "6"},
+                         {str(TCP6_PORT)})
+
+        m = L.Metrics(NAME)
+        self.assertGreaterEqual(m.get("exitgw_flows_created_total", family="ipv6"), 2)
+        self.assertEqual(m.get("exitgw_flow_untracked_packets_total", family="ipv6"), 0)
+        self.assertEqual(m.get("exitgw_flow_records_lost_total"), 0)
 
     def check_counts_without_destinations(self):
         self.assertFalse(L.ensure_handshakes(NAME, ("c1",), timeout=25))

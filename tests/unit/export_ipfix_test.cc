@@ -1,9 +1,18 @@
 // The IPFIX encoder: exact bytes, sequence numbers, MTU splitting, template refresh, templates
-// with and without the destination, and a decode of every record kind.
+// with and without the destination, and a decode of every record kind; IPv6 flow templates
+// and records, and IPv6 addresses in RFC 5952 text (JSON lines).
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <random>
+#include <tuple>
 
 #include "control/export/ipfix.h"
 #include "control/export/ipfix_decode.h"
+#include "control/export/json_lines.h"
+#include "control/export/nat_event.h"
 
 namespace exitgw::exporter {
 namespace {
@@ -39,6 +48,28 @@ FlowRecord flow_record(uint16_t src_port) {
   return f;
 }
 
+// The IPv6 template set: two flow templates of 15 and 13 fields (three of each under an
+// enterprise number: 8 bytes instead of 4), the NAT66 event templates of 6, 4 and 5 fields.
+constexpr size_t kIpv6SetBytes =
+    4 + (4 + 15 * 4 + 3 * 4) + (4 + 13 * 4 + 3 * 4) + (4 + 6 * 4) + (4 + 4 * 4) + (4 + 5 * 4);
+
+Ipv6Address v6(const char* text) {
+  Ipv6Address a{};
+  EXPECT_EQ(inet_pton(AF_INET6, text, a.data()), 1) << text;
+  return a;
+}
+
+FlowRecord flow_record6(uint16_t src_port) {
+  FlowRecord f = flow_record(src_port);
+  f.family = IpFamily::kIpv6;
+  f.src_address = f.dst_address = f.post_nat_address = 0;
+  f.src_address6 = v6("fd7a:115c:a1e0::11");
+  f.dst_address6 = v6("2001:db8:5::10");
+  f.post_nat_address6 = v6("2001:db8:64:0:1234::11");
+  f.dst_port = 443;
+  return f;
+}
+
 TEST(ExportIpfix, NatEventCodesAreTheIanaRegistryValues) {
   EXPECT_EQ(nat_event_code(NatEventKind::kBlockAllocated), NatEventCode{16});
   EXPECT_EQ(nat_event_code(NatEventKind::kBlockReleased), NatEventCode{17});
@@ -60,11 +91,14 @@ TEST(ExportIpfix, FirstMessageIsByteExactHeaderTemplatesAndDataSet) {
       0x00, 0x0a, uint8_t(len >> 8), uint8_t(len), 0x65, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
   ASSERT_EQ(b.size(), len);
   EXPECT_EQ(std::vector<uint8_t>(b.begin(), b.begin() + 16), header);
+  // Two template sets, IPv4's then IPv6's.
+  const size_t ipv6_set = kIpv6SetBytes;
+  const size_t ipv4_set = templates.size() - ipv6_set;
   // The template set opens with set id 2 and template 256 of six fields.
   const std::vector<uint8_t> t256 = {0x00,
                                      0x02,
-                                     uint8_t(templates.size() >> 8),
-                                     uint8_t(templates.size()),
+                                     uint8_t(ipv4_set >> 8),
+                                     uint8_t(ipv4_set),
                                      0x01,
                                      0x00,
                                      0x00,
@@ -94,6 +128,11 @@ TEST(ExportIpfix, FirstMessageIsByteExactHeaderTemplatesAndDataSet) {
                                      0x00,
                                      0x02};  // portRangeEnd
   EXPECT_EQ(std::vector<uint8_t>(b.begin() + 16, b.begin() + 16 + t256.size()), t256);
+  const std::vector<uint8_t> v6_set_header = {0x00, 0x02, uint8_t(ipv6_set >> 8),
+                                              uint8_t(ipv6_set)};
+  EXPECT_EQ(std::vector<uint8_t>(b.begin() + 16 + ptrdiff_t(ipv4_set),
+                                 b.begin() + 16 + ptrdiff_t(ipv4_set) + 4),
+            v6_set_header);
   const std::vector<uint8_t> data = {0x01, 0x00, 0x00, 25,  // set 256, length 25
                                      0x00, 0x00, 0x01, 0x8b, 0xd0, 0xa1, 0xb2, 0xc3,  // time
                                      16,                                              // natEvent
@@ -137,7 +176,11 @@ TEST(ExportIpfix, SequenceNumberCountsDataRecordsSentBeforeEachMessage) {
 }
 
 TEST(ExportIpfix, MessagesStayWithinTheMtuAndKeepEveryRecordInOrder) {
-  for (size_t mtu : {512u, 1400u, 9000u}) {
+  // The smallest size the exporter accepts: every template and the longest record.
+  EXPECT_EQ(min_message_bytes(ie::kDocumentationPen),
+            16 + template_set(ie::kDocumentationPen).size() + 4 + EncodedRecord::kMaxBytes);
+  EXPECT_LT(min_message_bytes(ie::kDocumentationPen), 600u);
+  for (size_t mtu : {600u, 1400u, 9000u}) {
     IpfixEncoder enc(EncoderOptions{.max_message_bytes = mtu});
     std::vector<EncodedRecord> recs;
     for (int i = 0; i < 1000; ++i) {
@@ -225,32 +268,38 @@ TEST(ExportIpfix, DestinationLoggingOffLeavesOutDestinationAddressAndPort) {
   }
 }
 
-TEST(ExportIpfix, EveryNatEventKindDecodesToItsRfc8158Fields) {
+// `base` as each NAT event kind in turn, encoded in one message and decoded.
+std::vector<DecodedRecord> every_nat_kind_decoded(const NatRecord& base) {
   IpfixEncoder enc(EncoderOptions{});
   std::vector<EncodedRecord> recs;
   for (size_t k = 0; k < size_t(NatEventKind::kCount); ++k) {
-    NatRecord n = block_record();
+    NatRecord n = base;
     n.kind = NatEventKind(k);
     recs.push_back(encode_nat(n));
   }
   IpfixDecoder dec;
   auto d = dec.decode(enc.encode(recs, 1)[0].bytes);
-  ASSERT_TRUE(d.ok()) << d.error();
-  ASSERT_EQ(d->records.size(), 5u);
+  EXPECT_TRUE(d.ok()) << d.error();
+  return d.ok() ? d->records : std::vector<DecodedRecord>{};
+}
+
+TEST(ExportIpfix, EveryNatEventKindDecodesToItsRfc8158Fields) {
+  const std::vector<DecodedRecord> d = every_nat_kind_decoded(block_record());
+  ASSERT_EQ(d.size(), 5u);
   const uint64_t events[] = {16, 17, 12, 13, 13};
   const uint16_t templates[] = {256, 256, 257, 258, 258};
   for (size_t k = 0; k < 5; ++k) {
-    const DecodedRecord& r = d->records[k];
+    const DecodedRecord& r = d[k];
     EXPECT_EQ(r.template_id, templates[k]);
     EXPECT_EQ(r.uint_of(ie::kNatEvent), events[k]);
     EXPECT_EQ(r.uint_of(ie::kObservationTimeMilliseconds), 0x0000018BD0A1B2C3u);
     EXPECT_EQ(r.uint_of(ie::kSourceIPv4Address), 0x6440000Bu);
     EXPECT_EQ(r.uint_of(ie::kPostNATSourceIPv4Address), 0xCB007105u);
   }
-  EXPECT_EQ(d->records[1].uint_of(ie::kPortRangeEnd), 1535u);
-  EXPECT_FALSE(d->records[2].has(ie::kPortRangeStart));
-  EXPECT_EQ(d->records[3].uint_of(ie::kNatQuotaExceededEvent), 3u);  // max entries per user
-  EXPECT_EQ(d->records[4].uint_of(ie::kNatQuotaExceededEvent), 1u);  // max session entries
+  EXPECT_EQ(d[1].uint_of(ie::kPortRangeEnd), 1535u);
+  EXPECT_FALSE(d[2].has(ie::kPortRangeStart));
+  EXPECT_EQ(d[3].uint_of(ie::kNatQuotaExceededEvent), 3u);  // max entries per user
+  EXPECT_EQ(d[4].uint_of(ie::kNatQuotaExceededEvent), 1u);  // max session entries
 }
 
 TEST(ExportIpfixDecoder, RejectsWhatIsNotIpfixWithAReason) {
@@ -267,6 +316,228 @@ TEST(ExportIpfixDecoder, RejectsWhatIsNotIpfixWithAReason) {
   auto d = dec.decode(unknown);
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->unknown_template_sets, 1u);
+}
+
+// The IPv6 set: template 261 with the IPv4 flow template's fields in its order, the three
+// addresses as IANA's IPv6 elements of 16 bytes (27, 28, 281).
+TEST(ExportIpfix, Ipv6FlowTemplatesAreTheirOwnSetWithTheIanaIpv6Elements) {
+  const std::vector<uint8_t> t = template_set(ie::kDocumentationPen);
+  const size_t ipv6_set = kIpv6SetBytes;
+  ASSERT_GT(t.size(), ipv6_set);
+  const std::vector<uint8_t> v6(t.end() - ptrdiff_t(ipv6_set), t.end());
+  const std::vector<uint8_t> head = {
+      0x00,
+      0x02,
+      uint8_t(ipv6_set >> 8),
+      uint8_t(ipv6_set),  // template set
+      0x01,
+      0x05,
+      0x00,
+      15,  // template 261, 15 fields
+      0x00,
+      152,
+      0x00,
+      8,  // flowStartMilliseconds
+      0x00,
+      153,
+      0x00,
+      8,  // flowEndMilliseconds
+      0x00,
+      27,
+      0x00,
+      16,  // sourceIPv6Address
+      0x00,
+      28,
+      0x00,
+      16,  // destinationIPv6Address
+      0x00,
+      7,
+      0x00,
+      2,  // sourceTransportPort
+      0x00,
+      11,
+      0x00,
+      2,  // destinationTransportPort
+      0x00,
+      4,
+      0x00,
+      1,  // protocolIdentifier
+      0x01,
+      0x19,
+      0x00,
+      16,  // postNATSourceIPv6Address (281)
+      0x00,
+      227,
+      0x00,
+      2,  // postNAPTSourceTransportPort
+  };
+  EXPECT_EQ(std::vector<uint8_t>(v6.begin(), v6.begin() + ptrdiff_t(head.size())), head);
+  // Template 262 (no destination) follows template 261's 76 bytes, and carries no 28.
+  EXPECT_EQ(v6[4 + 76], 0x01);
+  EXPECT_EQ(v6[4 + 76 + 1], 0x06);
+  EXPECT_EQ(v6[4 + 76 + 3], 13);
+  EXPECT_EQ(template_record_length(kTemplateFlow6), 109u);
+  EXPECT_EQ(template_record_length(kTemplateFlow6NoDestination), 91u);
+  EXPECT_EQ(encode_flow(flow_record6(1), true).length, 109u);
+  EXPECT_EQ(encode_flow(flow_record6(1), false).length, 91u);
+}
+
+TEST(ExportIpfix, Ipv6FlowRecordsDecodeWithTheirAddressesBesideIpv4Ones) {
+  IpfixEncoder enc(EncoderOptions{});
+  const EncodedRecord recs[] = {encode_flow(flow_record(1), true),
+                                encode_flow(flow_record6(2), true),
+                                encode_flow(flow_record6(3), false)};
+  IpfixDecoder dec;
+  auto d = dec.decode(enc.encode(recs, 1)[0].bytes);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->templates, 10u);
+  ASSERT_EQ(d->records.size(), 3u);
+  EXPECT_EQ(d->records[0].template_id, kTemplateFlow);
+  const DecodedRecord& on = d->records[1];
+  const DecodedRecord& off = d->records[2];
+  EXPECT_EQ(on.template_id, kTemplateFlow6);
+  EXPECT_EQ(off.template_id, kTemplateFlow6NoDestination);
+  const auto bytes = [](const Ipv6Address& a) { return std::vector<uint8_t>(a.begin(), a.end()); };
+  ASSERT_TRUE(on.has(ie::kDestinationIPv6Address));
+  EXPECT_EQ(on.find(ie::kDestinationIPv6Address)->value, bytes(v6("2001:db8:5::10")));
+  EXPECT_EQ(on.uint_of(ie::kDestinationTransportPort), 443u);
+  EXPECT_FALSE(off.has(ie::kDestinationIPv6Address));
+  EXPECT_FALSE(off.has(ie::kDestinationTransportPort));
+  for (const DecodedRecord* r : {&on, &off}) {
+    ASSERT_TRUE(r->has(ie::kSourceIPv6Address));
+    EXPECT_EQ(r->find(ie::kSourceIPv6Address)->value, bytes(v6("fd7a:115c:a1e0::11")));
+    ASSERT_TRUE(r->has(ie::kPostNATSourceIPv6Address));
+    EXPECT_EQ(r->find(ie::kPostNATSourceIPv6Address)->value, bytes(v6("2001:db8:64:0:1234::11")));
+    EXPECT_FALSE(r->has(ie::kSourceIPv4Address));
+    EXPECT_FALSE(r->has(ie::kPostNATDestinationIPv6Address));
+    EXPECT_EQ(r->uint_of(ie::kPostNAPTSourceTransportPort), 1030u);
+    EXPECT_EQ(r->uint_of(ie::kPacketDeltaCount), 10u);
+    EXPECT_EQ(r->uint_of(ie::kOctetDeltaCount, ie::kReversePen), 9000u);
+    EXPECT_EQ(r->uint_of(ie::kFlowEndMilliseconds), 1700000005000u);
+    EXPECT_EQ(r->uint_of(ie::kPeerId, ie::kDocumentationPen), 7u);
+  }
+}
+
+// RFC 5952's own examples (sections 4.1-4.3 and 5).
+TEST(ExportFormat, Ipv6TextIsRfc5952Canonical) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"},
+      {"2001:db8:0:0:0:0:2:1", "2001:db8::2:1"},
+      {"2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"},  // one zero group stays
+      {"2001:0:0:1:0:0:0:1", "2001:0:0:1::1"},           // the longest run
+      {"2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"},     // the first of equal runs
+      {"2001:DB8:AAAA:BBBB:CCCC:DDDD:EEEE:AAAA", "2001:db8:aaaa:bbbb:cccc:dddd:eeee:aaaa"},
+      {"0:0:0:0:0:0:0:0", "::"},
+      {"0:0:0:0:0:0:0:1", "::1"},
+      {"1:0:0:0:0:0:0:0", "1::"},
+      {"::ffff:c000:0201", "::ffff:192.0.2.1"},  // IPv4-mapped: dotted quad
+      {"::0102:0304", "::102:304"},              // not IPv4-mapped: hex
+      {"fd7a:115c:a1e0:0:0:0:0:11", "fd7a:115c:a1e0::11"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(format_ipv6(v6(in)), want) << in;
+}
+
+// Against glibc's inet_ntop (its own RFC 5952 implementation) on random addresses rich in
+// zero groups, away from ::/96 where the two choose differently on purpose.
+TEST(ExportFormat, Ipv6TextAgreesWithInetNtopOnRandomAddresses) {
+  std::mt19937 rng(5952);
+  for (int i = 0; i < 20000; ++i) {
+    Ipv6Address a{};
+    for (int g = 0; g < 8; ++g) {
+      const uint16_t w = rng() % 2 ? 0 : uint16_t(rng() % 4 ? rng() : rng() % 16);
+      a[2 * g] = uint8_t(w >> 8);
+      a[2 * g + 1] = uint8_t(w);
+    }
+    if (std::all_of(a.begin(), a.begin() + 10, [](uint8_t b) { return b == 0; })) continue;
+    char buf[INET6_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(AF_INET6, a.data(), buf, sizeof(buf)), nullptr);
+    ASSERT_EQ(format_ipv6(a), buf);
+  }
+}
+
+TEST(ExportJson, Ipv6FlowsCarryBracketedRfc5952AddressesAndPorts) {
+  const FlowRecord f = flow_record6(40000);
+  const std::string with = flow_json(f, true, "nTest", 1700000000000);
+  EXPECT_NE(with.find("\"exitTraffic\":[{\"proto\":6,\"src\":\"[fd7a:115c:a1e0::11]:40000\","
+                      "\"dst\":\"[2001:db8:5::10]:443\",\"txPkts\":10,\"txBytes\":1000,"
+                      "\"rxPkts\":8,\"rxBytes\":9000}]}"),
+            std::string::npos)
+      << with;
+  const std::string without = flow_json(f, false, "nTest", 1700000000000);
+  EXPECT_NE(without.find("\"src\":\"[fd7a:115c:a1e0::11]:40000\",\"txPkts\""), std::string::npos)
+      << without;
+  EXPECT_EQ(without.find("dst"), std::string::npos);
+}
+
+// NAT66 (RFC 8158 with IPv6 elements): each event kind in its IPv6 template, the subscriber as
+// sourceIPv6Address and the public address as postNATSourceIPv6Address.
+TEST(ExportIpfix, EveryNat66EventKindDecodesToItsRfc8158Ipv6Fields) {
+  NatRecord n = block_record();
+  n.family = IpFamily::kIpv6;
+  n.subscriber = n.public_address = 0;
+  n.subscriber6 = v6("fd7a:115c:a1e0::11");
+  n.public_address6 = v6("2001:db8:100::5");
+  const std::vector<DecodedRecord> d = every_nat_kind_decoded(n);
+  ASSERT_EQ(d.size(), 5u);
+  const uint64_t events[] = {16, 17, 12, 13, 13};
+  const uint16_t templates[] = {263, 263, 264, 265, 265};
+  const std::vector<uint8_t> sub = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0,
+                                    0,    0,    0,    0,    0,    0,    0, 0x11};
+  const std::vector<uint8_t> pub = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5};
+  for (size_t k = 0; k < 5; ++k) {
+    const DecodedRecord& r = d[k];
+    EXPECT_EQ(r.template_id, templates[k]);
+    EXPECT_EQ(r.uint_of(ie::kNatEvent), events[k]);
+    EXPECT_EQ(r.uint_of(ie::kObservationTimeMilliseconds), 0x0000018BD0A1B2C3u);
+    ASSERT_TRUE(r.has(ie::kSourceIPv6Address) && r.has(ie::kPostNATSourceIPv6Address));
+    EXPECT_EQ(r.find(ie::kSourceIPv6Address)->value, sub);
+    EXPECT_EQ(r.find(ie::kPostNATSourceIPv6Address)->value, pub);
+    EXPECT_FALSE(r.has(ie::kSourceIPv4Address));
+    EXPECT_FALSE(r.has(ie::kPostNATSourceIPv4Address));
+  }
+  EXPECT_EQ(d[0].uint_of(ie::kPortRangeStart), 1024u);
+  EXPECT_EQ(d[1].uint_of(ie::kPortRangeEnd), 1535u);
+  EXPECT_EQ(d[3].uint_of(ie::kNatQuotaExceededEvent), 3u);
+  EXPECT_EQ(d[4].uint_of(ie::kNatQuotaExceededEvent), 1u);
+  EXPECT_EQ(template_record_length(kTemplateNatBlock6), 8u + 1 + 16 + 16 + 2 + 2);
+}
+
+// The NAT side's hand-over: a NatEvent's type, ports and worker with the addresses of either
+// family (addresses_of: NAT44's from the event itself).
+TEST(ExportNatEvent, ToNatRecordTakesTheAddressesOfEitherFamily) {
+  dp::nat::NatEvent e{};
+  e.type = dp::nat::NatEventType::kBlockReleased;
+  e.subscriber = 0x6440000B;
+  e.public_address = 0xCB007105;
+  e.port_first = 2048;
+  e.port_last = 2559;
+  e.worker = 2;
+  const NatRecord r4 = to_nat_record(e, 1234);
+  EXPECT_EQ(r4.family, IpFamily::kIpv4);
+  EXPECT_EQ(r4.subscriber, 0x6440000Bu);
+  EXPECT_EQ(r4.public_address, 0xCB007105u);
+  EXPECT_EQ(r4.kind, NatEventKind::kBlockReleased);
+  EXPECT_EQ(r4.time_ms, 1234u);
+  EXPECT_EQ(encode_nat(r4).template_id, kTemplateNatBlock);
+
+  NatEventAddresses a;
+  a.family = IpFamily::kIpv6;
+  a.subscriber6 = v6("fd7a:115c:a1e0::12");
+  a.public_address6 = v6("2001:db8:100::6");
+  const NatRecord r6 = to_nat_record(e, 1234, a);
+  EXPECT_EQ(r6.family, IpFamily::kIpv6);
+  EXPECT_EQ(r6.subscriber6, a.subscriber6);
+  EXPECT_EQ(r6.public_address6, a.public_address6);
+  EXPECT_EQ((std::tuple{r6.port_first, r6.port_last, r6.worker}),
+            (std::tuple{uint16_t{2048}, uint16_t{2559}, uint8_t{2}}));
+  EXPECT_EQ(encode_nat(r6).template_id, kTemplateNatBlock6);
+  const std::string line = nat_json(r6, "nTest", 1700000000000);
+  EXPECT_NE(line.find("\"natEvent\":{\"type\":\"block_released\",\"code\":17,"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"subscriber\":\"fd7a:115c:a1e0::12\",\"public\":\"2001:db8:100::6\","
+                      "\"portStart\":2048,\"portEnd\":2559,\"worker\":2}}"),
+            std::string::npos)
+      << line;
 }
 
 }  // namespace

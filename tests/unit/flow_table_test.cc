@@ -1,14 +1,16 @@
 // The per-worker flow table: both directions in one flow, flushes on FIN/RST, idle and active
 // timeouts with incremental counts, a full table counted, a bounded sweep, a full ring counted,
 // the open-addressing table against a naive model on random input, and the staged burst
-// lookup against one packet at a time.
+// lookup against one packet at a time; the same for the IPv6 table, and its 40-byte key.
 #include "dataplane/flow/flow_table.h"
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <random>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace exitgw::dp::flow {
@@ -40,15 +42,48 @@ FlowKey key(uint32_t n, uint32_t peer = 7, uint8_t proto = 6) {
   return k;
 }
 
-std::vector<FlowExport> drain(FlowTable& t) {
-  std::vector<FlowExport> out;
-  FlowExport e;
+// IPv6: flows of one subscriber to one server differ only in the last bytes, the part of the
+// key only IPv6's extra words carry (a hash or compare of the first 16 bytes would merge them).
+FlowKey6 key6(uint32_t n, uint32_t peer = 7, uint8_t proto = 6) {
+  static constexpr uint8_t kClient[16] = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0,
+                                          0,    0,    0,    0,    0,    0,    0, 0x11};
+  static constexpr uint8_t kServer[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 5, 0, 0,
+                                          0,    0,    0,    0,    0, 0, 0, 0x10};
+  FlowKey6 k{};
+  std::memcpy(k.src_address, kClient, 16);
+  std::memcpy(k.dst_address, kServer, 16);
+  k.dst_address[15] = static_cast<uint8_t>(n);
+  k.dst_address[14] = static_cast<uint8_t>(n >> 8);
+  k.src_port = 40000;
+  k.dst_port = 443;
+  k.peer_slot = peer;
+  k.protocol = proto;
+  return k;
+}
+uint32_t key_number(const FlowKey& k) {
+  return k.src_port - 40000u;
+}
+uint32_t key_number(const FlowKey6& k) {
+  return uint32_t{k.dst_address[14]} << 8 | k.dst_address[15];
+}
+FlowKey make_key(uint32_t n, uint32_t peer, const FlowKey*) {
+  return key(n, peer);
+}
+FlowKey6 make_key(uint32_t n, uint32_t peer, const FlowKey6*) {
+  return key6(n, peer);
+}
+
+template <class Table>
+std::vector<typename Table::Export> drain(Table& t) {
+  std::vector<typename Table::Export> out;
+  typename Table::Export e;
   while (t.ring().pop(&e)) out.push_back(e);
   return out;
 }
 
 // Sweeps the whole table at `now` (the test config paces nothing).
-std::vector<FlowExport> sweep_all(FlowTable& t, uint64_t now) {
+template <class Table>
+std::vector<typename Table::Export> sweep_all(Table& t, uint64_t now) {
   t.sweep(now, t.max_flows());
   return drain(t);
 }
@@ -239,12 +274,14 @@ TEST(FlowTable, ExpireAllFlushesEveryOpenFlowWithinItsBudget) {
 
 // Random flows over a small table (many probe collisions, deletions in the middle of probe
 // runs) against a map: every packet is in exactly one record of its key or counted untracked.
-TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
+template <class Table>
+void matches_a_naive_model_on_random_traffic() {
+  using Key = std::remove_cvref_t<decltype(Table::Export::key)>;
   constexpr uint32_t kMax = 64;
   FlowConfig c = config(kMax, 1 << 16);
   c.idle_ticks = 100;
   c.active_ticks = 1u << 30;
-  FlowTable t(c);
+  Table t(c);
   struct Model {
     uint64_t last = 0, tx = 0, rx = 0, tx_bytes = 0, rx_bytes = 0;
   };
@@ -254,8 +291,8 @@ TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
   std::mt19937 rng(12345);
   uint64_t now = 1;
   const auto check_emitted = [&] {
-    for (const FlowExport& e : drain(t)) {
-      const uint32_t n = e.key.src_port - 40000u;
+    for (const auto& e : drain(t)) {
+      const uint32_t n = key_number(e.key);
       ++got[{n, e.tx_packets * 1000000 + e.tx_bytes, e.rx_packets * 1000000 + e.rx_bytes}];
     }
   };
@@ -264,14 +301,14 @@ TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
     const uint32_t n = rng() % 150;
     const bool out = rng() % 2;
     const uint32_t bytes = 40 + rng() % 1400;
-    const uint32_t e =
-        t.account(key(n), out ? FlowDirection::kOut : FlowDirection::kIn, bytes, 0, now);
+    const uint32_t e = t.account(make_key(n, 7, static_cast<const Key*>(nullptr)),
+                                 out ? FlowDirection::kOut : FlowDirection::kIn, bytes, 0, now);
     auto it = open.find(n);
     if (it == open.end() && open.size() == kMax) {
-      EXPECT_EQ(e, FlowTable::kUntracked);
+      EXPECT_EQ(e, Table::kUntracked);
       ++untracked;
     } else {
-      ASSERT_NE(e, FlowTable::kUntracked) << "step " << step;
+      ASSERT_NE(e, Table::kUntracked) << "step " << step;
       Model& m = open[n];
       m.last = now;
       (out ? m.tx : m.rx) += 1;
@@ -298,21 +335,32 @@ TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
   EXPECT_EQ(got, expected);
 }
 
+TEST(FlowTable, MatchesANaiveModelOnRandomTraffic) {
+  matches_a_naive_model_on_random_traffic<FlowTable>();
+}
+
+TEST(FlowTable6, MatchesANaiveModelOnRandomTraffic) {
+  matches_a_naive_model_on_random_traffic<FlowTable6>();
+}
+
 // The staged burst path (hash all, prefetch, count) gives each packet the entry the one-at-a-
 // time path gives it, with repeats of a flow inside one burst, new flows and a full table.
-TEST(FlowTable, BurstAccountingMatchesOnePacketAtATime) {
+template <class Table>
+void burst_accounting_matches_one_packet_at_a_time() {
+  using Key = std::remove_cvref_t<decltype(Table::Export::key)>;
   constexpr uint32_t kMax = 48;
-  FlowTable burst(config(kMax, 1 << 12)), single(config(kMax, 1 << 12));
+  Table burst(config(kMax, 1 << 12)), single(config(kMax, 1 << 12));
   std::mt19937 rng(99);
   uint64_t now = 1;
   for (int round = 0; round < 2000; ++round) {
-    const auto n = static_cast<uint16_t>(1 + rng() % FlowTable::kMaxBurst);
-    FlowKey keys[FlowTable::kMaxBurst];
-    uint16_t bytes[FlowTable::kMaxBurst];
-    uint8_t flags[FlowTable::kMaxBurst];
-    uint32_t got[FlowTable::kMaxBurst];
+    const auto n = static_cast<uint16_t>(1 + rng() % Table::kMaxBurst);
+    Key keys[Table::kMaxBurst];
+    uint16_t bytes[Table::kMaxBurst];
+    uint8_t flags[Table::kMaxBurst];
+    uint32_t got[Table::kMaxBurst];
     for (uint16_t i = 0; i < n; ++i) {
-      keys[i] = key(rng() % 64, 1 + rng() % 2);  // more flows than fit: some untracked
+      // More flows than fit: some untracked.
+      keys[i] = make_key(rng() % 64, 1 + rng() % 2, static_cast<const Key*>(nullptr));
       bytes[i] = static_cast<uint16_t>(40 + rng() % 1400);
       flags[i] = static_cast<uint8_t>(rng() % 3 == 0 ? kAck : 0);
     }
@@ -338,6 +386,73 @@ TEST(FlowTable, BurstAccountingMatchesOnePacketAtATime) {
   EXPECT_EQ(burst.counters().packets_counted.get(), single.counters().packets_counted.get());
   EXPECT_EQ(burst.counters().untracked.get(), single.counters().untracked.get());
   EXPECT_GT(burst.counters().untracked.get(), 0u);
+}
+
+TEST(FlowTable, BurstAccountingMatchesOnePacketAtATime) {
+  burst_accounting_matches_one_packet_at_a_time<FlowTable>();
+}
+
+TEST(FlowTable6, BurstAccountingMatchesOnePacketAtATime) {
+  burst_accounting_matches_one_packet_at_a_time<FlowTable6>();
+}
+
+TEST(FlowTable6, CountsBothDirectionsIntoOneFlowWithItsSixteenBytePostNatSource) {
+  FlowTable6 t(config());
+  const FlowKey6 k = key6(1);
+  const uint32_t e = t.account(k, FlowDirection::kOut, 80, kSyn, 1000);
+  ASSERT_NE(e, FlowTable6::kUntracked);
+  EXPECT_FALSE(t.has_post_nat(e));
+  FlowTable6::Address pool{
+      {0x20, 0x01, 0x0d, 0xb8, 0, 0x07, 0x5e, 0xd1, 0, 0, 0, 0, 0, 0, 0, 0x11}};
+  t.set_post_nat(e, pool, 0x1f90);
+  EXPECT_EQ(t.account(k, FlowDirection::kIn, 80, kSyn | kAck, 1010), e);
+  t.account(k, FlowDirection::kOut, 72, kAck, 1020);
+  t.account(k, FlowDirection::kIn, 1280, kAck | kFin, 1030);
+  t.account(k, FlowDirection::kOut, 72, kAck | kFin, 1040);
+  EXPECT_EQ(t.active(), 1u);
+  // FIN both ways: out after the linger, as for IPv4.
+  EXPECT_TRUE(sweep_all(t, 1040 + 999).empty());
+  const auto r = sweep_all(t, 1040 + 1'000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].key, k);
+  EXPECT_EQ(r[0].end, FlowEnd::kFinished);
+  EXPECT_EQ(std::memcmp(r[0].post_nat_address, pool.bytes, 16), 0);
+  EXPECT_EQ(r[0].post_nat_port, 0x1f90);
+  EXPECT_EQ(r[0].tx_packets, 3u);
+  EXPECT_EQ(r[0].tx_bytes, 80u + 72 + 72);
+  EXPECT_EQ(r[0].rx_packets, 2u);
+  EXPECT_EQ(r[0].rx_bytes, 80u + 1280);
+  EXPECT_EQ(r[0].tcp_flags, kSyn | kAck | kFin);
+  EXPECT_EQ(t.active(), 0u);
+}
+
+// Every byte of the 40-byte key counts: keys that differ in any one byte (addresses, ports,
+// peer, protocol) are different flows, and the same bytes are the same flow.
+TEST(FlowTable6, EveryByteOfTheKeySeparatesFlows) {
+  FlowTable6 t(config(1024));
+  const FlowKey6 base = key6(0);
+  const uint32_t e0 = t.account(base, FlowDirection::kOut, 100, 0, 1000);
+  std::vector<uint32_t> entries{e0};
+  for (size_t byte = 0; byte < sizeof(FlowKey6); ++byte) {
+    FlowKey6 k = base;
+    reinterpret_cast<uint8_t*>(&k)[byte] ^= 0x80;
+    const uint32_t e = t.account(k, FlowDirection::kOut, 100, 0, 1000);
+    ASSERT_NE(e, FlowTable6::kUntracked);
+    for (uint32_t other : entries) EXPECT_NE(e, other) << "byte " << byte;
+    entries.push_back(e);
+  }
+  EXPECT_EQ(t.account(base, FlowDirection::kIn, 100, 0, 1001), e0);
+  EXPECT_EQ(t.active(), sizeof(FlowKey6) + 1);
+}
+
+TEST(FlowTable6, AFullTableCountsNewFlowsAsUntracked) {
+  FlowTable6 t(config(4));
+  for (uint32_t i = 0; i < 4; ++i)
+    EXPECT_NE(t.account(key6(i), FlowDirection::kOut, 100, 0, 1000), FlowTable6::kUntracked);
+  EXPECT_EQ(t.account(key6(9), FlowDirection::kOut, 100, 0, 1000), FlowTable6::kUntracked);
+  EXPECT_EQ(t.counters().untracked.get(), 1u);
+  EXPECT_EQ(sweep_all(t, 1000 + 15'000).size(), 4u);
+  EXPECT_NE(t.account(key6(9), FlowDirection::kOut, 100, 0, 20'000), FlowTable6::kUntracked);
 }
 
 }  // namespace
