@@ -140,11 +140,15 @@ void FlowExport::drain() {
     dp::nat::NatEvent e;
     for (int budget = 256; budget > 0 && ring->pop(&e); --budget) {
       const unsigned type = static_cast<unsigned>(e.type);
+      const bool v6 = e.family == 6;
       log_info(std::string("nat_event type=") + (type < 5 ? kNames[type] : "unknown") +
-               " worker=" + std::to_string(e.worker) + " subscriber=" + format_ipv4(e.subscriber) +
-               " public=" + format_ipv4(e.public_address) +
+               " worker=" + std::to_string(e.worker) + " subscriber=" +
+               (v6 ? format_ipv6(e.subscriber6.data()) : format_ipv4(e.subscriber)) + " public=" +
+               (v6 ? format_ipv6(e.public_address6.data()) : format_ipv4(e.public_address)) +
                " ports=" + std::to_string(e.port_first) + "-" + std::to_string(e.port_last));
-      if (exporter_) {
+      // The exporter's NAT record has IPv4 fields only: NAT66 events are logged above until it
+      // has IPv6 ones (control/export is another change's).
+      if (exporter_ && !v6) {
         const uint64_t ms = unix_ms_epoch_ + (e.time - tsc_epoch_) * 1000 / rte_get_tsc_hz();
         exporter_->submit_nat_event(exporter::to_nat_record(e, ms));
       }

@@ -25,23 +25,31 @@
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ nptv6_out ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//             └─ kForward ─ exit_policy6 ─┬─ (NPTv6 or routed) nptv6_out ─ ipv6_output ─ tx(I)
+//                                         └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//   nat66_out_all: nat66_out ─┬─ kInternet ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//                             ├─ kHairpin ─ to_peer
+//                             └─ kHairpinOtherWorker ─ nat66_in_all
 //   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─ nptv6_in ─ to_peer
+//                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ to_peer
+//                                              └─ (stateful NAT66) nat66_in_all
+//   nat66_in_all: nat66_in (hand-off by port) ─ to_peer
 //   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
 //                               ├─ kNatIn ── nat44_in
+//                               ├─ kNat66Out ─ nat66_out_all
+//                               ├─ kNat66In ── nat66_in_all
 //                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
-// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is NPTv6 (RFC
-// 6296, stateless); stateful NAT66 (not built yet) will sit where nptv6_out and nptv6_in do.
+// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is per pool:
+// NPTv6 (RFC 6296, stateless) or stateful NAT66 (the NAT44 core over IPv6, same hand-off).
 #include "dataplane/graph.h"
 
 #include <rte_cycles.h>
@@ -97,6 +105,23 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
   }
 }
 
+// Inbound NAT66 and on to the peer.
+void nat66_in_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  to_peer(w, pkts, nat66_in(w, pkts, n));
+}
+
+// Outbound NAT66 on this worker, everything on from here.
+void nat66_out_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  Exits<NatOutExit> x;
+  nat66_out(w, pkts, n, x);
+  w.counters().forwarded_out.add(x.count(NatOutExit::kInternet));
+  ipv6_output(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
+  to_peer(w, x.of(NatOutExit::kHairpin), x.count(NatOutExit::kHairpin));
+  // Translated as if from the internet: inbound NAT66 steers them as it steers arrivals.
+  nat66_in_all(w, x.of(NatOutExit::kHairpinOtherWorker), x.count(NatOutExit::kHairpinOtherWorker));
+}
+
 // Peers' IPv4 packets, decrypted, on to the internet.
 void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   n = tailnet_local(w, pkts, n);
@@ -128,9 +153,13 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf** fwd = t.of(TransitExit::kForward);
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
-  out = nptv6_out(w, fwd, out);
-  w.counters().forwarded_out.add(out);
-  ipv6_output(w, fwd, out);
+  if (w.nat66()) {
+    nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));
+  } else {
+    out = nptv6_out(w, fwd, out);
+    w.counters().forwarded_out.add(out);
+    ipv6_output(w, fwd, out);
+  }
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
 
@@ -158,7 +187,10 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   transit_in_checks6(w, pkts, n, t);
   ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
   rte_mbuf** fwd = t.of(TransitExit::kForward);
-  to_peer(w, fwd, nptv6_in(w, fwd, t.count(TransitExit::kForward)));
+  if (w.nat66())
+    nat66_in_all(w, fwd, t.count(TransitExit::kForward));
+  else
+    to_peer(w, fwd, nptv6_in(w, fwd, t.count(TransitExit::kForward)));
 }
 
 // IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery), and
@@ -214,6 +246,8 @@ void receive_handoff(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     to_internet(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
   }
   nat44_in(w, h.of(HandoffExit::kNatIn), h.count(HandoffExit::kNatIn));
+  nat66_out_all(w, h.of(HandoffExit::kNat66Out), h.count(HandoffExit::kNat66Out));
+  nat66_in_all(w, h.of(HandoffExit::kNat66In), h.count(HandoffExit::kNat66In));
   to_peer(w, h.of(HandoffExit::kSeal), h.count(HandoffExit::kSeal));
 }
 

@@ -1,6 +1,6 @@
-// The NAT44 stages and their glue: steering each packet to the worker that owns its NAT state
-// (hand-off ring, as VPP's worker hand-off: outbound by the peer's claimed owner, inbound by the
-// public port's slice, fragments through their datagram's home worker), the fragment park, and
+// The NAT44 and NAT66 stages and their glue: steering each packet to the worker that owns its NAT
+// state (hand-off ring, as VPP's worker hand-off: outbound by the peer's claimed owner, inbound by
+// the public port's slice, fragments through their datagram's home worker), the fragment park, and
 // one burst call into NatWorker each way. graph.cc wires their exits.
 #include <rte_ip.h>
 
@@ -63,6 +63,26 @@ uint32_t fragment_owner(Worker& w, rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t
   return owner == w.index() ? owner : kConsumed;
 }
 
+// Sorts one outbound verdict to its exit; false for a drop, which the caller handles.
+inline bool to_out_exit(rte_mbuf* m, nat::NatVerdict v, Exits<NatOutExit>& x) noexcept {
+  switch (v) {
+    case nat::NatVerdict::kForward:
+      x.to(NatOutExit::kInternet, m);
+      return true;
+    // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
+    case nat::NatVerdict::kHairpin:
+      meta(m)->flags |= kMetaLocal;
+      x.to(NatOutExit::kHairpin, m);
+      return true;
+    case nat::NatVerdict::kHairpinHandoff:
+      meta(m)->flags |= kMetaLocal;
+      x.to(NatOutExit::kHairpinOtherWorker, m);
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 uint16_t nat_out_steer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
@@ -100,26 +120,13 @@ void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
   nat.out_burst(ips, lens, n, now, verdict, why);
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    switch (verdict[i]) {
-      case nat::NatVerdict::kForward:
-        x.to(NatOutExit::kInternet, m);
-        break;
-      // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
-      case nat::NatVerdict::kHairpin:
-        meta(m)->flags |= kMetaLocal;
-        x.to(NatOutExit::kHairpin, m);
-        break;
-      case nat::NatVerdict::kHairpinHandoff:
-        meta(m)->flags |= kMetaLocal;
-        x.to(NatOutExit::kHairpinOtherWorker, m);
-        break;
-      default:
-        // A later fragment that comes before its first one waits in the park and follows it.
-        if (why[i] == nat::NatDrop::kFragmentNoState &&
-            w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
-          break;
-        w.drop(m, drop_reason_of(why[i]));
-    }
+    if (to_out_exit(m, verdict[i], x)) [[likely]]
+      continue;
+    // A later fragment that comes before its first one waits in the park and follows it.
+    if (why[i] == nat::NatDrop::kFragmentNoState &&
+        w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
+      continue;
+    w.drop(m, drop_reason_of(why[i]));
   }
 }
 
@@ -174,17 +181,76 @@ uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) 
   return out;
 }
 
+void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noexcept {
+  if (n == 0) return;
+  nat::Nat66Worker& nat = *w.nat66();
+  rte_ipv6_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv6_hdr*);
+    lens[i] = rte_pktmbuf_data_len(pkts[i]);
+  }
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.out_burst(ips, lens, n, rte_rdtsc(), verdict, why);
+  for (uint16_t i = 0; i < n; ++i)
+    if (!to_out_exit(pkts[i], verdict[i], x)) [[unlikely]]
+      w.drop(pkts[i], drop_reason_of(why[i]));
+}
+
+uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return 0;
+  nat::Nat66Worker& nat = *w.nat66();
+  const nat::NatConfig& cfg = *w.ctx().nat66;
+  const unsigned n_workers = w.ctx().n_workers;
+  rte_ipv6_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  rte_mbuf** mine = pkts;  // this worker's, compacted in place
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv6_hdr*);
+    const uint32_t len = rte_pktmbuf_data_len(m);
+    PacketMeta* pm = meta(m);
+    if (n_workers > 1 && !(pm->flags & kMetaNatIn)) {
+      const uint32_t owner = nat::inbound_owner(cfg, ip, len);
+      if (owner < n_workers && owner != w.index()) {
+        pm->flags |= kMetaNatIn;
+        w.handoff(owner, m);
+        continue;
+      }
+    }
+    pm->flags &= static_cast<uint8_t>(~kMetaNatIn);
+    ips[k] = ip;
+    lens[k] = len;
+    mine[k++] = m;
+  }
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.in_burst(ips, lens, k, rte_rdtsc(), verdict, why);
+  uint16_t out = 0;
+  for (uint16_t j = 0; j < k; ++j) {
+    if (verdict[j] == nat::NatVerdict::kForward) [[likely]]
+      mine[out++] = mine[j];
+    else
+      w.drop(mine[j], drop_reason_of(why[j]));
+  }
+  return out;
+}
+
+// Hand-offs carry what is left to do in their flags; the IP version says which NAT does it.
 void handoff_input(Worker& /*w*/, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     PacketMeta* pm = meta(pkts[i]);
+    const bool v6 = (*rte_pktmbuf_mtod(pkts[i], const uint8_t*) >> 4) == 6;
     if (pm->flags & kMetaNatOut) {
       pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
-      x.to(HandoffExit::kNatOut, pkts[i]);
+      x.to(v6 ? HandoffExit::kNat66Out : HandoffExit::kNatOut, pkts[i]);
     } else if (pm->flags & kMetaSeal) [[unlikely]] {
       pm->flags &= static_cast<uint8_t>(~kMetaSeal);
       x.to(HandoffExit::kSeal, pkts[i]);
     } else {
-      x.to(HandoffExit::kNatIn, pkts[i]);
+      x.to(v6 ? HandoffExit::kNat66In : HandoffExit::kNatIn, pkts[i]);
     }
   }
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""Stateful NAT66 on the real gateway (--nat6_mode=stateful): Python WireGuard peers with
+tailnet IPv6 addresses send inner IPv6; it leaves the internet port from the one address of
+--nat_pool6 with the port (or ICMPv6 echo identifier) the RFC 7422 arithmetic gives (the
+deterministic mode NAT44 shares, so this file can compute every port), and replies and ICMPv6
+errors from the path come back to the peer with its own address and port. Every packet is
+compared with exact bytes scapy builds here, checksums included: the gateway's incremental
+updates against scapy's full computation.
+
+  /usr/bin/python3 tests/live/nat66_test.py --exitgw build/control/exitgw [-k NAME]
+"""
+import ipaddress
+
+from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest,
+                                ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6)
+from scapy.packet import Raw
+
+import harness
+import ipv6_lab
+from ipv6_lab import INSIDE, canonical
+
+DET_INSIDE6 = INSIDE + "/123"  # 32 subscribers, the peers are ::10 and ::11
+POOL6 = "2001:db8:100::1"  # --nat_pool6: one public IPv6 address
+ROUTER6 = "2001:db8:ff::1"  # a router on the path that reports errors
+REMOTE6 = "2a00:1450:4001::5"  # an ordinary global unicast destination
+PORT_MIN, PORT_MAX, SUBSCRIBERS = 1024, 65535, 32
+DET_PORTS = (PORT_MAX - PORT_MIN + 1) // SUBSCRIBERS
+
+
+def det_port(inner_ip6, port):
+    """The public port (or identifier) deterministic NAT66 gives inner_ip6's port (RFC 7422,
+    the arithmetic of dataplane/nat/nat_config.cc with one worker and one public address)."""
+    i = int(ipaddress.IPv6Address(inner_ip6)) - int(ipaddress.IPv6Address(INSIDE))
+    first = PORT_MIN + i * DET_PORTS
+    return first + (port - first) % DET_PORTS
+
+
+class Nat66Case(ipv6_lab.Ipv6LabCase):
+    flags = ipv6_lab.FLAGS + (
+        "--nat6_mode=stateful", "--nat_pool6=" + POOL6,
+        "--nat_mode=deterministic", "--nat_deterministic_inside=100.64.0.0/28",
+        "--nat_deterministic_inside6=" + DET_INSIDE6,
+        "--nat_port_min=%d" % PORT_MIN, "--nat_port_max=%d" % PORT_MAX)
+
+    def expect_out(self, want):
+        got = self.outer_ipv6()
+        self.assertIsNotNone(got, "nothing left: %s" % self.lab.metrics().drops())
+        self.assertEqual(got.hex(), canonical(want).hex())
+        return got
+
+    def expect_in(self, peer, want):
+        back = peer.recv_inner()
+        self.assertIsNotNone(back, "nothing reached the peer: %s" % self.lab.metrics().drops())
+        self.assertEqual(back.hex(), canonical(want).hex())
+
+    def test_udp_leaves_from_the_pool_with_its_mapped_port_and_the_reply_returns(self):
+        p = self.lab.peers[0]
+        pub = det_port(p.inner_ip6, 40000)
+        p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) /
+                               UDP(sport=40000, dport=443) / Raw(b"six" * 20)))
+        self.expect_out(IPv6(src=POOL6, dst=REMOTE6, hlim=63) / UDP(sport=pub, dport=443) /
+                        Raw(b"six" * 20))
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=POOL6, hlim=55) /
+                                         UDP(sport=443, dport=pub) / Raw(b"back")))
+        self.expect_in(p, IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=54) /
+                       UDP(sport=443, dport=40000) / Raw(b"back"))
+        m = self.lab.metrics()
+        self.assertGreaterEqual(m.sum("exitgw_nat66_sessions"), 1)
+        self.assertGreaterEqual(m.sum("exitgw_nat66_translations_total", direction="out"), 1)
+        self.assertGreaterEqual(m.sum("exitgw_nat66_translations_total", direction="in"), 1)
+
+    def test_tcp_syn_out_and_syn_ack_back(self):
+        p = self.lab.peers[1]
+        pub = det_port(p.inner_ip6, 50123)
+        p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6) /
+                               TCP(sport=50123, dport=443, flags="S", seq=1000)))
+        self.expect_out(IPv6(src=POOL6, dst=REMOTE6, hlim=63) /
+                        TCP(sport=pub, dport=443, flags="S", seq=1000))
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=POOL6, hlim=50) /
+                                         TCP(sport=443, dport=pub, flags="SA", seq=7, ack=1001)))
+        self.expect_in(p, IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=49) /
+                       TCP(sport=443, dport=50123, flags="SA", seq=7, ack=1001))
+
+    def test_ping6_identifier_mapped_out_and_back(self):
+        p = self.lab.peers[1]
+        pub = det_port(p.inner_ip6, 0x66)
+        p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6) /
+                               ICMPv6EchoRequest(id=0x66, seq=1, data=b"ping6")))
+        self.expect_out(IPv6(src=POOL6, dst=REMOTE6, hlim=63) /
+                        ICMPv6EchoRequest(id=pub, seq=1, data=b"ping6"))
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=POOL6) /
+                                         ICMPv6EchoReply(id=pub, seq=1, data=b"ping6")))
+        self.expect_in(p, IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=63) /
+                       ICMPv6EchoReply(id=0x66, seq=1, data=b"ping6"))
+
+    def error_from_the_path_reaches_the_peer(self, kind, sport):
+        """A router's ICMPv6 error about a packet the peer sent comes back with the outer
+        destination and the quoted source (address and port) the peer's own."""
+        p = self.lab.peers[0]
+        payload = b"E" * 600
+        inner = IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) / UDP(sport=sport, dport=443) / Raw(
+            payload)
+        p.send_inner(canonical(inner))
+        sent = self.expect_out(IPv6(src=POOL6, dst=REMOTE6, hlim=63) /
+                               UDP(sport=det_port(p.inner_ip6, sport), dport=443) / Raw(payload))
+        self.lab.send_internet(canonical(IPv6(src=ROUTER6, dst=POOL6, hlim=60) / kind /
+                                         Raw(sent)))
+        as_sent_by_peer = canonical(IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=63) /
+                                    UDP(sport=sport, dport=443) / Raw(payload))
+        self.expect_in(p, IPv6(src=ROUTER6, dst=p.inner_ip6, hlim=59) / kind /
+                       Raw(as_sent_by_peer))
+
+    def test_packet_too_big_from_the_path_reaches_the_peer_translated(self):
+        self.error_from_the_path_reaches_the_peer(ICMPv6PacketTooBig(mtu=1280), 40100)
+
+    def test_destination_unreachable_from_the_path_reaches_the_peer_translated(self):
+        self.error_from_the_path_reaches_the_peer(ICMPv6DestUnreach(code=4), 40101)
+
+    def test_time_exceeded_from_the_path_reaches_the_peer_translated(self):
+        self.error_from_the_path_reaches_the_peer(ICMPv6TimeExceeded(code=0), 40102)
+
+    def test_unsolicited_packet_to_an_unmapped_port_dropped_nat_no_mapping(self):
+        before = self.lab.metrics()
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=POOL6) /
+                                         UDP(sport=443, dport=PORT_MIN + 31 * DET_PORTS + 7)))
+        m = self.lab.wait_metric(
+            lambda m: m.drop("nat_no_mapping") >= before.drop("nat_no_mapping") + 1, 3)
+        self.assertEqual(m.drop("nat_no_mapping") - before.drop("nat_no_mapping"), 1)
+        for p in self.lab.peers:
+            self.assertIsNone(p.recv_inner(0.2))
+
+    def test_packet_for_an_address_outside_the_pool_dropped_before_any_error(self):
+        before = self.lab.metrics()
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst="2001:db8:100::2", hlim=1) /
+                                         UDP(sport=443, dport=2000)))
+        m = self.lab.wait_metric(
+            lambda m: m.drop("nat66_not_in_pool6") >= before.drop("nat66_not_in_pool6") + 1, 3)
+        self.assertEqual(m.drop("nat66_not_in_pool6") - before.drop("nat66_not_in_pool6"), 1)
+        self.assertIsNone(self.outer_ipv6(0.3), "an error about a packet not for the pool")
+
+
+if __name__ == "__main__":
+    harness.main()
