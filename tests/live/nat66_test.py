@@ -13,7 +13,8 @@ import ipaddress
 
 from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest,
-                                ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6)
+                                ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6, IPv6ExtHdrFragment,
+                                fragment6)
 from scapy.packet import Raw
 
 import harness
@@ -36,7 +37,9 @@ def det_port(inner_ip6, port):
     return first + (port - first) % DET_PORTS
 
 
-class Nat66Case(ipv6_lab.Ipv6LabCase):
+class Nat66Lab(ipv6_lab.Ipv6LabCase):
+    """The stateful NAT66 gateway and the expectations' helpers (no cases of its own)."""
+
     flags = ipv6_lab.FLAGS + (
         "--nat6_mode=stateful", "--nat_pool6=" + POOL6,
         "--nat_mode=deterministic", "--nat_deterministic_inside=100.64.0.0/28",
@@ -54,6 +57,8 @@ class Nat66Case(ipv6_lab.Ipv6LabCase):
         self.assertIsNotNone(back, "nothing reached the peer: %s" % self.lab.metrics().drops())
         self.assertEqual(back.hex(), canonical(want).hex())
 
+
+class Nat66Case(Nat66Lab):
     def test_udp_leaves_from_the_pool_with_its_mapped_port_and_the_reply_returns(self):
         p = self.lab.peers[0]
         pub = det_port(p.inner_ip6, 40000)
@@ -138,6 +143,41 @@ class Nat66Case(ipv6_lab.Ipv6LabCase):
             lambda m: m.drop("nat66_not_in_pool6") >= before.drop("nat66_not_in_pool6") + 1, 3)
         self.assertEqual(m.drop("nat66_not_in_pool6") - before.drop("nat66_not_in_pool6"), 1)
         self.assertIsNone(self.outer_ipv6(0.3), "an error about a packet not for the pool")
+
+
+class Nat66Fragments(Nat66Lab):
+    """Fragment headers through NAT66 on one worker: the first fragment carries the ports and is
+    translated through its session; later ones follow it (dataplane/nat/nat_fragments.cc).
+    The internet side is a pcap vdev, as NAT44's fragment cases use."""
+
+    internet_vdev = "pcap"
+
+    def test_fragmented_datagram_out_and_fragmented_reply_back(self):
+        p = self.lab.peers[0]
+        payload = bytes(range(256)) * 8  # 2048 bytes: three fragments of 800 or less
+        pub = det_port(p.inner_ip6, 40300)
+        whole = (IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) / IPv6ExtHdrFragment(id=0x1234) /
+                 UDP(sport=40300, dport=443) / Raw(payload))
+        frags = fragment6(IPv6(canonical(whole)), 800)
+        self.assertEqual(len(frags), 3)
+        for f in frags:
+            p.send_inner(bytes(f))
+        want_whole = (IPv6(src=POOL6, dst=REMOTE6, hlim=63) / IPv6ExtHdrFragment(id=0x1234) /
+                      UDP(sport=pub, dport=443) / Raw(payload))
+        want = sorted(bytes(f).hex() for f in fragment6(IPv6(canonical(want_whole)), 800))
+        got = [self.outer_ipv6() for _ in want]
+        self.assertEqual(sorted(g.hex() for g in got if g), want,
+                         "drops %s" % self.lab.metrics().drops())
+        rep = (IPv6(src=REMOTE6, dst=POOL6, hlim=50) / IPv6ExtHdrFragment(id=0x4321) /
+               UDP(sport=443, dport=pub) / Raw(payload[::-1]))
+        for f in fragment6(IPv6(canonical(rep)), 800):
+            self.lab.send_internet(bytes(f))
+        want_in = (IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=49) / IPv6ExtHdrFragment(id=0x4321) /
+                   UDP(sport=443, dport=40300) / Raw(payload[::-1]))
+        want_in = sorted(bytes(f).hex() for f in fragment6(IPv6(canonical(want_in)), 800))
+        got_in = [p.recv_inner(2.0) for _ in want_in]
+        self.assertEqual(sorted(g.hex() for g in got_in if g), want_in,
+                         "drops %s" % self.lab.metrics().drops())
 
 
 if __name__ == "__main__":
