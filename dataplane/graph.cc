@@ -37,7 +37,9 @@
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
 //                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ to_peer
 //                                              └─ (stateful NAT66) nat66_in_all
-//   nat66_in_all: nat66_in (hand-off by port) ─ to_peer
+//   nat66_in_all: nat66_in (hand-off by port) ─ to_peer;
+//             parked fragments follow their first: nat66_in_all
+//   (nat66_out_all: parked fragments follow their first: nat66_out_all)
 //   to_peer:     wg_seal ─ ipv4_output ─ tx(T) / punt (no neighbor yet);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
@@ -105,21 +107,36 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
   }
 }
 
-// Inbound NAT66 and on to the peer.
+// Inbound NAT66 and on to the peer; fragments that waited for a first fragment translated
+// just now follow it.
 void nat66_in_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  to_peer(w, pkts, nat66_in(w, pkts, n));
+  if (n == 0) return;
+  FirstFragments firsts;
+  to_peer(w, pkts, nat66_in(w, pkts, n, firsts));
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const unsigned n_held = w.frag_park().release(firsts.keys[f], held);
+    for (unsigned i = 0; i < n_held; ++i) meta(held[i])->flags |= kMetaNatIn;
+    nat66_in_all(w, held, static_cast<uint16_t>(n_held));
+  }
 }
 
 // Outbound NAT66 on this worker, everything on from here.
 void nat66_out_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   Exits<NatOutExit> x;
-  nat66_out(w, pkts, n, x);
+  FirstFragments firsts;
+  nat66_out(w, pkts, n, x, firsts);
   w.counters().forwarded_out.add(x.count(NatOutExit::kInternet));
   ipv6_output(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
   to_peer(w, x.of(NatOutExit::kHairpin), x.count(NatOutExit::kHairpin));
   // Translated as if from the internet: inbound NAT66 steers them as it steers arrivals.
   nat66_in_all(w, x.of(NatOutExit::kHairpinOtherWorker), x.count(NatOutExit::kHairpinOtherWorker));
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts.keys[f], held));
+    nat66_out_all(w, held, n_held);
+  }
 }
 
 // Peers' IPv4 packets, decrypted, on to the internet.

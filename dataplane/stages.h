@@ -142,13 +142,14 @@ void handoff_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x
 
 // Source translation (IPv6 header in front) on the worker owning the subscriber (after
 // nat_out_steer, as NAT44): the exits mean what nat_out's do.
-void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noexcept;
+// A later fragment before its first one is parked; first fragments are listed in `firsts`.
+void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+               FirstFragments& firsts) noexcept;
 // Internet packets for the IPv6 pool: handed to the worker owning the public port, identifier
-// or (ICMPv6 error) quoted port, or translated back here. Continue: translated, for a peer.
-// With several workers a later fragment has no port to steer by and is translated where it
-// arrives (no fragment park for IPv6 yet): one worker, or RSS that keeps a datagram's
-// fragments with its first, sees them all.
-uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// or (ICMPv6 error) quoted port (fragments through their datagram's home worker, as NAT44's),
+// or translated back here. Continue: translated, for a peer. First fragments are listed in
+// `firsts`.
+uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept;
 
 // ---- NPTv6 (nptv6.cc; RFC 6296 with --nat_pool6): stateless, checksum-neutral ----
 

@@ -113,6 +113,7 @@ Status Worker::init() noexcept {
   if (ctx_->nat66) {
     nat66_ = std::make_unique<nat::Nat66Worker>(*ctx_->nat66, index_, shared_->nat_events);
     shared_->nat66_counters.store(&nat66_->counters(), std::memory_order_release);
+    frag_park_.set_timeout(uint64_t{ctx_->nat66->fragment_timeout} * rte_get_tsc_hz());
   }
   return Ok{};
 }

@@ -180,5 +180,69 @@ class Nat66Fragments(Nat66Lab):
                          "drops %s" % self.lab.metrics().drops())
 
 
+    def test_fragments_out_of_order_wait_for_their_first_both_ways(self):
+        p = self.lab.peers[1]
+        payload = bytes(range(200, 256)) * 30  # 1680 bytes: four fragments of 600
+        pub = det_port(p.inner_ip6, 40301)
+        whole = (IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) / IPv6ExtHdrFragment(id=0x77) /
+                 UDP(sport=40301, dport=443) / Raw(payload))
+        frags = fragment6(IPv6(canonical(whole)), 600)
+        self.assertGreaterEqual(len(frags), 3)
+        for f in reversed(frags):  # the first fragment last
+            p.send_inner(bytes(f))
+        want_whole = (IPv6(src=POOL6, dst=REMOTE6, hlim=63) / IPv6ExtHdrFragment(id=0x77) /
+                      UDP(sport=pub, dport=443) / Raw(payload))
+        want = sorted(bytes(f).hex() for f in fragment6(IPv6(canonical(want_whole)), 600))
+        got = [self.outer_ipv6() for _ in want]
+        self.assertEqual(sorted(g.hex() for g in got if g), want,
+                         "drops %s" % self.lab.metrics().drops())
+        rep = (IPv6(src=REMOTE6, dst=POOL6, hlim=50) / IPv6ExtHdrFragment(id=0x88) /
+               UDP(sport=443, dport=pub) / Raw(payload))
+        rf = fragment6(IPv6(canonical(rep)), 600)
+        for f in rf[1:] + rf[:1]:
+            self.lab.send_internet(bytes(f))
+        want_in = (IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=49) / IPv6ExtHdrFragment(id=0x88) /
+                   UDP(sport=443, dport=40301) / Raw(payload))
+        want_in = sorted(bytes(f).hex() for f in fragment6(IPv6(canonical(want_in)), 600))
+        got_in = [p.recv_inner(2.0) for _ in want_in]
+        self.assertEqual(sorted(g.hex() for g in got_in if g), want_in,
+                         "drops %s" % self.lab.metrics().drops())
+
+
+class Nat66FragmentsAcrossWorkers(ipv6_lab.Ipv6LabCase):
+    """Two workers, port blocks (the public port read from the wire), the internet side on one
+    RX queue: each reply datagram's fragments, first fragment last, meet at their datagram's
+    home worker, which learns the NAT66 owner from the first fragment and hands the held ones
+    after it (the park NAT44 uses, keyed by the Fragment header for IPv6)."""
+
+    workers = 2
+    peers = 6  # peers' NAT state on both workers but for a 1 in 32 chance
+    internet_vdev = "pcap"
+    flags = ipv6_lab.FLAGS + ("--nat6_mode=stateful", "--nat_pool6=" + POOL6)
+
+    def test_out_of_order_inbound_fragments_reach_the_peer_through_their_home_worker(self):
+        for i, p in enumerate(self.lab.peers):
+            p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6) /
+                                   UDP(sport=40400, dport=9100 + i) / Raw(b"opens")))
+            out = self.outer_ipv6()
+            self.assertIsNotNone(out, "drops %s" % self.lab.metrics().drops())
+            public_port = IPv6(out)[UDP].sport
+            for n in range(3):
+                rep = (IPv6(src=REMOTE6, dst=POOL6, hlim=50) /
+                       IPv6ExtHdrFragment(id=0x6000 + 16 * i + n) /
+                       UDP(sport=9100 + i, dport=public_port) / Raw(bytes([n]) * 1600))
+                rf = fragment6(IPv6(canonical(rep)), 600)
+                for f in rf[1:] + rf[:1]:
+                    self.lab.send_internet(bytes(f))
+                want = (IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=49) /
+                        IPv6ExtHdrFragment(id=0x6000 + 16 * i + n) /
+                        UDP(sport=9100 + i, dport=40400) / Raw(bytes([n]) * 1600))
+                want = sorted(bytes(f).hex() for f in fragment6(IPv6(canonical(want)), 600))
+                got = [p.recv_inner(2.0) for _ in want]
+                self.assertEqual(sorted(g.hex() for g in got if g), want,
+                                 "peer %d datagram %d; drops %s"
+                                 % (i, n, self.lab.metrics().drops()))
+
+
 if __name__ == "__main__":
     harness.main()
