@@ -1,10 +1,11 @@
-// NatCore: its tables, construction, inspection, events and subscriber removal. The
-// translation paths are nat_in2out.cc and nat_out2in.cc; allocation is nat_alloc.cc.
+// NatCore (NAT44 and NAT66): its tables, construction, inspection, events and subscriber removal.
+// The translation paths are nat_in2out.cc and nat_out2in.cc; allocation is nat_alloc.cc.
 //
 // Tables (all allocated in the constructor, sized from max_sessions; nothing per packet):
-//  - Session (32 B): one per (mapping, remote address, remote port); TCP state, last-seen
-//    second, wheel links, links in its mapping's list.
-//  - Mapping (32 B): one per (subscriber address, port, protocol) -> (public address, port):
+//  - Session (NAT44 32 B, NAT66 48 B): one per (mapping, remote address, remote port); TCP
+//    state, last-seen second, wheel links, links in its mapping's list.
+//  - Mapping (NAT44 32 B, NAT66 56 B): one per (subscriber address, port, protocol) -> (public
+//  address, port):
 //    endpoint-independent mapping (RFC 4787 REQ-1). Lives while it has sessions.
 //  - Three BucketIndex hashes (~11.4 B per entry each): mapping by inside key, mapping by
 //    outside key, session by (mapping, remote). A packet costs two lookups either way.
