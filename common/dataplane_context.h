@@ -195,7 +195,8 @@ struct alignas(64) WorkerShared {
   rte_ring* handoff = nullptr;
   nat::NatEventRing* nat_events = nullptr;  // block allocations, exhaustion (to control)
   rte_ring* commands = nullptr;             // WorkerCommand records from control
-  std::atomic<const nat::NatCounters*> nat_counters{nullptr};  // set by the worker at start
+  std::atomic<const nat::NatCounters*> nat_counters{nullptr};    // set by the worker at start
+  std::atomic<const nat::NatCounters*> nat66_counters{nullptr};  // the same for NAT66
   // Flow accounting (null: off). Allocated by control before launch, written by this worker
   // alone while it runs; control pops its record ring and, once the worker stopped, flushes it.
   flow::FlowTable* flows = nullptr;
@@ -245,6 +246,10 @@ struct DataplaneContext {
 
   // Carrier-grade NAT: null means routed mode (peers' addresses leave untranslated).
   const nat::NatConfig* nat = nullptr;
+  // Stateful NAT66 (--nat6_mode=stateful): the same NAT core and settings over the IPv6 pool;
+  // null: IPv6 is translated by NPTv6 (below) or, with neither, untranslated in routed mode
+  // and dropped in NAT mode.
+  const nat::NatConfig* nat66 = nullptr;
   // IPv6 prefix translation (RFC 6296) to --nat_pool6; off: IPv6 leaves untranslated in routed
   // mode and is dropped in NAT mode.
   Nptv6 nptv6;

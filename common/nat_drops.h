@@ -15,4 +15,5 @@
   X(kTableFull, "nat_table_full")                          \
   X(kFragmentNoState, "nat_fragment_no_state")             \
   X(kNotDeterministicSubscriber, "nat_not_det_subscriber") \
-  X(kHairpinUnsupported, "nat_hairpin_unsupported")
+  X(kHairpinUnsupported, "nat_hairpin_unsupported")        \
+  X(kFragmentNoUpperHeader, "nat_fragment_no_upper")

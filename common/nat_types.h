@@ -48,7 +48,9 @@ enum class NatEventType : uint8_t {
   kSessionLimit,   // the subscriber reached max_sessions_per_subscriber
 };
 
-// One record for the flow-log exporter. Addresses in host order; `time` in the caller's ticks.
+// One record for the flow-log exporter; `time` in the caller's ticks. NAT44 (family 4): the
+// addresses in host order in subscriber/public_address. NAT66 (family 6): those are 0 and the
+// addresses are in subscriber6/public_address6, network order (RFC 8158 has IPv6 elements).
 struct NatEvent {
   uint64_t time;
   uint32_t subscriber;
@@ -56,9 +58,12 @@ struct NatEvent {
   uint16_t port_first, port_last;
   NatEventType type;
   uint8_t worker;
-  uint8_t pad[2];
+  uint8_t family = 4;
+  uint8_t pad;
+  std::array<uint8_t, 16> subscriber6{};
+  std::array<uint8_t, 16> public_address6{};
 };
-static_assert(sizeof(NatEvent) == 24);
+static_assert(sizeof(NatEvent) == 56);
 
 // Worker -> control NAT events (a class, not an alias, so it can be declared ahead).
 class NatEventRing : public SpscRing<NatEvent> {

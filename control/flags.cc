@@ -99,10 +99,18 @@ DEFINE_string(nat_pool, "",
               "carrier-grade NAT public pool: comma-separated IPv4 addresses or prefixes routed "
               "to --internet_addr; empty: routed mode (peers' addresses leave untranslated)");
 DEFINE_string(nat_pool6, "",
-              "IPv6 pool: a prefix of /48 or shorter routed to --internet_addr6; peers' IPv6 "
-              "addresses in --nat_inside6 leave translated to it by NPTv6 (RFC 6296: stateless, "
-              "checksum-neutral, 1:1). Empty: IPv6 leaves untranslated in routed mode and is "
-              "dropped (ipv6_no_nat_pool6) in NAT mode");
+              "IPv6 pool routed to --internet_addr6, translated as --nat6_mode says: nptv6 (the "
+              "default): one prefix of /48 or shorter, peers' IPv6 addresses in --nat_inside6 "
+              "map onto it 1:1 (RFC 6296: stateless, checksum-neutral); stateful: comma-separated "
+              "IPv6 addresses or /112../128 prefixes (65536 addresses at most) shared by ports "
+              "as --nat_pool is. Empty: IPv6 leaves untranslated in routed mode and is dropped "
+              "(ipv6_no_nat_pool6) in NAT mode");
+DEFINE_string(nat6_mode, "nptv6",
+              "how --nat_pool6 translates peers' IPv6: 'nptv6' (RFC 6296 prefix translation, "
+              "stateless, with --nat_inside6) or 'stateful' (NAT66: the NAT44 core over IPv6, "
+              "with --nat_mode, --nat_filtering, --nat_port_min/max, --nat_block_size, "
+              "--nat_max_blocks, --nat_max_sessions*, the timeouts and --nat_hairpinning as for "
+              "NAT44; deterministic mode maps --nat_deterministic_inside6)");
 DEFINE_string(nat_inside6, "fd7a:115c:a1e0::/48",
               "the peers' IPv6 prefix NPTv6 maps onto --nat_pool6 (same length; default: the "
               "tailnet's ULA prefix)");
@@ -127,6 +135,9 @@ DEFINE_uint32(nat_timeout_icmp, 60, "ICMP query idle timeout, seconds (RFC 5508)
 DEFINE_string(nat_deterministic_inside, "",
               "deterministic mode: the subscriber prefix mapped onto the pool, e.g. "
               "100.64.0.0/16");
+DEFINE_string(nat_deterministic_inside6, "",
+              "--nat6_mode=stateful with --nat_mode=deterministic: the peers' IPv6 prefix "
+              "(/104../128, e.g. fd7a:115c:a1e0::/104) mapped onto --nat_pool6");
 DEFINE_bool(nat_hairpinning, true,
             "let one subscriber reach another through its public address (RFC 4787 REQ-9)");
 DEFINE_bool(nat_nic_steering, true,

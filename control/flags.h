@@ -46,6 +46,8 @@ DECLARE_uint32(handshake_under_load);
 DECLARE_string(nat_pool);
 DECLARE_string(nat_pool6);
 DECLARE_string(nat_inside6);
+DECLARE_string(nat6_mode);
+DECLARE_string(nat_deterministic_inside6);
 DECLARE_string(nat_mode);
 DECLARE_string(nat_filtering);
 DECLARE_uint32(nat_port_min);

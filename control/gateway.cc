@@ -577,22 +577,7 @@ Status Gateway::init_nptv6() {
   return Ok{};
 }
 
-Status Gateway::init_nat() {
-  if (Status s = init_nptv6(); !s) return s;
-  if (FLAGS_nat_pool.empty()) {
-    log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
-    return Ok{};
-  }
-  auto cfg = std::make_unique<dp::nat::NatConfig>();
-  std::string_view rest = FLAGS_nat_pool;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    auto p = parse_ipv4_prefix(rest.substr(0, comma));
-    if (!p) return make_error("--nat_pool: " + p.error());
-    cfg->pool.push_back(dp::nat::Ipv4Prefix{p->addr, p->len});
-    self_.nat_pool.push_back(*p);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-  }
+Status Gateway::nat_settings(dp::nat::NatConfig* cfg) {
   if (FLAGS_nat_mode == "pba")
     cfg->mode = dp::nat::NatMode::kPortBlock;
   else if (FLAGS_nat_mode == "deterministic")
@@ -620,13 +605,81 @@ Status Gateway::init_nat() {
   cfg->timeouts.tcp_transitory = FLAGS_nat_timeout_tcp_transitory;
   cfg->timeouts.icmp = FLAGS_nat_timeout_icmp;
   cfg->hairpinning = FLAGS_nat_hairpinning;
+  // Workers pass rte_rdtsc() as the time.
+  cfg->ticks_per_second = rte_get_tsc_hz();
+  return Ok{};
+}
+
+// Stateful NAT66 (--nat6_mode=stateful): --nat_pool6 as a list of addresses or /112../128
+// prefixes, the rest of the settings NAT44's.
+Status Gateway::init_nat66() {
+  if (FLAGS_nat_pool6.empty())
+    return make_error(
+        "--nat6_mode=stateful needs --nat_pool6 (IPv6 addresses or /112../128 "
+        "prefixes routed to --internet_addr6)");
+  auto cfg = std::make_unique<dp::nat::NatConfig>();
+  if (Status s = nat_settings(cfg.get()); !s) return s;
+  cfg->family = dp::nat::NatFamily::kIpv6;
+  std::string_view rest = FLAGS_nat_pool6;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    auto p = parse_ipv6_prefix(rest.substr(0, comma));
+    if (!p) return make_error("--nat_pool6: " + p.error());
+    if (ipv6_multicast(p->addr.data()) || ipv6_link_local(p->addr.data()) ||
+        ipv6_unspecified_or_loopback(p->addr.data()))
+      return make_error("--nat_pool6: " + format_ipv6(p->addr.data()) +
+                        " is multicast, link-local, loopback or unspecified");
+    cfg->pool6.push_back({dp::nat::Ipv6Address::from_array(p->addr), p->len});
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  if (!FLAGS_nat_deterministic_inside6.empty()) {
+    auto p = parse_ipv6_prefix(FLAGS_nat_deterministic_inside6);
+    if (!p) return make_error("--nat_deterministic_inside6: " + p.error());
+    cfg->deterministic_inside6 = {dp::nat::Ipv6Address::from_array(p->addr), p->len};
+  } else if (cfg->mode == dp::nat::NatMode::kDeterministic) {
+    return make_error(
+        "--nat_mode=deterministic with --nat6_mode=stateful needs "
+        "--nat_deterministic_inside6 (the peers' IPv6 prefix, /104../128)");
+  }
+  if (!ctx_->port(dp::PortRole::kInternet).ipv6())
+    return make_error("--nat_pool6 needs --internet_addr6 (the pool is routed to it)");
+  if (Status s = cfg->validate(); !s) return make_error("--nat_pool6: " + s.error());
+  log_info("nat: stateful NAT66 pool " + FLAGS_nat_pool6 + " (" + std::to_string(cfg->pool_size()) +
+           " addresses), " + FLAGS_nat_mode + ", " + FLAGS_nat_filtering + " filtering");
+  nat66_ = std::move(cfg);
+  ctx_->nat66 = nat66_.get();
+  return Ok{};
+}
+
+Status Gateway::init_nat() {
+  if (FLAGS_nat6_mode == "stateful") {
+    if (Status s = init_nat66(); !s) return s;
+  } else if (FLAGS_nat6_mode == "nptv6") {
+    if (Status s = init_nptv6(); !s) return s;
+  } else {
+    return make_error("--nat6_mode=" + FLAGS_nat6_mode + ": use 'nptv6' or 'stateful'");
+  }
+  if (FLAGS_nat_pool.empty()) {
+    log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
+    if (nat66_) flow_export_->init_nat_events();
+    return Ok{};
+  }
+  auto cfg = std::make_unique<dp::nat::NatConfig>();
+  std::string_view rest = FLAGS_nat_pool;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    auto p = parse_ipv4_prefix(rest.substr(0, comma));
+    if (!p) return make_error("--nat_pool: " + p.error());
+    cfg->pool.push_back(dp::nat::Ipv4Prefix{p->addr, p->len});
+    self_.nat_pool.push_back(*p);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  if (Status s = nat_settings(cfg.get()); !s) return s;
   if (!FLAGS_nat_deterministic_inside.empty()) {
     auto p = parse_ipv4_prefix(FLAGS_nat_deterministic_inside);
     if (!p) return make_error("--nat_deterministic_inside: " + p.error());
     cfg->deterministic_inside = dp::nat::Ipv4Prefix{p->addr, p->len};
   }
-  // Workers pass rte_rdtsc() as the time.
-  cfg->ticks_per_second = rte_get_tsc_hz();
   if (Status s = cfg->validate(); !s) return make_error("nat: " + s.error());
   log_info("nat: pool " + FLAGS_nat_pool + " (" + std::to_string(cfg->pool_size()) +
            " addresses), " + FLAGS_nat_mode + ", ports " + std::to_string(cfg->port_min) + "-" +

@@ -54,6 +54,9 @@ class Gateway {
   Status init_ports();
   Status init_nat();
   Status init_nptv6();
+  Status init_nat66();
+  // The NAT settings NAT44 and NAT66 share (mode, filtering, ports, blocks, limits, timeouts).
+  Status nat_settings(dp::nat::NatConfig* cfg);
   // The result, or nullopt while the update's policy classifier builds (finish_policy_update()
   // answers it once it is in force).
   std::optional<UpdateResult> apply_update(const Update& u, const std::string& source);
@@ -68,6 +71,8 @@ class Gateway {
   std::string render_metrics();
   void render_wireguard_metrics(MetricFamilies& mf);
   void render_nat_metrics(MetricFamilies& mf);
+  // One family's NAT series: NAT44 as exitgw_nat_*, NAT66 as exitgw_nat66_* (same shapes).
+  void render_nat_family_metrics(MetricFamilies& mf, const dp::nat::NatConfig& cfg);
   void render_policy_metrics(MetricFamilies& mf);
   void render_tailnet_metrics(MetricFamilies& mf);
   Status init_policy();
@@ -101,9 +106,10 @@ class Gateway {
   bool sync_policy_peers();
   uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
   std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
-  bool nat_nic_steering_ = false;  // rte_flow rules installed on the internet port
-  Services services_;              // metrics listener, admin API, etcd watch
-  ControlHeartbeat heartbeat_;     // beaten by the control loop, read by /readyz and /metrics
+  std::unique_ptr<dp::nat::NatConfig> nat66_;  // stateful NAT66; published as ctx.nat66
+  bool nat_nic_steering_ = false;              // rte_flow rules installed on the internet port
+  Services services_;                          // metrics listener, admin API, etcd watch
+  ControlHeartbeat heartbeat_;  // beaten by the control loop, read by /readyz and /metrics
   ControlStats stats_;
   std::vector<std::string> port_labels_;
   std::vector<unsigned> worker_lcores_;

@@ -222,7 +222,7 @@ std::string Gateway::render_metrics() {
     for (const auto& [name, h] : view->sources) mf.gauge(health, {{"source", name}}, h.ok ? 1 : 0);
   }
   if (wg_) render_wireguard_metrics(mf);
-  if (nat_) render_nat_metrics(mf);
+  if (nat_ || nat66_) render_nat_metrics(mf);
   if (policy_) render_policy_metrics(mf);
   render_tailnet_metrics(mf);
   if (flow_export_) flow_export_->render_metrics(mf);
@@ -369,42 +369,60 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
 }
 
 void Gateway::render_nat_metrics(MetricFamilies& mf) {
-  const dp::DataplaneContext& ctx = *ctx_;
-  if (ctx.nat)
+  if (ctx_->nat)
     mf.gauge(mf.family("exitgw_nat_nic_steering",
                        "1 when the internet port's rte_flow rules queue pool ports to their "
                        "worker; 0: the software hand-off steers them",
                        MetricType::Gauge),
              {}, nat_nic_steering_ ? 1.0 : 0.0);
+  if (nat_) render_nat_family_metrics(mf, *nat_);
+  if (nat66_) render_nat_family_metrics(mf, *nat66_);
+}
+
+void Gateway::render_nat_family_metrics(MetricFamilies& mf, const dp::nat::NatConfig& cfg) {
+  const dp::DataplaneContext& ctx = *ctx_;
+  const bool v6 = cfg.family == dp::nat::NatFamily::kIpv6;
+  const std::string p = v6 ? "exitgw_nat66_" : "exitgw_nat_";
+  const std::string what = v6 ? "NAT66 " : "NAT ";
   auto& sessions =
-      mf.family("exitgw_nat_sessions", "NAT sessions by protocol and TCP state", MetricType::Gauge);
-  auto& translations = mf.family("exitgw_nat_translations_total",
-                                 "Packets translated, by direction", MetricType::Counter);
+      mf.family(p + "sessions", what + "sessions by protocol and TCP state", MetricType::Gauge);
+  auto& translations = mf.family(p + "translations_total",
+                                 what + "packets translated, by direction", MetricType::Counter);
   auto& created =
-      mf.family("exitgw_nat_sessions_created_total", "NAT sessions created", MetricType::Counter);
-  auto& expired = mf.family("exitgw_nat_sessions_expired_total",
-                            "NAT sessions removed after their idle timeout", MetricType::Counter);
-  auto& removed = mf.family("exitgw_nat_sessions_removed_total",
-                            "NAT sessions removed with their peer (or a prefix it no longer has)",
+      mf.family(p + "sessions_created_total", what + "sessions created", MetricType::Counter);
+  auto& expired =
+      mf.family(p + "sessions_expired_total", what + "sessions removed after their idle timeout",
+                MetricType::Counter);
+  auto& removed = mf.family(p + "sessions_removed_total",
+                            what +
+                                "sessions removed with their peer (or a prefix it no longer "
+                                "has)",
                             MetricType::Counter);
   auto& blocks =
-      mf.family("exitgw_nat_blocks_allocated_total",
+      mf.family(p + "blocks_allocated_total",
                 "Port blocks allocated (released: the release counter)", MetricType::Counter);
   auto& released =
-      mf.family("exitgw_nat_blocks_released_total", "Port blocks released", MetricType::Counter);
+      mf.family(p + "blocks_released_total", "Port blocks released", MetricType::Counter);
   auto& exhausted =
-      mf.family("exitgw_nat_pool_exhausted_total",
+      mf.family(p + "pool_exhausted_total",
                 "Times a subscriber found its paired address's slice full", MetricType::Counter);
   auto& subscribers =
-      mf.family("exitgw_nat_subscribers", "Subscribers holding NAT state", MetricType::Gauge);
+      mf.family(p + "subscribers", "Subscribers holding " + what + "state", MetricType::Gauge);
   auto& hairpin =
-      mf.family("exitgw_nat_hairpinned_total",
-                "Packets between two subscribers through a public address", MetricType::Counter);
-  auto& in_use = mf.family("exitgw_nat_blocks_in_use", "Port blocks in use per public address",
-                           MetricType::Gauge);
-  std::vector<uint64_t> by_address(nat_->pool_size(), 0);
+      mf.family(p + "hairpinned_total", "Packets between two subscribers through a public address",
+                MetricType::Counter);
+  auto& in_use =
+      mf.family(p + "blocks_in_use", "Port blocks in use per public address", MetricType::Gauge);
+  // NAT44's drops are the data path's drop reasons (exitgw_drops_total); NAT66's share those
+  // reasons, so its own count per reason is here.
+  prometheus::MetricFamily* drops =
+      v6 ? &mf.family("exitgw_nat66_drops_total", "NAT66 drops by reason", MetricType::Counter)
+         : nullptr;
+  std::vector<uint64_t> by_address(cfg.pool_size(), 0);
   for (unsigned w = 0; w < ctx.n_workers; ++w) {
-    const dp::nat::NatCounters* c = ctx.workers[w].nat_counters.load(std::memory_order_acquire);
+    const dp::nat::NatCounters* c =
+        (v6 ? ctx.workers[w].nat66_counters : ctx.workers[w].nat_counters)
+            .load(std::memory_order_acquire);
     if (c == nullptr) continue;
     const std::string ws = std::to_string(w);
     mf.gauge(sessions, {{"worker", ws}, {"protocol", "tcp"}, {"state", "established"}},
@@ -428,12 +446,20 @@ void Gateway::render_nat_metrics(MetricFamilies& mf) {
     mf.counter(hairpin, {{"worker", ws}}, double(c->hairpinned.get()));
     for (size_t a = 0; a < by_address.size() && c->blocks_by_address; ++a)
       by_address[a] += c->blocks_by_address[a].get();
+    if (drops)
+      for (size_t d = 0; d < dp::nat::kNatDropNames.size(); ++d)
+        mf.counter(*drops, {{"worker", ws}, {"reason", std::string(dp::nat::kNatDropNames[d])}},
+                   double(c->drops[d].get()));
   }
   // Per address only for pools an operator can read; a /16 pool would be 65536 series.
   if (by_address.size() <= 256)
-    for (size_t a = 0; a < by_address.size(); ++a)
-      mf.gauge(in_use, {{"address", format_ipv4(nat_->address(static_cast<uint32_t>(a)))}},
+    for (size_t a = 0; a < by_address.size(); ++a) {
+      const auto i = static_cast<uint32_t>(a);
+      mf.gauge(in_use,
+               {{"address",
+                 v6 ? format_ipv6(cfg.address6(i).bytes().data()) : format_ipv4(cfg.address(i))}},
                double(by_address[a]));
+    }
 }
 
 // The connector's health as it last reported it; "none" until one reports. The netmap age grows

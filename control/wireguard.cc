@@ -376,7 +376,14 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   // is reused starts after no worker can find that slot in the IPv6 table any more. A new
   // peer's slot may be routed a moment before it is set up below: it has no keypair yet, so
   // nothing is sent to or accepted from it until then.
-  if (routes6_change) publish_routes6(table6, std::move(next_routes6));
+  if (routes6_change) {
+    // A prefix that left its peer takes the NAT66 state its addresses held along.
+    for (const auto& [p, slot] : route6_slot_) {
+      auto next = next_routes6.find(p);
+      if (next == next_routes6.end() || next->second != slot) remove_nat66_state(p);
+    }
+    publish_routes6(table6, std::move(next_routes6));
+  }
 
   // Apply: removals first (frees slots), then additions and changes. A bulk load logs the
   // first few peers by name and the rest as a count.
@@ -530,7 +537,25 @@ void WireGuard::remove_nat_state(uint64_t route) {
   send_worker_commands();
 }
 
+// Stateful NAT66: every worker is told, as for NAT44 (the same queues and limits); the IPv6
+// table is published whole, so no route waits for the removal.
+void WireGuard::remove_nat66_state(const Ipv6Prefix& prefix) {
+  if (ctx_.nat66 == nullptr) return;
+  dp::WorkerCommand c{dp::WorkerCommandType::kNat66RemoveSubscribers, prefix.len, {}, 0, {}};
+  std::memcpy(c.prefix6, prefix.addr.data(), sizeof(c.prefix6));
+  for (unsigned w = 0; w < ctx_.n_workers; ++w) {
+    if (ctx_.workers[w].commands == nullptr) continue;
+    if (waiting_commands_[w].size() >= opt_.max_waiting_worker_commands) {
+      stats_.worker_commands_dropped++;
+      continue;
+    }
+    waiting_commands_[w].push_back(c);
+  }
+  send_worker_commands();
+}
+
 void WireGuard::command_taken(unsigned worker, const dp::WorkerCommand& c) {
+  if (c.type != dp::WorkerCommandType::kNatRemoveSubscribers) return;  // IPv4 routes wait
   const uint64_t route = uint64_t{c.prefix} << 8 | c.len;
   auto it = removal_waiting_.find(route);
   if (it == removal_waiting_.end() || (it->second &= ~(1u << worker)) != 0) return;

@@ -152,6 +152,7 @@ class WireGuard {
   void remove_peer(Peer& p);
   // Tells every worker to remove the NAT state of a prefix that left its peer (now, or queued).
   void remove_nat_state(uint64_t route);
+  void remove_nat66_state(const Ipv6Prefix& prefix);
   void send_worker_commands();
   // Worker `worker`'s ring took `c`: a route held for its prefix is installed once all have.
   void command_taken(unsigned worker, const dp::WorkerCommand& c);

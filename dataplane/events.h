@@ -26,15 +26,17 @@ static_assert(sizeof(Event) == 32);
 
 // Control -> worker, over each worker's command ring (control the only producer).
 enum class WorkerCommandType : uint8_t {
-  kNatRemoveSubscribers,  // prefix/len no longer belongs to the peer that held NAT state for it
+  kNatRemoveSubscribers,    // prefix/len no longer belongs to the peer that held NAT state for it
+  kNat66RemoveSubscribers,  // the same for an IPv6 prefix (prefix6/len), NAT66 state
 };
 
 struct WorkerCommand {
   WorkerCommandType type;
   uint8_t len;
   uint8_t pad[2];
-  uint32_t prefix;  // host order
+  uint32_t prefix;      // host order (kNatRemoveSubscribers)
+  uint8_t prefix6[16];  // network order (kNat66RemoveSubscribers)
 };
-static_assert(sizeof(WorkerCommand) == 8);
+static_assert(sizeof(WorkerCommand) == 24);
 
 }  // namespace exitgw::dp

@@ -1,4 +1,5 @@
-// NAT's shallow virtual reassembly (as VPP's): non-first IPv4 fragments carry no port, so a
+// NAT's shallow virtual reassembly (as VPP's): non-first IPv4 fragments (and IPv6 ones, by their
+// Fragment header) carry no port, so a
 // fragment that arrives before its datagram's first fragment is held here until the first one
 // has passed, and, with several workers, every inbound fragment of a datagram first meets at
 // one "home" worker, which learns from the first fragment which worker owns the datagram's
@@ -14,8 +15,10 @@
 #include <rte_mbuf.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "common/drop_reason.h"
+#include "dataplane/ipv6_walk.h"
 
 namespace exitgw::dp {
 
@@ -24,11 +27,25 @@ namespace exitgw::dp {
 class FragmentPark {
  public:
   struct Key {
-    uint32_t src, dst;  // as on the wire
-    uint16_t id;
-    uint8_t proto;
+    uint32_t src, dst;  // as on the wire (IPv4; 0 for IPv6)
+    uint16_t id;        // IPv4's identification
+    uint8_t proto;      // IPv4's protocol, IPv6's Fragment header next header
     uint8_t inbound;
+    uint32_t id6 = 0;                     // IPv6: the Fragment header's identification
+    uint64_t src6[2] = {}, dst6[2] = {};  // IPv6: the addresses as on the wire
     bool operator==(const Key&) const = default;
+    // Zero for IPv4, so IPv4 keys hash as they always did.
+    uint64_t fold6() const noexcept {
+      return (src6[0] ^ src6[1] * 0x9e3779b97f4a7c15ull ^ dst6[0] * 0xc2b2ae3d27d4eb4full ^
+              dst6[1] * 0x165667b19e3779f9ull ^ id6) *
+             0xff51afd7ed558ccdull;
+    }
+  };
+  // An IPv6 packet's fragment facts: whether it has a Fragment header, whether it is the first
+  // fragment (offset 0, more to come), and its key. False: no Fragment header or malformed.
+  struct Fragment6 {
+    Key key;
+    bool first;
   };
   static constexpr unsigned kSets = 16, kWays = 4, kHeld = 8;
   static constexpr uint8_t kNoOwner = 0xff;
@@ -36,6 +53,24 @@ class FragmentPark {
   static Key key_of(const rte_ipv4_hdr* ip, bool inbound) noexcept {
     return Key{ip->src_addr, ip->dst_addr, ip->packet_id, ip->next_proto_id,
                static_cast<uint8_t>(inbound)};
+  }
+  // `len` bytes of an IPv6 packet; the common upper layers directly after the header cost one
+  // compare, anything else the bounded extension-header walk.
+  static bool fragment6(const rte_ipv6_hdr* ip, uint32_t len, bool inbound,
+                        Fragment6* out) noexcept {
+    if (ip->proto == IPPROTO_TCP || ip->proto == IPPROTO_UDP || ip->proto == kIcmpv6) [[likely]]
+      return false;
+    const uint32_t payload = rte_be_to_cpu_16(ip->payload_len);
+    Ipv6Layers l;
+    if (len < sizeof(rte_ipv6_hdr) || sizeof(rte_ipv6_hdr) + payload > len ||
+        ipv6_walk(ip, payload, l) != DropReason::kCount || !l.fragment)
+      return false;
+    out->key = Key{0, 0, 0, l.proto, static_cast<uint8_t>(inbound)};
+    out->key.id6 = l.frag_id;
+    std::memcpy(out->key.src6, ip->src_addr, 16);
+    std::memcpy(out->key.dst6, ip->dst_addr, 16);
+    out->first = l.frag_field == 1;  // offset 0, M set
+    return true;
   }
   // Whether the packet is a fragment, and the first one (offset 0, more to come).
   static bool fragment(const rte_ipv4_hdr* ip) noexcept {
@@ -50,7 +85,7 @@ class FragmentPark {
   // The worker where a datagram's inbound fragments meet: the same answer on every worker.
   static unsigned home(const Key& k, unsigned n_workers) noexcept {
     const uint64_t h = (uint64_t{k.src} << 32 | k.dst) * 0x9e3779b97f4a7c15ull ^
-                       (uint64_t{k.id} << 8 | k.proto) * 0xc2b2ae3d27d4eb4full;
+                       (uint64_t{k.id} << 8 | k.proto) * 0xc2b2ae3d27d4eb4full ^ k.fold6();
     return static_cast<unsigned>(((h >> 32) * n_workers) >> 32);
   }
 
@@ -121,10 +156,10 @@ class FragmentPark {
   }
   Entry* victim_for(const Key& k, uint64_t now) noexcept;
   static unsigned set_of(const Key& k) noexcept {
-    return static_cast<unsigned>(
-               ((uint64_t{k.src} * 0x9e3779b1u) ^ k.dst ^ (uint32_t{k.id} << 16) ^ k.proto) *
-                   0x85ebca6bu >>
-               28) %
+    return static_cast<unsigned>(((uint64_t{k.src} * 0x9e3779b1u) ^ k.dst ^ (uint32_t{k.id} << 16) ^
+                                  k.proto ^ (k.fold6() >> 32)) *
+                                     0x85ebca6bu >>
+                                 28) %
            kSets;
   }
   template <typename DropSink>

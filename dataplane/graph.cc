@@ -27,25 +27,35 @@
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ [note_source6] ─ nptv6_out ─ [account_out6]
-//                ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//             └─ kForward ─ exit_policy6 ─ [note_source6] ─┬─ (NPTv6 or routed) nptv6_out ─ [account_out6]
+//                                    ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//                                                          └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//   nat66_out_all: nat66_out ─┬─ kInternet ─ ipv6_output ─ tx(I) / punt (no neighbor)
+//                             ├─ kHairpin ─ to_peer
+//                             └─ kHairpinOtherWorker ─ nat66_in_all
 //   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─ nptv6_in ─ [account_in6] ─ to_peer
+//                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ [account_in6] ─ to_peer
+//                                              └─ (stateful NAT66) nat66_in_all
+//   nat66_in_all: nat66_in (hand-off by port) ─ to_peer;
+//             parked fragments follow their first: nat66_in_all
+//   (nat66_out_all: parked fragments follow their first: nat66_out_all)
 //   to_peer:     wg_seal ─┬─ kIpv4 (the peer's endpoint) ─ ipv4_output ─ tx(T) / punt (no neighbor)
 //                         └─ kIpv6 ─ ipv6_output ─ tx(T) / punt (no neighbor);
 //                peers behind the DERP relay: wg_seal ─ tx(E)
 //   to_internet: [account_out] ─ ipv4_output ─ tx(I) / punt (no neighbor yet)
 //   hand-off:    handoff_input ─┬─ kNatOut ─ nat44_out ─ to_internet
 //                               ├─ kNatIn ── nat44_in
+//                               ├─ kNat66Out ─ nat66_out_all
+//                               ├─ kNat66In ── nat66_in_all
 //                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
-// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is NPTv6 (RFC
-// 6296, stateless); stateful NAT66 (not built yet) will sit where nptv6_out and nptv6_in do.
+// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is per pool:
+// NPTv6 (RFC 6296, stateless) or stateful NAT66 (the NAT44 core over IPv6, same hand-off).
 #include "dataplane/graph.h"
 
 #include <rte_cycles.h>
@@ -106,6 +116,38 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
   }
 }
 
+// Inbound NAT66 and on to the peer; fragments that waited for a first fragment translated
+// just now follow it.
+void nat66_in_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  FirstFragments firsts;
+  to_peer(w, pkts, nat66_in(w, pkts, n, firsts));
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const unsigned n_held = w.frag_park().release(firsts.keys[f], held);
+    for (unsigned i = 0; i < n_held; ++i) meta(held[i])->flags |= kMetaNatIn;
+    nat66_in_all(w, held, static_cast<uint16_t>(n_held));
+  }
+}
+
+// Outbound NAT66 on this worker, everything on from here.
+void nat66_out_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  Exits<NatOutExit> x;
+  FirstFragments firsts;
+  nat66_out(w, pkts, n, x, firsts);
+  w.counters().forwarded_out.add(x.count(NatOutExit::kInternet));
+  ipv6_output(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
+  to_peer(w, x.of(NatOutExit::kHairpin), x.count(NatOutExit::kHairpin));
+  // Translated as if from the internet: inbound NAT66 steers them as it steers arrivals.
+  nat66_in_all(w, x.of(NatOutExit::kHairpinOtherWorker), x.count(NatOutExit::kHairpinOtherWorker));
+  for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
+    rte_mbuf* held[FragmentPark::kHeld];
+    const auto n_held = static_cast<uint16_t>(w.frag_park().release(firsts.keys[f], held));
+    nat66_out_all(w, held, n_held);
+  }
+}
+
 // Peers' IPv4 packets, decrypted, on to the internet.
 void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   n = tailnet_local(w, pkts, n);
@@ -139,10 +181,16 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   out = exit_policy6(w, fwd, out);
   flow::Sources6 sources;  // filled only when flow accounting is on
   if (w.flows6()) flow::note_source6(fwd, out, sources);
-  out = nptv6_out(w, fwd, out);
-  if (w.flows6()) flow::account_out6(*w.flows6(), sources, fwd, out, rte_rdtsc());
-  w.counters().forwarded_out.add(out);
-  ipv6_output(w, fwd, out);
+  if (w.nat66()) {
+    // Stateful NAT66 may hand packets to another worker: IPv6 flows are not accounted in this
+    // mode yet (the pre-NAT source does not fit the packet's metadata).
+    nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));
+  } else {
+    out = nptv6_out(w, fwd, out);
+    if (w.flows6()) flow::account_out6(*w.flows6(), sources, fwd, out, rte_rdtsc());
+    w.counters().forwarded_out.add(out);
+    ipv6_output(w, fwd, out);
+  }
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
 
@@ -170,6 +218,10 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   transit_in_checks6(w, pkts, n, t);
   ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
   rte_mbuf** fwd = t.of(TransitExit::kForward);
+  if (w.nat66()) {
+    nat66_in_all(w, fwd, t.count(TransitExit::kForward));
+    return;
+  }
   const uint16_t in = nptv6_in(w, fwd, t.count(TransitExit::kForward));
   if (w.flows6()) flow::account_in6(*w.flows6(), w.ctx(), fwd, in, rte_rdtsc());
   to_peer(w, fwd, in);
@@ -230,6 +282,8 @@ void receive_handoff(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     to_internet(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
   }
   nat44_in(w, h.of(HandoffExit::kNatIn), h.count(HandoffExit::kNatIn));
+  nat66_out_all(w, h.of(HandoffExit::kNat66Out), h.count(HandoffExit::kNat66Out));
+  nat66_in_all(w, h.of(HandoffExit::kNat66In), h.count(HandoffExit::kNat66In));
   to_peer(w, h.of(HandoffExit::kSeal), h.count(HandoffExit::kSeal));
 }
 

@@ -36,9 +36,10 @@ void transit_out_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitEx
   const uint8_t internet_index = ctx.port_index(PortRole::kInternet);
   // No IPv6 on the internet port: nowhere to send it. NAT mode: the peers' sources must not
   // leave untranslated, so without an IPv6 pool nothing goes.
-  const DropReason off = !internet.ipv6()                        ? DropReason::kIpv6NoRoute
-                         : ctx.nat != nullptr && !ctx.nptv6.on() ? DropReason::kIpv6NoPool6
-                                                                 : DropReason::kCount;
+  const bool no_pool6 = ctx.nat != nullptr && !ctx.nptv6.on() && ctx.nat66 == nullptr;
+  const DropReason off = !internet.ipv6() ? DropReason::kIpv6NoRoute
+                         : no_pool6       ? DropReason::kIpv6NoPool6
+                                          : DropReason::kCount;
   if (off != DropReason::kCount) [[unlikely]] {
     w.drop_all(pkts, n, off);
     return;
@@ -65,7 +66,7 @@ void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExi
   const uint8_t internet_index = ctx.port_index(PortRole::kInternet);
   // NAT mode without an IPv6 pool: no peer is reachable over IPv6 from the internet (its
   // addresses never left untranslated), as outbound refuses to send any.
-  if (ctx.nat != nullptr && !ctx.nptv6.on()) [[unlikely]] {
+  if (ctx.nat != nullptr && !ctx.nptv6.on() && ctx.nat66 == nullptr) [[unlikely]] {
     w.drop_all(pkts, n, DropReason::kIpv6NoPool6);
     return;
   }
@@ -77,6 +78,11 @@ void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExi
     // what it translates).
     if (ctx.nptv6.on() && !ctx.nptv6.in_outside(ip->dst_addr)) [[unlikely]] {
       w.drop(m, DropReason::kNptv6NotInPool);
+      continue;
+    }
+    if (ctx.nat66 && ctx.nat66->address_index6(nat::Ipv6Address::from_bytes(ip->dst_addr)) ==
+                         nat::kNone) [[unlikely]] {
+      w.drop(m, DropReason::kNat66NotInPool);
       continue;
     }
     // Link-local addresses never cross a router (RFC 4291 2.5.6).

@@ -1,6 +1,6 @@
-// The NAT44 stages and their glue: steering each packet to the worker that owns its NAT state
-// (hand-off ring, as VPP's worker hand-off: outbound by the peer's claimed owner, inbound by the
-// public port's slice, fragments through their datagram's home worker), the fragment park, and
+// The NAT44 and NAT66 stages and their glue: steering each packet to the worker that owns its NAT
+// state (hand-off ring, as VPP's worker hand-off: outbound by the peer's claimed owner, inbound by
+// the public port's slice, fragments through their datagram's home worker), the fragment park, and
 // one burst call into NatWorker each way. graph.cc wires their exits.
 #include <rte_ip.h>
 
@@ -23,14 +23,15 @@ namespace {
 constexpr uint32_t kConsumed = ~uint32_t{0} - 1;
 
 // An inbound fragment with several workers: the datagram's fragments meet at its home worker,
-// which learns the owner (by port) from the first fragment and sends the others after it;
-// fragments that come before the first wait there. Returns the worker to translate on, or
-// kConsumed when the fragment was handed on, held or dropped.
-uint32_t fragment_owner(Worker& w, rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t len,
-                        uint64_t now) noexcept {
+// which learns the owner (by port: first_owner(), asked of the first fragment only) from the
+// first fragment and sends the others after it; fragments that come before the first wait
+// there. Returns the worker to translate on, or kConsumed when the fragment was handed on,
+// held or dropped. IPv4 and IPv6 alike: the key says which.
+template <typename FirstOwner>
+uint32_t fragment_owner(Worker& w, rte_mbuf* m, const FragmentPark::Key& key, bool first,
+                        FirstOwner first_owner, uint64_t now) noexcept {
   DataplaneContext& ctx = w.ctx();
   PacketMeta* pm = meta(m);
-  const FragmentPark::Key key = FragmentPark::key_of(ip, true);
   const unsigned home = FragmentPark::home(key, ctx.n_workers);
   if (home != w.index() && !(pm->flags & kMetaFragHome)) {
     pm->flags |= kMetaFragHome;
@@ -39,13 +40,13 @@ uint32_t fragment_owner(Worker& w, rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t
   }
   pm->flags &= static_cast<uint8_t>(~kMetaFragHome);
   FragmentPark& park = w.frag_park();
-  if (!FragmentPark::first_fragment(ip)) {
+  if (!first) {
     const uint8_t owner = park.owner(key, now);
     if (owner != FragmentPark::kNoOwner) return owner;
     if (!park.hold(w, key, m, now)) w.drop(m, DropReason::kFragmentParkFull);
     return kConsumed;
   }
-  const uint32_t owner = nat::inbound_owner(*ctx.nat, ip, len);
+  const uint32_t owner = first_owner();
   if (owner >= ctx.n_workers) return w.index();  // untranslatable: NAT here drops and counts it
   rte_mbuf* held[FragmentPark::kHeld];
   const unsigned n_held = park.learn(w, key, static_cast<uint8_t>(owner), now, held);
@@ -61,6 +62,26 @@ uint32_t fragment_owner(Worker& w, rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t
     w.handoff(owner, held[i]);
   }
   return owner == w.index() ? owner : kConsumed;
+}
+
+// Sorts one outbound verdict to its exit; false for a drop, which the caller handles.
+inline bool to_out_exit(rte_mbuf* m, nat::NatVerdict v, Exits<NatOutExit>& x) noexcept {
+  switch (v) {
+    case nat::NatVerdict::kForward:
+      x.to(NatOutExit::kInternet, m);
+      return true;
+    // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
+    case nat::NatVerdict::kHairpin:
+      meta(m)->flags |= kMetaLocal;
+      x.to(NatOutExit::kHairpin, m);
+      return true;
+    case nat::NatVerdict::kHairpinHandoff:
+      meta(m)->flags |= kMetaLocal;
+      x.to(NatOutExit::kHairpinOtherWorker, m);
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -100,26 +121,13 @@ void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
   nat.out_burst(ips, lens, n, now, verdict, why);
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    switch (verdict[i]) {
-      case nat::NatVerdict::kForward:
-        x.to(NatOutExit::kInternet, m);
-        break;
-      // Hairpinned packets were forwarded once (TTL already decremented): sealed as they are.
-      case nat::NatVerdict::kHairpin:
-        meta(m)->flags |= kMetaLocal;
-        x.to(NatOutExit::kHairpin, m);
-        break;
-      case nat::NatVerdict::kHairpinHandoff:
-        meta(m)->flags |= kMetaLocal;
-        x.to(NatOutExit::kHairpinOtherWorker, m);
-        break;
-      default:
-        // A later fragment that comes before its first one waits in the park and follows it.
-        if (why[i] == nat::NatDrop::kFragmentNoState &&
-            w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
-          break;
-        w.drop(m, drop_reason_of(why[i]));
-    }
+    if (to_out_exit(m, verdict[i], x)) [[likely]]
+      continue;
+    // A later fragment that comes before its first one waits in the park and follows it.
+    if (why[i] == nat::NatDrop::kFragmentNoState &&
+        w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
+      continue;
+    w.drop(m, drop_reason_of(why[i]));
   }
 }
 
@@ -140,7 +148,10 @@ uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) 
     if (!(pm->flags & kMetaNatIn)) {
       uint32_t owner;
       if (n_workers > 1 && FragmentPark::fragment(ip)) [[unlikely]] {
-        if ((owner = fragment_owner(w, m, ip, len, now)) == kConsumed) continue;
+        owner = fragment_owner(
+            w, m, FragmentPark::key_of(ip, true), FragmentPark::first_fragment(ip),
+            [&] { return nat::inbound_owner(cfg, ip, len); }, now);
+        if (owner == kConsumed) continue;
       } else {
         owner = nat::inbound_owner(cfg, ip, len);
       }
@@ -174,17 +185,107 @@ uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) 
   return out;
 }
 
+void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+               FirstFragments& firsts) noexcept {
+  if (n == 0) return;
+  nat::Nat66Worker& nat = *w.nat66();
+  rte_ipv6_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv6_hdr*);
+    lens[i] = rte_pktmbuf_data_len(pkts[i]);
+    FragmentPark::Fragment6 f;
+    if (FragmentPark::fragment6(ips[i], lens[i], false, &f) && f.first) [[unlikely]]
+      firsts.keys[firsts.n++] = f.key;
+  }
+  const uint64_t now = rte_rdtsc();
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.out_burst(ips, lens, n, now, verdict, why);
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (to_out_exit(m, verdict[i], x)) [[likely]]
+      continue;
+    // A later fragment that comes before its first one waits in the park and follows it (the
+    // key is taken before translation, as the first fragment's was).
+    FragmentPark::Fragment6 f;
+    if (why[i] == nat::NatDrop::kFragmentNoState &&
+        FragmentPark::fragment6(ips[i], lens[i], false, &f) && w.frag_park().hold(w, f.key, m, now))
+      continue;
+    w.drop(m, drop_reason_of(why[i]));
+  }
+}
+
+uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
+  if (n == 0) return 0;
+  nat::Nat66Worker& nat = *w.nat66();
+  const nat::NatConfig& cfg = *w.ctx().nat66;
+  const unsigned n_workers = w.ctx().n_workers;
+  const uint64_t now = rte_rdtsc();
+  rte_ipv6_hdr* ips[kBurst];
+  uint32_t lens[kBurst];
+  rte_mbuf** mine = pkts;  // this worker's, compacted in place
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    auto* ip = rte_pktmbuf_mtod(m, rte_ipv6_hdr*);
+    const uint32_t len = rte_pktmbuf_data_len(m);
+    PacketMeta* pm = meta(m);
+    FragmentPark::Fragment6 f;
+    const bool fragment = FragmentPark::fragment6(ip, len, true, &f);
+    if (!(pm->flags & kMetaNatIn)) {
+      uint32_t owner = w.index();
+      if (n_workers > 1 && fragment) [[unlikely]] {
+        owner = fragment_owner(
+            w, m, f.key, f.first, [&] { return nat::inbound_owner(cfg, ip, len); }, now);
+        if (owner == kConsumed) continue;
+      } else if (n_workers > 1) {
+        owner = nat::inbound_owner(cfg, ip, len);
+      }
+      if (owner < n_workers && owner != w.index()) {
+        pm->flags |= kMetaNatIn;
+        w.handoff(owner, m);
+        continue;
+      }
+    }
+    pm->flags &= static_cast<uint8_t>(~kMetaNatIn);
+    if (fragment && f.first) [[unlikely]]
+      firsts.keys[firsts.n++] = f.key;  // before translation rewrites the destination
+    ips[k] = ip;
+    lens[k] = len;
+    mine[k++] = m;
+  }
+  nat::NatVerdict verdict[kBurst];
+  nat::NatDrop why[kBurst];
+  nat.in_burst(ips, lens, k, now, verdict, why);
+  uint16_t out = 0;
+  for (uint16_t j = 0; j < k; ++j) {
+    FragmentPark::Fragment6 f;
+    if (verdict[j] == nat::NatVerdict::kForward) [[likely]]
+      mine[out++] = mine[j];
+    else if (why[j] == nat::NatDrop::kFragmentNoState &&
+             FragmentPark::fragment6(ips[j], lens[j], true, &f) &&
+             w.frag_park().hold(w, f.key, mine[j], now))
+      continue;  // a later fragment before its first one: waits for it (or the timeout)
+    else
+      w.drop(mine[j], drop_reason_of(why[j]));
+  }
+  return out;
+}
+
+// Hand-offs carry what is left to do in their flags; the IP version says which NAT does it.
 void handoff_input(Worker& /*w*/, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     PacketMeta* pm = meta(pkts[i]);
+    const bool v6 = (*rte_pktmbuf_mtod(pkts[i], const uint8_t*) >> 4) == 6;
     if (pm->flags & kMetaNatOut) {
       pm->flags &= static_cast<uint8_t>(~kMetaNatOut);
-      x.to(HandoffExit::kNatOut, pkts[i]);
+      x.to(v6 ? HandoffExit::kNat66Out : HandoffExit::kNatOut, pkts[i]);
     } else if (pm->flags & kMetaSeal) [[unlikely]] {
       pm->flags &= static_cast<uint8_t>(~kMetaSeal);
       x.to(HandoffExit::kSeal, pkts[i]);
     } else {
-      x.to(HandoffExit::kNatIn, pkts[i]);
+      x.to(v6 ? HandoffExit::kNat66In : HandoffExit::kNatIn, pkts[i]);
     }
   }
 }

@@ -136,13 +136,28 @@ void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
 uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept;
 
 enum class HandoffExit : uint8_t {
-  kNatOut,  // another worker's peer, for this worker's NAT state: outbound NAT here
-  kNatIn,   // a public port of this worker's slice (or a fragment's home): inbound NAT here
-  kSeal,    // handed back by control once its peer has a sending keypair: seal and send
+  kNatOut,    // another worker's peer, for this worker's NAT state: outbound NAT here
+  kNatIn,     // a public port of this worker's slice (or a fragment's home): inbound NAT here
+  kSeal,      // handed back by control once its peer has a sending keypair: seal and send
+  kNat66Out,  // kNatOut for an IPv6 packet (stateful NAT66)
+  kNat66In,   // kNatIn for an IPv6 packet
   kCount
 };
 // Packets other workers handed to this one, sorted by what is left to do.
 void handoff_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<HandoffExit>& x) noexcept;
+
+// ---- stateful NAT66 (nat_stage.cc, --nat6_mode=stateful): the NAT core over IPv6 ----
+
+// Source translation (IPv6 header in front) on the worker owning the subscriber (after
+// nat_out_steer, as NAT44): the exits mean what nat_out's do.
+// A later fragment before its first one is parked; first fragments are listed in `firsts`.
+void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+               FirstFragments& firsts) noexcept;
+// Internet packets for the IPv6 pool: handed to the worker owning the public port, identifier
+// or (ICMPv6 error) quoted port (fragments through their datagram's home worker, as NAT44's),
+// or translated back here. Continue: translated, for a peer. First fragments are listed in
+// `firsts`.
+uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept;
 
 // ---- NPTv6 (nptv6.cc; RFC 6296 with --nat_pool6): stateless, checksum-neutral ----
 

@@ -98,15 +98,23 @@ Status Worker::init() noexcept {
   auto aead = AeadBurst::create();
   if (!aead) return make_error("worker " + std::to_string(index_) + ": " + aead.error());
   aead_ = std::move(aead.value());
-  if (ctx_->nat) {
-    // The tables are allocated here, once, on the lcore that owns them.
+  if (ctx_->nat || ctx_->nat66) {
+    // The tables are allocated here, once, on the lcore that owns them; NAT44 and NAT66 share
+    // the event ring (events carry their family).
     if (shared_->nat_events == nullptr) {  // benchmarks: nobody drains after the worker stops
       nat_events_ = std::make_unique<nat::NatEventRing>(4096);
       shared_->nat_events = nat_events_.get();
     }
+  }
+  if (ctx_->nat) {
     nat_ = std::make_unique<nat::NatWorker>(*ctx_->nat, index_, shared_->nat_events);
     shared_->nat_counters.store(&nat_->counters(), std::memory_order_release);
     frag_park_.set_timeout(uint64_t{ctx_->nat->fragment_timeout} * rte_get_tsc_hz());
+  }
+  if (ctx_->nat66) {
+    nat66_ = std::make_unique<nat::Nat66Worker>(*ctx_->nat66, index_, shared_->nat_events);
+    shared_->nat66_counters.store(&nat66_->counters(), std::memory_order_release);
+    frag_park_.set_timeout(uint64_t{ctx_->nat66->fragment_timeout} * rte_get_tsc_hz());
   }
   return Ok{};
 }
@@ -134,8 +142,10 @@ void Worker::handoff(unsigned worker, rte_mbuf* m) noexcept {
 void Worker::process_commands() noexcept {
   WorkerCommand c;
   for (unsigned i = 0; i < 4 && rte_ring_dequeue_elem(shared_->commands, &c, sizeof(c)) == 0; ++i)
-    if (c.type == WorkerCommandType::kNatRemoveSubscribers)
+    if (c.type == WorkerCommandType::kNatRemoveSubscribers && nat_)
       nat_->remove_subscribers(c.prefix, c.len);
+    else if (c.type == WorkerCommandType::kNat66RemoveSubscribers && nat66_)
+      nat66_->remove_subscribers(nat::Ipv6Address::from_bytes(c.prefix6), c.len);
 }
 
 unsigned Worker::process_handoff() noexcept {
@@ -170,9 +180,10 @@ int Worker::run() noexcept {
     }
     // Other workers' hand-offs, and packets control hands back (PuntReason::kNeedKeypair).
     if (shared_->handoff != nullptr) total += process_handoff();
-    if (nat_) {
+    if (nat_ || nat66_) {
       const uint64_t tsc = rte_rdtsc();
-      nat_->expire(tsc, 64);  // bounded work per loop, never a stall
+      if (nat_) nat_->expire(tsc, 64);  // bounded work per loop, never a stall
+      if (nat66_) nat66_->expire(tsc, 64);
       if (frag_park_.holding()) [[unlikely]]
         frag_park_.expire(*this, tsc);
       if (shared_->commands && rte_ring_count(shared_->commands) != 0) [[unlikely]]
@@ -200,6 +211,7 @@ int Worker::run() noexcept {
   flush();
   // The NAT tables and counters end with this frame; what control reads must not outlive it.
   shared_->nat_counters.store(nullptr, std::memory_order_release);
+  shared_->nat66_counters.store(nullptr, std::memory_order_release);
   if (nat_events_) shared_->nat_events = nullptr;
   rte_rcu_qsbr_thread_offline(ctx_->rcu, index_);
   rte_rcu_qsbr_thread_unregister(ctx_->rcu, index_);

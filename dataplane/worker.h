@@ -81,8 +81,9 @@ class alignas(64) Worker {
   DataplaneContext& ctx() noexcept { return *ctx_; }
   AeadBurst& aead() noexcept { return *aead_; }
   nat::NatWorker* nat() noexcept { return nat_.get(); }
-  flow::FlowTable* flows() noexcept { return flows_; }     // null: flow accounting off
-  flow::FlowTable6* flows6() noexcept { return flows6_; }  // IPv6 flows; null when off
+  nat::Nat66Worker* nat66() noexcept { return nat66_.get(); }  // null: NPTv6 or routed IPv6
+  flow::FlowTable* flows() noexcept { return flows_; }         // null: flow accounting off
+  flow::FlowTable6* flows6() noexcept { return flows6_; }      // IPv6 flows; null when off
   // This worker's Hyperscan scratch, grown for `db` the first time the worker sees it (the one
   // allocation, once per published database); nullptr if that failed.
   domain::DomainScratch* domain_scratch(const domain::DomainDatabase& db) noexcept;
@@ -127,6 +128,7 @@ class alignas(64) Worker {
   DataplaneContext* ctx_;
   std::unique_ptr<AeadBurst> aead_;  // created in init(), on this lcore
   std::unique_ptr<nat::NatWorker> nat_;
+  std::unique_ptr<nat::Nat66Worker> nat66_;
   std::unique_ptr<nat::NatEventRing> nat_events_;
   std::unique_ptr<domain::DomainScratch> domain_scratch_;
   uint64_t domain_seen_ = 0;  // serial of the database the scratch was prepared for

@@ -16,10 +16,16 @@ struct NatEventAddresses {
   Ipv6Address subscriber6{}, public_address6{};
 };
 
-// Where `e` keeps them. NatEvent carries IPv4 only until NAT66 lands; NAT66 then reads its
-// family and IPv6 addresses here (family 6: subscriber6, public_address6), nowhere else.
+// Where `e` keeps them: NAT44 (family 4) in subscriber/public_address (host order), NAT66
+// (family 6) in subscriber6/public_address6 (network order).
 inline NatEventAddresses addresses_of(const dp::nat::NatEvent& e) {
   NatEventAddresses a;
+  if (e.family == 6) {
+    a.family = IpFamily::kIpv6;
+    a.subscriber6 = e.subscriber6;
+    a.public_address6 = e.public_address6;
+    return a;
+  }
   a.subscriber = e.subscriber;
   a.public_address = e.public_address;
   return a;

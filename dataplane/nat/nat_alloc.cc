@@ -14,12 +14,14 @@ namespace exitgw::dp::nat {
 
 // ---- subscribers, blocks and ports ------------------------------------------------------------
 
-uint32_t NatWorker::get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noexcept {
+template <class F>
+uint32_t NatCore<F>::get_subscriber(const Address& ip, uint64_t now, NatDrop* why) noexcept {
   uint32_t i = find_subscriber(ip);
   if (i != kNone) return i;
-  NatConfig::DetRange det{};
+  uint32_t det_address = 0;
+  uint16_t det_first = 0;
   const bool deterministic = config_.mode == NatMode::kDeterministic;
-  if (deterministic && !config_.det_forward(ip, worker_, &det)) {
+  if (deterministic && !F::det_forward(config_, ip, worker_, &det_address, &det_first)) {
     *why = NatDrop::kNotDeterministicSubscriber;
     return kNone;
   }
@@ -35,23 +37,24 @@ uint32_t NatWorker::get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noex
   s.n_blocks = 0;
   s.flags = kSubscriberInUse;
   if (deterministic) {
-    s.address_index = config_.address_index(det.public_address);
-    const uint32_t k = (det.port_first - slice_first_) / block_size_;
+    s.address_index = det_address;
+    const uint32_t k = (det_first - slice_first_) / block_size_;
     s.blocks[0] = s.address_index * blocks_per_slice_ + k;
     s.n_blocks = 1;
     blocks_[s.blocks[0]].owner = i;
   } else {
-    s.address_index = config_.paired_address_index(ip);
+    s.address_index = F::paired_address_index(config_, ip);
   }
-  sub_index_.insert(hash_words(ip, 4, seed_), i);
+  sub_index_.insert(F::subscriber_hash(ip, seed_), i);
   ++n_subscribers_;
   counters_.subscribers.add(1);
   (void)now;
   return i;
 }
 
-bool NatWorker::take_port_in_block(uint32_t block, uint8_t proto, uint16_t want, int mode,
-                                   uint16_t* port) noexcept {
+template <class F>
+bool NatCore<F>::take_port_in_block(uint32_t block, uint8_t proto, uint16_t want, int mode,
+                                    uint16_t* port) noexcept {
   uint64_t* w = &port_bits_[(uint64_t{block} * 3 + proto) * words_per_block_];
   const uint32_t first = slice_first_ + (block % blocks_per_slice_) * block_size_;
   const uint32_t offset =
@@ -81,7 +84,9 @@ bool NatWorker::take_port_in_block(uint32_t block, uint8_t proto, uint16_t want,
   return true;
 }
 
-uint32_t NatWorker::new_block(Subscriber& s, uint32_t si, uint64_t now, NatDrop* why) noexcept {
+template <class F>
+uint32_t NatCore<F>::new_block(NatCore<F>::Subscriber& s, uint32_t si, uint64_t now,
+                               NatDrop* why) noexcept {
   const uint32_t a = s.address_index;
   if (n_free_blocks_[a] == 0) {
     // Paired pooling: never another address. Reported once until a block frees up here.
@@ -89,7 +94,7 @@ uint32_t NatWorker::new_block(Subscriber& s, uint32_t si, uint64_t now, NatDrop*
     if (!exhaust_reported_[a]) {
       exhaust_reported_[a] = 1;
       counters_.pool_exhausted.add();
-      event(NatEventType::kPoolExhausted, s.ip, config_.address(a), 0, 0, now);
+      event(NatEventType::kPoolExhausted, s.ip, F::address(config_, a), 0, 0, now);
     }
     return kNone;
   }
@@ -101,13 +106,14 @@ uint32_t NatWorker::new_block(Subscriber& s, uint32_t si, uint64_t now, NatDrop*
   counters_.blocks_in_use.add(1);
   counters_.blocks_by_address[a].add(1);
   const uint32_t first = slice_first_ + k * block_size_;
-  event(NatEventType::kBlockAllocated, s.ip, config_.address(a), static_cast<uint16_t>(first),
+  event(NatEventType::kBlockAllocated, s.ip, F::address(config_, a), static_cast<uint16_t>(first),
         static_cast<uint16_t>(first + block_size_ - 1), now);
   return b;
 }
 
-bool NatWorker::allocate_port(Subscriber& s, uint32_t si, uint8_t proto, uint16_t want,
-                              uint64_t now, uint16_t* port, NatDrop* why) noexcept {
+template <class F>
+bool NatCore<F>::allocate_port(NatCore<F>::Subscriber& s, uint32_t si, uint8_t proto, uint16_t want,
+                               uint64_t now, uint16_t* port, NatDrop* why) noexcept {
   for (int mode = 0; mode < 3; ++mode)
     for (unsigned i = 0; i < s.n_blocks; ++i)
       if (take_port_in_block(s.blocks[i], proto, want, mode, port)) return true;
@@ -120,12 +126,13 @@ bool NatWorker::allocate_port(Subscriber& s, uint32_t si, uint8_t proto, uint16_
   *why = NatDrop::kPortLimit;
   if (!(s.flags & kPortLimitReported)) {
     s.flags |= kPortLimitReported;
-    event(NatEventType::kPortLimit, s.ip, config_.address(s.address_index), 0, 0, now);
+    event(NatEventType::kPortLimit, s.ip, F::address(config_, s.address_index), 0, 0, now);
   }
   return false;
 }
 
-void NatWorker::release_block(uint32_t si, uint32_t slot) noexcept {
+template <class F>
+void NatCore<F>::release_block(uint32_t si, uint32_t slot) noexcept {
   Subscriber& s = subs_[si];
   const uint32_t b = s.blocks[slot];
   blocks_[b].owner = kNone;
@@ -137,7 +144,7 @@ void NatWorker::release_block(uint32_t si, uint32_t slot) noexcept {
     counters_.blocks_in_use.add(-1);
     counters_.blocks_by_address[a].add(-1);
     const uint32_t first = slice_first_ + k * block_size_;
-    event(NatEventType::kBlockReleased, s.ip, config_.address(a), static_cast<uint16_t>(first),
+    event(NatEventType::kBlockReleased, s.ip, F::address(config_, a), static_cast<uint16_t>(first),
           static_cast<uint16_t>(first + block_size_ - 1), now_);
   }
   s.blocks[slot] = s.blocks[--s.n_blocks];
@@ -146,7 +153,8 @@ void NatWorker::release_block(uint32_t si, uint32_t slot) noexcept {
 
 // A subscriber lives while it holds ports: in port-block mode while it has a block, in
 // deterministic mode while its fixed range has a port in use.
-void NatWorker::maybe_free_subscriber(uint32_t si) noexcept {
+template <class F>
+void NatCore<F>::maybe_free_subscriber(uint32_t si) noexcept {
   Subscriber& s = subs_[si];
   if (config_.mode == NatMode::kDeterministic) {
     if (blocks_[s.blocks[0]].used != 0) return;
@@ -155,7 +163,7 @@ void NatWorker::maybe_free_subscriber(uint32_t si) noexcept {
   } else if (s.n_blocks != 0) {
     return;
   }
-  sub_index_.erase(hash_words(s.ip, 4, seed_), si);
+  sub_index_.erase(F::subscriber_hash(s.ip, seed_), si);
   s.flags = 0;
   s.next_free = free_sub_;
   free_sub_ = si;
@@ -165,8 +173,9 @@ void NatWorker::maybe_free_subscriber(uint32_t si) noexcept {
 
 // Whether one more session may be created for the subscriber (table room, per-subscriber
 // limit); reports the limit once per episode.
-bool NatWorker::session_admissible(uint32_t si, uint32_t pub_ip, uint64_t now,
-                                   NatDrop* why) noexcept {
+template <class F>
+bool NatCore<F>::session_admissible(uint32_t si, const Address& pub_ip, uint64_t now,
+                                    NatDrop* why) noexcept {
   Subscriber& sub = subs_[si];
   if (free_session_ == kNone) [[unlikely]] {
     *why = NatDrop::kTableFull;
@@ -185,8 +194,9 @@ bool NatWorker::session_admissible(uint32_t si, uint32_t pub_ip, uint64_t now,
 
 // ---- mappings and sessions --------------------------------------------------------------------
 
-uint32_t NatWorker::create_mapping(uint32_t si, uint32_t sub_ip, uint16_t sub_port, uint8_t proto,
-                                   uint64_t now, NatDrop* why) noexcept {
+template <class F>
+uint32_t NatCore<F>::create_mapping(uint32_t si, const Address& sub_ip, uint16_t sub_port,
+                                    uint8_t proto, uint64_t now, NatDrop* why) noexcept {
   Subscriber& s = subs_[si];
   uint16_t port;
   if (!allocate_port(s, si, proto, sub_port, now, &port, why)) return kNone;
@@ -195,23 +205,24 @@ uint32_t NatWorker::create_mapping(uint32_t si, uint32_t sub_ip, uint16_t sub_po
   Mapping& x = mappings_[m];
   x.sub_ip = sub_ip;
   x.sub_port = sub_port;
-  x.pub_ip = config_.address(s.address_index);
+  x.pub_ip = F::address(config_, s.address_index);
   x.pub_port = port;
   x.proto = proto;
   x.n_sessions = 0;
   x.subscriber = si;
   x.sessions = kNone;
-  map_in_.insert(hash_words(inside_key(sub_ip, sub_port, proto), 1, seed_), m);
-  map_out_.insert(hash_words(inside_key(x.pub_ip, port, proto), 2, seed_), m);
+  map_in_.insert(F::key_hash(sub_ip, sub_port, proto, 1, seed_), m);
+  map_out_.insert(F::key_hash(x.pub_ip, port, proto, 2, seed_), m);
   ++n_mappings_;
   counters_.mappings.add(1);
   return m;
 }
 
-void NatWorker::delete_mapping(uint32_t m) noexcept {
+template <class F>
+void NatCore<F>::delete_mapping(uint32_t m) noexcept {
   Mapping& x = mappings_[m];
-  map_in_.erase(hash_words(inside_key(x.sub_ip, x.sub_port, x.proto), 1, seed_), m);
-  map_out_.erase(hash_words(inside_key(x.pub_ip, x.pub_port, x.proto), 2, seed_), m);
+  map_in_.erase(F::key_hash(x.sub_ip, x.sub_port, x.proto, 1, seed_), m);
+  map_out_.erase(F::key_hash(x.pub_ip, x.pub_port, x.proto, 2, seed_), m);
   const uint32_t si = x.subscriber;
   Subscriber& s = subs_[si];
   const uint32_t off = x.pub_port - slice_first_;
@@ -236,8 +247,9 @@ void NatWorker::delete_mapping(uint32_t m) noexcept {
   counters_.mappings.add(-1);
 }
 
-uint32_t NatWorker::create_session(uint32_t m, uint32_t remote, uint16_t rport, uint32_t now_s,
-                                   uint64_t now, NatDrop* why) noexcept {
+template <class F>
+uint32_t NatCore<F>::create_session(uint32_t m, const Address& remote, uint16_t rport,
+                                    uint32_t now_s, uint64_t now, NatDrop* why) noexcept {
   Mapping& x = mappings_[m];
   Subscriber& sub = subs_[x.subscriber];
   if (!session_admissible(x.subscriber, x.pub_ip, now, why)) return kNone;
@@ -255,7 +267,7 @@ uint32_t NatWorker::create_session(uint32_t m, uint32_t remote, uint16_t rport, 
   x.sessions = s;
   ++x.n_sessions;
   ++sub.n_sessions;
-  session_index_.insert(hash_words(uint64_t{m} << 32 | remote, rport, seed_), s);
+  session_index_.insert(F::session_hash(m, remote, rport, seed_), s);
   wheel_schedule(s);
   ++n_sessions_;
   count_session(x.proto, e.timeout_class, 1);
@@ -263,7 +275,8 @@ uint32_t NatWorker::create_session(uint32_t m, uint32_t remote, uint16_t rport, 
   return s;
 }
 
-void NatWorker::delete_session(uint32_t s) noexcept {
+template <class F>
+void NatCore<F>::delete_session(uint32_t s) noexcept {
   Session& e = sessions_[s];
   const uint32_t m = e.mapping;
   Mapping& x = mappings_[m];
@@ -273,7 +286,7 @@ void NatWorker::delete_session(uint32_t s) noexcept {
   else
     x.sessions = e.in_mapping.next;
   if (e.in_mapping.next != kNone) sessions_[e.in_mapping.next].in_mapping.prev = e.in_mapping.prev;
-  session_index_.erase(hash_words(uint64_t{m} << 32 | e.remote, e.remote_port, seed_), s);
+  session_index_.erase(F::session_hash(m, e.remote, e.remote_port, seed_), s);
   count_session(x.proto, e.timeout_class, -1);
   Subscriber& sub = subs_[x.subscriber];
   --sub.n_sessions;
@@ -283,5 +296,27 @@ void NatWorker::delete_session(uint32_t s) noexcept {
   --n_sessions_;
   if (--x.n_sessions == 0) delete_mapping(m);
 }
+
+#define EXITGW_NAT_INSTANTIATE(F)                                                               \
+  template uint32_t NatCore<F>::get_subscriber(const F::Address&, uint64_t, NatDrop*) noexcept; \
+  template bool NatCore<F>::take_port_in_block(uint32_t, uint8_t, uint16_t, int,                \
+                                               uint16_t*) noexcept;                             \
+  template uint32_t NatCore<F>::new_block(NatCore<F>::Subscriber&, uint32_t, uint64_t,          \
+                                          NatDrop*) noexcept;                                   \
+  template bool NatCore<F>::allocate_port(NatCore<F>::Subscriber&, uint32_t, uint8_t, uint16_t, \
+                                          uint64_t, uint16_t*, NatDrop*) noexcept;              \
+  template void NatCore<F>::release_block(uint32_t, uint32_t) noexcept;                         \
+  template void NatCore<F>::maybe_free_subscriber(uint32_t) noexcept;                           \
+  template bool NatCore<F>::session_admissible(uint32_t, const F::Address&, uint64_t,           \
+                                               NatDrop*) noexcept;                              \
+  template uint32_t NatCore<F>::create_mapping(uint32_t, const F::Address&, uint16_t, uint8_t,  \
+                                               uint64_t, NatDrop*) noexcept;                    \
+  template void NatCore<F>::delete_mapping(uint32_t) noexcept;                                  \
+  template uint32_t NatCore<F>::create_session(uint32_t, const F::Address&, uint16_t, uint32_t, \
+                                               uint64_t, NatDrop*) noexcept;                    \
+  template void NatCore<F>::delete_session(uint32_t) noexcept;
+EXITGW_NAT_INSTANTIATE(Nat44)
+EXITGW_NAT_INSTANTIATE(Nat66)
+#undef EXITGW_NAT_INSTANTIATE
 
 }  // namespace exitgw::dp::nat

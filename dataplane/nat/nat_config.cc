@@ -1,6 +1,9 @@
 // NatConfig validation and the shared pool/port arithmetic.
 #include "dataplane/nat/nat_config.h"
 
+#include <arpa/inet.h>
+#include <rte_byteorder.h>
+
 #include <algorithm>
 #include <string>
 
@@ -22,28 +25,95 @@ std::string ip_string(uint32_t a) {
          std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
 }
 
+std::string ip6_string(const Ipv6Address& a) {
+  char text[INET6_ADDRSTRLEN];
+  const auto b = a.bytes();
+  return inet_ntop(AF_INET6, b.data(), text, sizeof(text)) ? text : "?";
+}
+
+unsigned __int128 as_number(const Ipv6Address& a) {
+  return static_cast<unsigned __int128>(rte_be_to_cpu_64(a.hi)) << 64 | rte_be_to_cpu_64(a.lo);
+}
+Ipv6Address from_number(unsigned __int128 v) {
+  Ipv6Address a;
+  a.hi = rte_cpu_to_be_64(static_cast<uint64_t>(v >> 64));
+  a.lo = rte_cpu_to_be_64(static_cast<uint64_t>(v));
+  return a;
+}
+unsigned __int128 prefix_mask6(uint8_t len) {
+  return len == 0 ? 0 : ~static_cast<unsigned __int128>(0) << (128 - len);
+}
+uint64_t prefix_size6(const Ipv6Prefix& p) {  // callers keep len >= 96
+  return uint64_t{1} << (128 - p.len);
+}
+
+// NAT66's pool: each prefix /96../128 (its addresses are numbered by their low 32 bits),
+// 65536 addresses in all, as NAT44's. A wider IPv6 pool is NPTv6's job, not this one's.
+Status validate_pool6(const std::vector<Ipv6Prefix>& pool6) {
+  if (pool6.empty())
+    return make_error("nat66: the IPv6 pool is empty; give at least one public IPv6 address");
+  uint64_t total = 0;
+  for (const auto& p : pool6) {
+    if (p.len > 128)
+      return make_error("nat66: pool prefix length " + std::to_string(p.len) + " > 128");
+    if (p.len < 112)
+      return make_error("nat66: pool prefix " + ip6_string(p.address) + "/" +
+                        std::to_string(p.len) +
+                        " is larger than /112 (65536 addresses); stateful NAT66 needs a few "
+                        "addresses, not a prefix (a /48-style prefix is NPTv6's)");
+    if ((as_number(p.address) & ~prefix_mask6(p.len)) != 0)
+      return make_error("nat66: pool prefix " + ip6_string(p.address) + "/" +
+                        std::to_string(p.len) + " has host bits set");
+    total += prefix_size6(p);
+  }
+  for (size_t i = 0; i < pool6.size(); ++i)
+    for (size_t j = i + 1; j < pool6.size(); ++j) {
+      const uint8_t len = std::min(pool6[i].len, pool6[j].len);
+      if (((as_number(pool6[i].address) ^ as_number(pool6[j].address)) & prefix_mask6(len)) == 0)
+        return make_error("nat66: pool prefixes " + ip6_string(pool6[i].address) + " and " +
+                          ip6_string(pool6[j].address) + " overlap");
+    }
+  if (total > (1u << 16)) return make_error("nat66: pool larger than 65536 addresses");
+  return Ok{};
+}
+
 }  // namespace
 
+uint32_t Ipv6Address::low32() const noexcept {
+  return static_cast<uint32_t>(as_number(*this));
+}
+
+Ipv6Address Ipv6Address::plus(uint32_t n) const noexcept {
+  return from_number(as_number(*this) + n);
+}
+
 Status NatConfig::validate() const {
-  if (pool.empty()) return make_error("nat: the pool is empty; give at least one public address");
-  uint64_t total = 0;
-  for (const auto& p : pool) {
-    if (p.len > 32) return make_error("nat: pool prefix length " + std::to_string(p.len) + " > 32");
-    if (p.len < 16)
-      return make_error("nat: pool prefix /" + std::to_string(p.len) +
-                        " is larger than /16; split it or use fewer addresses");
-    if ((p.address & ~prefix_mask(p.len)) != 0)
-      return make_error("nat: pool prefix " + ip_string(p.address) + "/" + std::to_string(p.len) +
-                        " has host bits set");
-    total += prefix_size(p);
+  if (family == NatFamily::kIpv6) {
+    if (auto s = validate_pool6(pool6); !s) return s;
+  } else if (pool.empty()) {
+    return make_error("nat: the pool is empty; give at least one public address");
   }
-  for (size_t i = 0; i < pool.size(); ++i)
-    for (size_t j = i + 1; j < pool.size(); ++j) {
-      const uint8_t len = std::min(pool[i].len, pool[j].len);
-      if (((pool[i].address ^ pool[j].address) & prefix_mask(len)) == 0)
-        return make_error("nat: pool prefixes " + ip_string(pool[i].address) + " and " +
-                          ip_string(pool[j].address) + " overlap");
+  uint64_t total = family == NatFamily::kIpv6 ? pool_size() : 0;
+  if (family == NatFamily::kIpv4) {
+    for (const auto& p : pool) {
+      if (p.len > 32)
+        return make_error("nat: pool prefix length " + std::to_string(p.len) + " > 32");
+      if (p.len < 16)
+        return make_error("nat: pool prefix /" + std::to_string(p.len) +
+                          " is larger than /16; split it or use fewer addresses");
+      if ((p.address & ~prefix_mask(p.len)) != 0)
+        return make_error("nat: pool prefix " + ip_string(p.address) + "/" + std::to_string(p.len) +
+                          " has host bits set");
+      total += prefix_size(p);
     }
+    for (size_t i = 0; i < pool.size(); ++i)
+      for (size_t j = i + 1; j < pool.size(); ++j) {
+        const uint8_t len = std::min(pool[i].len, pool[j].len);
+        if (((pool[i].address ^ pool[j].address) & prefix_mask(len)) == 0)
+          return make_error("nat: pool prefixes " + ip_string(pool[i].address) + " and " +
+                            ip_string(pool[j].address) + " overlap");
+      }
+  }
   if (total > (1u << 16)) return make_error("nat: pool larger than 65536 addresses");
   if (port_min == 0 || port_min > port_max)
     return make_error("nat: port range " + std::to_string(port_min) + "-" +
@@ -76,13 +146,22 @@ Status NatConfig::validate() const {
       return make_error("nat: max_blocks_per_subscriber must be 1.." +
                         std::to_string(kMaxBlocksPerSubscriber));
   } else {
-    const Ipv4Prefix& in = deterministic_inside;
-    if (in.len > 32 || in.len < 8)
-      return make_error("nat: deterministic inside prefix must be /8../32");
-    if ((in.address & ~prefix_mask(in.len)) != 0)
-      return make_error("nat: deterministic inside prefix has host bits set");
+    const std::string who = family == NatFamily::kIpv6 ? "nat66" : "nat";
+    if (family == NatFamily::kIpv6) {
+      const Ipv6Prefix& in = deterministic_inside6;
+      if (in.len > 128 || in.len < 104)
+        return make_error("nat66: deterministic inside prefix must be /104../128");
+      if ((as_number(in.address) & ~prefix_mask6(in.len)) != 0)
+        return make_error("nat66: deterministic inside prefix has host bits set");
+    } else {
+      const Ipv4Prefix& in = deterministic_inside;
+      if (in.len > 32 || in.len < 8)
+        return make_error("nat: deterministic inside prefix must be /8../32");
+      if ((in.address & ~prefix_mask(in.len)) != 0)
+        return make_error("nat: deterministic inside prefix has host bits set");
+    }
     if (det_ports_per_subscriber() == 0)
-      return make_error("nat: deterministic ratio impossible: " +
+      return make_error(who + ": deterministic ratio impossible: " +
                         std::to_string(det_subscribers()) + " subscribers over " +
                         std::to_string(total) + " addresses leaves fewer than 1 port each in a " +
                         std::to_string(slice_size()) + "-port worker slice");
@@ -94,6 +173,10 @@ Status NatConfig::validate() const {
 
 uint32_t NatConfig::pool_size() const noexcept {
   uint64_t n = 0;
+  if (family == NatFamily::kIpv6) {
+    for (const auto& p : pool6) n += prefix_size6(p);
+    return static_cast<uint32_t>(n);
+  }
   for (const auto& p : pool) n += prefix_size(p);
   return static_cast<uint32_t>(n);
 }
@@ -115,12 +198,44 @@ uint32_t NatConfig::address_index(uint32_t ip) const noexcept {
   return kNone;
 }
 
+Ipv6Address NatConfig::address6(uint32_t i) const noexcept {
+  for (const auto& p : pool6) {
+    if (i < prefix_size6(p)) return p.address.plus(i);
+    i -= static_cast<uint32_t>(prefix_size6(p));
+  }
+  return {};
+}
+
+uint32_t NatConfig::address_index6(const Ipv6Address& ip) const noexcept {
+  uint32_t base = 0;
+  for (const auto& p : pool6) {
+    // Pool prefixes are /112 or longer: the upper 96 bits match exactly.
+    if (ip.hi == p.address.hi &&
+        static_cast<uint32_t>(ip.lo) == static_cast<uint32_t>(p.address.lo)) {
+      const uint32_t off = ip.low32() - p.address.low32();
+      if (off < prefix_size6(p)) return base + off;
+    }
+    base += static_cast<uint32_t>(prefix_size6(p));
+  }
+  return kNone;
+}
+
 uint32_t NatConfig::paired_address_index(uint32_t subscriber) const noexcept {
   const uint64_t h = hash_words(subscriber, 0x7061697265640000ull, hash_seed);
   return static_cast<uint32_t>(((h >> 32) * pool_size()) >> 32);
 }
 
+uint32_t NatConfig::paired_address_index6(const Ipv6Address& subscriber) const noexcept {
+  const uint64_t h = hash_words(hash_words(subscriber.hi, subscriber.lo, hash_seed),
+                                0x7061697265640000ull, hash_seed);
+  return static_cast<uint32_t>(((h >> 32) * pool_size()) >> 32);
+}
+
 uint32_t NatConfig::det_subscribers() const noexcept {
+  if (family == NatFamily::kIpv6)
+    return static_cast<uint32_t>(std::min<uint64_t>(
+        deterministic_inside6.len >= 96 ? prefix_size6(deterministic_inside6) : uint64_t{1} << 32,
+        1u << 24));
   return static_cast<uint32_t>(std::min<uint64_t>(prefix_size(deterministic_inside), 1u << 24));
 }
 
@@ -139,12 +254,30 @@ bool NatConfig::det_forward(uint32_t subscriber, uint32_t worker, DetRange* out)
   if (((subscriber ^ deterministic_inside.address) & prefix_mask(deterministic_inside.len)) != 0 ||
       i >= det_subscribers())
     return false;
-  const uint32_t ratio = det_ratio();
-  const uint32_t pph = det_ports_per_subscriber();
-  out->public_address = address(i / ratio);
-  out->port_first = static_cast<uint16_t>(slice_first(worker) + (i % ratio) * pph);
-  out->port_last = static_cast<uint16_t>(out->port_first + pph - 1);
+  uint32_t a;
+  det_slot(i, worker, &a, &out->port_first);
+  out->public_address = address(a);
+  out->port_last = static_cast<uint16_t>(out->port_first + det_ports_per_subscriber() - 1);
   return true;
+}
+
+bool NatConfig::det_forward6(const Ipv6Address& subscriber, uint32_t worker,
+                             DetRange* out) const noexcept {
+  const Ipv6Prefix& in = deterministic_inside6;
+  if (((as_number(subscriber) ^ as_number(in.address)) & prefix_mask6(in.len)) != 0) return false;
+  const uint32_t i = subscriber.low32() - in.address.low32();
+  if (i >= det_subscribers()) return false;
+  det_slot(i, worker, &out->public_address, &out->port_first);
+  out->port_last = static_cast<uint16_t>(out->port_first + det_ports_per_subscriber() - 1);
+  return true;
+}
+
+void NatConfig::det_slot(uint32_t i, uint32_t worker, uint32_t* address_index,
+                         uint16_t* port_first) const noexcept {
+  const uint32_t ratio = det_ratio();
+  *address_index = i / ratio;
+  *port_first =
+      static_cast<uint16_t>(slice_first(worker) + (i % ratio) * det_ports_per_subscriber());
 }
 
 bool NatConfig::det_reverse(uint32_t public_address, uint16_t port,

@@ -9,33 +9,39 @@ namespace exitgw::dp::nat {
 
 // ---- timer wheel ------------------------------------------------------------------------------
 
-NatWorker::Link& NatWorker::link(uint32_t i) noexcept {
+template <class F>
+typename NatCore<F>::Link& NatCore<F>::link(uint32_t i) noexcept {
   return i < cap_ ? sessions_[i].wheel : wheel_heads_[i - cap_];
 }
 
-void NatWorker::wheel_unlink(uint32_t s) noexcept {
+template <class F>
+void NatCore<F>::wheel_unlink(uint32_t s) noexcept {
   Link& l = sessions_[s].wheel;
   link(l.prev).next = l.next;
   link(l.next).prev = l.prev;
 }
 
-void NatWorker::wheel_link(uint32_t s, uint32_t head) noexcept {
+template <class F>
+void NatCore<F>::wheel_link(uint32_t s, uint32_t head) noexcept {
   Link& h = link(head);
   sessions_[s].wheel = Link{head, h.next};
   link(h.next).prev = s;
   h.next = s;
 }
 
-uint32_t NatWorker::deadline(uint32_t s) const noexcept {
+template <class F>
+uint32_t NatCore<F>::deadline(uint32_t s) const noexcept {
   return sessions_[s].last_seen + timeout_[sessions_[s].timeout_class];
 }
 
-void NatWorker::wheel_schedule(uint32_t s) noexcept {
+template <class F>
+void NatCore<F>::wheel_schedule(uint32_t s) noexcept {
   const uint32_t d = std::max(deadline(s), wheel_now_);
   wheel_link(s, cap_ + (d & (kWheelSlots - 1)));
 }
 
-uint32_t NatWorker::expire(uint64_t now, uint32_t budget) noexcept {
+template <class F>
+uint32_t NatCore<F>::expire(uint64_t now, uint32_t budget) noexcept {
   const uint32_t now_s = seconds(now);
   const uint32_t due = cap_ + kWheelSlots;
   uint32_t freed = 0;
@@ -67,5 +73,16 @@ uint32_t NatWorker::expire(uint64_t now, uint32_t budget) noexcept {
   }
   return freed;
 }
+
+#define EXITGW_NAT_INSTANTIATE(F)                                    \
+  template NatCore<F>::Link& NatCore<F>::link(uint32_t) noexcept;    \
+  template void NatCore<F>::wheel_unlink(uint32_t) noexcept;         \
+  template void NatCore<F>::wheel_link(uint32_t, uint32_t) noexcept; \
+  template uint32_t NatCore<F>::deadline(uint32_t) const noexcept;   \
+  template void NatCore<F>::wheel_schedule(uint32_t) noexcept;       \
+  template uint32_t NatCore<F>::expire(uint64_t, uint32_t) noexcept;
+EXITGW_NAT_INSTANTIATE(Nat44)
+EXITGW_NAT_INSTANTIATE(Nat66)
+#undef EXITGW_NAT_INSTANTIATE
 
 }  // namespace exitgw::dp::nat

@@ -3,23 +3,25 @@
 
 namespace exitgw::dp::nat {
 
-NatVerdict NatWorker::out(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept {
+template <class F>
+NatVerdict NatCore<F>::out(Header* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept {
   const uint32_t now_s = seconds(now);
   Packet p;
   const bool parsed = parse(ip, len, p, why);
   return out_parsed(p, parsed, now_s, why);
 }
 
-NatVerdict NatWorker::out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept {
+template <class F>
+NatVerdict NatCore<F>::out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept {
   NatVerdict v;
   if (!parsed) [[unlikely]] {
     v = NatVerdict::kDrop;
   } else if (p.non_first) [[unlikely]] {
     v = fragment_follow(p, true, now_s, why);
   } else {
-    const uint32_t src = p.src, dst = p.dst;
-    v = p.proto == 2 && is_error(p.icmp_type) ? icmp_error(p, true, why)
-                                              : translate_out(p, now_s, why);
+    const Address src = p.src, dst = p.dst;
+    v = p.proto == 2 && F::is_error(p.icmp_type) ? icmp_error(p, true, why)
+                                                 : translate_out(p, now_s, why);
     if (p.fragment && v != NatVerdict::kDrop) [[unlikely]]
       fragment_record(p, true, src, dst, v, now_s);
   }
@@ -32,13 +34,14 @@ NatVerdict NatWorker::out_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop
   return v;
 }
 
-NatVerdict NatWorker::translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept {
+template <class F>
+NatVerdict NatCore<F>::translate_out(Packet& p, uint32_t now_s, NatDrop* why) noexcept {
   const uint8_t proto = p.proto;
-  if (proto == 2 && !is_query_request(p.icmp_type)) [[unlikely]] {
+  if (proto == 2 && !F::is_query_request(p.icmp_type)) [[unlikely]] {
     *why = NatDrop::kUnsupportedIcmp;  // a reply to a ping of a subscriber: nothing maps it in
     return NatVerdict::kDrop;
   }
-  const bool hairpin = config_.address_index(p.dst) != kNone;
+  const bool hairpin = F::address_index(config_, p.dst) != kNone;
   if (hairpin && !config_.hairpinning) [[unlikely]] {
     *why = NatDrop::kHairpinUnsupported;
     return NatVerdict::kDrop;
@@ -47,7 +50,7 @@ NatVerdict NatWorker::translate_out(Packet& p, uint32_t now_s, NatDrop* why) noe
   if (m == kNone) [[unlikely]] {
     const uint32_t si = get_subscriber(p.src, now_, why);
     if (si == kNone) return NatVerdict::kDrop;
-    if (!session_admissible(si, config_.address(subs_[si].address_index), now_, why) ||
+    if (!session_admissible(si, F::address(config_, subs_[si].address_index), now_, why) ||
         (m = create_mapping(si, p.src, p.sport, proto, now_, why)) == kNone) {
       maybe_free_subscriber(si);
       return NatVerdict::kDrop;
@@ -75,9 +78,21 @@ NatVerdict NatWorker::translate_out(Packet& p, uint32_t now_s, NatDrop* why) noe
                                                           : NatVerdict::kHairpin;
 }
 
-void NatWorker::out_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
-                          NatVerdict* verdicts, NatDrop* why) noexcept {
+template <class F>
+void NatCore<F>::out_burst(Header* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+                           NatVerdict* verdicts, NatDrop* why) noexcept {
   burst<true>(ips, lens, n, now, verdicts, why);
 }
+
+#define EXITGW_NAT_INSTANTIATE(F)                                                                  \
+  template NatVerdict NatCore<F>::out(F::Header*, uint32_t, uint64_t, NatDrop*) noexcept;          \
+  template NatVerdict NatCore<F>::out_parsed(NatCore<F>::Packet&, bool, uint32_t,                  \
+                                             NatDrop*) noexcept;                                   \
+  template NatVerdict NatCore<F>::translate_out(NatCore<F>::Packet&, uint32_t, NatDrop*) noexcept; \
+  template void NatCore<F>::out_burst(F::Header* const*, const uint32_t*, uint16_t, uint64_t,      \
+                                      NatVerdict*, NatDrop*) noexcept;
+EXITGW_NAT_INSTANTIATE(Nat44)
+EXITGW_NAT_INSTANTIATE(Nat66)
+#undef EXITGW_NAT_INSTANTIATE
 
 }  // namespace exitgw::dp::nat

@@ -1,7 +1,8 @@
 // Shared by NatWorker's source files only (nat_worker.cc, nat_alloc.cc, nat_expiry.cc,
 // nat_in2out.cc, nat_out2in.cc, nat_icmp_error.cc, nat_fragments.cc): protocol constants,
-// unaligned loads, the incremental rewrite, the table records, and the small lookups every
-// path calls, defined inline so that splitting the paths across files costs no call.
+// the table records, the per-family parse, and the small lookups every path calls, defined
+// inline so that splitting the paths across files costs no call. Each source file defines its
+// NatCore<F> members for any family and instantiates them for Nat44 and Nat66 at its end.
 #pragma once
 
 #include <rte_byteorder.h>
@@ -9,62 +10,26 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/ipv6_walk.h"
 #include "dataplane/nat/checksum.h"
 #include "dataplane/nat/nat_worker.h"
 
 namespace exitgw::dp::nat {
 
-constexpr uint8_t kIpProtoIcmp = 1, kIpProtoTcp = 6, kIpProtoUdp = 17;
-constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8,
-                  kIcmpTimeExceeded = 11, kIcmpParameterProblem = 12, kIcmpTimestamp = 13,
-                  kIcmpTimestampReply = 14;
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04;
 constexpr uint8_t kSynOut = 1, kSynIn = 2, kFinOut = 4, kFinIn = 8, kRstSeen = 16;
 constexpr uint8_t kClassUdp = 0, kClassTcpEstablished = 1, kClassTcpTransitory = 2, kClassIcmp = 3;
 constexpr uint8_t kLimitReported = 1, kPortLimitReported = 2, kSubscriberInUse = 4;
 constexpr unsigned kAdfScanLimit = 32;  // sessions of one mapping searched for an address
 
-// Unaligned raw (network order) loads and stores: packets may sit at any offset.
-inline uint16_t ld16(const uint8_t* p) noexcept {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline void st16(uint8_t* p, uint16_t v) noexcept {
-  std::memcpy(p, &v, 2);
-}
-inline uint32_t ld32(const uint8_t* p) noexcept {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline void st32(uint8_t* p, uint32_t v) noexcept {
-  std::memcpy(p, &v, 4);
-}
-inline uint16_t be16(const uint8_t* p) noexcept {
-  return rte_be_to_cpu_16(ld16(p));
-}
-inline uint32_t be32(const uint8_t* p) noexcept {
-  return rte_be_to_cpu_32(ld32(p));
-}
-
-inline bool is_query_request(uint8_t type) {
-  return type == kIcmpEchoRequest || type == kIcmpTimestamp;
-}
-inline bool is_query_reply(uint8_t type) {
-  return type == kIcmpEchoReply || type == kIcmpTimestampReply;
-}
-inline bool is_error(uint8_t type) {
-  return type == kIcmpUnreachable || type == kIcmpTimeExceeded || type == kIcmpParameterProblem;
-}
-
+template <class F>
 inline int8_t proto_index(uint8_t ip_proto) {
   switch (ip_proto) {
     case kIpProtoTcp:
       return 0;
     case kIpProtoUdp:
       return 1;
-    case kIpProtoIcmp:
+    case F::kIpProtoIcmp:
       return 2;
     default:
       return -1;
@@ -76,38 +41,12 @@ constexpr unsigned kSrcPortOffset[3] = {0, 0, 4};
 constexpr unsigned kDstPortOffset[3] = {2, 2, 4};
 constexpr unsigned kCsumOffset[3] = {16, 6, 2};
 
-// Rewrites an address at `addr` (and its L4 port/id at `port`, if given) and fixes the IP
-// header checksum at `ip_csum` and the L4 checksum at `l4_csum` (if given; for TCP/UDP the
-// pseudo-header includes the address, for ICMP it does not).
-inline void rewrite(uint8_t* addr, uint32_t new_addr_host, uint8_t* ip_csum, uint8_t* port,
-                    uint16_t new_port_host, uint8_t* l4_csum, uint8_t proto) noexcept {
-  const uint32_t old_a = ld32(addr), new_a = rte_cpu_to_be_32(new_addr_host);
-  st16(ip_csum, csum_replace32(ld16(ip_csum), old_a, new_a));
-  st32(addr, new_a);
-  uint16_t old_p = 0, new_p = 0;
-  if (port) {
-    old_p = ld16(port);
-    new_p = rte_cpu_to_be_16(new_port_host);
-    st16(port, new_p);
-  }
-  if (!l4_csum) return;
-  uint16_t c = ld16(l4_csum);
-  if (proto == 1 && c == 0) return;  // UDP without checksum stays without
-  if (proto != 2) c = csum_replace32(c, old_a, new_a);
-  if (port) c = csum_replace16(c, old_p, new_p);
-  if (proto == 1) c = udp_csum_fixup(c);
-  st16(l4_csum, c);
-}
-
-inline uint64_t inside_key(uint32_t ip, uint16_t port, uint8_t proto) {
-  return uint64_t{ip} << 32 | uint32_t{port} << 8 | proto;
-}
-
 constexpr uint16_t kStage = 32;  // packets whose lookups are staged together
 
-struct NatWorker::Session {
+template <class F>
+struct NatCore<F>::Session {
   uint32_t mapping;
-  uint32_t remote;
+  Address remote;
   uint16_t remote_port;
   uint8_t tcp_state;
   uint8_t timeout_class;
@@ -116,8 +55,9 @@ struct NatWorker::Session {
   Link in_mapping;     // the mapping's sessions, newest first; kNone-terminated
 };
 
-struct NatWorker::Mapping {
-  uint32_t sub_ip, pub_ip;
+template <class F>
+struct NatCore<F>::Mapping {
+  Address sub_ip, pub_ip;
   uint16_t sub_port, pub_port;
   uint8_t proto;
   uint8_t pad;
@@ -128,8 +68,9 @@ struct NatWorker::Mapping {
   uint32_t pad2;
 };
 
-struct NatWorker::Subscriber {
-  uint32_t ip;
+template <class F>
+struct NatCore<F>::Subscriber {
+  Address ip;
   uint32_t address_index;
   uint32_t n_sessions;
   uint32_t next_free;
@@ -139,30 +80,33 @@ struct NatWorker::Subscriber {
   uint32_t blocks[kMaxBlocksPerSubscriber];
 };
 
-struct NatWorker::Block {
+template <class F>
+struct NatCore<F>::Block {
   uint32_t owner;  // subscriber index or kNone
   uint32_t used;   // ports in use, all protocols
 };
 
-struct NatWorker::FragEntry {
-  uint32_t src, dst;  // as the fragments arrive
-  uint16_t id;
+template <class F>
+struct NatCore<F>::FragEntry {
+  Address src, dst;  // as the fragments arrive
+  typename F::FragId id;
   uint8_t proto;
   uint8_t outbound;  // 0/1; 0xff = empty
-  uint32_t new_src, new_dst;
+  Address new_src, new_dst;
   uint32_t expires;
   NatVerdict verdict;
-  uint8_t pad[3];
 };
 
-struct NatWorker::Packet {
-  rte_ipv4_hdr* ip;
-  uint8_t* base;          // == ip
-  uint8_t* l4;            // null for non-first fragments
-  uint32_t l4_len;        // bytes of L4 header and payload in this packet
-  uint32_t src, dst;      // host order
-  uint16_t sport, dport;  // host order; ICMP query: both are the identifier
-  uint8_t proto;          // NatProto
+template <class F>
+struct NatCore<F>::Packet {
+  Header* ip;
+  uint8_t* base;               // == ip
+  uint8_t* l4;                 // null for non-first fragments
+  uint32_t l4_len;             // bytes of L4 header and payload in this packet
+  Address src, dst;            // IPv4: host order; IPv6: as in the packet
+  typename F::FragId frag_id;  // IPv6 fragments: the Fragment header's id (IPv4 reads the header)
+  uint16_t sport, dport;       // host order; ICMP query: both are the identifier
+  uint8_t proto;               // NatProto
   uint8_t icmp_type;
   uint8_t tcp_flags;
   bool fragment, non_first;
@@ -170,51 +114,59 @@ struct NatWorker::Packet {
 
 // ---- lookups (hot: every packet) --------------------------------------------------------------
 
-inline uint32_t NatWorker::find_mapping_in(uint32_t ip, uint16_t port,
-                                           uint8_t proto) const noexcept {
-  return map_in_.find(hash_words(inside_key(ip, port, proto), 1, seed_), [&](uint32_t m) {
+template <class F>
+inline uint32_t NatCore<F>::find_mapping_in(const Address& ip, uint16_t port,
+                                            uint8_t proto) const noexcept {
+  return map_in_.find(F::key_hash(ip, port, proto, 1, seed_), [&](uint32_t m) {
     const Mapping& x = mappings_[m];
     return x.sub_ip == ip && x.sub_port == port && x.proto == proto;
   });
 }
 
-inline uint32_t NatWorker::find_mapping_out(uint32_t ip, uint16_t port,
-                                            uint8_t proto) const noexcept {
-  return map_out_.find(hash_words(inside_key(ip, port, proto), 2, seed_), [&](uint32_t m) {
+template <class F>
+inline uint32_t NatCore<F>::find_mapping_out(const Address& ip, uint16_t port,
+                                             uint8_t proto) const noexcept {
+  return map_out_.find(F::key_hash(ip, port, proto, 2, seed_), [&](uint32_t m) {
     const Mapping& x = mappings_[m];
     return x.pub_ip == ip && x.pub_port == port && x.proto == proto;
   });
 }
 
-inline uint32_t NatWorker::find_session(uint32_t m, uint32_t remote,
-                                        uint16_t rport) const noexcept {
-  return session_index_.find(hash_words(uint64_t{m} << 32 | remote, rport, seed_), [&](uint32_t s) {
+template <class F>
+inline uint32_t NatCore<F>::find_session(uint32_t m, const Address& remote,
+                                         uint16_t rport) const noexcept {
+  return session_index_.find(F::session_hash(m, remote, rport, seed_), [&](uint32_t s) {
     const Session& x = sessions_[s];
     return x.mapping == m && x.remote == remote && x.remote_port == rport;
   });
 }
 
-inline uint32_t NatWorker::find_subscriber(uint32_t ip) const noexcept {
-  return sub_index_.find(hash_words(ip, 4, seed_), [&](uint32_t i) { return subs_[i].ip == ip; });
+template <class F>
+inline uint32_t NatCore<F>::find_subscriber(const Address& ip) const noexcept {
+  return sub_index_.find(F::subscriber_hash(ip, seed_),
+                         [&](uint32_t i) { return subs_[i].ip == ip; });
 }
 
 // Address-dependent filtering: has this mapping sent to `remote` (any port)? Newest sessions
 // first, at most kAdfScanLimit of them, so an unsolicited flood cannot make this O(sessions);
 // beyond the limit the answer errs on the side of filtering.
-inline bool NatWorker::address_permitted(uint32_t m, uint32_t remote) const noexcept {
+template <class F>
+inline bool NatCore<F>::address_permitted(uint32_t m, const Address& remote) const noexcept {
   uint32_t s = mappings_[m].sessions;
   for (unsigned n = 0; s != kNone && n < kAdfScanLimit; ++n, s = sessions_[s].in_mapping.next)
     if (sessions_[s].remote == remote) return true;
   return false;
 }
 
-inline void NatWorker::touch(uint32_t s, uint32_t now_s) noexcept {
+template <class F>
+inline void NatCore<F>::touch(uint32_t s, uint32_t now_s) noexcept {
   sessions_[s].last_seen = now_s;
 }
 
 // RFC 5382: SYN seen both ways -> established; FIN both ways or RST -> transitory (4 min);
 // a SYN after the close reuses the session for a new connection.
-inline void NatWorker::tcp_update(uint32_t s, uint8_t flags, bool outbound) noexcept {
+template <class F>
+inline void NatCore<F>::tcp_update(uint32_t s, uint8_t flags, bool outbound) noexcept {
   Session& e = sessions_[s];
   uint8_t st = e.tcp_state;
   const bool closed = (st & kRstSeen) || ((st & kFinOut) && (st & kFinIn));
@@ -242,9 +194,47 @@ inline void NatWorker::tcp_update(uint32_t s, uint8_t flags, bool outbound) noex
 
 // ---- parse and rewrite ------------------------------------------------------------------------
 
+// What follows the addresses, common to both families: the protocol and, unless this is a
+// later fragment, the L4 header at `l4` (`l4_len` bytes of it and its payload).
+template <class F, class Packet>
+inline bool parse_l4(Packet& p, int8_t pi, uint8_t* l4, uint32_t l4_len, NatDrop* why) noexcept {
+  p.proto = static_cast<uint8_t>(pi);
+  p.tcp_flags = 0;
+  p.icmp_type = 0;
+  p.sport = p.dport = 0;
+  if (p.non_first) {
+    p.l4 = nullptr;
+    p.l4_len = 0;
+    return true;
+  }
+  p.l4 = l4;
+  p.l4_len = l4_len;
+  static constexpr uint32_t kMinL4[3] = {20, 8, 8};
+  if (l4_len < kMinL4[pi]) [[unlikely]] {
+    *why = NatDrop::kMalformed;
+    return false;
+  }
+  if (pi == 2) {
+    p.icmp_type = l4[0];
+    if (!F::is_query_request(p.icmp_type) && !F::is_query_reply(p.icmp_type) &&
+        !F::is_error(p.icmp_type)) [[unlikely]] {
+      *why = NatDrop::kUnsupportedIcmp;
+      return false;
+    }
+    p.sport = p.dport = be16(l4 + 4);
+  } else {
+    p.sport = be16(l4);
+    p.dport = be16(l4 + 2);
+    if (pi == 0) p.tcp_flags = l4[13];
+  }
+  return true;
+}
+
 // Parses and bounds-checks; every later access stays inside [ip, ip + total_length) and
 // total_length <= len.
-inline bool NatWorker::parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop* why) noexcept {
+template <>
+inline bool NatCore<Nat44>::parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p,
+                                  NatDrop* why) noexcept {
   auto* b = reinterpret_cast<uint8_t*>(ip);
   if (len < 20 || (b[0] >> 4) != 4) [[unlikely]] {
     *why = NatDrop::kMalformed;
@@ -256,7 +246,7 @@ inline bool NatWorker::parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop*
     *why = NatDrop::kMalformed;
     return false;
   }
-  const int8_t pi = proto_index(b[9]);
+  const int8_t pi = proto_index<Nat44>(b[9]);
   if (pi < 0) [[unlikely]] {
     *why = NatDrop::kUnsupportedProtocol;
     return false;
@@ -264,52 +254,70 @@ inline bool NatWorker::parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop*
   const uint16_t frag = be16(b + 6);
   p.ip = ip;
   p.base = b;
-  p.proto = static_cast<uint8_t>(pi);
   p.non_first = (frag & 0x1fff) != 0;
   p.fragment = p.non_first || (frag & 0x2000);
   p.src = be32(b + 12);
   p.dst = be32(b + 16);
-  p.tcp_flags = 0;
-  p.icmp_type = 0;
-  p.sport = p.dport = 0;
-  if (p.non_first) {
-    p.l4 = nullptr;
-    p.l4_len = 0;
-    return true;
-  }
-  p.l4 = b + ihl;
-  p.l4_len = total - ihl;
-  static constexpr uint32_t kMinL4[3] = {20, 8, 8};
-  if (p.l4_len < kMinL4[pi]) [[unlikely]] {
+  return parse_l4<Nat44>(p, pi, b + ihl, total - ihl, why);
+}
+
+// IPv6: the extension-header chain is walked (bounded, ipv6_walk.h) to the upper layer or to
+// the Fragment header of a later fragment. A first fragment that does not carry the whole
+// upper-layer header (RFC 7112) has no ports to translate by: its own drop reason.
+template <>
+inline bool NatCore<Nat66>::parse(rte_ipv6_hdr* ip, uint32_t len, Packet& p,
+                                  NatDrop* why) noexcept {
+  auto* b = reinterpret_cast<uint8_t*>(ip);
+  if (len < 40 || (b[0] >> 4) != 6) [[unlikely]] {
     *why = NatDrop::kMalformed;
     return false;
   }
-  if (pi == 2) {
-    p.icmp_type = p.l4[0];
-    if (!is_query_request(p.icmp_type) && !is_query_reply(p.icmp_type) && !is_error(p.icmp_type))
-        [[unlikely]] {
-      *why = NatDrop::kUnsupportedIcmp;
+  const uint32_t payload = be16(b + 4);
+  if (40 + payload > len) [[unlikely]] {
+    *why = NatDrop::kMalformed;
+    return false;
+  }
+  uint32_t l4_off = 40;
+  uint8_t nh = b[6];
+  p.fragment = p.non_first = false;
+  if (nh != kIpProtoTcp && nh != kIpProtoUdp && nh != Nat66::kIpProtoIcmp) [[unlikely]] {
+    Ipv6Layers layers;
+    const DropReason r = ipv6_walk(ip, payload, layers);
+    if (r != DropReason::kCount) {
+      *why = r == DropReason::kIpv6FragmentNoUpperHeader ? NatDrop::kFragmentNoUpperHeader
+                                                         : NatDrop::kMalformed;
       return false;
     }
-    p.sport = p.dport = be16(p.l4 + 4);
-  } else {
-    p.sport = be16(p.l4);
-    p.dport = be16(p.l4 + 2);
-    if (pi == 0) p.tcp_flags = p.l4[13];
+    nh = layers.proto;
+    l4_off = layers.l4_offset;
+    p.fragment = layers.fragment;
+    p.non_first = (layers.frag_field & 0xfff8) != 0;
+    p.frag_id = layers.frag_id;
   }
-  return true;
+  const int8_t pi = proto_index<Nat66>(nh);
+  if (pi < 0) [[unlikely]] {
+    *why = NatDrop::kUnsupportedProtocol;
+    return false;
+  }
+  p.ip = ip;
+  p.base = b;
+  p.src = Ipv6Address::from_bytes(b + 8);
+  p.dst = Ipv6Address::from_bytes(b + 24);
+  return parse_l4<Nat66>(p, pi, b + l4_off, 40 + payload - l4_off, why);
 }
 
-inline void NatWorker::rewrite_src(Packet& p, uint32_t ip, uint16_t port) noexcept {
-  rewrite(p.base + 12, ip, p.base + 10, p.l4 ? p.l4 + kSrcPortOffset[p.proto] : nullptr, port,
-          p.l4 ? p.l4 + kCsumOffset[p.proto] : nullptr, p.proto);
+template <class F>
+inline void NatCore<F>::rewrite_src(Packet& p, const Address& ip, uint16_t port) noexcept {
+  F::rewrite_address(p.base, F::kSrcOffset, ip, p.l4 ? p.l4 + kSrcPortOffset[p.proto] : nullptr,
+                     port, p.l4 ? p.l4 + kCsumOffset[p.proto] : nullptr, p.proto);
   p.src = ip;
   p.sport = port;
 }
 
-inline void NatWorker::rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept {
-  rewrite(p.base + 16, ip, p.base + 10, p.l4 ? p.l4 + kDstPortOffset[p.proto] : nullptr, port,
-          p.l4 ? p.l4 + kCsumOffset[p.proto] : nullptr, p.proto);
+template <class F>
+inline void NatCore<F>::rewrite_dst(Packet& p, const Address& ip, uint16_t port) noexcept {
+  F::rewrite_address(p.base, F::kDstOffset, ip, p.l4 ? p.l4 + kDstPortOffset[p.proto] : nullptr,
+                     port, p.l4 ? p.l4 + kCsumOffset[p.proto] : nullptr, p.proto);
   p.dst = ip;
   p.dport = port;
 }
@@ -320,17 +328,18 @@ inline void NatWorker::rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexce
 // that guessed wrong (a tag collision, a table change by an earlier packet) costs a miss,
 // never a wrong verdict. The chain: key hash -> bucket -> candidate mapping -> session
 // hash -> bucket -> candidate session, one step for the whole burst at a time.
+template <class F>
 template <bool kOutbound>
-inline void NatWorker::prefetch_lookups(const Packet* p, const bool* parsed,
-                                        uint16_t n) const noexcept {
+inline void NatCore<F>::prefetch_lookups(const Packet* p, const bool* parsed,
+                                         uint16_t n) const noexcept {
   uint64_t h[kStage];
   bool go[kStage];
   for (uint16_t i = 0; i < n; ++i) {
     // ICMP errors and later fragments take other paths: no session lookup to warm.
-    go[i] = parsed[i] && !p[i].non_first && !(p[i].proto == 2 && is_error(p[i].icmp_type));
+    go[i] = parsed[i] && !p[i].non_first && !(p[i].proto == 2 && F::is_error(p[i].icmp_type));
     if (!go[i]) continue;
-    h[i] = kOutbound ? hash_words(inside_key(p[i].src, p[i].sport, p[i].proto), 1, seed_)
-                     : hash_words(inside_key(p[i].dst, p[i].dport, p[i].proto), 2, seed_);
+    h[i] = kOutbound ? F::key_hash(p[i].src, p[i].sport, p[i].proto, 1, seed_)
+                     : F::key_hash(p[i].dst, p[i].dport, p[i].proto, 2, seed_);
     (kOutbound ? map_in_ : map_out_).prefetch(h[i]);
   }
   uint32_t m[kStage];
@@ -347,9 +356,9 @@ inline void NatWorker::prefetch_lookups(const Packet* p, const bool* parsed,
       go[i] = false;
       continue;
     }
-    const uint32_t remote = kOutbound ? p[i].dst : p[i].src;
+    const Address& remote = kOutbound ? p[i].dst : p[i].src;
     const uint16_t rport = p[i].proto == 2 ? 0 : kOutbound ? p[i].dport : p[i].sport;
-    h[i] = hash_words(uint64_t{m[i]} << 32 | remote, rport, seed_);
+    h[i] = F::session_hash(m[i], remote, rport, seed_);
     session_index_.prefetch(h[i]);
   }
   for (uint16_t i = 0; i < n; ++i) {
@@ -361,9 +370,10 @@ inline void NatWorker::prefetch_lookups(const Packet* p, const bool* parsed,
 
 // One burst loop for both directions: parse a stage of packets (prefetching a few ahead),
 // warm their lookups together, then translate each in order.
+template <class F>
 template <bool kOutbound>
-inline void NatWorker::burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n,
-                             uint64_t now, NatVerdict* verdicts, NatDrop* why) noexcept {
+inline void NatCore<F>::burst(Header* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+                              NatVerdict* verdicts, NatDrop* why) noexcept {
   const uint32_t now_s = seconds(now);
   Packet p[kStage];
   bool parsed[kStage];

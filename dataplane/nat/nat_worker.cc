@@ -1,10 +1,11 @@
-// NatWorker: its tables, construction, inspection, events and subscriber removal. The
-// translation paths are nat_in2out.cc and nat_out2in.cc; allocation is nat_alloc.cc.
+// NatCore (NAT44 and NAT66): its tables, construction, inspection, events and subscriber removal.
+// The translation paths are nat_in2out.cc and nat_out2in.cc; allocation is nat_alloc.cc.
 //
 // Tables (all allocated in the constructor, sized from max_sessions; nothing per packet):
-//  - Session (32 B): one per (mapping, remote address, remote port); TCP state, last-seen
-//    second, wheel links, links in its mapping's list.
-//  - Mapping (32 B): one per (subscriber address, port, protocol) -> (public address, port):
+//  - Session (NAT44 32 B, NAT66 48 B): one per (mapping, remote address, remote port); TCP
+//    state, last-seen second, wheel links, links in its mapping's list.
+//  - Mapping (NAT44 32 B, NAT66 56 B): one per (subscriber address, port, protocol) -> (public
+//  address, port):
 //    endpoint-independent mapping (RFC 4787 REQ-1). Lives while it has sessions.
 //  - Three BucketIndex hashes (~11.4 B per entry each): mapping by inside key, mapping by
 //    outside key, session by (mapping, remote). A packet costs two lookups either way.
@@ -14,7 +15,8 @@
 
 namespace exitgw::dp::nat {
 
-NatWorker::NatWorker(const NatConfig& config, unsigned worker_index, NatEventRing* events)
+template <class F>
+NatCore<F>::NatCore(const NatConfig& config, unsigned worker_index, NatEventRing* events)
     : config_(config),
       worker_(worker_index),
       events_(events),
@@ -43,8 +45,12 @@ NatWorker::NatWorker(const NatConfig& config, unsigned worker_index, NatEventRin
       session_index_(cap_),
       sub_index_(sub_cap_),
       wheel_heads_(new Link[kWheelSlots + 1]) {
-  // The memory budget (<128 B per session at 1M) relies on these.
-  static_assert(sizeof(Session) == 32 && sizeof(Mapping) == 32 && sizeof(FragEntry) == 28);
+  // The NAT44 memory budget (<128 B per session at 1M) relies on these; NAT66 records carry
+  // three 16-byte addresses where NAT44 has three 4-byte ones.
+  if constexpr (F::kFamily == NatFamily::kIpv4)
+    static_assert(sizeof(Session) == 32 && sizeof(Mapping) == 32 && sizeof(FragEntry) == 28);
+  else
+    static_assert(sizeof(Session) == 48 && sizeof(Mapping) == 56 && sizeof(FragEntry) == 80);
   counters_.blocks_by_address.reset(new Gauge[n_addresses_]);
   for (uint32_t i = 0; i < cap_; ++i) {
     sessions_[i].wheel.next = i + 1 < cap_ ? i + 1 : kNone;
@@ -81,9 +87,11 @@ NatWorker::NatWorker(const NatConfig& config, unsigned worker_index, NatEventRin
   for (uint32_t i = 0; i <= kWheelSlots; ++i) wheel_heads_[i] = Link{cap_ + i, cap_ + i};
 }
 
-NatWorker::~NatWorker() = default;
+template <class F>
+NatCore<F>::~NatCore() = default;
 
-size_t NatWorker::memory_bytes() const noexcept {
+template <class F>
+size_t NatCore<F>::memory_bytes() const noexcept {
   const uint64_t n_blocks = uint64_t{n_addresses_} * blocks_per_slice_;
   return sizeof(*this) + sizeof(Session) * cap_ + sizeof(Mapping) * cap_ +
          sizeof(Subscriber) * sub_cap_ + sizeof(Block) * n_blocks +
@@ -94,7 +102,8 @@ size_t NatWorker::memory_bytes() const noexcept {
          sizeof(Gauge) * n_addresses_;
 }
 
-uint32_t NatWorker::seconds(uint64_t now) noexcept {
+template <class F>
+uint32_t NatCore<F>::seconds(uint64_t now) noexcept {
   now_ = now;
   if (!started_) [[unlikely]] {
     started_ = true;
@@ -111,33 +120,36 @@ uint32_t NatWorker::seconds(uint64_t now) noexcept {
 
 // ---- inspection (control, tests) ----------------------------------------------------------
 
-std::optional<NatWorker::Translation> NatWorker::find_mapping(uint32_t sub, uint16_t port,
-                                                              NatProto proto) const noexcept {
+template <class F>
+std::optional<typename NatCore<F>::Translation> NatCore<F>::find_mapping(
+    const Address& sub, uint16_t port, NatProto proto) const noexcept {
   const uint32_t m = find_mapping_in(sub, port, static_cast<uint8_t>(proto));
   if (m == kNone) return std::nullopt;
   return Translation{mappings_[m].pub_ip, mappings_[m].pub_port};
 }
 
-bool NatWorker::has_session(uint32_t sub, uint16_t port, NatProto proto, uint32_t remote,
-                            uint16_t rport) const noexcept {
+template <class F>
+bool NatCore<F>::has_session(const Address& sub, uint16_t port, NatProto proto,
+                             const Address& remote, uint16_t rport) const noexcept {
   const uint32_t m = find_mapping_in(sub, port, static_cast<uint8_t>(proto));
   return m != kNone && find_session(m, remote, rport) != kNone;
 }
 
-uint32_t NatWorker::subscriber_blocks(uint32_t ip) const noexcept {
+template <class F>
+uint32_t NatCore<F>::subscriber_blocks(const Address& ip) const noexcept {
   const uint32_t i = find_subscriber(ip);
   return i == kNone ? 0 : subs_[i].n_blocks;
 }
 
 // ---- events and counters ----------------------------------------------------------------------
 
-void NatWorker::event(NatEventType type, uint32_t sub_ip, uint32_t pub_ip, uint16_t first,
-                      uint16_t last, uint64_t now) noexcept {
+template <class F>
+void NatCore<F>::event(NatEventType type, const Address& sub_ip, const Address& pub_ip,
+                       uint16_t first, uint16_t last, uint64_t now) noexcept {
   if (!events_) return;
   NatEvent e{};
   e.time = now;
-  e.subscriber = sub_ip;
-  e.public_address = pub_ip;
+  F::event_addresses(e, sub_ip, pub_ip);
   e.port_first = first;
   e.port_last = last;
   e.type = type;
@@ -146,7 +158,8 @@ void NatWorker::event(NatEventType type, uint32_t sub_ip, uint32_t pub_ip, uint1
     counters_.events_lost.add();
 }
 
-void NatWorker::count_session(uint8_t proto, uint8_t cls, int64_t delta) noexcept {
+template <class F>
+void NatCore<F>::count_session(uint8_t proto, uint8_t cls, int64_t delta) noexcept {
   if (proto == 0)
     (cls == kClassTcpEstablished ? counters_.sessions_tcp_established
                                  : counters_.sessions_tcp_transitory)
@@ -160,9 +173,10 @@ void NatWorker::count_session(uint8_t proto, uint8_t cls, int64_t delta) noexcep
 // ---- removal ----------------------------------------------------------------------------------
 
 // One mapping the subscriber holds (its port bits name the public port), or kNone.
-uint32_t NatWorker::any_mapping_of(uint32_t si) const noexcept {
+template <class F>
+uint32_t NatCore<F>::any_mapping_of(uint32_t si) const noexcept {
   const Subscriber& s = subs_[si];
-  const uint32_t pub_ip = config_.address(s.address_index);
+  const Address pub_ip = F::address(config_, s.address_index);
   // The last word's bits past the block are kept set (never free): not ports.
   const uint64_t tail = block_size_ % 64 ? ~uint64_t{0} << (block_size_ % 64) : 0;
   for (uint32_t i = 0; i < s.n_blocks; ++i) {
@@ -181,8 +195,9 @@ uint32_t NatWorker::any_mapping_of(uint32_t si) const noexcept {
   return kNone;
 }
 
-uint32_t NatWorker::remove_subscriber(uint32_t si) noexcept {
-  const uint32_t ip = subs_[si].ip;
+template <class F>
+uint32_t NatCore<F>::remove_subscriber(uint32_t si) noexcept {
+  const Address ip = subs_[si].ip;
   uint32_t freed = 0;
   // Deleting a mapping's last session deletes the mapping, its port, an emptied block (with
   // its release event) and finally the subscriber: rescan after each mapping.
@@ -197,19 +212,39 @@ uint32_t NatWorker::remove_subscriber(uint32_t si) noexcept {
   return freed;
 }
 
-uint32_t NatWorker::remove_subscribers(uint32_t prefix, uint8_t len) noexcept {
-  const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - std::min<uint8_t>(len, 32));
+template <class F>
+uint32_t NatCore<F>::remove_subscribers(const Address& prefix, uint8_t len) noexcept {
   uint32_t freed = 0;
-  if (len >= 32) {
+  if (len >= F::kBits) {
     const uint32_t si = find_subscriber(prefix);
     if (si != kNone) freed = remove_subscriber(si);
   } else {
     for (uint32_t si = 0; si < sub_cap_; ++si)
-      if ((subs_[si].flags & kSubscriberInUse) && (subs_[si].ip & mask) == (prefix & mask))
+      if ((subs_[si].flags & kSubscriberInUse) && F::in_prefix(subs_[si].ip, prefix, len))
         freed += remove_subscriber(si);
   }
   counters_.sessions_removed.add(freed);
   return freed;
 }
+
+#define EXITGW_NAT_INSTANTIATE(F)                                                                 \
+  template NatCore<F>::NatCore(const NatConfig&, unsigned, NatEventRing*);                        \
+  template NatCore<F>::~NatCore();                                                                \
+  template size_t NatCore<F>::memory_bytes() const noexcept;                                      \
+  template uint32_t NatCore<F>::seconds(uint64_t) noexcept;                                       \
+  template std::optional<NatCore<F>::Translation> NatCore<F>::find_mapping(                       \
+      const F::Address&, uint16_t, NatProto) const noexcept;                                      \
+  template bool NatCore<F>::has_session(const F::Address&, uint16_t, NatProto, const F::Address&, \
+                                        uint16_t) const noexcept;                                 \
+  template uint32_t NatCore<F>::subscriber_blocks(const F::Address&) const noexcept;              \
+  template void NatCore<F>::event(NatEventType, const F::Address&, const F::Address&, uint16_t,   \
+                                  uint16_t, uint64_t) noexcept;                                   \
+  template void NatCore<F>::count_session(uint8_t, uint8_t, int64_t) noexcept;                    \
+  template uint32_t NatCore<F>::any_mapping_of(uint32_t) const noexcept;                          \
+  template uint32_t NatCore<F>::remove_subscriber(uint32_t) noexcept;                             \
+  template uint32_t NatCore<F>::remove_subscribers(const F::Address&, uint8_t) noexcept;
+EXITGW_NAT_INSTANTIATE(Nat44)
+EXITGW_NAT_INSTANTIATE(Nat66)
+#undef EXITGW_NAT_INSTANTIATE
 
 }  // namespace exitgw::dp::nat

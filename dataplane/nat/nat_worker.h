@@ -1,8 +1,9 @@
-// One worker's NAT44: endpoint-independent mapping, paired pooling, port blocks (or RFC 7422
-// deterministic ranges), filtering, TCP state, ICMP query/error translation, fragments,
+// One worker's NAT44 or NAT66 (one core, NatCore<Family>; nat_family.h says what differs):
+// endpoint-independent mapping, paired pooling, port blocks (or RFC 7422 deterministic
+// ranges), filtering, TCP state, ICMP/ICMPv6 query and error translation, fragments,
 // hairpinning and budgeted expiry, over tables allocated once at construction.
 //
-// Ownership: a NatWorker is used by exactly one lcore (the one that owns its port slice);
+// Ownership: a NatCore is used by exactly one lcore (the one that owns its port slice);
 // nothing in it is shared except the counters (read by control) and the event ring (drained
 // by its consumer). It needs no EAL: only DPDK's header structs and inline helpers.
 #pragma once
@@ -16,6 +17,7 @@
 #include "dataplane/nat/bucket_index.h"
 #include "dataplane/nat/huge_array.h"
 #include "dataplane/nat/nat_config.h"
+#include "dataplane/nat/nat_family.h"
 #include "common/nat_types.h"
 
 namespace exitgw::dp::nat {
@@ -26,27 +28,33 @@ enum class NatProto : uint8_t { kTcp = 0, kUdp = 1, kIcmp = 2, kCount = 3 };
 // destination port, ICMP identifier, or (ICMP error) embedded source port. kNone when the
 // packet carries none (non-first fragments: see the note in nat_fragments.cc).
 uint32_t inbound_owner(const NatConfig& config, const rte_ipv4_hdr* ip, uint32_t len) noexcept;
+uint32_t inbound_owner(const NatConfig& config, const rte_ipv6_hdr* ip, uint32_t len) noexcept;
 
-class NatWorker {
+template <class F>
+class NatCore {
  public:
-  // `config` must have passed validate(); `events` may be null (events are then only counted).
-  NatWorker(const NatConfig& config, unsigned worker_index, NatEventRing* events = nullptr);
-  ~NatWorker();
-  NatWorker(const NatWorker&) = delete;
-  NatWorker& operator=(const NatWorker&) = delete;
+  using Address = typename F::Address;
+  using Header = typename F::Header;
 
-  // Subscriber -> internet. `ip` points at a contiguous IPv4 packet of `len` buffer bytes;
-  // `now` is in config ticks and must not go backwards. On kDrop, *why says why.
-  NatVerdict out(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
+  // `config` must have passed validate() (NAT66: family kIpv6); `events` may be null (events
+  // are then only counted).
+  NatCore(const NatConfig& config, unsigned worker_index, NatEventRing* events = nullptr);
+  ~NatCore();
+  NatCore(const NatCore&) = delete;
+  NatCore& operator=(const NatCore&) = delete;
+
+  // Subscriber -> internet. `ip` points at a contiguous IPv4 (IPv6) packet of `len` buffer
+  // bytes; `now` is in config ticks and must not go backwards. On kDrop, *why says why.
+  NatVerdict out(Header* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
   // Internet (or a hairpin hand-off) -> subscriber.
-  NatVerdict in(rte_ipv4_hdr* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
+  NatVerdict in(Header* ip, uint32_t len, uint64_t now, NatDrop* why) noexcept;
 
   // Bursts: the same verdicts and rewrites as out()/in() packet by packet, in order; the
   // lookups are staged across the burst (parse and hash all, prefetch the buckets, then the
   // records they point to) so each packet's chain of cache misses overlaps the others'.
-  void out_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+  void out_burst(Header* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
                  NatVerdict* verdicts, NatDrop* why) noexcept;
-  void in_burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+  void in_burst(Header* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
                 NatVerdict* verdicts, NatDrop* why) noexcept;
 
   // Frees at most `budget` expired sessions (and what they alone held: mappings, ports,
@@ -56,18 +64,18 @@ class NatWorker {
   // Deletes every session, mapping, port and block of the subscribers in prefix/len (a peer
   // that was removed), with block-release events; returns the sessions freed. A /32 costs one
   // lookup and the subscriber's sessions; a wider prefix scans every subscriber slot.
-  uint32_t remove_subscribers(uint32_t prefix, uint8_t len) noexcept;
+  uint32_t remove_subscribers(const Address& prefix, uint8_t len) noexcept;
 
   // ---- inspection (control, tests) ----
   struct Translation {
-    uint32_t public_address;
+    Address public_address;
     uint16_t public_port;
   };
-  std::optional<Translation> find_mapping(uint32_t subscriber, uint16_t port,
+  std::optional<Translation> find_mapping(const Address& subscriber, uint16_t port,
                                           NatProto proto) const noexcept;
-  bool has_session(uint32_t subscriber, uint16_t port, NatProto proto, uint32_t remote,
+  bool has_session(const Address& subscriber, uint16_t port, NatProto proto, const Address& remote,
                    uint16_t remote_port) const noexcept;
-  uint32_t subscriber_blocks(uint32_t subscriber) const noexcept;
+  uint32_t subscriber_blocks(const Address& subscriber) const noexcept;
   uint32_t sessions() const noexcept { return n_sessions_; }
   uint32_t mappings() const noexcept { return n_mappings_; }
   uint32_t subscribers() const noexcept { return n_subscribers_; }
@@ -91,7 +99,7 @@ class NatWorker {
   NatVerdict in_parsed(Packet& p, bool parsed, uint32_t now_s, NatDrop* why) noexcept;
   // The burst loop of out_burst() and in_burst(), and its lookup warming (nat_internal.h).
   template <bool kOutbound>
-  void burst(rte_ipv4_hdr* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
+  void burst(Header* const* ips, const uint32_t* lens, uint16_t n, uint64_t now,
              NatVerdict* verdicts, NatDrop* why) noexcept;
   template <bool kOutbound>
   void prefetch_lookups(const Packet* p, const bool* parsed, uint16_t n) const noexcept;
@@ -99,32 +107,33 @@ class NatWorker {
   NatVerdict translate_in(Packet& p, uint32_t now_s, NatDrop* why) noexcept;
   NatVerdict icmp_error(Packet& p, bool outbound, NatDrop* why) noexcept;
   NatVerdict fragment_follow(Packet& p, bool outbound, uint32_t now_s, NatDrop* why) noexcept;
-  void fragment_record(const Packet& p, bool outbound, uint32_t orig_src, uint32_t orig_dst,
-                       NatVerdict v, uint32_t now_s) noexcept;
+  void fragment_record(const Packet& p, bool outbound, const Address& orig_src,
+                       const Address& orig_dst, NatVerdict v, uint32_t now_s) noexcept;
 
   uint32_t seconds(uint64_t now) noexcept;
-  inline uint32_t find_mapping_in(uint32_t sub_ip, uint16_t sub_port, uint8_t proto) const noexcept;
-  inline uint32_t find_mapping_out(uint32_t pub_ip, uint16_t pub_port,
+  inline uint32_t find_mapping_in(const Address& sub_ip, uint16_t sub_port,
+                                  uint8_t proto) const noexcept;
+  inline uint32_t find_mapping_out(const Address& pub_ip, uint16_t pub_port,
                                    uint8_t proto) const noexcept;
-  inline uint32_t find_session(uint32_t mapping, uint32_t remote,
+  inline uint32_t find_session(uint32_t mapping, const Address& remote,
                                uint16_t remote_port) const noexcept;
-  inline uint32_t find_subscriber(uint32_t ip) const noexcept;
-  inline bool address_permitted(uint32_t mapping, uint32_t remote) const noexcept;
+  inline uint32_t find_subscriber(const Address& ip) const noexcept;
+  inline bool address_permitted(uint32_t mapping, const Address& remote) const noexcept;
 
-  uint32_t get_subscriber(uint32_t ip, uint64_t now, NatDrop* why) noexcept;
-  uint32_t create_mapping(uint32_t sub, uint32_t sub_ip, uint16_t sub_port, uint8_t proto,
+  uint32_t get_subscriber(const Address& ip, uint64_t now, NatDrop* why) noexcept;
+  uint32_t create_mapping(uint32_t sub, const Address& sub_ip, uint16_t sub_port, uint8_t proto,
                           uint64_t now, NatDrop* why) noexcept;
-  uint32_t create_session(uint32_t mapping, uint32_t remote, uint16_t remote_port, uint32_t now_s,
-                          uint64_t now, NatDrop* why) noexcept;
+  uint32_t create_session(uint32_t mapping, const Address& remote, uint16_t remote_port,
+                          uint32_t now_s, uint64_t now, NatDrop* why) noexcept;
   void delete_session(uint32_t s) noexcept;
   uint32_t any_mapping_of(uint32_t subscriber) const noexcept;
   uint32_t remove_subscriber(uint32_t subscriber) noexcept;
   void delete_mapping(uint32_t m) noexcept;
   void maybe_free_subscriber(uint32_t sub) noexcept;
-  bool session_admissible(uint32_t sub, uint32_t pub_ip, uint64_t now, NatDrop* why) noexcept;
-  static inline bool parse(rte_ipv4_hdr* ip, uint32_t len, Packet& p, NatDrop* why) noexcept;
-  inline void rewrite_src(Packet& p, uint32_t ip, uint16_t port) noexcept;
-  inline void rewrite_dst(Packet& p, uint32_t ip, uint16_t port) noexcept;
+  bool session_admissible(uint32_t sub, const Address& pub_ip, uint64_t now, NatDrop* why) noexcept;
+  static inline bool parse(Header* ip, uint32_t len, Packet& p, NatDrop* why) noexcept;
+  inline void rewrite_src(Packet& p, const Address& ip, uint16_t port) noexcept;
+  inline void rewrite_dst(Packet& p, const Address& ip, uint16_t port) noexcept;
   uint64_t ticks(uint32_t now_s) const noexcept {
     return epoch_ + uint64_t{now_s} * config_.ticks_per_second;
   }
@@ -137,8 +146,8 @@ class NatWorker {
   inline void touch(uint32_t s, uint32_t now_s) noexcept;
   inline void tcp_update(uint32_t s, uint8_t tcp_flags, bool outbound) noexcept;
   void count_session(uint8_t proto, uint8_t timeout_class, int64_t delta) noexcept;
-  void event(NatEventType type, uint32_t sub_ip, uint32_t pub_ip, uint16_t first, uint16_t last,
-             uint64_t now) noexcept;
+  void event(NatEventType type, const Address& sub_ip, const Address& pub_ip, uint16_t first,
+             uint16_t last, uint64_t now) noexcept;
 
   // timer wheel
   Link& link(uint32_t i) noexcept;
@@ -183,6 +192,16 @@ class NatWorker {
   uint64_t next_second_tick_ = 0;
   uint32_t now_s_ = 0;
   uint64_t now_ = 0;  // the latest `now` given, for event timestamps
+};
+
+// Classes rather than aliases so that they can be declared ahead (class NatWorker;).
+class NatWorker final : public NatCore<Nat44> {  // NAT44
+ public:
+  using NatCore::NatCore;
+};
+class Nat66Worker final : public NatCore<Nat66> {  // stateful NAT66
+ public:
+  using NatCore::NatCore;
 };
 
 }  // namespace exitgw::dp::nat

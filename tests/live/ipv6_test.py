@@ -9,17 +9,15 @@ this file's own RFC 6296 arithmetic, not the gateway's).
   /usr/bin/python3 tests/live/ipv6_test.py --exitgw build/control/exitgw [-k NAME]
 """
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA,
-                                ICMPv6NDOptDstLLAddr, ICMPv6PacketTooBig, IPv6)
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6PacketTooBig, IPv6
 from scapy.packet import Raw
 
 import harness
+import ipv6_lab
 import nptv6_ref  # noqa: E402 (tests/support, on the path harness sets)
+from ipv6_lab import INSIDE, INTERNET6, canonical
 
-INSIDE = "fd7a:115c:a1e0::"  # the tailnet's prefix (the --nat_inside6 default)
 POOL6 = "2001:db8:100::"  # --nat_pool6=2001:db8:100::/48
-INTERNET6 = "2001:db8:1::1"
-ROUTER_LL6 = "fe80::2"
 REMOTE6 = "2a00:1450:4001::5"  # an ordinary global unicast destination
 TUNNEL_MTU = 1420
 
@@ -29,48 +27,8 @@ def nptv6(addr):
     return nptv6_ref.nptv6(addr, INSIDE, POOL6)
 
 
-def canonical(p):
-    """Scapy packet -> bytes with every length and checksum computed by scapy."""
-    return bytes(p.__class__(bytes(p)))
-
-
-class Ipv6Case(harness.LabCase):
-    peers = 2
-    flags = ("--internet_addr6=%s/64" % INTERNET6, "--internet_gateway6=" + ROUTER_LL6,
-             "--nat_pool6=%s/48" % POOL6)
-
-    @classmethod
-    def configure(cls, lab):
-        for i, p in enumerate(lab.peers):
-            p.inner_ip6 = "%s%x" % (INSIDE, 0x10 + i)
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        lab = cls.lab
-        # The router answers the gateway's solicitation (it asks every --arp_retry_ms until
-        # then): an advertisement with its MAC, override set.
-        na = (IPv6(src=ROUTER_LL6, dst="ff02::1", hlim=255) /
-              ICMPv6ND_NA(R=1, S=0, O=1, tgt=ROUTER_LL6) / ICMPv6NDOptDstLLAddr(lladdr=lab.inetp_mac))
-        lab.send_internet(bytes(na))
-        lab.wait_metric(lambda m: m.sum("exitgw_ipv6_neighbors") >= 1, 10)
-        for p in lab.peers:
-            p.handshake()
-
-    def outer_ipv6(self, timeout=2.0):
-        """The next IPv6 packet the gateway sent on the internet side (router's MAC), or None;
-        neighbor solicitations skipped."""
-        while True:
-            f = self.lab.recv_outer_internet(timeout)
-            if f is None:
-                return None
-            if f[12:14] != b"\x86\xdd":
-                continue
-            pkt = IPv6(f[14:])
-            if pkt.nh == 58 and bytes(pkt.payload)[:1] == b"\x87":  # NS
-                continue
-            self.assertEqual(f[0:6], harness.mac_bytes(self.lab.inetp_mac), "not to the router")
-            return f[14:]
+class Ipv6Case(ipv6_lab.Ipv6LabCase):
+    flags = ipv6_lab.FLAGS + ("--nat_pool6=%s/48" % POOL6,)
 
     def test_udp_leaves_translated_through_the_router_and_the_reply_returns(self):
         p = self.lab.peers[0]

@@ -464,6 +464,42 @@ TEST_F(WireGuardControl, ARemovedPeersIPv6PrefixIsGoneFromTheNewlyPublishedTable
   EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 0u);
 }
 
+// Stateful NAT66: an IPv6 prefix that leaves its peer (removed, or moved to another) takes its
+// NAT66 state along, as an IPv4 prefix does; without NAT66 no such command is sent.
+TEST_F(WireGuardControl, AnIPv6PrefixLeavingItsPeerRemovesItsNat66StateOnEveryWorker) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128")};
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 1, 2))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::2/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_TRUE(wg_->set_source_peers("file", {b}).ok());
+  for (const dp::WorkerCommand& c : commands())
+    EXPECT_EQ(c.type, dp::WorkerCommandType::kNatRemoveSubscribers);  // NAT66 off: none
+
+  ctx_->nat66 = &nat_config_;
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_TRUE(commands().empty());
+  b.allowed_ips6.push_back(prefix6("fd7a:115c:a1e0::1/128"));  // moves from A to B
+  a.allowed_ips6.clear();
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  std::vector<dp::WorkerCommand> got = commands();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].type, dp::WorkerCommandType::kNat66RemoveSubscribers);
+  EXPECT_EQ(got[0].len, 128);
+  const Ipv6Prefix moved = prefix6("fd7a:115c:a1e0::1/128");
+  EXPECT_EQ(std::memcmp(got[0].prefix6, moved.addr.data(), 16), 0);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 2)));
+  // Peer B removed: its IPv4 and both IPv6 prefixes.
+  ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
+  got = commands();
+  size_t v4 = 0, v6 = 0;
+  for (const dp::WorkerCommand& c : got)
+    (c.type == dp::WorkerCommandType::kNat66RemoveSubscribers ? v6 : v4)++;
+  EXPECT_EQ(v4, 1u);
+  EXPECT_EQ(v6, 2u);
+  ctx_->nat66 = nullptr;
+}
+
 TEST_F(WireGuardControl, AnIPv6PrefixMovedBetweenPeersInOneUpdatePointsAtTheNewOwner) {
   PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
   a.allowed_ips6 = {prefix6("fd7a:115c:a1e0::1/128"), prefix6("2001:db8:7::/48")};
