@@ -27,20 +27,21 @@
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ [note_source6] ─┬─ (NPTv6 or routed) nptv6_out ─ [account_out6]
-//                                    ─ ipv6_output ─ tx(I) / punt (no neighbor)
-//                                                          └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
-//   nat66_out_all: nat66_out ─┬─ kInternet ─ ipv6_output ─ tx(I) / punt (no neighbor)
-//                             ├─ kHairpin ─ to_peer
-//                             └─ kHairpinOtherWorker ─ nat66_in_all
+//             └─ kForward ─ exit_policy6 ─┬─ (NPTv6 or routed) [note_source6] ─ nptv6_out
+//                                         │     ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
+//                                         └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//   nat66_out_all: [note_source6] ─ nat66_out ─┬─ kInternet ─ [account_out6] ─ ipv6_output
+//                                              ├─ kHairpin ─ to_peer
+//                                              └─ kHairpinOtherWorker ─ nat66_in_all
 //   inbound:  transit_in_checks ─┬─ kIcmpError ─ ipv4_output ─ tx(I)
 //                                └─ kForward ─ nat44_in
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ [account_in6] ─ to_peer
+//                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ [account_in6] ─
+//                                 to_peer
 //                                              └─ (stateful NAT66) nat66_in_all
-//   nat66_in_all: nat66_in (hand-off by port) ─ to_peer;
+//   nat66_in_all: nat66_in (hand-off by port) ─ [account_in6] ─ to_peer;
 //             parked fragments follow their first: nat66_in_all
 //   (nat66_out_all: parked fragments follow their first: nat66_out_all)
 //   to_peer:     wg_seal ─┬─ kIpv4 (the peer's endpoint) ─ ipv4_output ─ tx(T) / punt (no neighbor)
@@ -121,7 +122,9 @@ void nat44_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x) noe
 void nat66_in_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   FirstFragments firsts;
-  to_peer(w, pkts, nat66_in(w, pkts, n, firsts));
+  const uint16_t in = nat66_in(w, pkts, n, firsts);
+  if (w.flows6()) flow::account_in6(*w.flows6(), w.nat66(), w.ctx(), pkts, in, rte_rdtsc());
+  to_peer(w, pkts, in);
   for (uint16_t f = 0; f < firsts.n && w.frag_park().holding(); ++f) {
     rte_mbuf* held[FragmentPark::kHeld];
     const unsigned n_held = w.frag_park().release(firsts.keys[f], held);
@@ -135,7 +138,12 @@ void nat66_out_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   Exits<NatOutExit> x;
   FirstFragments firsts;
+  flow::Sources6 sources;  // filled only when flow accounting is on
+  if (w.flows6()) flow::note_source6(pkts, n, sources);
   nat66_out(w, pkts, n, x, firsts);
+  if (w.flows6())
+    flow::account_out6(*w.flows6(), sources, x.of(NatOutExit::kInternet),
+                       x.count(NatOutExit::kInternet), rte_rdtsc());
   w.counters().forwarded_out.add(x.count(NatOutExit::kInternet));
   ipv6_output(w, x.of(NatOutExit::kInternet), x.count(NatOutExit::kInternet));
   to_peer(w, x.of(NatOutExit::kHairpin), x.count(NatOutExit::kHairpin));
@@ -179,13 +187,12 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf** fwd = t.of(TransitExit::kForward);
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
-  flow::Sources6 sources;  // filled only when flow accounting is on
-  if (w.flows6()) flow::note_source6(fwd, out, sources);
   if (w.nat66()) {
-    // Stateful NAT66 may hand packets to another worker: IPv6 flows are not accounted in this
-    // mode yet (the pre-NAT source does not fit the packet's metadata).
+    // Accounted by nat66_out_all on the worker that owns the peer's NAT66 state.
     nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));
   } else {
+    flow::Sources6 sources;  // filled only when flow accounting is on
+    if (w.flows6()) flow::note_source6(fwd, out, sources);
     out = nptv6_out(w, fwd, out);
     if (w.flows6()) flow::account_out6(*w.flows6(), sources, fwd, out, rte_rdtsc());
     w.counters().forwarded_out.add(out);
@@ -223,7 +230,7 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     return;
   }
   const uint16_t in = nptv6_in(w, fwd, t.count(TransitExit::kForward));
-  if (w.flows6()) flow::account_in6(*w.flows6(), w.ctx(), fwd, in, rte_rdtsc());
+  if (w.flows6()) flow::account_in6(*w.flows6(), nullptr, w.ctx(), fwd, in, rte_rdtsc());
   to_peer(w, fwd, in);
 }
 

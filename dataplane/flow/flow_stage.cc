@@ -263,8 +263,8 @@ void account_out6(FlowTable6& table, const Sources6& sources, rte_mbuf* const* p
   }
 }
 
-void account_in6(FlowTable6& table, const DataplaneContext& ctx, rte_mbuf* const* pkts, uint16_t n,
-                 uint64_t now) noexcept {
+void account_in6(FlowTable6& table, const nat::Nat66Worker* nat66, const DataplaneContext& ctx,
+                 rte_mbuf* const* pkts, uint16_t n, uint64_t now) noexcept {
   if (n == 0) return;
   const rte_lpm6* lpm6 = ctx.allowed_ips6.load(std::memory_order_acquire);
   if (lpm6 == nullptr) return;  // no IPv6 peer: wg_seal drops them all
@@ -305,9 +305,21 @@ void account_in6(FlowTable6& table, const DataplaneContext& ctx, rte_mbuf* const
     const uint32_t e = entries[i];
     if (e == FlowTable6::kUntracked || table.has_post_nat(e)) [[likely]]
       continue;
-    // A flow that began inbound: NPTv6 maps the subscriber's address one to one (the port
-    // stays); routed, the source is as it is.
+    // A flow that began inbound: NAT66 has the subscriber's mapping (its public address and
+    // port); NPTv6 maps the address one to one (the port stays); routed, the source is as it is.
     FlowTable6::Address a;
+    if (nat66 != nullptr) {
+      const nat::NatProto proto = keys[i].protocol == kIcmpv6
+                                      ? nat::NatProto::kIcmp
+                                      : nat_proto(static_cast<uint8_t>(keys[i].protocol));
+      if (proto == nat::NatProto::kCount) continue;
+      const auto t = nat66->find_mapping(nat::Ipv6Address::from_bytes(keys[i].src_address),
+                                         rte_be_to_cpu_16(keys[i].src_port), proto);
+      if (!t) continue;
+      t->public_address.to_bytes(a.bytes);
+      table.set_post_nat(e, a, rte_cpu_to_be_16(t->public_port));
+      continue;
+    }
     __builtin_memcpy(a.bytes, keys[i].src_address, 16);
     if (ctx.nptv6.on() && ctx.nptv6.to_outside(a.bytes) != Nptv6::Result::kTranslated) continue;
     table.set_post_nat(e, a, keys[i].src_port);

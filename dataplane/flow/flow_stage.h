@@ -12,6 +12,7 @@ namespace exitgw::dp {
 struct DataplaneContext;
 namespace nat {
 class NatWorker;
+class Nat66Worker;
 }  // namespace nat
 
 namespace flow {
@@ -36,10 +37,10 @@ void account_in(FlowTable& table, const nat::NatWorker* nat, const DataplaneCont
                 rte_mbuf** pkts, uint16_t n, uint64_t now) noexcept;
 
 // IPv6 (the outbound6 and inbound6 chains). The pre-translation source does not fit the
-// packet's metadata, and nothing hands an IPv6 packet to another worker between the policy and
-// the output, so note_source6 keeps each packet's key in a burst-local Sources6 and
+// packet's metadata, so note_source6 keeps each packet's key in a burst-local Sources6 and
 // account_out6 finds the survivors of the translation stage in it by mbuf (a stage keeps its
-// burst's order, dropping in place).
+// burst's order, dropping in place). Both run on the worker that translates: around NPTv6 in
+// outbound6, and around NAT66 in nat66_out_all, after any hand-off to the NAT66 owner.
 struct Sources6 {
   rte_mbuf* pkt[kBurst];
   FlowKey6 key[kBurst];
@@ -47,18 +48,19 @@ struct Sources6 {
   uint8_t tcp_flags[kBurst];
   uint16_t n;
 };
-// Outbound, after the policy and before the translation (NPTv6; NAT66 later): parses each
-// packet (the extension-header walk, for the ports) into `out`.
+// Outbound, before the translation (NPTv6 or NAT66): parses each packet (the
+// extension-header walk, for the ports) into `out`.
 void note_source6(rte_mbuf* const* pkts, uint16_t n, Sources6& out) noexcept;
 // Outbound, after the translation, on `pkts` (a subsequence of what note_source6 saw): counts
 // each packet into its flow; a flow's first packet records the translated source and port.
 void account_out6(FlowTable6& table, const Sources6& sources, rte_mbuf* const* pkts, uint16_t n,
                   uint64_t now) noexcept;
-// Inbound, after the translation back (NPTv6 in; routed: as received), before sealing, as
-// account_in: packets wg_seal is about to drop are not counted. A flow that starts inbound
-// takes its post-translation address from ctx.nptv6 (the subscriber's address when it is off).
-void account_in6(FlowTable6& table, const DataplaneContext& ctx, rte_mbuf* const* pkts, uint16_t n,
-                 uint64_t now) noexcept;
+// Inbound, after the translation back (NPTv6 or NAT66 in; routed: as received), before
+// sealing, as account_in: packets wg_seal is about to drop are not counted. A flow that starts
+// inbound takes its post-translation address and port from `nat66`'s mapping (stateful NAT66),
+// else from ctx.nptv6 (the subscriber's address when it is off).
+void account_in6(FlowTable6& table, const nat::Nat66Worker* nat66, const DataplaneContext& ctx,
+                 rte_mbuf* const* pkts, uint16_t n, uint64_t now) noexcept;
 
 }  // namespace flow
 }  // namespace exitgw::dp

@@ -10,6 +10,9 @@ updates against scapy's full computation.
   /usr/bin/python3 tests/live/nat66_test.py --exitgw build/control/exitgw [-k NAME]
 """
 import ipaddress
+import json
+import os
+import time
 
 from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest,
@@ -242,6 +245,58 @@ class Nat66FragmentsAcrossWorkers(ipv6_lab.Ipv6LabCase):
                 self.assertEqual(sorted(g.hex() for g in got if g), want,
                                  "peer %d datagram %d; drops %s"
                                  % (i, n, self.lab.metrics().drops()))
+
+
+class Nat66FlowLogCase(ipv6_lab.Ipv6LabCase):
+    """Flow accounting and NAT events under stateful NAT66 (port blocks), as the JSON flow log
+    writes them: the flow with the peer's own address and port, both directions counted; the
+    block the subscriber was given, an RFC 8158 event with IPv6 addresses."""
+    json_path = "/tmp/exitgw-live-nat66-%d.json" % os.getpid()
+    flags = ipv6_lab.FLAGS + ("--nat6_mode=stateful", "--nat_pool6=" + POOL6,
+                              "--flow_log_json=" + json_path, "--destination_logging",
+                              "--flow_idle_timeout=1")
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if os.path.exists(cls.json_path):
+            os.unlink(cls.json_path)
+
+    def records(self):
+        try:
+            with open(self.json_path) as f:
+                return [json.loads(ln) for ln in f if ln.strip()]
+        except (OSError, ValueError):
+            return []
+
+    def test_nat66_flow_and_port_block_in_the_json_log(self):
+        p = self.lab.peers[0]
+        p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) /
+                               UDP(sport=40600, dport=8443) / Raw(b"flow" * 10)))
+        out = self.outer_ipv6()
+        self.assertIsNotNone(out, "nothing left: %s" % self.lab.metrics().drops())
+        pub = IPv6(out)[UDP].sport
+        self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=POOL6, hlim=55) /
+                                         UDP(sport=8443, dport=pub) / Raw(b"back")))
+        self.assertIsNotNone(p.recv_inner(), "no reply: %s" % self.lab.metrics().drops())
+        src, dst = "[%s]:40600" % p.inner_ip6, "[%s]:8443" % REMOTE6
+
+        def flow():
+            for r in self.records():
+                for t in r.get("exitTraffic", []):
+                    if t.get("src") == src and t.get("dst") == dst:
+                        return t
+            return None
+        deadline = time.monotonic() + 10  # idle timeout 1 s, then the exporter's next drain
+        while flow() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIsNotNone(flow(), "no flow record for %s -> %s in %s"
+                             % (src, dst, self.records()))
+        t = flow()
+        self.assertEqual((t["proto"], t["txPkts"], t["rxPkts"]), (17, 1, 1), t)
+        blocks = [r["natEvent"] for r in self.records() if "natEvent" in r]
+        self.assertTrue(any(e.get("subscriber") == p.inner_ip6 and e.get("public") == POOL6
+                            for e in blocks), blocks)
 
 
 if __name__ == "__main__":

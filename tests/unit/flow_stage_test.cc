@@ -367,7 +367,7 @@ TEST(FlowStage6, InboundCountsOnlyPacketsWgSealWillSealWithTheNptv6PoolAddress) 
   rte_mbuf* pkts[4];
   for (int i = 0; i < 4; ++i)
     pkts[i] = packet6(IPPROTO_UDP, kServer6, dst[i].data(), 443, 40000 + i, 100);
-  account_in6(t, ctx, pkts, 4, 1000);
+  account_in6(t, nullptr, ctx, pkts, 4, 1000);
   EXPECT_EQ(t.counters().packets_counted.get(), 2u);
   const auto r = flush(t);
   ASSERT_EQ(r.size(), 2u);
