@@ -164,6 +164,9 @@ inline bool store_endpoint6(PeerRuntime& peer, PeerEndpoint6& e6, const uint8_t*
   if (e6.writing.load(std::memory_order_relaxed) ||
       e6.writing.exchange(1, std::memory_order_acquire))
     return false;
+  // The seqlock writer's fence: the slot stores below stay after every earlier publication
+  // in the C++ model too (x86 and ARMv8 order them already after the exchange).
+  std::atomic_thread_fence(std::memory_order_release);
   const uint32_t g = e6.generation + 1;
   uint64_t half[2];
   std::memcpy(half, ip6, 16);

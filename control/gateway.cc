@@ -573,6 +573,7 @@ Status Gateway::init_nptv6() {
   if (!ctx_->port(dp::PortRole::kInternet).ipv6())
     return make_error("--nat_pool6 needs --internet_addr6 (the pool is routed to it)");
   ctx_->nptv6 = dp::Nptv6(inside->addr.data(), pool->addr.data(), pool->len);
+  self_.nat_pool6.push_back(*pool);
   log_info("nat: NPTv6 " + FLAGS_nat_inside6 + " <-> " + FLAGS_nat_pool6 + " (RFC 6296)");
   return Ok{};
 }
@@ -630,6 +631,7 @@ Status Gateway::init_nat66() {
       return make_error("--nat_pool6: " + format_ipv6(p->addr.data()) +
                         " is multicast, link-local, loopback or unspecified");
     cfg->pool6.push_back({dp::nat::Ipv6Address::from_array(p->addr), p->len});
+    self_.nat_pool6.push_back(*p);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
   if (!FLAGS_nat_deterministic_inside6.empty()) {

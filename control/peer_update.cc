@@ -1,6 +1,8 @@
 // Checking a peer update against the gateway and the other sources, and naming its refusal.
 #include "control/peer_update.h"
 
+#include "common/ipv6_addr.h"
+
 #include <algorithm>
 
 namespace exitgw {
@@ -33,6 +35,9 @@ Status check_not_self(const PeerConfig& peer, const GatewaySelf& self) {
   if (peer.endpoint_is_ipv6) {  // the special ranges were refused by parse_peer_endpoint
     for (const std::array<uint8_t, 16>& own : self.addresses6)
       if (own == peer.endpoint_ip6) return refuse("the gateway's own address");
+    for (const Ipv6Prefix& pool : self.nat_pool6)
+      if (ipv6_prefix_match(peer.endpoint_ip6.data(), pool.addr.data(), pool.len))
+        return refuse("in the gateway's own NAT pool");
     return Ok{};
   }
   const uint32_t ip = peer.endpoint_ip;

@@ -21,6 +21,7 @@ struct GatewaySelf {
   std::vector<Ipv4Prefix> interfaces;               // each port address with its subnet length
   std::vector<std::array<uint8_t, 16>> addresses6;  // the ports' configured IPv6 addresses
   std::vector<Ipv4Prefix> nat_pool;                 // the public addresses it translates to
+  std::vector<Ipv6Prefix> nat_pool6;                // the same for IPv6 (NPTv6 or NAT66)
 };
 
 // Refuses a peer that is the gateway: its public key, or an endpoint that is one of the

@@ -31,8 +31,10 @@ class FragmentPark {
     uint16_t id;        // IPv4's identification
     uint8_t proto;      // IPv4's protocol, IPv6's Fragment header next header
     uint8_t inbound;
-    uint32_t id6 = 0;                     // IPv6: the Fragment header's identification
-    uint64_t src6[2] = {}, dst6[2] = {};  // IPv6: the addresses as on the wire
+    // No default initialisers: a burst's FirstFragments holds kBurst keys and must cost
+    // nothing until used; aggregate initialisation (key_of) zeroes what it does not name.
+    uint32_t id6;               // IPv6: the Fragment header's identification
+    uint64_t src6[2], dst6[2];  // IPv6: the addresses as on the wire
     bool operator==(const Key&) const = default;
     // Zero for IPv4, so IPv4 keys hash as they always did.
     uint64_t fold6() const noexcept {
@@ -41,8 +43,9 @@ class FragmentPark {
              0xff51afd7ed558ccdull;
     }
   };
-  // An IPv6 packet's fragment facts: whether it has a Fragment header, whether it is the first
-  // fragment (offset 0, more to come), and its key. False: no Fragment header or malformed.
+  // An IPv6 packet's fragment facts: whether it is a fragment, whether it is the first
+  // (offset 0, more to come), and its key. False: no Fragment header, an atomic fragment, or
+  // malformed.
   struct Fragment6 {
     Key key;
     bool first;
@@ -62,8 +65,10 @@ class FragmentPark {
       return false;
     const uint32_t payload = rte_be_to_cpu_16(ip->payload_len);
     Ipv6Layers l;
+    // An atomic fragment (offset 0, no more to come; RFC 6946) is a whole datagram: as IPv4's
+    // fragment() says of a packet with neither, not a fragment.
     if (len < sizeof(rte_ipv6_hdr) || sizeof(rte_ipv6_hdr) + payload > len ||
-        ipv6_walk(ip, payload, l) != DropReason::kCount || !l.fragment)
+        ipv6_walk(ip, payload, l) != DropReason::kCount || !l.fragment || l.frag_field == 0)
       return false;
     out->key = Key{0, 0, 0, l.proto, static_cast<uint8_t>(inbound)};
     out->key.id6 = l.frag_id;

@@ -156,10 +156,12 @@ void wg_seal(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<SealExit>& x) noexcep
       continue;
     }
     uint64_t ep = peer.endpoint.load(std::memory_order_acquire);
-    if (endpoint_is_ipv6(ep) && !load_endpoint6(peer, ctx.endpoints6[slot], &ep, address6_of[i]))
-        [[unlikely]]
-      ep = peer.endpoint.load(std::memory_order_acquire);  // it moved to IPv4 or away meanwhile
-    if (!(ep & kEndpointValid) || (endpoint_is_ipv6(ep) && !tunnel_has_ipv6)) [[unlikely]] {
+    // An IPv6 endpoint's address; if it moved to IPv4 (or away) meanwhile, ep is that newer
+    // word, never an IPv6 one without its address.
+    const bool have6 =
+        endpoint_is_ipv6(ep) && load_endpoint6(peer, ctx.endpoints6[slot], &ep, address6_of[i]);
+    if (!(ep & kEndpointValid) || (endpoint_is_ipv6(ep) && (!have6 || !tunnel_has_ipv6)))
+        [[unlikely]] {
       w.drop(m, DropReason::kWgNoEndpoint);
       continue;
     }
