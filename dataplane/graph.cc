@@ -78,7 +78,10 @@ void to_peer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     ipv6_output(w, s.of(SealExit::kIpv6), s.count(SealExit::kIpv6));
 }
 
+// Every IPv4 packet leaving for the internet passes here once (from outbound4, a hand-off,
+// or a parked fragment following its first), so forwarded_out counts each once.
 void to_internet(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  w.counters().forwarded_out.add(n);
   if (w.flows()) flow::account_out(*w.flows(), pkts, n, rte_rdtsc());
   ipv4_output(w, pkts, n);
 }
@@ -174,7 +177,6 @@ void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
     fwd = x.of(NatOutExit::kInternet);
     out = x.count(NatOutExit::kInternet);
   }
-  w.counters().forwarded_out.add(out);
   to_internet(w, fwd, out);
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
