@@ -104,16 +104,54 @@ uint16_t nat_out_steer(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   return out;
 }
 
-void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
-             FirstFragments& firsts) noexcept {
-  nat::NatWorker& nat = *w.nat();
-  rte_ipv4_hdr* ips[kBurst];
+namespace {
+
+// What the NAT stages need of a family: its header, its NAT and configuration, and a packet's
+// fragment facts (whether it is a fragment, the first one, and its park key, taken before
+// translation rewrites the addresses). One stage implementation serves both families.
+struct Nat44Stage {
+  using Header = rte_ipv4_hdr;
+  static nat::NatWorker& nat(Worker& w) noexcept { return *w.nat(); }
+  static const nat::NatConfig& config(Worker& w) noexcept { return *w.ctx().nat; }
+  static bool fragment(const Header* ip, uint32_t /*len*/, bool inbound, FragmentPark::Key* key,
+                       bool* first) noexcept {
+    if (!FragmentPark::fragment(ip)) [[likely]]
+      return false;
+    *key = FragmentPark::key_of(ip, inbound);
+    *first = FragmentPark::first_fragment(ip);
+    return true;
+  }
+};
+
+struct Nat66Stage {
+  using Header = rte_ipv6_hdr;
+  static nat::Nat66Worker& nat(Worker& w) noexcept { return *w.nat66(); }
+  static const nat::NatConfig& config(Worker& w) noexcept { return *w.ctx().nat66; }
+  static bool fragment(const Header* ip, uint32_t len, bool inbound, FragmentPark::Key* key,
+                       bool* first) noexcept {
+    FragmentPark::Fragment6 f;
+    if (!FragmentPark::fragment6(ip, len, inbound, &f)) [[likely]]
+      return false;
+    *key = f.key;
+    *first = f.first;
+    return true;
+  }
+};
+
+template <class F>
+void nat_out_stage(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+                   FirstFragments& firsts) noexcept {
+  if (n == 0) return;
+  auto& nat = F::nat(w);
+  typename F::Header* ips[kBurst];
   uint32_t lens[kBurst];
+  FragmentPark::Key key;
+  bool first;
   for (uint16_t i = 0; i < n; ++i) {
-    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv4_hdr*);
+    ips[i] = rte_pktmbuf_mtod(pkts[i], typename F::Header*);
     lens[i] = rte_pktmbuf_data_len(pkts[i]);
-    if (FragmentPark::first_fragment(ips[i])) [[unlikely]]
-      firsts.keys[firsts.n++] = FragmentPark::key_of(ips[i], false);
+    if (F::fragment(ips[i], lens[i], false, &key, &first) && first) [[unlikely]]
+      firsts.keys[firsts.n++] = key;
   }
   const uint64_t now = rte_rdtsc();
   nat::NatVerdict verdict[kBurst];
@@ -123,34 +161,39 @@ void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
     rte_mbuf* m = pkts[i];
     if (to_out_exit(m, verdict[i], x)) [[likely]]
       continue;
-    // A later fragment that comes before its first one waits in the park and follows it.
+    // A later fragment that comes before its first one waits in the park and follows it (its
+    // header untranslated: the key is the one its first fragment was listed under).
     if (why[i] == nat::NatDrop::kFragmentNoState &&
-        w.frag_park().hold(w, FragmentPark::key_of(ips[i], false), m, now))
+        F::fragment(ips[i], lens[i], false, &key, &first) && w.frag_park().hold(w, key, m, now))
       continue;
     w.drop(m, drop_reason_of(why[i]));
   }
 }
 
-uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
-  nat::NatWorker* nat = w.nat();
-  const nat::NatConfig& cfg = *w.ctx().nat;
+template <class F>
+uint16_t nat_in_stage(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
+  if (n == 0) return 0;
+  auto& nat = F::nat(w);
+  const nat::NatConfig& cfg = F::config(w);
   const unsigned n_workers = w.ctx().n_workers;
   const uint64_t now = rte_rdtsc();
-  rte_ipv4_hdr* ips[kBurst];
+  typename F::Header* ips[kBurst];
   uint32_t lens[kBurst];
   rte_mbuf** mine = pkts;  // this worker's, compacted in place
   uint16_t k = 0;
+  FragmentPark::Key key;
+  bool first = false;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+    auto* ip = rte_pktmbuf_mtod(m, typename F::Header*);
     const uint32_t len = rte_pktmbuf_data_len(m);
     PacketMeta* pm = meta(m);
-    if (!(pm->flags & kMetaNatIn)) {
+    const bool fragment = F::fragment(ip, len, true, &key, &first);
+    if (!(pm->flags & kMetaNatIn) && n_workers > 1) {
       uint32_t owner;
-      if (n_workers > 1 && FragmentPark::fragment(ip)) [[unlikely]] {
+      if (fragment) [[unlikely]] {
         owner = fragment_owner(
-            w, m, FragmentPark::key_of(ip, true), FragmentPark::first_fragment(ip),
-            [&] { return nat::inbound_owner(cfg, ip, len); }, now);
+            w, m, key, first, [&] { return nat::inbound_owner(cfg, ip, len); }, now);
         if (owner == kConsumed) continue;
       } else {
         owner = nat::inbound_owner(cfg, ip, len);
@@ -162,95 +205,8 @@ uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) 
       }
     }
     pm->flags &= static_cast<uint8_t>(~kMetaNatIn);
-    if (FragmentPark::first_fragment(ip)) [[unlikely]]
-      firsts.keys[firsts.n++] = FragmentPark::key_of(ip, true);  // before translation rewrites it
-    ips[k] = ip;
-    lens[k] = len;
-    mine[k++] = m;
-  }
-  nat::NatVerdict verdict[kBurst];
-  nat::NatDrop why[kBurst];
-  nat->in_burst(ips, lens, k, now, verdict, why);
-  uint16_t out = 0;
-  for (uint16_t j = 0; j < k; ++j) {
-    if (verdict[j] == nat::NatVerdict::kForward) [[likely]] {
-      mine[out++] = mine[j];
-    } else if (why[j] == nat::NatDrop::kFragmentNoState &&
-               w.frag_park().hold(w, FragmentPark::key_of(ips[j], true), mine[j], now)) {
-      // a later fragment before its first one: waits for it (or the timeout)
-    } else {
-      w.drop(mine[j], drop_reason_of(why[j]));
-    }
-  }
-  return out;
-}
-
-void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
-               FirstFragments& firsts) noexcept {
-  if (n == 0) return;
-  nat::Nat66Worker& nat = *w.nat66();
-  rte_ipv6_hdr* ips[kBurst];
-  uint32_t lens[kBurst];
-  for (uint16_t i = 0; i < n; ++i) {
-    ips[i] = rte_pktmbuf_mtod(pkts[i], rte_ipv6_hdr*);
-    lens[i] = rte_pktmbuf_data_len(pkts[i]);
-    FragmentPark::Fragment6 f;
-    if (FragmentPark::fragment6(ips[i], lens[i], false, &f) && f.first) [[unlikely]]
-      firsts.keys[firsts.n++] = f.key;
-  }
-  const uint64_t now = rte_rdtsc();
-  nat::NatVerdict verdict[kBurst];
-  nat::NatDrop why[kBurst];
-  nat.out_burst(ips, lens, n, now, verdict, why);
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    if (to_out_exit(m, verdict[i], x)) [[likely]]
-      continue;
-    // A later fragment that comes before its first one waits in the park and follows it (the
-    // key is taken before translation, as the first fragment's was).
-    FragmentPark::Fragment6 f;
-    if (why[i] == nat::NatDrop::kFragmentNoState &&
-        FragmentPark::fragment6(ips[i], lens[i], false, &f) && w.frag_park().hold(w, f.key, m, now))
-      continue;
-    w.drop(m, drop_reason_of(why[i]));
-  }
-}
-
-uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
-  if (n == 0) return 0;
-  nat::Nat66Worker& nat = *w.nat66();
-  const nat::NatConfig& cfg = *w.ctx().nat66;
-  const unsigned n_workers = w.ctx().n_workers;
-  const uint64_t now = rte_rdtsc();
-  rte_ipv6_hdr* ips[kBurst];
-  uint32_t lens[kBurst];
-  rte_mbuf** mine = pkts;  // this worker's, compacted in place
-  uint16_t k = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    auto* ip = rte_pktmbuf_mtod(m, rte_ipv6_hdr*);
-    const uint32_t len = rte_pktmbuf_data_len(m);
-    PacketMeta* pm = meta(m);
-    FragmentPark::Fragment6 f;
-    const bool fragment = FragmentPark::fragment6(ip, len, true, &f);
-    if (!(pm->flags & kMetaNatIn)) {
-      uint32_t owner = w.index();
-      if (n_workers > 1 && fragment) [[unlikely]] {
-        owner = fragment_owner(
-            w, m, f.key, f.first, [&] { return nat::inbound_owner(cfg, ip, len); }, now);
-        if (owner == kConsumed) continue;
-      } else if (n_workers > 1) {
-        owner = nat::inbound_owner(cfg, ip, len);
-      }
-      if (owner < n_workers && owner != w.index()) {
-        pm->flags |= kMetaNatIn;
-        w.handoff(owner, m);
-        continue;
-      }
-    }
-    pm->flags &= static_cast<uint8_t>(~kMetaNatIn);
-    if (fragment && f.first) [[unlikely]]
-      firsts.keys[firsts.n++] = f.key;  // before translation rewrites the destination
+    if (fragment && first) [[unlikely]]
+      firsts.keys[firsts.n++] = key;  // before translation rewrites the destination
     ips[k] = ip;
     lens[k] = len;
     mine[k++] = m;
@@ -260,17 +216,37 @@ uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts
   nat.in_burst(ips, lens, k, now, verdict, why);
   uint16_t out = 0;
   for (uint16_t j = 0; j < k; ++j) {
-    FragmentPark::Fragment6 f;
-    if (verdict[j] == nat::NatVerdict::kForward) [[likely]]
+    if (verdict[j] == nat::NatVerdict::kForward) [[likely]] {
       mine[out++] = mine[j];
-    else if (why[j] == nat::NatDrop::kFragmentNoState &&
-             FragmentPark::fragment6(ips[j], lens[j], true, &f) &&
-             w.frag_park().hold(w, f.key, mine[j], now))
-      continue;  // a later fragment before its first one: waits for it (or the timeout)
-    else
+    } else if (why[j] == nat::NatDrop::kFragmentNoState &&
+               F::fragment(ips[j], lens[j], true, &key, &first) &&
+               w.frag_park().hold(w, key, mine[j], now)) {
+      // a later fragment before its first one: waits for it (or the timeout)
+    } else {
       w.drop(mine[j], drop_reason_of(why[j]));
+    }
   }
   return out;
+}
+
+}  // namespace
+
+void nat_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+             FirstFragments& firsts) noexcept {
+  nat_out_stage<Nat44Stage>(w, pkts, n, x, firsts);
+}
+
+uint16_t nat_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
+  return nat_in_stage<Nat44Stage>(w, pkts, n, firsts);
+}
+
+void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
+               FirstFragments& firsts) noexcept {
+  nat_out_stage<Nat66Stage>(w, pkts, n, x, firsts);
+}
+
+uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept {
+  return nat_in_stage<Nat66Stage>(w, pkts, n, firsts);
 }
 
 // Hand-offs carry what is left to do in their flags; the IP version says which NAT does it.
