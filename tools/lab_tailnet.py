@@ -7,7 +7,14 @@ Everything stays inside the lab's namespaces; nothing reaches the internet:
          control traffic (exitgw owns tun0 and inet0 with af_packet; the kernel of P-gw has
          no other address)
   P-cN:  tailscaled (tun tsNAME, state and socket in the lab dir), eth0 on the bridge
-  P-gw:  exitgw (as in the plain lab) + exitgw-connector (--endpoint 10.77.0.1:51820)
+  P-gw:  exitgw (as in the plain lab) + exitgw-connector (--endpoint 10.77.0.1:51820 and
+         --endpoint [2001:db8:77::1]:51820, the outer IPv6 path, which a client added with
+         --bridge-ipv6 can reach)
+
+IPv6 through the exit: every client namespace has IPv6 on (no link-local addresses), so
+tailscaled gives its TUN the node's fd7a:115c:a1e0::/48 address and routes ::/0 to the exit
+node; exitgw translates it with NPTv6 to 2001:db8:100::/48 (gateway 2: 2001:db8:200::/48),
+routed back by P-inet, and the policy grants the lab's IPv6 server net (lab-net6).
 
 Why the embedded DERP: Headscale v0.29.2 refuses to start with an empty DERP map
 (errEmptyInitialDERPMap in hscontrol/app.go) and a DERP map naming a server that does not run
@@ -25,10 +32,10 @@ over a management link of its own (dns0, 10.79.0.1/30 to P-inet).
 
 With --gateways 2 a second gateway joins in a second "region" (tools/lab up --tailnet
 --gateways 2):
-  P-gw2: exitgw (--region lab2, one worker, DPDK --file-prefix=Pg2) on tun0 10.77.0.3 on the
-         bridge and inet0 192.0.4.1/24 into P-inet (192.0.4.2 there; its NAT pool
-         203.0.113.2/32 routed back over that link) + its own exitgw-connector
-         (--endpoint 10.77.0.3:51820), whose control traffic goes over ctl0 10.78.0.5/30 to
+  P-gw2: exitgw (--region lab2, one worker, DPDK --file-prefix=Pg2) on tun0 10.77.0.3 and
+         2001:db8:77::3 on the bridge and inet0 192.0.4.1/24 into P-inet (192.0.4.2 there;
+         its NAT pools 203.0.113.2/32 and 2001:db8:200::/48 routed back over that link) + its
+         own exitgw-connector (--endpoint 10.77.0.3:51820, [2001:db8:77::3]:51820), whose control traffic goes over ctl0 10.78.0.5/30 to
          P-ctl (gw20 10.78.0.6/30)
 Both connectors then advertise a Location and a load-following priority (GATEWAY_LOCATIONS,
 LAB_PRIORITY_CURVE; --connector-flag overrides) and serve their own metrics on
@@ -63,6 +70,7 @@ DERP_REGION = 900
 TS_BASE_PORT = 41640
 ADMIN_URL = "http://127.0.0.1:9551"
 WG_ENDPOINT = "10.77.0.1:51820"
+WG_ENDPOINT6 = "[2001:db8:77::1]:51820"  # tools/lab GW_TUN6: the outer IPv6 path
 # The operator's resolver the connector's PeerAPI DNS forwards to: the lab's DNS server in
 # P-inet, reached over a management link of its own (dns0 in P-gw, 10.79.0.1/30 for gateway 1,
 # 10.79.0.5/30 for gateway 2), never through exitgw's ports.
@@ -296,11 +304,12 @@ def policy_text(lab):
         "tagOwners": {"tag:exit": ["group:admin"]},
         # The lab's "internet" lives in documentation ranges, which exitgw's built-in egress
         # safety list blocks unless a grant names them (autogroup:internet never lifts it).
-        "hosts": {"lab-net-2": "198.51.100.0/24", "lab-net-3": "203.0.113.0/24"},
+        "hosts": {"lab-net-2": "198.51.100.0/24", "lab-net-3": "203.0.113.0/24",
+                  "lab-net6": "2001:db8:5::/64"},
         "grants": [
             # The exit users may use exit nodes (autogroup:internet); noexit users may not.
             {"src": ["group:exit"], "dst": ["autogroup:internet"], "ip": ["*"]},
-            {"src": ["group:exit"], "dst": ["lab-net-2", "lab-net-3"], "ip": ["*"]},
+            {"src": ["group:exit"], "dst": ["lab-net-2", "lab-net-3", "lab-net6"], "ip": ["*"]},
             # Members see each other (tailscale status, tailscale ping between clients).
             {"src": ["autogroup:member"], "dst": ["autogroup:member"], "ip": ["*"]},
             # Every member sees the gateway (tailscale ping it); whether it may exit through
@@ -456,6 +465,18 @@ def write_resolv(ns, text="nameserver 198.51.100.10\nsearch lab.test\n"):
         f.write(text)
 
 
+def enable_ipv6(L, ns):
+    """IPv6 on in a client's namespace (the lab starts every one with it off): tailscaled
+    configures its tailnet IPv6 address and routes ::/0 to an exit node only when
+    net.ipv6.conf.all.disable_ipv6 is 0 (wgengine/router checkIPv6). No interface makes a
+    link-local address (addr_gen_mode 1): the kernel then sends no router or MLD solicitations
+    of its own onto the bridge or into the tunnel."""
+    for dev in ("default", "eth0"):
+        L.run(["sysctl", "-qw", "net.ipv6.conf.%s.addr_gen_mode=1" % dev], ns=ns)
+    L.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+           "net.ipv6.conf.default.disable_ipv6=0"], ns=ns)
+
+
 def ts_env(lab):
     env = dict(os.environ)
     env["SSL_CERT_FILE"] = os.path.join(hs_dir(lab), "ca.pem")
@@ -481,6 +502,7 @@ def start_client(lab, L, c):
     d = ts_dir(lab, name)
     os.makedirs(d, mode=0o700, exist_ok=True)
     write_resolv(c["ns"])
+    enable_ipv6(L, c["ns"])
     sock = ts_socket(lab, name)
     logf = lab.path("ts-%s.log" % name)
     pid = L.spawn([binary("tailscaled"), "--state=%s" % os.path.join(d, "tailscaled.state"),
@@ -610,6 +632,7 @@ def start_connector(lab, L, connector, idx=1):
             "--state-dir", state, "--wg-key-file", lab.path("gateway%s.key" % sfx),
             "--disco-key-file", lab.path("disco%s.key" % sfx),
             "--endpoint", WG_ENDPOINT if idx == 1 else GW2_WG_ENDPOINT,
+            "--endpoint", WG_ENDPOINT6 if idx == 1 else GW2_WG_ENDPOINT6,
             "--admin-url", ADMIN_URL, "--admin-token-file", lab.path("admin.token"),
             "--hostname", ns, "--dns-upstream", DNS_UPSTREAM + ":53"] + connector_extra(lab, idx)
     L.write_file(lab.path("connector%s.cmd" % sfx), " ".join(args) + "\n")
@@ -623,11 +646,14 @@ def start_connector(lab, L, connector, idx=1):
 
 GW2_TUN = "10.77.0.3"
 GW2_WG_ENDPOINT = GW2_TUN + ":51820"
+GW2_TUN6 = "2001:db8:77::3"
+GW2_WG_ENDPOINT6 = "[%s]:51820" % GW2_TUN6
 GW2_INET_GW = "192.0.4.1"   # exitgw's internet port
 GW2_INET = "192.0.4.2"      # P-inet's end of the link
 GW2_INET_GW6 = "2001:db8:4::1"
 GW2_INET6 = "2001:db8:4::2"
 GW2_NAT_POOL = "203.0.113.2/32"
+GW2_NAT_POOL6 = "2001:db8:200::/48"  # NPTv6, as gateway 1's 2001:db8:100::/48
 GW2_P2P_GW = "10.78.0.5"
 GW2_P2P_CTL = "10.78.0.6"
 GW2_WORKERS = 1
@@ -645,7 +671,8 @@ def gw2_flags(lab, L):
     """The first gateway's flags with the second's addresses, keys, files and region."""
     own = {"tunnel_addr": GW2_TUN + "/24", "internet_addr": GW2_INET_GW + "/24",
            "internet_gateway": GW2_INET, "internet_addr6": GW2_INET_GW6 + "/64",
-           "internet_gateway6": GW2_INET6, "region": "lab2", "node": gw2_ns(lab),
+           "internet_gateway6": GW2_INET6, "tunnel_addr6": GW2_TUN6 + "/64",
+           "nat_pool6": GW2_NAT_POOL6, "region": "lab2", "node": gw2_ns(lab),
            "private_key_file": lab.path("gateway2.key"), "peers_file": lab.path("peers2.conf"),
            "nat_pool": GW2_NAT_POOL, "approvals_file": lab.path("approvals2.conf")}
     flags = [(f, own.get(f, v)) for f, v in L.gateway_flags(lab)]
@@ -667,6 +694,7 @@ def create_gw2_net(lab, L):
     L.run(["ip", "-n", lab.inet, "addr", "add", GW2_INET6 + "/64", "dev", "gw2", "nodad"])
     L.run(["ip", "-n", lab.inet, "link", "set", "gw2", "up"])
     L.run(["ip", "-n", lab.inet, "route", "add", GW2_NAT_POOL, "via", GW2_INET_GW])
+    L.run(["ip", "-n", lab.inet, "-6", "route", "add", GW2_NAT_POOL6, "via", GW2_INET_GW6])
     L.veth(ns, "ctl0", ctl_ns(lab), "gw20")
     L.run(["ip", "-n", ns, "addr", "add", GW2_P2P_GW + "/30", "dev", "ctl0"])
     L.run(["ip", "-n", ctl_ns(lab), "addr", "add", GW2_P2P_CTL + "/30", "dev", "gw20"])

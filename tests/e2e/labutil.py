@@ -322,6 +322,18 @@ def gateway_log(name):
         return ""
 
 
+def admin_json(name, path):
+    """GET path from the gateway's admin API (127.0.0.1:9551 in P-gw, the lab's token): the
+    decoded JSON, or raises AssertionError naming what failed."""
+    with open(os.path.join(lab_dir(name), "admin.token")) as f:
+        token = f.read().strip()
+    p = nsrun(name, "gw", "curl", "-sS", "--fail-with-body", "--max-time", "5", "-H",
+              "Authorization: Bearer " + token, "http://127.0.0.1:9551" + path, timeout=10)
+    if p.returncode != 0:
+        raise AssertionError("GET %s on the admin API: %s" % (path, p.stdout.strip()[-300:]))
+    return json.loads(p.stdout)
+
+
 def ping_counts(out):
     """(transmitted, received) from ping's summary, or (0, 0)."""
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out or "")

@@ -30,11 +30,15 @@ import time
 import unittest
 
 import labutil as L
+import nptv6_ref  # tests/support, on the path labutil sets
 
 NAME = L.lab_name("tn")
 BIN = os.environ.get("EXITGW_LAB_BIN", "/opt/exitgw-lab/bin")
 CONNECTOR = os.path.join(L.REPO, "build", "connector", "exitgw-connector")
 NAT_POOL_ADDR = "203.0.113.1"
+SERVER6 = "2001:db8:5::10"  # tools/lab SERVER6, in the policy's lab-net6
+INSIDE6, POOL6 = "fd7a:115c:a1e0::", "2001:db8:100::"  # NPTv6: the tailnet /48 to the lab's pool
+GW_ENDPOINT6 = "[2001:db8:77::1]:51820"  # the outer IPv6 path the connector advertises
 RESOLV = "/etc/resolv.conf"
 
 
@@ -84,6 +88,20 @@ def fetch_whoami(host, timeout=4):
     p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout),
                 "http://%s/whoami" % L.SERVER, timeout=timeout + 5)
     return p.stdout.strip() if p.returncode == 0 else None
+
+
+def fetch_whoami6(host, timeout=4):
+    """The IPv6 server's view of our source address (without the port), or None."""
+    p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout), "http://[%s]/whoami" % SERVER6,
+                timeout=timeout + 5)
+    return p.stdout.strip().rsplit(":", 1)[0] if p.returncode == 0 and p.stdout.strip() else None
+
+
+def tailnet6(host):
+    """The client's tailnet IPv6 address, as tailscaled reports it."""
+    st = json.loads(ts(host, "status", "--json").stdout)
+    ips = [a for a in st["Self"]["TailscaleIPs"] if ":" in a]
+    return ips[0] if ips else None
 
 
 def read_text(path):
@@ -346,6 +364,16 @@ class TailnetTest(unittest.TestCase):
                         "%s got no answer through the gateway within 30 s" % host)
         return time.monotonic() - t0
 
+    def block_gateway_udp4(self, host):
+        """nftables in host's namespace drops its UDP to the gateway's 10.77.0.1:51820."""
+        for cmd in (["add", "table", "inet", "blockgw"],
+                    ["add", "chain", "inet", "blockgw", "out",
+                     "{ type filter hook output priority 0; }"],
+                    ["add", "rule", "inet", "blockgw", "out", "ip", "daddr", "10.77.0.1", "udp",
+                     "dport", "51820", "drop"]):
+            p = L.nsrun(NAME, host, "nft", *cmd, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stdout)
+
     def test_g2_derp_fallback_first_byte_with_and_without_the_udp_port(self):
         """A fresh client's first packets reach the gateway through the connector's DERP
         relay, so its first byte does not wait for disco; one whose UDP to the gateway is
@@ -355,13 +383,7 @@ class TailnetTest(unittest.TestCase):
         gw_ns_relay = lambda: L.metric_sum(NAME, "exitgw_derp_relay_packets_total",
                                            direction="from_peers")
         # r2 can never reach the gateway's UDP port (WireGuard and disco alike).
-        for cmd in (["add", "table", "inet", "blockgw"],
-                    ["add", "chain", "inet", "blockgw", "out",
-                     "{ type filter hook output priority 0; }"],
-                    ["add", "rule", "inet", "blockgw", "out", "ip", "daddr", "10.77.0.1", "udp",
-                     "dport", "51820", "drop"]):
-            p = L.nsrun(NAME, "r2", "nft", *cmd, timeout=10)
-            self.assertEqual(p.returncode, 0, p.stdout)
+        self.block_gateway_udp4("r2")
         try:
             self.assertGreater(connector_metric("exitgw_connector_derp_connected"), 0,
                                "the connector holds no DERP connection")
@@ -384,6 +406,46 @@ class TailnetTest(unittest.TestCase):
             for c in ("r1", "r2"):
                 ts(c, "set", "--exit-node=")
 
+    def test_g3_ipv6_through_the_exit_node_and_over_an_ipv6_outer_path(self):
+        """IPv6 inside the tunnel: a tailscaled client's fd7a:115c:a1e0::/48 address leaves
+        through exitgw translated by NPTv6 (RFC 6296, checked against tests/support's own
+        implementation), for c1 over the IPv4 outer path and for v6 over the IPv6 one: v6 has
+        an IPv6 address on the bridge and its UDP to 10.77.0.1:51820 dropped, so tailscaled
+        must find the gateway's advertised [2001:db8:77::1]:51820 (with both open it takes
+        the private IPv4 address: magicsock's betterAddr scores private +20, IPv6 +10)."""
+        L.lab("add-client", "--name", NAME, "v6", "--group", "exit", "--bridge-ipv6",
+              check=True, timeout=120)
+        self.block_gateway_udp4("v6")
+        try:
+            for host in ("c1", "v6"):
+                mine = tailnet6(host)
+                self.assertTrue(mine and mine.startswith(INSIDE6), "%s has no tailnet IPv6 "
+                                "address (IPv6 off in its namespace?)" % host)
+                self.use_exit(host)
+                want = nptv6_ref.nptv6(mine, INSIDE6, POOL6)
+                self.assertTrue(L.wait_until(lambda: fetch_whoami6(host, 2) is not None, 30, 0.2),
+                                "%s gets no HTTP answer from %s through the gateway" % (host, SERVER6))
+                self.assertEqual(fetch_whoami6(host), want,
+                                 "the IPv6 server did not see %s's address translated by NPTv6"
+                                 % host)
+                tx, rx, out = L.ping(NAME, host, SERVER6, count=3)
+                self.assertEqual((tx, rx), (3, 3), out)
+                self.assertIn(NAT_POOL_ADDR, fetch_whoami(host))  # IPv4 beside it
+            # v6's direct path is the IPv6 one, as tailscaled and the gateway both see it.
+            p = ts("v6", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
+            self.assertIn("via " + GW_ENDPOINT6, p.stdout.strip().splitlines()[-1], p.stdout)
+            v4 = [a for a in json.loads(ts("v6", "status", "--json").stdout)["Self"]
+                  ["TailscaleIPs"] if ":" not in a][0]
+            peer = [x for x in L.admin_json(NAME, "/v1/peers")["peers"]
+                    if v4 + "/32" in x["allowed_ips"]]
+            self.assertEqual(len(peer), 1, "the gateway has no peer holding %s" % v4)
+            self.assertIn(tailnet6("v6") + "/128", peer[0]["allowed_ips"])
+            self.assertTrue((peer[0].get("current_endpoint") or "").startswith("[2001:db8:77::"),
+                            "the gateway does not send to v6 over IPv6: %s" % peer[0])
+        finally:
+            for host in ("c1", "v6"):
+                ts(host, "set", "--exit-node=")
+
     def test_h_ungranted_user_reaches_nothing(self):
         before = L.metric_sum(NAME, "exitgw_drops_total", reason="policy_denied")
         p = ts("n1", "set", "--exit-node=" + self.gw_ip())
@@ -400,6 +462,7 @@ class TailnetTest(unittest.TestCase):
             self.assertTrue(L.wait_until(denied, 20, 0.2),
                             "the gateway did not count n1's packets as policy_denied")
             self.assertIsNone(fetch_whoami("n1", 3))
+            self.assertIsNone(fetch_whoami6("n1", 3))
             self.assertEqual([a for a in answers if a is not None], [])
         finally:
             ts("n1", "set", "--exit-node=")

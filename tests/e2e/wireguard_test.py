@@ -355,13 +355,7 @@ class WireGuardTest(unittest.TestCase):
     def current_endpoint(self, pub):
         """The peer's endpoint as the gateway's admin API reports it (where it sends now)."""
         key = pub.replace("+", "-").replace("/", "_").rstrip("=")
-        with open(os.path.join(L.lab_dir(NAME), "admin.token")) as f:
-            token = f.read().strip()
-        p = L.nsrun(NAME, "gw", "curl", "-sS", "--max-time", "5", "-H",
-                    "Authorization: Bearer " + token, "http://127.0.0.1:9551/v1/peers/" + key,
-                    timeout=10)
-        self.assertEqual(p.returncode, 0, p.stdout)
-        return json.loads(p.stdout)["current_endpoint"]
+        return L.admin_json(NAME, "/v1/peers/" + key)["current_endpoint"]
 
     def test_peer_over_the_ipv6_outer_path_handshakes_and_roams_between_families(self):
         # c1 reaches the gateway's tunnel port over IPv6 instead of IPv4: a fresh handshake

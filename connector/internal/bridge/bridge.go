@@ -204,9 +204,9 @@ func (b *bridge) convert(now time.Time) {
 	r := b.result
 	c := r.Counts
 	summary := fmt.Sprintf("%d peers (left out: %d expired, %d unauthorized, %d with a problem), "+
-		"%d filter rules (dropped: %d CapGrant-only, %d with nothing IPv4; left out: %d cap: sources, %d IPv6 entries), approved=%v",
+		"%d filter rules (dropped: %d CapGrant-only, %d left empty; left out: %d cap: sources), approved=%v",
 		len(r.Peers.Peers), c.PeersExpired, c.PeersUnauthorized, len(r.Problems),
-		len(r.Filter.Rules), c.RulesCapGrantOnly, c.RulesIPv6Only, c.CapSourcesOmitted, c.IPv6EntriesOmitted, r.Approved)
+		len(r.Filter.Rules), c.RulesCapGrantOnly, c.RulesEmpty, c.CapSourcesOmitted, r.Approved)
 	if summary != b.counts {
 		b.cfg.Logf("netmap: %s", summary)
 		b.counts = summary

@@ -175,8 +175,9 @@ func TestLoginAndNetmapRoundTripAgainstTestControl(t *testing.T) {
 		t.Errorf("tailnet health %+v", h)
 	}
 	waitFor(t, "the filter", func() bool { return admintest.Last[adminapi.Filter](admin, "/v1/filter") != nil })
-	wantFilter := adminapi.Filter{Rules: []adminapi.FilterRule{{Src: []string{"0.0.0.0/0"},
-		Dst: []adminapi.FilterDst{{Prefix: "0.0.0.0/0", Ports: [2]uint16{0, 65535}}}, Protocols: []int{6, 17, 1}}}}
+	wantFilter := adminapi.Filter{Rules: []adminapi.FilterRule{{Src: []string{"0.0.0.0/0", "::/0"},
+		Dst:       []adminapi.FilterDst{{Prefix: "0.0.0.0/0", Ports: [2]uint16{0, 65535}}, {Prefix: "::/0", Ports: [2]uint16{0, 65535}}},
+		Protocols: []int{6, 17, 1, 58}}}}
 	if got := admintest.Last[adminapi.Filter](admin, "/v1/filter"); !reflect.DeepEqual(*got, wantFilter) {
 		t.Errorf("filter %+v, want %+v (the CapGrant rule dropped)", *got, wantFilter)
 	}

@@ -10,8 +10,13 @@
 //     such as the tailnet's fd7a:115c:a1e0::/48 /128s).
 //   - A filter entry that does not parse is skipped and named; a rule left with no source, no
 //     destination or no protocol is dropped. Skipping can only narrow what a rule allows.
-//   - IPv6 in the packet filter and the approval is counted and left out: exitgw forwards
-//     IPv4 only.
+//   - The packet filter keeps both families: IPv6 sources (the nodes' fd7a:115c:a1e0::/48
+//     addresses) and destinations (2000::/3 for autogroup:internet), with ICMPv6 beside ICMP
+//     in the default protocols. The gateway matches a rule's sources to peers by their IPv4
+//     addresses (control/policy), which names the same nodes: a coordination server lists
+//     each node's addresses of both families together.
+//   - Approval is the IPv4 exit route's (0.0.0.0/0): servers approve ::/0 with it, and a
+//     client routes IPv6 to an exit node only when ::/0 is in its AllowedIPs as well.
 package netmapconv
 
 import (
@@ -46,29 +51,30 @@ const (
 	protoICMPv6 = 58
 )
 
-// defaultProtocols is what an empty FilterRule.IPProto means, less ICMPv6 (IPv4 only here).
-var defaultProtocols = []int{protoTCP, protoUDP, protoICMP}
+// defaultProtocols is what an empty FilterRule.IPProto means (tailcfg: TCP, UDP, ICMP and
+// ICMPv6); the gateway applies ICMP to IPv4 destinations and ICMPv6 to IPv6 ones.
+var defaultProtocols = []int{protoTCP, protoUDP, protoICMP, protoICMPv6}
 
 var (
 	exitRouteV4 = netip.MustParsePrefix("0.0.0.0/0")
 	allIPv4     = netip.MustParsePrefix("0.0.0.0/0")
+	allIPv6     = netip.MustParsePrefix("::/0")
 )
 
 // Counts are the things left out by design, for the log.
 type Counts struct {
-	PeersExpired       int // key expired: removed from the gateway
-	PeersUnauthorized  int // not authorized by the tailnet admin: removed
-	RulesCapGrantOnly  int // application-capability rules: no ports, nothing to forward
-	RulesIPv6Only      int // rules with nothing IPv4 left
-	CapSourcesOmitted  int // "cap:NAME" sources (peer capabilities, not addresses)
-	IPv6EntriesOmitted int // IPv6 sources and destinations in rules
+	PeersExpired      int // key expired: removed from the gateway
+	PeersUnauthorized int // not authorized by the tailnet admin: removed
+	RulesCapGrantOnly int // application-capability rules: no ports, nothing to forward
+	RulesEmpty        int // rules left with no source, destination or protocol
+	CapSourcesOmitted int // "cap:NAME" sources (peer capabilities, not addresses)
 }
 
 // Result is the gateway's state for one netmap.
 type Result struct {
 	Peers    adminapi.PeerSet
 	Filter   adminapi.Filter
-	Approved bool // the netmap gives this node the IPv4 exit route
+	Approved bool // the netmap gives this node the IPv4 exit route (see the package comment)
 	// NextExpiry is the earliest key expiry among the peers kept (zero if none expires): the
 	// netmap must be converted again then, even if the server sends nothing new.
 	NextExpiry time.Time
@@ -277,7 +283,7 @@ func (r *Result) convertFilter(rules []tailcfg.FilterRule) {
 				r.Counts.CapSourcesOmitted++
 				continue
 			}
-			prefixes, err := r.ipv4Set(s)
+			prefixes, err := r.addrSet(s)
 			if err != nil {
 				r.problem("%s SrcIPs[%d] %q: %v; entry skipped", where, j, s, err)
 				continue
@@ -297,7 +303,7 @@ func (r *Result) convertFilter(rules []tailcfg.FilterRule) {
 				r.problem("%s DstPorts[%d] %q: port range %d-%d is backwards; entry skipped", where, j, d.IP, d.Ports.First, d.Ports.Last)
 				continue
 			}
-			prefixes, err := r.ipv4Set(d.IP)
+			prefixes, err := r.addrSet(d.IP)
 			if err != nil {
 				r.problem("%s DstPorts[%d] %q: %v; entry skipped", where, j, d.IP, err)
 				continue
@@ -311,16 +317,16 @@ func (r *Result) convertFilter(rules []tailcfg.FilterRule) {
 		}
 		out.Protocols = r.protocols(where, rule.IPProto)
 		if len(out.Src) == 0 || len(out.Dst) == 0 || len(out.Protocols) == 0 {
-			r.Counts.RulesIPv6Only++
+			r.Counts.RulesEmpty++
 			continue
 		}
 		r.Filter.Rules = append(r.Filter.Rules, out)
 	}
 }
 
-// protocols: empty means TCP, UDP and ICMP; numbers outside 1-255 (what exitgw takes) are
-// named and skipped;
-// ICMPv6 is left out. An explicit list that ends up empty gives none (the rule is dropped).
+// protocols: empty means TCP, UDP, ICMP and ICMPv6; numbers outside 1-255 (what exitgw
+// takes) are named and skipped. An explicit list that ends up empty gives none (the rule is
+// dropped).
 func (r *Result) protocols(where string, in []int) []int {
 	if len(in) == 0 {
 		return slices.Clone(defaultProtocols)
@@ -330,7 +336,6 @@ func (r *Result) protocols(where string, in []int) []int {
 		switch {
 		case p < 1 || p > 255:
 			r.problem("%s: IPProto %d is not a protocol number 1-255; skipped", where, p)
-		case p == protoICMPv6:
 		case !slices.Contains(out, p):
 			out = append(out, p)
 		}
@@ -338,22 +343,24 @@ func (r *Result) protocols(where string, in []int) []int {
 	return out
 }
 
-// ipv4Set parses one address set as tailcfg writes them (IP, CIDR, "a-b" range or "*") into
-// IPv4 prefixes; IPv6 ones are counted and left out (an IPv6 set gives none and no error).
-func (r *Result) ipv4Set(s string) ([]netip.Prefix, error) {
+// addrSet parses one address set as tailcfg writes them (IP, CIDR, "a-b" range or "*") into
+// prefixes of either family.
+func (r *Result) addrSet(s string) ([]netip.Prefix, error) {
 	if s == "*" {
-		r.Counts.IPv6EntriesOmitted++ // "*" covers ::/0 too
-		return []netip.Prefix{allIPv4}, nil
+		return []netip.Prefix{allIPv4, allIPv6}, nil
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("not a CIDR prefix: %w", err)
 		}
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("an IPv4-mapped IPv6 prefix; write the IPv4 prefix")
+		}
 		if p.Masked() != p {
 			return nil, fmt.Errorf("host bits set (the network is %s)", p.Masked())
 		}
-		return r.keepIPv4([]netip.Prefix{p}), nil
+		return []netip.Prefix{p}, nil
 	}
 	if first, last, ok := strings.Cut(s, "-"); ok {
 		a, err := netip.ParseAddr(first)
@@ -365,26 +372,17 @@ func (r *Result) ipv4Set(s string) ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("range end: %w", err)
 		}
 		rng := netipx.IPRangeFrom(a, b)
-		if !rng.IsValid() {
-			return nil, fmt.Errorf("not a valid range (mixed families or end before start)")
+		if !rng.IsValid() || a.Zone() != "" || b.Zone() != "" || a.Is4In6() || b.Is4In6() {
+			return nil, fmt.Errorf("not a valid range (mixed families, a zone, an IPv4-mapped end or end before start)")
 		}
-		return r.keepIPv4(rng.Prefixes()), nil
+		return rng.Prefixes(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return nil, fmt.Errorf("not an IP, CIDR, range or \"*\"")
 	}
-	return r.keepIPv4([]netip.Prefix{netip.PrefixFrom(a, a.BitLen())}), nil
-}
-
-func (r *Result) keepIPv4(in []netip.Prefix) []netip.Prefix {
-	out := in[:0]
-	for _, p := range in {
-		if p.Addr().Is4() {
-			out = append(out, p)
-		} else {
-			r.Counts.IPv6EntriesOmitted++
-		}
+	if a.Zone() != "" || a.Is4In6() {
+		return nil, fmt.Errorf("a zoned or IPv4-mapped address")
 	}
-	return out
+	return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil
 }

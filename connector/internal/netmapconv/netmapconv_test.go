@@ -223,7 +223,7 @@ func TestApproval(t *testing.T) {
 		{"exit routes among AllowedIPs", selfNode("100.64.0.1/32", "0.0.0.0/0", "::/0"), true},
 		{"exit route among PrimaryRoutes", func() *tailcfg.Node { n := selfNode("100.64.0.1/32"); n.PrimaryRoutes = pfx("0.0.0.0/0"); return n }(), true},
 		{"advertised but not approved", selfNode("100.64.0.1/32"), false},
-		{"only ::/0 approved: exitgw forwards IPv4", selfNode("100.64.0.1/32", "::/0"), false},
+		{"only ::/0 approved: approval is the IPv4 exit route's", selfNode("100.64.0.1/32", "::/0"), false},
 		{"a subnet route is not the exit route", selfNode("100.64.0.1/32", "10.0.0.0/8"), false},
 		{"self node expired", func() *tailcfg.Node { n := selfNode("0.0.0.0/0"); n.Expired = true; return n }(), false},
 		{"self node key past its expiry", func() *tailcfg.Node { n := selfNode("0.0.0.0/0"); n.KeyExpiry = now; return n }(), false},
@@ -255,11 +255,10 @@ func TestConvertFilter(t *testing.T) {
 		problems []string
 		counts   Counts
 	}{{
-		name:  `"*" is all of IPv4, empty IPProto is TCP, UDP and ICMP`,
+		name:  `"*" is all of IPv4 and IPv6, empty IPProto is TCP, UDP, ICMP and ICMPv6`,
 		rules: []tailcfg.FilterRule{{SrcIPs: []string{"*"}, DstPorts: []tailcfg.NetPortRange{{IP: "*", Ports: ports(0, 65535)}}}},
-		want: []adminapi.FilterRule{{Src: []string{"0.0.0.0/0"}, Dst: []adminapi.FilterDst{dst("0.0.0.0/0", 0, 65535)},
-			Protocols: []int{6, 17, 1}}},
-		counts: Counts{IPv6EntriesOmitted: 2},
+		want: []adminapi.FilterRule{{Src: []string{"0.0.0.0/0", "::/0"},
+			Dst: []adminapi.FilterDst{dst("0.0.0.0/0", 0, 65535), dst("::/0", 0, 65535)}, Protocols: []int{6, 17, 1, 58}}},
 	}, {
 		name: "a CapGrant-only rule is dropped; cap: sources are left out",
 		rules: []tailcfg.FilterRule{
@@ -293,20 +292,34 @@ func TestConvertFilter(t *testing.T) {
 				"170.0.0.0/7", "172.0.0.0/12", "172.32.0.0/11", "172.64.0.0/10", "172.128.0.0/9",
 				"173.0.0.0/8", "174.0.0.0/7", "176.0.0.0/4", "192.0.0.0/9", "192.128.0.0/11", "192.160.0.0/13",
 				"192.169.0.0/16", "192.170.0.0/15", "192.172.0.0/14", "192.176.0.0/12", "192.192.0.0/10",
-				"193.0.0.0/8", "194.0.0.0/7", "196.0.0.0/6", "200.0.0.0/5", "208.0.0.0/4", "224.0.0.0/3"} {
+				"193.0.0.0/8", "194.0.0.0/7", "196.0.0.0/6", "200.0.0.0/5", "208.0.0.0/4", "224.0.0.0/3", "2000::/3"} {
 				d = append(d, dst(p, 0, 65535))
 			}
 			return d
-		}(), Protocols: []int{6, 17, 1}}},
-		counts: Counts{IPv6EntriesOmitted: 1},
+		}(), Protocols: []int{6, 17, 1, 58}}},
 	}, {
-		name: "IPv6-only rules and an ICMPv6-only rule are dropped",
+		name: "a node's sources of both families, IPv6 ranges and an ICMPv6-only rule are kept",
 		rules: []tailcfg.FilterRule{
-			{SrcIPs: []string{"fd7a:115c:a1e0::/48"}, DstPorts: []tailcfg.NetPortRange{{IP: "2000::/3", Ports: ports(0, 65535)}}},
-			{SrcIPs: []string{"100.64.0.0/10"}, DstPorts: []tailcfg.NetPortRange{{IP: "0.0.0.0/0", Ports: ports(0, 65535)}}, IPProto: []int{58}},
+			{SrcIPs: []string{"100.64.0.5", "fd7a:115c:a1e0::5"}, DstPorts: []tailcfg.NetPortRange{
+				{IP: "2000::/3", Ports: ports(0, 65535)}, {IP: "2001:db8::-2001:db8::3", Ports: ports(443, 443)}}},
+			{SrcIPs: []string{"100.64.0.0/10"}, DstPorts: []tailcfg.NetPortRange{{IP: "::/0", Ports: ports(0, 65535)}}, IPProto: []int{58}},
 		},
-		want:   []adminapi.FilterRule{},
-		counts: Counts{IPv6EntriesOmitted: 2, RulesIPv6Only: 2},
+		want: []adminapi.FilterRule{
+			{Src: []string{"100.64.0.5/32", "fd7a:115c:a1e0::5/128"},
+				Dst: []adminapi.FilterDst{dst("2000::/3", 0, 65535), dst("2001:db8::/126", 443, 443)}, Protocols: []int{6, 17, 1, 58}},
+			{Src: []string{"100.64.0.0/10"}, Dst: []adminapi.FilterDst{dst("::/0", 0, 65535)}, Protocols: []int{58}},
+		},
+	}, {
+		name: "IPv4-mapped, zoned and host-bit IPv6 entries are named and skipped; a rule left empty is dropped",
+		rules: []tailcfg.FilterRule{{
+			SrcIPs:   []string{"::ffff:100.64.0.5", "fe80::1%eth0", "fd7a:115c:a1e0::5/64", "::ffff:1.0.0.0/104"},
+			DstPorts: []tailcfg.NetPortRange{{IP: "2000::/3", Ports: ports(0, 65535)}},
+		}},
+		want: []adminapi.FilterRule{},
+		problems: []string{`SrcIPs[0] "::ffff:100.64.0.5": a zoned or IPv4-mapped address`,
+			`SrcIPs[1] "fe80::1%eth0"`, `SrcIPs[2] "fd7a:115c:a1e0::5/64": host bits set`,
+			`SrcIPs[3] "::ffff:1.0.0.0/104": an IPv4-mapped IPv6 prefix`},
+		counts: Counts{RulesEmpty: 1},
 	}, {
 		name: "bad entries are named and skipped; the rest of the rule stays",
 		rules: []tailcfg.FilterRule{{
