@@ -1077,8 +1077,8 @@ std::vector<policy::PolicyPeer> WireGuard::policy_peers() const {
   std::vector<policy::PolicyPeer> out;
   out.reserve(peers_.size());
   for (const auto& [key, p] : peers_)
-    out.push_back(
-        policy::PolicyPeer{p->slot, p->config.user, p->config.tags, p->config.allowed_ips});
+    out.push_back(policy::PolicyPeer{p->slot, p->config.user, p->config.tags, p->config.allowed_ips,
+                                     p->config.allowed_ips6});
   return out;
 }
 

@@ -164,6 +164,7 @@ ExitApproval decide_exit(const Policy& policy, const NodeIdentity& node,
   self.user = node.user;
   self.tags = node.tags;
   for (uint32_t a : node.own_addresses) self.addresses.push_back({a, 32});
+  for (const auto& a : node.own_addresses6) self.addresses6.push_back(Ipv6Prefix{a, 128});
   for (const Principal& p : policy.exit_node_approvers) {
     if (principal_matches(policy, p, self)) {
       exit.approved = true;
@@ -218,6 +219,10 @@ Result<CompiledPolicy> compile(const Policy& policy, std::span<const PolicyPeer>
       bool tailnet = false;
       if (t.named && t.ipv6) {
         for (const Ipv6Prefix& r : node.tailnet_ranges6) tailnet |= prefix_contains(r, t.prefix6);
+        for (const PolicyPeer& peer : peers) {
+          for (const Ipv6Prefix& addr : peer.addresses6)
+            tailnet |= prefix_contains(addr, t.prefix6);
+        }
       } else if (t.named) {
         for (const Ipv4Prefix& r : node.tailnet_ranges) tailnet |= prefix_contains(r, t.prefix);
         for (const PolicyPeer& peer : peers) {
@@ -339,12 +344,19 @@ bool principal_matches(const Policy& policy, const Principal& principal, const P
       return !peer.user.empty() && peer.tags.empty();
     case PrincipalKind::kTagged:
       return !peer.tags.empty();
-    case PrincipalKind::kPrefix:
-      // Classes are per peer: a peer matches only if every source it may use (its allowed
-      // IPs) is inside the prefix, so a partial overlap never widens access.
-      return !peer.addresses.empty() &&
-             std::all_of(peer.addresses.begin(), peer.addresses.end(),
-                         [&](const Ipv4Prefix& a) { return prefix_contains(principal.prefix, a); });
+    case PrincipalKind::kPrefix: {
+      // Classes are per peer: a peer matches only if every source of the prefix's family it
+      // may use (its allowed IPs) is inside the prefix, so a partial overlap never widens
+      // access. Cryptokey routing ties all of a peer's allowed IPs to its key, so a peer named
+      // by its IPv6 addresses is the same peer its IPv4 ones name.
+      const auto inside = [&](const auto& addresses, const auto& prefix) {
+        return !addresses.empty() &&
+               std::all_of(addresses.begin(), addresses.end(),
+                           [&](const auto& a) { return prefix_contains(prefix, a); });
+      };
+      return principal.ipv6 ? inside(peer.addresses6, principal.prefix6)
+                            : inside(peer.addresses, principal.prefix);
+    }
   }
   return false;
 }

@@ -24,6 +24,7 @@ struct PolicyPeer {
   std::string user;
   std::vector<std::string> tags;
   std::vector<Ipv4Prefix> addresses;
+  std::vector<Ipv6Prefix> addresses6;
   bool operator==(const PolicyPeer&) const = default;
 };
 

@@ -418,10 +418,14 @@ class Parser {
       if (!valid_user(s)) return reject(path, "\"" + printable(s) + "\" is not a valid user");
       p.kind = PrincipalKind::kUser;
       p.name = s;
-    } else if (looks_like_ipv6(s) || hosts6_.contains(s)) {
-      // Peers' tailnet addresses are IPv4 here, so an IPv6 source matches no peer.
-      note(path, "IPv6 source " + printable(s) + " matches no peer (IPv4 tailnet only)");
-      return true;
+    } else if (looks_like_ipv6(s)) {
+      p.kind = PrincipalKind::kPrefix;
+      p.ipv6 = true;
+      if (!ipv6_prefix(s, path, p.prefix6)) return false;
+    } else if (const auto host6 = hosts6_.find(s); host6 != hosts6_.end()) {
+      p.kind = PrincipalKind::kPrefix;
+      p.ipv6 = true;
+      p.prefix6 = host6->second;
     } else if (const auto parsed = parse_prefix(s)) {
       if (!parsed->canonical) {
         return reject(path, "\"" + printable(s) + "\" has host bits set");

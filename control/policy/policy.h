@@ -29,7 +29,9 @@ enum class PrincipalKind : uint8_t {
 struct Principal {
   PrincipalKind kind = PrincipalKind::kAll;
   std::string name;   // user, group or tag name as written; empty for the others
-  Ipv4Prefix prefix;  // kPrefix only
+  Ipv4Prefix prefix;  // kPrefix only, IPv4
+  bool ipv6 = false;  // kPrefix only: prefix6 is the principal
+  Ipv6Prefix prefix6{};
 };
 
 // IP protocol numbers the rules use; 0 means any protocol.

@@ -184,6 +184,8 @@ Policy policy_from_tailnet_filter(const TailnetFilter& filter) {
     perm.label = "tailnet[" + std::to_string(i) + "]";
     for (const Ipv4Prefix& p : rule.src)
       perm.src.push_back(Principal{PrincipalKind::kPrefix, {}, p});
+    for (const Ipv6Prefix& p : rule.src6)
+      perm.src.push_back(Principal{PrincipalKind::kPrefix, {}, {}, true, p});
     for (const TailnetFilterDst& d : rule.dst) {
       const std::span<const uint8_t> protocols =
           !rule.protocols.empty() ? std::span<const uint8_t>(rule.protocols)

@@ -61,16 +61,6 @@ constexpr const char* kHoles6[] = {"2001::/32", "2001:1::/32", "2001:3::/32", "2
                                    "2001:30::/28"};
 constexpr const char* kTailnet6 = "fd7a:115c:a1e0::/48";
 
-uint32_t mask(int len) {
-  return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-}
-bool contains(uint32_t net, int len, uint32_t addr) {
-  return ((net ^ addr) & mask(len)) == 0;
-}
-bool contains(const Ipv4Prefix& outer, const Ipv4Prefix& inner) {
-  return inner.len >= outer.len && contains(outer.addr, outer.len, inner.addr);
-}
-
 std::optional<uint32_t> number(const std::string& s, uint32_t max) {
   if (s.empty() || s.size() > 5) return std::nullopt;
   uint32_t v = 0;
@@ -318,20 +308,22 @@ bool ReferencePolicy::principal_matches(const std::string& s, const PolicyPeer& 
     return std::find(peer.tags.begin(), peer.tags.end(), s) != peer.tags.end();
   if (s.starts_with("group:")) return member && user_in_group(peer.user, s, 0);
   if (s.find('@') != std::string::npos) return member && peer.user == s;
-  std::optional<Ipv4Prefix> p;
-  if (is_ipv6(s)) return false;  // peers have IPv4 tailnet addresses here
-  if (const auto direct = prefix(s)) {
-    p = direct;
-  } else if (const auto it = hosts_.find(s); it != hosts_.end() && !it->second.ipv6) {
-    p = Ipv4Prefix{uint32_t(it->second.bytes[0]) << 24 | uint32_t(it->second.bytes[1]) << 16 |
-                       uint32_t(it->second.bytes[2]) << 8 | it->second.bytes[3],
-                   uint8_t(it->second.len)};
+  std::optional<Net> p = parse_net(s);
+  if (!p) {
+    const auto it = hosts_.find(s);
+    if (it == hosts_.end()) return false;
+    p = it->second;
   }
-  if (!p) return false;
-  // An address principal covers a peer only if every address the peer may send from is
-  // inside it: a partial overlap never widens access.
-  if (peer.addresses.empty()) return false;
-  for (const Ipv4Prefix& a : peer.addresses)
+  // An address principal covers a peer only if every address of its family the peer may send
+  // from is inside it: a partial overlap never widens access. Both families name the peer.
+  std::vector<Net> mine;
+  if (p->ipv6) {
+    for (const Ipv6Prefix& a : peer.addresses6) mine.push_back(net6(a.addr, a.len));
+  } else {
+    for (const Ipv4Prefix& a : peer.addresses) mine.push_back(net(a));
+  }
+  if (mine.empty()) return false;
+  for (const Net& a : mine)
     if (!contains(*p, a)) return false;
   return true;
 }
@@ -343,6 +335,7 @@ bool ReferencePolicy::exit_approved(const NodeIdentity& node, const Approvals& a
   self.user = node.user;
   self.tags = node.tags;
   for (uint32_t a : node.own_addresses) self.addresses.push_back({a, 32});
+  for (const auto& a : node.own_addresses6) self.addresses6.push_back({a, 128});
   for (const std::string& p : exit_approvers_)
     if (principal_matches(p, self)) return true;
   return false;
@@ -444,6 +437,9 @@ Decision ReferencePolicy::decide(std::span<const PolicyPeer> peers, const NodeId
         bool tailnet = false;
         if (packet.ipv6) {
           tailnet |= contains(*parse_net(kTailnet6), where);
+          for (const PolicyPeer& p : peers)
+            for (const Ipv6Prefix& a : p.addresses6)
+              tailnet |= contains(net6(a.addr, a.len), where);
         } else {
           for (const Ipv4Prefix& t : node.tailnet_ranges) tailnet |= contains(net(t), where);
           for (const PolicyPeer& p : peers)

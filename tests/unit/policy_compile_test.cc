@@ -129,6 +129,41 @@ TEST(PolicyCompile, HostNameAndAddressSourcesGrantThosePeers) {
   EXPECT_EQ(decide(c, 2, kProtoTcp, "1.1.1.1", 443), "deny:default-deny");
 }
 
+// A peer is named by its IPv6 addresses as by its IPv4 ones: every allowed IP of the source's
+// family inside it (a peer with none of that family is not named), and the grant is the
+// peer's, for both families of its traffic; a named IPv6 destination that is a peer's route is
+// peer-to-peer traffic, not the exit's.
+TEST(PolicyCompile, Ipv6SourcesNamePeersByTheirIpv6AllowedIps) {
+  Policy p = parse(R"({"hosts": {"pair6": "fd7a:115c:a1e0::/126"},
+    "grants": [{"src": ["pair6", "fd7a:115c:a1e0::9"], "dst": ["autogroup:internet"], "ip": ["*"]},
+               {"src": ["*"], "dst": ["2001:db8:99:1::/80"], "ip": ["*"]}]})");
+  auto six = [](PolicyPeer x, const char* a6) {
+    x.addresses6.push_back(parse_prefix6(a6)->prefix);
+    return x;
+  };
+  auto c = compile_ok(p, {six(peer(0, "", {}, "100.64.0.1/32"), "fd7a:115c:a1e0::1/128"),
+                          six(peer(1, "", {}, "100.64.0.2/32"), "fd7a:115c:a1e0::2/128"),
+                          // one address outside the /126: a partial overlap grants nothing
+                          six(six(peer(2, "", {}, "100.64.0.3/32"), "fd7a:115c:a1e0::3/128"),
+                              "fd7a:115c:a1e0::40/128"),
+                          six(peer(3, "", {}, "100.64.0.9/32"), "fd7a:115c:a1e0::9/128"),
+                          peer(4, "", {}, "100.64.0.4/32"),  // IPv4 only: not named
+                          six(peer(5, "", {}, "100.64.0.5/32"), "2001:db8:99:1::/64")});
+  for (uint32_t slot : {0u, 1u, 3u}) {
+    EXPECT_EQ(decide6(c, slot, kProtoTcp, "2606:4700::1111", 443), "allow:grants[0]") << slot;
+    EXPECT_EQ(decide(c, slot, kProtoTcp, "1.1.1.1", 443), "allow:grants[0]") << slot;
+  }
+  for (uint32_t slot : {2u, 4u, 5u}) {
+    EXPECT_EQ(decide6(c, slot, kProtoTcp, "2606:4700::1111", 443), "deny:default-deny") << slot;
+    EXPECT_EQ(decide(c, slot, kProtoTcp, "1.1.1.1", 443), "deny:default-deny") << slot;
+  }
+  // grants[1] names a part of peer 5's route: not applied to exit traffic (a note says so).
+  EXPECT_EQ(decide6(c, 0, kProtoTcp, "2001:db8:99:1::7", 443), "deny:builtin:documentation");
+  bool noted = false;
+  for (const std::string& n : c.notes) noted |= n.find("grants[1]") == 0;
+  EXPECT_TRUE(noted);
+}
+
 TEST(PolicyCompile, ThousandPeersInThreeGroupsShareThreeClasses) {
   Policy p = parse(R"({
     "groups": {"group:a": ["a0@x.com"], "group:b": ["b0@x.com"], "group:c": ["c0@x.com"]},

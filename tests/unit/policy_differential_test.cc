@@ -238,6 +238,19 @@ class World {
       p.addresses.push_back({0x64400000 + host, 32});
       if (chance(10)) p.addresses.push_back({0x0a630000 + (uint32_t(pick(256)) << 8), 24});
       if (chance(5)) p.addresses = {{0x64400000 + (uint32_t(pick(4)) << 8), 24}};
+      // Most have a tailnet IPv6 address as well; a few an IPv6 route, inside the tailnet's
+      // ULA or out in global unicast (a named destination there is a peer's, not the exit's).
+      if (chance(70)) {
+        Ipv6Prefix a{address6("fd7a:115c:a1e0::"), 128};
+        a.addr[14] = uint8_t(host >> 8);
+        a.addr[15] = uint8_t(host);
+        p.addresses6.push_back(a);
+      }
+      if (chance(10)) {
+        Ipv6Prefix r{address6(chance(50) ? "fd7a:115c:a1e0:99::" : "2606:4700:99::"), 64};
+        r.addr[7] = uint8_t(pick(4));
+        p.addresses6.push_back(r);
+      }
       peers.push_back(std::move(p));
     }
   }
@@ -263,8 +276,14 @@ class World {
       case 7:
       case 8:
         return one_of(defined_tags_);
-      case 9: {  // a peer's address, or a tailnet prefix around some
-        const Ipv4Prefix a = one_of(peers).addresses.front();
+      case 9: {  // a peer's address, or a tailnet prefix around some, in either family
+        const PolicyPeer& peer = one_of(peers);
+        if (!peer.addresses6.empty() && chance(40)) {
+          Ipv6Prefix a = one_of(peer.addresses6);
+          if (chance(50)) a.len = uint8_t(std::min<int>(a.len, 100 + int(pick(29))));
+          return format(canonical(a));
+        }
+        const Ipv4Prefix a = peer.addresses.front();
         if (chance(50)) return format(a);
         Ipv4Prefix wide{a.addr, uint8_t(22 + pick(9))};
         wide.addr &= wide.mask();
@@ -416,7 +435,12 @@ class World {
     for (size_t i = 0; i < n_hosts; ++i) {
       const std::string name = "h" + std::to_string(i) + ".lab";
       std::string value;
-      if (chance(30)) {
+      const PolicyPeer& peer = one_of(peers);
+      if (chance(10) && !peer.addresses6.empty()) {
+        value =
+            format(canonical(Ipv6Prefix{one_of(peer.addresses6).addr, uint8_t(104 + pick(25))}));
+        source_hosts_.push_back(name);
+      } else if (chance(30)) {
         Ipv4Prefix a = one_of(peers).addresses.front();
         if (chance(50)) {
           a.len = uint8_t(22 + pick(10));
@@ -580,6 +604,7 @@ std::string describe(const PolicyPeer* peer, const reference::Packet& p) {
     for (const auto& t : peer->tags) o << t << " ";
     o << "], addresses [";
     for (const auto& a : peer->addresses) o << format_prefix(a) << " ";
+    for (const auto& a : peer->addresses6) o << format_prefix(a) << " ";
     o << "])";
   } else {
     o << " (no such peer)";

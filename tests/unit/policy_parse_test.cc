@@ -190,9 +190,10 @@ TEST(PolicyParse, IgnoredSectionsAndDeviceDestinationsAreNoted) {
   }
 }
 
-TEST(PolicyParse, Ipv6DestinationsAndHostsBecomeNamedTargetsAndIpv6SourcesAreNoted) {
-  auto p = parse_policy(R"({"hosts": {"v6": "2001:db8:1::/48"}, "acls": [
-      {"action": "accept", "src": ["fd7a:115c:a1e0::1", "*"], "dst": ["2001:db8::/32:443", "v6:*",
+TEST(PolicyParse, Ipv6DestinationsHostsAndSourcesAreParsedAsPrefixes) {
+  auto p = parse_policy(R"({"hosts": {"v6": "2001:db8:1::/48", "me6": "fd7a:115c:a1e0::/120"},
+      "acls": [{"action": "accept", "src": ["fd7a:115c:a1e0::1", "*", "me6"],
+       "dst": ["2001:db8::/32:443", "v6:*",
        "[2001:db8::1]:22", "autogroup:internet:443"]}]})",
                         "p");
   ASSERT_TRUE(p.ok()) << p.error();
@@ -212,7 +213,18 @@ TEST(PolicyParse, Ipv6DestinationsAndHostsBecomeNamedTargetsAndIpv6SourcesAreNot
   EXPECT_FALSE(has("2001:db8:1::/48", kProtoIcmp, 0, true));
   EXPECT_TRUE(has("2001:db8::1/128", kProtoUdp, 22, true));
   EXPECT_TRUE(has("2000::/3", kProtoTcp, 443, false));
-  EXPECT_TRUE(has_note(*p, "IPv6 source"));
+  const auto& src = p->permissions[0].src;
+  ASSERT_EQ(src.size(), 3u);
+  EXPECT_TRUE(src[0].kind == PrincipalKind::kPrefix && src[0].ipv6 &&
+              format_prefix(src[0].prefix6) == "fd7a:115c:a1e0::1/128");
+  EXPECT_EQ(src[1].kind, PrincipalKind::kAll);
+  EXPECT_TRUE(src[2].kind == PrincipalKind::kPrefix && src[2].ipv6 &&
+              format_prefix(src[2].prefix6) == "fd7a:115c:a1e0::/120");
+  // An IPv6 source with host bits set is refused, as a destination is.
+  auto bad = parse_policy(
+      R"({"acls": [{"action": "accept", "src": ["fd7a:115c:a1e0::1/64"], "dst": ["*:*"]}]})", "p");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("has host bits set"), std::string::npos) << bad.error();
 }
 
 TEST(PolicyParse, StarIsEveryIpv6AddressAndAutogroupInternetTheGlobalUnicastSpace) {

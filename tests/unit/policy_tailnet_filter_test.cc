@@ -250,6 +250,26 @@ TEST(TailnetFilter, Ipv6DstPortsAreGrantedAndTheIpv6SafetyRangesStayOnTop) {
   EXPECT_EQ(c(0, kProtoTcp, "93.184.216.34", 443), "allow:tailnet[0]");
 }
 
+TEST(TailnetFilter, Ipv6SourcesNameTheNodesWhoseIpv6AddressesTheyHold) {
+  // An IPv6-only node (the connector keeps them) is named by its IPv6 source alone; a
+  // dual-stack node by either; a node whose IPv6 address is not among the sources is not
+  // named by the IPv6 ones.
+  json rule = internet_rule({"fd7a:115c:a1e0::1/128", "fd7a:115c:a1e0::2/128"});
+  rule["dst"].push_back({{"prefix", "2000::/3"}, {"ports", {0, 65535}}});
+  PolicyPeer v6only;
+  v6only.slot = 0;
+  v6only.addresses6 = {parse_prefix6("fd7a:115c:a1e0::1/128")->prefix};
+  PolicyPeer dual = peer(1, "100.64.0.2/32");
+  dual.addresses6 = {parse_prefix6("fd7a:115c:a1e0::2/128")->prefix};
+  PolicyPeer other = peer(2, "100.64.0.3/32");
+  other.addresses6 = {parse_prefix6("fd7a:115c:a1e0::3/128")->prefix};
+  const Classify c(json{{"rules", {rule}}}, {v6only, dual, other});
+  EXPECT_EQ(c(0, kProtoTcp, "2606:4700::1111", 443), "allow:tailnet[0]");
+  EXPECT_EQ(c(1, kProtoTcp, "2606:4700::1111", 443), "allow:tailnet[0]");
+  EXPECT_EQ(c(1, kProtoTcp, "93.184.216.34", 443), "allow:tailnet[0]");
+  EXPECT_EQ(c(2, kProtoTcp, "2606:4700::1111", 443), "deny:default-deny");
+}
+
 TEST(TailnetFilter, ExplicitIpv6GrantOfASafetyRangeLiftsItThereOnly) {
   const Classify c(json{{"rules",
                          {{{"src", {"100.64.0.1/32"}},
