@@ -386,6 +386,51 @@ TEST_F(WireGuardControl, APeerWhoseEndpointIsTheGatewayItselfIsRefusedFromTheFil
   EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
 }
 
+// The same for an IPv6 endpoint inside the gateway's IPv6 NAT pool, with either --nat6_mode:
+// NPTv6's /48 or shorter prefix, stateful NAT66's addresses and /112../128 ranges.
+TEST_F(WireGuardControl, APeerWhoseIpv6EndpointIsInTheGatewaysIpv6NatPoolIsRefusedFromTheFile) {
+  const struct {
+    const char* mode;
+    std::vector<Ipv6Prefix> pool6;
+    std::vector<const char*> inside, outside;
+  } modes[] = {
+      {"nptv6",
+       {prefix6("2001:db8:a00::/48")},
+       {"2001:db8:a00::1", "2001:db8:a00:ffff:ffff:ffff:ffff:ffff"},
+       {"2001:db8:a01::1", "2001:db8:9ff:ffff::1"}},
+      {"stateful",
+       {prefix6("2001:db8:100::/120"), prefix6("2001:db8:100:1::7/128")},
+       {"2001:db8:100::", "2001:db8:100::ff", "2001:db8:100:1::7"},
+       {"2001:db8:100::100", "2001:db8:100:1::8"}},
+  };
+  for (const auto& m : modes) {
+    WireGuardOptions o;
+    o.self.interfaces = {{kTunnelIp, 24}};
+    o.self.nat_pool6 = m.pool6;
+    restart(o);
+    PeerConfig good = peer({host(RTE_IPV4(100, 64, 1, 1))});
+    ASSERT_TRUE(wg_->set_source_peers("file", {good}).ok());
+    const auto with_endpoint = [&](const char* addr) {
+      PeerConfig pc = peer({host(RTE_IPV4(100, 64, 1, 2))});
+      pc.has_endpoint = true;
+      pc.endpoint_is_ipv6 = true;
+      pc.endpoint_ip6 = *parse_ipv6(addr);
+      pc.endpoint_port = 51820;
+      return pc;
+    };
+    for (const char* addr : m.inside) {
+      const Status s = wg_->set_source_peers("file", {good, with_endpoint(addr)});
+      ASSERT_FALSE(s.ok()) << m.mode << " " << addr;
+      EXPECT_NE(s.error().find("in the gateway's own NAT pool"), std::string::npos) << s.error();
+      EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
+    }
+    for (const char* addr : m.outside) {
+      const Status s = wg_->set_source_peers("file", {good, with_endpoint(addr)});
+      EXPECT_TRUE(s.ok()) << m.mode << " " << addr << ": " << s.error();
+    }
+  }
+}
+
 TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFreed) {
   wg::Key peer_private{};
   ASSERT_TRUE(
