@@ -58,6 +58,32 @@ uint64_t route_key(const Ipv4Prefix& p) {
   return uint64_t{p.addr & p.mask()} << 8 | p.len;
 }
 
+// The worker command removing the NAT state of an allowed prefix (route_key() for IPv4), and
+// back: the two families' removals are one mechanism keyed by the prefix.
+dp::WorkerCommand removal_command(const std::variant<uint64_t, Ipv6Prefix>& route) {
+  dp::WorkerCommand c{};
+  if (const uint64_t* v4 = std::get_if<uint64_t>(&route)) {
+    c.type = dp::WorkerCommandType::kNatRemoveSubscribers;
+    c.len = static_cast<uint8_t>(*v4 & 0xff);
+    c.prefix = static_cast<uint32_t>(*v4 >> 8);
+  } else {
+    const Ipv6Prefix& p = std::get<Ipv6Prefix>(route);
+    c.type = dp::WorkerCommandType::kNat66RemoveSubscribers;
+    c.len = p.len;
+    std::memcpy(c.prefix6, p.addr.data(), sizeof(c.prefix6));
+  }
+  return c;
+}
+
+std::variant<uint64_t, Ipv6Prefix> route_of(const dp::WorkerCommand& c) {
+  if (c.type == dp::WorkerCommandType::kNatRemoveSubscribers)
+    return uint64_t{c.prefix} << 8 | c.len;
+  Ipv6Prefix p;
+  std::memcpy(p.addr.data(), c.prefix6, sizeof(c.prefix6));
+  p.len = c.len;
+  return p;
+}
+
 // A new IPv6 allowed-IPs table holding `routes` (next hop: the peer slot), or why not.
 Result<rte_lpm6*> build_allowed_ips6(const std::map<Ipv6Prefix, uint32_t>& routes) {
   // rte_lpm6 resolves the first 24 bits in its tbl24 and each further byte in a tbl8 group: a
@@ -361,14 +387,16 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     }
   }
   // The IPv6 routes are one table built whole, last of all the checks: if it cannot be built
-  // nothing of the update applies.
+  // nothing of the update applies. Routes whose NAT66 removal still waits are left out.
   std::map<Ipv6Prefix, uint32_t> next_routes6;
   for (const auto& [key, pc] : by_key)
     for (const Ipv6Prefix& p : pc->allowed_ips6) next_routes6[p] = slot_of.at(key);
   const bool routes6_change = next_routes6 != route6_slot_;
   rte_lpm6* table6 = nullptr;
-  if (routes6_change && !next_routes6.empty()) {
-    auto built = build_allowed_ips6(next_routes6);
+  std::map<Ipv6Prefix, uint32_t> built6;
+  if (routes6_change) built6 = routes_to_publish6(next_routes6);
+  if (!built6.empty()) {
+    auto built = build_allowed_ips6(built6);
     if (!built) return make_error(built.error());
     table6 = *built;
   }
@@ -377,12 +405,31 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   // peer's slot may be routed a moment before it is set up below: it has no keypair yet, so
   // nothing is sent to or accepted from it until then.
   if (routes6_change) {
-    // A prefix that left its peer takes the NAT66 state its addresses held along.
+    routes6_stale_ = false;  // the new table has every route not held
+    // A prefix that left its peer takes the NAT66 state its addresses held along; a route still
+    // held for the peer it left is void.
     for (const auto& [p, slot] : route6_slot_) {
       auto next = next_routes6.find(p);
-      if (next == next_routes6.end() || next->second != slot) remove_nat66_state(p);
+      if (next != next_routes6.end() && next->second == slot) continue;
+      held_routes_.erase(p);
+      remove_nat_state(p);
     }
-    publish_routes6(table6, std::move(next_routes6));
+    // As for IPv4 (install_route): a prefix whose removal some worker has not taken yet is held
+    // out of the table until every worker has (command_taken). The table is not published yet,
+    // so it is edited in place; one built without a route whose removal was taken meanwhile is
+    // replaced at the next tick.
+    for (const auto& [p, slot] : next_routes6) {
+      const bool in_table = built6.contains(p);
+      if (removal_waiting_.contains(p)) {
+        held_routes_[p] = slot;
+        if (in_table) rte_lpm6_delete(table6, p.addr.data(), p.len);
+      } else if (!in_table) {
+        routes6_stale_ = true;
+      }
+    }
+    publish_table6(table6);
+    route6_slot_ = std::move(next_routes6);
+    stats_.allowed_ips6_routes = route6_slot_.size();
   }
 
   // Apply: removals first (frees slots), then additions and changes. A bulk load logs the
@@ -469,13 +516,36 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
   return Ok{};
 }
 
-void WireGuard::publish_routes6(rte_lpm6* table, std::map<Ipv6Prefix, uint32_t> routes) {
+std::map<Ipv6Prefix, uint32_t> WireGuard::routes_to_publish6(
+    const std::map<Ipv6Prefix, uint32_t>& routes) const {
+  std::map<Ipv6Prefix, uint32_t> out;
+  for (const auto& [p, slot] : routes)
+    if (!removal_waiting_.contains(p)) out.emplace_hint(out.end(), p, slot);
+  return out;
+}
+
+void WireGuard::publish_table6(rte_lpm6* table) {
   ctx_.allowed_ips6.store(table, std::memory_order_release);
   if (allowed_ips6_)
     deferred_.push_back(Deferred{rte_rcu_qsbr_start(ctx_.rcu), nullptr, kNoSlot, allowed_ips6_});
   allowed_ips6_ = table;
-  route6_slot_ = std::move(routes);
-  stats_.allowed_ips6_routes = route6_slot_.size();
+}
+
+void WireGuard::republish_routes6() {
+  reclaim_before_new_table6();
+  const std::map<Ipv6Prefix, uint32_t> routes = routes_to_publish6(route6_slot_);
+  rte_lpm6* table = nullptr;
+  if (!routes.empty()) {
+    auto built = build_allowed_ips6(routes);
+    if (!built) {
+      log_error("wireguard: IPv6 routes whose NAT66 removal was delivered not published yet: " +
+                built.error() + " (retried every tick)");
+      return;
+    }
+    table = *built;
+  }
+  publish_table6(table);
+  routes6_stale_ = false;
 }
 
 void WireGuard::reclaim_before_new_table6() {
@@ -513,12 +583,10 @@ void WireGuard::install_route(uint64_t route, uint32_t slot) {
 // so each is told; the worker frees it between bursts. A full ring delays the command (it is
 // retried every tick, in order); one waiting removal of a prefix serves every later one. Only a
 // worker that let max_waiting_worker_commands prefixes wait (stuck) loses more, counted.
-void WireGuard::remove_nat_state(uint64_t route) {
-  if (ctx_.nat == nullptr) return;
-  dp::WorkerCommand c{dp::WorkerCommandType::kNatRemoveSubscribers,
-                      static_cast<uint8_t>(route & 0xff),
-                      {},
-                      static_cast<uint32_t>(route >> 8)};
+void WireGuard::remove_nat_state(const RouteKey& route) {
+  const bool ipv4 = std::holds_alternative<uint64_t>(route);
+  if (ipv4 ? ctx_.nat == nullptr : ctx_.nat66 == nullptr) return;
+  const dp::WorkerCommand c = removal_command(route);
   uint32_t waiting = 0;
   if (auto it = removal_waiting_.find(route); it != removal_waiting_.end()) waiting = it->second;
   for (unsigned w = 0; w < ctx_.n_workers; ++w) {
@@ -537,31 +605,19 @@ void WireGuard::remove_nat_state(uint64_t route) {
   send_worker_commands();
 }
 
-// Stateful NAT66: every worker is told, as for NAT44 (the same queues and limits); the IPv6
-// table is published whole, so no route waits for the removal.
-void WireGuard::remove_nat66_state(const Ipv6Prefix& prefix) {
-  if (ctx_.nat66 == nullptr) return;
-  dp::WorkerCommand c{dp::WorkerCommandType::kNat66RemoveSubscribers, prefix.len, {}, 0, {}};
-  std::memcpy(c.prefix6, prefix.addr.data(), sizeof(c.prefix6));
-  for (unsigned w = 0; w < ctx_.n_workers; ++w) {
-    if (ctx_.workers[w].commands == nullptr) continue;
-    if (waiting_commands_[w].size() >= opt_.max_waiting_worker_commands) {
-      stats_.worker_commands_dropped++;
-      continue;
-    }
-    waiting_commands_[w].push_back(c);
-  }
-  send_worker_commands();
-}
-
 void WireGuard::command_taken(unsigned worker, const dp::WorkerCommand& c) {
-  if (c.type != dp::WorkerCommandType::kNatRemoveSubscribers) return;  // IPv4 routes wait
-  const uint64_t route = uint64_t{c.prefix} << 8 | c.len;
+  const RouteKey route = route_of(c);
   auto it = removal_waiting_.find(route);
   if (it == removal_waiting_.end() || (it->second &= ~(1u << worker)) != 0) return;
   removal_waiting_.erase(it);
-  if (auto held = held_routes_.find(route); held != held_routes_.end())
-    install_route(route, held->second);
+  auto held = held_routes_.find(route);
+  if (held == held_routes_.end()) return;
+  if (const uint64_t* v4 = std::get_if<uint64_t>(&route)) {
+    install_route(*v4, held->second);
+  } else {
+    held_routes_.erase(held);
+    routes6_stale_ = true;  // published with the next table (republish_routes6)
+  }
 }
 
 void WireGuard::send_worker_commands() {
@@ -1062,6 +1118,7 @@ void WireGuard::tick(uint64_t now_ns) {
   for (auto& [key, p] : peers_) peer_timers(*p, now_ns, now_tsc);
   reclaim();
   send_worker_commands();
+  if (routes6_stale_) republish_routes6();
   if (watch_.due(now_ns)) {  // changed, then stood still (a writer may not have finished)
     stats_.peers_reloads++;
     Status s = load_peers_file();

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include <rte_lpm6.h>
@@ -150,17 +151,26 @@ class WireGuard {
   void retire_all(Peer& p);
   void publish_send(Peer& p);
   void remove_peer(Peer& p);
-  // Tells every worker to remove the NAT state of a prefix that left its peer (now, or queued).
-  void remove_nat_state(uint64_t route);
-  void remove_nat66_state(const Ipv6Prefix& prefix);
+  // An allowed prefix of either family: IPv4 as route_key() (addr << 8 | len), or IPv6. A
+  // removal of NAT state, and the route that waits for it, are keyed by it.
+  using RouteKey = std::variant<uint64_t, Ipv6Prefix>;
+  // Tells every worker to remove the NAT44 or NAT66 state of a prefix that left its peer (now,
+  // or queued); nothing when that family has no stateful NAT.
+  void remove_nat_state(const RouteKey& route);
   void send_worker_commands();
-  // Worker `worker`'s ring took `c`: a route held for its prefix is installed once all have.
+  // Worker `worker`'s ring took `c`: a route held for its prefix is released once all have.
   void command_taken(unsigned worker, const dp::WorkerCommand& c);
-  // Points the prefix at `slot` now, or once no worker's removal of its NAT state waits.
+  // Points the IPv4 prefix at `slot` now, or once no worker's removal of its NAT state waits.
   void install_route(uint64_t route, uint32_t slot);
-  // Publishes `table` (null: no IPv6 routes) holding `routes` as ctx.allowed_ips6; the table it
-  // replaces is freed after an RCU grace period.
-  void publish_routes6(rte_lpm6* table, std::map<Ipv6Prefix, uint32_t> routes);
+  // The IPv6 routes a published table holds: `routes` but those held for a waiting removal.
+  std::map<Ipv6Prefix, uint32_t> routes_to_publish6(
+      const std::map<Ipv6Prefix, uint32_t>& routes) const;
+  // Publishes `table` (null: no IPv6 routes) as ctx.allowed_ips6; the table it replaces is freed
+  // after an RCU grace period.
+  void publish_table6(rte_lpm6* table);
+  // A held IPv6 route was released: a table with it replaces the published one (once per tick,
+  // however many were released; retried next tick if it cannot be built).
+  void republish_routes6();
   // Frees what a grace period has released; with an IPv6 table still waiting, first waits a
   // little for one, so a stream of updates does not pile up whole tables (each holds 64 MiB).
   void reclaim_before_new_table6();
@@ -197,10 +207,12 @@ class WireGuard {
   std::vector<Peer*> by_slot_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, uint32_t> route_slot_;  // allowed prefix (addr << 8 | len) -> slot
-  // The IPv6 routes (prefix -> slot) and the table holding them, published whole as
-  // ctx.allowed_ips6 (rte_lpm6 has no RCU mode: a change builds a new table). Null: none.
+  // The IPv6 routes (prefix -> slot) and the table holding them (but the held ones), published
+  // whole as ctx.allowed_ips6 (rte_lpm6 has no RCU mode: a change builds a new table). Null:
+  // none.
   std::map<Ipv6Prefix, uint32_t> route6_slot_;
   rte_lpm6* allowed_ips6_ = nullptr;
+  bool routes6_stale_ = false;  // a held IPv6 route was released since the table was built
   struct Deferred {
     uint64_t token;
     Keypair* keypair;  // zeroed and freed after the grace period
@@ -213,10 +225,12 @@ class WireGuard {
   // behind would hand its next owner the old owner's flows.
   std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
   // Per prefix with a waiting removal, the workers whose queue holds it (bit w: worker w).
-  std::unordered_map<uint64_t, uint32_t> removal_waiting_;
+  std::map<RouteKey, uint32_t> removal_waiting_;
   static_assert(dp::kMaxWorkers <= 32);
-  // Routes (prefix -> slot) held back until no removal of the prefix's NAT state waits.
-  std::unordered_map<uint64_t, uint32_t> held_routes_;
+  // Routes (prefix -> slot) held back until no removal of the prefix's NAT state waits: absent
+  // from the IPv4 table, or from the published IPv6 one, so the new owner's packets are dropped
+  // as from an unknown source meanwhile and its sessions are neither deleted nor inherited.
+  std::map<RouteKey, uint32_t> held_routes_;
   StableFileWatch watch_;
   uint64_t under_load_until_ns_ = 0;
   bool draining_ = false;

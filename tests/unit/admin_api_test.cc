@@ -104,6 +104,11 @@ class ModelControl {
     std::lock_guard lock(mu_);
     return sources_seen_;
   }
+  // The gateway the peer updates are checked against (model_self() unless a test says).
+  void set_self(GatewaySelf self) {
+    std::lock_guard lock(mu_);
+    self_ = std::move(self);
+  }
 
  private:
   UpdateResult apply(const Update& update, const std::string& source) {
@@ -114,7 +119,7 @@ class ModelControl {
     UpdateResult r;
     if (std::holds_alternative<PeerUpsert>(update) || std::holds_alternative<PeerRemove>(update) ||
         std::holds_alternative<PeerSet>(update)) {
-      PeerPlan plan = plan_peer_update(peers_, update, source, model_self());
+      PeerPlan plan = plan_peer_update(peers_, update, source, self());
       r = plan.refusal;
       if (r.ok()) peers_[source] = std::move(plan.peers);
     } else {
@@ -131,6 +136,10 @@ class ModelControl {
     }
     r.generation = generation_;
     return r;
+  }
+  GatewaySelf self() const {
+    std::lock_guard lock(mu_);
+    return self_;
   }
   template <typename PeerUpdate>
   UpdateResult apply_one(const PeerUpdate&, const std::string&) {
@@ -223,6 +232,7 @@ class ModelControl {
   mutable std::mutex mu_;
   std::shared_ptr<const AdminView> view_;
   std::vector<std::string> sources_seen_;
+  GatewaySelf self_ = model_self();
 };
 
 // A private temporary directory, removed with everything in it.
@@ -1395,6 +1405,59 @@ TEST_F(AdminApi, PeersThatAreTheGatewayAre400OnEveryEndpoint) {
   EXPECT_EQ(control_.view()->generation, 0u);
   // A neighbour of those is an ordinary endpoint.
   ok_json(put_one({{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", "10.0.0.2:51820"}}));
+}
+
+// An IPv6 endpoint inside the gateway's IPv6 NAT pool is the gateway, as an IPv4 one in its NAT
+// pool is, with either --nat6_mode: NPTv6 translates to a /48 or shorter prefix, stateful NAT66
+// to addresses or /112../128 ranges. Their neighbours just outside are ordinary endpoints.
+TEST_F(AdminApi, Ipv6EndpointsInTheGatewaysIpv6NatPoolAre400OnEveryEndpoint) {
+  const auto prefix6 = [](const char* text) {
+    auto p = parse_ipv6_prefix(text);
+    EXPECT_TRUE(p.ok()) << text;
+    return *p;
+  };
+  const struct {
+    const char* mode;
+    std::vector<Ipv6Prefix> pool6;
+    std::vector<std::string> inside, outside;
+  } modes[] = {
+      {"nptv6",
+       {prefix6("2001:db8:a00::/48")},
+       {"[2001:db8:a00::1]:51820", "[2001:db8:a00:ffff:ffff:ffff:ffff:ffff]:4000"},
+       {"[2001:db8:a01::1]:51820", "[2001:db8:9ff:ffff::1]:51820"}},
+      {"stateful",
+       {prefix6("2001:db8:100::/120"), prefix6("2001:db8:100:1::7/128")},
+       {"[2001:db8:100::]:51820", "[2001:db8:100::ff]:4000", "[2001:db8:100:1::7]:51820"},
+       {"[2001:db8:100::100]:51820", "[2001:db8:100:1::8]:51820"}},
+  };
+  start();
+  uint64_t generation = 0;
+  for (const auto& m : modes) {
+    GatewaySelf self = model_self();
+    self.nat_pool6 = m.pool6;
+    control_.set_self(self);
+    for (const std::string& endpoint : m.inside) {
+      const json peer = {{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", endpoint}};
+      json in_set = peer;
+      in_set["public_key"] = kKey2;
+      EXPECT_TRUE(is_error(put_json(peer_path(kKey2), peer), 400, "in the gateway's own NAT pool"))
+          << m.mode << " " << endpoint;
+      EXPECT_TRUE(is_error(put_json("/v1/peers", {{"peers", {in_set}}}), 400,
+                           "in the gateway's own NAT pool"))
+          << m.mode << " " << endpoint;
+      EXPECT_EQ(ctl({"peer", "add", std::string(kKey2), "--allowed-ips", "10.9.0.0/24",
+                     "--endpoint", endpoint}),
+                kCtlRefused)
+          << m.mode << " " << endpoint;
+      EXPECT_NE(err_.find("in the gateway's own NAT pool"), std::string::npos) << err_;
+      EXPECT_EQ(control_.view()->generation, generation) << m.mode << " " << endpoint;
+    }
+    for (const std::string& endpoint : m.outside) {
+      ok_json(
+          put_json(peer_path(kKey2), {{"allowed_ips", {"10.9.0.0/24"}}, {"endpoint", endpoint}}));
+      EXPECT_EQ(control_.view()->generation, ++generation) << m.mode << " " << endpoint;
+    }
+  }
 }
 
 TEST_F(AdminApi, EachKindOfRefusalHasOneStatusOnEveryEndpoint) {

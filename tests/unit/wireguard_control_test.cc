@@ -386,6 +386,51 @@ TEST_F(WireGuardControl, APeerWhoseEndpointIsTheGatewayItselfIsRefusedFromTheFil
   EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
 }
 
+// The same for an IPv6 endpoint inside the gateway's IPv6 NAT pool, with either --nat6_mode:
+// NPTv6's /48 or shorter prefix, stateful NAT66's addresses and /112../128 ranges.
+TEST_F(WireGuardControl, APeerWhoseIpv6EndpointIsInTheGatewaysIpv6NatPoolIsRefusedFromTheFile) {
+  const struct {
+    const char* mode;
+    std::vector<Ipv6Prefix> pool6;
+    std::vector<const char*> inside, outside;
+  } modes[] = {
+      {"nptv6",
+       {prefix6("2001:db8:a00::/48")},
+       {"2001:db8:a00::1", "2001:db8:a00:ffff:ffff:ffff:ffff:ffff"},
+       {"2001:db8:a01::1", "2001:db8:9ff:ffff::1"}},
+      {"stateful",
+       {prefix6("2001:db8:100::/120"), prefix6("2001:db8:100:1::7/128")},
+       {"2001:db8:100::", "2001:db8:100::ff", "2001:db8:100:1::7"},
+       {"2001:db8:100::100", "2001:db8:100:1::8"}},
+  };
+  for (const auto& m : modes) {
+    WireGuardOptions o;
+    o.self.interfaces = {{kTunnelIp, 24}};
+    o.self.nat_pool6 = m.pool6;
+    restart(o);
+    PeerConfig good = peer({host(RTE_IPV4(100, 64, 1, 1))});
+    ASSERT_TRUE(wg_->set_source_peers("file", {good}).ok());
+    const auto with_endpoint = [&](const char* addr) {
+      PeerConfig pc = peer({host(RTE_IPV4(100, 64, 1, 2))});
+      pc.has_endpoint = true;
+      pc.endpoint_is_ipv6 = true;
+      pc.endpoint_ip6 = *parse_ipv6(addr);
+      pc.endpoint_port = 51820;
+      return pc;
+    };
+    for (const char* addr : m.inside) {
+      const Status s = wg_->set_source_peers("file", {good, with_endpoint(addr)});
+      ASSERT_FALSE(s.ok()) << m.mode << " " << addr;
+      EXPECT_NE(s.error().find("in the gateway's own NAT pool"), std::string::npos) << s.error();
+      EXPECT_EQ(wg_->source_peers("file").size(), 1u);  // the running set unchanged
+    }
+    for (const char* addr : m.outside) {
+      const Status s = wg_->set_source_peers("file", {good, with_endpoint(addr)});
+      EXPECT_TRUE(s.ok()) << m.mode << " " << addr << ": " << s.error();
+    }
+  }
+}
+
 TEST_F(WireGuardControl, RetiredKeypairKeepsKeysUntilGracePeriodThenZeroedAndFreed) {
   wg::Key peer_private{};
   ASSERT_TRUE(
@@ -497,6 +542,92 @@ TEST_F(WireGuardControl, AnIPv6PrefixLeavingItsPeerRemovesItsNat66StateOnEveryWo
     (c.type == dp::WorkerCommandType::kNat66RemoveSubscribers ? v6 : v4)++;
   EXPECT_EQ(v4, 1u);
   EXPECT_EQ(v6, 2u);
+  ctx_->nat66 = nullptr;
+}
+
+// Stateful NAT66 orders a moving prefix's state removal against its new route as NAT44 does
+// (APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivered): while some worker has not taken
+// the removal, the prefix is absent from the published IPv6 table (its packets are dropped as
+// from an unknown source), so the new owner's sessions are never deleted by the removal nor
+// inherit the old owner's; once every worker has taken it, one new table routes it.
+TEST_F(WireGuardControl, AnIPv6PrefixWhoseNat66RemovalWaitsIsPublishedOnlyOnceItIsDelivered) {
+  ctx_->nat66 = &nat_config_;
+  std::vector<Ipv6Prefix> moving;
+  for (const char* p : {"fd7a:115c:a1e0::1/128", "fd7a:115c:a1e0::2/128", "fd7a:115c:a1e0::3/128",
+                        "2001:db8:7::/48", "2001:db8:8:1::/64"})
+    moving.push_back(prefix6(p));
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  a.allowed_ips6 = moving;
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  b.allowed_ips6 = {prefix6("fd7a:115c:a1e0::99/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_a = route(RTE_IPV4(100, 64, 1, 1));
+  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+  const auto address_in = [](const Ipv6Prefix& p) {
+    return format_ipv6(p.addr.data());  // the prefix's first address
+  };
+  for (const Ipv6Prefix& p : moving) ASSERT_EQ(route6(address_in(p).c_str()), slot_a);
+  EXPECT_TRUE(commands().empty());
+  auto routed_to_b = [&] {
+    size_t n = 0;
+    for (const Ipv6Prefix& p : moving) {
+      const int64_t r = route6(address_in(p).c_str());
+      EXPECT_TRUE(r == -1 || r == slot_b) << address_in(p) << " still routed to A";
+      n += r == slot_b;
+    }
+    return n;
+  };
+
+  // All five move to B: five NAT66 removals for a ring with room for three. The two waiting
+  // prefixes are not in the published table; B's own route is.
+  a.allowed_ips6.clear();
+  b.allowed_ips6.insert(b.allowed_ips6.end(), moving.begin(), moving.end());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  EXPECT_EQ(routed_to_b(), 3u) << "published before their NAT66 removal was delivered";
+  EXPECT_EQ(route6("fd7a:115c:a1e0::99"), slot_b);
+  EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 6u);  // the held ones are B's all the same
+
+  // B loses them and gets them back while the ring is still full: the three delivered get new
+  // removals, the two waiting ones serve again (not repeated), and none is published meanwhile.
+  PeerConfig b_without = b;
+  b_without.allowed_ips6 = {prefix6("fd7a:115c:a1e0::99/128")};
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b_without}).ok());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 5u) << "a waiting removal was repeated";
+  EXPECT_EQ(routed_to_b(), 0u);
+  // A tick that delivers nothing publishes nothing.
+  const rte_lpm6* held = ctx_->allowed_ips6.load();
+  wg_->tick(2'000'000'000);
+  EXPECT_EQ(ctx_->allowed_ips6.load(), held);
+
+  // The worker drains its ring: the rest are delivered, and only then published, one table per
+  // tick however many were delivered in it.
+  std::vector<dp::WorkerCommand> got = commands();
+  ASSERT_EQ(got.size(), 3u);
+  wg_->tick(3'000'000'000);  // three more delivered: the ring is full again
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  EXPECT_EQ(routed_to_b(), 3u);
+  const rte_lpm6* three = ctx_->allowed_ips6.load();
+  EXPECT_NE(three, held);
+  for (const dp::WorkerCommand& c : commands()) got.push_back(c);
+  wg_->tick(4'000'000'000);
+  for (const dp::WorkerCommand& c : commands()) got.push_back(c);
+  EXPECT_EQ(got.size(), 8u);
+  for (const dp::WorkerCommand& c : got)
+    EXPECT_EQ(c.type, dp::WorkerCommandType::kNat66RemoveSubscribers);
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  EXPECT_EQ(routed_to_b(), 5u);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::99"), slot_b);
+  // After the routes came, no removal is left to delete the new owner's sessions, and nothing
+  // more to publish.
+  const rte_lpm6* all = ctx_->allowed_ips6.load();
+  for (uint64_t t = 5; t < 8; ++t) wg_->tick(t * 1'000'000'000);
+  EXPECT_TRUE(commands().empty());
+  EXPECT_EQ(ctx_->allowed_ips6.load(), all);
+  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 0u);
   ctx_->nat66 = nullptr;
 }
 
