@@ -1,7 +1,8 @@
 // Domain policy on the worker: names from DNS queries, TLS ClientHello SNI and HTTP Host of
-// exit traffic are matched in one Hyperscan pass per burst (a port pre-filter keeps the rest
-// at a few cycles); 'block' drops and counts, 'log' counts and tells control which rule. Each
-// match is also counted against its rule in this worker's row of the database's counters.
+// exit traffic of both families (outbound4 and outbound6 call it) are matched in one Hyperscan pass
+// per burst (a port pre-filter keeps the rest at a few cycles); 'block' drops and counts, 'log'
+// counts and tells control which rule. Each match is also counted against its rule in this worker's
+// row of the database's counters.
 #include <rte_ip.h>
 
 #include "dataplane/domain/domain_burst.h"

@@ -27,9 +27,10 @@
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─┬─ (NPTv6 or routed) [note_source6] ─ nptv6_out
-//                                         │     ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
-//                                         └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//             └─ kForward ─ exit_policy6 ─ domain_policy
+//                  ─┬─ (NPTv6 or routed) [note_source6] ─ nptv6_out
+//                   │     ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
+//                   └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
 //   nat66_out_all: [note_source6] ─ nat66_out ─┬─ kInternet ─ [account_out6] ─ ipv6_output
 //                                              ├─ kHairpin ─ to_peer
 //                                              └─ kHairpinOtherWorker ─ nat66_in_all
@@ -189,6 +190,7 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   rte_mbuf** fwd = t.of(TransitExit::kForward);
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
+  out = domain_policy(w, fwd, out);  // the same stage: it reads either family's header
   if (w.nat66()) {
     // Accounted by nat66_out_all on the worker that owns the peer's NAT66 state.
     nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));

@@ -1,10 +1,13 @@
-// Burst classification of inner IPv4 packets against the domain policy (domain_burst.h).
+// Burst classification of inner IPv4 and IPv6 packets against the domain policy
+// (domain_burst.h).
 #include "dataplane/domain/domain_burst.h"
 
 #include <rte_byteorder.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
+
+#include "dataplane/ipv6_walk.h"
 
 namespace exitgw::dp::domain {
 namespace {
@@ -17,25 +20,55 @@ inline uint16_t be16(const uint8_t* p) noexcept {
 
 }  // namespace
 
-Candidate prefilter(const uint8_t* ip, uint32_t len) noexcept {
+namespace {
+
+// The upper layer of an inner packet of either family: its protocol and bytes (as far as the
+// header's length and the buffer both go), or false when there is none to inspect (a header
+// that does not parse, a non-first fragment; a first fragment is inspected as far as it goes).
+bool upper_layer(const uint8_t* ip, uint32_t len, uint8_t& proto, const uint8_t*& l4,
+                 uint32_t& l4_len) noexcept {
   if (len < sizeof(rte_ipv4_hdr)) [[unlikely]]
-    return {};
+    return false;
+  if ((ip[0] >> 4) == 6) {
+    if (len < sizeof(rte_ipv6_hdr)) [[unlikely]]
+      return false;
+    const auto* h = reinterpret_cast<const rte_ipv6_hdr*>(ip);
+    uint32_t payload = be16(reinterpret_cast<const uint8_t*>(&h->payload_len));
+    const uint32_t held = len - uint32_t(sizeof(rte_ipv6_hdr));
+    if (payload > held) payload = held;  // a packet cut short is inspected for what it holds
+    Ipv6Layers layers;
+    if (ipv6_walk(h, payload, layers) != DropReason::kCount) [[unlikely]]
+      return false;
+    if (layers.fragment && (layers.frag_field & 0xfff8) != 0) return false;
+    proto = layers.proto;
+    l4 = ip + layers.l4_offset;
+    l4_len = uint32_t(sizeof(rte_ipv6_hdr)) + payload - layers.l4_offset;
+    return true;
+  }
   const auto* h = reinterpret_cast<const rte_ipv4_hdr*>(ip);
-  const uint8_t proto = h->next_proto_id;
-  if (proto != IPPROTO_UDP && proto != IPPROTO_TCP) return {};
   const uint32_t ihl = uint32_t(h->version_ihl & 0x0f) * 4;
   if ((h->version_ihl >> 4) != 4 || ihl < sizeof(rte_ipv4_hdr)) [[unlikely]]
-    return {};
-  // Non-first fragments carry no port; a first fragment is inspected as far as it goes.
+    return false;
   if ((be16(reinterpret_cast<const uint8_t*>(&h->fragment_offset)) & RTE_IPV4_HDR_OFFSET_MASK) != 0)
-    return {};
+    return false;
   uint32_t end = be16(reinterpret_cast<const uint8_t*>(&h->total_length));
   if (end > len) end = len;  // a packet cut short is inspected for what it holds
   if (end < ihl) [[unlikely]]
-    return {};
-  const uint8_t* l4 = ip + ihl;
-  const uint32_t l4_len = end - ihl;
+    return false;
+  proto = h->next_proto_id;
+  l4 = ip + ihl;
+  l4_len = end - ihl;
+  return true;
+}
 
+}  // namespace
+
+Candidate prefilter(const uint8_t* ip, uint32_t len) noexcept {
+  uint8_t proto;
+  const uint8_t* l4;
+  uint32_t l4_len;
+  if (!upper_layer(ip, len, proto, l4, l4_len) || (proto != IPPROTO_UDP && proto != IPPROTO_TCP))
+    return {};
   if (proto == IPPROTO_UDP) {
     if (l4_len < sizeof(rte_udp_hdr) || be16(l4 + 2) != kDnsPort) return {};
     uint32_t datagram = be16(l4 + 4);

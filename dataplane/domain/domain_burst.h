@@ -1,4 +1,5 @@
-// The domain-policy step a worker stage calls on a burst of inner IPv4 packets: a pre-filter
+// The domain-policy step a worker stage calls on a burst of inner packets (IPv4 or IPv6, by
+// the version nibble; IPv6 through its extension-header chain): a pre-filter
 // on protocol and destination port (DNS over UDP/53, TLS on TCP/443, HTTP on TCP/80), then
 // name extraction and one Hyperscan scan per candidate. Packets that are not candidates cost
 // a few loads and compares.
@@ -22,7 +23,8 @@ inline constexpr uint16_t kHttpPort = 80;
 inline constexpr uint16_t kTlsPort = 443;
 
 // One packet's outcome. protocol kNone: not inspected (another protocol or port, a non-first
-// fragment, no payload, or not a well-formed IPv4 header); the other fields keep their defaults.
+// fragment, no payload, or not a well-formed IPv4 or IPv6 header chain); the other fields keep
+// their defaults.
 struct DomainResult {
   Action action = Action::kNone;
   Protocol protocol = Protocol::kNone;
@@ -39,8 +41,8 @@ struct DomainName {
   char text[kNameCapacity];
 };
 
-// The payload a packet would be inspected for, or protocol kNone. `ip` points at the IPv4
-// header of `len` contiguous bytes.
+// The payload a packet would be inspected for, or protocol kNone. `ip` points at the IPv4 or
+// IPv6 header of `len` contiguous bytes.
 struct Candidate {
   Protocol protocol = Protocol::kNone;
   const uint8_t* payload = nullptr;
@@ -52,7 +54,7 @@ Candidate prefilter(const uint8_t* ip, uint32_t len) noexcept;
 DomainResult classify_payload(const DomainDatabase& db, DomainScratch& scratch, Protocol protocol,
                               const uint8_t* payload, size_t len, DomainName* name) noexcept;
 
-// For each packet i (IPv4 header at packets[i], lens[i] contiguous bytes): results[i], and
+// For each packet i (IP header at packets[i], lens[i] contiguous bytes): results[i], and
 // the name in names[i] when results[i].status is kFound. `names` may be null when no names
 // are wanted. The caller has prepared `scratch` for `db`.
 void classify_burst(const DomainDatabase& db, DomainScratch& scratch, const uint8_t* const* packets,

@@ -15,6 +15,7 @@ import unittest
 import labutil as L
 
 NAME = L.lab_name("pt")
+SERVER6 = "2001:db8:5::10"  # tools/lab SERVER6
 
 
 def approvals(text):
@@ -93,6 +94,25 @@ class PolicyTest(unittest.TestCase):
         self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
             "exitgw_domain_rule_matches_total", **rule) > r0, 5))
         self.assertIn("domain_match action=block", L.gateway_log(NAME))
+
+    def test_domain_list_blocks_an_http_host_over_ipv6(self):
+        """The same list on the IPv6 chain: an HTTP request to the IPv6 server whose Host is a
+        blocked name is dropped (its TCP handshake passes, its first data segment does not);
+        another Host gets its answer."""
+        def fetch(host):
+            p = L.nsrun(NAME, "c1", "curl", "-sS", "-m", "3", "-H", "Host: " + host,
+                        "http://[%s]/whoami" % SERVER6, timeout=10)
+            return p.returncode == 0 and p.stdout.strip() != ""
+
+        rule = dict(rule="4", pattern="blocked.lab.test", action="block")
+        m0 = L.Metrics(NAME).get("exitgw_domain_matches_total", action="block")
+        r0 = L.Metrics(NAME).get("exitgw_domain_rule_matches_total", **rule)
+        self.assertTrue(fetch("c1.lab.test"), "c1 gets no HTTP answer from %s" % SERVER6)
+        self.assertFalse(fetch("blocked.lab.test"), "a blocked Host was answered over IPv6")
+        self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
+            "exitgw_domain_matches_total", action="block") > m0, 3))
+        self.assertTrue(L.wait_until(lambda: L.Metrics(NAME).get(
+            "exitgw_domain_rule_matches_total", **rule) > r0, 5))
 
     def test_unapproved_node_forwards_nothing_and_resumes_when_approved(self):
         self.assertGreater(reaches("c1"), 0)

@@ -1,5 +1,5 @@
-// Arbitrary bytes as an inner IPv4 packet through prefilter() and classify_burst() against a
-// small compiled policy: never crash, never read outside the packet, and every result is
+// Arbitrary bytes as an inner IPv4 or IPv6 packet through prefilter() and classify_burst() against
+// a small compiled policy: never crash, never read outside the packet, and every result is
 // consistent (a verdict only for a found name, a rule only with a verdict).
 #include <cstdint>
 #include <cstdlib>

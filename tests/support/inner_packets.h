@@ -1,4 +1,5 @@
-// Inner IPv4 packets as a peer sends them (100.64.0.2 -> 93.184.216.34), and the application
+// Inner IPv4 and IPv6 packets as a peer sends them (100.64.0.2 -> 93.184.216.34,
+// fd7a:115c:a1e0::2 -> 2606:4700::1111), and the application
 // payloads the domain policy inspects: a DNS query, a TLS ClientHello with SNI, an HTTP
 // request with Host. Checksums are left 0: the domain stage does not read them.
 #pragma once
@@ -30,17 +31,18 @@ inline Bytes ipv4(uint8_t proto, const Bytes& l4, uint16_t frag = 0) {
   return b;
 }
 
-inline Bytes udp(uint16_t dport, const Bytes& payload) {
+// The UDP and TCP headers (with payload) the helpers below put behind an IP header.
+inline Bytes udp_l4(uint16_t dport, const Bytes& payload) {
   Bytes l4;
   put16(l4, 40000);
   put16(l4, dport);
   put16(l4, 8 + payload.size());
   put16(l4, 0);
   l4.insert(l4.end(), payload.begin(), payload.end());
-  return ipv4(17, l4);
+  return l4;
 }
 
-inline Bytes tcp(uint16_t dport, const Bytes& payload, uint8_t data_offset_words = 5) {
+inline Bytes tcp_l4(uint16_t dport, const Bytes& payload, uint8_t data_offset_words = 5) {
   Bytes l4;
   put16(l4, 40000);
   put16(l4, dport);
@@ -52,7 +54,38 @@ inline Bytes tcp(uint16_t dport, const Bytes& payload, uint8_t data_offset_words
   put16(l4, 0);
   l4.resize(l4.size() + (data_offset_words - 5) * 4, 1);  // NOP options
   l4.insert(l4.end(), payload.begin(), payload.end());
-  return ipv4(6, l4);
+  return l4;
+}
+
+inline Bytes udp(uint16_t dport, const Bytes& payload) {
+  return ipv4(17, udp_l4(dport, payload));
+}
+
+inline Bytes tcp(uint16_t dport, const Bytes& payload, uint8_t data_offset_words = 5) {
+  return ipv4(6, tcp_l4(dport, payload, data_offset_words));
+}
+
+// An IPv6 packet (fd7a:115c:a1e0::2 -> 2606:4700::1111): `next` is the first header after
+// the fixed one, `rest` everything from there (extension headers, then the upper layer).
+inline Bytes ipv6(uint8_t next, const Bytes& rest) {
+  Bytes b = {0x60, 0, 0, 0};
+  put16(b, rest.size());
+  b.push_back(next);
+  b.push_back(64);
+  for (uint8_t x : {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2})
+    b.push_back(x);
+  for (uint8_t x : {0x26, 0x06, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x11}) b.push_back(x);
+  b.insert(b.end(), rest.begin(), rest.end());
+  return b;
+}
+
+// An 8-byte IPv6 extension header of type Destination Options (PadN) or Fragment
+// (`frag_field`: offset << 3 | M), followed by `next`.
+inline Bytes ipv6_dest_options(uint8_t next) {
+  return {next, 0, 1, 4, 0, 0, 0, 0};
+}
+inline Bytes ipv6_fragment(uint8_t next, uint16_t frag_field) {
+  return {next, 0, uint8_t(frag_field >> 8), uint8_t(frag_field), 0, 0, 0, 7};
 }
 
 // A DNS query for `dotted` (qtype 1: A).

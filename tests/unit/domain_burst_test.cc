@@ -1,4 +1,4 @@
-// classify_burst on mixed inner IPv4 traffic: only UDP/53, TCP/443 and TCP/80 payloads are
+// classify_burst on mixed inner IPv4 and IPv6 traffic: only UDP/53, TCP/443 and TCP/80 payloads are
 // inspected, each gets its verdict, rule, protocol and name; everything else passes untouched.
 #include <gtest/gtest.h>
 
@@ -171,6 +171,49 @@ TEST_F(DomainBurstTest, LargeBurstsWithoutNameBuffersKeepEveryVerdict) {
     EXPECT_EQ(b.results[i].action, want) << i;
   }
   EXPECT_EQ(b.results[0].name_length, std::string("x0.blocked.example").size());
+}
+
+// The same names inside IPv6: found behind extension headers, in a first fragment, never in a
+// later one, and not in a header chain that does not parse.
+TEST_F(DomainBurstTest, Ipv6PacketsAreInspectedThroughTheirExtensionHeaders) {
+  using testing::ipv6;
+  using testing::ipv6_dest_options;
+  using testing::ipv6_fragment;
+  using testing::tcp_l4;
+  using testing::udp_l4;
+  auto cat = [](Bytes a, const Bytes& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const Bytes dns = udp_l4(53, testing::dns_query("ads7.example", 28));
+  Burst b;
+  b.packets = {
+      ipv6(17, dns),                                          // 0 log (regex)
+      ipv6(6, tcp_l4(443, client_hello("blocked.example"))),  // 1 block
+      ipv6(6, tcp_l4(80, http("logged.example"))),            // 2 log
+      ipv6(60, cat(ipv6_dest_options(6), tcp_l4(443, client_hello("blocked.example")))),  // 3
+      ipv6(44, cat(ipv6_fragment(17, 0x0001), dns)),           // 4 first fragment (M): inspected
+      ipv6(44, cat(ipv6_fragment(17, 0x0100), dns)),           // 5 later fragment: not
+      ipv6(6, tcp_l4(8443, client_hello("blocked.example"))),  // 6 another port: not
+      ipv6(0, cat(Bytes{6, 9}, tcp_l4(443, client_hello("blocked.example")))),  // 7 bad chain
+      ipv6(58, Bytes(8, 0)),                                                    // 8 ICMPv6
+  };
+  b.run(*db_, *scratch_);
+  EXPECT_EQ(b.results[0].action, Action::kLog);
+  EXPECT_EQ(b.results[0].rule, 2u);
+  EXPECT_STREQ(b.names[0].text, "ads7.example");
+  EXPECT_EQ(b.results[1].action, Action::kBlock);
+  EXPECT_EQ(b.results[1].protocol, Protocol::kTls);
+  EXPECT_EQ(b.results[2].action, Action::kLog);
+  EXPECT_EQ(b.results[2].protocol, Protocol::kHttp);
+  EXPECT_EQ(b.results[3].action, Action::kBlock);
+  EXPECT_EQ(b.results[4].action, Action::kLog);
+  for (size_t i : {5u, 6u, 7u, 8u}) EXPECT_EQ(b.results[i].protocol, Protocol::kNone) << i;
+  // Cut short, an IPv6 packet is inspected for what it holds, as an IPv4 one is.
+  b.packets = {b.packets[1]};
+  b.packets[0].resize(b.packets[0].size() - 4);
+  b.run(*db_, *scratch_);
+  EXPECT_EQ(b.results[0].status, NameStatus::kIncomplete);
 }
 
 TEST(DomainBurst, PrefilterPicksPayloadByProtocolAndPort) {
