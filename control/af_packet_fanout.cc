@@ -1,15 +1,17 @@
 // af_packet without the kernel's IPv4 reassembly. DPDK 22.11's af_packet driver joins every
-// queue's socket to a PACKET_FANOUT group with PACKET_FANOUT_FLAG_DEFRAG, hard-coded (a later
-// DPDK adds a defrag=0 devarg). The kernel then reassembles IPv4 fragments before the ring sees
-// them, holds incomplete datagrams out of sight, and cuts a datagram longer than the ring's
-// frame (2048 bytes by default, 1982 of them packet) to the frame: a 3028-byte reply that left
-// the internet as three fragments reached a worker as one 1982-byte frame whose IPv4 header
-// said 3028 (ipv4_bad_total_length), and the NAT's fragment handling and the fragment park
-// never saw a fragment. exitgw handles fragments itself, as it must behind a NIC, so the
-// daemon defines setsockopt(2): PACKET_FANOUT without the defrag flag, every other call passed
-// to the C library unchanged. The definition is linked into the daemon (and its unit test)
-// only, and exported (--export-dynamic-symbol) so the driver, which EAL dlopen()s from DPDK's
-// driver directory, binds to it. Called only while ports are created, never on a worker.
+// queue's socket to a PACKET_FANOUT group with PACKET_FANOUT_FLAG_DEFRAG, hard-coded (an
+// upstream patch proposes a defrag=0 devarg). The kernel then reassembles IPv4 fragments
+// before the ring sees them, holds incomplete datagrams out of sight, and cuts a datagram
+// longer than the ring's frame (2048 bytes by default, 1982 of them packet) to the frame: a
+// 3028-byte reply that left the internet as three fragments reached a worker as one 1982-byte
+// frame whose IPv4 header said 3028 (ipv4_bad_total_length), and the NAT's fragment handling
+// and the fragment park never saw a fragment. exitgw handles fragments itself, as it must
+// behind a NIC, so the daemon defines setsockopt(2): PACKET_FANOUT without the defrag flag,
+// every other call passed to the C library unchanged. The definition is linked into the daemon
+// (and its unit test) only, and exported (--export-dynamic-symbol) so the driver, which EAL
+// dlopen()s from DPDK's driver directory, binds to it. Every setsockopt of the process passes
+// through here (the driver's while EAL creates the ports, the control thread's); no worker
+// calls it.
 #include "control/af_packet_fanout.h"
 
 #include <dlfcn.h>
