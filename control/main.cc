@@ -7,7 +7,9 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 
+#include "control/af_packet_fanout.h"
 #include "control/flags.h"
 #include "control/gateway.h"
 #include "control/log.h"
@@ -37,6 +39,31 @@ const char* eal_hint(int err) {
       return "check the EAL arguments before '--' (run with --help for the daemon's flags); "
              "another DPDK process may be using the same --file-prefix";
   }
+}
+
+// EAL has created the ports: af_packet's queue sockets must have joined their fanout groups
+// without the kernel's IPv4 reassembly (control/af_packet_fanout.cc), or fragments from the
+// internet reach the NAT reassembled and cut at the ring's frame size.
+void check_af_packet_fanout() {
+  unsigned af_packet_ports = 0;
+  uint16_t pid;
+  RTE_ETH_FOREACH_DEV(pid) {
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(pid, &info) == 0 && info.driver_name != nullptr &&
+        std::strcmp(info.driver_name, "net_af_packet") == 0)
+      ++af_packet_ports;
+  }
+  if (af_packet_ports == 0) return;
+  const unsigned removed = exitgw::af_packet_defrag_removed();
+  if (removed == 0)
+    exitgw::log_warn(
+        "af_packet: the driver's fanout join did not pass through exitgw's setsockopt, so the "
+        "kernel reassembles IPv4 fragments before exitgw sees them (datagrams longer than the "
+        "ring frame arrive cut and are dropped as ipv4_bad_total_length)");
+  else
+    exitgw::log_info("af_packet: " + std::to_string(removed) +
+                     " queue socket(s) joined their fanout group without kernel IPv4 "
+                     "reassembly; fragments reach exitgw as fragments");
 }
 
 }  // namespace
@@ -70,6 +97,7 @@ int main(int argc, char** argv) {
   }
   argc -= consumed;
   argv += consumed;
+  check_af_packet_fanout();
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (argc > 1) {
     std::fprintf(stderr, "exitgw: unexpected argument '%s' (flags take --name=value)\n", argv[1]);

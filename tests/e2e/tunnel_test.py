@@ -152,6 +152,25 @@ class TunnelTest(unittest.TestCase):
                            L.SERVER, timeout=10)
             self.assertIn(" 0% packet loss", p.stdout, f"{c}: {p.stdout}")
 
+    def test_fragmented_reply_reaches_the_nat_as_fragments_and_is_counted_too_large(self):
+        # ping -s 3000: the client fragments the request to its tunnel MTU, the server answers
+        # with 1500 + 1500 + 68-byte fragments (DF clear). af_packet delivers them as fragments
+        # (control/af_packet_fanout.cc): the two larger than the tunnel MTU are wg_too_large,
+        # none is ipv4_bad_total_length (the kernel's reassembly, cut to the ring frame, was).
+        for c in CLIENTS:
+            m0 = L.Metrics(NAME)
+            p = L.lab_exec(NAME, c, "ping", "-c", "1", "-W", "2", "-s", "3000", L.SERVER,
+                           timeout=10)
+            time.sleep(0.3)
+            m1 = L.Metrics(NAME)
+            drops = m1.drops_text()
+            self.assertEqual(m1.get("exitgw_drops_total", reason="ipv4_bad_total_length") -
+                             m0.get("exitgw_drops_total", reason="ipv4_bad_total_length"), 0,
+                             f"{c}: {p.stdout}{drops}")
+            self.assertEqual(m1.get("exitgw_drops_total", reason="wg_too_large") -
+                             m0.get("exitgw_drops_total", reason="wg_too_large"), 2,
+                             f"{c}: {p.stdout}{drops}")
+
     def test_server_sees_the_pool_address_not_the_clients(self):
         for c in CLIENTS:
             p = L.lab_exec(NAME, c, "curl", "-s", "-m", "5", f"http://{L.SERVER}/whoami",

@@ -274,10 +274,11 @@ class Lab:
         self.exitgw = os.path.realpath(exitgw)
         self.extra_flags = list(flags)
         self.workers = workers
-        # af_packet (the default) or pcap: DPDK 22.11's af_packet PMD joins a PACKET_FANOUT
-        # group with PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments
-        # before the gateway sees them; libpcap on the interface (net_pcap iface=) does not,
-        # so cases about fragments from the internet use it for the internet port.
+        # af_packet (the default) or pcap. DPDK 22.11's af_packet PMD asks for a PACKET_FANOUT
+        # group with PACKET_FANOUT_FLAG_DEFRAG (kernel reassembly); exitgw joins without it
+        # (control/af_packet_fanout.cc), so fragments arrive as fragments on either. pcap
+        # gives the internet side one RX queue that carries frames (worker 0's; quiet0 feeds
+        # the others), for cases about where fragments meet across workers.
         if internet_vdev not in ("af_packet", "pcap"):
             raise HarnessError("internet_vdev: af_packet or pcap")
         self.internet_vdev = internet_vdev

@@ -151,7 +151,7 @@ class Nat66Case(Nat66Lab):
 class Nat66Fragments(Nat66Lab):
     """Fragment headers through NAT66 on one worker: the first fragment carries the ports and is
     translated through its session; later ones follow it (dataplane/nat/nat_fragments.cc).
-    The internet side is a pcap vdev, as NAT44's fragment cases use."""
+    The internet side is a pcap vdev (one RX queue that carries frames)."""
 
     internet_vdev = "pcap"
 
