@@ -142,8 +142,8 @@ DEFINE_bool(nat_hairpinning, true,
             "let one subscriber reach another through its public address (RFC 4787 REQ-9)");
 DEFINE_bool(nat_nic_steering, true,
             "with several workers, ask the internet port (rte_flow) to queue packets for the "
-            "pool by destination port to the worker owning that slice; ports that cannot keep "
-            "RSS and the software hand-off");
+            "NAT44 pool and the stateful NAT66 pool by destination port to the worker owning "
+            "that slice; ports that cannot keep RSS and the software hand-off");
 DEFINE_string(policy_file, "",
               "tailnet policy file (HuJSON; see conf/policy.hujson), watched and reloaded; "
               "empty: the default policy (every member may use the exit)");

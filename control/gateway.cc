@@ -664,6 +664,7 @@ Status Gateway::init_nat() {
   if (FLAGS_nat_pool.empty()) {
     log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
     if (nat66_) flow_export_->init_nat_events();
+    install_steering();
     return Ok{};
   }
   auto cfg = std::make_unique<dp::nat::NatConfig>();
@@ -690,18 +691,25 @@ Status Gateway::init_nat() {
   nat_ = std::move(cfg);
   ctx_->nat = nat_.get();
   flow_export_->init_nat_events();
-  if (ctx_->n_workers > 1 && FLAGS_nat_nic_steering) {
-    const uint16_t port = ctx_->port(dp::PortRole::kInternet).port_id;
-    auto rules = install_nat_steering(port, *nat_, ctx_->n_workers);
-    nat_nic_steering_ = rules.ok();
-    if (rules)
-      log_info("nat: port " + port_name(port) + " steers pool ports to their worker (" +
-               std::to_string(*rules) + " rte_flow rules)");
-    else
-      log_info("nat: port " + port_name(port) + ": " + rules.error() +
-               "; inbound packets reach their worker through the hand-off ring");
-  }
+  install_steering();
   return Ok{};
+}
+
+// NIC steering of the stateful pools (NAT44's and NAT66's) to their workers, when asked for
+// and more than one worker shares the internet port; a port that cannot keeps the software
+// hand-off, said once.
+void Gateway::install_steering() {
+  if (ctx_->n_workers < 2 || !FLAGS_nat_nic_steering || (!nat_ && !nat66_)) return;
+  const uint16_t port = ctx_->port(dp::PortRole::kInternet).port_id;
+  auto rules = install_nat_steering(port, nat_.get(), nat66_.get(), ctx_->n_workers);
+  nat_nic_steering_ = rules.ok();
+  if (rules)
+    log_info("nat: port " + port_name(port) + " steers pool ports to their worker (" +
+             std::to_string(*rules) + " rte_flow rules" +
+             (nat66_ ? std::string(nat_ ? ", NAT44 and NAT66" : ", NAT66") : "") + ")");
+  else
+    log_info("nat: port " + port_name(port) + ": " + rules.error() +
+             "; inbound packets reach their worker through the hand-off ring");
 }
 
 void Gateway::drain_events(uint64_t now, uint64_t ns) {

@@ -55,6 +55,7 @@ class Gateway {
   Status init_nat();
   Status init_nptv6();
   Status init_nat66();
+  void install_steering();
   // The NAT settings NAT44 and NAT66 share (mode, filtering, ports, blocks, limits, timeouts).
   Status nat_settings(dp::nat::NatConfig* cfg);
   // The result, or nullopt while the update's policy classifier builds (finish_policy_update()

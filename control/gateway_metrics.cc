@@ -369,7 +369,7 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
 }
 
 void Gateway::render_nat_metrics(MetricFamilies& mf) {
-  if (ctx_->nat)
+  if (ctx_->nat || ctx_->nat66)
     mf.gauge(mf.family("exitgw_nat_nic_steering",
                        "1 when the internet port's rte_flow rules queue pool ports to their "
                        "worker; 0: the software hand-off steers them",

@@ -1,31 +1,33 @@
 #include "control/nat_steering.h"
 
 #include <rte_byteorder.h>
-#include <rte_flow.h>
-
-#include <vector>
 
 namespace exitgw {
 
 namespace {
 
-struct Rule {
-  rte_flow_item_ipv4 ip_spec{}, ip_mask{};
-  rte_flow_item_tcp tcp_spec{}, tcp_last{}, tcp_mask{};
-  rte_flow_item_udp udp_spec{}, udp_last{}, udp_mask{};
-  rte_flow_action_queue queue{};
-  rte_flow_item pattern[4]{};
-  rte_flow_action actions[2]{};
-};
-
-// ETH / IPV4 dst in the pool prefix / TCP or UDP dst port in [first, last] -> QUEUE worker.
-void build(Rule& r, const dp::nat::Ipv4Prefix& prefix, bool tcp, uint16_t first, uint16_t last,
-           uint16_t queue) {
+// The destination-address item of a rule: an IPv4 prefix or an IPv6 one.
+void match_address(NatSteeringRule& r, const dp::nat::Ipv4Prefix& prefix) {
   const uint32_t mask = prefix.len == 0 ? 0 : ~uint32_t{0} << (32 - prefix.len);
   r.ip_spec.hdr.dst_addr = rte_cpu_to_be_32(prefix.address & mask);
   r.ip_mask.hdr.dst_addr = rte_cpu_to_be_32(mask);
-  r.pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
   r.pattern[1] = {RTE_FLOW_ITEM_TYPE_IPV4, &r.ip_spec, nullptr, &r.ip_mask};
+}
+
+void match_address(NatSteeringRule& r, const dp::nat::Ipv6Prefix& prefix) {
+  const std::array<uint8_t, 16> addr = prefix.address.bytes();
+  for (unsigned bit = 0; bit < prefix.len; ++bit)
+    r.ip6_mask.hdr.dst_addr[bit / 8] |= static_cast<uint8_t>(0x80 >> (bit % 8));
+  for (unsigned i = 0; i < 16; ++i)
+    r.ip6_spec.hdr.dst_addr[i] = addr[i] & r.ip6_mask.hdr.dst_addr[i];
+  r.pattern[1] = {RTE_FLOW_ITEM_TYPE_IPV6, &r.ip6_spec, nullptr, &r.ip6_mask};
+}
+
+template <class Prefix>
+void build(NatSteeringRule& r, const Prefix& prefix, bool tcp, uint16_t first, uint16_t last,
+           uint16_t queue) {
+  r.pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+  match_address(r, prefix);
   if (tcp) {
     r.tcp_spec.hdr.dst_port = rte_cpu_to_be_16(first);
     r.tcp_last.hdr.dst_port = rte_cpu_to_be_16(last);
@@ -43,19 +45,10 @@ void build(Rule& r, const dp::nat::Ipv4Prefix& prefix, bool tcp, uint16_t first,
   r.actions[1] = {RTE_FLOW_ACTION_TYPE_END, nullptr};
 }
 
-std::string flow_error(const rte_flow_error& e) {
-  return e.message ? std::string(e.message) : "rte_flow error type " + std::to_string(e.type);
-}
-
-}  // namespace
-
-Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig& config,
-                                      unsigned n_workers) {
-  if (n_workers < 2) return make_error("one worker: nothing to steer");
-  std::vector<Rule> rules;
-  // Reserved whole: each rule's pattern points into its own element.
-  rules.reserve(config.pool.size() * n_workers * 2);
-  for (const dp::nat::Ipv4Prefix& prefix : config.pool)
+template <class Prefix>
+void add_pool(std::vector<NatSteeringRule>& rules, const std::vector<Prefix>& pool,
+              const dp::nat::NatConfig& config, unsigned n_workers) {
+  for (const Prefix& prefix : pool)
     for (unsigned w = 0; w < n_workers; ++w)
       for (bool tcp : {false, true}) {
         const uint32_t first = config.slice_first(w);
@@ -63,13 +56,36 @@ Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig
         build(rules.emplace_back(), prefix, tcp, static_cast<uint16_t>(first),
               static_cast<uint16_t>(last), static_cast<uint16_t>(w));
       }
+}
+
+std::string flow_error(const rte_flow_error& e) {
+  return e.message ? std::string(e.message) : "rte_flow error type " + std::to_string(e.type);
+}
+
+}  // namespace
+
+std::vector<NatSteeringRule> nat_steering_rules(const dp::nat::NatConfig* nat44,
+                                                const dp::nat::NatConfig* nat66,
+                                                unsigned n_workers) {
+  std::vector<NatSteeringRule> rules;
+  rules.reserve(((nat44 ? nat44->pool.size() : 0) + (nat66 ? nat66->pool6.size() : 0)) * n_workers *
+                2);
+  if (nat44) add_pool(rules, nat44->pool, *nat44, n_workers);
+  if (nat66) add_pool(rules, nat66->pool6, *nat66, n_workers);
+  return rules;
+}
+
+Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig* nat44,
+                                      const dp::nat::NatConfig* nat66, unsigned n_workers) {
+  if (n_workers < 2) return make_error("one worker: nothing to steer");
+  std::vector<NatSteeringRule> rules = nat_steering_rules(nat44, nat66, n_workers);
   const rte_flow_attr attr{.group = 0, .priority = 0, .ingress = 1};
-  for (Rule& r : rules) {
+  for (NatSteeringRule& r : rules) {
     rte_flow_error err{};
     if (rte_flow_validate(port_id, &attr, r.pattern, r.actions, &err) != 0)
       return make_error("the port cannot steer by destination port range: " + flow_error(err));
   }
-  for (Rule& r : rules) {
+  for (NatSteeringRule& r : rules) {
     rte_flow_error err{};
     if (rte_flow_create(port_id, &attr, r.pattern, r.actions, &err) == nullptr) {
       rte_flow_flush(port_id, &err);
