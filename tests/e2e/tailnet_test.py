@@ -412,7 +412,8 @@ class TailnetTest(unittest.TestCase):
         implementation), for c1 over the IPv4 outer path and for v6 over the IPv6 one: v6 has
         an IPv6 address on the bridge and its UDP to 10.77.0.1:51820 dropped, so tailscaled
         must find the gateway's advertised [2001:db8:77::1]:51820 (with both open it takes
-        the private IPv4 address: magicsock's betterAddr scores private +20, IPv6 +10)."""
+        the private IPv4 address: magicsock's betterAddr scores private +20, IPv6 +10). v6 then
+        runs an iperf3 TCP stream to the IPv6 server, IPv6 inside and outside."""
         L.lab("add-client", "--name", NAME, "v6", "--group", "exit", "--bridge-ipv6",
               check=True, timeout=120)
         self.block_gateway_udp4("v6")
@@ -431,6 +432,14 @@ class TailnetTest(unittest.TestCase):
                 tx, rx, out = L.ping(NAME, host, SERVER6, count=3)
                 self.assertEqual((tx, rx), (3, 3), out)
                 self.assertIn(NAT_POOL_ADDR, fetch_whoami(host))  # IPv4 beside it
+            # A TCP stream over IPv6 through the exit (the lab's iperf3 on the IPv6 server).
+            p = L.nsrun(NAME, "v6", "iperf3", "-6", "-c", SERVER6, "-t", "2", "-J",
+                        "--connect-timeout", "4000", timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout[-400:])
+            mbit = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+            print("\niperf3 TCP over IPv6 (inner and outer) through exitgw, 2 s: %.0f Mbit/s" % mbit,
+                  file=sys.stderr)
+            self.assertGreater(mbit, 0)
             # v6's direct path is the IPv6 one, as tailscaled and the gateway both see it.
             p = ts("v6", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
             self.assertIn("via " + GW_ENDPOINT6, p.stdout.strip().splitlines()[-1], p.stdout)
