@@ -16,6 +16,7 @@
 
 #include "common/ipv6_addr.h"
 #include "common/nptv6.h"
+#include "common/tailnet_addrs.h"
 #include "common/wg_state.h"
 #include "common/counters.h"
 
@@ -59,7 +60,6 @@ inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr unsigned kMaxPortAddrs = 4;
 // IPv6 on a port: its link-local address (from the MAC) and up to two configured ones.
 inline constexpr unsigned kMaxPortAddrs6 = 3;
-inline constexpr unsigned kMaxTailnetAddrs = 2;
 inline constexpr uint8_t kNoPort = 0xff;
 
 enum class PortRole : uint8_t { kTunnel = 0, kInternet = 1, kCount };
@@ -258,6 +258,7 @@ struct DataplaneContext {
   // control from the connector's report; 0: none, network order) leave through this port, a
   // kernel TUN where the connector serves PeerAPI DNS; kNoPort: no exception port.
   std::atomic<uint32_t> tailnet_addrs[kMaxTailnetAddrs] = {};
+  TailnetAddrs6 tailnet_addrs6;  // the IPv6 ones (fd7a:115c:a1e0::/48), the same way
   uint8_t exception_port = kNoPort;
   unsigned exception_rate_per_sec = 20000;  // per worker, to the host
   // The DERP relay on the exception port (--relay_net; 0: off), network order: the connector's

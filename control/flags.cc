@@ -10,8 +10,9 @@ DEFINE_string(internet_port, "",
 DEFINE_string(exception_port, "",
               "DPDK port (name or number) of a TUN for inner packets addressed to the gateway's "
               "own tailnet addresses, e.g. net_tun0 with --vdev=net_tun0,iface=exitgw0: the "
-              "gateway brings the interface up with --tunnel_mtu and the address the connector "
-              "reports, and seals what the host sends back (the connector's PeerAPI DNS). "
+              "gateway brings the interface up with --tunnel_mtu (IPv6 on, no link-local address) "
+              "and the IPv4 and IPv6 addresses the connector reports, and seals what the host "
+              "sends back (the connector's PeerAPI DNS). "
               "Empty: no exception port (such packets are dropped as exception_port_off)");
 DEFINE_string(relay_net, "169.254.77.0/30",
               "with --exception_port: the DERP relay's subnet on the exception TUN; its first "

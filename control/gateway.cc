@@ -345,19 +345,29 @@ Status Gateway::init_ports() {
 void Gateway::set_tailnet_addresses(const std::vector<std::string>& addresses) {
   dp::DataplaneContext& ctx = *ctx_;
   uint32_t v4[dp::kMaxTailnetAddrs] = {};
-  unsigned n = 0;
+  uint8_t v6[dp::kMaxTailnetAddrs][16] = {};
+  unsigned n = 0, n6 = 0;
   for (const std::string& a : addresses) {
-    auto ip = parse_ipv4(a);  // IPv6 ones wait for the IPv6 data path
-    if (ip && n < dp::kMaxTailnetAddrs) v4[n++] = *ip;
+    if (auto ip = parse_ipv4(a)) {
+      if (n < dp::kMaxTailnetAddrs) v4[n++] = *ip;
+    } else if (auto ip6 = parse_ipv6(a); ip6 && n6 < dp::kMaxTailnetAddrs) {
+      std::memcpy(v6[n6++], ip6->data(), 16);
+    }
   }
-  // Published one word at a time: a worker may see a mix for one burst, never a wrong address.
+  // IPv4 one word at a time: a worker may see a mix for one burst, never a wrong address.
+  // IPv6 addresses are wider than an atomic word: a seqlock (common/tailnet_addrs.h).
   for (unsigned i = 0; i < dp::kMaxTailnetAddrs; ++i)
     ctx.tailnet_addrs[i].store(rte_cpu_to_be_32(v4[i]), std::memory_order_relaxed);
+  ctx.tailnet_addrs6.publish(v6, n6);
   std::string shown;
   for (unsigned i = 0; i < n; ++i) shown += (i ? ", " : "") + format_ipv4(v4[i]);
+  for (unsigned i = 0; i < n6; ++i) shown += (shown.empty() ? "" : ", ") + format_ipv6(v6[i]);
   log_info("tailnet addresses: " + (shown.empty() ? std::string("none") : shown));
   if (exception_) {
     if (Status s = exception_->set_address(v4[0]); !s) log_error(s.error());
+    std::array<uint8_t, 16> first6{};
+    std::memcpy(first6.data(), v6[0], 16);
+    if (Status s = exception_->set_address6(first6); !s) log_error(s.error());
   }
 }
 

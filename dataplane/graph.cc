@@ -13,7 +13,7 @@
 //                                          │                         └─ kWireGuard ─ outbound
 //                                          └─ kTransit ─ inbound (internet port; else dropped)
 //
-//   rx(exception port, the host's TUN) ─ exception_input ─┬─ kToPeer ─ to_peer
+//   rx(exception port, the host's TUN) ─ exception_input ─┬─ kToPeer (IPv4, IPv6) ─ to_peer
 //                                                         └─ kRelay (DERP) ─ local_input ─ ...
 //
 //   outbound: wg_input ─┬─ kIpv4 ─ outbound4
@@ -26,7 +26,8 @@
 //                       ├─ kHairpin ─ to_peer
 //                       ├─ kHairpinOtherWorker ─ nat44_in
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
-//   outbound6: transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
+//   outbound6: tailnet_local6 (own tailnet IPv6 address: TSMP consumed, rest ─ tx(E))
+//             ─ transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
 //             └─ kForward ─ exit_policy6 ─ domain_policy
 //                  ─┬─ (NPTv6 or routed) [note_source6] ─ nptv6_out
 //                   │     ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
@@ -184,6 +185,7 @@ void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
 
 // Peers' IPv6 packets, decrypted, on to the internet.
 void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  n = tailnet_local6(w, pkts, n);
   if (n == 0) return;
   Exits<TransitExit> t;
   transit_out_checks6(w, pkts, n, t);

@@ -77,14 +77,17 @@ void wg_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<WgExit>& x) noexcept
 // (IP protocol 99) is consumed and counted, the rest goes to the host through the exception
 // port (rate limited per worker; without the port, dropped). The others continue, compacted.
 uint16_t tailnet_local(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
+// The same for peers' IPv6 packets (IPv6 header in front) to the node's tailnet IPv6 addresses
+// (TSMP: the first next header 99).
+uint16_t tailnet_local6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 enum class ExceptionExit : uint8_t {
   kToPeer,  // the host's own packet for a peer (from the node's tailnet address): seal it
   kRelay,   // a peer's WireGuard/disco datagram the connector relays from DERP (relay_host ->
             // relay_gateway:wg port), an Ethernet header put in front: local delivery
   kCount
 };
-// The host's packets from the exception port (IPv4 header in front): length, version and
-// source checked, sorted into the host's own and the DERP relay's.
+// The host's packets from the exception port (IPv4 or IPv6 header in front): length, version,
+// size and source checked, sorted into the host's own and (IPv4 only) the DERP relay's.
 void exception_input(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<ExceptionExit>& x) noexcept;
 
 enum class TransitExit : uint8_t {

@@ -356,6 +356,43 @@ class TailnetTest(unittest.TestCase):
         self.assertGreater(
             connector_metric("exitgw_connector_doh_requests_total", result="forbidden"), forbidden)
 
+    def test_g1a_gateway_tailnet_ipv6_address_answers_ping(self):
+        """The gateway node's own tailnet IPv6 address (fd7a:115c:a1e0::/48, as Headscale and
+        tailscaled list it): c1's ping goes through exitgw's tailnet_local6 to the exception
+        TUN, whose kernel answers (IPv6 on, no link-local address), and the reply is sealed
+        back to c1 through its IPv6 allowed IP."""
+        n = hs_node(NAME + "-gw")
+        self.assertIsNotNone(n, "the gateway node is not in headscale nodes list")
+        v6 = [a for a in n["ip_addresses"] if ":" in a]
+        self.assertEqual(len(v6), 1, "Headscale gave the gateway no IPv6 address: %s" % n)
+        gw6 = v6[0]
+        self.assertTrue(gw6.startswith(INSIDE6), gw6)
+        mine = tailnet6("c1")
+        self.assertTrue(mine and mine.startswith(INSIDE6), "c1 has no tailnet IPv6 address")
+        # c1's tailscaled knows the gateway peer by that address too.
+        peers = [p for p in ts_json("c1", "status")["Peer"].values()
+                 if gw6 in (p.get("TailscaleIPs") or [])]
+        self.assertEqual(len(peers), 1, "c1 sees no peer with the address %s" % gw6)
+        # exitgw put it on its exception TUN with the tailnet's /48, and no link-local address.
+        self.assertTrue(L.wait_until(
+            lambda: gw6 + "/48" in L.nsrun(NAME, "gw", "ip", "-6", "addr", "show", "dev",
+                                           "exitgw0").stdout, 20, 0.3),
+            "exitgw0 lacks %s/48: %s" % (gw6, L.nsrun(NAME, "gw", "ip", "-6", "addr").stdout))
+        addrs = L.nsrun(NAME, "gw", "ip", "-6", "addr", "show", "dev", "exitgw0").stdout
+        self.assertNotIn("fe80:", addrs)
+        to_host = L.metric_sum(NAME, "exitgw_exception_packets_total", direction="to_host")
+        from_host = L.metric_sum(NAME, "exitgw_exception_packets_total", direction="from_host")
+        self.assertTrue(L.wait_until(lambda: L.ping(NAME, "c1", gw6, count=1)[1] == 1, 20, 0.5),
+                        "c1 gets no ping answer from the gateway's tailnet address %s" % gw6)
+        tx, rx, out = L.ping(NAME, "c1", gw6, count=3)
+        self.assertEqual((tx, rx), (3, 3), out)
+        self.assertGreaterEqual(
+            L.metric_sum(NAME, "exitgw_exception_packets_total", direction="to_host"),
+            to_host + 4, "the pings did not go through exitgw's exception port")
+        self.assertGreaterEqual(
+            L.metric_sum(NAME, "exitgw_exception_packets_total", direction="from_host"),
+            from_host + 4, "the answers were not sealed back from the exception port")
+
     def first_byte_after_exit_node(self, host):
         """Seconds from `tailscale set --exit-node` to the first HTTP answer through it."""
         t0 = time.monotonic()

@@ -7,10 +7,11 @@
 // bit 4 whether it is wrapped as the DERP relay's datagram (UDP relay_host -> relay_gateway at
 // the WireGuard port), so it reaches local delivery; with bit 2, bit 5 makes the Ethernet
 // header say IPv6 (the ports have IPv6 addresses: header checks, the extension-header walk,
-// ICMPv6 echo, neighbor discovery). The node's tailnet address is set, so sealed inner packets
-// addressed to it take the exception path. Peer 0 also has the IPv6 address fd7a:115c:a1e0::
-// and NPTv6 maps fd7a:115c:a1e0::/48 to 2001:db8:100::/48, so sealed inner IPv6 and internet
-// IPv6 for the pool reach the IPv6 exit chain both ways.
+// ICMPv6 echo, neighbor discovery). The node's tailnet addresses (100.100.0.1 and
+// fd7a:115c:a1e0::1) are set, so sealed inner packets addressed to them take the exception path,
+// and the host's packets from them are sealed to peer 0. Peer 0 also has the IPv6 address
+// fd7a:115c:a1e0:: and NPTv6 maps fd7a:115c:a1e0::/48 to 2001:db8:100::/48, so sealed inner IPv6
+// and internet IPv6 for the pool reach the IPv6 exit chain both ways.
 //
 // Peer 0 also holds the reference handshake's session (tests/unit/vectors: our receiver index
 // kResponderIndex, the initiator's sending key), so seeds sealed outside the gateway
@@ -65,6 +66,11 @@ Bed* bed() {
     const uint8_t pool[16] = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00};
     if (lpm6 == nullptr || rte_lpm6_add(lpm6, inside, 128, 0) != 0) std::abort();
     nb->ctx.allowed_ips6.store(lpm6);
+    // The node's tailnet IPv6 address: sealed inner IPv6 to it and the host's IPv6 from it
+    // take the exception path (corpus exception6_*).
+    const uint8_t own6[1][16] = {
+        {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+    nb->ctx.tailnet_addrs6.publish(own6, 1);
     nb->ctx.nptv6 = exitgw::dp::Nptv6(inside, pool, 48);
     // The internet port's IPv6 router, resolved, so forwarded IPv6 reaches the output.
     const uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};

@@ -222,6 +222,21 @@ class WorkerDrops : public ::testing::Test {
                                  rte_be_to_cpu_16(pub.second), Bytes(24, 'r')));
   }
 
+  // Runs `burst` on the tunnel port: 3 * kExceptionBurst packets for the node's own address,
+  // then `exit` others for the internet. The exception rate lets at most its burst through to
+  // the host and counts the rest; the others leave.
+  void expect_flood_rate_limited(std::vector<rte_mbuf*> burst, size_t exit) {
+    const uint64_t limited_before = drops(DropReason::kExceptionRateLimited);
+    const uint64_t to_host_before = ctx().workers[0].counters.exception_to_host.get();
+    run(kTunnel, std::move(burst));
+    const uint64_t to_host = ctx().workers[0].counters.exception_to_host.get() - to_host_before;
+    const uint64_t limited = drops(DropReason::kExceptionRateLimited) - limited_before;
+    EXPECT_LE(to_host, kExceptionBurst);  // 1 token per second after the burst
+    EXPECT_EQ(to_host + limited, 3u * kExceptionBurst);
+    EXPECT_EQ(sent(kException).size(), to_host);
+    EXPECT_EQ(sent(kInternet).size(), exit);
+  }
+
   static std::vector<dp::Event> events() {
     std::vector<dp::Event> out;
     dp::Event e;
@@ -493,8 +508,8 @@ TEST_F(WorkerDrops, BadHostPacketsDroppedEachUnderItsReason) {
   ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
   const uint32_t peer = 11;
   const Bytes good = udp4(kOwnTailnet, Bed::peer_addr(peer), 5380, 41000, Bytes(40, 'a'));
-  Bytes v6 = good;
-  v6[0] = 0x60;
+  Bytes v5 = good;  // neither IPv4 nor IPv6
+  v5[0] = 0x55;
   Bytes truncated = good;
   truncated.resize(12);
   Bytes short_total = good;  // total length beyond what arrived
@@ -504,7 +519,7 @@ TEST_F(WorkerDrops, BadHostPacketsDroppedEachUnderItsReason) {
       udp4(kOwnTailnet, Bed::peer_addr(peer), 5380, 41000, Bytes(ctx().tunnel_mtu, 'b'));
   const Bytes nobody = udp4(kOwnTailnet, RTE_IPV4(100, 99, 0, 1), 5380, 41000, Bytes(10, 'n'));
   const std::pair<Bytes, DropReason> cases[] = {
-      {v6, DropReason::kExceptionNotIpv4},
+      {v5, DropReason::kExceptionNotIpv4},
       {truncated, DropReason::kExceptionMalformed},
       {short_total, DropReason::kExceptionMalformed},
       {spoofed, DropReason::kExceptionBadSource},
@@ -523,20 +538,12 @@ TEST_F(WorkerDrops, BadHostPacketsDroppedEachUnderItsReason) {
 TEST_F(WorkerDrops, FloodAtTheOwnTailnetAddressIsRateLimitedAndExitTrafficGoesOn) {
   ctx().tailnet_addrs[0].store(rte_cpu_to_be_32(kOwnTailnet));
   const uint32_t peer = 12;
-  const uint64_t limited_before = drops(DropReason::kExceptionRateLimited);
-  const uint64_t to_host_before = ctx().workers[0].counters.exception_to_host.get();
   std::vector<rte_mbuf*> burst;
   for (unsigned i = 0; i < 3 * kExceptionBurst; ++i)
     burst.push_back(mbuf(sealed(peer, udp4(Bed::peer_addr(peer), kOwnTailnet,
                                            static_cast<uint16_t>(42000 + i), 80, Bytes(8, 'f')))));
   burst.push_back(mbuf(from_peer(peer, 40000)));
-  run(kTunnel, burst);
-  const uint64_t to_host = ctx().workers[0].counters.exception_to_host.get() - to_host_before;
-  const uint64_t limited = drops(DropReason::kExceptionRateLimited) - limited_before;
-  EXPECT_LE(to_host, kExceptionBurst);  // 1 token per second after the burst
-  EXPECT_EQ(to_host + limited, 3u * kExceptionBurst);
-  EXPECT_EQ(sent(kException).size(), to_host);
-  EXPECT_EQ(sent(kInternet).size(), 1u);
+  expect_flood_rate_limited(burst, 1);
   ctx().tailnet_addrs[0].store(0);
 }
 
@@ -978,6 +985,101 @@ TEST_F(Ipv6Exit, InnerIpv6RefusalsEachUnderTheirReason) {
   EXPECT_EQ(drops(DropReason::kNptv6NotInPool) - before, 2u);
   EXPECT_TRUE(sent(kTunnel).empty());
   EXPECT_TRUE(sent(kInternet).empty()) << "an error about a packet not for the pool";
+}
+
+// ---- the exception path for the node's tailnet IPv6 address (dataplane/exception.cc) ----
+
+class Ipv6Exception : public Ipv6Exit {
+ protected:
+  static constexpr const char* kOwn6 = "fd7a:115c:a1e0::1";
+
+  void SetUp() override {
+    Ipv6Exit::SetUp();
+    uint8_t own[1][16];
+    std::memcpy(own[0], addr6(kOwn6).data(), 16);
+    ctx().tailnet_addrs6.publish(own, 1);
+  }
+  void TearDown() override {
+    ctx().tailnet_addrs6.publish(nullptr, 0);
+    Ipv6Exit::TearDown();
+  }
+};
+
+TEST_F(Ipv6Exception, PacketForTheOwnTailnetIpv6AddressGoesToTheHostAndTsmpIsConsumed) {
+  const Bytes dns = ip6_packet(kPeer6, kOwn6, Bytes(30, 'q'));
+  Bytes tsmp = ip6_packet(kPeer6, kOwn6, Bytes(8, 't'));
+  reinterpret_cast<rte_ipv6_hdr*>(tsmp.data())->proto = 99;
+  const Bytes ping = ip6_packet(kPeer6, kOwn6, Bytes(16, 'p'), 64, 128);
+  // Two tokens of the worker's exception rate (1 a second here), which the IPv4 flood test,
+  // run before this suite, may have left empty.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  const uint64_t tsmp_before = ctx().workers[0].counters.tsmp_consumed.get();
+  const uint64_t to_host_before = ctx().workers[0].counters.exception_to_host.get();
+  run(kTunnel, {mbuf(sealed(kPeer, dns)), mbuf(sealed(kPeer, tsmp)), mbuf(sealed(kPeer, ping)),
+                mbuf(sealed(kPeer, ip6_packet(kPeer6, kRemote6, Bytes(20, 'o'))))});
+  // The host gets the inner packets as they were sent (a TUN: no Ethernet, hop limit as sent).
+  const auto host = sent(kException);
+  ASSERT_EQ(host.size(), 2u) << nonzero_drops();
+  EXPECT_EQ(host[0], dns);
+  EXPECT_EQ(host[1], ping);
+  EXPECT_EQ(ctx().workers[0].counters.tsmp_consumed.get() - tsmp_before, 1u);
+  EXPECT_EQ(ctx().workers[0].counters.exception_to_host.get() - to_host_before, 2u);
+  EXPECT_EQ(sent(kInternet).size(), 1u) << "the exit traffic beside it leaves as before";
+}
+
+TEST_F(Ipv6Exception, FloodAtTheOwnTailnetIpv6AddressIsRateLimitedAndWithoutAPortDroppedPortOff) {
+  std::vector<rte_mbuf*> burst;
+  for (unsigned i = 0; i < 3 * kExceptionBurst; ++i)
+    burst.push_back(mbuf(sealed(kPeer, ip6_packet(kPeer6, kOwn6, Bytes(8 + i, 'f')))));
+  expect_flood_rate_limited(burst, 0);  // none of them leaves through the exit
+
+  ctx().exception_port = dp::kNoPort;
+  const uint64_t off_before = drops(DropReason::kExceptionPortOff);
+  run(kTunnel, {mbuf(sealed(kPeer, ip6_packet(kPeer6, kOwn6, Bytes(8, 'x'))))});
+  ctx().exception_port = kException;
+  EXPECT_EQ(drops(DropReason::kExceptionPortOff) - off_before, 1u);
+  EXPECT_TRUE(sent(kInternet).empty());
+}
+
+TEST_F(Ipv6Exception, HostIpv6PacketIsSealedToThePeerThatOwnsItsDestination) {
+  const Bytes reply = ip6_packet(kOwn6, kPeer6, Bytes(40, 'a'), 64, 129);
+  Bytes framed = reply;
+  framed.insert(framed.end(), 6, 0xee);  // bytes past the payload length: trimmed, not sealed
+  const uint64_t from_before = ctx().workers[0].counters.exception_from_host.get();
+  run(kException, {mbuf(framed)});
+  const auto got = opened(kPeer);
+  ASSERT_EQ(got.size(), 1u) << nonzero_drops();
+  EXPECT_EQ(got[0], reply) << "the host's own packet: its hop limit is not decremented";
+  EXPECT_EQ(ctx().workers[0].counters.exception_from_host.get() - from_before, 1u);
+}
+
+TEST_F(Ipv6Exception, BadHostIpv6PacketsDroppedEachUnderItsReason) {
+  const Bytes good = ip6_packet(kOwn6, kPeer6, Bytes(40, 'a'));
+  Bytes truncated = good;  // an IPv4 header's worth, not an IPv6 one's
+  truncated.resize(32);
+  Bytes long_payload = good;  // payload length beyond what arrived
+  long_payload[5] = static_cast<uint8_t>(long_payload[5] + 8);
+  const Bytes spoofed = ip6_packet(kPeer6, "2a01::7", Bytes(10, 's'));
+  const Bytes link_local = ip6_packet("fe80::1", kPeer6, Bytes(10, 's'));  // the kernel's own
+  const Bytes big = ip6_packet(kOwn6, kPeer6, Bytes(ctx().tunnel_mtu, 'b'));
+  const Bytes nobody = ip6_packet(kOwn6, "fd7a:115c:a1e0::99", Bytes(10, 'n'));
+  const std::pair<Bytes, DropReason> cases[] = {
+      {truncated, DropReason::kExceptionMalformed}, {long_payload, DropReason::kExceptionMalformed},
+      {spoofed, DropReason::kExceptionBadSource},   {link_local, DropReason::kExceptionBadSource},
+      {big, DropReason::kExceptionTooLarge},        {nobody, DropReason::kWgNoPeerForDestination},
+  };
+  for (const auto& [packet, reason] : cases) {
+    const uint64_t before = drops(reason);
+    run(kException, {mbuf(packet)});
+    EXPECT_EQ(drops(reason) - before, 1u) << dp::drop_reason_name(reason);
+    EXPECT_TRUE(sent(kTunnel).empty()) << dp::drop_reason_name(reason);
+  }
+  // Before the connector reported the node's IPv6 address no source is the node's.
+  ctx().tailnet_addrs6.publish(nullptr, 0);
+  const uint64_t before = drops(DropReason::kExceptionBadSource);
+  run(kException, {mbuf(good)});
+  EXPECT_EQ(drops(DropReason::kExceptionBadSource) - before, 1u);
+  EXPECT_TRUE(sent(kTunnel).empty());
 }
 
 }  // namespace

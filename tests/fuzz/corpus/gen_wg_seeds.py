@@ -12,6 +12,7 @@ mac1, Noise) and mutations start behind them.
     forwards, answers or drops for each inner-packet reason, a keepalive, a bad tag, an
     unknown index and an exhausted counter.
   dataplane_fuzz/ipv6_exit_*: inner IPv6 and internet IPv6 for the IPv6 exit chain (below).
+  dataplane_fuzz/exception6_*: the node's tailnet IPv6 address on the exception path (below).
   control_punt_fuzz/*: byte 0 = flags (bit 0: under load, bit 1: the target recomputes mac1),
     then the UDP payload: valid initiations for the gateway's key (the reference responder),
     initiations from an unknown key, responses and cookie replies nobody asked for,
@@ -180,6 +181,38 @@ def outer6_seeds(r):
     }
 
 
+def exception6_seeds():
+    """dataplane_fuzz/exception6_*: the node's tailnet IPv6 address fd7a:115c:a1e0::1 (the
+    target sets it) on the exception path: inner IPv6 sealed from peer 0 to it (byte 0 = 0x02:
+    ping, UDP, TSMP), and the host's IPv6 from the exception port (byte 0 = 0x08, no Ethernet):
+    replies to peer 0, and each drop (another source, too large, malformed, nobody's)."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+    from scapy.packet import Raw
+    peer, own = "fd7a:115c:a1e0::", "fd7a:115c:a1e0::1"
+    to_node = {
+        "echo": IPv6(src=peer, dst=own) / ICMPv6EchoRequest(id=2, seq=1, data=b"own6"),
+        "udp": IPv6(src=peer, dst=own) / UDP(sport=40000, dport=5380) / Raw(b"d" * 16),
+        "tsmp": IPv6(src=peer, dst=own, nh=99) / Raw(b"\x01" + b"t" * 32),
+    }
+    echo_reply = bytes(IPv6(src=own, dst=peer) / ICMPv6EchoReply(id=2, seq=1, data=b"own6"))
+    long_payload = bytearray(echo_reply)
+    long_payload[4:6] = struct.pack("!H", len(echo_reply))  # beyond what arrived
+    from_host = {
+        "echo_reply": echo_reply,
+        "udp_reply": bytes(IPv6(src=own, dst=peer) / UDP(sport=5380, dport=40000) / Raw(b"a" * 40)),
+        "trailing_bytes": echo_reply + bytes(7),
+        "other_source": bytes(IPv6(src="fe80::1", dst=peer) / UDP(sport=1, dport=2)),
+        "too_large": bytes(IPv6(src=own, dst=peer) / UDP(sport=5380, dport=1) / Raw(b"B" * 1420)),
+        "truncated": echo_reply[:36],
+        "payload_beyond": bytes(long_payload),
+        "to_nobody": bytes(IPv6(src=own, dst="fd7a:115c:a1e0::99") / UDP(sport=5380, dport=1)),
+    }
+    seeds = {"exception6_to_node_" + k: b"\x02" + bytes(v) for k, v in to_node.items()}
+    seeds.update({"exception6_from_host_" + k: b"\x08" + v for k, v in from_host.items()})
+    return seeds
+
+
 def write(target, seeds):
     corpus = os.path.join(HERE, target)
     os.makedirs(corpus, exist_ok=True)
@@ -191,7 +224,8 @@ def write(target, seeds):
 
 def main():
     r = reference_handshake()
-    write("dataplane_fuzz", dict(dataplane_seeds(r), **ipv6_seeds(), **outer6_seeds(r)))
+    write("dataplane_fuzz", dict(dataplane_seeds(r), **ipv6_seeds(), **outer6_seeds(r),
+                                 **exception6_seeds()))
     write("control_punt_fuzz", punt_seeds(r))
 
 
