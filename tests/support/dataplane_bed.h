@@ -38,6 +38,9 @@ struct BedOptions {
   // the default /28 has 16 x 126 blocks, so about 2,000 subscribers; a /22 holds 129,000.
   dp::nat::Ipv4Prefix nat_pool{RTE_IPV4(192, 0, 2, 128), 28};
   uint32_t nat_max_sessions = 1u << 18;
+  // Stateful NAT66 (--nat6_mode=stateful) to this pool (IPv6 addresses or /112../128 prefixes,
+  // as --nat_pool6 takes them), the other settings NAT44's; empty: no NAT66.
+  std::vector<dp::nat::Ipv6Prefix> nat_pool6;
   // A tailnet policy file (HuJSON) to compile instead of the default policy (every member
   // may use the exit).
   std::string policy_text;
@@ -122,6 +125,15 @@ class DataplaneBed {
       nat_config.ticks_per_second = rte_get_tsc_hz();
       if (Status s = nat_config.validate(); !s) return s;
       c.nat = &nat_config;
+    }
+    if (!opt.nat_pool6.empty()) {
+      nat66_config.family = dp::nat::NatFamily::kIpv6;
+      nat66_config.pool6 = opt.nat_pool6;
+      nat66_config.n_workers = 1;
+      nat66_config.max_sessions = opt.nat_max_sessions;
+      nat66_config.ticks_per_second = rte_get_tsc_hz();
+      if (Status s = nat66_config.validate(); !s) return s;
+      c.nat66 = &nat66_config;
     }
     c.n_workers = 1;
     c.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("bed_rcu", rte_rcu_qsbr_get_memsize(1), 64));
@@ -291,7 +303,7 @@ class DataplaneBed {
   rte_mempool* pool = nullptr;
   std::unique_ptr<NeighborTable> neighbors;
   std::unique_ptr<ExitPolicy> policy;
-  dp::nat::NatConfig nat_config;
+  dp::nat::NatConfig nat_config, nat66_config;
   std::string approvals_path, policy_path;
   std::vector<Keypair*> keypairs;
   // What init() measured: peer_memory is the peer tables (keypair hash, allowed-IPs LPM,
