@@ -347,14 +347,17 @@ bool principal_matches(const Policy& policy, const Principal& principal, const P
     case PrincipalKind::kPrefix: {
       // Classes are per peer: a peer matches only if every source of the prefix's family it
       // may use (its allowed IPs) is inside the prefix, so a partial overlap never widens
-      // access. Cryptokey routing ties all of a peer's allowed IPs to its key, so a peer named
-      // by its IPv6 addresses is the same peer its IPv4 ones name.
+      // access. A peer with IPv4 allowed IPs is named by them (as before IPv6 sources
+      // existed); an IPv6 source names only peers without any, since its grant would
+      // otherwise cover IPv4 addresses (say a 10.1.0.0/16 route) that no source names. A
+      // coordination server lists each node's addresses of both families together, so its
+      // dual-stack nodes match through their IPv4 ones and its IPv6-only nodes through these.
       const auto inside = [&](const auto& addresses, const auto& prefix) {
         return !addresses.empty() &&
                std::all_of(addresses.begin(), addresses.end(),
                            [&](const auto& a) { return prefix_contains(prefix, a); });
       };
-      return principal.ipv6 ? inside(peer.addresses6, principal.prefix6)
+      return principal.ipv6 ? peer.addresses.empty() && inside(peer.addresses6, principal.prefix6)
                             : inside(peer.addresses, principal.prefix);
     }
   }

@@ -315,9 +315,12 @@ bool ReferencePolicy::principal_matches(const std::string& s, const PolicyPeer& 
     p = it->second;
   }
   // An address principal covers a peer only if every address of its family the peer may send
-  // from is inside it: a partial overlap never widens access. Both families name the peer.
+  // from is inside it: a partial overlap never widens access. An IPv6 one names only peers
+  // with no IPv4 address (a peer's grant covers all its traffic, so naming a dual-stack peer
+  // by its IPv6 addresses would grant IPv4 ones nobody named).
   std::vector<Net> mine;
   if (p->ipv6) {
+    if (!peer.addresses.empty()) return false;
     for (const Ipv6Prefix& a : peer.addresses6) mine.push_back(net6(a.addr, a.len));
   } else {
     for (const Ipv4Prefix& a : peer.addresses) mine.push_back(net(a));

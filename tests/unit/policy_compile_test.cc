@@ -129,31 +129,35 @@ TEST(PolicyCompile, HostNameAndAddressSourcesGrantThosePeers) {
   EXPECT_EQ(decide(c, 2, kProtoTcp, "1.1.1.1", 443), "deny:default-deny");
 }
 
-// A peer is named by its IPv6 addresses as by its IPv4 ones: every allowed IP of the source's
-// family inside it (a peer with none of that family is not named), and the grant is the
-// peer's, for both families of its traffic; a named IPv6 destination that is a peer's route is
+// An IPv6 source names the peers that have only IPv6 allowed IPs, every one inside it (a
+// partial overlap grants nothing). A peer with IPv4 allowed IPs is named by those: its grant
+// covers all its traffic, so an IPv6 source naming it would grant IPv4 addresses (here a
+// 10.1.0.0/16 route) that no source names. A named IPv6 destination that is a peer's route is
 // peer-to-peer traffic, not the exit's.
-TEST(PolicyCompile, Ipv6SourcesNamePeersByTheirIpv6AllowedIps) {
+TEST(PolicyCompile, Ipv6SourcesNameIpv6OnlyPeersByTheirAllowedIps) {
   Policy p = parse(R"({"hosts": {"pair6": "fd7a:115c:a1e0::/126"},
-    "grants": [{"src": ["pair6", "fd7a:115c:a1e0::9"], "dst": ["autogroup:internet"], "ip": ["*"]},
+    "grants": [{"src": ["pair6", "fd7a:115c:a1e0::9", "fd7a:115c:a1e0::7"],
+                "dst": ["autogroup:internet"], "ip": ["*"]},
                {"src": ["*"], "dst": ["2001:db8:99:1::/80"], "ip": ["*"]}]})");
-  auto six = [](PolicyPeer x, const char* a6) {
-    x.addresses6.push_back(parse_prefix6(a6)->prefix);
+  auto only6 = [](uint32_t slot, std::vector<const char*> a6) {
+    PolicyPeer x;
+    x.slot = slot;
+    for (const char* a : a6) x.addresses6.push_back(parse_prefix6(a)->prefix);
     return x;
   };
-  auto c = compile_ok(p, {six(peer(0, "", {}, "100.64.0.1/32"), "fd7a:115c:a1e0::1/128"),
-                          six(peer(1, "", {}, "100.64.0.2/32"), "fd7a:115c:a1e0::2/128"),
+  PolicyPeer subnet = peer(6, "", {}, "10.1.0.0/16");  // a dual-stack peer with an IPv4 route
+  subnet.addresses6.push_back(parse_prefix6("fd7a:115c:a1e0::7/128")->prefix);
+  auto c = compile_ok(p, {only6(0, {"fd7a:115c:a1e0::1/128"}), only6(1, {"fd7a:115c:a1e0::2/128"}),
                           // one address outside the /126: a partial overlap grants nothing
-                          six(six(peer(2, "", {}, "100.64.0.3/32"), "fd7a:115c:a1e0::3/128"),
-                              "fd7a:115c:a1e0::40/128"),
-                          six(peer(3, "", {}, "100.64.0.9/32"), "fd7a:115c:a1e0::9/128"),
+                          only6(2, {"fd7a:115c:a1e0::3/128", "fd7a:115c:a1e0::40/128"}),
+                          only6(3, {"fd7a:115c:a1e0::9/128"}),
                           peer(4, "", {}, "100.64.0.4/32"),  // IPv4 only: not named
-                          six(peer(5, "", {}, "100.64.0.5/32"), "2001:db8:99:1::/64")});
+                          only6(5, {"2001:db8:99:1::/64"}), subnet});
   for (uint32_t slot : {0u, 1u, 3u}) {
     EXPECT_EQ(decide6(c, slot, kProtoTcp, "2606:4700::1111", 443), "allow:grants[0]") << slot;
     EXPECT_EQ(decide(c, slot, kProtoTcp, "1.1.1.1", 443), "allow:grants[0]") << slot;
   }
-  for (uint32_t slot : {2u, 4u, 5u}) {
+  for (uint32_t slot : {2u, 4u, 5u, 6u}) {
     EXPECT_EQ(decide6(c, slot, kProtoTcp, "2606:4700::1111", 443), "deny:default-deny") << slot;
     EXPECT_EQ(decide(c, slot, kProtoTcp, "1.1.1.1", 443), "deny:default-deny") << slot;
   }

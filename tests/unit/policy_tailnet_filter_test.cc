@@ -250,11 +250,12 @@ TEST(TailnetFilter, Ipv6DstPortsAreGrantedAndTheIpv6SafetyRangesStayOnTop) {
   EXPECT_EQ(c(0, kProtoTcp, "93.184.216.34", 443), "allow:tailnet[0]");
 }
 
-TEST(TailnetFilter, Ipv6SourcesNameTheNodesWhoseIpv6AddressesTheyHold) {
-  // An IPv6-only node (the connector keeps them) is named by its IPv6 source alone; a
-  // dual-stack node by either; a node whose IPv6 address is not among the sources is not
-  // named by the IPv6 ones.
-  json rule = internet_rule({"fd7a:115c:a1e0::1/128", "fd7a:115c:a1e0::2/128"});
+TEST(TailnetFilter, Ipv6SourcesNameIpv6OnlyNodesAndDualStackOnesGoByIpv4) {
+  // An IPv6-only node (the connector keeps them) is named by its IPv6 source; a dual-stack
+  // node by its IPv4 one (the server lists both; an IPv6 source alone does not name it, or
+  // its grant would cover an IPv4 address no source names).
+  json rule = internet_rule(
+      {"fd7a:115c:a1e0::1/128", "100.64.0.2/32", "fd7a:115c:a1e0::2/128", "fd7a:115c:a1e0::3/128"});
   rule["dst"].push_back({{"prefix", "2000::/3"}, {"ports", {0, 65535}}});
   PolicyPeer v6only;
   v6only.slot = 0;
@@ -268,6 +269,7 @@ TEST(TailnetFilter, Ipv6SourcesNameTheNodesWhoseIpv6AddressesTheyHold) {
   EXPECT_EQ(c(1, kProtoTcp, "2606:4700::1111", 443), "allow:tailnet[0]");
   EXPECT_EQ(c(1, kProtoTcp, "93.184.216.34", 443), "allow:tailnet[0]");
   EXPECT_EQ(c(2, kProtoTcp, "2606:4700::1111", 443), "deny:default-deny");
+  EXPECT_EQ(c(2, kProtoTcp, "93.184.216.34", 443), "deny:default-deny");
 }
 
 TEST(TailnetFilter, ExplicitIpv6GrantOfASafetyRangeLiftsItThereOnly) {

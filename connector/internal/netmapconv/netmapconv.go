@@ -12,9 +12,9 @@
 //     destination or no protocol is dropped. Skipping can only narrow what a rule allows.
 //   - The packet filter keeps both families: IPv6 sources (the nodes' fd7a:115c:a1e0::/48
 //     addresses) and destinations (2000::/3 for autogroup:internet), with ICMPv6 beside ICMP
-//     in the default protocols. The gateway matches a rule's sources to peers by their IPv4
-//     addresses (control/policy), which names the same nodes: a coordination server lists
-//     each node's addresses of both families together.
+//     in the default protocols. The gateway names dual-stack peers by their IPv4 sources and
+//     IPv6-only peers by their IPv6 ones (control/policy): the same nodes, since a
+//     coordination server lists each node's addresses of both families together.
 //   - Approval is the IPv4 exit route's (0.0.0.0/0): servers approve ::/0 with it, and a
 //     client routes IPv6 to an exit node only when ::/0 is in its AllowedIPs as well.
 package netmapconv
@@ -52,7 +52,8 @@ const (
 )
 
 // defaultProtocols is what an empty FilterRule.IPProto means (tailcfg: TCP, UDP, ICMP and
-// ICMPv6); the gateway applies ICMP to IPv4 destinations and ICMPv6 to IPv6 ones.
+// ICMPv6). Sent as this explicit list, every protocol applies to destinations of both
+// families, as in tailscaled's filter (an IPv4 packet never carries ICMPv6 in practice).
 var defaultProtocols = []int{protoTCP, protoUDP, protoICMP, protoICMPv6}
 
 var (
