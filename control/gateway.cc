@@ -706,20 +706,25 @@ Status Gateway::init_nat() {
 }
 
 // NIC steering of the stateful pools (NAT44's and NAT66's) to their workers, when asked for
-// and more than one worker shares the internet port; a port that cannot keeps the software
+// and more than one worker shares the internet port; each family on its own (a NIC that takes
+// IPv4 rules but not IPv6 ones still steers NAT44), and a port that cannot keeps the software
 // hand-off, said once.
 void Gateway::install_steering() {
-  if (ctx_->n_workers < 2 || !FLAGS_nat_nic_steering || (!nat_ && !nat66_)) return;
+  if (ctx_->n_workers < 2 || !FLAGS_nat_nic_steering) return;
   const uint16_t port = ctx_->port(dp::PortRole::kInternet).port_id;
-  auto rules = install_nat_steering(port, nat_.get(), nat66_.get(), ctx_->n_workers);
-  nat_nic_steering_ = rules.ok();
-  if (rules)
-    log_info("nat: port " + port_name(port) + " steers pool ports to their worker (" +
-             std::to_string(*rules) + " rte_flow rules" +
-             (nat66_ ? std::string(nat_ ? ", NAT44 and NAT66" : ", NAT66") : "") + ")");
-  else
-    log_info("nat: port " + port_name(port) + ": " + rules.error() +
-             "; inbound packets reach their worker through the hand-off ring");
+  for (const dp::nat::NatConfig* cfg : {nat_.get(), nat66_.get()}) {
+    if (cfg == nullptr) continue;
+    const bool ipv6 = cfg == nat66_.get();
+    const std::string what = ipv6 ? "NAT66" : "NAT44";
+    auto rules = install_nat_steering(port, *cfg, ctx_->n_workers);
+    (ipv6 ? nat66_nic_steering_ : nat_nic_steering_) = rules.ok();
+    if (rules)
+      log_info("nat: port " + port_name(port) + " steers " + what +
+               " pool ports to their worker (" + std::to_string(*rules) + " rte_flow rules)");
+    else
+      log_info("nat: port " + port_name(port) + ", " + what + ": " + rules.error() +
+               "; inbound packets reach their worker through the hand-off ring");
+  }
 }
 
 void Gateway::drain_events(uint64_t now, uint64_t ns) {
@@ -988,7 +993,8 @@ void Gateway::shutdown() {
   if (flow_export_) flow_export_->close();
   neighbors_.reset();
   if (ports_started_) {
-    if (nat_nic_steering_) remove_nat_steering(ctx.port(dp::PortRole::kInternet).port_id);
+    if (nat_nic_steering_ || nat66_nic_steering_)
+      remove_nat_steering(ctx.port(dp::PortRole::kInternet).port_id);
     for (unsigned p = 0; p < ctx.n_ports; ++p) {
       rte_eth_dev_stop(ctx.ports[p].port_id);
       rte_eth_dev_close(ctx.ports[p].port_id);

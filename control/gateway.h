@@ -108,6 +108,7 @@ class Gateway {
   uint64_t policy_reloads_seen_ = 0, domain_reloads_seen_ = 0;  // reloads_applied() seen
   std::unique_ptr<dp::nat::NatConfig> nat_;                     // published to workers as ctx.nat
   std::unique_ptr<dp::nat::NatConfig> nat66_;  // stateful NAT66; published as ctx.nat66
+  bool nat66_nic_steering_ = false;            // the same for the NAT66 pool
   bool nat_nic_steering_ = false;              // rte_flow rules installed on the internet port
   Services services_;                          // metrics listener, admin API, etcd watch
   ControlHeartbeat heartbeat_;  // beaten by the control loop, read by /readyz and /metrics

@@ -369,12 +369,14 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
 }
 
 void Gateway::render_nat_metrics(MetricFamilies& mf) {
-  if (ctx_->nat || ctx_->nat66)
-    mf.gauge(mf.family("exitgw_nat_nic_steering",
-                       "1 when the internet port's rte_flow rules queue pool ports to their "
-                       "worker; 0: the software hand-off steers them",
-                       MetricType::Gauge),
-             {}, nat_nic_steering_ ? 1.0 : 0.0);
+  if (ctx_->nat || ctx_->nat66) {
+    auto& steering = mf.family("exitgw_nat_nic_steering",
+                               "1 when the internet port's rte_flow rules queue the family's pool "
+                               "ports to their worker; 0: the software hand-off steers them",
+                               MetricType::Gauge);
+    if (ctx_->nat) mf.gauge(steering, {{"family", "ipv4"}}, nat_nic_steering_ ? 1.0 : 0.0);
+    if (ctx_->nat66) mf.gauge(steering, {{"family", "ipv6"}}, nat66_nic_steering_ ? 1.0 : 0.0);
+  }
   if (nat_) render_nat_family_metrics(mf, *nat_);
   if (nat66_) render_nat_family_metrics(mf, *nat66_);
 }

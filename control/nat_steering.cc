@@ -64,33 +64,40 @@ std::string flow_error(const rte_flow_error& e) {
 
 }  // namespace
 
-std::vector<NatSteeringRule> nat_steering_rules(const dp::nat::NatConfig* nat44,
-                                                const dp::nat::NatConfig* nat66,
+std::vector<NatSteeringRule> nat_steering_rules(const dp::nat::NatConfig& config,
                                                 unsigned n_workers) {
   std::vector<NatSteeringRule> rules;
-  rules.reserve(((nat44 ? nat44->pool.size() : 0) + (nat66 ? nat66->pool6.size() : 0)) * n_workers *
-                2);
-  if (nat44) add_pool(rules, nat44->pool, *nat44, n_workers);
-  if (nat66) add_pool(rules, nat66->pool6, *nat66, n_workers);
+  const bool ipv6 = config.family == dp::nat::NatFamily::kIpv6;
+  rules.reserve((ipv6 ? config.pool6.size() : config.pool.size()) * n_workers * 2);
+  if (ipv6) {
+    add_pool(rules, config.pool6, config, n_workers);
+  } else {
+    add_pool(rules, config.pool, config, n_workers);
+  }
   return rules;
 }
 
-Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig* nat44,
-                                      const dp::nat::NatConfig* nat66, unsigned n_workers) {
+Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig& config,
+                                      unsigned n_workers) {
   if (n_workers < 2) return make_error("one worker: nothing to steer");
-  std::vector<NatSteeringRule> rules = nat_steering_rules(nat44, nat66, n_workers);
+  std::vector<NatSteeringRule> rules = nat_steering_rules(config, n_workers);
   const rte_flow_attr attr{.group = 0, .priority = 0, .ingress = 1};
   for (NatSteeringRule& r : rules) {
     rte_flow_error err{};
     if (rte_flow_validate(port_id, &attr, r.pattern, r.actions, &err) != 0)
       return make_error("the port cannot steer by destination port range: " + flow_error(err));
   }
+  std::vector<rte_flow*> created;
+  created.reserve(rules.size());
   for (NatSteeringRule& r : rules) {
     rte_flow_error err{};
-    if (rte_flow_create(port_id, &attr, r.pattern, r.actions, &err) == nullptr) {
-      rte_flow_flush(port_id, &err);
-      return make_error("creating a steering rule failed: " + flow_error(err));
+    rte_flow* flow = rte_flow_create(port_id, &attr, r.pattern, r.actions, &err);
+    if (flow == nullptr) {
+      const std::string why = flow_error(err);
+      for (rte_flow* f : created) rte_flow_destroy(port_id, f, &err);
+      return make_error("creating a steering rule failed: " + why);
     }
+    created.push_back(flow);
   }
   return static_cast<unsigned>(rules.size());
 }

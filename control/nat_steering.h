@@ -31,18 +31,18 @@ struct NatSteeringRule {
   rte_flow_action actions[2]{};
 };
 
-// The rules for every pool prefix of the given configs (either may be null: NAT44, NAT66),
-// each worker's port slice, UDP and TCP. Reserved whole before building, so the pointers
-// inside each rule stay valid while the vector is not resized.
-std::vector<NatSteeringRule> nat_steering_rules(const dp::nat::NatConfig* nat44,
-                                                const dp::nat::NatConfig* nat66,
+// The rules for every prefix of the config's pool (its family's: NAT44's IPv4 pool or the
+// NAT66 pool6), each worker's port slice, UDP and TCP. Reserved whole before building, so the
+// pointers inside each rule stay valid while the vector is not resized.
+std::vector<NatSteeringRule> nat_steering_rules(const dp::nat::NatConfig& config,
                                                 unsigned n_workers);
 
-// Validates every rule first and creates them only if all validate; on any failure nothing
-// stays installed and the error says why. Returns the number of rules created.
-Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig* nat44,
-                                      const dp::nat::NatConfig* nat66, unsigned n_workers);
-// Removes what install_nat_steering created on the port (rte_flow_flush).
+// One family's rules: validates every rule first and creates them only if all validate; on any
+// failure none of this call's rules stays installed (another family's are left as they are)
+// and the error says why. Returns the number of rules created.
+Result<unsigned> install_nat_steering(uint16_t port_id, const dp::nat::NatConfig& config,
+                                      unsigned n_workers);
+// Removes every rule install_nat_steering created on the port (rte_flow_flush).
 void remove_nat_steering(uint16_t port_id);
 
 }  // namespace exitgw

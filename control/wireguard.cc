@@ -538,14 +538,18 @@ void WireGuard::republish_routes6() {
   if (!routes.empty()) {
     auto built = build_allowed_ips6(routes);
     if (!built) {
-      log_error("wireguard: IPv6 routes whose NAT66 removal was delivered not published yet: " +
-                built.error() + " (retried every tick)");
+      if (!republish_failing_)  // said once per failing streak, not every tick
+        log_error("wireguard: IPv6 routes whose NAT66 removal was delivered not published yet: " +
+                  built.error() + " (retried every tick)");
+      republish_failing_ = true;
       return;
     }
     table = *built;
   }
   publish_table6(table);
   routes6_stale_ = false;
+  if (republish_failing_) log_info("wireguard: the held IPv6 routes are published now");
+  republish_failing_ = false;
 }
 
 void WireGuard::reclaim_before_new_table6() {

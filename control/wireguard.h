@@ -212,7 +212,8 @@ class WireGuard {
   // none.
   std::map<Ipv6Prefix, uint32_t> route6_slot_;
   rte_lpm6* allowed_ips6_ = nullptr;
-  bool routes6_stale_ = false;  // a held IPv6 route was released since the table was built
+  bool routes6_stale_ = false;      // a held IPv6 route was released since the table was built
+  bool republish_failing_ = false;  // the last republish_routes6 could not build its table
   struct Deferred {
     uint64_t token;
     Keypair* keypair;  // zeroed and freed after the grace period

@@ -33,15 +33,8 @@ uint16_t port(rte_be16_t be) {
   return ntohs(be);
 }
 
-TEST(NicSteering, RulesCoverEveryPrefixOfBothPoolsEverySliceAndProtocol) {
-  dp::nat::NatConfig nat44 = config(2);
-  nat44.pool = {{0xcb007100, 30}};  // 203.0.113.0/30
-  dp::nat::NatConfig nat66 = config(2);
-  nat66.family = dp::nat::NatFamily::kIpv6;
-  nat66.pool6 = {{dp::nat::Ipv6Address::from_array(v6("2001:db8:100::5")), 120},
-                 {dp::nat::Ipv6Address::from_array(v6("2001:db8:200::9")), 128}};
-  const std::vector<NatSteeringRule> rules = nat_steering_rules(&nat44, &nat66, 2);
-  ASSERT_EQ(rules.size(), 3u * 2 * 2);  // prefixes x workers x {UDP, TCP}
+// Every rule of one family's list: its slice, protocol and queue, its pointers into itself.
+void check_slices_and_queues(const std::vector<NatSteeringRule>& rules) {
   for (size_t i = 0; i < rules.size(); ++i) {
     const NatSteeringRule& r = rules[i];
     const unsigned worker = unsigned(i / 2 % 2);
@@ -66,13 +59,28 @@ TEST(NicSteering, RulesCoverEveryPrefixOfBothPoolsEverySliceAndProtocol) {
       EXPECT_EQ(r.pattern[2].last, &r.udp_last);
     }
   }
+}
+
+TEST(NicSteering, RulesCoverEveryPrefixOfBothPoolsEverySliceAndProtocol) {
+  dp::nat::NatConfig nat44 = config(2);
+  nat44.pool = {{0xcb007100, 30}};  // 203.0.113.0/30
+  dp::nat::NatConfig nat66 = config(2);
+  nat66.family = dp::nat::NatFamily::kIpv6;
+  nat66.pool6 = {{dp::nat::Ipv6Address::from_array(v6("2001:db8:100::5")), 120},
+                 {dp::nat::Ipv6Address::from_array(v6("2001:db8:200::9")), 128}};
+  const std::vector<NatSteeringRule> rules = nat_steering_rules(nat44, 2);
+  const std::vector<NatSteeringRule> rules6 = nat_steering_rules(nat66, 2);
+  ASSERT_EQ(rules.size(), 1u * 2 * 2);  // prefixes x workers x {UDP, TCP}
+  ASSERT_EQ(rules6.size(), 2u * 2 * 2);
+  check_slices_and_queues(rules);
+  check_slices_and_queues(rules6);
   // NAT44: the IPv4 prefix under its /30 mask.
   EXPECT_EQ(rules[0].pattern[1].type, RTE_FLOW_ITEM_TYPE_IPV4);
   EXPECT_EQ(ntohl(rules[0].ip_spec.hdr.dst_addr), 0xcb007100u);
   EXPECT_EQ(ntohl(rules[0].ip_mask.hdr.dst_addr), 0xfffffffcu);
   EXPECT_EQ(rules[0].pattern[1].spec, &rules[0].ip_spec);
   // NAT66: the /120 with its host bits cleared under a 120-bit mask; the /128 whole.
-  const NatSteeringRule& a = rules[4];
+  const NatSteeringRule& a = rules6[0];
   ASSERT_EQ(a.pattern[1].type, RTE_FLOW_ITEM_TYPE_IPV6);
   EXPECT_EQ(a.pattern[1].spec, &a.ip6_spec);
   EXPECT_EQ(a.pattern[1].mask, &a.ip6_mask);
@@ -82,20 +90,25 @@ TEST(NicSteering, RulesCoverEveryPrefixOfBothPoolsEverySliceAndProtocol) {
   mask120[15] = 0;
   EXPECT_EQ(std::memcmp(a.ip6_mask.hdr.dst_addr, mask120.data(), 16), 0);
   for (uint8_t b : a.ip6_mask.hdr.src_addr) EXPECT_EQ(b, 0);  // only the destination matters
-  const NatSteeringRule& b = rules[8];
+  const NatSteeringRule& b = rules6[4];
   EXPECT_EQ(std::memcmp(b.ip6_spec.hdr.dst_addr, v6("2001:db8:200::9").data(), 16), 0);
   for (uint8_t x : b.ip6_mask.hdr.dst_addr) EXPECT_EQ(x, 0xff);
 }
 
-TEST(NicSteering, OnlyTheStatefulPoolsThereAre) {
+TEST(NicSteering, EachConfigGivesItsOwnFamilysPoolOnly) {
   dp::nat::NatConfig nat66 = config(3);
   nat66.family = dp::nat::NatFamily::kIpv6;
   nat66.pool6 = {{dp::nat::Ipv6Address::from_array(v6("2001:db8:100::")), 112}};
-  EXPECT_EQ(nat_steering_rules(nullptr, &nat66, 3).size(), 6u);
+  nat66.pool = {{0xcb007101, 32}};  // not its family's: never asked for
+  const auto r6 = nat_steering_rules(nat66, 3);
+  ASSERT_EQ(r6.size(), 6u);
+  for (const NatSteeringRule& r : r6) EXPECT_EQ(r.pattern[1].type, RTE_FLOW_ITEM_TYPE_IPV6);
   dp::nat::NatConfig nat44 = config(3);
   nat44.pool = {{0xcb007101, 32}};
-  EXPECT_EQ(nat_steering_rules(&nat44, nullptr, 3).size(), 6u);
-  EXPECT_TRUE(nat_steering_rules(nullptr, nullptr, 3).empty());
+  const auto r4 = nat_steering_rules(nat44, 3);
+  ASSERT_EQ(r4.size(), 6u);
+  for (const NatSteeringRule& r : r4) EXPECT_EQ(r.pattern[1].type, RTE_FLOW_ITEM_TYPE_IPV4);
+  EXPECT_TRUE(nat_steering_rules(config(3), 3).empty());
 }
 
 }  // namespace
