@@ -508,8 +508,15 @@ class TailnetTest(unittest.TestCase):
             self.assertTrue(L.wait_until(denied, 20, 0.2),
                             "the gateway did not count n1's packets as policy_denied")
             self.assertIsNone(fetch_whoami("n1", 3))
-            self.assertIsNone(fetch_whoami6("n1", 3))
             self.assertEqual([a for a in answers if a is not None], [])
+            # IPv6 too: n1 has its tailnet IPv6 address and routes ::/0 to the exit node, so
+            # its request reaches exitgw, which drops it as denied.
+            self.assertTrue((tailnet6("n1") or "").startswith(INSIDE6), "n1 has no tailnet IPv6")
+            before6 = L.metric_sum(NAME, "exitgw_drops_total", reason="policy_denied")
+            self.assertIsNone(fetch_whoami6("n1", 3))
+            self.assertTrue(L.wait_until(lambda: L.metric_sum(
+                NAME, "exitgw_drops_total", reason="policy_denied") > before6, 5),
+                "n1's IPv6 request did not reach the gateway to be denied")
         finally:
             ts("n1", "set", "--exit-node=")
 
