@@ -18,10 +18,6 @@ inline uint16_t be16(const uint8_t* p) noexcept {
   return uint16_t(p[0] << 8 | p[1]);
 }
 
-}  // namespace
-
-namespace {
-
 // The upper layer of an inner packet of either family: its protocol and bytes (as far as the
 // header's length and the buffer both go), or false when there is none to inspect (a header
 // that does not parse, a non-first fragment; a first fragment is inspected as far as it goes).

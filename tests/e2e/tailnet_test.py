@@ -83,25 +83,27 @@ def hs_node(name):
     return None
 
 
-def fetch_whoami(host, timeout=4):
-    """The inet server's view of our source address, or None."""
-    p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout),
-                "http://%s/whoami" % L.SERVER, timeout=timeout + 5)
-    return p.stdout.strip() if p.returncode == 0 else None
+def fetch_whoami(host, timeout=4, server=L.SERVER):
+    """The inet server's view of our source address ("addr:port"), or None."""
+    p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout), "http://%s/whoami" % server,
+                timeout=timeout + 5)
+    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
 
 
 def fetch_whoami6(host, timeout=4):
     """The IPv6 server's view of our source address (without the port), or None."""
-    p = L.nsrun(NAME, host, "curl", "-sS", "-m", str(timeout), "http://[%s]/whoami" % SERVER6,
-                timeout=timeout + 5)
-    return p.stdout.strip().rsplit(":", 1)[0] if p.returncode == 0 and p.stdout.strip() else None
+    seen = fetch_whoami(host, timeout, "[%s]" % SERVER6)
+    return seen.rsplit(":", 1)[0] if seen else None
+
+
+def tailnet_ip(host, ipv6=False):
+    """The client's tailnet address of the family, as tailscaled reports it, or None."""
+    ips = [a for a in ts_json(host, "status")["Self"]["TailscaleIPs"] if (":" in a) == ipv6]
+    return ips[0] if ips else None
 
 
 def tailnet6(host):
-    """The client's tailnet IPv6 address, as tailscaled reports it."""
-    st = json.loads(ts(host, "status", "--json").stdout)
-    ips = [a for a in st["Self"]["TailscaleIPs"] if ":" in a]
-    return ips[0] if ips else None
+    return tailnet_ip(host, ipv6=True)
 
 
 def read_text(path):
@@ -192,7 +194,7 @@ class TailnetTest(unittest.TestCase):
                 if p["HostName"] in ("c2", "n1")), 20, step=1))
 
     def test_c_client_to_client_path_is_direct(self):
-        ip = ts_json("c2", "status")["Self"]["TailscaleIPs"][0]
+        ip = tailnet_ip("c2")
         p = ts("c1", "ping", "--c", "10", "--until-direct", ip, timeout=40)
         self.assertEqual(p.returncode, 0, p.stdout)
         last = p.stdout.strip().splitlines()[-1]
@@ -480,8 +482,7 @@ class TailnetTest(unittest.TestCase):
             # v6's direct path is the IPv6 one, as tailscaled and the gateway both see it.
             p = ts("v6", "ping", "--c", "10", "--until-direct", self.gw_ip(), timeout=40)
             self.assertIn("via " + GW_ENDPOINT6, p.stdout.strip().splitlines()[-1], p.stdout)
-            v4 = [a for a in json.loads(ts("v6", "status", "--json").stdout)["Self"]
-                  ["TailscaleIPs"] if ":" not in a][0]
+            v4 = tailnet_ip("v6")
             peer = [x for x in L.admin_json(NAME, "/v1/peers")["peers"]
                     if v4 + "/32" in x["allowed_ips"]]
             self.assertEqual(len(peer), 1, "the gateway has no peer holding %s" % v4)
