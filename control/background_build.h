@@ -4,6 +4,8 @@
 // by a newer one before it finished is dropped, never published out of order.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -16,6 +18,16 @@
 
 namespace exitgw {
 
+// Upper bounds of the build-duration histogram's buckets, in seconds (+Inf follows).
+inline constexpr std::array<double, 14> kBuildSecondsBounds = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+// Every build that ran to its end, superseded ones too: how long a builder thread worked.
+struct BuildDurations {
+  std::array<uint64_t, kBuildSecondsBounds.size() + 1> counts{};  // per bucket; +Inf last
+  double sum_seconds = 0;
+};
+
 // Submitted and taken by one thread (the control thread); the job runs on the builder thread
 // and must only touch what it captured (by value).
 template <typename T>
@@ -26,6 +38,8 @@ class BackgroundBuild {
     uint64_t serial;
     Result<T> result;
   };
+
+  using Durations = BuildDurations;
 
   BackgroundBuild() = default;
   BackgroundBuild(const BackgroundBuild&) = delete;
@@ -82,6 +96,11 @@ class BackgroundBuild {
     return !queued_.has_value() && running_ == 0;
   }
 
+  Durations durations() const {
+    std::lock_guard lock(mutex_);
+    return durations_;
+  }
+
   // Builds that finished after a newer one was submitted, and were dropped.
   uint64_t superseded() const {
     std::lock_guard lock(mutex_);
@@ -103,8 +122,15 @@ class BackgroundBuild {
       queued_.reset();
       running_ = q.serial;
       lock.unlock();
+      const auto t0 = std::chrono::steady_clock::now();
       Result<T> result = q.job();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       lock.lock();
+      size_t i = 0;
+      while (i < kBuildSecondsBounds.size() && seconds > kBuildSecondsBounds[i]) ++i;
+      ++durations_.counts[i];
+      durations_.sum_seconds += seconds;
       running_ = 0;
       if (q.serial == latest_)
         finished_ = Finished{q.serial, std::move(result)};
@@ -120,6 +146,7 @@ class BackgroundBuild {
   uint64_t latest_ = 0;   // serial of the latest submission (or cancel)
   uint64_t running_ = 0;  // serial of the build in progress, 0 when idle
   uint64_t superseded_ = 0;
+  Durations durations_;
   bool stopping_ = false;
   std::thread thread_;  // started by the first submit
 };

@@ -56,9 +56,10 @@ class DomainPolicy {
   // Why the latest reload was refused; empty when it applied (control thread only).
   const std::string& last_reload_error() const { return last_reload_error_; }
   // True while a reload is being compiled on the builder thread.
-  bool build_pending() const {
-    return builder_.pending();
-  }  // The pattern of rule i of the running list, for logs (control thread only).
+  bool build_pending() const { return builder_.pending(); }
+  // How long the builder thread took to compile each list (exitgw_build_seconds).
+  BuildDurations build_durations() const { return builder_.durations(); }
+  // The pattern of rule i of the running list, for logs (control thread only).
   std::string rule_text(uint32_t i) const;
   // Per-rule match counts as of the last tick (or load); never null after init().
   std::shared_ptr<const DomainStatus> status() const { return status_.load(); }

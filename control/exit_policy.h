@@ -117,6 +117,8 @@ class ExitPolicy {
   uint64_t build_errors() const { return build_errors_; }
   // True while a classifier is being built on the builder thread (not yet published).
   bool build_pending() const { return builder_.pending(); }
+  // How long the builder thread took to build each classifier (exitgw_build_seconds).
+  BuildDurations build_durations() const { return builder_.durations(); }
   // Changes published without a classifier build (the running one serves the new classes).
   uint64_t builds_skipped() const { return builds_skipped_; }
   // True when the builder thread runs nothing, not even a superseded build.

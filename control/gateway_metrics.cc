@@ -179,6 +179,14 @@ std::string Gateway::render_metrics() {
                      "fails past --control_stall_ms)",
                      MetricType::Gauge),
            {}, heartbeat_.age_seconds(steady_now_ns()));
+  {
+    const ControlHeartbeat::Gaps gaps = heartbeat_.gaps();
+    mf.histogram(mf.family("exitgw_control_loop_gap_seconds",
+                           "Seconds between consecutive control loop iterations (an idle loop "
+                           "beats every ~0.2 ms; a long gap is a stall, however short)",
+                           MetricType::Histogram),
+                 {}, ControlHeartbeat::kGapBounds, gaps.counts, gaps.sum_seconds);
+  }
   auto& refused = mf.family("exitgw_watched_file_refusals_total",
                             "Reloads of watched files (peers, policy, approvals, domains) refused "
                             "before reading, by why",
@@ -531,6 +539,19 @@ void Gateway::render_policy_metrics(MetricFamilies& mf) {
                        "classes or the approval changed, no rte_acl build was needed",
                        MetricType::Counter),
              {}, double(policy_->builds_skipped()));
+  auto& builds = mf.family("exitgw_build_seconds",
+                           "Seconds the builder threads took per build, superseded ones too: "
+                           "rte_acl policy classifiers (builder=policy) and Hyperscan domain "
+                           "lists (builder=domains), which never run on the control thread",
+                           MetricType::Histogram);
+  {
+    const auto d = policy_->build_durations();
+    mf.histogram(builds, {{"builder", "policy"}}, kBuildSecondsBounds, d.counts, d.sum_seconds);
+  }
+  if (domains_) {
+    const auto d = domains_->build_durations();
+    mf.histogram(builds, {{"builder", "domains"}}, kBuildSecondsBounds, d.counts, d.sum_seconds);
+  }
 }
 
 Readiness Gateway::readiness() {

@@ -1,6 +1,8 @@
 // /metrics, /healthz and /readyz over cpp-httplib; text format from prometheus-cpp.
 #include "control/metrics.h"
 
+#include <limits>
+
 #include <httplib.h>
 #include <prometheus/text_serializer.h>
 
@@ -31,6 +33,20 @@ void MetricFamilies::counter(prometheus::MetricFamily& f, const Labels& labels, 
 
 void MetricFamilies::gauge(prometheus::MetricFamily& f, const Labels& labels, double value) {
   sample(f, labels).gauge.value = value;
+}
+
+void MetricFamilies::histogram(prometheus::MetricFamily& f, const Labels& labels,
+                               std::span<const double> bounds, std::span<const uint64_t> counts,
+                               double sum) {
+  auto& h = sample(f, labels).histogram;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    cumulative += counts[i];
+    h.bucket.push_back(
+        {cumulative, i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
+  }
+  h.sample_count = cumulative;
+  h.sample_sum = sum;
 }
 
 std::string serialize(const std::vector<prometheus::MetricFamily>& families) {

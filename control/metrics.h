@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@ class MetricFamilies {
                                    prometheus::MetricType type);
   void counter(prometheus::MetricFamily& f, const Labels& labels, double value);
   void gauge(prometheus::MetricFamily& f, const Labels& labels, double value);
+  // `counts` holds one count per bucket (not cumulative), bounds.size() + 1 of them: +Inf last.
+  void histogram(prometheus::MetricFamily& f, const Labels& labels, std::span<const double> bounds,
+                 std::span<const uint64_t> counts, double sum);
   std::vector<prometheus::MetricFamily> take() {
     return {std::make_move_iterator(families_.begin()), std::make_move_iterator(families_.end())};
   }

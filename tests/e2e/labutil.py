@@ -260,6 +260,14 @@ class Metrics:
     def has(self, metric):
         return any(n == metric for n, _l, _v in self.series)
 
+    def histogram(self, metric, **labels):
+        """A histogram's cumulative buckets, [(upper bound, count)] by bound (+Inf last)."""
+        out = {}
+        for n, l, v in self.series:
+            if n == metric + "_bucket" and all(l.get(k) == str(x) for k, x in labels.items()):
+                out[float(l["le"])] = out.get(float(l["le"]), 0) + v
+        return sorted(out.items())
+
     def drops_text(self):
         """The non-zero drop reasons, for failure messages."""
         d = {}

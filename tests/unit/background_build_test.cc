@@ -79,5 +79,28 @@ TEST(BackgroundBuild, AFailedBuildIsReportedWithItsError) {
   EXPECT_EQ(done->result.error(), "no memory");
 }
 
+// exitgw_build_seconds: every build that ran is timed in its bucket, a superseded one too.
+TEST(BackgroundBuild, EveryBuildThatRanIsTimedInItsBucket) {
+  BackgroundBuild<int> b;
+  EXPECT_EQ(b.durations().sum_seconds, 0);
+  b.submit([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    return Result<int>(1);
+  });
+  ASSERT_TRUE(wait_take(b).has_value());
+  b.submit([] { return Result<int>(2); });
+  ASSERT_TRUE(wait_take(b).has_value());
+  const BuildDurations d = b.durations();
+  uint64_t total = 0;
+  for (uint64_t c : d.counts) total += c;
+  EXPECT_EQ(total, 2u);
+  EXPECT_EQ(d.counts[0], 1u);  // <= 1 ms: the immediate one
+  // 0.1 < 120 ms <= 0.25 s (bounds 0.001 0.005 0.01 0.025 0.05 0.1 [0.25]): bucket 6, or a
+  // later one if the machine slept it longer.
+  ASSERT_EQ(kBuildSecondsBounds[6], 0.25);
+  EXPECT_EQ(d.counts[6] + d.counts[7] + d.counts[8], 1u);
+  EXPECT_GE(d.sum_seconds, 0.12);
+}
+
 }  // namespace
 }  // namespace exitgw

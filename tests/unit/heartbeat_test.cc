@@ -51,5 +51,27 @@ TEST(ControlHeartbeat, AnotherThreadSeesTheLoopStallOnTheRealClock) {
   EXPECT_GE(hb.age_seconds(steady_now_ns()), 0.3);
 }
 
+// exitgw_control_loop_gap_seconds: every gap between beats lands in its bucket, so a stall far
+// shorter than --control_stall_ms is still counted.
+TEST(ControlHeartbeat, EveryGapBetweenBeatsIsCountedInItsBucket) {
+  ControlHeartbeat hb;
+  const uint64_t t = 100 * kSecond;
+  hb.beat(t);  // the first beat has no gap
+  EXPECT_EQ(hb.gaps().count, 0u);
+  hb.beat(t + 200'000);                     // 0.2 ms: <= 0.0005
+  hb.beat(t + 200'000 + 500'000);           // 0.5 ms exactly: <= 0.0005 (bounds are inclusive)
+  hb.beat(t + 700'000 + 300'000'000);       // 0.3 s: <= 0.5
+  hb.beat(t + 300'700'000 + 20 * kSecond);  // 20 s: +Inf
+  hb.beat(t + 300'700'000 + 20 * kSecond);  // no time passed: not a gap
+  const ControlHeartbeat::Gaps g = hb.gaps();
+  EXPECT_EQ(g.count, 4u);
+  EXPECT_EQ(g.counts[0], 2u);
+  const size_t half_second = 9;  // 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 [0.5]
+  ASSERT_EQ(ControlHeartbeat::kGapBounds[half_second], 0.5);
+  EXPECT_EQ(g.counts[half_second], 1u);
+  EXPECT_EQ(g.counts.back(), 1u);
+  EXPECT_NEAR(g.sum_seconds, 20.3007, 1e-9);
+}
+
 }  // namespace
 }  // namespace exitgw
