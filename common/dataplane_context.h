@@ -195,6 +195,9 @@ struct alignas(64) WorkerShared {
   rte_ring* handoff = nullptr;
   nat::NatEventRing* nat_events = nullptr;  // block allocations, exhaustion (to control)
   rte_ring* commands = nullptr;             // WorkerCommand records from control
+  // Commands this worker has carried out, in ring order (written by it alone): control releases
+  // what waits for a command (a moved prefix's route) only once it is done, not just queued.
+  std::atomic<uint64_t> commands_done{0};
   std::atomic<const nat::NatCounters*> nat_counters{nullptr};    // set by the worker at start
   std::atomic<const nat::NatCounters*> nat66_counters{nullptr};  // the same for NAT66
   // Flow accounting (null: off). Allocated by control before launch, written by this worker

@@ -926,6 +926,8 @@ int Gateway::run(const std::atomic<bool>& stop) {
       if (++admin_view_ticks_ % 10 == 0) publish_admin_view();
       last_tick = ns;
     }
+    // A moved IPv4 prefix is routed as soon as every worker removed its NAT state.
+    wg_->collect_done_commands();
     // Builds finished on the builder threads are published at once, not at the next tick.
     policy_->publish_finished_build();
     finish_policy_update();

@@ -329,6 +329,16 @@ void Gateway::render_wireguard_metrics(MetricFamilies& mf) {
                      "for room in a full command ring; retried every tick",
                      MetricType::Gauge),
            {}, double(s.worker_commands_waiting));
+  mf.gauge(mf.family("exitgw_worker_commands_in_ring",
+                     "Commands in workers' rings not carried out yet; a moved prefix is routed "
+                     "to its new owner only once every worker has removed its NAT state",
+                     MetricType::Gauge),
+           {}, double(s.worker_commands_in_ring));
+  mf.counter(mf.family("exitgw_worker_commands_overdue_total",
+                       "Commands a worker left undone for 2 s: the routes waiting for them were "
+                       "released anyway (the worker is stuck or starved)",
+                       MetricType::Counter),
+             {}, double(s.worker_commands_overdue));
   mf.counter(mf.family("exitgw_worker_commands_dropped_total",
                        "NAT removals dropped because a worker let the most allowed wait (it "
                        "takes no commands); the prefix's old NAT state may stay behind",

@@ -47,6 +47,8 @@ wg::Endpoint configured_endpoint(const PeerConfig& pc) {
 
 constexpr uint32_t kNoSlot = UINT32_MAX;
 constexpr uint64_t kNs = 1'000'000'000;
+// A command a worker has left undone for this many ticks (2 s) no longer holds routes back.
+constexpr uint64_t kCommandOverdueTicks = 20;
 
 uint64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -414,10 +416,10 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
       held_routes_.erase(p);
       remove_nat_state(p);
     }
-    // As for IPv4 (install_route): a prefix whose removal some worker has not taken yet is held
-    // out of the table until every worker has (command_taken). The table is not published yet,
-    // so it is edited in place; one built without a route whose removal was taken meanwhile is
-    // replaced at the next tick.
+    // As for IPv4 (install_route): a prefix whose removal some worker has not carried out yet
+    // is held out of the table until every worker has (command_done). The table is not
+    // published yet, so it is edited in place; one built without a route whose removal was
+    // done meanwhile is replaced at the next tick.
     for (const auto& [p, slot] : next_routes6) {
       const bool in_table = built6.contains(p);
       if (removal_waiting_.contains(p)) {
@@ -486,7 +488,7 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     for (const Ipv4Prefix& p : pc->allowed_ips) next_routes[route_key(p)] = slot;
   }
   // A prefix that left its peer takes the NAT state its addresses held along. The removals go
-  // first, so a new owner's route can wait for one its workers have not taken (install_route);
+  // first, so a new owner's route can wait for one its workers have not done (install_route);
   // a route still held for the peer it left is void.
   for (const auto& [k, slot] : route_slot_) {
     auto next = next_routes.find(k);
@@ -609,7 +611,7 @@ void WireGuard::remove_nat_state(const RouteKey& route) {
   send_worker_commands();
 }
 
-void WireGuard::command_taken(unsigned worker, const dp::WorkerCommand& c) {
+void WireGuard::command_done(unsigned worker, const dp::WorkerCommand& c) {
   const RouteKey route = route_of(c);
   auto it = removal_waiting_.find(route);
   if (it == removal_waiting_.end() || (it->second &= ~(1u << worker)) != 0) return;
@@ -631,7 +633,7 @@ void WireGuard::send_worker_commands() {
     if (q.empty() || ctx_.workers[w].commands == nullptr) continue;
     while (!q.empty() &&
            rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front(), sizeof(q.front())) == 0) {
-      command_taken(w, q.front());
+      in_ring_[w].push_back(InRing{++commands_sent_[w], ticks_, q.front()});
       q.pop_front();
     }
     waiting += q.size();
@@ -640,6 +642,30 @@ void WireGuard::send_worker_commands() {
     log_error("wireguard: a worker's command ring is full: " + std::to_string(waiting) +
               " NAT removal(s) wait and are retried every tick");
   stats_.worker_commands_waiting = waiting;
+}
+
+void WireGuard::collect_done_commands() {
+  uint64_t in_ring = 0;
+  for (unsigned w = 0; w < ctx_.n_workers; ++w) {
+    std::deque<InRing>& q = in_ring_[w];
+    if (q.empty()) continue;
+    const uint64_t done = ctx_.workers[w].commands_done.load(std::memory_order_acquire);
+    while (!q.empty() &&
+           (q.front().seq <= done || ticks_ - q.front().tick > kCommandOverdueTicks)) {
+      if (q.front().seq > done) {
+        stats_.worker_commands_overdue++;
+        if (!overdue_logged_)
+          log_error("wireguard: worker " + std::to_string(w) + " left a NAT removal undone for " +
+                    std::to_string(kCommandOverdueTicks / 10) +
+                    " s: the moved prefix is routed to its new owner anyway (counted)");
+        overdue_logged_ = true;
+      }
+      command_done(w, q.front().command);
+      q.pop_front();
+    }
+    in_ring += q.size();
+  }
+  stats_.worker_commands_in_ring = in_ring;
 }
 
 void WireGuard::remove_peer(Peer& p) {
@@ -1121,7 +1147,9 @@ void WireGuard::tick(uint64_t now_ns) {
   const uint64_t now_tsc = rte_rdtsc();
   for (auto& [key, p] : peers_) peer_timers(*p, now_ns, now_tsc);
   reclaim();
+  ++ticks_;
   send_worker_commands();
+  collect_done_commands();
   if (routes6_stale_) republish_routes6();
   if (watch_.due(now_ns)) {  // changed, then stood still (a writer may not have finished)
     stats_.peers_reloads++;

@@ -67,6 +67,11 @@ struct WireGuardStats {
   std::atomic<uint64_t> allowed_ips6_routes{0};
   // Commands for workers that their full command rings have not taken yet (retried each tick).
   std::atomic<uint64_t> worker_commands_waiting{0};
+  // Commands in workers' rings not carried out yet (a moved prefix's route waits for them).
+  std::atomic<uint64_t> worker_commands_in_ring{0};
+  // Commands a worker left undone for 2 s (20 ticks): the routes waiting for them were
+  // released anyway (a stuck worker must not keep a prefix unrouted for ever).
+  std::atomic<uint64_t> worker_commands_overdue{0};
   // NAT removals dropped for a worker with max_waiting_worker_commands waiting (stuck).
   std::atomic<uint64_t> worker_commands_dropped{0};
   std::atomic<bool> under_load{false};
@@ -107,6 +112,10 @@ class WireGuard {
   void note_backlog(unsigned queued, uint64_t now_ns);
   // Timers, expiry, reclamation and the peers-file watch; call every ~100 ms.
   void tick(uint64_t now_ns);
+  // Releases what waited for commands the workers have carried out since (a moved IPv4
+  // prefix's route at once, a moved IPv6 one with the next tick's table); cheap, call every
+  // control loop iteration.
+  void collect_done_commands();
   // Validates the whole set, then applies it (diff against the running peers) or nothing.
   Status apply_peers(const std::vector<PeerConfig>& peers);
   // Replaces one source's peers ("file", "api", "etcd"); the running set is the union of all
@@ -158,8 +167,9 @@ class WireGuard {
   // or queued); nothing when that family has no stateful NAT.
   void remove_nat_state(const RouteKey& route);
   void send_worker_commands();
-  // Worker `worker`'s ring took `c`: a route held for its prefix is released once all have.
-  void command_taken(unsigned worker, const dp::WorkerCommand& c);
+  // Worker `worker` carried out `c` (or left it overdue): a route held for its prefix is
+  // released once every worker has.
+  void command_done(unsigned worker, const dp::WorkerCommand& c);
   // Points the IPv4 prefix at `slot` now, or once no worker's removal of its NAT state waits.
   void install_route(uint64_t route, uint32_t slot);
   // The IPv6 routes a published table holds: `routes` but those held for a waiting removal.
@@ -225,7 +235,20 @@ class WireGuard {
   // max_waiting_worker_commands (a stuck worker; counted), since a removed prefix's NAT state left
   // behind would hand its next owner the old owner's flows.
   std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
-  // Per prefix with a waiting removal, the workers whose queue holds it (bit w: worker w).
+  // Per worker, the commands its ring took and it has not carried out yet, oldest first: the
+  // sequence number it has when done (WorkerShared::commands_done counts them) and the tick it
+  // was taken at.
+  struct InRing {
+    uint64_t seq;
+    uint64_t tick;
+    dp::WorkerCommand command;
+  };
+  std::array<std::deque<InRing>, dp::kMaxWorkers> in_ring_;
+  std::array<uint64_t, dp::kMaxWorkers> commands_sent_{};  // per worker, ever taken by its ring
+  uint64_t ticks_ = 0;
+  bool overdue_logged_ = false;
+  // Per prefix with a waiting removal, the workers that have not carried it out (bit w: worker
+  // w), whether it waits in control's queue or in the worker's ring.
   std::map<RouteKey, uint32_t> removal_waiting_;
   static_assert(dp::kMaxWorkers <= 32);
   // Routes (prefix -> slot) held back until no removal of the prefix's NAT state waits: absent

@@ -141,11 +141,15 @@ void Worker::handoff(unsigned worker, rte_mbuf* m) noexcept {
 // Rare and bounded: a few commands per loop (a removed peer's NAT state).
 void Worker::process_commands() noexcept {
   WorkerCommand c;
-  for (unsigned i = 0; i < 4 && rte_ring_dequeue_elem(shared_->commands, &c, sizeof(c)) == 0; ++i)
+  unsigned i = 0;
+  for (; i < 4 && rte_ring_dequeue_elem(shared_->commands, &c, sizeof(c)) == 0; ++i)
     if (c.type == WorkerCommandType::kNatRemoveSubscribers && nat_)
       nat_->remove_subscribers(c.prefix, c.len);
     else if (c.type == WorkerCommandType::kNat66RemoveSubscribers && nat66_)
       nat66_->remove_subscribers(nat::Ipv6Address::from_bytes(c.prefix6), c.len);
+  // Release: control, seeing the count, may route the prefix to its new owner.
+  shared_->commands_done.store(shared_->commands_done.load(std::memory_order_relaxed) + i,
+                               std::memory_order_release);
 }
 
 unsigned Worker::process_handoff() noexcept {

@@ -171,10 +171,13 @@ class WireGuardControl : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error();
   }
 
-  std::vector<dp::WorkerCommand> commands() {
+  // The worker's part: takes every command from its ring, and says it carried them out only
+  // with `done` (as Worker::process_commands does after each batch).
+  std::vector<dp::WorkerCommand> commands(bool done = true) {
     std::vector<dp::WorkerCommand> out;
     dp::WorkerCommand c;
     while (rte_ring_dequeue_elem(ctx_->workers[0].commands, &c, sizeof(c)) == 0) out.push_back(c);
+    if (done) ctx_->workers[0].commands_done += out.size();
     return out;
   }
 
@@ -238,7 +241,9 @@ TEST_F(WireGuardControl, NatRemovalsForAFullCommandRingWaitAndArriveInOrder) {
   wg_->tick(2'000'000'000);
   const std::vector<dp::WorkerCommand> rest = commands();
   got.insert(got.end(), rest.begin(), rest.end());
+  wg_->collect_done_commands();
   EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 0u);
   ASSERT_EQ(got.size(), 5u);
   std::set<uint32_t> prefixes;
   for (const dp::WorkerCommand& c : got) {
@@ -261,10 +266,11 @@ TEST_F(WireGuardControl, NatRemovalsForAFullCommandRingWaitAndArriveInOrder) {
   EXPECT_EQ(got.size(), 6u);
 }
 
-// A prefix that moves while its NAT removal waits for a full ring gets no route to its new owner
-// until the removal is delivered: the new owner's fresh sessions are never deleted by it, and
-// never inherit the old owner's.
-TEST_F(WireGuardControl, APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivered) {
+// A prefix that moves gets no route to its new owner until every worker has carried out the
+// removal of its NAT state, whether the removal waits for room in a full ring or sits in the
+// ring: the new owner's fresh sessions are never deleted by it, and never inherit the old
+// owner's.
+TEST_F(WireGuardControl, APrefixIsRoutedToItsNewOwnerOnlyOnceEveryWorkerCarriedOutItsNatRemoval) {
   std::vector<Ipv4Prefix> moving;
   for (uint32_t i = 1; i <= 5; ++i) moving.push_back(host(RTE_IPV4(100, 64, 1, i)));
   PeerConfig a = peer(moving);
@@ -275,11 +281,12 @@ TEST_F(WireGuardControl, APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivere
   ASSERT_GE(slot_a, 0);
   ASSERT_GE(slot_b, 0);
 
-  // Five removals for a ring with room for three: the two waiting prefixes have no route.
+  // Five removals for a ring with room for three: three in the ring, two waiting; none routed.
   a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
   b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
   ASSERT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  ASSERT_EQ(wg_->stats().worker_commands_in_ring.load(), 0u);  // counted when collected
   auto routed_to_b = [&] {
     size_t n = 0;
     for (const Ipv4Prefix& p : moving) {
@@ -289,31 +296,66 @@ TEST_F(WireGuardControl, APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivere
     }
     return n;
   };
-  EXPECT_EQ(routed_to_b(), 3u) << "routed before their NAT removal was delivered";
+  EXPECT_EQ(routed_to_b(), 0u) << "routed before any NAT removal was carried out";
 
-  // B loses them and gets them back while the ring is still full: the three delivered get new
-  // removals, the two waiting ones serve again (not repeated), and none is routed meanwhile.
+  // The worker takes the three from its ring but has not carried them out: still no route.
+  std::vector<dp::WorkerCommand> got = commands(/*done=*/false);
+  ASSERT_EQ(got.size(), 3u);
+  wg_->collect_done_commands();
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 3u);
+  EXPECT_EQ(routed_to_b(), 0u) << "routed when its NAT removal was only taken from the ring";
+
+  // B loses them and gets them back meanwhile (the two waiting move into the room the worker
+  // made): every removal is still to be carried out, so none is repeated, and none is routed.
   PeerConfig b_without = b;
   b_without.allowed_ips = {host(RTE_IPV4(100, 64, 2, 1))};
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b_without}).ok());
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 5u) << "a waiting removal was repeated";
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  EXPECT_EQ(rte_ring_count(ctx_->workers[0].commands), 2u) << "a removal was repeated";
   EXPECT_EQ(routed_to_b(), 0u);
 
-  // The worker drains its ring: the rest are delivered, and only then routed.
-  std::vector<dp::WorkerCommand> got = commands();
-  for (uint64_t t = 2; wg_->stats().worker_commands_waiting.load() != 0 && t < 10; ++t) {
-    wg_->tick(t * 1'000'000'000);
-    const auto more = commands();
-    got.insert(got.end(), more.begin(), more.end());
-  }
-  EXPECT_EQ(got.size(), 8u);
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  // The worker carried out the three: routed at the control loop's next look, not before.
+  ctx_->workers[0].commands_done += 3;
+  EXPECT_EQ(routed_to_b(), 0u);
+  wg_->collect_done_commands();
+  EXPECT_EQ(routed_to_b(), 3u);
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 2u);
+
+  // The other two, once carried out.
+  wg_->tick(2'000'000'000);
+  EXPECT_EQ(routed_to_b(), 3u);
+  for (const dp::WorkerCommand& c : commands()) got.push_back(c);
+  wg_->collect_done_commands();
+  EXPECT_EQ(got.size(), 5u);
   EXPECT_EQ(routed_to_b(), 5u);
   // After the routes came, no removal is left to delete the new owner's sessions.
-  for (uint64_t t = 11; t < 14; ++t) wg_->tick(t * 1'000'000'000);
+  for (uint64_t t = 3; t < 6; ++t) wg_->tick(t * 1'000'000'000);
   EXPECT_TRUE(commands().empty());
   EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 0u);
+  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 0u);
+}
+
+// A worker that never carries out a removal in its ring (stuck) keeps the prefix unrouted for
+// 20 ticks (2 s), not for ever: then it is routed, counted and logged once.
+TEST_F(WireGuardControl, ARemovalAWorkerLeavesUndoneReleasesItsRouteAfterTwoSeconds) {
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
+  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+  b.allowed_ips.push_back(host(RTE_IPV4(100, 64, 1, 1)));
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_EQ(commands(/*done=*/false).size(), 1u);
+  uint64_t t = 1;
+  for (; t <= 20; ++t) {
+    wg_->tick(t * 100'000'000);
+    ASSERT_EQ(route(RTE_IPV4(100, 64, 1, 1)), -1) << "released after " << t << " ticks";
+  }
+  wg_->tick(t * 100'000'000);
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), slot_b);
+  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 1u);
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 0u);
 }
 
 // A worker that takes no commands holds at most max_waiting_worker_commands removals; the rest
@@ -329,13 +371,21 @@ TEST_F(WireGuardControl, WaitingNatRemovalsAreCappedAndTheOverflowIsCounted) {
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
   a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
   b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
-  // Seven removals: three in the ring, two waiting, two dropped.
+  // Seven removals: three in the ring, two waiting, two dropped: only the dropped are routed.
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
   EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
   EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 2u);
-  size_t routed = 0;
-  for (const Ipv4Prefix& p : moving) routed += route(p.addr) >= 0;
-  EXPECT_EQ(routed, 5u);
+  const auto routed = [&] {
+    size_t n = 0;
+    for (const Ipv4Prefix& p : moving) n += route(p.addr) >= 0;
+    return n;
+  };
+  EXPECT_EQ(routed(), 2u);
+  // The worker never carries out the three in its ring: after 2 s they are routed all the same;
+  // the two waiting for room in its ring stay unrouted while it is stuck.
+  for (uint64_t t = 1; t <= 21; ++t) wg_->tick(t * 100'000'000);
+  EXPECT_EQ(routed(), 5u);
+  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 3u);
 }
 
 // No source may make the gateway its own peer: the file's reload goes the same way as the API.
@@ -533,6 +583,8 @@ TEST_F(WireGuardControl, AnIPv6PrefixLeavingItsPeerRemovesItsNat66StateOnEveryWo
   EXPECT_EQ(got[0].len, 128);
   const Ipv6Prefix moved = prefix6("fd7a:115c:a1e0::1/128");
   EXPECT_EQ(std::memcmp(got[0].prefix6, moved.addr.data(), 16), 0);
+  EXPECT_EQ(route6("fd7a:115c:a1e0::1"), -1);  // until the worker has removed A's state
+  wg_->tick(2'000'000'000);
   EXPECT_EQ(route6("fd7a:115c:a1e0::1"), route(RTE_IPV4(100, 64, 1, 2)));
   // Peer B removed: its IPv4 and both IPv6 prefixes.
   ASSERT_TRUE(wg_->set_source_peers("file", {a}).ok());
@@ -546,11 +598,12 @@ TEST_F(WireGuardControl, AnIPv6PrefixLeavingItsPeerRemovesItsNat66StateOnEveryWo
 }
 
 // Stateful NAT66 orders a moving prefix's state removal against its new route as NAT44 does
-// (APrefixWhoseNatRemovalWaitsIsRoutedOnlyOnceItIsDelivered): while some worker has not taken
-// the removal, the prefix is absent from the published IPv6 table (its packets are dropped as
-// from an unknown source), so the new owner's sessions are never deleted by the removal nor
-// inherit the old owner's; once every worker has taken it, one new table routes it.
-TEST_F(WireGuardControl, AnIPv6PrefixWhoseNat66RemovalWaitsIsPublishedOnlyOnceItIsDelivered) {
+// (APrefixIsRoutedToItsNewOwnerOnlyOnceEveryWorkerCarriedOutItsNatRemoval): while some worker
+// has not carried out the removal, the prefix is absent from the published IPv6 table (its
+// packets are dropped as from an unknown source), so the new owner's sessions are never
+// deleted by the removal nor inherit the old owner's; once every worker has, one new table
+// routes it.
+TEST_F(WireGuardControl, AnIPv6PrefixIsPublishedOnlyOnceEveryWorkerCarriedOutItsNat66Removal) {
   ctx_->nat66 = &nat_config_;
   std::vector<Ipv6Prefix> moving;
   for (const char* p : {"fd7a:115c:a1e0::1/128", "fd7a:115c:a1e0::2/128", "fd7a:115c:a1e0::3/128",
@@ -580,45 +633,47 @@ TEST_F(WireGuardControl, AnIPv6PrefixWhoseNat66RemovalWaitsIsPublishedOnlyOnceIt
     return n;
   };
 
-  // All five move to B: five NAT66 removals for a ring with room for three. The two waiting
-  // prefixes are not in the published table; B's own route is.
+  // All five move to B: five NAT66 removals for a ring with room for three, none carried out:
+  // none of them is in the published table; B's own route is.
   a.allowed_ips6.clear();
   b.allowed_ips6.insert(b.allowed_ips6.end(), moving.begin(), moving.end());
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
   ASSERT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
-  EXPECT_EQ(routed_to_b(), 3u) << "published before their NAT66 removal was delivered";
+  EXPECT_EQ(routed_to_b(), 0u) << "published before their NAT66 removal was carried out";
   EXPECT_EQ(route6("fd7a:115c:a1e0::99"), slot_b);
   EXPECT_EQ(wg_->stats().allowed_ips6_routes.load(), 6u);  // the held ones are B's all the same
 
-  // B loses them and gets them back while the ring is still full: the three delivered get new
-  // removals, the two waiting ones serve again (not repeated), and none is published meanwhile.
+  // The worker takes three from its ring without carrying them out yet; B loses them and gets
+  // them back meanwhile: no removal is repeated and none is published.
+  std::vector<dp::WorkerCommand> got = commands(/*done=*/false);
+  ASSERT_EQ(got.size(), 3u);
+  wg_->collect_done_commands();
   PeerConfig b_without = b;
   b_without.allowed_ips6 = {prefix6("fd7a:115c:a1e0::99/128")};
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b_without}).ok());
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 5u) << "a waiting removal was repeated";
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);  // moved into the room made
+  EXPECT_EQ(rte_ring_count(ctx_->workers[0].commands), 2u) << "a removal was repeated";
   EXPECT_EQ(routed_to_b(), 0u);
-  // A tick that delivers nothing publishes nothing.
+  // A tick in which nothing was carried out publishes nothing.
   const rte_lpm6* held = ctx_->allowed_ips6.load();
   wg_->tick(2'000'000'000);
   EXPECT_EQ(ctx_->allowed_ips6.load(), held);
 
-  // The worker drains its ring: the rest are delivered, and only then published, one table per
-  // tick however many were delivered in it.
-  std::vector<dp::WorkerCommand> got = commands();
-  ASSERT_EQ(got.size(), 3u);
-  wg_->tick(3'000'000'000);  // three more delivered: the ring is full again
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
+  // The worker carries out the three: one table with them at the next tick, however many were
+  // done since the last one.
+  ctx_->workers[0].commands_done += 3;
+  wg_->collect_done_commands();
+  EXPECT_EQ(routed_to_b(), 0u) << "published between ticks";
+  wg_->tick(3'000'000'000);
   EXPECT_EQ(routed_to_b(), 3u);
   const rte_lpm6* three = ctx_->allowed_ips6.load();
   EXPECT_NE(three, held);
   for (const dp::WorkerCommand& c : commands()) got.push_back(c);
   wg_->tick(4'000'000'000);
-  for (const dp::WorkerCommand& c : commands()) got.push_back(c);
-  EXPECT_EQ(got.size(), 8u);
+  EXPECT_EQ(got.size(), 5u);
   for (const dp::WorkerCommand& c : got)
     EXPECT_EQ(c.type, dp::WorkerCommandType::kNat66RemoveSubscribers);
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
   EXPECT_EQ(routed_to_b(), 5u);
   EXPECT_EQ(route6("fd7a:115c:a1e0::99"), slot_b);
   // After the routes came, no removal is left to delete the new owner's sessions, and nothing
