@@ -547,13 +547,17 @@ class AllowedIpMoves(NatCase):
         self.lab.write_peers(text)
         m = self.lab.wait_metric(lambda m: m.sum("exitgw_wg_peers_reloads_total", result="ok")
                                  > before.sum("exitgw_wg_peers_reloads_total", result="ok")
-                                 and m.sum("exitgw_nat_sessions") == 0, 5.0)
+                                 and m.sum("exitgw_nat_sessions") == 0
+                                 and m.sum("exitgw_worker_commands_in_ring") == 0, 5.0)
         self.assertGreater(m.sum("exitgw_wg_peers_reloads_total", result="ok"),
                            before.sum("exitgw_wg_peers_reloads_total", result="ok"),
                            self.lab.log_tail())
         self.assertEqual(m.sum("exitgw_nat_sessions"), 0, "A's sessions were not freed")
         self.assertGreaterEqual(m.sum("exitgw_nat_sessions_removed_total")
                                 - before.sum("exitgw_nat_sessions_removed_total"), 1)
+        # The workers carried out the removal (the moved address is routed only then), in time.
+        self.assertEqual(m.sum("exitgw_worker_commands_in_ring"), 0)
+        self.assertEqual(m.sum("exitgw_worker_commands_overdue_total"), 0)
 
         # A's old mapping is gone: a reply to it reaches neither peer.
         self.lab.send_internet(self.reply(R1, 7000, old_port, b"to A's old mapping"))
