@@ -19,8 +19,9 @@
 namespace exitgw {
 
 // Upper bounds of the build-duration histogram's buckets, in seconds (+Inf follows).
-inline constexpr std::array<double, 14> kBuildSecondsBounds = {
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+inline constexpr std::array<double, 19> kBuildSecondsBounds = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
+    0.35,  0.5,   0.75, 1,     2.5,  5,     10,  30,   60};
 
 // Every build that ran to its end, superseded ones too: how long a builder thread worked.
 struct BuildDurations {

@@ -900,6 +900,7 @@ int Gateway::run(const std::atomic<bool>& stop) {
   }
   log_info("running with " + std::to_string(ctx.n_workers) + " worker(s)");
   uint64_t last_tick = steady_now_ns();
+  heartbeat_.start(last_tick);  // services' start-up is no control-loop gap
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t ns = steady_now_ns();
     heartbeat_.beat(ns);

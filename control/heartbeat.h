@@ -28,8 +28,9 @@ class ControlHeartbeat {
   // Upper bounds of the gap histogram's buckets, in seconds (+Inf follows). An idle loop beats
   // every ~0.2 ms; a classifier or regex build on the control thread would take 0.05 s to
   // seconds.
-  static constexpr std::array<double, 14> kGapBounds = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  static constexpr std::array<double, 18> kGapBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                        0.05,   0.075, 0.1,    0.15,  0.2,  0.25,
+                                                        0.35,   0.5,   1,      2.5,   5,    10};
 
   struct Gaps {
     std::array<uint64_t, kGapBounds.size() + 1> counts{};  // per bucket, not cumulative; +Inf last
@@ -37,6 +38,8 @@ class ControlHeartbeat {
     double sum_seconds = 0;
   };
 
+  // The first beat of the loop: no gap is counted from the one before (start-up work between).
+  void start(uint64_t now_ns) { beat_ns_.store(now_ns, std::memory_order_release); }
   // Only the control thread beats: the counters are single-writer (plain load and store).
   void beat(uint64_t now_ns) {
     const uint64_t last = beat_ns_.load(std::memory_order_relaxed);

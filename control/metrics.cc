@@ -1,6 +1,7 @@
 // /metrics, /healthz and /readyz over cpp-httplib; text format from prometheus-cpp.
 #include "control/metrics.h"
 
+#include <cassert>
 #include <limits>
 
 #include <httplib.h>
@@ -38,6 +39,7 @@ void MetricFamilies::gauge(prometheus::MetricFamily& f, const Labels& labels, do
 void MetricFamilies::histogram(prometheus::MetricFamily& f, const Labels& labels,
                                std::span<const double> bounds, std::span<const uint64_t> counts,
                                double sum) {
+  assert(counts.size() == bounds.size() + 1);
   auto& h = sample(f, labels).histogram;
   uint64_t cumulative = 0;
   for (size_t i = 0; i < counts.size(); ++i) {

@@ -507,6 +507,8 @@ Status WireGuard::apply_peers(const std::vector<PeerConfig>& wanted) {
     rte_lpm_delete(ctx_.allowed_ips, static_cast<uint32_t>(k >> 8), static_cast<uint8_t>(k));
   }
   route_slot_ = std::move(next_routes);
+  // The old routes are gone from both tables: the removals may be carried out now.
+  send_worker_commands();
   if (disco_) {
     std::vector<disco::DiscoPeer> with_disco;
     for (const auto& [key, p] : peers_)
@@ -589,6 +591,8 @@ void WireGuard::install_route(uint64_t route, uint32_t slot) {
 // so each is told; the worker frees it between bursts. A full ring delays the command (it is
 // retried every tick, in order); one waiting removal of a prefix serves every later one. Only a
 // worker that let max_waiting_worker_commands prefixes wait (stuck) loses more, counted.
+// Queued only: apply_peers sends them once the old routes are gone (send_worker_commands), so
+// no worker carries out a removal while the old owner can still make new state.
 void WireGuard::remove_nat_state(const RouteKey& route) {
   const bool ipv4 = std::holds_alternative<uint64_t>(route);
   if (ipv4 ? ctx_.nat == nullptr : ctx_.nat66 == nullptr) return;
@@ -604,11 +608,10 @@ void WireGuard::remove_nat_state(const RouteKey& route) {
                   " NAT removals wait, further ones are dropped (counted)");
       continue;
     }
-    waiting_commands_[w].push_back(c);
+    waiting_commands_[w].push_back(QueuedCommand{c, ticks_});
     waiting |= 1u << w;
   }
   if (waiting != 0) removal_waiting_[route] = waiting;
-  send_worker_commands();
 }
 
 void WireGuard::command_done(unsigned worker, const dp::WorkerCommand& c) {
@@ -629,11 +632,12 @@ void WireGuard::command_done(unsigned worker, const dp::WorkerCommand& c) {
 void WireGuard::send_worker_commands() {
   uint64_t waiting = 0;
   for (unsigned w = 0; w < ctx_.n_workers; ++w) {
-    std::deque<dp::WorkerCommand>& q = waiting_commands_[w];
+    std::deque<QueuedCommand>& q = waiting_commands_[w];
     if (q.empty() || ctx_.workers[w].commands == nullptr) continue;
-    while (!q.empty() &&
-           rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front(), sizeof(q.front())) == 0) {
-      in_ring_[w].push_back(InRing{++commands_sent_[w], ticks_, q.front()});
+    while (!q.empty() && rte_ring_enqueue_elem(ctx_.workers[w].commands, &q.front().command,
+                                               sizeof(q.front().command)) == 0) {
+      q.front().seq = ++commands_sent_[w];
+      in_ring_[w].push_back(q.front());
       q.pop_front();
     }
     waiting += q.size();
@@ -646,25 +650,32 @@ void WireGuard::send_worker_commands() {
 
 void WireGuard::collect_done_commands() {
   uint64_t in_ring = 0;
+  bool overdue_left = false;
   for (unsigned w = 0; w < ctx_.n_workers; ++w) {
-    std::deque<InRing>& q = in_ring_[w];
-    if (q.empty()) continue;
+    std::deque<QueuedCommand>& ring = in_ring_[w];
+    if (ring.empty() && waiting_commands_[w].empty()) continue;
     const uint64_t done = ctx_.workers[w].commands_done.load(std::memory_order_acquire);
-    while (!q.empty() &&
-           (q.front().seq <= done || ticks_ - q.front().tick > kCommandOverdueTicks)) {
-      if (q.front().seq > done) {
+    for (; !ring.empty() && ring.front().seq <= done; ring.pop_front())
+      if (!ring.front().released) command_done(w, ring.front().command);
+    in_ring += ring.size();
+    // Queued in order, the ring's before the waiting ones: the oldest are in front.
+    for (std::deque<QueuedCommand>* q : {&ring, &waiting_commands_[w]}) {
+      for (QueuedCommand& c : *q) {
+        if (ticks_ - c.tick <= kCommandOverdueTicks) break;
+        overdue_left = true;
+        if (c.released) continue;
+        c.released = true;  // still carried out when the worker gets to it
         stats_.worker_commands_overdue++;
         if (!overdue_logged_)
           log_error("wireguard: worker " + std::to_string(w) + " left a NAT removal undone for " +
                     std::to_string(kCommandOverdueTicks / 10) +
                     " s: the moved prefix is routed to its new owner anyway (counted)");
         overdue_logged_ = true;
+        command_done(w, c.command);
       }
-      command_done(w, q.front().command);
-      q.pop_front();
     }
-    in_ring += q.size();
   }
+  if (!overdue_left) overdue_logged_ = false;  // the next stuck spell is logged again
   stats_.worker_commands_in_ring = in_ring;
 }
 

@@ -46,8 +46,9 @@ struct WireGuardOptions {
   unsigned rekey_after_s = wg::kRekeyAfterTime;
   unsigned reject_after_s = wg::kRejectAfterTime;
   unsigned under_load_backlog = 128;  // punted packets waiting that mean "under load"
-  // NAT removals that may wait per worker for room in its command ring; beyond, the worker is
-  // stuck and further ones are dropped (counted).
+  // NAT removals that may wait per worker to enter its command ring (those one update queues
+  // before it sends them, and those a full ring refused); beyond, further ones are dropped
+  // (counted): the worker is stuck, or one update removed more prefixes than this.
   size_t max_waiting_worker_commands = 65536;
   // What no peer may be, from any source (the peers file too): the gateway's port addresses and
   // NAT pool (its own key is added once loaded).
@@ -69,7 +70,8 @@ struct WireGuardStats {
   std::atomic<uint64_t> worker_commands_waiting{0};
   // Commands in workers' rings not carried out yet (a moved prefix's route waits for them).
   std::atomic<uint64_t> worker_commands_in_ring{0};
-  // Commands a worker left undone for 2 s (20 ticks): the routes waiting for them were
+  // Commands a worker left undone for 2 s (20 ticks) after they were queued, in its ring or
+  // waiting for room in it: the routes waiting for them were
   // released anyway (a stuck worker must not keep a prefix unrouted for ever).
   std::atomic<uint64_t> worker_commands_overdue{0};
   // NAT removals dropped for a worker with max_waiting_worker_commands waiting (stuck).
@@ -234,16 +236,18 @@ class WireGuard {
   // Per worker, in order, the commands its full ring refused so far: dropped only past
   // max_waiting_worker_commands (a stuck worker; counted), since a removed prefix's NAT state left
   // behind would hand its next owner the old owner's flows.
-  std::array<std::deque<dp::WorkerCommand>, dp::kMaxWorkers> waiting_commands_;
-  // Per worker, the commands its ring took and it has not carried out yet, oldest first: the
-  // sequence number it has when done (WorkerShared::commands_done counts them) and the tick it
-  // was taken at.
-  struct InRing {
-    uint64_t seq;
-    uint64_t tick;
+  // A command for a worker: queued at `tick`, then given sequence number `seq` by its ring
+  // (the worker's commands_done reaches it once carried out); `released` once it went overdue
+  // and stopped holding its route back.
+  struct QueuedCommand {
     dp::WorkerCommand command;
+    uint64_t tick = 0;
+    uint64_t seq = 0;
+    bool released = false;
   };
-  std::array<std::deque<InRing>, dp::kMaxWorkers> in_ring_;
+  std::array<std::deque<QueuedCommand>, dp::kMaxWorkers> waiting_commands_;
+  // Per worker, the commands its ring took and it has not carried out yet, oldest first.
+  std::array<std::deque<QueuedCommand>, dp::kMaxWorkers> in_ring_;
   std::array<uint64_t, dp::kMaxWorkers> commands_sent_{};  // per worker, ever taken by its ring
   uint64_t ticks_ = 0;
   bool overdue_logged_ = false;

@@ -50,7 +50,7 @@ CASE_KEYS = {"description", "flags", "workers", "lcores", "ports", "split", "dro
 # Counters that move while idle; everything else must be still before the final scrape.
 # Series that move with time or with the scrape itself, not with the packets: worker cycles,
 # ages (the control heartbeat, the tailnet netmap) and the metrics listener's own requests.
-VOLATILE = re.compile(r"cycles|busy_ratio|_age_seconds|^exitgw_http_")
+VOLATILE = re.compile(r"cycles|busy_ratio|_age_seconds|^exitgw_http_|^exitgw_control_loop_gap_seconds")
 
 
 class CaseError(Exception):

@@ -101,6 +101,8 @@ def longest_at_most(buckets):
 def shortest_over(buckets):
     """The greatest bound every observation in the window is over (0: some was at most the
     least bound)."""
+    if not buckets or buckets[-1][1] == 0:
+        return 0.0
     return max((le for le, c in buckets if c == 0), default=0.0)
 
 

@@ -336,6 +336,38 @@ TEST_F(WireGuardControl, APrefixIsRoutedToItsNewOwnerOnlyOnceEveryWorkerCarriedO
   EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 0u);
 }
 
+// Every worker, not the first: with two, a moved prefix waits for the one that is slower.
+TEST_F(WireGuardControl, AMovedPrefixWaitsForEveryWorkerToCarryOutItsRemoval) {
+  rte_ring* second = rte_ring_create_elem(("wgc_cmd" + std::to_string(serial_++)).c_str(),
+                                          sizeof(dp::WorkerCommand), 16, SOCKET_ID_ANY,
+                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+  ASSERT_NE(second, nullptr);
+  ctx_->workers[1].commands = second;
+  ctx_->n_workers = 2;
+  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
+  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+  b.allowed_ips.push_back(host(RTE_IPV4(100, 64, 1, 1)));
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  ASSERT_EQ(commands().size(), 1u);  // worker 0 carried it out
+  wg_->collect_done_commands();
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), -1) << "routed before worker 1 removed its state";
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 1u);
+  dp::WorkerCommand c;
+  ASSERT_EQ(rte_ring_dequeue_elem(second, &c, sizeof(c)), 0);
+  EXPECT_EQ(c.type, dp::WorkerCommandType::kNatRemoveSubscribers);
+  EXPECT_EQ(c.prefix, RTE_IPV4(100, 64, 1, 1));
+  ctx_->workers[1].commands_done += 1;
+  wg_->collect_done_commands();
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), slot_b);
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 0u);
+  ctx_->n_workers = 1;
+  ctx_->workers[1].commands = nullptr;
+  rte_ring_free(second);
+}
+
 // A worker that never carries out a removal in its ring (stuck) keeps the prefix unrouted for
 // 20 ticks (2 s), not for ever: then it is routed, counted and logged once.
 TEST_F(WireGuardControl, ARemovalAWorkerLeavesUndoneReleasesItsRouteAfterTwoSeconds) {
@@ -355,11 +387,18 @@ TEST_F(WireGuardControl, ARemovalAWorkerLeavesUndoneReleasesItsRouteAfterTwoSeco
   wg_->tick(t * 100'000'000);
   EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), slot_b);
   EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 1u);
+  EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 1u);  // released, still to be done
+  // The worker recovers and carries it out: nothing is released twice, nothing is left.
+  ctx_->workers[0].commands_done += 1;
+  wg_->tick(++t * 100'000'000);
   EXPECT_EQ(wg_->stats().worker_commands_in_ring.load(), 0u);
+  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 1u);
+  EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), slot_b);
 }
 
-// A worker that takes no commands holds at most max_waiting_worker_commands removals; the rest
-// are dropped and counted, and their prefixes are routed.
+// At most max_waiting_worker_commands removals wait per worker to enter its ring; the rest are
+// dropped and counted, and their prefixes are routed. A worker that carries none out keeps
+// the others unrouted for 2 s, whether in its ring or still waiting for room in it.
 TEST_F(WireGuardControl, WaitingNatRemovalsAreCappedAndTheOverflowIsCounted) {
   WireGuardOptions o;
   o.max_waiting_worker_commands = 2;
@@ -371,21 +410,40 @@ TEST_F(WireGuardControl, WaitingNatRemovalsAreCappedAndTheOverflowIsCounted) {
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
   a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
   b.allowed_ips.insert(b.allowed_ips.end(), moving.begin(), moving.end());
-  // Seven removals: three in the ring, two waiting, two dropped: only the dropped are routed.
+  // Seven removals queued by one update before it sends any: two queued, five dropped; the
+  // two enter the ring when the update is done. Only the dropped are routed.
   ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
-  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 2u);
-  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 2u);
+  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 5u);
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 0u);
+  EXPECT_EQ(rte_ring_count(ctx_->workers[0].commands), 2u);
   const auto routed = [&] {
     size_t n = 0;
     for (const Ipv4Prefix& p : moving) n += route(p.addr) >= 0;
     return n;
   };
-  EXPECT_EQ(routed(), 2u);
-  // The worker never carries out the three in its ring: after 2 s they are routed all the same;
-  // the two waiting for room in its ring stay unrouted while it is stuck.
-  for (uint64_t t = 1; t <= 21; ++t) wg_->tick(t * 100'000'000);
   EXPECT_EQ(routed(), 5u);
-  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 3u);
+  // The worker stuck, its ring with room for one: of the next move's two removals, one waits.
+  PeerConfig c = peer({host(RTE_IPV4(100, 64, 4, 1))});
+  std::vector<Ipv4Prefix> next;
+  for (uint32_t i = 1; i <= 2; ++i) next.push_back(host(RTE_IPV4(100, 64, 5, i)));
+  a.allowed_ips.insert(a.allowed_ips.end(), next.begin(), next.end());
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b, c}).ok());
+  c.allowed_ips.insert(c.allowed_ips.end(), next.begin(), next.end());
+  a.allowed_ips.resize(1);
+  ASSERT_TRUE(wg_->set_source_peers("file", {a, b, c}).ok());
+  EXPECT_EQ(wg_->stats().worker_commands_waiting.load(), 1u);  // the ring took one
+  EXPECT_EQ(wg_->stats().worker_commands_dropped.load(), 5u);
+  const auto routed_next = [&] {
+    size_t n = 0;
+    for (const Ipv4Prefix& p : next) n += route(p.addr) >= 0;
+    return n;
+  };
+  EXPECT_EQ(routed_next(), 0u);
+  // Nothing carried out for 2 s: every held prefix is routed, in the ring or waiting.
+  for (uint64_t t = 1; t <= 22; ++t) wg_->tick(t * 100'000'000);
+  EXPECT_EQ(routed(), 7u);
+  EXPECT_EQ(routed_next(), 2u);
+  EXPECT_EQ(wg_->stats().worker_commands_overdue.load(), 4u);
 }
 
 // No source may make the gateway its own peer: the file's reload goes the same way as the API.
