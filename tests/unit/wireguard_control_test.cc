@@ -181,6 +181,17 @@ class WireGuardControl : public ::testing::Test {
     return out;
   }
 
+  // Peers A (100.64.1.1) and B (100.64.2.1); then 100.64.1.1 moves to B. B's slot.
+  int64_t move_one_address() {
+    PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
+    PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
+    EXPECT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+    a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
+    b.allowed_ips.push_back(host(RTE_IPV4(100, 64, 1, 1)));
+    EXPECT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+    return route(RTE_IPV4(100, 64, 2, 1));
+  }
+
   // The peer's handshake initiation, from kEndpoint, as a worker punts it.
   rte_mbuf* initiation(const wg::Key& peer_private) {
     auto id = wg::LocalIdentity::from_private_key(peer_private);
@@ -344,13 +355,8 @@ TEST_F(WireGuardControl, AMovedPrefixWaitsForEveryWorkerToCarryOutItsRemoval) {
   ASSERT_NE(second, nullptr);
   ctx_->workers[1].commands = second;
   ctx_->n_workers = 2;
-  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
-  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
-  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
-  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
-  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
-  b.allowed_ips.push_back(host(RTE_IPV4(100, 64, 1, 1)));
-  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_b = move_one_address();
+  ASSERT_GE(slot_b, 0);
   ASSERT_EQ(commands().size(), 1u);  // worker 0 carried it out
   wg_->collect_done_commands();
   EXPECT_EQ(route(RTE_IPV4(100, 64, 1, 1)), -1) << "routed before worker 1 removed its state";
@@ -371,13 +377,8 @@ TEST_F(WireGuardControl, AMovedPrefixWaitsForEveryWorkerToCarryOutItsRemoval) {
 // A worker that never carries out a removal in its ring (stuck) keeps the prefix unrouted for
 // 20 ticks (2 s), not for ever: then it is routed, counted and logged once.
 TEST_F(WireGuardControl, ARemovalAWorkerLeavesUndoneReleasesItsRouteAfterTwoSeconds) {
-  PeerConfig a = peer({host(RTE_IPV4(100, 64, 1, 1))});
-  PeerConfig b = peer({host(RTE_IPV4(100, 64, 2, 1))});
-  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
-  const int64_t slot_b = route(RTE_IPV4(100, 64, 2, 1));
-  a.allowed_ips = {host(RTE_IPV4(100, 64, 3, 1))};
-  b.allowed_ips.push_back(host(RTE_IPV4(100, 64, 1, 1)));
-  ASSERT_TRUE(wg_->set_source_peers("file", {a, b}).ok());
+  const int64_t slot_b = move_one_address();
+  ASSERT_GE(slot_b, 0);
   ASSERT_EQ(commands(/*done=*/false).size(), 1u);
   uint64_t t = 1;
   for (; t <= 20; ++t) {
