@@ -4,7 +4,9 @@ a Python WireGuard peer with a tailnet address (fd7a:115c:a1e0::10) shares the s
 another, a site with a routed ULA /48, leaves through its own NPTv6 mapping. Both at once, over
 real handshakes; every packet compared with exact bytes scapy builds here, the NAT66 port by
 RFC 7422 arithmetic (nat66_test.det_port) and the NPTv6 address by this repository's
-independent RFC 6296 arithmetic (tests/support/nptv6_ref.py), not the gateway's.
+independent RFC 6296 arithmetic (tests/support/nptv6_ref.py), not the gateway's. Also: the
+nptv6 mode with --nat_pool6's mapping and one of --nptv6_map, the map alone, and the refusals
+at start (an outside on the pool or on the gateway's address, a peer endpoint in an outside).
 
   /usr/bin/python3 tests/live/nptmix_test.py --exitgw build/control/exitgw [-k NAME]
 """
@@ -101,6 +103,10 @@ class NptMixCase(nat66_test.Nat66Lab):
         self.expect_in(site, IPv6(src=ROUTER6, dst=SITE_HOST, hlim=59) /
                        ICMPv6PacketTooBig(mtu=1280) / Raw(as_sent_by_site))
 
+    def test_the_mapping_is_logged_at_start(self):
+        self.assertIn("nat: NPTv6 %s/48 <-> %s/48 (--nptv6_map, RFC 6296, before the stateful "
+                      "pool)" % (SITE_INSIDE, SITE_OUTSIDE), self.lab.log_tail(200))
+
     def test_internet_packet_for_neither_dropped_nat66_not_in_pool6(self):
         before = self.lab.metrics()
         for dst in ("2001:db8:301::20", "2001:db8:100::2"):
@@ -145,6 +151,36 @@ class NptMixNptv6Case(ipv6_lab.Ipv6LabCase):
                                                    Raw(b"back")).hex())
 
 
+class NptMixMapOnlyCase(ipv6_lab.Ipv6LabCase):
+    """--nat6_mode=nptv6 with --nptv6_map alone (no --nat_pool6): only the mapped source
+    leaves; the tailnet client's has no translation and is dropped under its reason."""
+
+    flags = ipv6_lab.FLAGS + ("--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE),)
+
+    @classmethod
+    def configure(cls, lab):
+        super().configure(lab)
+        lab.peers[1].inner_ip6 = SITE_HOST
+
+    def test_mapped_source_leaves_and_an_unmapped_one_is_dropped(self):
+        client, site = self.lab.peers
+        outside = nptv6_ref.nptv6(SITE_HOST, SITE_INSIDE, SITE_OUTSIDE)
+        before = self.lab.metrics()
+        client.send_inner(canonical(IPv6(src=client.inner_ip6, dst=REMOTE6) /
+                                    UDP(sport=44000, dport=443)))
+        m = self.lab.wait_metric(lambda m: m.drop("nptv6_source_not_inside") >=
+                                 before.drop("nptv6_source_not_inside") + 1, 3)
+        self.assertEqual(m.drop("nptv6_source_not_inside") -
+                         before.drop("nptv6_source_not_inside"), 1)
+        site.send_inner(canonical(IPv6(src=SITE_HOST, dst=REMOTE6, hlim=64) /
+                                  UDP(sport=44001, dport=443) / Raw(b"only")))
+        got = self.outer_ipv6()
+        self.assertIsNotNone(got, "nothing left: %s" % self.lab.metrics().drops())
+        self.assertEqual(got.hex(), canonical(IPv6(src=outside, dst=REMOTE6, hlim=63) /
+                                              UDP(sport=44001, dport=443) / Raw(b"only")).hex())
+        self.assertIsNone(self.outer_ipv6(0.2), "the unmapped source left")
+
+
 class NptMixRefusedAtStart(harness.LabCase):
     """A --nptv6_map that collides stops the gateway at start, naming the flag and prefixes."""
 
@@ -159,8 +195,11 @@ class NptMixRefusedAtStart(harness.LabCase):
     def setUp(self):
         pass
 
-    def refused(self, flags, *parts):
+    def refused(self, flags, *parts, endpoint=None):
         lab = harness.Lab(harness.EXITGW, flags=ipv6_lab.FLAGS + flags, peers=1)
+        if endpoint:  # the peer's entry in the peers file gains an Endpoint line
+            conf = lab.peers[0].peers_conf
+            lab.peers[0].peers_conf = lambda: conf() + "Endpoint = %s\n" % endpoint
         with self.assertRaises(harness.HarnessError) as e:
             with lab:
                 pass
@@ -177,6 +216,11 @@ class NptMixRefusedAtStart(harness.LabCase):
         self.refused(("--nptv6_map=fd00:5173:1::/48=2001:db8:1::/48",),
                      "--nptv6_map: fd00:5173:1::/48=2001:db8:1::/48",
                      "own address " + ipv6_lab.INTERNET6)
+
+    def test_peer_endpoint_inside_an_outside(self):
+        self.refused(("--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE),),
+                     "[2001:db8:300::5]:51820", "in the gateway's own NAT pool",
+                     endpoint="[2001:db8:300::5]:51820")
 
 
 if __name__ == "__main__":
