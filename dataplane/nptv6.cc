@@ -55,7 +55,7 @@ template <unsigned (*kMapping)(const Nptv6Table&, rte_mbuf*)>
 void select(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x,
             DropReason unmapped) noexcept {
   const Nptv6Table& t = w.ctx().nptv6;
-  if (!t.on()) [[likely]] {
+  if (!t.on()) {  // no mapping: everything as before (NAT66 or routed)
     for (uint16_t i = 0; i < n; ++i) x.to(Nptv6Exit::kUnmapped, pkts[i]);
     return;
   }
