@@ -253,9 +253,11 @@ struct DataplaneContext {
   // null: IPv6 is translated by NPTv6 (below) or, with neither, untranslated in routed mode
   // and dropped in NAT mode.
   const nat::NatConfig* nat66 = nullptr;
-  // IPv6 prefix translation (RFC 6296) to --nat_pool6; off: IPv6 leaves untranslated in routed
-  // mode and is dropped in NAT mode.
-  Nptv6 nptv6;
+  // IPv6 prefix translation (RFC 6296): --nat_inside6 to --nat_pool6 (--nat6_mode=nptv6) and
+  // each --nptv6_map pair. Beside NAT66 the mappings come first: a source in an inside prefix
+  // leaves through NPTv6, the rest through the stateful pool. Empty and no NAT66: IPv6 leaves
+  // untranslated in routed mode and is dropped in NAT mode.
+  Nptv6Table nptv6;
 
   // The exception path: inner packets for the gateway's own tailnet addresses (written by
   // control from the connector's report; 0: none, network order) leave through this port, a

@@ -45,6 +45,7 @@ class Nptv6 {
   Result to_inside(uint8_t addr[16]) const noexcept {
     return translate(addr, outside_, inside_, to_inside_);
   }
+  bool in_inside(const uint8_t addr[16]) const noexcept { return match(addr, inside_); }
   bool in_outside(const uint8_t addr[16]) const noexcept { return match(addr, outside_); }
 
  private:
@@ -97,6 +98,58 @@ class Nptv6 {
   uint8_t outside_[16] = {};
   uint8_t len_ = 0;  // 0: off
   uint16_t to_outside_ = 0, to_inside_ = 0;
+};
+
+// The gateway's NPTv6 mappings (--nat_inside6/--nat_pool6 and --nptv6_map): a fixed table, no
+// allocation, searched first match by a linear scan (16 mappings at most, usually one or two;
+// control refuses overlapping prefixes, so at most one matches). Written by control before the
+// workers start, read-only after.
+class Nptv6Table {
+ public:
+  static constexpr unsigned kMax = 16;
+  static constexpr unsigned kNone = kMax;  // find_*: no mapping holds the address
+
+  Nptv6Table() = default;
+  // A table of just `one` (empty when it is off): the single --nat_pool6 mapping.
+  Nptv6Table(const Nptv6& one) noexcept {  // NOLINT(google-explicit-constructor)
+    if (one.on()) add(one);
+  }
+
+  // False when the table is full or `m` is off.
+  bool add(const Nptv6& m) noexcept {
+    if (n_ == kMax || !m.on()) return false;
+    maps_[n_++] = m;
+    return true;
+  }
+  bool on() const noexcept { return n_ != 0; }
+  unsigned size() const noexcept { return n_; }
+  const Nptv6& operator[](unsigned i) const noexcept { return maps_[i]; }
+
+  // Index of the first mapping whose inside (outside) prefix holds `addr`, else kNone.
+  unsigned find_inside(const uint8_t addr[16]) const noexcept {
+    for (unsigned i = 0; i < n_; ++i)
+      if (maps_[i].in_inside(addr)) return i;
+    return kNone;
+  }
+  unsigned find_outside(const uint8_t addr[16]) const noexcept {
+    for (unsigned i = 0; i < n_; ++i)
+      if (maps_[i].in_outside(addr)) return i;
+    return kNone;
+  }
+  bool in_outside(const uint8_t addr[16]) const noexcept { return find_outside(addr) != kNone; }
+  // Through the first mapping that holds `addr`; kNotInPrefix when none does.
+  Nptv6::Result to_outside(uint8_t addr[16]) const noexcept {
+    const unsigned i = find_inside(addr);
+    return i == kNone ? Nptv6::Result::kNotInPrefix : maps_[i].to_outside(addr);
+  }
+  Nptv6::Result to_inside(uint8_t addr[16]) const noexcept {
+    const unsigned i = find_outside(addr);
+    return i == kNone ? Nptv6::Result::kNotInPrefix : maps_[i].to_inside(addr);
+  }
+
+ private:
+  Nptv6 maps_[kMax];
+  unsigned n_ = 0;
 };
 
 }  // namespace exitgw::dp

@@ -115,6 +115,13 @@ DEFINE_string(nat6_mode, "nptv6",
 DEFINE_string(nat_inside6, "fd7a:115c:a1e0::/48",
               "the peers' IPv6 prefix NPTv6 maps onto --nat_pool6 (same length; default: the "
               "tailnet's ULA prefix)");
+DEFINE_string(nptv6_map, "",
+              "more NPTv6 (RFC 6296) mappings, with either --nat6_mode: comma-separated "
+              "INSIDE=OUTSIDE IPv6 prefix pairs of equal length /1../48 (16 mappings at most in "
+              "all), each OUTSIDE routed to --internet_addr6. They come first: a peer's IPv6 "
+              "source in an INSIDE leaves translated to its OUTSIDE, every other source through "
+              "--nat_pool6 as --nat6_mode says; inbound, a destination in an OUTSIDE goes back "
+              "to its INSIDE. Empty: none");
 DEFINE_string(nat_mode, "pba",
               "'pba': port blocks allocated on demand and logged per block; 'deterministic': "
               "RFC 7422 arithmetic mapping of --nat_deterministic_inside, no per-block logs");

@@ -45,6 +45,7 @@ DECLARE_uint32(wg_reject_after_time);
 DECLARE_uint32(handshake_under_load);
 DECLARE_string(nat_pool);
 DECLARE_string(nat_pool6);
+DECLARE_string(nptv6_map);
 DECLARE_string(nat_inside6);
 DECLARE_string(nat6_mode);
 DECLARE_string(nat_deterministic_inside6);

@@ -19,6 +19,7 @@
 #include "control/log.h"
 #include "control/nat_steering.h"
 #include "control/net_parse.h"
+#include "control/nptv6_map.h"
 #include "control/ports.h"
 #include "dataplane/events.h"
 #include "control/export/nat_event.h"
@@ -554,9 +555,12 @@ Status Gateway::init_policy() {
 // adjustment goes in bits 48-63), neither inside the other, never a group or link-local.
 Status Gateway::init_nptv6() {
   if (FLAGS_nat_pool6.empty()) {
-    log_info(FLAGS_nat_pool.empty()
-                 ? "nat: no --nat_pool6, routed mode: peers' IPv6 addresses leave untranslated"
-                 : "nat: no --nat_pool6: peers' IPv6 packets are dropped (ipv6_no_nat_pool6)");
+    if (!FLAGS_nptv6_map.empty())
+      log_info("nat: no --nat_pool6: peers' IPv6 leaves only through --nptv6_map");
+    else
+      log_info(FLAGS_nat_pool.empty()
+                   ? "nat: no --nat_pool6, routed mode: peers' IPv6 addresses leave untranslated"
+                   : "nat: no --nat_pool6: peers' IPv6 packets are dropped (ipv6_no_nat_pool6)");
     return Ok{};
   }
   auto pool = parse_ipv6_prefix(FLAGS_nat_pool6);
@@ -585,6 +589,43 @@ Status Gateway::init_nptv6() {
   ctx_->nptv6 = dp::Nptv6(inside->addr.data(), pool->addr.data(), pool->len);
   self_.nat_pool6.push_back(*pool);
   log_info("nat: NPTv6 " + FLAGS_nat_inside6 + " <-> " + FLAGS_nat_pool6 + " (RFC 6296)");
+  return Ok{};
+}
+
+// --nptv6_map: NPTv6 mappings beside --nat_inside6/--nat_pool6's (nptv6 mode) or the stateful
+// pool (stateful mode), checked whole against both and the gateway's own addresses. Each
+// outside is routed to --internet_addr6 like the pool; stateless, so no NIC steering.
+Status Gateway::init_nptv6_map() {
+  if (FLAGS_nptv6_map.empty()) return Ok{};
+  Nptv6MapContext c;
+  if (nat66_) {
+    c.stateful_pool6 = self_.nat_pool6;
+  } else if (ctx_->nptv6.on()) {
+    const dp::Nptv6& one = ctx_->nptv6[0];
+    Nptv6Mapping m;
+    std::memcpy(m.inside.addr.data(), one.inside(), 16);
+    std::memcpy(m.outside.addr.data(), one.outside(), 16);
+    m.inside.len = m.outside.len = one.length();
+    c.existing.push_back(m);
+  }
+  for (unsigned p = 0; p < ctx_->n_ports; ++p)
+    for (unsigned a = 0; a < ctx_->ports[p].n_addrs6; ++a) {
+      std::array<uint8_t, 16> own;
+      std::memcpy(own.data(), ctx_->ports[p].addrs6[a], 16);
+      c.own_addresses6.push_back(own);
+    }
+  auto maps = parse_nptv6_map(FLAGS_nptv6_map, c);
+  if (!maps) return make_error(maps.error());
+  if (!ctx_->port(dp::PortRole::kInternet).ipv6())
+    return make_error("--nptv6_map needs --internet_addr6 (each outside prefix is routed to it)");
+  for (const Nptv6Mapping& m : *maps) {
+    ctx_->nptv6.add(dp::Nptv6(m.inside.addr.data(), m.outside.addr.data(), m.inside.len));
+    self_.nat_pool6.push_back(m.outside);  // no peer endpoint in it
+    log_info("nat: NPTv6 " + format_ipv6(m.inside.addr.data()) + "/" +
+             std::to_string(m.inside.len) + " <-> " + format_ipv6(m.outside.addr.data()) + "/" +
+             std::to_string(m.outside.len) + " (--nptv6_map, RFC 6296" +
+             (nat66_ ? ", before the stateful pool)" : ")"));
+  }
   return Ok{};
 }
 
@@ -671,6 +712,7 @@ Status Gateway::init_nat() {
   } else {
     return make_error("--nat6_mode=" + FLAGS_nat6_mode + ": use 'nptv6' or 'stateful'");
   }
+  if (Status s = init_nptv6_map(); !s) return s;
   if (FLAGS_nat_pool.empty()) {
     log_info("nat: no --nat_pool, routed mode: peers' tailnet addresses leave untranslated");
     if (nat66_) flow_export_->init_nat_events();

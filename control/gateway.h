@@ -54,6 +54,7 @@ class Gateway {
   Status init_ports();
   Status init_nat();
   Status init_nptv6();
+  Status init_nptv6_map();
   Status init_nat66();
   void install_steering();
   // The NAT settings NAT44 and NAT66 share (mode, filtering, ports, blocks, limits, timeouts).

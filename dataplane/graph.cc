@@ -28,10 +28,11 @@
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: tailnet_local6 (own tailnet IPv6 address: TSMP consumed, rest ─ tx(E))
 //             ─ transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ domain_policy
-//                  ─┬─ (NPTv6 or routed) [note_source6] ─ nptv6_out
-//                   │     ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
-//                   └─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//             └─ kForward ─ exit_policy6 ─ domain_policy ─ nptv6_select_out
+//                  ─┬─ kMapped (source in an NPTv6 inside prefix) ─ nptv6_out_all
+//                   └─ kUnmapped ─┬─ (stateful NAT66) nat_out_steer ─ nat66_out_all
+//                                 └─ (no NPTv6 mapping: routed) nptv6_out_all
+//   nptv6_out_all: [note_source6] ─ nptv6_out ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
 //   nat66_out_all: [note_source6] ─ nat66_out ─┬─ kInternet ─ [account_out6] ─ ipv6_output
 //                                              ├─ kHairpin ─ to_peer
 //                                              └─ kHairpinOtherWorker ─ nat66_in_all
@@ -40,9 +41,11 @@
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─┬─ (NPTv6 or routed) nptv6_in ─ [account_in6] ─
-//                                 to_peer
-//                                              └─ (stateful NAT66) nat66_in_all
+//                                 └─ kForward ─ nptv6_select_in
+//                  ─┬─ kMapped (destination in an NPTv6 outside prefix) ─ nptv6_in_all
+//                   └─ kUnmapped ─┬─ (stateful NAT66) nat66_in_all
+//                                 └─ (no NPTv6 mapping: routed) nptv6_in_all
+//   nptv6_in_all: nptv6_in ─ [account_in6] ─ to_peer
 //   nat66_in_all: nat66_in (hand-off by port) ─ [account_in6] ─ to_peer;
 //             parked fragments follow their first: nat66_in_all
 //   (nat66_out_all: parked fragments follow their first: nat66_out_all)
@@ -57,8 +60,9 @@
 //                               └─ kSeal ─── to_peer (control handed it back: keypair now there)
 //   [...]: only when flow accounting is on.
 //
-// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is per pool:
-// NPTv6 (RFC 6296, stateless) or stateful NAT66 (the NAT44 core over IPv6, same hand-off).
+// IPv6 is a sibling chain, not branches inside IPv4 stages. Its translation is per packet:
+// NPTv6 (RFC 6296, stateless) when one of its mappings holds the peer's address, else
+// stateful NAT66 (the NAT44 core over IPv6, same hand-off) when there is a stateful pool.
 #include "dataplane/graph.h"
 
 #include <rte_cycles.h>
@@ -183,6 +187,17 @@ void outbound4(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
 
+// Peers' IPv6 packets leaving through NPTv6 (or untranslated, routed), on to the internet.
+void nptv6_out_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  flow::Sources6 sources;  // filled only when flow accounting is on
+  if (w.flows6()) flow::note_source6(pkts, n, sources);
+  n = nptv6_out(w, pkts, n);
+  if (w.flows6()) flow::account_out6(*w.flows6(), sources, pkts, n, rte_rdtsc());
+  w.counters().forwarded_out.add(n);
+  ipv6_output(w, pkts, n);
+}
+
 // Peers' IPv6 packets, decrypted, on to the internet.
 void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   n = tailnet_local6(w, pkts, n);
@@ -193,16 +208,15 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
   out = domain_policy(w, fwd, out);  // the same stage: it reads either family's header
+  Exits<Nptv6Exit> x;
+  nptv6_select_out(w, fwd, out, x);
+  nptv6_out_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
+  rte_mbuf** rest = x.of(Nptv6Exit::kUnmapped);
   if (w.nat66()) {
     // Accounted by nat66_out_all on the worker that owns the peer's NAT66 state.
-    nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));
+    nat66_out_all(w, rest, nat_out_steer(w, rest, x.count(Nptv6Exit::kUnmapped)));
   } else {
-    flow::Sources6 sources;  // filled only when flow accounting is on
-    if (w.flows6()) flow::note_source6(fwd, out, sources);
-    out = nptv6_out(w, fwd, out);
-    if (w.flows6()) flow::account_out6(*w.flows6(), sources, fwd, out, rte_rdtsc());
-    w.counters().forwarded_out.add(out);
-    ipv6_output(w, fwd, out);
+    nptv6_out_all(w, rest, x.count(Nptv6Exit::kUnmapped));  // no mapping: routed
   }
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
@@ -224,20 +238,27 @@ void inbound(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   nat44_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward));
 }
 
+// Internet IPv6 for the peers through NPTv6 (or untranslated, routed), on to the peers.
+void nptv6_in_all(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  n = nptv6_in(w, pkts, n);
+  if (w.flows6()) flow::account_in6(*w.flows6(), nullptr, w.ctx(), pkts, n, rte_rdtsc());
+  to_peer(w, pkts, n);
+}
+
 // IPv6 transit from the internet, on to the peers.
 void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
   Exits<TransitExit> t;
   transit_in_checks6(w, pkts, n, t);
   ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
-  rte_mbuf** fwd = t.of(TransitExit::kForward);
-  if (w.nat66()) {
-    nat66_in_all(w, fwd, t.count(TransitExit::kForward));
-    return;
-  }
-  const uint16_t in = nptv6_in(w, fwd, t.count(TransitExit::kForward));
-  if (w.flows6()) flow::account_in6(*w.flows6(), nullptr, w.ctx(), fwd, in, rte_rdtsc());
-  to_peer(w, fwd, in);
+  Exits<Nptv6Exit> x;
+  nptv6_select_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward), x);
+  nptv6_in_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
+  if (w.nat66())
+    nat66_in_all(w, x.of(Nptv6Exit::kUnmapped), x.count(Nptv6Exit::kUnmapped));
+  else
+    nptv6_in_all(w, x.of(Nptv6Exit::kUnmapped), x.count(Nptv6Exit::kUnmapped));  // routed
 }
 
 // IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery), and

@@ -74,16 +74,19 @@ void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExi
     rte_mbuf* m = pkts[i];
     rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
     const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv6_hdr*);
-    // Not for the pool: dropped before any error is made about it (the gateway speaks only for
-    // what it translates).
-    if (ctx.nptv6.on() && !ctx.nptv6.in_outside(ip->dst_addr)) [[unlikely]] {
-      w.drop(m, DropReason::kNptv6NotInPool);
-      continue;
-    }
-    if (ctx.nat66 && ctx.nat66->address_index6(nat::Ipv6Address::from_bytes(ip->dst_addr)) ==
-                         nat::kNone) [[unlikely]] {
-      w.drop(m, DropReason::kNat66NotInPool);
-      continue;
+    // Not for an NPTv6 outside prefix nor the stateful pool: dropped before any error is made
+    // about it (the gateway speaks only for what it translates).
+    if (!ctx.nptv6.in_outside(ip->dst_addr)) {
+      if (ctx.nat66 == nullptr) {
+        if (ctx.nptv6.on()) [[unlikely]] {
+          w.drop(m, DropReason::kNptv6NotInPool);
+          continue;
+        }
+      } else if (ctx.nat66->address_index6(nat::Ipv6Address::from_bytes(ip->dst_addr)) ==
+                 nat::kNone) [[unlikely]] {
+        w.drop(m, DropReason::kNat66NotInPool);
+        continue;
+      }
     }
     // Link-local addresses never cross a router (RFC 4291 2.5.6).
     if (ipv6_link_local(ip->src_addr)) [[unlikely]] {

@@ -3,6 +3,7 @@
 // checksum to touch, every worker translates every packet the same.
 #include <rte_ip.h>
 
+#include "dataplane/exits.h"
 #include "dataplane/ipv6_walk.h"
 #include "dataplane/stages.h"
 #include "dataplane/worker.h"
@@ -39,37 +40,81 @@ void translate_quoted(const Nptv6& npt, rte_ipv6_hdr* ip) noexcept {
     npt.to_outside(quoted->dst_addr);
 }
 
+// The mapping holding the packet's address: its index, or Nptv6Table::kNone.
+unsigned mapping_out(const Nptv6Table& t, rte_mbuf* m) noexcept {
+  return t.find_inside(rte_pktmbuf_mtod(m, const rte_ipv6_hdr*)->src_addr);
+}
+unsigned mapping_in(const Nptv6Table& t, rte_mbuf* m) noexcept {
+  return t.find_outside(rte_pktmbuf_mtod(m, const rte_ipv6_hdr*)->dst_addr);
+}
+
+// Sorts by `mapping`: a packet a mapping holds to kMapped; the rest to kUnmapped when NAT66 is
+// there to take them (or, with no mapping at all, to be routed as before), else dropped as
+// `unmapped`.
+template <unsigned (*kMapping)(const Nptv6Table&, rte_mbuf*)>
+void select(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x,
+            DropReason unmapped) noexcept {
+  const Nptv6Table& t = w.ctx().nptv6;
+  if (!t.on()) {  // no mapping: everything as before (NAT66 or routed)
+    for (uint16_t i = 0; i < n; ++i) x.to(Nptv6Exit::kUnmapped, pkts[i]);
+    return;
+  }
+  const bool nat66 = w.nat66() != nullptr;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (kMapping(t, pkts[i]) != Nptv6Table::kNone)
+      x.to(Nptv6Exit::kMapped, pkts[i]);
+    else if (nat66)
+      x.to(Nptv6Exit::kUnmapped, pkts[i]);
+    else [[unlikely]]
+      w.drop(pkts[i], unmapped);
+  }
+}
+
 }  // namespace
 
+void nptv6_select_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept {
+  select<mapping_out>(w, pkts, n, x, DropReason::kNptv6SourceNotInside);
+}
+
+void nptv6_select_in(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept {
+  select<mapping_in>(w, pkts, n, x, DropReason::kNptv6NotInPool);
+}
+
 uint16_t nptv6_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  const Nptv6& npt = w.ctx().nptv6;
-  if (!npt.on()) return n;
+  const Nptv6Table& t = w.ctx().nptv6;
+  if (!t.on()) return n;
   uint16_t out = 0;
   for (uint16_t i = 0; i < n; ++i) {
     auto* ip = rte_pktmbuf_mtod(pkts[i], rte_ipv6_hdr*);
-    const Nptv6::Result r = npt.to_outside(ip->src_addr);
+    const unsigned k = t.find_inside(ip->src_addr);
+    const Nptv6::Result r =
+        k == Nptv6Table::kNone ? Nptv6::Result::kNotInPrefix : t[k].to_outside(ip->src_addr);
     if (r != Nptv6::Result::kTranslated) [[unlikely]] {
       w.drop(pkts[i], refused(r, DropReason::kNptv6SourceNotInside));
       continue;
     }
-    if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP) translate_quoted<false>(npt, ip);
+    if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP) translate_quoted<false>(t[k], ip);
     pkts[out++] = pkts[i];
   }
   return out;
 }
 
 uint16_t nptv6_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
-  const Nptv6& npt = w.ctx().nptv6;
-  if (!npt.on()) return n;
+  const Nptv6Table& t = w.ctx().nptv6;
+  if (!t.on()) return n;
   uint16_t out = 0;
   for (uint16_t i = 0; i < n; ++i) {
     auto* ip = rte_pktmbuf_mtod(pkts[i], rte_ipv6_hdr*);
-    const Nptv6::Result r = npt.to_inside(ip->dst_addr);
+    // An ICMPv6 error about one of our packets comes to the address the packet left from: the
+    // mapping that translated it translates its quoted source back.
+    const unsigned k = t.find_outside(ip->dst_addr);
+    const Nptv6::Result r =
+        k == Nptv6Table::kNone ? Nptv6::Result::kNotInPrefix : t[k].to_inside(ip->dst_addr);
     if (r != Nptv6::Result::kTranslated) [[unlikely]] {
       w.drop(pkts[i], refused(r, DropReason::kNptv6NotInPool));
       continue;
     }
-    if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP) translate_quoted<true>(npt, ip);
+    if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP) translate_quoted<true>(t[k], ip);
     pkts[out++] = pkts[i];
   }
   return out;

@@ -162,13 +162,25 @@ void nat66_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<NatOutExit>& x,
 // `firsts`.
 uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts) noexcept;
 
-// ---- NPTv6 (nptv6.cc; RFC 6296 with --nat_pool6): stateless, checksum-neutral ----
+// ---- NPTv6 (nptv6.cc; RFC 6296, ctx.nptv6's mappings): stateless, checksum-neutral ----
 
-// Peers' IPv6 sources, inside prefix -> outside (the pool); a source outside the inside prefix
-// is dropped. Continue: translated (all of them when NPTv6 is off).
+enum class Nptv6Exit : uint8_t {
+  kMapped,    // an NPTv6 mapping holds it (outbound: the source; inbound: the destination)
+  kUnmapped,  // to stateful NAT66; with no mapping configured, everything (NAT66 or routed)
+  kCount
+};
+// Which translation a peer's IPv6 packet takes, by its source: NPTv6 mappings first, then the
+// stateful pool. With mappings and no NAT66 an unmapped source is dropped
+// (nptv6_source_not_inside).
+void nptv6_select_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept;
+// The same for an internet packet by its destination (nptv6_not_in_pool6 without NAT66).
+void nptv6_select_in(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept;
+// Peers' IPv6 sources, inside prefix -> outside, through the first mapping holding them; a
+// source no mapping holds is dropped. Continue: translated (all of them when NPTv6 is off).
 uint16_t nptv6_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
-// Internet packets for the pool, destination outside -> inside, and in an ICMPv6 error the
-// quoted packet's source too (so Packet Too Big reaches the peer); others dropped.
+// Internet packets for an outside prefix, destination outside -> inside, and in an ICMPv6
+// error the quoted packet's source too, through the same mapping (so Packet Too Big reaches
+// the peer); others dropped.
 uint16_t nptv6_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 // ---- inbound, internet -> peer ----

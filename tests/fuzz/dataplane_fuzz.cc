@@ -71,7 +71,15 @@ Bed* bed() {
     const uint8_t own6[1][16] = {
         {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
     nb->ctx.tailnet_addrs6.publish(own6, 1);
-    nb->ctx.nptv6 = exitgw::dp::Nptv6(inside, pool, 48);
+    // NPTv6 with a second mapping beside the pool's (--nptv6_map), so each packet is matched
+    // against several.
+    const uint8_t site_inside[16] = {0xfd, 0x00, 0x51, 0x73, 0x00, 0x01};
+    const uint8_t site_outside[16] = {0x20, 0x01, 0x0d, 0xb8, 0x03, 0x00};
+    exitgw::dp::Nptv6Table npt;
+    if (!npt.add(exitgw::dp::Nptv6(inside, pool, 48)) ||
+        !npt.add(exitgw::dp::Nptv6(site_inside, site_outside, 48)))
+      std::abort();
+    nb->ctx.nptv6 = npt;
     // The internet port's IPv6 router, resolved, so forwarded IPv6 reaches the output.
     const uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
     const uint8_t router_mac[6] = {0x02, 0, 0, 0, 0, 0x0b};

@@ -90,5 +90,52 @@ TEST(Nptv6, AddressesOutsideThePrefixOrWithWordFfffAreNotTranslated) {
   EXPECT_FALSE(Nptv6().on());
 }
 
+// The table behind --nptv6_map: first match by inside (outbound) and by outside (inbound),
+// each address through its own mapping, nothing for an address no mapping holds.
+TEST(Nptv6Table, EachAddressTakesTheFirstMappingThatHoldsItAndNoneOtherwise) {
+  dp::Nptv6Table t;
+  EXPECT_FALSE(t.on());
+  ASSERT_TRUE(t.add(make("fd01:203:405::", "2001:db8:1::", 48)));  // RFC 6296's example
+  ASSERT_TRUE(t.add(make("fd7a:115c:a1e0::", "2001:db8:77::", 48)));
+  ASSERT_TRUE(t.add(make("fd00:5173::", "2001:db8:300::", 32)));
+  EXPECT_EQ(t.size(), 3u);
+  Addr a = ip6("fd01:203:405:1::1234");
+  EXPECT_EQ(t.find_inside(a.data()), 0u);
+  ASSERT_EQ(t.to_outside(a.data()), Nptv6::Result::kTranslated);
+  EXPECT_EQ(format_ipv6(a.data()), "2001:db8:1:d550::1234");  // RFC 6296 3.6
+  EXPECT_EQ(t.find_outside(a.data()), 0u);
+  ASSERT_EQ(t.to_inside(a.data()), Nptv6::Result::kTranslated);
+  EXPECT_EQ(format_ipv6(a.data()), "fd01:203:405:1::1234");
+  Addr b = ip6("fd00:5173:9:7::20");
+  EXPECT_EQ(t.find_inside(b.data()), 2u);
+  ASSERT_EQ(t.to_outside(b.data()), Nptv6::Result::kTranslated);
+  EXPECT_TRUE(t.in_outside(b.data()));
+  EXPECT_EQ(t.find_outside(b.data()), 2u);
+  Addr none = ip6("fd7b::1");
+  const Addr before = none;
+  EXPECT_EQ(t.find_inside(none.data()), dp::Nptv6Table::kNone);
+  EXPECT_EQ(t.to_outside(none.data()), Nptv6::Result::kNotInPrefix);
+  EXPECT_EQ(t.to_inside(none.data()), Nptv6::Result::kNotInPrefix);
+  EXPECT_FALSE(t.in_outside(none.data()));
+  EXPECT_EQ(none, before);
+}
+
+TEST(Nptv6Table, FirstMatchWinsAndTheTableHoldsSixteenAtMost) {
+  dp::Nptv6Table t;
+  // Overlapping insides (control refuses them; the table's rule is still first match).
+  ASSERT_TRUE(t.add(make("fd00::", "2001:db8:1::", 16)));
+  ASSERT_TRUE(t.add(make("fd00:1::", "2001:db8:2::", 32)));
+  Addr a = ip6("fd00:1::9");
+  EXPECT_EQ(t.find_inside(a.data()), 0u);
+  EXPECT_FALSE(t.add(Nptv6())) << "an off mapping is not added";
+  for (unsigned i = t.size(); i < dp::Nptv6Table::kMax; ++i)
+    ASSERT_TRUE(t.add(make("fd10::", "2001:db8:9::", 48)));
+  EXPECT_FALSE(t.add(make("fd11::", "2001:db8:a::", 48)));
+  EXPECT_EQ(t.size(), dp::Nptv6Table::kMax);
+  // One mapping as a table (DataplaneContext::nptv6 from --nat_pool6 alone); off: empty.
+  EXPECT_EQ(dp::Nptv6Table(make("fd7a:115c:a1e0::", "2001:db8:77::", 48)).size(), 1u);
+  EXPECT_FALSE(dp::Nptv6Table(Nptv6()).on());
+}
+
 }  // namespace
 }  // namespace exitgw

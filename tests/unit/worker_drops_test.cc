@@ -25,6 +25,7 @@
 #include "dataplane/graph.h"
 #include "tests/support/dataplane_bed.h"
 #include "tests/support/eal_environment.h"
+#include "tests/support/ipv6_exit_packets.h"
 
 namespace exitgw {
 namespace {
@@ -179,17 +180,7 @@ class WorkerDrops : public ::testing::Test {
   // peer's endpoint, framed for the tunnel port.
   Bytes sealed(uint32_t peer, const Bytes& inner, Keypair* kp = nullptr) {
     if (kp == nullptr) kp = bed_->keypairs[peer];
-    const size_t padded = (inner.size() + 15) & ~size_t{15};
-    Bytes msg(sizeof(wg::MessageTransportHeader) + padded + wg::kTagLen, 0);
-    auto* hdr = reinterpret_cast<wg::MessageTransportHeader*>(msg.data());
-    hdr->type = static_cast<uint32_t>(wg::MessageType::kTransport);
-    hdr->receiver_index = kp->local_index;
-    hdr->counter = next_counter_[kp]++;
-    Bytes plain(padded, 0);
-    std::memcpy(plain.data(), inner.data(), inner.size());
-    wg::Key key;
-    std::memcpy(key.data(), kp->recv_key, key.size());
-    wg::aead_encrypt(msg.data() + sizeof(*hdr), key, hdr->counter, plain, {});
+    const Bytes msg = testing::transport_message(*kp, next_counter_[kp]++, inner);
     return ether(kTunnel, udp4(Bed::endpoint_addr(peer), Bed::kTunnelIp,
                                static_cast<uint16_t>(30000 + peer), Bed::kWgPort, msg));
   }
@@ -738,51 +729,9 @@ TEST_F(WorkerDrops, LearnedIpv6NeighborIsForgottenAfterUnansweredRefreshes) {
 
 // ---- the IPv6 exit chain (dataplane/graph.cc outbound6, inbound6) ----
 
-std::array<uint8_t, 16> addr6(const char* text) {
-  auto a = parse_ipv6(text);
-  EXPECT_TRUE(a.ok()) << text;
-  return a.ok() ? *a : std::array<uint8_t, 16>{};
-}
-
-// A UDP datagram over IPv6 with its checksum, or ICMPv6 (`type` set) with `payload` after the
-// 4-byte field.
-Bytes ip6_packet(const char* src, const char* dst, const Bytes& payload, uint8_t hop_limit = 64,
-                 int icmp_type = -1) {
-  const bool icmp = icmp_type >= 0;
-  const size_t l4 = (icmp ? 8 : sizeof(rte_udp_hdr)) + payload.size();
-  Bytes b(sizeof(rte_ipv6_hdr) + l4, 0);
-  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(b.data());
-  ip->vtc_flow = RTE_BE32(6u << 28);
-  ip->payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(l4));
-  ip->proto = icmp ? 58 : IPPROTO_UDP;
-  ip->hop_limits = hop_limit;
-  std::memcpy(ip->src_addr, addr6(src).data(), 16);
-  std::memcpy(ip->dst_addr, addr6(dst).data(), 16);
-  uint8_t* l4p = b.data() + sizeof(rte_ipv6_hdr);
-  if (icmp) {
-    l4p[0] = static_cast<uint8_t>(icmp_type);
-    std::memcpy(l4p + 8, payload.data(), payload.size());
-    const uint16_t c = dp::icmp6_checksum(ip, l4p, static_cast<uint32_t>(l4));
-    std::memcpy(l4p + 2, &c, 2);
-  } else {
-    auto* udp = reinterpret_cast<rte_udp_hdr*>(l4p);
-    udp->src_port = RTE_BE16(40000);
-    udp->dst_port = RTE_BE16(443);
-    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l4));
-    std::memcpy(udp + 1, payload.data(), payload.size());
-    udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);
-  }
-  return b;
-}
-
-// Whether the L4 checksum of an IPv6 packet (UDP or ICMPv6 right after the fixed header)
-// verifies.
-bool l4_checksum_ok(const uint8_t* ip6) {
-  const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(ip6);
-  const uint32_t len = rte_be_to_cpu_16(ip->payload_len);
-  return dp::checksum_fold(dp::checksum_add(ip6 + sizeof(rte_ipv6_hdr), len,
-                                            dp::pseudo_header_sum6(ip, ip->proto, len))) == 0xffff;
-}
+using testing::addr6;
+using testing::ip6_packet;
+using testing::l4_checksum_ok;
 
 class Ipv6Exit : public WorkerDrops {
  protected:
@@ -825,18 +774,10 @@ class Ipv6Exit : public WorkerDrops {
   // What the gateway sealed to `peer` on the tunnel port, opened: the inner packets.
   std::vector<Bytes> opened(uint32_t peer) {
     std::vector<Bytes> out;
-    wg::Key key;
-    std::memcpy(key.data(), bed_->keypairs[peer]->send_key, key.size());
     for (const Bytes& f : sent(kTunnel)) {
       const size_t off = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
-      const auto* hdr = reinterpret_cast<const wg::MessageTransportHeader*>(f.data() + off);
-      const size_t cipher = f.size() - off - sizeof(*hdr);
-      Bytes plain(cipher - wg::kTagLen);
-      EXPECT_TRUE(wg::aead_decrypt(plain.data(), key, hdr->counter,
-                                   {f.data() + off + sizeof(*hdr), cipher}, {}));
-      const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(plain.data());
-      plain.resize(sizeof(rte_ipv6_hdr) + rte_be_to_cpu_16(ip->payload_len));  // padding off
-      out.push_back(plain);
+      out.push_back(
+          testing::open_transport6(*bed_->keypairs[peer], f.data() + off, f.size() - off));
     }
     return out;
   }
