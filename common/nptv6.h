@@ -8,6 +8,7 @@
 // check it against the RFC's example.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -23,10 +24,15 @@ class Nptv6 {
   Nptv6() = default;
   // `inside` and `outside` with bits past `len` ignored; len <= kMaxLen (checked by control).
   Nptv6(const uint8_t inside[16], const uint8_t outside[16], uint8_t len) noexcept : len_(len) {
-    masked(inside, inside_);
-    masked(outside, outside_);
+    // The prefixes and the adjusted word all lie in the address's first 64 bits: one masked
+    // 64-bit compare matches, one masked merge translates.
+    mask_ = len == 0 ? 0 : ~uint64_t{0} << (64 - len);
+    inside64_ = load(inside) & mask_;
+    outside64_ = load(outside) & mask_;
+    store(inside64_, inside_);
+    store(outside64_, outside_);
     // Inside -> outside adds (sum(inside) - sum(outside)); the reverse adds its negation.
-    const uint16_t in_sum = sum48(inside_), out_sum = sum48(outside_);
+    const uint16_t in_sum = sum48(inside64_), out_sum = sum48(outside64_);
     to_outside_ = add(in_sum, static_cast<uint16_t>(~out_sum));
     to_inside_ = add(out_sum, static_cast<uint16_t>(~in_sum));
   }
@@ -38,62 +44,59 @@ class Nptv6 {
 
   // Source of an outgoing packet, inside -> outside, in place.
   Result to_outside(uint8_t addr[16]) const noexcept {
-    return translate(addr, inside_, outside_, to_outside_);
+    return translate(addr, inside64_, outside64_, to_outside_);
   }
   // Destination of an incoming packet (and the source quoted in an ICMPv6 error about one of
   // ours), outside -> inside, in place.
   Result to_inside(uint8_t addr[16]) const noexcept {
-    return translate(addr, outside_, inside_, to_inside_);
+    return translate(addr, outside64_, inside64_, to_inside_);
   }
-  bool in_inside(const uint8_t addr[16]) const noexcept { return match(addr, inside_); }
-  bool in_outside(const uint8_t addr[16]) const noexcept { return match(addr, outside_); }
+  bool in_inside(const uint8_t addr[16]) const noexcept {
+    return on() && (load(addr) & mask_) == inside64_;
+  }
+  bool in_outside(const uint8_t addr[16]) const noexcept {
+    return on() && (load(addr) & mask_) == outside64_;
+  }
 
  private:
+  // The address's first 64 bits as a number (network order read).
+  static uint64_t load(const uint8_t* a) noexcept {
+    uint64_t v;
+    std::memcpy(&v, a, sizeof(v));
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    return v;
+  }
+  static void store(uint64_t v, uint8_t* a) noexcept {
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(a, &v, sizeof(v));
+  }
   // One's-complement addition (end-around carry).
   static uint16_t add(uint16_t a, uint16_t b) noexcept {
     const uint32_t s = uint32_t{a} + b;
     return static_cast<uint16_t>((s & 0xffff) + (s >> 16));
   }
-  static uint16_t word(const uint8_t* a, unsigned i) noexcept {
-    return static_cast<uint16_t>(a[2 * i] << 8 | a[2 * i + 1]);
+  // The one's-complement sum of words 0-2 (bits 0-47) of a prefix.
+  static uint16_t sum48(uint64_t v) noexcept {
+    return add(add(static_cast<uint16_t>(v >> 48), static_cast<uint16_t>(v >> 32)),
+               static_cast<uint16_t>(v >> 16));
   }
-  static uint16_t sum48(const uint8_t* a) noexcept {
-    return add(add(word(a, 0), word(a, 1)), word(a, 2));
-  }
-  void masked(const uint8_t* a, uint8_t* out) const noexcept {
-    std::memset(out, 0, 16);
-    for (unsigned b = 0; b < len_; b += 8) {
-      const unsigned keep = len_ - b >= 8 ? 8 : len_ - b;
-      out[b / 8] = static_cast<uint8_t>(a[b / 8] & (0xff00 >> keep));
-    }
-  }
-  bool match(const uint8_t* a, const uint8_t* prefix) const noexcept {
-    for (unsigned b = 0; b < len_; b += 8) {
-      const unsigned keep = len_ - b >= 8 ? 8 : len_ - b;
-      const auto mask = static_cast<uint8_t>(0xff00 >> keep);
-      if ((a[b / 8] & mask) != prefix[b / 8]) return false;
-    }
-    return true;
-  }
-  Result translate(uint8_t* a, const uint8_t* from, const uint8_t* to,
-                   uint16_t adjustment) const noexcept {
-    if (!match(a, from)) return Result::kNotInPrefix;
-    const uint16_t w = word(a, kWord);
+  Result translate(uint8_t* a, uint64_t from, uint64_t to, uint16_t adjustment) const noexcept {
+    if (!on()) return Result::kNotInPrefix;
+    uint64_t v = load(a);
+    if ((v & mask_) != from) return Result::kNotInPrefix;
+    const auto w = static_cast<uint16_t>(v);  // word 3 (bits 48-63)
     // 0xFFFF is one's complement's second zero: such an address cannot be mapped back
     // unambiguously (RFC 6296 3.5), so it is not translated.
     if (w == 0xffff) return Result::kUntranslatable;
-    for (unsigned b = 0; b < len_; b += 8) {
-      const unsigned keep = len_ - b >= 8 ? 8 : len_ - b;
-      const auto mask = static_cast<uint8_t>(0xff00 >> keep);
-      a[b / 8] = static_cast<uint8_t>((a[b / 8] & ~mask) | to[b / 8]);
-    }
     uint16_t n = add(w, adjustment);
     if (n == 0xffff) n = 0;
-    a[2 * kWord] = static_cast<uint8_t>(n >> 8);
-    a[2 * kWord + 1] = static_cast<uint8_t>(n);
+    v = ((v & ~mask_ & ~uint64_t{0xffff}) | to | n);
+    store(v, a);
     return Result::kTranslated;
   }
 
+  uint64_t mask_ = 0;  // the prefix's bits of the first 64
+  uint64_t inside64_ = 0, outside64_ = 0;
   uint8_t inside_[16] = {};
   uint8_t outside_[16] = {};
   uint8_t len_ = 0;  // 0: off

@@ -28,10 +28,12 @@
 //                       └─ parked fragments follow their first: nat44_out ─ to_internet
 //   outbound6: tailnet_local6 (own tailnet IPv6 address: TSMP consumed, rest ─ tx(E))
 //             ─ transit_out_checks6 ─┬─ kIcmpError (time exceeded) ─ to_peer
-//             └─ kForward ─ exit_policy6 ─ domain_policy ─ nptv6_select_out
-//                  ─┬─ kMapped (source in an NPTv6 inside prefix) ─ nptv6_out_all
-//                   └─ kUnmapped ─┬─ (stateful NAT66) nat_out_steer ─ nat66_out_all
-//                                 └─ (no NPTv6 mapping: routed) nptv6_out_all
+//             └─ kForward ─ exit_policy6 ─ domain_policy
+//                  ─┬─ (NPTv6 only, or routed) nptv6_out_all
+//                   ├─ (stateful NAT66 only) nat_out_steer ─ nat66_out_all
+//                   └─ (both) nptv6_select_out
+//                         ─┬─ kMapped (source in an NPTv6 inside prefix) ─ nptv6_out_all
+//                          └─ kUnmapped ─ nat_out_steer ─ nat66_out_all
 //   nptv6_out_all: [note_source6] ─ nptv6_out ─ [account_out6] ─ ipv6_output ─ tx(I) / punt
 //   nat66_out_all: [note_source6] ─ nat66_out ─┬─ kInternet ─ [account_out6] ─ ipv6_output
 //                                              ├─ kHairpin ─ to_peer
@@ -41,10 +43,12 @@
 //   nat44_in: nat_in (hand-off by port; routed mode: none) ─ [account_in] ─ to_peer;
 //             parked fragments follow their first: nat44_in
 //   inbound6: transit_in_checks6 ─┬─ kIcmpError (time exceeded, packet too big) ─ ipv6_output
-//                                 └─ kForward ─ nptv6_select_in
-//                  ─┬─ kMapped (destination in an NPTv6 outside prefix) ─ nptv6_in_all
-//                   └─ kUnmapped ─┬─ (stateful NAT66) nat66_in_all
-//                                 └─ (no NPTv6 mapping: routed) nptv6_in_all
+//                                 └─ kForward
+//                  ─┬─ (NPTv6 only, or routed) nptv6_in_all
+//                   ├─ (stateful NAT66 only) nat66_in_all
+//                   └─ (both) nptv6_select_in
+//                         ─┬─ kMapped (destination in an NPTv6 outside prefix) ─ nptv6_in_all
+//                          └─ kUnmapped ─ nat66_in_all
 //   nptv6_in_all: nptv6_in ─ [account_in6] ─ to_peer
 //   nat66_in_all: nat66_in (hand-off by port) ─ [account_in6] ─ to_peer;
 //             parked fragments follow their first: nat66_in_all
@@ -208,15 +212,17 @@ void outbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   uint16_t out = t.count(TransitExit::kForward);
   out = exit_policy6(w, fwd, out);
   out = domain_policy(w, fwd, out);  // the same stage: it reads either family's header
-  Exits<Nptv6Exit> x;
-  nptv6_select_out(w, fwd, out, x);
-  nptv6_out_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
-  rte_mbuf** rest = x.of(Nptv6Exit::kUnmapped);
-  if (w.nat66()) {
+  if (w.nat66() == nullptr) {
+    nptv6_out_all(w, fwd, out);  // NPTv6 only (its stage drops what no mapping holds), or routed
+  } else if (!w.ctx().nptv6.on()) {
     // Accounted by nat66_out_all on the worker that owns the peer's NAT66 state.
+    nat66_out_all(w, fwd, nat_out_steer(w, fwd, out));
+  } else {  // both: the mappings first, the stateful pool for the rest
+    Exits<Nptv6Exit> x;
+    nptv6_select_out(w, fwd, out, x);
+    nptv6_out_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
+    rte_mbuf** rest = x.of(Nptv6Exit::kUnmapped);
     nat66_out_all(w, rest, nat_out_steer(w, rest, x.count(Nptv6Exit::kUnmapped)));
-  } else {
-    nptv6_out_all(w, rest, x.count(Nptv6Exit::kUnmapped));  // no mapping: routed
   }
   to_peer(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
 }
@@ -252,13 +258,18 @@ void inbound6(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept {
   Exits<TransitExit> t;
   transit_in_checks6(w, pkts, n, t);
   ipv6_output(w, t.of(TransitExit::kIcmpError), t.count(TransitExit::kIcmpError));
-  Exits<Nptv6Exit> x;
-  nptv6_select_in(w, t.of(TransitExit::kForward), t.count(TransitExit::kForward), x);
-  nptv6_in_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
-  if (w.nat66())
+  rte_mbuf** fwd = t.of(TransitExit::kForward);
+  const uint16_t n_fwd = t.count(TransitExit::kForward);
+  if (w.nat66() == nullptr) {
+    nptv6_in_all(w, fwd, n_fwd);  // NPTv6 only, or routed
+  } else if (!w.ctx().nptv6.on()) {
+    nat66_in_all(w, fwd, n_fwd);
+  } else {  // both: a destination in a mapping's outside prefix to NPTv6, the rest to NAT66
+    Exits<Nptv6Exit> x;
+    nptv6_select_in(w, fwd, n_fwd, x);
+    nptv6_in_all(w, x.of(Nptv6Exit::kMapped), x.count(Nptv6Exit::kMapped));
     nat66_in_all(w, x.of(Nptv6Exit::kUnmapped), x.count(Nptv6Exit::kUnmapped));
-  else
-    nptv6_in_all(w, x.of(Nptv6Exit::kUnmapped), x.count(Nptv6Exit::kUnmapped));  // routed
+  }
 }
 
 // IPv6 on the gateway's ports: its own addresses' ICMPv6 (echo, neighbor discovery), and
