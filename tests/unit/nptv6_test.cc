@@ -61,6 +61,12 @@ TEST(Nptv6, EveryTranslationKeepsTheAddressSumAndRoundTrips) {
       ASSERT_EQ(npt.to_outside(a.data()), Nptv6::Result::kTranslated) << int(len);
       EXPECT_TRUE(npt.in_outside(a.data()));
       EXPECT_EQ(sum(a), sum(before)) << "len " << int(len) << " " << format_ipv6(a.data());
+      // Only the prefix's bits and the adjusted word (bits 48-63) change (RFC 6296 3.5).
+      for (unsigned bit = len; bit < 128; ++bit) {
+        if (bit >= 48 && bit < 64) continue;
+        const auto m = static_cast<uint8_t>(0x80 >> (bit % 8));
+        ASSERT_EQ(a[bit / 8] & m, before[bit / 8] & m) << "bit " << bit << " len " << int(len);
+      }
       ASSERT_EQ(npt.to_inside(a.data()), Nptv6::Result::kTranslated);
       EXPECT_EQ(a, before) << "len " << int(len);
     }
