@@ -258,6 +258,10 @@ struct DataplaneContext {
   // leaves through NPTv6, the rest through the stateful pool. Empty and no NAT66: IPv6 leaves
   // untranslated in routed mode and is dropped in NAT mode.
   Nptv6Table nptv6;
+  // Routed mode with --nptv6_map alone (no --nat_pool, no --nat_pool6): an IPv6 source (an
+  // internet destination) no mapping holds passes untranslated, as all IPv6 does in routed
+  // mode without mappings; false: it is dropped.
+  bool nptv6_route_unmapped = false;
 
   // The exception path: inner packets for the gateway's own tailnet addresses (written by
   // control from the connector's report; 0: none, network order) leave through this port, a

@@ -64,6 +64,7 @@ namespace exitgw::dp {
   X(kNptv6SourceNotInside, "nptv6_source_not_inside")            \
   X(kNptv6NotInPool, "nptv6_not_in_pool6")                       \
   X(kNptv6Untranslatable, "nptv6_untranslatable")                \
+  X(kNptv6QuotedNotMapped, "nptv6_quoted_not_mapped")            \
   X(kNat66NotInPool, "nat66_not_in_pool6")                       \
   /* wireguard */                                                \
   X(kWgMalformed, "wg_malformed")                                \

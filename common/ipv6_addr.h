@@ -43,6 +43,21 @@ inline bool ipv6_prefix_match(const uint8_t* a, const uint8_t* prefix, unsigned 
   return bits == 0 || ((a[bytes] ^ prefix[bytes]) & uint8_t(0xff << (8 - bits))) == 0;
 }
 
+// The prefix `a`/`len` shares addresses with multicast (ff00::/8), link-local (fe80::/10),
+// :: and ::1 (::/127) or IPv4-mapped addresses (::ffff:0:0/96): not one a translator may map
+// to or from (a short prefix such as 8000::/1 holds multicast although its first address is
+// not).
+inline bool ipv6_prefix_overlaps_special(const uint8_t* a, unsigned len) noexcept {
+  static constexpr struct {
+    uint8_t addr[16];
+    unsigned len;
+  } kSpecial[] = {
+      {{0xff}, 8}, {{0xfe, 0x80}, 10}, {{}, 127}, {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96}};
+  for (const auto& s : kSpecial)
+    if (ipv6_prefix_match(a, s.addr, len < s.len ? len : s.len)) return true;
+  return false;
+}
+
 // ff02::1:ffXX:XXXX, the solicited-node group of `a` (RFC 4291 2.7.1): where a neighbor
 // solicitation for `a` goes.
 inline constexpr uint8_t kIpv6SolicitedNodePrefix[13] = {0xff, 0x02, 0, 0, 0, 0,   0,

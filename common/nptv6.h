@@ -23,7 +23,10 @@ class Nptv6 {
 
   Nptv6() = default;
   // `inside` and `outside` with bits past `len` ignored; len <= kMaxLen (checked by control).
-  Nptv6(const uint8_t inside[16], const uint8_t outside[16], uint8_t len) noexcept : len_(len) {
+  // A longer prefix would overlap the adjusted word: such a mapping is off (control refuses it).
+  Nptv6(const uint8_t inside[16], const uint8_t outside[16], uint8_t len) noexcept
+      : len_(len <= kMaxLen ? len : 0) {
+    len = len_;
     // The prefixes and the adjusted word all lie in the address's first 64 bits: one masked
     // 64-bit compare matches, one masked merge translates.
     mask_ = len == 0 ? 0 : ~uint64_t{0} << (64 - len);

@@ -120,7 +120,8 @@ DEFINE_string(nptv6_map, "",
               "INSIDE=OUTSIDE IPv6 prefix pairs of equal length /1../48 (16 mappings at most in "
               "all), each OUTSIDE routed to --internet_addr6. They come first: a peer's IPv6 "
               "source in an INSIDE leaves translated to its OUTSIDE, every other source through "
-              "--nat_pool6 as --nat6_mode says; inbound, a destination in an OUTSIDE goes back "
+              "--nat_pool6 as --nat6_mode says (with no --nat_pool6: dropped in NAT mode, "
+              "untranslated in routed mode); inbound, a destination in an OUTSIDE goes back "
               "to its INSIDE. Empty: none");
 DEFINE_string(nat_mode, "pba",
               "'pba': port blocks allocated on demand and logged per block; 'deterministic': "

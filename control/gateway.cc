@@ -579,10 +579,9 @@ Status Gateway::init_nptv6() {
                       " overlaps --nat_inside6=" + FLAGS_nat_inside6);
   for (const auto& [flag, p] :
        {std::pair{"--nat_pool6", &*pool}, std::pair{"--nat_inside6", &*inside}}) {
-    if (ipv6_multicast(p->addr.data()) || ipv6_link_local(p->addr.data()) ||
-        ipv6_unspecified_or_loopback(p->addr.data()))
-      return make_error(std::string(flag) + ": a multicast, link-local, loopback or " +
-                        "unspecified prefix cannot be translated to or from");
+    if (ipv6_prefix_overlaps_special(p->addr.data(), p->len))
+      return make_error(std::string(flag) + ": a prefix holding multicast, link-local, loopback, " +
+                        "unspecified or IPv4-mapped addresses cannot be translated to or from");
   }
   if (!ctx_->port(dp::PortRole::kInternet).ipv6())
     return make_error("--nat_pool6 needs --internet_addr6 (the pool is routed to it)");
@@ -618,8 +617,15 @@ Status Gateway::init_nptv6_map() {
   if (!maps) return make_error(maps.error());
   if (!ctx_->port(dp::PortRole::kInternet).ipv6())
     return make_error("--nptv6_map needs --internet_addr6 (each outside prefix is routed to it)");
+  // Routed mode with the mappings alone: what none holds is routed untranslated, as all IPv6
+  // is in routed mode without them.
+  ctx_->nptv6_route_unmapped = FLAGS_nat_pool.empty() && !nat66_ && FLAGS_nat_pool6.empty();
+  if (ctx_->nptv6_route_unmapped)
+    log_info("nat: routed mode: IPv6 that no --nptv6_map mapping holds leaves untranslated");
   for (const Nptv6Mapping& m : *maps) {
-    ctx_->nptv6.add(dp::Nptv6(m.inside.addr.data(), m.outside.addr.data(), m.inside.len));
+    if (!ctx_->nptv6.add(dp::Nptv6(m.inside.addr.data(), m.outside.addr.data(), m.inside.len)))
+      return make_error("--nptv6_map: more than " + std::to_string(dp::Nptv6Table::kMax) +
+                        " mappings");
     self_.nat_pool6.push_back(m.outside);  // no peer endpoint in it
     log_info("nat: NPTv6 " + format_ipv6(m.inside.addr.data()) + "/" +
              std::to_string(m.inside.len) + " <-> " + format_ipv6(m.outside.addr.data()) + "/" +

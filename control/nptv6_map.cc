@@ -22,8 +22,14 @@ bool overlap(const Ipv6Prefix& a, const Ipv6Prefix& b) {
 }
 
 bool special(const Ipv6Prefix& p) {
-  return ipv6_multicast(p.addr.data()) || ipv6_link_local(p.addr.data()) ||
-         ipv6_unspecified_or_loopback(p.addr.data());
+  return ipv6_prefix_overlaps_special(p.addr.data(), p.len);
+}
+
+// Bits set past the prefix length (fd00::1/48): refused rather than guessed at.
+bool host_bits(const Ipv6Prefix& p) {
+  for (unsigned bit = p.len; bit < 128; ++bit)
+    if (p.addr[bit / 8] & (0x80 >> (bit % 8))) return true;
+  return false;
 }
 
 // A mapping's two prefixes, by name: each of one mapping's is checked against each of another's.
@@ -42,6 +48,8 @@ Result<std::vector<Nptv6Mapping>> parse_nptv6_map(std::string_view rest,
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
     const std::string_view pair = rest.substr(0, comma);
+    if (comma != std::string_view::npos && comma + 1 == rest.size())
+      return refuse("a trailing comma after '" + std::string(pair) + "'");
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     const size_t eq = pair.find('=');
     if (eq == std::string_view::npos)
@@ -55,11 +63,14 @@ Result<std::vector<Nptv6Mapping>> parse_nptv6_map(std::string_view rest,
       return refuse(shown + ": NPTv6 maps prefixes 1:1, give both the same length");
     if (inside->len == 0 || inside->len > dp::Nptv6::kMaxLen)
       return refuse(shown + ": NPTv6 needs prefixes of /1 to /48 (RFC 6296 adjusts bits 48-63)");
-    for (const Ipv6Prefix* p : {&*inside, &*outside})
+    for (const Ipv6Prefix* p : {&*inside, &*outside}) {
+      if (host_bits(*p))
+        return refuse(shown + ": " + text(*p) + " has bits set past /" + std::to_string(p->len));
       if (special(*p))
         return refuse(shown + ": " + text(*p) +
-                      " is multicast, link-local, loopback or unspecified; it cannot be "
-                      "translated to or from");
+                      " holds multicast, link-local, loopback, unspecified or IPv4-mapped "
+                      "addresses; they cannot be translated to or from");
+    }
     maps.push_back({*inside, *outside});
   }
   if (maps.size() + context.existing.size() > dp::Nptv6Table::kMax)
@@ -86,9 +97,10 @@ Result<std::vector<Nptv6Mapping>> parse_nptv6_map(std::string_view rest,
             return refuse(shown + ": the " + a_name + " " + text(m.*a) + " overlaps the " + b_name +
                           " " + text(o.*b) + " of " + name);
     for (const Ipv6Prefix& pool : context.stateful_pool6)
-      if (overlap(m.outside, pool))
-        return refuse(shown + ": the outside " + text(m.outside) + " overlaps --nat_pool6 " +
-                      text(pool));
+      for (const auto& [side, p] : kSides)
+        if (overlap(m.*p, pool))
+          return refuse(shown + ": the " + side + " " + text(m.*p) + " overlaps --nat_pool6 " +
+                        text(pool));
     for (const auto& own : context.own_addresses6)
       if (ipv6_prefix_match(own.data(), m.outside.addr.data(), m.outside.len))
         return refuse(shown + ": the outside " + text(m.outside) +

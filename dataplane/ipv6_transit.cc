@@ -78,7 +78,7 @@ void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExi
     // about it (the gateway speaks only for what it translates).
     if (!ctx.nptv6.in_outside(ip->dst_addr)) {
       if (ctx.nat66 == nullptr) {
-        if (ctx.nptv6.on()) [[unlikely]] {
+        if (ctx.nptv6.on() && !ctx.nptv6_route_unmapped) [[unlikely]] {
           w.drop(m, DropReason::kNptv6NotInPool);
           continue;
         }

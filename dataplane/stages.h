@@ -166,21 +166,23 @@ uint16_t nat66_in(Worker& w, rte_mbuf** pkts, uint16_t n, FirstFragments& firsts
 
 enum class Nptv6Exit : uint8_t {
   kMapped,    // an NPTv6 mapping holds it (outbound: the source; inbound: the destination)
-  kUnmapped,  // to stateful NAT66; with no mapping configured, everything (NAT66 or routed)
+  kUnmapped,  // to the stateful pool
   kCount
 };
-// Which translation a peer's IPv6 packet takes, by its source: NPTv6 mappings first, then the
-// stateful pool. With mappings and no NAT66 an unmapped source is dropped
-// (nptv6_source_not_inside).
+// With NPTv6 mappings beside a stateful pool: which translation a peer's IPv6 packet takes, by
+// its source (the mappings first). The graph calls these only when both are configured.
 void nptv6_select_out(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept;
-// The same for an internet packet by its destination (nptv6_not_in_pool6 without NAT66).
+// The same for an internet packet, by its destination.
 void nptv6_select_in(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<Nptv6Exit>& x) noexcept;
 // Peers' IPv6 sources, inside prefix -> outside, through the first mapping holding them; a
-// source no mapping holds is dropped. Continue: translated (all of them when NPTv6 is off).
+// source no mapping holds is dropped (nptv6_source_not_inside), or passes untranslated in
+// routed mode with mappings only (ctx.nptv6_route_unmapped). In an ICMPv6 error the quoted
+// destination too, through the mapping holding it (nptv6_quoted_not_mapped when none does).
+// Continue: translated (all of them when NPTv6 is off).
 uint16_t nptv6_out(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 // Internet packets for an outside prefix, destination outside -> inside, and in an ICMPv6
-// error the quoted packet's source too, through the same mapping (so Packet Too Big reaches
-// the peer); others dropped.
+// error the quoted packet's source too, through the mapping holding it (so Packet Too Big
+// reaches the peer); others dropped (or passed, as nptv6_out).
 uint16_t nptv6_in(Worker& w, rte_mbuf** pkts, uint16_t n) noexcept;
 
 // ---- inbound, internet -> peer ----

@@ -5,7 +5,8 @@ another, a site with a routed ULA /48, leaves through its own NPTv6 mapping. Bot
 real handshakes; every packet compared with exact bytes scapy builds here, the NAT66 port by
 RFC 7422 arithmetic (nat66_test.det_port) and the NPTv6 address by this repository's
 independent RFC 6296 arithmetic (tests/support/nptv6_ref.py), not the gateway's. Also: the
-nptv6 mode with --nat_pool6's mapping and one of --nptv6_map, the map alone, and the refusals
+nptv6 mode with --nat_pool6's mapping and one of --nptv6_map, the map alone (in NAT mode and in
+routed mode, where what no mapping holds is routed untranslated), and the refusals
 at start (an outside on the pool or on the gateway's address, a peer endpoint in an outside).
 
   /usr/bin/python3 tests/live/nptmix_test.py --exitgw build/control/exitgw [-k NAME]
@@ -26,14 +27,36 @@ SITE_OUTSIDE = "2001:db8:300::"  # its public /48 (--nptv6_map)
 SITE_HOST = "fd00:5173:1:7::20"
 
 
-class NptMixCase(nat66_test.Nat66Lab):
-    flags = nat66_test.Nat66Lab.flags + (
-        "--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE),)
+class SitePeer:
+    """Mixed into a lab case: its second peer is the site, with a host of its routed /48."""
 
     @classmethod
     def configure(cls, lab):
         super().configure(lab)
         lab.peers[1].inner_ip6 = SITE_HOST
+
+
+def round_trip(case, peer, public, sport, payload):
+    """`peer` sends UDP from its inner address to REMOTE6: it leaves from `public` (byte-exact,
+    hop limit one less), and the internet's reply to `public` reaches the peer at its inner
+    address, byte-exact."""
+    peer.send_inner(canonical(IPv6(src=peer.inner_ip6, dst=REMOTE6, hlim=64) /
+                              UDP(sport=sport, dport=443) / Raw(payload)))
+    got = case.outer_ipv6()
+    case.assertIsNotNone(got, "nothing left: %s" % case.lab.metrics().drops())
+    case.assertEqual(got.hex(), canonical(IPv6(src=public, dst=REMOTE6, hlim=63) /
+                                          UDP(sport=sport, dport=443) / Raw(payload)).hex())
+    case.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=public, hlim=55) /
+                                     UDP(sport=443, dport=sport) / Raw(b"back")))
+    back = peer.recv_inner()
+    case.assertIsNotNone(back, "no reply: %s" % case.lab.metrics().drops())
+    case.assertEqual(back.hex(), canonical(IPv6(src=REMOTE6, dst=peer.inner_ip6, hlim=54) /
+                                           UDP(sport=443, dport=sport) / Raw(b"back")).hex())
+
+
+class NptMixCase(SitePeer, nat66_test.Nat66Lab):
+    flags = nat66_test.Nat66Lab.flags + (
+        "--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE),)
 
     def outer_two(self):
         got = [self.outer_ipv6(), self.outer_ipv6()]
@@ -119,48 +142,25 @@ class NptMixCase(nat66_test.Nat66Lab):
             self.assertIsNone(p.recv_inner(0.2))
 
 
-class NptMixNptv6Case(ipv6_lab.Ipv6LabCase):
+class NptMixNptv6Case(SitePeer, ipv6_lab.Ipv6LabCase):
     """--nat6_mode=nptv6: --nat_inside6/--nat_pool6's mapping and --nptv6_map's side by side."""
 
     POOL_PREFIX = "2001:db8:100::"
     flags = ipv6_lab.FLAGS + ("--nat_pool6=%s/48" % POOL_PREFIX,
                               "--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE))
 
-    @classmethod
-    def configure(cls, lab):
-        super().configure(lab)
-        lab.peers[1].inner_ip6 = SITE_HOST
-
     def test_each_source_leaves_through_its_own_mapping_and_comes_back(self):
         for p, inside, outside_prefix in ((self.lab.peers[0], INSIDE, self.POOL_PREFIX),
                                           (self.lab.peers[1], SITE_INSIDE, SITE_OUTSIDE)):
-            outside = nptv6_ref.nptv6(p.inner_ip6, inside, outside_prefix)
-            p.send_inner(canonical(IPv6(src=p.inner_ip6, dst=REMOTE6, hlim=64) /
-                                   UDP(sport=43000, dport=443) / Raw(b"npt" * 9)))
-            got = self.outer_ipv6()
-            self.assertIsNotNone(got, "nothing left: %s" % self.lab.metrics().drops())
-            self.assertEqual(got.hex(), canonical(IPv6(src=outside, dst=REMOTE6, hlim=63) /
-                                                  UDP(sport=43000, dport=443) /
-                                                  Raw(b"npt" * 9)).hex())
-            self.lab.send_internet(canonical(IPv6(src=REMOTE6, dst=outside, hlim=55) /
-                                             UDP(sport=443, dport=43000) / Raw(b"back")))
-            back = p.recv_inner()
-            self.assertIsNotNone(back, "no reply: %s" % self.lab.metrics().drops())
-            self.assertEqual(back.hex(), canonical(IPv6(src=REMOTE6, dst=p.inner_ip6, hlim=54) /
-                                                   UDP(sport=443, dport=43000) /
-                                                   Raw(b"back")).hex())
+            round_trip(self, p, nptv6_ref.nptv6(p.inner_ip6, inside, outside_prefix), 43000,
+                       b"npt" * 9)
 
 
-class NptMixMapOnlyCase(ipv6_lab.Ipv6LabCase):
+class NptMixMapOnlyCase(SitePeer, ipv6_lab.Ipv6LabCase):
     """--nat6_mode=nptv6 with --nptv6_map alone (no --nat_pool6): only the mapped source
     leaves; the tailnet client's has no translation and is dropped under its reason."""
 
     flags = ipv6_lab.FLAGS + ("--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE),)
-
-    @classmethod
-    def configure(cls, lab):
-        super().configure(lab)
-        lab.peers[1].inner_ip6 = SITE_HOST
 
     def test_mapped_source_leaves_and_an_unmapped_one_is_dropped(self):
         client, site = self.lab.peers
@@ -179,6 +179,23 @@ class NptMixMapOnlyCase(ipv6_lab.Ipv6LabCase):
         self.assertEqual(got.hex(), canonical(IPv6(src=outside, dst=REMOTE6, hlim=63) /
                                               UDP(sport=44001, dport=443) / Raw(b"only")).hex())
         self.assertIsNone(self.outer_ipv6(0.2), "the unmapped source left")
+
+
+class NptMixRoutedMapOnlyCase(SitePeer, ipv6_lab.Ipv6LabCase):
+    """Routed mode (no --nat_pool) with --nptv6_map alone: the mapped source leaves through
+    its mapping, and IPv6 no mapping holds is routed untranslated both ways, as all IPv6 is in
+    routed mode without a mapping."""
+
+    flags = ipv6_lab.FLAGS + ("--nat_pool=",
+                              "--nptv6_map=%s/48=%s/48" % (SITE_INSIDE, SITE_OUTSIDE))
+
+    def test_unmapped_ipv6_is_routed_untranslated_beside_the_mapped_source(self):
+        client, site = self.lab.peers
+        outside = nptv6_ref.nptv6(SITE_HOST, SITE_INSIDE, SITE_OUTSIDE)
+        for p, src in ((client, client.inner_ip6), (site, outside)):
+            round_trip(self, p, src, 45000, b"routed")
+        self.assertIn("routed mode: IPv6 that no --nptv6_map mapping holds leaves untranslated",
+                      self.lab.log_tail(400))
 
 
 class NptMixRefusedAtStart(harness.LabCase):

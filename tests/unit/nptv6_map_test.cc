@@ -53,6 +53,13 @@ TEST(Nptv6Map, BadSyntaxLengthsAndSpecialPrefixesRefused) {
   expect_refused("ff00::/8=2001::/8", {"ff00::/8", "multicast"});
   expect_refused("fe80::/16=2001::/16", {"fe80::/16", "link-local"});
   expect_refused("fd00::/48=::/48", {"::/48", "unspecified"});
+  // A short prefix whose first address is ordinary still holds special ones.
+  expect_refused("8000::/1=2001::/1", {"8000::/1", "multicast"});
+  expect_refused("fc00::/6=2001::/6", {"fc00::/6", "link-local"});
+  expect_refused("fd00::/16=0:0:1::/16", {"0:0:1::/16", "bits set past /16"});
+  expect_refused("fd00::1/48=2001:db8::/48", {"fd00::1/48", "bits set past /48"});
+  expect_refused("fd00::/48=2001:db8::/48,", {"trailing comma", "fd00::/48=2001:db8::/48"});
+  EXPECT_EQ(refusal("fd00::/48=2001:db8::/48"), "");
 }
 
 TEST(Nptv6Map, OverlapsBetweenMappingsRefusedNamingBoth) {
@@ -76,6 +83,9 @@ TEST(Nptv6Map, CollisionsWithThePoolsAndTheGatewaysAddressesRefused) {
   expect_refused("fd00::/32=2001:db8::/32", {"2001:db8::/32", "--nat_pool6 2001:db8:100::1/128"},
                  stateful);
   EXPECT_EQ(refusal("fd00::/48=2001:db8:300::/48", stateful), "");
+  // An inside on the pool too: the pool's addresses are the gateway's, never a peer's.
+  expect_refused("2001:db8::/32=2001:db9::/32",
+                 {"the inside 2001:db8::/32", "--nat_pool6 2001:db8:100::1/128"}, stateful);
   Nptv6MapContext nptv6;
   nptv6.existing = {{prefix("fd7a:115c:a1e0::/48"), prefix("2001:db8:100::/48")}};
   expect_refused("fd7a:115c::/32=2001:db9::/32",

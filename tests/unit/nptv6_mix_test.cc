@@ -286,6 +286,49 @@ TEST_F(Nptv6BesideNat66, PacketTooBigToAMappedAddressReachesTheSiteQuotingItsOwn
   EXPECT_TRUE(l4_checksum_ok(p.data())) << "and the ICMPv6 checksum still holds";
 }
 
+// Destination Unreachable (type 1, code 3) from `from` quoting `quoted`, checksummed.
+Bytes unreachable6(const char* from, const char* to, const Bytes& quoted) {
+  Bytes e = ip6_packet(from, to, quoted, 64, 1);
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(e.data());
+  uint8_t* icmp = e.data() + sizeof(rte_ipv6_hdr);
+  icmp[1] = 3;
+  icmp[2] = icmp[3] = 0;
+  const uint16_t c = dp::icmp6_checksum(ip, icmp, rte_be_to_cpu_16(ip->payload_len));
+  std::memcpy(icmp + 2, &c, 2);
+  return e;
+}
+
+// A router of the site (in one mapping's inside) reports a packet to a host behind another
+// mapping: the quoted destination takes that other mapping's outside address, so the sender
+// recognises its own packet, and no inside address reaches the internet.
+TEST_F(Nptv6BesideNat66, AnErrorQuotingAHostOfAnotherMappingTakesThatMappingsAddress) {
+  constexpr const char* kInside2 = "fd00:5173:2::";
+  constexpr const char* kOutside2 = "2001:db8:301::";
+  constexpr const char* kHost2 = "fd00:5173:2:9::9";
+  dp::Nptv6Table t = ctx().nptv6;
+  t.add(dp::Nptv6(addr6(kInside2).data(), addr6(kOutside2).data(), 48));
+  ctx().nptv6 = t;
+  const Bytes quoted = udp6(kRemote6, kHost2, 443, 41000, Bytes(40, 'q'));
+  run(kTunnel, {mbuf(sealed(kSite, unreachable6(kSiteHost, kRemote6, quoted)))});
+  const auto out = sent(kInternet);
+  ASSERT_EQ(out.size(), 1u) << "dropped as quoted_not_mapped: "
+                            << drops(DropReason::kNptv6QuotedNotMapped);
+  EXPECT_EQ(src_of(out[0]), nptv6_reference(kSiteHost, kSiteInside, kSiteOutside));
+  const auto* in = reinterpret_cast<const rte_ipv6_hdr*>(out[0].data() + sizeof(rte_ipv6_hdr) + 8);
+  EXPECT_EQ(format_ipv6(in->dst_addr), nptv6_reference(kHost2, kInside2, kOutside2));
+  EXPECT_TRUE(l4_checksum_ok(out[0].data())) << "checksum-neutral, both addresses";
+}
+
+// ...and one quoting an address no mapping holds (here a tailnet client's) is dropped and
+// counted: it would show the internet that address.
+TEST_F(Nptv6BesideNat66, AnErrorQuotingAnAddressNoMappingHoldsIsDroppedAndCounted) {
+  const uint64_t before = drops(DropReason::kNptv6QuotedNotMapped);
+  const Bytes quoted = udp6(kRemote6, kClient6, 443, 41000, Bytes(40, 'q'));
+  run(kTunnel, {mbuf(sealed(kSite, unreachable6(kSiteHost, kRemote6, quoted)))});
+  EXPECT_TRUE(sent(kInternet).empty());
+  EXPECT_EQ(drops(DropReason::kNptv6QuotedNotMapped) - before, 1u);
+}
+
 TEST_F(Nptv6BesideNat66, WithoutTheMappingTheSiteSharesThePoolAndItsOutsideIsNotForUs) {
   ctx().nptv6 = dp::Nptv6Table();
   run(kTunnel, {mbuf(sealed(kSite, udp6(kSiteHost, kRemote6, 41001, 443, Bytes(10, 's'))))});
