@@ -59,6 +59,23 @@ void transit_out_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitEx
   }
 }
 
+namespace {
+
+// Why an internet packet for `dst` is none of the gateway's to translate: not in an NPTv6
+// outside prefix, nor in the stateful pool (or, without one, while NPTv6 mappings leave nothing
+// else routed). kCount: it is the gateway's.
+DropReason not_translated_here(const DataplaneContext& ctx, const uint8_t* dst) noexcept {
+  if (ctx.nptv6.in_outside(dst)) return DropReason::kCount;
+  if (ctx.nat66 != nullptr)
+    return ctx.nat66->address_index6(nat::Ipv6Address::from_bytes(dst)) == nat::kNone
+               ? DropReason::kNat66NotInPool
+               : DropReason::kCount;
+  return ctx.nptv6.on() && !ctx.nptv6_route_unmapped ? DropReason::kNptv6NotInPool
+                                                     : DropReason::kCount;
+}
+
+}  // namespace
+
 void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExit>& x) noexcept {
   if (n == 0) return;
   DataplaneContext& ctx = w.ctx();
@@ -76,17 +93,10 @@ void transit_in_checks6(Worker& w, rte_mbuf** pkts, uint16_t n, Exits<TransitExi
     const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv6_hdr*);
     // Not for an NPTv6 outside prefix nor the stateful pool: dropped before any error is made
     // about it (the gateway speaks only for what it translates).
-    if (!ctx.nptv6.in_outside(ip->dst_addr)) {
-      if (ctx.nat66 == nullptr) {
-        if (ctx.nptv6.on() && !ctx.nptv6_route_unmapped) [[unlikely]] {
-          w.drop(m, DropReason::kNptv6NotInPool);
-          continue;
-        }
-      } else if (ctx.nat66->address_index6(nat::Ipv6Address::from_bytes(ip->dst_addr)) ==
-                 nat::kNone) [[unlikely]] {
-        w.drop(m, DropReason::kNat66NotInPool);
-        continue;
-      }
+    if (const DropReason r = not_translated_here(ctx, ip->dst_addr); r != DropReason::kCount)
+        [[unlikely]] {
+      w.drop(m, r);
+      continue;
     }
     // Link-local addresses never cross a router (RFC 4291 2.5.6).
     if (ipv6_link_local(ip->src_addr)) [[unlikely]] {
